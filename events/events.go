@@ -1,0 +1,109 @@
+// Package events defines the stream of things that happen during a ferry run.
+//
+// The runner emits events; the plain and JSON renderers, the TUI and the run
+// record all consume the same stream, so what an operator watches, what CI
+// logs and what is kept on disk can never disagree.
+package events
+
+import "time"
+
+// Kind names what happened.
+type Kind string
+
+const (
+	RunStart   Kind = "run_start"   // a run began: RunID, Playbook, Env, Version, Inventory, Hosts
+	PlayStart  Kind = "play_start"  // a play began: Play, Hosts (all hosts of the play), Batches
+	Preflight  Kind = "preflight"   // one host checked before batch 1: Host, Status (ok|unreachable|failed), Msg
+	BatchStart Kind = "batch_start" // Batch (1-based), Batches, Hosts (this batch)
+	HostStart  Kind = "host_start"  // a host began its task list: Host, Tasks (names, in order)
+	TaskStart  Kind = "task_start"  // Host, Task, TaskIndex, Module
+	TaskOutput Kind = "task_output" // one line of a running command's output: Host, Task, TaskIndex, Line
+	TaskEnd    Kind = "task_end"    // Host, Task, TaskIndex, Module, Status, Msg, Duration
+	HostEnd    Kind = "host_end"    // Host, Status (ok|changed|failed|rolled_back|unreachable), Msg, Duration
+	BatchEnd   Kind = "batch_end"   // Batch, Batches, Failed (count), Halted (rollout stops), Msg
+	PauseWait  Kind = "pause_wait"  // waiting for the operator to approve: Msg; answer through the runner's approver
+	PauseEnd   Kind = "pause_end"   // approval given (Status ok) or refused (Status failed)
+	Warning    Kind = "warning"     // something the operator should read: Host (optional), Msg
+	PlayEnd    Kind = "play_end"    // Play, Status
+	RunEnd     Kind = "run_end"     // Status (ok|failed|interrupted|unreachable), Recap, RecordPath, ExitCode
+)
+
+// Status is the outcome of a task, a host or a run.
+type Status string
+
+const (
+	StatusPending     Status = "pending"
+	StatusRunning     Status = "running"
+	StatusOK          Status = "ok"
+	StatusChanged     Status = "changed"
+	StatusFailed      Status = "failed"
+	StatusSkipped     Status = "skipped"
+	StatusUnreachable Status = "unreachable"
+	StatusRolledBack  Status = "rolled_back"
+	StatusInterrupted Status = "interrupted"
+)
+
+// HostRecap is one row of the final recap (Ansible's PLAY RECAP, plus what ferry knows more).
+type HostRecap struct {
+	Host        string `json:"host"`
+	OK          int    `json:"ok"`
+	Changed     int    `json:"changed"`
+	Failed      int    `json:"failed"`
+	Skipped     int    `json:"skipped"`
+	Unreachable int    `json:"unreachable"`
+	RolledBack  bool   `json:"rolled_back,omitempty"`
+	Drained     bool   `json:"drained,omitempty"`   // left out of its load balancers
+	Untouched   bool   `json:"untouched,omitempty"` // never started (the rollout halted first)
+}
+
+// Event is one thing that happened. Fields not meaningful for a Kind are zero.
+type Event struct {
+	Time      time.Time     `json:"time"`
+	Kind      Kind          `json:"event"`
+	RunID     string        `json:"run_id,omitempty"`
+	Playbook  string        `json:"playbook,omitempty"`
+	Env       string        `json:"env,omitempty"`
+	Version   string        `json:"version,omitempty"`
+	Inventory string        `json:"inventory,omitempty"`
+	Play      string        `json:"play,omitempty"`
+	Batch     int           `json:"batch,omitempty"`
+	Batches   int           `json:"batches,omitempty"`
+	Hosts     []string      `json:"hosts,omitempty"`
+	Tasks     []string      `json:"tasks,omitempty"`
+	Host      string        `json:"host,omitempty"`
+	Task      string        `json:"task,omitempty"`
+	TaskIndex int           `json:"task_index,omitempty"`
+	Module    string        `json:"module,omitempty"`
+	Rollback  bool          `json:"rollback,omitempty"` // the task belongs to the host's rollback list
+	Status    Status        `json:"status,omitempty"`
+	Msg       string        `json:"msg,omitempty"`
+	Line      string        `json:"line,omitempty"`
+	Duration  time.Duration `json:"duration_ns,omitempty"`
+	Failed    int           `json:"failed,omitempty"`
+	Halted    bool          `json:"halted,omitempty"`
+	Recap     []HostRecap   `json:"recap,omitempty"`
+	Record    string        `json:"record,omitempty"`
+	ExitCode  int           `json:"exit_code,omitempty"`
+}
+
+// Sink receives events. Emit must be safe for concurrent use and must not block
+// for long: hosts of a batch emit from their own goroutines.
+type Sink interface {
+	Emit(Event)
+}
+
+// SinkFunc adapts a function to a Sink.
+type SinkFunc func(Event)
+
+// Emit calls f.
+func (f SinkFunc) Emit(e Event) { f(e) }
+
+// Fanout sends every event to each sink in order.
+type Fanout []Sink
+
+// Emit implements Sink.
+func (f Fanout) Emit(e Event) {
+	for _, s := range f {
+		s.Emit(e)
+	}
+}

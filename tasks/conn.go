@@ -1,0 +1,47 @@
+// Package tasks holds ferry's modules: one file per module (shell, copy,
+// systemd, http, ...). Each module runs one step of a task on one host through
+// that host's Conn and reports ok, changed, failed or skipped.
+package tasks
+
+import (
+	"context"
+	"io"
+	"net"
+
+	"github.com/pkg/sftp"
+)
+
+// Conn is what a module needs from a host: commands, file transfer and
+// TCP tunnels, all over the one SSH connection the run keeps to that host.
+// ssh.Client implements it; tests may use a local implementation.
+type Conn interface {
+	// Run runs cmd (a shell command line, passed to the login shell as
+	// OpenSSH does) and waits for it. A non-zero exit status is not an
+	// error: it is reported in Result.ExitCode. Errors mean the command
+	// could not be run or ctx ended (then the remote process is signalled).
+	Run(ctx context.Context, cmd string, opts RunOptions) (Result, error)
+	// SFTP returns an SFTP client on the host's connection (opened once, reused).
+	// With become, the SFTP subsystem runs through sudo as BecomeUser.
+	SFTP(ctx context.Context) (*sftp.Client, error)
+	// DialContext opens a TCP connection from the host (direct-tcpip), e.g. to
+	// 127.0.0.1:8080 on the host, without anything installed there.
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// RunOptions tune one command.
+type RunOptions struct {
+	Become     bool              // run through sudo (sudo -n unless BecomePassword is set)
+	BecomeUser string            // default root
+	BecomePass string            // written to sudo's stdin, never on a command line
+	Env        map[string]string // exported before cmd runs
+	Stdin      io.Reader
+	Stdout     io.Writer // live output; also captured in Result
+	Stderr     io.Writer
+}
+
+// Result of a command.
+type Result struct {
+	ExitCode int
+	Stdout   []byte
+	Stderr   []byte
+}
