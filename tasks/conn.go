@@ -20,9 +20,11 @@ type Conn interface {
 	// error: it is reported in Result.ExitCode. Errors mean the command
 	// could not be run or ctx ended (then the remote process is signalled).
 	Run(ctx context.Context, cmd string, opts RunOptions) (Result, error)
-	// SFTP returns an SFTP client on the host's connection (opened once, reused).
-	// With become, the SFTP subsystem runs through sudo as BecomeUser.
-	SFTP(ctx context.Context) (*sftp.Client, error)
+	// SFTP returns an SFTP client on the host's connection, opened once per
+	// user and reused. asUser "" is the login user; any other value runs the
+	// host's sftp-server through `sudo -n -u asUser`, so files can be written
+	// where only root (or the app's user) may write.
+	SFTP(ctx context.Context, asUser string) (*sftp.Client, error)
 	// DialContext opens a TCP connection from the host (direct-tcpip), e.g. to
 	// 127.0.0.1:8080 on the host, without anything installed there.
 	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
