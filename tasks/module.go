@@ -1,0 +1,105 @@
+package tasks
+
+import (
+	"context"
+	"sort"
+	"time"
+)
+
+// Type is the type a module parameter accepts, checked when a playbook loads.
+type Type int
+
+const (
+	Any      Type = iota
+	String        // also accepts numbers and bools, rendered as strings (YAML's `mode: 0755`)
+	Int           // integer, or a string holding one
+	Bool          // bool, or "yes"/"no"/"true"/"false"
+	Duration      // "2s", "1m30s", or a number of seconds
+	List          // YAML sequence (a single scalar is accepted as a one-item list)
+	Map           // YAML mapping
+	Expr          // a bare expression (assert's `that`), evaluated by the runner via Host.Eval
+)
+
+// Param describes one argument of a module.
+type Param struct {
+	Type     Type
+	Required bool
+	Choices  []string // allowed values for a String param, when limited
+	Doc      string   // one line, shown by `ferry check` hints
+}
+
+// Spec describes a module for load-time validation and for the runner.
+type Spec struct {
+	Name       string
+	Params     map[string]Param
+	FreeForm   string // when set, `module: "text"` is accepted and stored under this param (e.g. "cmd")
+	Controller bool   // runs on the controller: no connection to the host is needed
+	// OneOf lists groups of params of which exactly one must be given (e.g. copy: src | content).
+	OneOf [][]string
+}
+
+// Module is one task type. Run must honour Host.Check (report, change nothing)
+// and ctx (return promptly when it ends).
+type Module interface {
+	Spec() Spec
+	Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error)
+}
+
+// Host is what a module sees of the host it works on, for one task.
+type Host struct {
+	Name   string
+	Conn   Conn           // nil for controller modules
+	Vars   map[string]any // the host's variables (inventory + play + facts), read-only
+	Check  bool           // --check: say what would change, change nothing
+	Become RunOptions     // become settings of this task (Become, BecomeUser, BecomePass) and its environment
+	// Output receives live output lines of a running command (for the TUI tail).
+	Output func(line string)
+	// Eval evaluates a bare expression against the task's variables.
+	Eval func(expr string) (any, error)
+	// State is per-host memory that lasts the whole run (e.g. what elb drained).
+	State map[string]any
+	// Controller gives controller-side modules what they need (AWS, approval).
+	Controller *Controller
+	// Timeout is the task's own timeout (0: none beyond ctx).
+	Timeout time.Duration
+}
+
+// Controller holds what controller-side modules share across hosts.
+type Controller struct {
+	// Approve asks the operator to approve msg (pause module); false means abort.
+	Approve func(ctx context.Context, msg string) (bool, error)
+	// AWS is filled by the runner when an AWS module is used; see elb.go/asg.go.
+	AWS any
+}
+
+// Outcome is the result of one module run.
+type Outcome struct {
+	Changed bool
+	Failed  bool
+	Skipped bool
+	Msg     string         // one line for the operator
+	Result  map[string]any // what `register` stores (stdout, stderr, rc, status, json, ...)
+	Facts   map[string]any // set_fact: variables to set on the host
+	Diff    string         // --check / changed: what would change / changed, human-readable
+}
+
+var registry = map[string]Module{}
+
+// Register adds a module under its Spec().Name; modules call it from init.
+func Register(m Module) { registry[m.Spec().Name] = m }
+
+// Lookup returns the module called name.
+func Lookup(name string) (Module, bool) {
+	m, ok := registry[name]
+	return m, ok
+}
+
+// Names lists every module, sorted (for "did you mean").
+func Names() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
