@@ -56,6 +56,8 @@ type Host struct {
 	Output func(line string)
 	// Eval evaluates a bare expression against the task's variables.
 	Eval func(expr string) (any, error)
+	// Render expands {{ }} in text with the task's variables (template module).
+	Render func(text string) (string, error)
 	// State is per-host memory that lasts the whole run (e.g. what elb drained).
 	State map[string]any
 	// Controller gives controller-side modules what they need (AWS, approval).
