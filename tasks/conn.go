@@ -5,10 +5,11 @@ package tasks
 
 import (
 	"context"
-	"io"
 	"net"
 
 	"github.com/pkg/sftp"
+
+	"github.com/ferrydeploy/ferry/ssh"
 )
 
 // Conn is what a module needs from a host: commands, file transfer and
@@ -30,20 +31,12 @@ type Conn interface {
 	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// RunOptions tune one command.
-type RunOptions struct {
-	Become     bool              // run through sudo (sudo -n unless BecomePassword is set)
-	BecomeUser string            // default root
-	BecomePass string            // written to sudo's stdin, never on a command line
-	Env        map[string]string // exported before cmd runs
-	Stdin      io.Reader
-	Stdout     io.Writer // live output; also captured in Result
-	Stderr     io.Writer
-}
+// RunOptions tune one command (become, environment, streams). The SSH layer
+// owns the type so its Client satisfies Conn without an adapter.
+type RunOptions = ssh.RunOptions
 
-// Result of a command.
-type Result struct {
-	ExitCode int
-	Stdout   []byte
-	Stderr   []byte
-}
+// Result of a command: exit code and captured output.
+type Result = ssh.Result
+
+// The SSH client is the production Conn.
+var _ Conn = (*ssh.Client)(nil)

@@ -1,0 +1,274 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// RunOptions tune one command.
+type RunOptions struct {
+	Become     bool              // run through sudo (sudo -n unless BecomePass is set)
+	BecomeUser string            // default root
+	BecomePass string            // written to sudo's stdin, never on a command line
+	Env        map[string]string // exported before the command runs
+	Stdin      io.Reader
+	Stdout     io.Writer // live output; also captured in Result
+	Stderr     io.Writer
+}
+
+// Result of a command. A non-zero ExitCode is not an error.
+type Result struct {
+	ExitCode int
+	Stdout   []byte
+	Stderr   []byte
+}
+
+// Client is the connection to one target host. Every command, SFTP session
+// and tunnel of the run is a channel on it.
+type Client struct {
+	name string
+	c    *ssh.Client
+	m    *Manager
+
+	mu   sync.Mutex
+	sftp map[string]*sftpSession // by user ("" = login user)
+}
+
+type sftpSession struct {
+	client *sftp.Client
+	sess   *ssh.Session // non-nil when sftp-server runs through sudo
+}
+
+func newClient(name string, c *ssh.Client, m *Manager) *Client {
+	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}}
+}
+
+// Name is the inventory name of the host.
+func (c *Client) Name() string { return c.name }
+
+// Raw exposes the underlying x/crypto/ssh client (benchmarks, tests).
+func (c *Client) Raw() *ssh.Client { return c.c }
+
+// Run runs cmd through the login shell, as OpenSSH does. ctx ending sends
+// SIGTERM to the remote command and closes its channel.
+func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, error) {
+	var res Result
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	sess, err := c.c.NewSession()
+	if err != nil {
+		return res, c.sessionErr("open session", err)
+	}
+	defer sess.Close()
+
+	line, stdin := Wrap(cmd, opts)
+	var outBuf, errBuf bytes.Buffer
+	sess.Stdout = teeWriter(&outBuf, opts.Stdout)
+	sess.Stderr = teeWriter(&errBuf, opts.Stderr)
+	if stdin != nil {
+		sess.Stdin = stdin
+	}
+	if err := sess.Start(line); err != nil {
+		return res, c.sessionErr("start command", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGTERM)
+		sess.Close()
+		<-done
+		return Result{ExitCode: -1, Stdout: outBuf.Bytes(), Stderr: errBuf.Bytes()}, fmt.Errorf("%s: %w", c.name, ctx.Err())
+	}
+	res.Stdout, res.Stderr = outBuf.Bytes(), errBuf.Bytes()
+	var ee *ssh.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitStatus()
+		if ee.Signal() != "" && res.ExitCode == 0 {
+			res.ExitCode = 128
+		}
+	default:
+		var em *ssh.ExitMissingError
+		if errors.As(err, &em) {
+			return res, fmt.Errorf("%s: connection lost while the command ran (its outcome is unknown)", c.name)
+		}
+		return res, c.sessionErr("run command", err)
+	}
+	return res, nil
+}
+
+func (c *Client) sessionErr(what string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return &Error{Host: c.name, Kind: KindUnreachable, Err: err, Msg: what + ": connection closed",
+			Hint: "the host or the bastion dropped the connection; check that it is up"}
+	}
+	if strings.Contains(err.Error(), "administratively prohibited") || strings.Contains(err.Error(), "open failed") {
+		return fmt.Errorf("%s: %s: %w (the server refused a new session: MaxSessions in its sshd_config may be too low)", c.name, what, err)
+	}
+	return fmt.Errorf("%s: %s: %w", c.name, what, err)
+}
+
+// Wrap turns cmd and its options into the command line sent to the server
+// and the stdin to feed it. Exported for modules that build their own sessions.
+func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
+	if len(opts.Env) > 0 {
+		keys := make([]string, 0, len(opts.Env))
+		for k := range opts.Env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var b strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&b, "export %s=%s; ", k, Quote(opts.Env[k]))
+		}
+		cmd = b.String() + cmd
+	}
+	stdin := opts.Stdin
+	if opts.Become {
+		user := opts.BecomeUser
+		if user == "" {
+			user = "root"
+		}
+		sudo := "sudo -n"
+		if opts.BecomePass != "" {
+			// -S reads the password from stdin; -p '' keeps the prompt out of stderr.
+			sudo = "sudo -S -p ''"
+			pass := strings.NewReader(opts.BecomePass + "\n")
+			if stdin != nil {
+				stdin = io.MultiReader(pass, stdin)
+			} else {
+				stdin = pass
+			}
+		}
+		cmd = fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, Quote(user), Quote(cmd))
+	}
+	return cmd, stdin
+}
+
+// Quote quotes s for a POSIX shell, so it arrives as one word.
+func Quote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func teeWriter(buf *bytes.Buffer, w io.Writer) io.Writer {
+	if w == nil {
+		return buf
+	}
+	return io.MultiWriter(buf, w)
+}
+
+// sftpServers are where distributions install OpenSSH's sftp-server.
+var sftpServers = []string{"/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/lib/ssh/sftp-server", "/usr/libexec/sftp-server"}
+
+// SFTP returns the SFTP client for asUser on this connection, opened once.
+// asUser "" uses the login user's sftp subsystem; another user runs
+// sftp-server through `sudo -n -u asUser`.
+func (c *Client) SFTP(ctx context.Context, asUser string) (*sftp.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.sftp[asUser]; ok {
+		return s.client, nil
+	}
+	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64)}
+	var s sftpSession
+	if asUser == "" {
+		cl, err := sftp.NewClient(c.c, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: start sftp: %w", c.name, err)
+		}
+		s.client = cl
+	} else {
+		sess, err := c.c.NewSession()
+		if err != nil {
+			return nil, c.sessionErr("open sftp session", err)
+		}
+		w, err := sess.StdinPipe()
+		if err != nil {
+			sess.Close()
+			return nil, err
+		}
+		r, err := sess.StdoutPipe()
+		if err != nil {
+			sess.Close()
+			return nil, err
+		}
+		var stderr bytes.Buffer
+		sess.Stderr = &stderr
+		var script strings.Builder
+		for _, p := range sftpServers {
+			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s; ", p, Quote(asUser), p)
+		}
+		script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")
+		if err := sess.Start(script.String()); err != nil {
+			sess.Close()
+			return nil, c.sessionErr("start sftp-server", err)
+		}
+		cl, err := sftp.NewClientPipe(r, w, opts...)
+		if err != nil {
+			sess.Close()
+			msg := strings.TrimSpace(stderr.String())
+			if msg == "" {
+				msg = err.Error()
+			}
+			return nil, fmt.Errorf("%s: sftp as %s through sudo: %s (the login user needs passwordless sudo to write as %s)", c.name, asUser, msg, asUser)
+		}
+		s.client, s.sess = cl, sess
+	}
+	c.sftp[asUser] = &s
+	return s.client, nil
+}
+
+// DialContext opens a TCP connection from the host (direct-tcpip), e.g. to
+// the app on 127.0.0.1:8080, without anything installed on the host.
+func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := c.c.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect to %s from the host: %w", c.name, addr, err)
+	}
+	return conn, nil
+}
+
+// Close closes the SFTP sessions; the SSH connection itself belongs to the
+// Manager and is closed by Manager.Close.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for u, s := range c.sftp {
+		if err := s.client.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if s.sess != nil {
+			s.sess.Close()
+		}
+		delete(c.sftp, u)
+	}
+	return errors.Join(errs...)
+}
