@@ -1,0 +1,48 @@
+# ferry — two commands matter: `make demo` and `make test`. Each installs
+# what it needs (Debian packages through scripts/deps.sh) idempotently.
+
+GO       ?= go
+BIN      := bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/ferrydeploy/ferry/internal/cli.Version=$(VERSION)
+HOSTS    ?= 5
+
+.PHONY: all build test test-short vet fuzz bench demo deps clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ferry ./cmd/ferry
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ferry-lab ./internal/lab/cmd/ferry-lab
+
+deps:
+	scripts/deps.sh test
+
+# The whole suite: unit tests, fuzz seeds, and the integration tests that
+# start real sshd processes in network namespaces (they need root; elsewhere
+# they skip with the reason).
+test: deps
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+# Runs each fuzz target for a while (FUZZTIME=30s by default).
+FUZZTIME ?= 30s
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+bench: build
+	scripts/deps.sh bench
+	scripts/bench.sh
+
+# A real rolling deploy through a bastion to a local fleet of sshd hosts in
+# network namespaces, shown in the TUI.
+demo: build
+	scripts/deps.sh demo
+	scripts/demo.sh $(HOSTS)
+
+clean:
+	rm -rf $(BIN)

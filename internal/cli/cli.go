@@ -1,0 +1,176 @@
+// Package cli implements ferry's commands. cmd/ferry only calls Main, so the
+// whole CLI can be driven in-process by tests (testscript) and benchmarks.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+	"github.com/willabides/kongplete"
+
+	"github.com/ferrydeploy/ferry/diag"
+)
+
+// Exit codes (SPEC: Output, records, exit codes).
+const (
+	ExitOK          = 0
+	ExitFailed      = 2 // hosts failed
+	ExitUnreachable = 3 // hosts could not be reached (or a host key was refused)
+	ExitInvalid     = 4 // invalid input: flags, inventory, playbook
+	ExitLocked      = 5
+	ExitInterrupted = 130
+)
+
+// exitError carries an exit code up to Main with the message to print.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+// exit returns an error that makes Main exit with code; err may be nil when
+// the reason was already printed.
+func exit(code int, err error) error { return &exitError{code: code, err: err} }
+
+// Globals are the flags every command takes.
+type Globals struct {
+	Verbose          int      `short:"v" type:"counter" env:"FERRY_VERBOSE" help:"More output; repeat for debug (-vv)."`
+	Config           string   `env:"FERRY_CONFIG" placeholder:"FILE" help:"ferry.yml with environments (default ./ferry.yml if present)."`
+	KnownHostsPolicy string   `env:"FERRY_KNOWN_HOSTS_POLICY" enum:"strict,accept-new,off," default:"" placeholder:"strict|accept-new|off" help:"Host key policy: accept-new (default) records unknown keys and refuses changed ones; strict refuses unknown keys; off verifies nothing."`
+	KnownHosts       []string `env:"FERRY_KNOWN_HOSTS" placeholder:"FILE" help:"known_hosts file(s) (default: UserKnownHostsFile from ssh config, else ~/.ssh/known_hosts)."`
+	PrivateKey       []string `env:"FERRY_PRIVATE_KEY" placeholder:"FILE" help:"Private key file(s) to offer first, for every host and bastion. CI: put the key itself in FERRY_SSH_KEY."`
+	SSHConfig        string   `name:"ssh-config" env:"FERRY_SSH_CONFIG" placeholder:"FILE" help:"OpenSSH client config to read (default ~/.ssh/config and /etc/ssh/ssh_config; 'none' to ignore)."`
+	ConnectTimeout   Duration `env:"FERRY_CONNECT_TIMEOUT" default:"15s" help:"Timeout for TCP connect plus SSH handshake, per hop."`
+
+	stdout, stderr io.Writer
+	stdin          io.Reader
+	ctx            context.Context
+}
+
+// CLI is the command tree.
+type CLI struct {
+	Globals
+
+	Run       RunCmd       `cmd:"" help:"Run a playbook over the inventory, in rolling batches."`
+	Inventory InventoryCmd `cmd:"" help:"Show the inventory, like ansible-inventory."`
+	Ping      PingCmd      `cmd:"" help:"Connect to every host: auth, bastion, sudo."`
+	Exec      ExecCmd      `cmd:"" help:"Run an ad-hoc command on hosts."`
+	Check     CheckCmd     `cmd:"" help:"Validate a playbook without connecting."`
+	Version   VersionCmd   `cmd:"" help:"Print ferry's version."`
+
+	Completion kongplete.InstallCompletions `cmd:"" help:"Install shell completion (bash, zsh, fish)."`
+}
+
+// Main runs ferry with args and returns the process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signalContext()
+	defer stop()
+	return run(ctx, args, stdin, stdout, stderr)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	var cli CLI
+	cli.stdout, cli.stderr, cli.stdin, cli.ctx = stdout, stderr, stdin, ctx
+	exited := -1
+	parser, err := kong.New(&cli,
+		kong.Name("ferry"),
+		kong.Description("Agentless SSH orchestrator for rolling deploys: EC2 inventory, bastions, playbooks, a TUI."),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(c int) { exited = c; panic(exitPanic{}) }),
+		kong.Bind(&cli.Globals),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return 1
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(exitPanic); !ok {
+				panic(r)
+			}
+			code = exited
+		}
+	}()
+	kongplete.Complete(parser)
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return ExitInvalid
+	}
+	err = kctx.Run(&cli.Globals)
+	return report(stderr, err)
+}
+
+// exitPanic unwinds kong's --help/--version exits without os.Exit, so tests stay in-process.
+type exitPanic struct{}
+
+// report prints err (if any) and maps it to an exit code.
+func report(stderr io.Writer, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "ferry: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "ferry: %v\n", err)
+	switch {
+	case diag.IsInvalidInput(err):
+		return ExitInvalid
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	}
+	return 1
+}
+
+// signalContext is cancelled on the first SIGINT/SIGTERM; a second signal exits at once.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-ch:
+			fmt.Fprintln(os.Stderr, "ferry: second signal, stopping now")
+			os.Exit(ExitInterrupted)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// lines splits text into trimmed non-empty lines.
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimRight(l, "\r"); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}

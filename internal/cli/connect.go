@@ -1,0 +1,222 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/term"
+
+	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/inventory"
+	"github.com/ferrydeploy/ferry/ssh"
+)
+
+// HostFlags select hosts: the inventory sources, a limit and a bastion override.
+type HostFlags struct {
+	Inventory []string `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory file or directory (repeatable; several merge)."`
+	Limit     string   `short:"l" env:"FERRY_LIMIT" placeholder:"PATTERN" help:"Host pattern: group, host, glob, a:b (union), a:&b (intersection), a:!b (exclusion)."`
+	Bastion   string   `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
+	Forks     int      `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once."`
+}
+
+// loadInventory loads -i sources; with none, it says how to give one.
+func (f *HostFlags) loadInventory(ctx context.Context) (*inventory.Inventory, error) {
+	if len(f.Inventory) == 0 {
+		return nil, diag.Invalidf("no inventory: pass -i FILE (an Ansible YAML/INI inventory or an aws_ec2 file) or set FERRY_INVENTORY")
+	}
+	inv, err := inventory.Load(ctx, f.Inventory, inventory.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// selectHosts applies pattern (default "all") and --limit.
+func (f *HostFlags) selectHosts(inv *inventory.Inventory, pattern string) ([]*inventory.Host, error) {
+	if pattern == "" {
+		pattern = "all"
+	}
+	hosts, err := inv.Match(pattern)
+	if err != nil {
+		return nil, err
+	}
+	if f.Limit != "" {
+		limited, err := inv.Match(f.Limit)
+		if err != nil {
+			return nil, err
+		}
+		keep := map[string]bool{}
+		for _, h := range limited {
+			keep[h.Name] = true
+		}
+		var out []*inventory.Host
+		for _, h := range hosts {
+			if keep[h.Name] {
+				out = append(out, h)
+			}
+		}
+		if len(out) == 0 {
+			return nil, diag.Invalidf("--limit %q leaves no host of %q: check the pattern with `ferry inventory --graph`", f.Limit, pattern)
+		}
+		hosts = out
+	}
+	return hosts, nil
+}
+
+// sshManager builds the run's connection manager from the global flags and environment.
+func (g *Globals) sshManager() (*ssh.Manager, error) {
+	cfg := ssh.Config{
+		KnownHostsFiles: g.KnownHosts,
+		IdentityFiles:   g.PrivateKey,
+		ConnectTimeout:  timeDuration(g.ConnectTimeout),
+		Warn: func(msg string) {
+			fmt.Fprintf(g.stderr, "ferry: warning: %s\n", msg)
+		},
+	}
+	if g.KnownHostsPolicy != "" {
+		p, err := ssh.ParsePolicy(g.KnownHostsPolicy)
+		if err != nil {
+			return nil, diag.Invalidf("%v", err)
+		}
+		cfg.Policy, cfg.PolicySet = p, true
+	}
+	if g.Verbose >= 2 {
+		cfg.Log = func(format string, args ...any) {
+			fmt.Fprintf(g.stderr, "ferry: debug: "+format+"\n", args...)
+		}
+	}
+	switch g.SSHConfig {
+	case "":
+	case "none":
+		cfg.SSHConfigFiles = []string{}
+	default:
+		cfg.SSHConfigFiles = []string{g.SSHConfig}
+	}
+	if k := os.Getenv("FERRY_SSH_KEY"); k != "" {
+		cfg.KeyPEM = []byte(k)
+	}
+	if p := os.Getenv("FERRY_SSH_KEY_PASSPHRASE"); p != "" {
+		cfg.Passphrase = []byte(p)
+	}
+	cfg.Prompt = ttyPrompt()
+	return ssh.NewManager(cfg)
+}
+
+// ttyPrompt returns a passphrase prompt on the controlling terminal, or nil without one.
+func ttyPrompt() func(string) ([]byte, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	tty.Close()
+	var mu sync.Mutex
+	return func(what string) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer tty.Close()
+		fmt.Fprint(tty, what)
+		b, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		return b, err
+	}
+}
+
+// target converts an inventory host to an SSH target; bastion (from --bastion) wins.
+func target(h *inventory.Host, bastion []ssh.Hop) ssh.Target {
+	t := ssh.Target{Name: h.Name, Port: h.Port(), User: h.User(), IdentityFile: h.IdentityFile()}
+	if a := h.Address(); a != h.Name {
+		t.Addr = a // else ssh config's HostName for the name may apply
+	}
+	switch {
+	case bastion != nil:
+		t.Jumps = bastion
+	default:
+		for _, j := range h.Jumps() {
+			t.Jumps = append(t.Jumps, ssh.Hop{User: j.User, Host: j.Host, Port: j.Port, IdentityFile: j.IdentityFile})
+		}
+	}
+	return t
+}
+
+func (f *HostFlags) bastionHops() ([]ssh.Hop, error) {
+	if f.Bastion == "" {
+		return nil, nil
+	}
+	hops, err := ssh.ParseJumps(f.Bastion)
+	if err != nil {
+		return nil, diag.Invalidf("--bastion: %v", err)
+	}
+	if hops == nil {
+		hops = []ssh.Hop{} // "none": connect directly
+	}
+	return hops, nil
+}
+
+// forEach runs fn for every host, at most forks at once, and waits.
+func forEach(ctx context.Context, hosts []*inventory.Host, forks int, fn func(ctx context.Context, h *inventory.Host)) {
+	if forks <= 0 {
+		forks = 10
+	}
+	sem := make(chan struct{}, forks)
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				fn(ctx, h) // let fn report the interruption for this host
+				return
+			}
+			defer func() { <-sem }()
+			fn(ctx, h)
+		}()
+	}
+	wg.Wait()
+}
+
+// hostErrors collects per-host failures for one closing line.
+type hostErrors struct {
+	mu          sync.Mutex
+	failed      []string
+	unreachable []string
+}
+
+func (he *hostErrors) fail(name string, unreachable bool) {
+	he.mu.Lock()
+	defer he.mu.Unlock()
+	if unreachable {
+		he.unreachable = append(he.unreachable, name)
+	} else {
+		he.failed = append(he.failed, name)
+	}
+}
+
+// err returns the exit error: unreachable (3) wins over failed (2).
+func (he *hostErrors) err(verb string) error {
+	sort.Strings(he.failed)
+	sort.Strings(he.unreachable)
+	var parts []string
+	if len(he.unreachable) > 0 {
+		parts = append(parts, fmt.Sprintf("unreachable: %s", strings.Join(he.unreachable, ", ")))
+	}
+	if len(he.failed) > 0 {
+		parts = append(parts, fmt.Sprintf("%s on: %s", verb, strings.Join(he.failed, ", ")))
+	}
+	switch {
+	case len(he.unreachable) > 0:
+		return exit(ExitUnreachable, fmt.Errorf("%s", strings.Join(parts, "; ")))
+	case len(he.failed) > 0:
+		return exit(ExitFailed, fmt.Errorf("%s", strings.Join(parts, "; ")))
+	}
+	return nil
+}

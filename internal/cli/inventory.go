@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// InventoryCmd shows the inventory like ansible-inventory.
+type InventoryCmd struct {
+	Inventory []string `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory file or directory (repeatable)."`
+	List      bool     `xor:"mode" help:"All groups and host variables, as ansible-inventory --list (JSON). The default."`
+	Graph     bool     `xor:"mode" help:"The group tree."`
+	Host      string   `xor:"mode" placeholder:"NAME" help:"One host's variables (JSON)."`
+	Group     string   `arg:"" optional:"" help:"With --graph: the group to start from (default all)."`
+}
+
+// Run implements the command.
+func (c *InventoryCmd) Run(g *Globals) error {
+	hf := HostFlags{Inventory: c.Inventory}
+	inv, err := hf.loadInventory(g.ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range inv.Warnings {
+		fmt.Fprintf(g.stderr, "ferry: warning: %s\n", w)
+	}
+	switch {
+	case c.Graph:
+		group := c.Group
+		if group == "" {
+			group = "all"
+		}
+		fmt.Fprint(g.stdout, inv.Graph(group))
+	case c.Host != "":
+		vars, err := inv.HostVars(c.Host)
+		if err != nil {
+			return err
+		}
+		b, err := json.MarshalIndent(vars, "", "    ")
+		if err != nil {
+			return fmt.Errorf("encode host vars: %w", err)
+		}
+		fmt.Fprintf(g.stdout, "%s\n", b)
+	default:
+		b, err := inv.ListJSON()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stdout, "%s\n", b)
+	}
+	return nil
+}
