@@ -65,6 +65,9 @@ type Event struct {
 	Env       string        `json:"env,omitempty"`
 	Version   string        `json:"version,omitempty"`
 	Inventory string        `json:"inventory,omitempty"`
+	User      string        `json:"user,omitempty"`   // RunStart: who runs it
+	Origin    string        `json:"origin,omitempty"` // RunStart: controller host, CI job or branch
+	Check     bool          `json:"check,omitempty"`  // RunStart: --check, nothing changes
 	Play      string        `json:"play,omitempty"`
 	Batch     int           `json:"batch,omitempty"`
 	Batches   int           `json:"batches,omitempty"`
