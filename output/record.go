@@ -1,0 +1,92 @@
+package output
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/ferrydeploy/ferry/events"
+)
+
+// Record writes the run record: every event as a JSON line under dir, so a
+// run can be audited (who, what version, each task on each host, outcome)
+// and compared later. Output lines are kept too: they are what an operator
+// reads when asking why a host failed.
+type Record struct {
+	mu   sync.Mutex
+	path string
+	f    *os.File
+	w    *bufio.Writer
+	enc  *json.Encoder
+	err  error
+}
+
+// NewRecord creates dir/<runID>.jsonl.
+func NewRecord(dir, runID string) (*Record, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create record dir: %w (choose another with --record-dir)", err)
+	}
+	path := filepath.Join(dir, runID+".jsonl")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create run record: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	return &Record{path: path, f: f, w: w, enc: json.NewEncoder(w)}, nil
+}
+
+// Path is where the record is written.
+func (r *Record) Path() string { return r.path }
+
+// Emit implements events.Sink. The file is flushed at every host and batch
+// boundary, so a killed run still leaves a useful record.
+func (r *Record) Emit(e events.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return
+	}
+	if err := r.enc.Encode(e); err != nil {
+		r.err = err
+		return
+	}
+	switch e.Kind {
+	case events.HostEnd, events.BatchEnd, events.RunEnd, events.RunStart:
+		r.err = r.w.Flush()
+	}
+}
+
+// Close flushes and closes the file.
+func (r *Record) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.w.Flush(); err != nil && r.err == nil {
+		r.err = err
+	}
+	if err := r.f.Close(); err != nil && r.err == nil {
+		r.err = err
+	}
+	return r.err
+}
+
+// ReadRecord loads a record's events (tests, `ferry promote`).
+func ReadRecord(path string) ([]events.Event, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []events.Event
+	dec := json.NewDecoder(f)
+	for dec.More() {
+		var e events.Event
+		if err := dec.Decode(&e); err != nil {
+			return out, fmt.Errorf("read record %s: %w", path, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
