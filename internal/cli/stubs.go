@@ -1,3 +1,5 @@
+//go:build !ferryrunner
+
 package cli
 
 import "errors"

@@ -1,0 +1,298 @@
+//go:build ferryrunner
+
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/inventory"
+	"github.com/ferrydeploy/ferry/output"
+	"github.com/ferrydeploy/ferry/playbooks"
+	"github.com/ferrydeploy/ferry/ssh"
+	"github.com/ferrydeploy/ferry/tasks"
+	"github.com/ferrydeploy/ferry/tui"
+)
+
+// RunCmd runs a playbook.
+type RunCmd struct {
+	HostFlags
+	Playbook         string   `arg:"" type:"path" help:"Playbook file."`
+	Extra            []string `short:"e" name:"extra-vars" placeholder:"KEY=VALUE|@FILE" help:"Extra variables, highest precedence (repeatable)."`
+	Env              string   `env:"FERRY_ENV" placeholder:"NAME" help:"Environment name (the env variable)."`
+	Branch           string   `env:"FERRY_BRANCH" placeholder:"BRANCH" help:"Git branch, for run.branch."`
+	Check            bool     `help:"Say what each task would do; change nothing."`
+	Tags             []string `env:"FERRY_TAGS" placeholder:"TAG" help:"Only tasks with these tags."`
+	SkipTags         []string `env:"FERRY_SKIP_TAGS" placeholder:"TAG" help:"Skip tasks with these tags."`
+	Output           string   `short:"o" env:"FERRY_OUTPUT" enum:"auto,tui,plain,json" default:"auto" help:"auto (the TUI on a terminal, else plain), tui, plain, json."`
+	Yes              bool     `short:"y" env:"FERRY_YES" help:"Approve pauses in advance (non-interactive runs)."`
+	AllowUnreachable bool     `env:"FERRY_ALLOW_UNREACHABLE" help:"Go on without hosts that fail preflight."`
+	RecordDir        string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
+	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
+}
+
+// Run implements the command.
+func (c *RunCmd) Run(g *Globals) error {
+	ctx := g.ctx
+	pb, err := playbooks.Load(c.Playbook)
+	if err != nil {
+		return err
+	}
+	extra, err := playbooks.ParseExtraVars(c.Extra)
+	if err != nil {
+		return err
+	}
+	inv, err := c.loadInventory(ctx)
+	if err != nil {
+		return err
+	}
+	bastion, err := c.bastionHops()
+	if err != nil {
+		return err
+	}
+	mgr, err := g.sshManager()
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+
+	runID := newRunID()
+	rec, err := output.NewRecord(c.RecordDir, runID)
+	if err != nil {
+		return err
+	}
+	defer rec.Close()
+
+	mode := c.Output
+	if mode == "auto" {
+		mode = "plain"
+		if isTerminal(os.Stdout) && isTerminal(os.Stdin) {
+			mode = "tui"
+		}
+	}
+	var renderer events.Sink
+	var tuiCh chan events.Event
+	switch mode {
+	case "json":
+		renderer = output.NewJSON(g.stdout)
+	case "plain":
+		renderer = output.NewPlain(g.stdout, g.Verbose, os.Getenv("GITHUB_ACTIONS") == "true")
+	case "tui":
+		tuiCh = make(chan events.Event, 4096)
+		renderer = events.SinkFunc(func(e events.Event) { tuiCh <- e })
+	}
+	mask := output.NewMask(events.Fanout{rec, renderer})
+	if p := os.Getenv("FERRY_BECOME_PASSWORD"); p != "" {
+		mask.Add(p)
+	}
+
+	// stop is the graceful abort: signals (via g.ctx) and the TUI's `a`.
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+
+	version := ""
+	if v, ok := extra["version"]; ok {
+		version = playbooks.Text(v)
+	}
+	opts := playbooks.Options{
+		Inventory:        inv,
+		Connector:        sshConnector{mgr, bastion},
+		Sink:             mask,
+		Limit:            c.Limit,
+		Forks:            c.Forks,
+		Check:            c.Check,
+		Tags:             c.Tags,
+		SkipTags:         c.SkipTags,
+		Extra:            extra,
+		Env:              c.Env,
+		RunID:            runID,
+		User:             whoami(),
+		Origin:           origin(),
+		Branch:           c.Branch,
+		Version:          version,
+		Playbook:         c.Playbook,
+		Source:           strings.Join(c.Inventory, ","),
+		Record:           rec.Path(),
+		Yes:              c.Yes,
+		AllowUnreachable: c.AllowUnreachable,
+		Grace:            timeDuration(c.Grace),
+		BecomePass:       os.Getenv("FERRY_BECOME_PASSWORD"),
+		Mask:             mask.Add,
+	}
+	var approvals chan bool
+	if mode == "tui" {
+		approvals = make(chan bool, 1)
+		opts.Approve = func(ctx context.Context, msg string) (bool, error) {
+			select {
+			case ok := <-approvals:
+				return ok, nil
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+		}
+	}
+	runner := playbooks.NewRunner(pb, opts)
+
+	var res playbooks.Result
+	if mode != "tui" {
+		res = runner.Run(stopCtx)
+	} else {
+		ctl := &tuiControls{runner: runner, stop: stop, approvals: approvals}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer close(tuiCh)
+			res = runner.Run(stopCtx)
+		}()
+		// The TUI owns the terminal until the operator leaves the recap; a
+		// signal still aborts the run through stopCtx.
+		terr := tui.Run(context.WithoutCancel(ctx), tui.Options{}, tuiCh, ctl)
+		<-done
+		if terr != nil {
+			fmt.Fprintf(g.stderr, "ferry: %v\n", terr)
+		}
+	}
+	if res.ExitCode == ExitOK {
+		return nil
+	}
+	if mode == "json" || mode == "tui" {
+		// The recap went to the renderer; leave a trace on stderr for scripts.
+		fmt.Fprintf(g.stderr, "ferry: run %s: %s (exit %d), record %s\n", runID, res.Status, res.ExitCode, rec.Path())
+	}
+	return exit(res.ExitCode, nil)
+}
+
+// tuiControls lets the TUI steer the runner.
+type tuiControls struct {
+	runner    *playbooks.Runner
+	stop      context.CancelFunc
+	approvals chan bool
+	once      sync.Once
+}
+
+func (t *tuiControls) Approve(ok bool) {
+	select {
+	case t.approvals <- ok:
+	default: // an answer is already pending
+	}
+}
+func (t *tuiControls) PauseAfterBatch() { t.runner.PauseAfterBatch() }
+func (t *tuiControls) Abort() {
+	t.stop()
+	t.Approve(false)
+}
+
+// sshConnector connects inventory hosts through the run's SSH manager.
+type sshConnector struct {
+	m       *ssh.Manager
+	bastion []ssh.Hop
+}
+
+func (c sshConnector) Connect(ctx context.Context, h *inventory.Host) (tasks.Conn, error) {
+	return c.m.Connect(ctx, target(h, c.bastion))
+}
+
+func newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func whoami() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
+
+// origin says where the run comes from: the CI job, else the controller's hostname.
+func origin() string {
+	if os.Getenv("GITHUB_ACTIONS") == "true" {
+		return fmt.Sprintf("github-actions %s run %s", os.Getenv("GITHUB_REPOSITORY"), os.Getenv("GITHUB_RUN_ID"))
+	}
+	if id := os.Getenv("CI_JOB_ID"); id != "" {
+		return "gitlab job " + id
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// CheckCmd validates a playbook without connecting.
+type CheckCmd struct {
+	Playbook  string   `arg:"" type:"path" help:"Playbook file."`
+	Inventory []string `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Also check host patterns and variables against this inventory."`
+	Extra     []string `short:"e" name:"extra-vars" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
+}
+
+// Run implements the command.
+func (c *CheckCmd) Run(g *Globals) error {
+	pb, err := playbooks.Load(c.Playbook)
+	if err != nil {
+		return err
+	}
+	extra, err := playbooks.ParseExtraVars(c.Extra)
+	if err != nil {
+		return err
+	}
+	var known map[string]bool
+	var inv *inventory.Inventory
+	if len(c.Inventory) > 0 {
+		inv, err = inventory.Load(g.ctx, c.Inventory, inventory.Options{})
+		if err != nil {
+			return err
+		}
+		known = map[string]bool{}
+		for _, h := range inv.Hosts {
+			for k := range h.Vars {
+				known[k] = true
+			}
+		}
+	}
+	if known != nil {
+		for k := range extra {
+			known[k] = true
+		}
+	}
+	if err := pb.Check(known); err != nil {
+		return err
+	}
+	nTasks := 0
+	for _, p := range pb.Plays {
+		nTasks += len(p.HostTasks()) + len(p.Before) + len(p.After) + len(p.Rollback)
+		if inv != nil {
+			hs, err := inv.Match(p.Hosts)
+			if err != nil {
+				var ie *diag.Invalid
+				if errors.As(err, &ie) {
+					return err
+				}
+				return &diag.Invalid{Err: fmt.Errorf("play %q: %w", p.Name, err)}
+			}
+			fmt.Fprintf(g.stdout, "play %q: %d hosts, %d batches\n", p.Name, len(hs), len(playbooks.Batches(names(hs), p.Serial)))
+		}
+	}
+	fmt.Fprintf(g.stdout, "%s: ok (%d plays, %d tasks)\n", c.Playbook, len(pb.Plays), nTasks)
+	return nil
+}
+
+func names(hs []*inventory.Host) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.Name
+	}
+	return out
+}

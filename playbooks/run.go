@@ -1,0 +1,1048 @@
+//go:build ferryrunner
+
+package playbooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/inventory"
+	"github.com/ferrydeploy/ferry/tasks"
+)
+
+// Connector opens, or reuses, the one connection a run keeps to a host.
+type Connector interface {
+	Connect(ctx context.Context, h *inventory.Host) (tasks.Conn, error)
+}
+
+// Exit codes of a run (SPEC: Output, records, exit codes).
+const (
+	ExitOK          = 0
+	ExitFailed      = 2
+	ExitUnreachable = 3
+	ExitInvalid     = 4
+	ExitInterrupted = 130
+)
+
+// Options configure a run.
+type Options struct {
+	Inventory *inventory.Inventory
+	Connector Connector
+	Sink      events.Sink
+	Limit     string // host pattern intersected with each play's hosts
+	Forks     int    // hosts of a batch worked on at once (default 10)
+	Check     bool
+	Tags      []string
+	SkipTags  []string
+	Extra     map[string]any // -e
+	Env       string
+	RunID     string
+	User      string
+	Origin    string
+	Branch    string
+	Version   string // what is being deployed, for the header and `run.version`
+	Playbook  string // as given on the command line
+	Source    string // inventory sources, for the header
+	Record    string // path of the run record, shown in the recap
+
+	// Approve asks the operator (pause_after, pause); nil means no one can
+	// be asked, and a run that needs approval fails unless Yes.
+	Approve func(ctx context.Context, msg string) (bool, error)
+	Yes     bool
+
+	AllowUnreachable bool
+	// Grace is how long running tasks may go on after an interrupt, and how
+	// long rollback gets (default 2m): long enough to restore a service,
+	// bounded so a hung host cannot keep the run alive forever.
+	Grace      time.Duration
+	BecomePass string
+	// Mask receives secret values to hide from every output (secrets:, no_log).
+	Mask func(values ...string)
+	// AWS is handed to controller modules (elb, asg).
+	AWS any
+	Now func() time.Time
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	ExitCode int
+	Status   events.Status
+	Recap    []events.HostRecap
+}
+
+// Runner runs one playbook. PauseAfterBatch and the context given to Run
+// are how the TUI and signals steer it.
+type Runner struct {
+	pb   *Playbook
+	opts Options
+
+	pauseReq atomic.Bool
+	hosts    map[string]*hostRun // by name, across plays
+	order    []string            // hosts in the order they first appear
+	mu       sync.Mutex
+	builtins map[string]any
+}
+
+// hostRun is one host's state over the whole run.
+type hostRun struct {
+	h     *inventory.Host
+	conn  tasks.Conn
+	facts map[string]any // registered results and set_fact
+	state map[string]any // module memory (elb drained, ...)
+	recap events.HostRecap
+	// touched: a task that may change the host started; finished: its task list completed.
+	touched, finished, failed bool
+	finishedAt         time.Time
+}
+
+// NewRunner prepares a run of pb.
+func NewRunner(pb *Playbook, opts Options) *Runner {
+	if opts.Forks <= 0 {
+		opts.Forks = 10
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = 2 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Sink == nil {
+		opts.Sink = events.SinkFunc(func(events.Event) {})
+	}
+	if opts.Extra == nil {
+		opts.Extra = map[string]any{}
+	}
+	return &Runner{pb: pb, opts: opts, hosts: map[string]*hostRun{}}
+}
+
+// PauseAfterBatch asks the run to wait for approval before the next batch.
+func (r *Runner) PauseAfterBatch() { r.pauseReq.Store(true) }
+
+func (r *Runner) emit(e events.Event) {
+	e.Time = r.opts.Now()
+	e.RunID = r.opts.RunID
+	r.opts.Sink.Emit(e)
+}
+
+// playPlan is a play resolved against the inventory.
+type playPlan struct {
+	play    *Play
+	hosts   []*inventory.Host
+	batches [][]string
+}
+
+// Plan resolves every play's hosts and batches without connecting, so bad
+// patterns and missing approvals fail before anything is touched.
+func (r *Runner) plan() ([]playPlan, error) {
+	var plans []playPlan
+	var limit map[string]bool
+	if r.opts.Limit != "" {
+		hs, err := r.opts.Inventory.Match(r.opts.Limit)
+		if err != nil {
+			return nil, err
+		}
+		limit = map[string]bool{}
+		for _, h := range hs {
+			limit[h.Name] = true
+		}
+	}
+	for _, p := range r.pb.Plays {
+		hs, err := r.opts.Inventory.Match(p.Hosts)
+		if err != nil {
+			return nil, fmt.Errorf("play %q: %w", p.Name, err)
+		}
+		if limit != nil {
+			var kept []*inventory.Host
+			for _, h := range hs {
+				if limit[h.Name] {
+					kept = append(kept, h)
+				}
+			}
+			if len(kept) == 0 {
+				return nil, &inputError{fmt.Errorf("play %q: --limit %q leaves none of its hosts (%q)", p.Name, r.opts.Limit, p.Hosts)}
+			}
+			hs = kept
+		}
+		byName := map[string]*inventory.Host{}
+		names := make([]string, len(hs))
+		for i, h := range hs {
+			byName[h.Name] = h
+			names[i] = h.Name
+		}
+		names = OrderHosts(names, p.Order, OrderOptions{
+			Seed: uint64(r.opts.Now().UnixNano()),
+			Zone: func(n string) string {
+				z, _ := byName[n].Vars["availability_zone"].(string)
+				return z
+			},
+		})
+		ordered := make([]*inventory.Host, len(names))
+		for i, n := range names {
+			ordered[i] = byName[n]
+		}
+		if r.opts.Approve == nil && !r.opts.Yes && needsApproval(p) {
+			return nil, &inputError{fmt.Errorf("play %q waits for approval (pause_after or pause) but nobody can answer: run it in a terminal, or pass --yes to approve in advance", p.Name)}
+		}
+		plans = append(plans, playPlan{play: p, hosts: ordered, batches: Batches(names, p.Serial)})
+	}
+	return plans, nil
+}
+
+// inputError marks plan errors as invalid input (exit 4).
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
+
+func needsApproval(p *Play) bool {
+	if len(p.PauseAfter) > 0 {
+		return true
+	}
+	for _, t := range p.HostTasks() {
+		if t.Module == "pause" {
+			if _, timed := t.Args["seconds"]; !timed {
+				if _, timed := t.Args["minutes"]; !timed {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// Run runs the playbook. Cancelling ctx is the graceful abort of the SPEC:
+// no new task starts, running tasks get Grace, hosts in flight roll back,
+// the recap is emitted and the exit code is 130.
+func (r *Runner) Run(ctx context.Context) Result {
+	plans, err := r.plan()
+	start := r.opts.Now()
+	r.emit(events.Event{Kind: events.RunStart, Playbook: r.opts.Playbook, Env: r.opts.Env, Version: r.opts.Version,
+		Inventory: r.opts.Source, User: r.opts.User, Origin: r.opts.Origin, Check: r.opts.Check, Hosts: r.allHosts(plans)})
+	if err != nil {
+		return r.finish(ExitInvalid, events.StatusFailed, err.Error(), start)
+	}
+	r.builtins = r.makeBuiltins()
+
+	// hard outlives ctx by Grace: running tasks and rollbacks use it.
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	stopWatch := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(r.opts.Grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelHard()
+		case <-hard.Done():
+		}
+	})
+	defer stopWatch()
+
+	code, status, msg := ExitOK, events.StatusOK, ""
+	for _, pp := range plans {
+		c, s, m := r.runPlay(ctx, hard, pp)
+		if c != ExitOK {
+			code, status, msg = c, s, m
+			break
+		}
+	}
+	if ctx.Err() != nil && code != ExitUnreachable {
+		code, status = ExitInterrupted, events.StatusInterrupted
+		if msg == "" {
+			msg = "interrupted: no new task started; hosts in flight were rolled back"
+		}
+	}
+	return r.finish(code, status, msg, start)
+}
+
+func (r *Runner) allHosts(plans []playPlan) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, pp := range plans {
+		for _, h := range pp.hosts {
+			if !seen[h.Name] {
+				seen[h.Name] = true
+				out = append(out, h.Name)
+			}
+		}
+	}
+	return out
+}
+
+func (r *Runner) finish(code int, status events.Status, msg string, start time.Time) Result {
+	var recap []events.HostRecap
+	for _, n := range r.order {
+		hr := r.hosts[n]
+		rc := hr.recap
+		rc.Host = n
+		rc.Untouched = !hr.touched && rc.Unreachable == 0
+		if d, ok := hr.state["elb_drained"].(bool); ok && d {
+			rc.Drained = true
+		}
+		recap = append(recap, rc)
+	}
+	r.emit(events.Event{Kind: events.RunEnd, Status: status, ExitCode: code, Msg: msg, Recap: recap,
+		Record: r.opts.Record, Duration: r.opts.Now().Sub(start)})
+	return Result{ExitCode: code, Status: status, Recap: recap}
+}
+
+func (r *Runner) makeBuiltins() map[string]any {
+	inv := r.opts.Inventory
+	groups := map[string]any{}
+	for name, g := range inv.Groups {
+		_ = g
+		hs, err := inv.Match(name)
+		if err != nil {
+			continue
+		}
+		names := make([]any, len(hs))
+		for i, h := range hs {
+			names[i] = h.Name
+		}
+		groups[name] = names
+	}
+	hostvars := map[string]any{}
+	for _, h := range inv.Hosts {
+		hostvars[h.Name] = h.Vars
+	}
+	envVars := map[string]any{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			envVars[k] = v
+		}
+	}
+	return map[string]any{
+		"env":      r.opts.Env,
+		"env_vars": envVars,
+		"groups":   groups,
+		"hostvars": hostvars,
+	}
+}
+
+// runVars returns the `run` variable.
+func (r *Runner) runVars(batch int, status string) map[string]any {
+	return map[string]any{
+		"id": r.opts.RunID, "batch": batch, "status": status, "user": r.opts.User,
+		"branch": r.opts.Branch, "version": r.opts.Version, "check": r.opts.Check,
+	}
+}
+
+// hostRunFor returns the run state of h, creating it.
+func (r *Runner) hostRunFor(h *inventory.Host) *hostRun {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hr, ok := r.hosts[h.Name]
+	if !ok {
+		hr = &hostRun{h: h, facts: map[string]any{}, state: map[string]any{}}
+		r.hosts[h.Name] = hr
+		r.order = append(r.order, h.Name)
+	}
+	return hr
+}
+
+// vars is what expressions on hr see, with run.batch = batch.
+func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[string]any, error) {
+	b := make(map[string]any, len(r.builtins)+6)
+	for k, v := range r.builtins {
+		b[k] = v
+	}
+	b["run"] = r.runVars(batch, status)
+	var inv, facts map[string]any
+	if hr != nil {
+		inv, facts = hr.h.Vars, hr.facts
+		b["host"] = hr.h.Vars
+		b["inventory_hostname"] = hr.h.Name
+		gn := make([]any, len(hr.h.Groups))
+		for i, g := range hr.h.Groups {
+			gn[i] = g
+		}
+		b["group_names"] = gn
+	}
+	s := &Scope{Inventory: inv, Play: play, Facts: facts, Extra: r.opts.Extra, Builtins: b}
+	v, err := s.Vars()
+	if err != nil {
+		return nil, err
+	}
+	if r.opts.Mask != nil {
+		for _, name := range play.Secrets {
+			if sv, ok := v[name]; ok {
+				r.opts.Mask(Text(sv))
+			}
+		}
+	}
+	return v, nil
+}
+
+// runPlay runs one play: preflight, before, batches, after.
+func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.Status, string) {
+	play := pp.play
+	names := make([]string, len(pp.hosts))
+	byName := map[string]*hostRun{}
+	for i, h := range pp.hosts {
+		names[i] = h.Name
+		byName[h.Name] = r.hostRunFor(h)
+	}
+	r.emit(events.Event{Kind: events.PlayStart, Play: play.Name, Hosts: names, Batches: len(pp.batches)})
+
+	if code, msg := r.preflight(ctx, play, pp.hosts, byName); code != ExitOK {
+		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusUnreachable})
+		return code, events.StatusUnreachable, msg
+	}
+
+	code, status, msg := ExitOK, events.StatusOK, ""
+	if !r.controllerTasks(ctx, hard, play, play.Before, "running") {
+		code, status, msg = ExitFailed, events.StatusFailed, "a `before` task failed: no host was touched"
+	}
+
+	var completed []*hostRun // finished hosts, in completion order
+	totalFailed := 0
+	for bi, batch := range pp.batches {
+		if code != ExitOK || ctx.Err() != nil {
+			break
+		}
+		num := bi + 1
+		r.emit(events.Event{Kind: events.BatchStart, Play: play.Name, Batch: num, Batches: len(pp.batches), Hosts: batch})
+		failed := r.runBatch(ctx, hard, play, batch, byName, num)
+		totalFailed += failed
+		for _, n := range batch {
+			if hr := byName[n]; hr.finished && !hr.failed {
+				completed = append(completed, hr)
+			}
+		}
+		halt, why := false, ""
+		pct := float64(failed) * 100 / float64(len(batch))
+		if failed > 0 && pct > play.MaxFailPercentage {
+			halt, why = true, fmt.Sprintf("%d of %d hosts failed (%.0f%%), max_fail_percentage is %g", failed, len(batch), pct, play.MaxFailPercentage)
+		}
+		if play.MaxFailures != nil && totalFailed > *play.MaxFailures {
+			halt, why = true, fmt.Sprintf("%d hosts failed in this run, max_failures is %d", totalFailed, *play.MaxFailures)
+		}
+		interrupted := ctx.Err() != nil
+		if interrupted && !halt {
+			why = "interrupted"
+		}
+		r.emit(events.Event{Kind: events.BatchEnd, Play: play.Name, Batch: num, Batches: len(pp.batches), Failed: failed, Halted: halt || interrupted, Msg: why})
+		if halt {
+			code, status, msg = ExitFailed, events.StatusFailed, "rollout halted: "+why
+			if play.RollbackCompleted {
+				r.rollbackCompleted(hard, play, completed, num)
+			}
+			break
+		}
+		if failed > 0 {
+			code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g)", totalFailed, play.MaxFailPercentage)
+		}
+		if interrupted || num == len(pp.batches) {
+			continue
+		}
+		if containsInt(play.PauseAfter, num) || r.pauseReq.Swap(false) {
+			if !r.approve(ctx, fmt.Sprintf("batch %d of %d done (%s). Continue with batch %d (%s)?", num, len(pp.batches), strings.Join(batch, ", "), num+1, strings.Join(pp.batches[num], ", "))) {
+				if ctx.Err() == nil {
+					code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("rollout stopped by the operator after batch %d", num)
+				}
+				break
+			}
+		}
+	}
+	if ctx.Err() != nil && code == ExitOK {
+		code, status = ExitInterrupted, events.StatusInterrupted
+	}
+	runStatus := "ok"
+	switch {
+	case ctx.Err() != nil:
+		runStatus = "interrupted"
+	case code != ExitOK:
+		runStatus = "failed"
+	}
+	if !r.controllerTasks(hard, hard, play, play.After, runStatus) && code == ExitOK {
+		code, status, msg = ExitFailed, events.StatusFailed, "an `after` task failed"
+	}
+	r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: status})
+	return code, status, msg
+}
+
+func containsInt(list []int, n int) bool {
+	for _, v := range list {
+		if v == n {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Runner) approve(ctx context.Context, msg string) bool {
+	r.emit(events.Event{Kind: events.PauseWait, Msg: msg})
+	ok := r.opts.Yes
+	if !ok && r.opts.Approve != nil {
+		var err error
+		ok, err = r.opts.Approve(ctx, msg)
+		if err != nil {
+			ok = false
+		}
+	}
+	st := events.StatusOK
+	if !ok {
+		st = events.StatusFailed
+	}
+	r.emit(events.Event{Kind: events.PauseEnd, Status: st})
+	return ok
+}
+
+// needsBecome reports whether any task of the play may run through sudo.
+func needsBecome(p *Play) bool {
+	if p.Become {
+		return true
+	}
+	for _, list := range [][]*Task{p.PreTasks, p.Tasks, p.PostTasks, p.Rollback} {
+		for _, t := range list {
+			if t.Become != nil && *t.Become {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// preflight connects to every host in parallel and checks sudo when the
+// play needs it, so an unreachable host stops the run before anything changes.
+func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.Host, byName map[string]*hostRun) (int, string) {
+	sudo := needsBecome(play) && r.opts.BecomePass == ""
+	var mu sync.Mutex
+	var bad []string
+	forks := max(r.opts.Forks, 32)
+	r.parallel(ctx, hosts, forks, func(h *inventory.Host) {
+		hr := byName[h.Name]
+		if hr.conn != nil {
+			return
+		}
+		conn, err := r.opts.Connector.Connect(ctx, h)
+		msg := ""
+		if err == nil && sudo {
+			var res tasks.Result
+			res, err = conn.Run(ctx, "sudo -n true", tasks.RunOptions{})
+			if err == nil && res.ExitCode != 0 {
+				err = fmt.Errorf("sudo -n fails for the login user (%s): give it passwordless sudo, or set FERRY_BECOME_PASSWORD", strings.TrimSpace(string(res.Stderr)))
+			}
+			msg = "sudo ok"
+		}
+		if err != nil {
+			mu.Lock()
+			bad = append(bad, h.Name)
+			hr.recap.Unreachable++
+			mu.Unlock()
+			r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusUnreachable, Msg: strings.TrimPrefix(err.Error(), h.Name+": ")})
+			return
+		}
+		hr.conn = conn
+		r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusOK, Msg: msg})
+	})
+	if ctx.Err() != nil {
+		return ExitInterrupted, "interrupted during preflight"
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		if r.opts.AllowUnreachable {
+			r.emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("continuing without unreachable hosts (--allow-unreachable): %s", strings.Join(bad, ", "))})
+			return ExitOK, ""
+		}
+		return ExitUnreachable, fmt.Sprintf("preflight: %d unreachable (%s); nothing was changed. Fix them, narrow with --limit, or pass --allow-unreachable", len(bad), strings.Join(bad, ", "))
+	}
+	return ExitOK, ""
+}
+
+// parallel runs fn for each host, at most n at once. Hosts not yet started
+// when ctx ends are skipped.
+func (r *Runner) parallel(ctx context.Context, hosts []*inventory.Host, n int, fn func(*inventory.Host)) {
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(h)
+		}()
+	}
+	wg.Wait()
+}
+
+// runBatch runs the batch's hosts in parallel and returns how many failed.
+func (r *Runner) runBatch(ctx, hard context.Context, play *Play, batch []string, byName map[string]*hostRun, num int) int {
+	hosts := make([]*inventory.Host, 0, len(batch))
+	for _, n := range batch {
+		if byName[n].conn != nil {
+			hosts = append(hosts, byName[n].h)
+		}
+	}
+	var failed atomic.Int32
+	// A batch that has started runs to the end on every host in it: hosts
+	// waiting for a fork slot still start unless the run is interrupted.
+	r.parallel(ctx, hosts, r.opts.Forks, func(h *inventory.Host) {
+		if !r.runHost(ctx, hard, play, byName[h.Name], num) {
+			failed.Add(1)
+		}
+	})
+	for _, n := range batch {
+		if byName[n].conn == nil {
+			failed.Add(1) // unreachable, allowed by --allow-unreachable: still a failure of the batch
+		}
+	}
+	return int(failed.Load())
+}
+
+// runHost runs the host's task list; on failure or interrupt it runs the
+// play's rollback. It returns true when the host ended healthy.
+func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, batch int) bool {
+	start := r.opts.Now()
+	list := play.HostTasks()
+	names := make([]string, len(list))
+	for i, t := range list {
+		names[i] = t.DisplayName()
+	}
+	r.emit(events.Event{Kind: events.HostStart, Host: hr.h.Name, Batch: batch, Tasks: names})
+	failMsg := ""
+	interrupted := false
+	for i, t := range list {
+		if ctx.Err() != nil {
+			interrupted = true
+			break
+		}
+		hr.touched = true
+		ok, msg := r.runTask(hard, play, hr, t, i, batch, false)
+		if !ok {
+			failMsg = fmt.Sprintf("%s: %s", t.DisplayName(), msg)
+			break
+		}
+	}
+	status := events.StatusOK
+	switch {
+	case failMsg == "" && !interrupted:
+		hr.finished, hr.finishedAt = true, r.opts.Now()
+		if hr.recap.Changed > 0 {
+			status = events.StatusChanged
+		}
+		r.emit(events.Event{Kind: events.HostEnd, Host: hr.h.Name, Batch: batch, Status: status, Duration: r.opts.Now().Sub(start)})
+		return true
+	case interrupted && !hr.touched:
+		return true // never started: untouched, not failed
+	}
+	hr.failed = true
+	if interrupted {
+		failMsg = "interrupted before its task list finished"
+	}
+	rolled := r.rollback(hard, play, hr, batch)
+	status = events.StatusFailed
+	if rolled {
+		status = events.StatusRolledBack
+		failMsg += "; rolled back"
+	} else if len(play.Rollback) > 0 {
+		failMsg += "; ROLLBACK FAILED: check the host"
+	}
+	if interrupted {
+		status = events.StatusInterrupted
+		if rolled {
+			status = events.StatusRolledBack
+		}
+	}
+	r.emit(events.Event{Kind: events.HostEnd, Host: hr.h.Name, Batch: batch, Status: status, Msg: failMsg, Duration: r.opts.Now().Sub(start)})
+	return false
+}
+
+// rollback runs the play's rollback tasks on hr; every task is attempted
+// even after one fails, since a partial restore beats stopping halfway.
+func (r *Runner) rollback(ctx context.Context, play *Play, hr *hostRun, batch int) bool {
+	if len(play.Rollback) == 0 {
+		return false
+	}
+	ok := true
+	for i, t := range play.Rollback {
+		if ctx.Err() != nil {
+			return false
+		}
+		if good, _ := r.runTask(ctx, play, hr, t, i, batch, true); !good {
+			ok = false
+		}
+	}
+	hr.recap.RolledBack = ok
+	return ok
+}
+
+// rollbackCompleted rolls back hosts this run already finished, newest first, one at a time.
+func (r *Runner) rollbackCompleted(ctx context.Context, play *Play, done []*hostRun, batch int) {
+	sort.SliceStable(done, func(i, j int) bool { return done[i].finishedAt.After(done[j].finishedAt) })
+	for _, hr := range done {
+		if ctx.Err() != nil {
+			return
+		}
+		r.emit(events.Event{Kind: events.Warning, Host: hr.h.Name, Msg: "rollback_completed: rolling back this finished host"})
+		ok := r.rollback(ctx, play, hr, batch)
+		st := events.StatusRolledBack
+		if !ok {
+			st = events.StatusFailed
+		}
+		r.emit(events.Event{Kind: events.HostEnd, Host: hr.h.Name, Batch: batch, Status: st, Msg: "rolled back (rollback_completed)"})
+	}
+}
+
+// controllerTasks runs before/after tasks once, on the controller.
+func (r *Runner) controllerTasks(ctx, hard context.Context, play *Play, list []*Task, status string) bool {
+	ok := true
+	for i, t := range list {
+		if ctx.Err() != nil {
+			return false
+		}
+		good, _ := r.runTaskOn(hard, play, nil, t, i, 0, false, status)
+		if !good {
+			ok = false
+			if status == "running" {
+				return false // before: stop at the first failure
+			}
+		}
+	}
+	return ok
+}
+
+func (r *Runner) runTask(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int, rollback bool) (bool, string) {
+	return r.runTaskOn(ctx, play, hr, t, idx, batch, rollback, "running")
+}
+
+// tagged applies --tags and --skip-tags (tag "always" always runs unless skipped by name).
+func (r *Runner) tagged(play *Play, t *Task) bool {
+	tags := append(append([]string{}, play.Tags...), t.Tags...)
+	has := func(list []string) bool {
+		for _, a := range list {
+			for _, b := range tags {
+				if a == b {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if has(r.opts.SkipTags) {
+		return false
+	}
+	if len(r.opts.Tags) == 0 {
+		return true
+	}
+	return has(r.opts.Tags) || has([]string{"always"})
+}
+
+// runTaskOn runs t on hr (nil: the controller). It returns whether the host
+// may go on, and a one-line reason when not.
+func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int, rollback bool, status string) (bool, string) {
+	hostName := ""
+	if hr != nil {
+		hostName = hr.h.Name
+	}
+	start := r.opts.Now()
+	ev := events.Event{Host: hostName, Task: t.DisplayName(), TaskIndex: idx, Module: t.Module, Rollback: rollback, Batch: batch}
+	end := func(st events.Status, msg string) {
+		e := ev
+		e.Kind, e.Status, e.Msg, e.Duration = events.TaskEnd, st, msg, r.opts.Now().Sub(start)
+		if t.NoLog && st != events.StatusSkipped {
+			e.Msg = "(output hidden by no_log)"
+		}
+		r.emit(e)
+		if hr != nil {
+			switch st {
+			case events.StatusOK:
+				hr.recap.OK++
+			case events.StatusChanged:
+				hr.recap.OK++
+				hr.recap.Changed++
+			case events.StatusFailed:
+				hr.recap.Failed++
+			case events.StatusSkipped:
+				hr.recap.Skipped++
+			}
+		}
+	}
+	if !rollback && !r.tagged(play, t) {
+		return true, ""
+	}
+	vars, err := r.vars(play, hr, batch, status)
+	if err != nil {
+		r.emit(withKind(ev, events.TaskStart))
+		end(events.StatusFailed, err.Error())
+		return false, err.Error()
+	}
+	if name, err := t.RenderName(vars); err == nil && name != "" {
+		ev.Task = name
+	}
+	r.emit(withKind(ev, events.TaskStart))
+	if ok, err := t.When.True(vars); err != nil {
+		end(events.StatusFailed, err.Error())
+		return false, err.Error()
+	} else if !ok {
+		end(events.StatusSkipped, "when: condition false")
+		return true, ""
+	}
+	items, err := t.LoopItems(vars)
+	if err != nil {
+		end(events.StatusFailed, err.Error())
+		return false, err.Error()
+	}
+	var out outcome
+	if !t.HasLoop {
+		out = r.attempts(ctx, play, hr, t, vars, ev)
+	} else {
+		results := make([]any, 0, len(items))
+		out.status = events.StatusOK
+		for _, item := range items {
+			iv := Merge(vars, map[string]any{"item": item})
+			o := r.attempts(ctx, play, hr, t, iv, ev)
+			results = append(results, o.result)
+			if o.status == events.StatusChanged && out.status == events.StatusOK {
+				out.status = events.StatusChanged
+			}
+			if o.status == events.StatusFailed {
+				out.status, out.msg = events.StatusFailed, fmt.Sprintf("item %s: %s", Text(item), o.msg)
+				break
+			}
+			out.msg = o.msg
+		}
+		out.result = map[string]any{"results": results, "changed": out.status == events.StatusChanged, "failed": out.status == events.StatusFailed}
+		if len(items) == 0 {
+			out.status = events.StatusSkipped
+			out.msg = "loop: no items"
+		}
+	}
+	if hr != nil && t.Register != "" {
+		hr.facts[t.Register] = out.result
+	}
+	if hr != nil {
+		for k, v := range out.facts {
+			hr.facts[k] = v
+		}
+	}
+	if out.status == events.StatusFailed && t.IgnoreErrors {
+		end(events.StatusFailed, out.msg+" (ignored)")
+		if hr != nil {
+			hr.recap.Failed-- // ignored failures do not fail the host
+			hr.recap.OK++
+		}
+		return true, ""
+	}
+	end(out.status, out.msg)
+	if out.status == events.StatusFailed {
+		return false, out.msg
+	}
+	return true, ""
+}
+
+func withKind(e events.Event, k events.Kind) events.Event {
+	e.Kind = k
+	return e
+}
+
+type outcome struct {
+	status events.Status
+	msg    string
+	result map[string]any
+	facts  map[string]any
+}
+
+// attempts runs the module with retries/delay/until, changed_when and failed_when.
+func (r *Runner) attempts(ctx context.Context, play *Play, hr *hostRun, t *Task, vars map[string]any, ev events.Event) outcome {
+	tries := 1
+	if t.Retries > 0 {
+		tries = 1 + t.Retries
+	} else if len(t.Until) > 0 {
+		tries = 4 // Ansible's default: 3 retries
+	}
+	delay := t.Delay
+	if delay == 0 && tries > 1 {
+		delay = 5 * time.Second
+	}
+	var o outcome
+	for attempt := 1; attempt <= tries; attempt++ {
+		o = r.once(ctx, play, hr, t, vars, ev)
+		done := o.status != events.StatusFailed
+		if len(t.Until) > 0 {
+			uv := Merge(vars, map[string]any{"result": o.result})
+			if t.Register != "" {
+				uv[t.Register] = o.result
+			}
+			ok, err := t.Until.True(uv)
+			if err != nil {
+				return outcome{status: events.StatusFailed, msg: err.Error(), result: o.result}
+			}
+			done = ok
+			if !ok && o.status != events.StatusFailed {
+				o.status, o.msg = events.StatusFailed, fmt.Sprintf("until: condition still false after %d attempts", attempt)
+			}
+		}
+		if done || attempt == tries || ctx.Err() != nil {
+			break
+		}
+		if hr != nil {
+			r.emit(events.Event{Kind: events.TaskOutput, Host: hr.h.Name, Task: ev.Task, TaskIndex: ev.TaskIndex,
+				Line: fmt.Sprintf("attempt %d/%d failed (%s); retrying in %s", attempt, tries, o.msg, delay)})
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+	}
+	return o
+}
+
+// once runs the module a single time and applies changed_when/failed_when.
+func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, vars map[string]any, ev events.Event) outcome {
+	mod, ok := tasks.Lookup(t.Module)
+	if !ok {
+		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("unknown module %q", t.Module)}
+	}
+	args, err := t.RenderArgs(vars)
+	if err != nil {
+		return outcome{status: events.StatusFailed, msg: err.Error()}
+	}
+	env := map[string]string{}
+	for _, layer := range []map[string]any{play.Environment, t.Environment} {
+		if len(layer) == 0 {
+			continue
+		}
+		rendered, err := RenderValue(layer, vars)
+		if err != nil {
+			return outcome{status: events.StatusFailed, msg: "environment: " + err.Error()}
+		}
+		if m, ok := rendered.(map[string]any); ok {
+			for k, v := range m {
+				env[k] = Text(v)
+			}
+		}
+	}
+	become := play.Become
+	if t.Become != nil {
+		become = *t.Become
+	}
+	becomeUser := play.BecomeUser
+	if t.BecomeUser != "" {
+		becomeUser = t.BecomeUser
+	}
+	th := &tasks.Host{
+		Vars:       vars,
+		Check:      r.opts.Check,
+		Become:     tasks.RunOptions{Become: become || becomeUser != "", BecomeUser: becomeUser, BecomePass: r.opts.BecomePass, Env: env},
+		Controller: &tasks.Controller{Approve: r.approver(), AWS: r.opts.AWS},
+		Timeout:    t.Timeout,
+		Eval: func(src string) (any, error) {
+			e, err := CompileExpr(src, t.Pos)
+			if err != nil {
+				return nil, err
+			}
+			return e.Eval(vars)
+		},
+		Render: func(text string) (string, error) {
+			tpl, err := CompileTemplate(text, t.Pos)
+			if err != nil {
+				return "", err
+			}
+			return tpl.RenderString(vars)
+		},
+	}
+	if hr != nil {
+		th.Name, th.Conn, th.State = hr.h.Name, hr.conn, hr.state
+		if !t.NoLog {
+			th.Output = func(line string) {
+				r.emit(events.Event{Kind: events.TaskOutput, Host: hr.h.Name, Task: ev.Task, TaskIndex: ev.TaskIndex, Rollback: ev.Rollback, Line: line})
+			}
+		}
+	} else {
+		th.Name, th.State = "controller", map[string]any{}
+	}
+	if th.Output == nil {
+		th.Output = func(string) {}
+	}
+	if !mod.Spec().Controller && th.Conn == nil {
+		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("module %s runs on hosts; it cannot be used in before/after", t.Module)}
+	}
+	tctx := ctx
+	if t.Timeout > 0 {
+		var cancel context.CancelFunc
+		tctx, cancel = context.WithTimeout(ctx, t.Timeout)
+		defer cancel()
+	}
+	res, err := mod.Run(tctx, th, args)
+	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
+	if o.result == nil {
+		o.result = map[string]any{}
+	}
+	switch {
+	case err != nil:
+		o.status = events.StatusFailed
+		o.msg = err.Error()
+		if errors.Is(err, context.DeadlineExceeded) && t.Timeout > 0 && tctx.Err() != nil {
+			o.msg = fmt.Sprintf("timed out after %s", t.Timeout)
+		}
+	case res.Failed:
+		o.status = events.StatusFailed
+	case res.Skipped:
+		o.status = events.StatusSkipped
+	case res.Changed:
+		o.status = events.StatusChanged
+	default:
+		o.status = events.StatusOK
+	}
+	o.result["changed"] = o.status == events.StatusChanged
+	o.result["failed"] = o.status == events.StatusFailed
+	o.result["skipped"] = o.status == events.StatusSkipped
+	if o.msg != "" {
+		o.result["msg"] = o.msg
+	}
+	if o.status == events.StatusSkipped {
+		return o
+	}
+	cv := Merge(vars, map[string]any{"result": o.result})
+	if t.Register != "" {
+		cv[t.Register] = o.result
+	}
+	if len(t.ChangedWhen) > 0 && err == nil {
+		ch, cerr := t.ChangedWhen.True(cv)
+		if cerr != nil {
+			return outcome{status: events.StatusFailed, msg: cerr.Error(), result: o.result}
+		}
+		if o.status != events.StatusFailed {
+			o.status = events.StatusOK
+			if ch {
+				o.status = events.StatusChanged
+			}
+		}
+	}
+	if len(t.FailedWhen) > 0 && err == nil {
+		f, ferr := t.FailedWhen.True(cv)
+		if ferr != nil {
+			return outcome{status: events.StatusFailed, msg: ferr.Error(), result: o.result}
+		}
+		if f {
+			o.status = events.StatusFailed
+			if o.msg == "" {
+				o.msg = "failed_when: condition true"
+			}
+		} else if o.status == events.StatusFailed {
+			o.status = events.StatusOK
+		}
+	}
+	return o
+}
+
+func (r *Runner) approver() func(ctx context.Context, msg string) (bool, error) {
+	return func(ctx context.Context, msg string) (bool, error) {
+		return r.approve(ctx, msg), nil
+	}
+}
