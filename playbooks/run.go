@@ -100,7 +100,7 @@ type hostRun struct {
 	recap events.HostRecap
 	// touched: a task that may change the host started; finished: its task list completed.
 	touched, finished, failed bool
-	finishedAt         time.Time
+	finishedAt                time.Time
 }
 
 // NewRunner prepares a run of pb.
