@@ -90,7 +90,7 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 			key += ">"
 		}
 		key += e.String()
-		c, err := m.hop(ctx, name, key, e, via, chain[:i])
+		c, err := m.hop(ctx, name, key, e, via, chain[:i], i < len(chain)-1)
 		if err != nil {
 			return nil, err
 		}
@@ -100,7 +100,7 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 }
 
 // hop returns the shared connection for chain key, dialing it through via.
-func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *ssh.Client, before []endpoint) (*ssh.Client, error) {
+func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *ssh.Client, before []endpoint, jump bool) (*ssh.Client, error) {
 	m.mu.Lock()
 	p, ok := m.conns[key]
 	if ok && p.closed {
@@ -111,7 +111,7 @@ func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *
 		m.conns[key] = p
 		m.order = append(m.order, key)
 		m.mu.Unlock()
-		p.client, p.err = m.dial(ctx, target, e, via, before)
+		p.client, p.err = m.dial(ctx, target, e, via, before, jump)
 		if p.err != nil {
 			// Let a later Connect retry a transient failure; keep fatal ones.
 			m.mu.Lock()
@@ -151,7 +151,7 @@ func (m *Manager) logf(format string, args ...any) {
 }
 
 // dial opens one hop: TCP (directly or as a channel of via), then the SSH handshake.
-func (m *Manager) dial(ctx context.Context, target string, e endpoint, via *ssh.Client, before []endpoint) (*ssh.Client, error) {
+func (m *Manager) dial(ctx context.Context, target string, e endpoint, via *ssh.Client, before []endpoint, jump bool) (*ssh.Client, error) {
 	limit := m.cfg.ConnectTimeout
 	if e.connectLimit > 0 && e.connectLimit < limit {
 		limit = e.connectLimit
@@ -222,13 +222,13 @@ func (m *Manager) dial(ctx context.Context, target string, e endpoint, via *ssh.
 	}
 	if r.err != nil {
 		conn.Close()
-		return nil, m.classifyHandshake(target, e, viaName, tried, r.err)
+		return nil, m.classifyHandshake(target, e, viaName, tried, r.err, jump)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(r.c, r.chans, r.reqs), nil
 }
 
-func (m *Manager) classifyHandshake(target string, e endpoint, via string, tried []string, err error) error {
+func (m *Manager) classifyHandshake(target string, e endpoint, via string, tried []string, err error, jump bool) error {
 	var se *Error
 	if errors.As(err, &se) {
 		return se // host key verdicts come back through the handshake
@@ -236,10 +236,10 @@ func (m *Manager) classifyHandshake(target string, e endpoint, via string, tried
 	msg := err.Error()
 	if strings.Contains(msg, "unable to authenticate") || strings.Contains(msg, "no supported methods remain") {
 		return &Error{Host: target, Hop: e.String(), Kind: KindAuth, Err: err,
-			Msg: fmt.Sprintf("permission denied for %s (tried %s)", e.String(), strings.Join(tried, ", ")),
+			Msg: fmt.Sprintf("permission denied for %s%s (tried %s)", map[bool]string{true: "jump host ", false: ""}[jump], e.String(), strings.Join(tried, ", ")),
 			Hint: fmt.Sprintf("add the public key to ~%s/.ssh/authorized_keys on %s, or choose the key with --private-key / ansible_ssh_private_key_file / FERRY_SSH_KEY", e.user, e.addr)}
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errors.ErrUnsupported) || strings.Contains(msg, "i/o timeout") {
+	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "i/o timeout") {
 		return classifyDial(target, e.String(), via, context.DeadlineExceeded)
 	}
 	return &Error{Host: target, Hop: e.String(), Kind: KindUnreachable, Err: err,

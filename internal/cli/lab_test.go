@@ -283,7 +283,7 @@ func TestLabAuth(t *testing.T) {
 		}
 		// One line per host, naming the user and the key tried.
 		for _, h := range l.Hosts {
-			re := regexp.MustCompile(`(?m)^` + h.Name + `\s+FAILED\s+permission denied for deploy@\S+ \(tried ` + regexp.QuoteMeta(wrongKey) + `\)`)
+			re := regexp.MustCompile(`(?m)^` + h.Name + `\s+FAILED\s+permission denied for (jump host )?deploy@\S+ \(tried ` + regexp.QuoteMeta(wrongKey) + `\)`)
 			if !re.MatchString(r.stdout) {
 				t.Errorf("%s: no one-line permission denied naming the user and key", h.Name)
 			}
