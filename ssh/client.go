@@ -184,6 +184,19 @@ func teeWriter(buf *bytes.Buffer, w io.Writer) io.Writer {
 	return io.MultiWriter(buf, w)
 }
 
+// SFTPOptions are the SFTP client settings ferry uses: many requests in
+// flight per file and the largest packets OpenSSH's sftp-server accepts
+// (256 KiB messages, less 1 KiB for headers, per its limits@openssh.com), so
+// a copy through a bastion is bounded by bandwidth, not by round trips.
+func SFTPOptions() []sftp.ClientOption {
+	return []sftp.ClientOption{
+		sftp.UseConcurrentWrites(true),
+		sftp.UseConcurrentReads(true),
+		sftp.MaxConcurrentRequestsPerFile(64),
+		sftp.MaxPacketUnchecked(255 << 10),
+	}
+}
+
 // sftpServers are where distributions install OpenSSH's sftp-server.
 var sftpServers = []string{"/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/lib/ssh/sftp-server", "/usr/libexec/sftp-server"}
 
@@ -196,7 +209,7 @@ func (c *Client) SFTP(ctx context.Context, asUser string) (*sftp.Client, error) 
 	if s, ok := c.sftp[asUser]; ok {
 		return s.client, nil
 	}
-	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64)}
+	opts := SFTPOptions()
 	var s sftpSession
 	if asUser == "" {
 		cl, err := sftp.NewClient(c.c, opts...)

@@ -236,7 +236,7 @@ func (m *Manager) classifyHandshake(target string, e endpoint, via string, tried
 	msg := err.Error()
 	if strings.Contains(msg, "unable to authenticate") || strings.Contains(msg, "no supported methods remain") {
 		return &Error{Host: target, Hop: e.String(), Kind: KindAuth, Err: err,
-			Msg: fmt.Sprintf("permission denied for %s%s (tried %s)", map[bool]string{true: "jump host ", false: ""}[jump], e.String(), strings.Join(tried, ", ")),
+			Msg:  fmt.Sprintf("permission denied for %s%s (tried %s)", map[bool]string{true: "jump host ", false: ""}[jump], e.String(), strings.Join(tried, ", ")),
 			Hint: fmt.Sprintf("add the public key to ~%s/.ssh/authorized_keys on %s, or choose the key with --private-key / ansible_ssh_private_key_file / FERRY_SSH_KEY", e.user, e.addr)}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "i/o timeout") {

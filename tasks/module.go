@@ -36,6 +36,9 @@ type Spec struct {
 	Controller bool   // runs on the controller: no connection to the host is needed
 	// OneOf lists groups of params of which exactly one must be given (e.g. copy: src | content).
 	OneOf [][]string
+	// AnyParams: any key is accepted (set_fact); Params, if any, still type-check
+	// the keys they name.
+	AnyParams bool
 }
 
 // Module is one task type. Run must honour Host.Check (report, change nothing)
@@ -64,6 +67,10 @@ type Host struct {
 	Controller *Controller
 	// Timeout is the task's own timeout (0: none beyond ctx).
 	Timeout time.Duration
+	// Dir is the directory that relative local paths (copy, template and
+	// script `src`) resolve against: the playbook's directory. "" means the
+	// process's working directory.
+	Dir string
 }
 
 // Controller holds what controller-side modules share across hosts.

@@ -1,0 +1,361 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/ferrydeploy/ferry/diag"
+	"gopkg.in/yaml.v3"
+)
+
+var yamlErrLine = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: (.*)`)
+
+// yamlRoot parses src and returns its top node (nil for an empty document).
+func yamlRoot(file string, src []byte) (*yaml.Node, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, yamlError(file, src, err)
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, nil
+	}
+	return resolveAlias(doc.Content[0]), nil
+}
+
+// yamlError turns a yaml.v3 error into a positioned one. yaml.v3 gives the
+// line of most errors but not the column (and no line at all for a few):
+// the column is the line's first non-blank, and a missing line is found by
+// parsing ever longer prefixes of the file.
+func yamlError(file string, src []byte, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	msg = strings.TrimSpace(msg)
+	line, col := 0, 0
+	if m := yamlErrLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		if m[2] != "" {
+			col, _ = strconv.Atoi(m[2])
+		}
+		msg = m[3]
+	}
+	// yaml.v3 often names the line where the enclosing block started; the
+	// shortest failing prefix points at the line that broke it.
+	if n := firstFailingLine(src, msg); n > 0 {
+		line, col = n, 0
+	}
+	if col == 0 && line > 0 {
+		l := diag.Line(src, line)
+		col = len(l) - len(strings.TrimLeft(l, " \t")) + 1
+	}
+	if line == 0 {
+		line = 1
+	}
+	return diag.New(src, diag.Pos{File: file, Line: line, Col: col}, "", "YAML: %s", msg)
+}
+
+// firstFailingLine returns the smallest n such that the first n lines of
+// src fail to parse with msg, or 0.
+func firstFailingLine(src []byte, msg string) int {
+	lines := strings.SplitAfter(string(src), "\n")
+	if len(lines) > 5000 {
+		return 0
+	}
+	fails := func(n int) bool {
+		var doc yaml.Node
+		err := yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &doc)
+		return err != nil && strings.Contains(err.Error(), msg)
+	}
+	lo, hi := 1, len(lines)
+	if !fails(hi) {
+		return 0
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+}
+
+// pairs returns a mapping's key/value nodes, with YAML merge keys (<<)
+// expanded ahead of the mapping's own keys so those win.
+func pairs(n *yaml.Node) [][2]*yaml.Node {
+	return pairsDepth(n, 0)
+}
+
+func pairsDepth(n *yaml.Node, depth int) [][2]*yaml.Node {
+	var merged, own [][2]*yaml.Node
+	if depth > 20 {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolveAlias(n.Content[i+1])
+		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.Tag == "!!merge" {
+			var srcs []*yaml.Node
+			if v.Kind == yaml.SequenceNode {
+				for _, s := range v.Content {
+					srcs = append(srcs, resolveAlias(s))
+				}
+			} else {
+				srcs = []*yaml.Node{v}
+			}
+			for _, s := range srcs {
+				if s != nil && s.Kind == yaml.MappingNode {
+					merged = append(merged, pairsDepth(s, depth+1)...)
+				}
+			}
+			continue
+		}
+		own = append(own, [2]*yaml.Node{k, v})
+	}
+	return append(merged, own...)
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.ScalarNode:
+		if n.Tag == "!!str" {
+			return fmt.Sprintf("the string %q", n.Value)
+		}
+		return n.Value
+	}
+	return "something else"
+}
+
+// yamlValue decodes a node into plain Go values with string map keys.
+func yamlValue(n *yaml.Node) (any, error) {
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, err
+	}
+	return plain(v), nil
+}
+
+func plain(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = plain(e)
+		}
+		return x
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[scalarString(k)] = plain(e)
+		}
+		return m
+	case []any:
+		for i, e := range x {
+			x[i] = plain(e)
+		}
+		return x
+	}
+	return v
+}
+
+var groupKeys = []string{"hosts", "children", "vars"}
+
+type yamlParser struct {
+	file string
+	src  []byte
+	inv  *Inventory
+	errs diag.List
+}
+
+func (p *yamlParser) fail(n *yaml.Node, hint, format string, args ...any) {
+	p.errs = append(p.errs, diag.New(p.src, diag.Pos{File: p.file, Line: n.Line, Col: n.Column}, hint, format, args...))
+}
+
+func (p *yamlParser) warn(n *yaml.Node, format string, args ...any) {
+	p.inv.Warnings = append(p.inv.Warnings, fmt.Sprintf("%s:%d:%d: %s", p.file, n.Line, n.Column, fmt.Sprintf(format, args...)))
+}
+
+// parseYAMLInventory reads an Ansible YAML inventory from its parsed root.
+func parseYAMLInventory(file string, src []byte, root *yaml.Node) (*Inventory, error) {
+	p := &yamlParser{file: file, src: src, inv: New()}
+	p.inv.Sources = []string{file}
+	if root == nil {
+		p.inv.Warnings = append(p.inv.Warnings, fmt.Sprintf("%s: empty inventory", file))
+		return p.inv, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		p.fail(root, "start the file with `all:` and list hosts under `hosts:`", "a YAML inventory must be a mapping of group names, not %s", kindName(root))
+		return nil, p.errs.Err()
+	}
+	for _, kv := range pairs(root) {
+		p.group(kv[0], kv[1], "")
+	}
+	if err := p.errs.Err(); err != nil {
+		return nil, err
+	}
+	p.inv.reconcile()
+	return p.inv, nil
+}
+
+func (p *yamlParser) group(key, val *yaml.Node, parent string) {
+	name := key.Value
+	if key.Kind != yaml.ScalarNode || name == "" {
+		p.fail(key, "", "a group name must be a non-empty string")
+		return
+	}
+	p.inv.group(name)
+	if parent != "" {
+		if err := p.inv.addChild(parent, name); err != nil {
+			p.fail(key, "", "%v", err)
+			return
+		}
+	}
+	if isNull(val) {
+		return
+	}
+	if val.Kind != yaml.MappingNode {
+		p.fail(val, "a group holds `hosts:`, `children:` and `vars:` mappings", "group %q must be a mapping, not %s", name, kindName(val))
+		return
+	}
+	for _, kv := range pairs(val) {
+		k, v := kv[0], kv[1]
+		switch k.Value {
+		case "hosts":
+			p.hosts(name, v)
+		case "children":
+			switch {
+			case isNull(v):
+			case v.Kind == yaml.ScalarNode:
+				p.group(v, nil, name)
+			case v.Kind == yaml.MappingNode:
+				for _, c := range pairs(v) {
+					p.group(c[0], c[1], name)
+				}
+			default:
+				p.fail(v, "write each child group as a key ending in ':'", "children of group %q must be a mapping of group names, not %s", name, kindName(v))
+			}
+		case "vars":
+			vars := p.vars(v, fmt.Sprintf("vars of group %q", name))
+			g := p.inv.Groups[name]
+			for k, x := range vars {
+				g.Vars[k] = x
+			}
+		default:
+			hint := suggest(k.Value, groupKeys)
+			if hint == "" {
+				hint = "a group holds only hosts:, children: and vars:; put a subgroup under children:"
+			}
+			p.fail(k, hint, "unknown key %q in group %q", k.Value, name)
+		}
+	}
+}
+
+func (p *yamlParser) hosts(group string, v *yaml.Node) {
+	switch {
+	case isNull(v):
+		return
+	case v.Kind == yaml.ScalarNode:
+		p.host(group, v, nil)
+	case v.Kind == yaml.MappingNode:
+		for _, kv := range pairs(v) {
+			p.host(group, kv[0], kv[1])
+		}
+	case v.Kind == yaml.SequenceNode:
+		p.fail(v, "write each host as a key ending in ':' (e.g. `web1.example.com:`), not as a list item", "hosts of group %q must be a mapping of host names, not a list", group)
+	default:
+		p.fail(v, "", "hosts of group %q must be a mapping of host names, not %s", group, kindName(v))
+	}
+}
+
+func (p *yamlParser) host(group string, key, val *yaml.Node) {
+	if key.Kind != yaml.ScalarNode || key.Value == "" {
+		p.fail(key, "", "a host name must be a non-empty string")
+		return
+	}
+	names, port, err := expandHostPattern(key.Value)
+	if err != nil {
+		var re *rangeError
+		col := key.Column
+		if errors.As(err, &re) && key.Style == 0 {
+			col += re.col
+		}
+		p.errs = append(p.errs, diag.New(p.src, diag.Pos{File: p.file, Line: key.Line, Col: col}, "", "%v", err))
+		return
+	}
+	var vars map[string]any
+	if !isNull(val) {
+		if val.Kind != yaml.MappingNode {
+			p.fail(val, "put the host's variables in a mapping under it, or leave it empty", "variables of host %q must be a mapping, not %s", key.Value, kindName(val))
+			return
+		}
+		vars = p.vars(val, fmt.Sprintf("variables of host %q", key.Value))
+	}
+	for _, n := range names {
+		h := p.inv.host(n)
+		if port != 0 {
+			h.own["ansible_port"] = port
+		}
+		for k, x := range vars {
+			h.own[k] = x
+		}
+		if group != "all" && group != "ungrouped" {
+			p.inv.addHostToGroup(h, group)
+		} else if group == "ungrouped" {
+			p.inv.addHostToGroup(h, "ungrouped")
+		}
+	}
+}
+
+// vars decodes a variables mapping, checking well-known variables where
+// they are written.
+func (p *yamlParser) vars(n *yaml.Node, what string) map[string]any {
+	return yamlVars(n, what, p.fail, p.warn)
+}
+
+func yamlVars(n *yaml.Node, what string, fail func(*yaml.Node, string, string, ...any), warn func(*yaml.Node, string, ...any)) map[string]any {
+	out := map[string]any{}
+	if isNull(n) {
+		return out
+	}
+	if n.Kind != yaml.MappingNode {
+		fail(n, "write variables as `name: value` lines", "%s must be a mapping, not %s", what, kindName(n))
+		return out
+	}
+	for _, kv := range pairs(n) {
+		k, v := kv[0], kv[1]
+		if k.Kind != yaml.ScalarNode {
+			fail(k, "", "a variable name must be a string")
+			continue
+		}
+		if v.Tag == "!vault" {
+			warn(v, "%s is vault-encrypted: ferry does not decrypt vault values, it keeps the ciphertext", k.Value)
+		}
+		x, err := yamlValue(v)
+		if err != nil {
+			fail(v, "", "%s: %v", k.Value, strings.TrimPrefix(err.Error(), "yaml: "))
+			continue
+		}
+		if err := checkVar(k.Value, x); err != nil {
+			fail(v, "", "%v", err)
+			continue
+		}
+		out[k.Value] = x
+	}
+	return out
+}

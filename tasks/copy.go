@@ -1,0 +1,709 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+)
+
+func init() {
+	Register(copyModule{})
+	Register(templateModule{})
+}
+
+// copyParams are shared by copy, template and release.
+var copyParams = map[string]Param{
+	"dest":   {Type: String, Required: true, Doc: "path on the host; a trailing / (or an existing directory) means inside it"},
+	"mode":   {Type: String, Doc: `octal mode, quoted ("0644"), or "preserve" to keep the local file's`},
+	"owner":  {Type: String, Doc: "owner name or uid (needs become)"},
+	"group":  {Type: String, Doc: "group name or gid"},
+	"backup": {Type: Bool, Doc: "keep the replaced file as dest.<timestamp>~"},
+	"force":  {Type: Bool, Doc: "replace a file whose content differs (default true); false only creates missing files"},
+}
+
+type copyModule struct{}
+
+func (copyModule) Spec() Spec {
+	return Spec{
+		Name: "copy",
+		Params: withParams(copyParams, map[string]Param{
+			"src":     {Type: String, Doc: "local file or directory (a trailing / copies the directory's contents)"},
+			"content": {Type: String, Doc: "literal content for dest, instead of src"},
+		}),
+		OneOf: [][]string{{"src", "content"}},
+	}
+}
+
+func (copyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
+	a := NewArgs("copy", args)
+	a.Require("dest")
+	o := readCopyOpts(a)
+	src, dest := a.String("src", ""), a.String("dest", "")
+	var content []byte
+	hasContent := a.Has("content")
+	if hasContent {
+		content = []byte(a.String("content", ""))
+	}
+	if err := a.Err(); err != nil {
+		return Outcome{}, err
+	}
+	if hasContent == (src != "") {
+		return Outcome{}, errors.New("copy: give exactly one of src or content")
+	}
+	var plan *copyPlan
+	var err error
+	if hasContent {
+		plan, err = contentPlan(content, dest, o)
+	} else {
+		plan, err = localPlan(localPath(h, src), src, dest, o)
+	}
+	if err != nil {
+		return Outcome{}, fmt.Errorf("copy: %w", err)
+	}
+	return plan.run(ctx, h)
+}
+
+type templateModule struct{}
+
+func (templateModule) Spec() Spec {
+	return Spec{
+		Name: "template",
+		Params: withParams(copyParams, map[string]Param{
+			"src": {Type: String, Required: true, Doc: "local template file, rendered with the task's variables"},
+		}),
+	}
+}
+
+func (templateModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
+	a := NewArgs("template", args)
+	a.Require("src", "dest")
+	o := readCopyOpts(a)
+	src, dest := a.String("src", ""), a.String("dest", "")
+	if err := a.Err(); err != nil {
+		return Outcome{}, err
+	}
+	if h.Render == nil {
+		return Outcome{}, errors.New("template: no renderer for this task")
+	}
+	local := localPath(h, src)
+	text, err := os.ReadFile(local)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("template: %w", err)
+	}
+	out, err := h.Render(string(text))
+	if err != nil {
+		return Outcome{}, fmt.Errorf("template %s: %w", src, err)
+	}
+	if strings.HasSuffix(dest, "/") {
+		dest += strings.TrimSuffix(filepath.Base(local), ".tmpl")
+	}
+	if o.mode == "preserve" {
+		st, _ := os.Stat(local)
+		o.mode = fmt.Sprintf("%o", st.Mode().Perm())
+	}
+	plan, err := contentPlan([]byte(out), dest, o)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("template: %w", err)
+	}
+	return plan.run(ctx, h)
+}
+
+type copyOpts struct {
+	mode, owner, group string // mode: octal digits, "preserve" or ""
+	backup, force      bool
+}
+
+func readCopyOpts(a *Args) copyOpts {
+	o := copyOpts{owner: a.String("owner", ""), group: a.String("group", ""), backup: a.Bool("backup", false), force: a.Bool("force", true)}
+	if s, ok := a.Raw("mode").(string); ok && s == "preserve" {
+		o.mode = "preserve"
+	} else {
+		o.mode = a.Mode("mode")
+	}
+	return o
+}
+
+// copyItem is one file to put on the host.
+type copyItem struct {
+	local   string // controller path, or "" for content
+	content []byte
+	size    int64
+	sum     string // hex SHA-256 of what should land
+	dest    string // remote path
+	mode    string // wanted octal mode, "" to keep dest's (or the umask's for a new file)
+	// altDest is dest/<name>, used instead of dest when dest turns out to be
+	// an existing directory (copy: src=file dest=/etc/app).
+	altDest string
+}
+
+// copyPlan is a whole copy: files, the directories they need, the options.
+type copyPlan struct {
+	items []*copyItem
+	dirs  []string // remote directories that must exist (created with mkdir -p)
+	root  string   // what Result reports as dest
+	isDir bool     // src was a directory
+	opts  copyOpts
+}
+
+func contentPlan(content []byte, dest string, o copyOpts) (*copyPlan, error) {
+	if dest == "" || strings.HasSuffix(dest, "/") {
+		return nil, fmt.Errorf("dest %q must name a file when content is given", dest)
+	}
+	if o.mode == "preserve" {
+		return nil, errors.New(`mode "preserve" needs src`)
+	}
+	sum := sha256.Sum256(content)
+	it := &copyItem{content: content, size: int64(len(content)), sum: hex.EncodeToString(sum[:]), dest: dest, mode: o.mode}
+	return &copyPlan{items: []*copyItem{it}, dirs: []string{path.Dir(dest)}, root: dest, opts: o}, nil
+}
+
+// localPlan lists what copying local (written by the user as src) to dest means:
+// a file goes to dest (or inside it when dest ends with / or is a
+// directory); a directory goes inside dest, or only its contents when src
+// ends with /, as in Ansible.
+func localPlan(local, src, dest string, o copyOpts) (*copyPlan, error) {
+	if dest == "" {
+		return nil, errors.New("dest is required")
+	}
+	st, err := os.Stat(local)
+	if err != nil {
+		return nil, fmt.Errorf("src: %w", err)
+	}
+	if !st.IsDir() {
+		it, err := fileItem(local, st, o)
+		if err != nil {
+			return nil, err
+		}
+		if strings.HasSuffix(dest, "/") {
+			it.dest = path.Join(dest, filepath.Base(local))
+			return &copyPlan{items: []*copyItem{it}, dirs: []string{path.Clean(dest)}, root: it.dest, opts: o}, nil
+		}
+		it.dest = dest
+		it.altDest = path.Join(dest, filepath.Base(local))
+		return &copyPlan{items: []*copyItem{it}, dirs: []string{path.Dir(dest)}, root: dest, opts: o}, nil
+	}
+	root := path.Clean(dest)
+	if !strings.HasSuffix(src, "/") {
+		root = path.Join(root, filepath.Base(local))
+	}
+	p := &copyPlan{root: root, isDir: true, opts: o}
+	err = filepath.WalkDir(local, func(lp string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(local, lp)
+		if err != nil {
+			return err
+		}
+		remote := path.Join(root, filepath.ToSlash(rel))
+		st, err := os.Stat(lp) // follows symlinks, like Ansible's local_follow
+		if err != nil {
+			return err
+		}
+		if st.IsDir() {
+			p.dirs = append(p.dirs, remote)
+			return nil
+		}
+		it, err := fileItem(lp, st, o)
+		if err != nil {
+			return err
+		}
+		it.dest = remote
+		p.items = append(p.items, it)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("src: %w", err)
+	}
+	return p, nil
+}
+
+func fileItem(local string, st os.FileInfo, o copyOpts) (*copyItem, error) {
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", local)
+	}
+	f, err := os.Open(local)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", local, err)
+	}
+	mode := o.mode
+	if mode == "preserve" {
+		mode = fmt.Sprintf("%o", st.Mode().Perm())
+	}
+	return &copyItem{local: local, size: n, sum: hex.EncodeToString(h.Sum(nil)), mode: mode}, nil
+}
+
+// remoteFile is what the probe saw of one path on the host.
+type remoteFile struct {
+	typ                       byte // f, d, l, ...
+	mode, user, uid, grp, gid string
+	sum                       string // regular files only
+}
+
+// probeScript prints, in one round trip, the type, mode, owner and group of
+// every path under roots (depth 0 for single files), then the SHA-256 of the
+// regular files, NUL-separated so any file name survives. GNU find and
+// coreutils are assumed on the host. With mkdirs (not in check mode) it then
+// creates the directories the copy needs.
+func probeScript(roots []string, depth0 bool, mkdirs []string) string {
+	q := QuoteCommand(roots...)
+	// A single dest is looked at as it is (a symlink there is replaced); a
+	// directory root is followed (-H), as current -> releases/v1 must be.
+	find, d := "find -H ", ""
+	if depth0 {
+		find, d = "find ", " -maxdepth 0"
+	}
+	s := find + q + d + ` -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; ` +
+		find + q + d + " -type f -exec sha256sum -z -- {} + 2>/dev/null"
+	if len(mkdirs) > 0 {
+		s += "; mkdir -p -- " + QuoteCommand(mkdirs...)
+	} else {
+		s += "; true"
+	}
+	return s
+}
+
+func parseProbe(out []byte) map[string]*remoteFile {
+	files := map[string]*remoteFile{}
+	stat, sums, _ := bytes.Cut(out, []byte("\x01SUMS\x00"))
+	for _, rec := range bytes.Split(stat, []byte{0}) {
+		f := strings.SplitN(string(rec), " ", 7)
+		if len(f) != 7 || len(f[0]) != 1 {
+			continue
+		}
+		files[f[6]] = &remoteFile{typ: f[0][0], mode: f[1], user: f[2], uid: f[3], grp: f[4], gid: f[5]}
+	}
+	for _, rec := range bytes.Split(sums, []byte{0}) {
+		sum, p, ok := strings.Cut(string(rec), "  ")
+		if !ok || len(sum) != 64 {
+			continue
+		}
+		if rf := files[p]; rf != nil {
+			rf.sum = sum
+		}
+	}
+	return files
+}
+
+// attrsDiffer lists the attributes of rf that differ from what is wanted.
+func (p *copyPlan) attrsDiffer(it *copyItem, rf *remoteFile) []string {
+	var d []string
+	if it.mode != "" && rf.mode != it.mode {
+		d = append(d, fmt.Sprintf("mode %s → %s", rf.mode, it.mode))
+	}
+	if o := p.opts.owner; o != "" && o != rf.user && o != rf.uid {
+		d = append(d, fmt.Sprintf("owner %s → %s", rf.user, o))
+	}
+	if g := p.opts.group; g != "" && g != rf.grp && g != rf.gid {
+		d = append(d, fmt.Sprintf("group %s → %s", rf.grp, g))
+	}
+	return d
+}
+
+type copyAction struct {
+	it      *copyItem
+	exists  bool
+	upload  bool
+	attrs   bool   // only mode/owner/group change
+	why     string // for the diff
+	tmp     string // temp file on the host while uploading
+	backup  string // where the replaced file is kept
+	dirDest bool   // dest was an existing directory
+}
+
+func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
+	if h.Conn == nil {
+		return Outcome{}, errors.New("copy: no connection to the host")
+	}
+	roots := []string{p.root}
+	if !p.isDir {
+		roots = []string{p.items[0].dest}
+		if p.items[0].altDest != "" {
+			roots = append(roots, p.items[0].altDest)
+		}
+	}
+	var mk []string
+	if !h.Check {
+		mk = p.dirs
+	}
+	res, err := runOn(ctx, h, probeScript(roots, !p.isDir, mk), false)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
+	}
+	if res.ExitCode != 0 {
+		return Outcome{Failed: true, Msg: failMsg("create directories for "+p.root, res)}, nil
+	}
+	remote := parseProbe(res.Stdout)
+
+	// Decide, per file, what has to happen.
+	var acts []*copyAction
+	for _, it := range p.items {
+		rf := remote[it.dest]
+		dirDest := false
+		if rf != nil && rf.typ == 'd' {
+			if it.altDest == "" {
+				return Outcome{Failed: true, Msg: fmt.Sprintf("%s is a directory on the host; remove it or choose another dest", it.dest)}, nil
+			}
+			it.dest, rf, dirDest = it.altDest, remote[it.altDest], true
+			if rf != nil && rf.typ == 'd' {
+				return Outcome{Failed: true, Msg: fmt.Sprintf("%s is a directory on the host; remove it or choose another dest", it.dest)}, nil
+			}
+		}
+		act := &copyAction{it: it, exists: rf != nil, dirDest: dirDest}
+		switch {
+		case rf == nil:
+			act.upload, act.why = true, "new file"
+		case rf.typ != 'f':
+			act.upload, act.why = true, "replaces a non-regular file"
+		case rf.sum != it.sum:
+			if !p.opts.force {
+				continue
+			}
+			act.upload, act.why = true, "content differs"
+		default:
+			if d := p.attrsDiffer(it, rf); len(d) > 0 {
+				act.attrs, act.why = true, strings.Join(d, ", ")
+			} else {
+				continue
+			}
+		}
+		acts = append(acts, act)
+	}
+	var newDirs []string
+	if p.isDir {
+		for _, d := range p.dirs {
+			if rf := remote[d]; rf == nil || rf.typ != 'd' {
+				newDirs = append(newDirs, d)
+			}
+		}
+	}
+	result := p.result(acts)
+	if len(acts) == 0 && len(newDirs) == 0 {
+		return Outcome{Msg: "unchanged: " + p.root, Result: result}, nil
+	}
+	diff := p.diff(acts)
+	for _, d := range newDirs {
+		diff += "+ " + d + "/ (new directory)\n"
+	}
+	if len(acts) == 0 { // only directories were missing (created by the probe)
+		if h.Check {
+			return Outcome{Changed: true, Msg: checkMsg("create %d directories under %s", len(newDirs), p.root), Diff: diff, Result: result}, nil
+		}
+		return Outcome{Changed: true, Msg: fmt.Sprintf("created %d directories under %s", len(newDirs), p.root), Diff: diff, Result: result}, nil
+	}
+	if h.Check {
+		return Outcome{Changed: true, Msg: checkMsg("update %s", summary(acts, p.root)), Diff: diff, Result: result}, nil
+	}
+	if err := p.apply(ctx, h, acts); err != nil {
+		return Outcome{Failed: true, Msg: fmt.Sprintf("copy to %s: %v", p.root, err), Diff: diff, Result: result}, nil
+	}
+	result = p.result(acts)
+	return Outcome{Changed: true, Msg: "updated " + summary(acts, p.root), Diff: diff, Result: result}, nil
+}
+
+func summary(acts []*copyAction, root string) string {
+	if len(acts) == 1 {
+		return acts[0].it.dest + " (" + acts[0].why + ")"
+	}
+	return fmt.Sprintf("%d files under %s", len(acts), root)
+}
+
+func (p *copyPlan) diff(acts []*copyAction) string {
+	var b strings.Builder
+	for _, a := range acts {
+		mark := "~"
+		if !a.exists {
+			mark = "+"
+		}
+		fmt.Fprintf(&b, "%s %s (%s)\n", mark, a.it.dest, a.why)
+	}
+	return b.String()
+}
+
+func (p *copyPlan) result(acts []*copyAction) map[string]any {
+	r := map[string]any{"dest": p.root, "changed": len(acts) > 0}
+	if !p.isDir {
+		it := p.items[0]
+		r["dest"], r["checksum"], r["size"] = it.dest, it.sum, it.size
+		if it.mode != "" {
+			r["mode"] = "0" + it.mode
+		}
+		for _, a := range acts {
+			if a.backup != "" {
+				r["backup_file"] = a.backup
+			}
+		}
+	} else {
+		files := make([]any, 0, len(acts))
+		for _, a := range acts {
+			files = append(files, a.it.dest)
+		}
+		r["files"], r["count"] = files, len(p.items)
+	}
+	if p.opts.owner != "" {
+		r["owner"] = p.opts.owner
+	}
+	if p.opts.group != "" {
+		r["group"] = p.opts.group
+	}
+	return r
+}
+
+// uploadWorkers bounds files in flight at once; each file also uses the SFTP
+// client's concurrent writes.
+const uploadWorkers = 4
+
+// apply uploads to temp files, then verifies, sets attributes and keeps
+// backups in one command, then renames each temp over its dest. On any error
+// every temp file is removed; a dest is only ever replaced whole.
+func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction) (err error) {
+	var client *sftp.Client
+	var ups []*copyAction
+	for _, a := range acts {
+		if a.upload {
+			ups = append(ups, a)
+		}
+	}
+	if len(ups) > 0 {
+		if client, err = h.Conn.SFTP(ctx, sftpUser(h)); err != nil {
+			return fmt.Errorf("open sftp: %w", err)
+		}
+	}
+	stamp := time.Now().Format("2006-01-02@15:04:05")
+	var temps []string
+	var mu sync.Mutex
+	defer func() {
+		if err != nil && len(temps) > 0 {
+			removeRemote(h, temps...)
+		}
+	}()
+
+	// Upload, a few files at a time.
+	sem := make(chan struct{}, uploadWorkers)
+	var wg sync.WaitGroup
+	var firstErr error
+	for _, a := range ups {
+		a.tmp = path.Join(path.Dir(a.it.dest), "."+sanitizeName(path.Base(a.it.dest))+".ferry-tmp-"+randomSuffix())
+		mu.Lock()
+		temps = append(temps, a.tmp)
+		mu.Unlock()
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(a *copyAction) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if e := uploadItem(ctx, client, a.it, a.tmp); e != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("upload %s: %w", a.it.dest, e)
+				}
+				mu.Unlock()
+			}
+		}(a)
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// Verify, attributes, backups: one command per chunk of files.
+	posix, fsync := client != nil, false
+	if posix {
+		_, posix = client.HasExtension("posix-rename@openssh.com")
+		_, fsync = client.HasExtension("fsync@openssh.com")
+	}
+	var scripts []string
+	var cur strings.Builder
+	cur.WriteString(finalizePrelude)
+	for _, a := range acts {
+		line := p.finalizeLine(a, stamp, !posix, !fsync)
+		if cur.Len()+len(line) > 60<<10 {
+			scripts = append(scripts, cur.String())
+			cur.Reset()
+			cur.WriteString(finalizePrelude)
+		}
+		cur.WriteString(line)
+	}
+	scripts = append(scripts, cur.String())
+	for _, s := range scripts {
+		res, err := runOn(ctx, h, s, false)
+		if err != nil {
+			return err
+		}
+		if res.ExitCode != 0 {
+			if msg := lastLine(res.Stderr); msg != "" {
+				return errors.New(msg)
+			}
+			return fmt.Errorf("finalizing the copy exited with status %d", res.ExitCode)
+		}
+	}
+	if !posix {
+		return nil
+	}
+	// Atomic renames, pipelined on the one SFTP channel.
+	errs := make([]error, len(ups))
+	for i, a := range ups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, a *copyAction) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if e := client.PosixRename(a.tmp, a.it.dest); e != nil {
+				errs[i] = fmt.Errorf("rename into %s: %w", a.it.dest, e)
+			}
+		}(i, a)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// finalizePrelude defines the helpers of the finalize command (POSIX sh).
+// v TMP SUM DEST: the temp file holds exactly what was sent.
+const finalizePrelude = `um=$(umask); ` +
+	`v() { s=$(sha256sum < "$1") || exit 1; s=${s%% *}; [ "$s" = "$2" ] || { echo "checksum mismatch for $3: sent $2, landed $s; check free space on the host" >&2; exit 1; }; }; `
+
+// finalizeLine is the finalize command's part for one file. mv renames in
+// the command when the server lacks posix-rename; sync flushes the file with
+// coreutils when it lacks fsync@openssh.com.
+func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) string {
+	var b strings.Builder
+	dest := Quote(a.it.dest)
+	target := dest
+	if a.upload {
+		tmp := Quote(a.tmp)
+		target = tmp
+		if sync {
+			fmt.Fprintf(&b, "sync -- %s 2>/dev/null; ", tmp)
+		}
+		fmt.Fprintf(&b, "v %s %s %s; ", tmp, a.it.sum, dest)
+		switch {
+		case a.it.mode != "":
+			fmt.Fprintf(&b, "chmod %s %s || exit 1; ", a.it.mode, tmp)
+		case a.exists:
+			fmt.Fprintf(&b, "chmod --reference=%s %s 2>/dev/null || chmod $(printf %%o $((0666 & ~$um))) %s || exit 1; ", dest, tmp, tmp)
+		default:
+			fmt.Fprintf(&b, "chmod $(printf %%o $((0666 & ~$um))) %s || exit 1; ", tmp)
+		}
+		if a.exists && p.opts.owner == "" && p.opts.group == "" {
+			// keep the replaced file's owner when allowed to (as root)
+			fmt.Fprintf(&b, "chown --reference=%s %s 2>/dev/null; ", dest, tmp)
+		}
+	} else if a.it.mode != "" {
+		fmt.Fprintf(&b, "chmod %s %s || exit 1; ", a.it.mode, dest)
+	}
+	if own := ownerSpec(p.opts.owner, p.opts.group); own != "" {
+		fmt.Fprintf(&b, "chown %s %s || exit 1; ", Quote(own), target)
+	}
+	if a.upload && a.exists && p.opts.backup {
+		a.backup = a.it.dest + "." + stamp + "~"
+		bak := Quote(a.backup)
+		fmt.Fprintf(&b, "{ ln -f -- %s %s 2>/dev/null || cp -p -- %s %s; } || exit 1; ", dest, bak, dest, bak)
+	}
+	if a.upload && mv {
+		fmt.Fprintf(&b, "mv -f -- %s %s || exit 1; ", target, dest)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func ownerSpec(owner, group string) string {
+	switch {
+	case owner != "" && group != "":
+		return owner + ":" + group
+	case owner != "":
+		return owner
+	case group != "":
+		return ":" + group
+	}
+	return ""
+}
+
+func uploadItem(ctx context.Context, c *sftp.Client, it *copyItem, remote string) error {
+	var r io.Reader
+	if it.local != "" {
+		f, err := os.Open(it.local)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	} else {
+		r = bytes.NewReader(it.content)
+	}
+	return putFile(ctx, c, r, it.size, remote, 0o600)
+}
+
+// putFile writes r to a new file remote (which must not exist) with mode
+// perm, flushed to disk (fsync@openssh.com) when the server supports it.
+func putFile(ctx context.Context, c *sftp.Client, r io.Reader, size int64, remote string, perm os.FileMode) error {
+	f, err := c.OpenFile(remote, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = f.Close()
+		}
+	}()
+	// Private until finalized: the content may be a secret.
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	n, err := f.ReadFromWithConcurrency(&ctxReader{ctx: ctx, r: r}, 0)
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("wrote %d of %d bytes: the local file changed during the copy", n, size)
+	}
+	if _, ok := c.HasExtension("fsync@openssh.com"); ok {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync: %w", err)
+		}
+	}
+	closed = true
+	return f.Close()
+}
+
+// ctxReader ends a transfer when ctx ends: the SFTP client's own calls do
+// not take a context.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

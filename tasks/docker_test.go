@@ -1,0 +1,132 @@
+package tasks
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeDocker keeps containers and images as files and logs every call.
+const fakeDocker = `#!/bin/bash
+d=$FAKE_DOCKER; echo "$(basename "$0") $*" >> "$d/log"
+key() { echo "$1" | tr '/:' '__'; }
+case "$1" in
+inspect)
+  f=$3; n=$4; [ -f "$d/c_$n" ] || exit 1
+  IFS='|' read -r run img id cfg < "$d/c_$n"
+  if [ "$f" = '{{.State.Running}}' ]; then echo "$run"; else echo "$run|$img|$id|$cfg"; fi;;
+image)
+  i=$5; [ -f "$d/i_$(key "$i")" ] || exit 1; cat "$d/i_$(key "$i")";;
+pull)
+  i=$3; [ "$i" = bad/image ] && { echo "manifest unknown" >&2; exit 1; }
+  echo "sha256:pulled-$i" > "$d/i_$(key "$i")";;
+run)
+  shift 2; name= cfg= envf=
+  while [ $# -gt 0 ]; do case "$1" in
+    --name) name=$2; shift 2;; --label) cfg=${2#ferry.config=}; shift 2;;
+    --env-file) envf=$2; cp "$2" "$d/envfile"; shift 2;;
+    --restart|--network|-p|-v) shift 2;; *) break;; esac; done
+  img=$1; id=$(cat "$d/i_$(key "$img")" 2>/dev/null || echo none)
+  echo "true|$img|$id|$cfg" > "$d/c_$name"; echo "$name-id";;
+stop) [ -f "$d/c_$2" ] && sed -i 's/^true|/false|/' "$d/c_$2";;
+start) sed -i 's/^false|/true|/' "$d/c_$2";;
+rm) rm -f "$d/c_$3";;
+logs) ;;
+*) echo "fake docker: $*" >&2; exit 1;;
+esac
+`
+
+func fakeDockerHost(t *testing.T) (*Host, string) {
+	h, c, _ := testHost(t)
+	d := t.TempDir()
+	c.fakeBin(t, "docker", fakeDocker)
+	c.env = append(c.env, "FAKE_DOCKER="+d)
+	return h, d
+}
+
+func dockerLog(d string) string {
+	b, _ := os.ReadFile(filepath.Join(d, "log"))
+	return string(b)
+}
+
+func TestDockerLifecycle(t *testing.T) {
+	h, d := fakeDockerHost(t)
+	args := map[string]any{"name": "api", "image": "localhost/app:v1", "env": map[string]any{"TOKEN": "s3cret value"},
+		"ports": []any{"8080:8080"}, "restart": "always", "network": "host"}
+	out := runModule(t, h, "docker", args)
+	if !out.Changed || out.Failed {
+		t.Fatalf("create: %+v", out)
+	}
+	log := dockerLog(d)
+	if !strings.Contains(log, "docker pull -q localhost/app:v1") || !strings.Contains(log, "docker run -d --name api") {
+		t.Fatalf("log %q", log)
+	}
+	if strings.Contains(log, "s3cret") {
+		t.Fatal("an env value reached argv")
+	}
+	if got := mustRead(t, filepath.Join(d, "envfile")); got != "TOKEN=s3cret value\n" {
+		t.Fatalf("env file %q", got)
+	}
+	if m, _ := filepath.Glob("/tmp/.ferry-env-*"); len(m) != 0 {
+		t.Fatalf("env file left: %v", m)
+	}
+
+	out = runModule(t, h, "docker", args)
+	if out.Changed {
+		t.Fatalf("same settings: %+v", out)
+	}
+	args["env"] = map[string]any{"TOKEN": "rotated"}
+	out = runModule(t, h, "docker", args)
+	if !out.Changed || !strings.Contains(out.Msg, "settings changed") {
+		t.Fatalf("env change: %+v", out)
+	}
+	args["image"] = "localhost/app:v2"
+	out = runModule(t, h, "docker", args)
+	if !out.Changed || !strings.Contains(out.Msg, "image localhost/app:v1 -> localhost/app:v2") {
+		t.Fatalf("image change: %+v", out)
+	}
+	if !strings.Contains(dockerLog(d), "docker stop api\ndocker rm -f api\n") {
+		t.Fatalf("no stop+rm: %q", dockerLog(d))
+	}
+	out = runModule(t, h, "docker", map[string]any{"name": "api", "state": "stopped"})
+	if !out.Changed {
+		t.Fatalf("stop: %+v", out)
+	}
+	out = runModule(t, h, "docker", args) // stopped, same settings: start it
+	if !out.Changed || !strings.Contains(out.Msg, "start container") {
+		t.Fatalf("start: %+v", out)
+	}
+	out = runModule(t, h, "docker", map[string]any{"name": "api", "state": "absent"})
+	if !out.Changed {
+		t.Fatalf("absent: %+v", out)
+	}
+	out = runModule(t, h, "docker", map[string]any{"name": "api", "state": "absent"})
+	if out.Changed {
+		t.Fatalf("absent twice: %+v", out)
+	}
+}
+
+func TestDockerCheckModePullNeverAndPodman(t *testing.T) {
+	h, d := fakeDockerHost(t)
+	h.Check = true
+	out := runModule(t, h, "docker", map[string]any{"name": "web", "image": "nginx", "pull": "always"})
+	if !out.Changed || strings.Contains(dockerLog(d), "run") || strings.Contains(dockerLog(d), "pull") {
+		t.Fatalf("check mode: %+v %q", out, dockerLog(d))
+	}
+	h.Check = false
+	out = runModule(t, h, "docker", map[string]any{"name": "web", "image": "nginx", "pull": "never"})
+	if !out.Failed || !strings.Contains(out.Msg, "pull is never") {
+		t.Fatalf("pull never: %+v", out)
+	}
+	out = runModule(t, h, "docker", map[string]any{"name": "web", "image": "bad/image"})
+	if !out.Failed || !strings.Contains(out.Msg, "manifest unknown") {
+		t.Fatalf("bad image: %+v", out)
+	}
+	c := h.Conn.(*localConn)
+	c.fakeBin(t, "podman", fakeDocker)
+	out = runModule(t, h, "docker", map[string]any{"name": "web", "image": "nginx", "runtime": "podman", "command": "nginx -g 'daemon off;'"})
+	if !out.Changed || !strings.Contains(dockerLog(d), "podman run -d --name web") || !strings.Contains(dockerLog(d), "nginx nginx -g daemon off;") {
+		t.Fatalf("podman: %+v %q", out, dockerLog(d))
+	}
+}

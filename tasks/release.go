@@ -1,0 +1,321 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+func init() { Register(releaseModule{}) }
+
+// releaseModule keeps a Capistrano layout:
+//
+//	path/releases/<version>/   one directory per release
+//	path/current -> path/releases/<version>
+//	path/.ferry-releases       versions in the order they were activated
+//
+// Activation order, not names, decides what "previous" means, so a rollback
+// goes back to what really ran before, whatever the version strings.
+type releaseModule struct{}
+
+func (releaseModule) Spec() Spec {
+	return Spec{
+		Name: "release",
+		Params: map[string]Param{
+			"path":     {Type: String, Required: true, Doc: "base directory (holds releases/ and current)"},
+			"src":      {Type: String, Doc: "local file or directory to put in the release"},
+			"version":  {Type: String, Doc: "release name (default: a UTC timestamp)"},
+			"keep":     {Type: Int, Doc: "releases to keep (default 5); current and previous are never removed"},
+			"rollback": {Type: Bool, Doc: "point current back to the previously activated release"},
+			"mode":     {Type: String, Doc: `mode of the copied files ("0755")`},
+			"owner":    {Type: String, Doc: "owner of the copied files"},
+			"group":    {Type: String, Doc: "group of the copied files"},
+		},
+	}
+}
+
+const historyFile = ".ferry-releases"
+
+// releaseState is what the probe found under path.
+type releaseState struct {
+	current  string   // version current points to ("" if none)
+	history  []string // activation order, oldest first
+	releases []string // directories under releases/
+}
+
+func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
+	a := NewArgs("release", args)
+	a.Require("path")
+	base := strings.TrimSuffix(a.String("path", ""), "/")
+	src := a.String("src", "")
+	version := a.String("version", time.Now().UTC().Format("20060102150405"))
+	keep := a.Int("keep", 5)
+	rollback := a.Bool("rollback", false)
+	o := readCopyOpts(a)
+	if err := a.Err(); err != nil {
+		return Outcome{}, err
+	}
+	if !path.IsAbs(base) {
+		return Outcome{}, fmt.Errorf("release: path %q must be absolute", base)
+	}
+	if keep < 1 {
+		return Outcome{}, fmt.Errorf("release: keep must be at least 1")
+	}
+	st, err := probeRelease(ctx, h, base)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if rollback {
+		return rollbackRelease(ctx, h, base, st)
+	}
+	if src == "" {
+		return Outcome{}, errors.New("release: src is required (or rollback: true)")
+	}
+	if err := checkVersion(version); err != nil {
+		return Outcome{}, err
+	}
+
+	// 1. The release's files, with copy's checks and atomic writes.
+	dir := path.Join(base, "releases", version)
+	s := src
+	if !strings.HasSuffix(s, "/") {
+		s += "/" // a directory's contents, a file inside
+	}
+	plan, err := localPlan(localPath(h, src), s, dir+"/", o)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("release: %w", err)
+	}
+	copied, err := plan.run(ctx, h)
+	if err != nil || copied.Failed {
+		if err == nil {
+			err = errors.New(copied.Msg)
+		}
+		return Outcome{Failed: true, Msg: fmt.Sprintf("release %s: %v", version, err), Diff: copied.Diff}, nil
+	}
+
+	// 2. Activate and prune in one command.
+	history := st.history
+	if len(history) == 0 && st.current != "" {
+		history = []string{st.current} // a layout ferry did not make: start from what runs
+	}
+	activate := st.current != version
+	if activate && (len(history) == 0 || history[len(history)-1] != version) {
+		history = append(history, version)
+	}
+	releases := st.releases
+	if !slices.Contains(releases, version) {
+		releases = append(releases, version)
+	}
+	previous := st.current
+	if !activate && len(history) > 1 {
+		previous = history[len(history)-2]
+	}
+	prune := pruneList(releases, history, keep, version, previous)
+	history = slices.DeleteFunc(slices.Clone(history), func(v string) bool { return slices.Contains(prune, v) })
+
+	result := map[string]any{
+		"release": dir, "version": version, "previous": previous,
+		"current": path.Join(base, "current"), "pruned": toAnyList(prune),
+	}
+	var changes []string
+	if copied.Changed {
+		changes = append(changes, copied.Msg)
+	}
+	if activate {
+		changes = append(changes, fmt.Sprintf("current -> %s (was %s)", version, orNone(st.current)))
+	}
+	for _, p := range prune {
+		changes = append(changes, "remove release "+p)
+	}
+	diff := copied.Diff
+	if len(changes) == 0 {
+		return Outcome{Msg: "release " + version + " is current", Result: result}, nil
+	}
+	for _, c := range changes[boolInt(copied.Changed):] {
+		diff += c + "\n"
+	}
+	if h.Check {
+		return Outcome{Changed: true, Msg: checkMsg("deploy release %s: %s", version, strings.Join(changes, "; ")), Diff: diff, Result: result}, nil
+	}
+	if activate || len(prune) > 0 || !slices.Equal(history, st.history) {
+		target := ""
+		if activate {
+			target = dir
+		}
+		if out, ok := switchRelease(ctx, h, base, target, history, prune); !ok {
+			out.Result = result
+			return out, nil
+		}
+	}
+	return Outcome{Changed: true, Msg: "release " + version + ": " + strings.Join(changes, "; "), Diff: diff, Result: result}, nil
+}
+
+func rollbackRelease(ctx context.Context, h *Host, base string, st releaseState) (Outcome, error) {
+	history := st.history
+	if len(history) == 0 && st.current != "" {
+		history = []string{st.current}
+	}
+	// Drop what is current (and anything activated after it), then the
+	// newest remaining release that still exists is where we go back to.
+	if j := lastIndex(history, st.current); st.current != "" && j >= 0 {
+		history = history[:j]
+	}
+	prev := ""
+	for len(history) > 0 {
+		v := history[len(history)-1]
+		if v != st.current && slices.Contains(st.releases, v) {
+			prev = v
+			break
+		}
+		history = history[:len(history)-1]
+	}
+	result := map[string]any{"current": path.Join(base, "current"), "previous": st.current}
+	if prev == "" {
+		msg := fmt.Sprintf("nothing to roll back to in %s: ", base)
+		if st.current == "" {
+			msg += "no release is current"
+		} else {
+			msg += "release " + st.current + " is the only one activated that still exists"
+		}
+		return Outcome{Failed: true, Msg: msg, Result: result}, nil
+	}
+	dir := path.Join(base, "releases", prev)
+	result["release"], result["version"] = dir, prev
+	change := fmt.Sprintf("current -> %s (was %s)", prev, orNone(st.current))
+	if h.Check {
+		return Outcome{Changed: true, Msg: checkMsg("roll back: %s", change), Diff: change + "\n", Result: result}, nil
+	}
+	if out, ok := switchRelease(ctx, h, base, dir, history, nil); !ok {
+		out.Result = result
+		return out, nil
+	}
+	return Outcome{Changed: true, Msg: "rolled back: " + change, Diff: change + "\n", Result: result}, nil
+}
+
+// switchRelease writes the history, swaps current to target atomically
+// (when target is set) and removes pruned releases, in one command.
+func switchRelease(ctx context.Context, h *Host, base, target string, history, prune []string) (Outcome, bool) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "p=%s; t=%s; ", Quote(base), randomSuffix())
+	b.WriteString(`printf '%s\n'`)
+	for _, v := range history {
+		b.WriteString(" " + Quote(v))
+	}
+	b.WriteString(` > "$p/.ferry-releases.$t" || exit 1; `)
+	if target != "" {
+		fmt.Fprintf(&b, `ln -sfn -- %s "$p/.current.$t" && mv -Tf -- "$p/.current.$t" "$p/current" || { rm -f -- "$p/.current.$t" "$p/.ferry-releases.$t"; exit 1; }; `, Quote(target))
+	}
+	b.WriteString(`mv -f -- "$p/.ferry-releases.$t" "$p/.ferry-releases" || exit 1; `)
+	for _, v := range prune {
+		fmt.Fprintf(&b, `rm -rf -- "$p/releases/"%s || exit 1; `, Quote(v))
+	}
+	b.WriteString("exit 0")
+	res, err := runOn(ctx, h, b.String(), false)
+	if err != nil {
+		return Outcome{Failed: true, Msg: fmt.Sprintf("switch %s: %v", base, err)}, false
+	}
+	if res.ExitCode != 0 {
+		return Outcome{Failed: true, Msg: failMsg("switch "+base, res)}, false
+	}
+	return Outcome{}, true
+}
+
+func probeRelease(ctx context.Context, h *Host, base string) (releaseState, error) {
+	q := Quote(base)
+	cmd := `p=` + q + `; c=$(readlink -- "$p/current" 2>/dev/null) || c=""; printf '%s\n' "current=$c" '--history'; ` +
+		`cat -- "$p/` + historyFile + `" 2>/dev/null; printf '%s\n' '--releases'; ` +
+		`for d in "$p"/releases/*/; do [ -d "$d" ] && { d=${d%/}; printf '%s\n' "${d##*/}"; }; done; true`
+	res, err := runOn(ctx, h, cmd, false)
+	if err != nil {
+		return releaseState{}, fmt.Errorf("release: inspect %s: %w", base, err)
+	}
+	var st releaseState
+	section := ""
+	for _, l := range strings.Split(string(res.Stdout), "\n") {
+		switch {
+		case strings.HasPrefix(l, "current=") && section == "":
+			t := strings.TrimPrefix(l, "current=")
+			if t != "" {
+				st.current = path.Base(t)
+			}
+		case l == "--history" || l == "--releases":
+			section = l
+		case l == "":
+		case section == "--history":
+			st.history = append(st.history, l)
+		case section == "--releases":
+			st.releases = append(st.releases, l)
+		}
+	}
+	return st, nil
+}
+
+// pruneList returns the releases to delete: all but the keep most recently
+// activated, never current nor the one before it. Releases never activated
+// (absent from history) count as oldest, in name order.
+func pruneList(releases, history []string, keep int, current, previous string) []string {
+	rank := map[string]int{}
+	for i, v := range history {
+		rank[v] = i + 1
+	}
+	sorted := slices.Clone(releases)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		ri, rj := rank[sorted[i]], rank[sorted[j]]
+		if ri != rj {
+			return ri > rj
+		}
+		return sorted[i] > sorted[j]
+	})
+	var out []string
+	for i, v := range sorted {
+		if i < keep || v == current || v == previous {
+			continue
+		}
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func checkVersion(v string) error {
+	if v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/\n\x00") || strings.HasPrefix(v, ".") {
+		return fmt.Errorf("release: version %q cannot name a directory: use letters, digits, '.', '-', '_'", v)
+	}
+	return nil
+}
+
+func lastIndex(s []string, v string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == v {
+			return i
+		}
+	}
+	return -1
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func toAnyList(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}

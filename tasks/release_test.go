@@ -1,0 +1,107 @@
+package tasks
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func releases(t *testing.T, base string) []string {
+	t.Helper()
+	es, _ := os.ReadDir(filepath.Join(base, "releases"))
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func current(t *testing.T, base string) string {
+	t.Helper()
+	l, err := os.Readlink(filepath.Join(base, "current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Base(l)
+}
+
+func TestReleaseDeployKeepRollback(t *testing.T) {
+	h, _, _ := testHost(t)
+	base := filepath.Join(t.TempDir(), "app")
+	src := filepath.Join(h.Dir, "dist")
+	os.Mkdir(src, 0o755)
+	// Versions activated in an order their names do not sort in.
+	for _, v := range []string{"b", "a", "c"} {
+		mustWrite(t, filepath.Join(src, "api"), "build "+v, 0o755)
+		out := runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": v, "keep": 2})
+		if !out.Changed || out.Failed {
+			t.Fatalf("deploy %s: %+v", v, out)
+		}
+		if current(t, base) != v || mustRead(t, filepath.Join(base, "current", "api")) != "build "+v {
+			t.Fatalf("after %s: current %s", v, current(t, base))
+		}
+	}
+	// keep 2: "b" (oldest activation) is gone, though "a" sorts first.
+	if got := releases(t, base); !reflect.DeepEqual(got, []string{"a", "c"}) {
+		t.Fatalf("releases %v", got)
+	}
+	out := runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": "c", "keep": 2})
+	if out.Changed || out.Result["previous"] != "a" {
+		t.Fatalf("redeploy of current: %+v", out)
+	}
+
+	out = runModule(t, h, "release", map[string]any{"path": base, "rollback": true})
+	if !out.Changed || current(t, base) != "a" || out.Result["previous"] != "c" || !strings.HasSuffix(out.Result["release"].(string), "/releases/a") {
+		t.Fatalf("rollback: %+v current %s", out, current(t, base))
+	}
+	out = runModule(t, h, "release", map[string]any{"path": base, "rollback": true})
+	if !out.Failed || out.Changed || !strings.Contains(out.Msg, "nothing to roll back to") || current(t, base) != "a" {
+		t.Fatalf("second rollback: %+v", out)
+	}
+	hist := strings.Fields(mustRead(t, filepath.Join(base, ".ferry-releases")))
+	if !reflect.DeepEqual(hist, []string{"a"}) {
+		t.Fatalf("history %v", hist)
+	}
+	// The rolled-back release is pruned first, never current or previous.
+	mustWrite(t, filepath.Join(src, "api"), "build d", 0o755)
+	runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": "d", "keep": 1})
+	if got := releases(t, base); !reflect.DeepEqual(got, []string{"a", "d"}) {
+		t.Fatalf("releases after keep 1: %v", got)
+	}
+}
+
+func TestReleaseSingleFileAndCheckMode(t *testing.T) {
+	h, _, _ := testHost(t)
+	base := filepath.Join(t.TempDir(), "svc")
+	mustWrite(t, filepath.Join(h.Dir, "svc.bin"), "v1", 0o755)
+	h.Check = true
+	out := runModule(t, h, "release", map[string]any{"path": base, "src": "svc.bin", "version": "1"})
+	if !out.Changed {
+		t.Fatalf("%+v", out)
+	}
+	if _, err := os.Stat(base); !os.IsNotExist(err) {
+		t.Fatal("check mode created the layout")
+	}
+	h.Check = false
+	out = runModule(t, h, "release", map[string]any{"path": base, "src": "svc.bin", "version": "1", "mode": "0755"})
+	if !out.Changed || mustRead(t, filepath.Join(base, "current", "svc.bin")) != "v1" {
+		t.Fatalf("%+v", out)
+	}
+	if fileMode(t, filepath.Join(base, "releases", "1", "svc.bin")) != 0o755 {
+		t.Fatal("mode not applied")
+	}
+	out = runModule(t, h, "release", map[string]any{"path": base, "rollback": true})
+	if !out.Failed || slices.Contains(releases(t, base), "") {
+		t.Fatalf("rollback with one release: %+v", out)
+	}
+}
+
+func TestPruneList(t *testing.T) {
+	got := pruneList([]string{"1", "2", "3", "4", "x"}, []string{"1", "2", "3", "4"}, 2, "4", "1")
+	if !reflect.DeepEqual(got, []string{"2", "x"}) {
+		t.Fatalf("prune %v", got)
+	}
+}
