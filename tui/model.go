@@ -1,0 +1,395 @@
+// Package tui is ferry's terminal UI: it draws a rollout from the event
+// stream (the same one the plain and JSON renderers and the run record
+// consume) and lets the operator steer it — approve a pause, pause after the
+// current batch, abort gracefully — from an SSH terminal, usually in tmux.
+//
+// The screen is built for hundreds of hosts: per-host state is updated in
+// O(1) per event and only the visible rows are rendered.
+package tui
+
+import (
+	"context"
+	"io"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/ferrydeploy/ferry/events"
+)
+
+// Controls is how the TUI steers the run; the runner implements it.
+// Calls must not block: the TUI calls them from its update loop.
+type Controls interface {
+	// Approve answers a pending pause (PauseWait event): Enter → true, `a` → false.
+	Approve(ok bool)
+	// PauseAfterBatch asks the runner not to start the next batch until approved (`p`).
+	PauseAfterBatch()
+	// Abort asks for a graceful abort, the same as SIGTERM (`a`, Ctrl-C). A
+	// second call means "stop at once"; the runner decides what that takes.
+	// It must also release a pending pause.
+	Abort()
+}
+
+// Options configure the TUI. The zero value works: stdin/stdout, colors
+// unless NO_COLOR is set, the terminal's size, the real clock.
+type Options struct {
+	In  io.Reader // keyboard; nil: stdin (or the controlling TTY when stdin is not one)
+	Out io.Writer // screen; nil: stdout
+
+	NoColor bool // also set by the NO_COLOR environment variable
+	ASCII   bool // draw ASCII marks instead of Unicode ones; Run also sets it for non-UTF-8 locales
+
+	// Width and Height fix the screen size before the terminal reports it (tests).
+	Width, Height int
+
+	// Now is the clock (tests fix it); nil: time.Now.
+	Now func() time.Time
+
+	// LogLines caps the log lines kept per host; 0: 2000.
+	LogLines int
+
+	// ExitOnFinish makes Run return as soon as the event stream closes
+	// instead of keeping the recap on screen until q/Enter.
+	ExitOnFinish bool
+
+	// NoAltScreen draws inline instead of on the alternate screen.
+	NoAltScreen bool
+}
+
+// EventMsg carries one run event into the model.
+type EventMsg events.Event
+
+// eventsMsg is a burst of events read at once by Run, so a busy stream
+// costs one redraw per burst instead of one per line of output.
+type eventsMsg []events.Event
+
+// streamClosedMsg says the event channel was closed: the run is over.
+type streamClosedMsg struct{}
+
+type tickMsg time.Time
+
+const tickEvery = 120 * time.Millisecond
+
+// flashTicks is how long a one-line notice stays in the footer (about 4s).
+const flashTicks = 32
+
+// Model is the bubbletea model of the TUI. Copies share state.
+type Model struct{ s *state }
+
+// NewModel returns a model ready to receive EventMsg and key messages.
+// ctl may be nil (a read-only view).
+func NewModel(opts Options, ctl Controls) Model {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LogLines <= 0 {
+		opts.LogLines = 2000
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if noColorFromEnv() {
+		opts.NoColor = true
+	}
+	if ctl == nil {
+		ctl = nopControls{}
+	}
+	s := &state{
+		opts:   opts,
+		ctl:    ctl,
+		st:     newStyles(opts.Out, opts.NoColor),
+		sym:    unicodeSymbols,
+		byName: map[string]*hostRow{},
+		width:  opts.Width,
+		height: opts.Height,
+		follow: true,
+	}
+	if opts.ASCII {
+		s.sym = asciiSymbols
+	}
+	if s.width <= 0 {
+		s.width = 80
+	}
+	if s.height <= 0 {
+		s.height = 24
+	}
+	return Model{s: s}
+}
+
+type nopControls struct{}
+
+func (nopControls) Approve(bool)     {}
+func (nopControls) PauseAfterBatch() {}
+func (nopControls) Abort()           {}
+
+// Init starts the spinner clock and, under Run, the event reader.
+func (m Model) Init() tea.Cmd {
+	cmds := []tea.Cmd{tick()}
+	if m.s.src != nil {
+		cmds = append(cmds, m.s.wait())
+	}
+	return tea.Batch(cmds...)
+}
+
+func tick() tea.Cmd {
+	return tea.Tick(tickEvery, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
+
+// wait reads the next burst of events: it blocks for one, then takes what
+// is already queued, up to a bound.
+func (s *state) wait() tea.Cmd {
+	ch, ctx := s.src, s.ctx
+	return func() tea.Msg {
+		var done <-chan struct{}
+		if ctx != nil {
+			done = ctx.Done()
+		}
+		var first events.Event
+		var ok bool
+		select {
+		case first, ok = <-ch:
+		case <-done:
+			return nil
+		}
+		if !ok {
+			return streamClosedMsg{}
+		}
+		burst := eventsMsg{first}
+		for len(burst) < 512 {
+			select {
+			case e, ok := <-ch:
+				if !ok {
+					// deliver what we have; the next read sees the close
+					return burst
+				}
+				burst = append(burst, e)
+			default:
+				return burst
+			}
+		}
+		return burst
+	}
+}
+
+// Update implements tea.Model.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	s := m.s
+	switch msg := msg.(type) {
+	case EventMsg:
+		s.apply(events.Event(msg))
+	case eventsMsg:
+		for _, e := range msg {
+			s.apply(e)
+		}
+		return m, s.wait()
+	case streamClosedMsg:
+		s.streamClosed, s.finished = true, true
+		s.pausePending = false
+		if s.end != nil && s.mode == modeHosts {
+			s.mode = modeRecap
+		}
+		if s.opts.ExitOnFinish {
+			return m, tea.Quit
+		}
+	case tickMsg:
+		s.tick++
+		if s.flash != "" && s.tick-s.flashTick > flashTicks {
+			s.flash = ""
+		}
+		if !s.finished {
+			return m, tick()
+		}
+	case tea.WindowSizeMsg:
+		s.width, s.height = msg.Width, msg.Height
+	case tea.KeyMsg:
+		return m, s.key(msg)
+	}
+	return m, nil
+}
+
+// key handles one key press and returns the command to run (tea.Quit).
+func (s *state) key(k tea.KeyMsg) tea.Cmd {
+	key := k.String()
+	s.flash, s.flashTick = "", s.tick
+	if s.help {
+		s.help = false
+		if key == "?" || key == "esc" || key == "q" {
+			return nil
+		}
+	}
+	// Steering keys work in every view: a pending pause must never be hidden.
+	switch key {
+	case "ctrl+c":
+		if s.finished {
+			return tea.Quit
+		}
+		s.abort()
+		return nil
+	case "enter":
+		if s.pausePending {
+			s.pausePending = false
+			s.ctl.Approve(true)
+			s.flash = "approved: continuing"
+			return nil
+		}
+	case "a":
+		if s.pausePending {
+			s.pausePending = false
+			s.refused = true
+			s.aborting++
+			s.ctl.Approve(false)
+			return nil
+		}
+		if !s.finished {
+			s.abort()
+			return nil
+		}
+	case "p":
+		if !s.finished && !s.pauseRequested && s.aborting == 0 {
+			s.pauseRequested = true
+			s.ctl.PauseAfterBatch()
+		}
+		return nil
+	case "?":
+		s.help = true
+		return nil
+	}
+	switch s.mode {
+	case modeLog:
+		return s.logKey(key)
+	case modeRecap:
+		return s.recapKey(key)
+	}
+	return s.hostsKey(key)
+}
+
+func (s *state) abort() {
+	s.aborting++
+	s.ctl.Abort()
+}
+
+func (s *state) hostsKey(key string) tea.Cmd {
+	page := max(s.layout().rows, 1)
+	switch key {
+	case "up", "k":
+		s.moveSel(-1)
+	case "down", "j":
+		s.moveSel(1)
+	case "pgup", "ctrl+b":
+		s.moveSel(-page)
+	case "pgdown", "ctrl+f", " ":
+		s.moveSel(page)
+	case "home", "g":
+		s.moveSel(-len(s.rows))
+	case "end", "G":
+		s.moveSel(len(s.rows))
+	case "f":
+		s.follow = true
+		s.flash = "following running hosts"
+	case "enter", "l":
+		if key == "enter" && s.finished {
+			return tea.Quit
+		}
+		if s.sel < len(s.rows) {
+			s.mode, s.logHost, s.logFollow = modeLog, s.rows[s.sel], true
+		}
+	case "tab":
+		if s.end != nil {
+			s.mode = modeRecap
+		}
+	case "q", "esc":
+		if s.finished {
+			if key == "q" {
+				return tea.Quit
+			}
+			return nil
+		}
+		if key == "q" {
+			s.flash = "the run is still going: a aborts it; q quits once it has finished"
+		}
+	}
+	return nil
+}
+
+func (s *state) moveSel(d int) {
+	s.follow = false
+	s.sel = clamp(s.sel+d, 0, len(s.rows)-1)
+}
+
+func (s *state) logKey(key string) tea.Cmd {
+	h := s.logHost
+	if h == nil {
+		s.mode = modeHosts
+		return nil
+	}
+	page := max(s.layout().logRows, 1)
+	maxOff := max(h.log.len()-page, 0)
+	if s.logFollow {
+		s.logOff = maxOff
+	}
+	switch key {
+	case "esc", "q", "backspace", "left", "h":
+		s.mode, s.logHost = modeHosts, nil
+		if s.end != nil && s.finished {
+			s.mode = modeRecap
+		}
+		return nil
+	case "up", "k":
+		s.logOff--
+	case "down", "j":
+		s.logOff++
+	case "pgup", "ctrl+b":
+		s.logOff -= page
+	case "pgdown", "ctrl+f", " ":
+		s.logOff += page
+	case "home", "g":
+		s.logOff = 0
+	case "end", "G":
+		s.logOff = maxOff
+	}
+	s.logOff = clamp(s.logOff, 0, maxOff)
+	s.logFollow = s.logOff >= maxOff
+	return nil
+}
+
+func (s *state) recapKey(key string) tea.Cmd {
+	page := max(s.layout().rows, 1)
+	switch key {
+	case "q", "enter":
+		return tea.Quit
+	case "tab", "esc":
+		s.mode = modeHosts
+	case "l":
+		if s.sel < len(s.rows) {
+			s.mode, s.logHost, s.logFollow = modeLog, s.rows[s.sel], true
+		}
+	case "up", "k":
+		s.recapOff--
+	case "down", "j":
+		s.recapOff++
+	case "pgup":
+		s.recapOff -= page
+	case "pgdown", " ":
+		s.recapOff += page
+	case "home", "g":
+		s.recapOff = 0
+	case "end", "G":
+		s.recapOff = 1 << 30
+	}
+	// View clamps recapOff against the recap's length.
+	s.recapOff = max(s.recapOff, 0)
+	return nil
+}
+
+func clamp(v, lo, hi int) int {
+	if hi < lo {
+		return lo
+	}
+	return min(max(v, lo), hi)
+}
+
+// withSource attaches the event channel that Init will read.
+func (m Model) withSource(ctx context.Context, ch <-chan events.Event) Model {
+	m.s.src, m.s.ctx = ch, ctx
+	return m
+}
