@@ -1,5 +1,3 @@
-//go:build ferryrunner
-
 package playbooks
 
 import (
@@ -7,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -89,6 +88,28 @@ type Runner struct {
 	order    []string            // hosts in the order they first appear
 	mu       sync.Mutex
 	builtins map[string]any
+	ctlVars  map[string]any // what before/after tasks know of the play's hosts
+}
+
+// controllerVars gives before/after tasks what AWS modules need to act on
+// the play's hosts as a whole: their region, account and Auto Scaling groups.
+func controllerVars(hosts []*inventory.Host) map[string]any {
+	out := map[string]any{}
+	seen := map[string]bool{}
+	var groups []any
+	for _, h := range hosts {
+		for _, k := range []string{"region", "account_id", "aws_role_arn"} {
+			if v, ok := h.Vars[k]; ok && out[k] == nil {
+				out[k] = v
+			}
+		}
+		if g, ok := h.Vars["autoscaling_group"].(string); ok && g != "" && !seen[g] {
+			seen[g] = true
+			groups = append(groups, g)
+		}
+	}
+	out["autoscaling_groups"] = groups
+	return out
 }
 
 // hostRun is one host's state over the whole run.
@@ -283,8 +304,8 @@ func (r *Runner) finish(code int, status events.Status, msg string, start time.T
 		rc := hr.recap
 		rc.Host = n
 		rc.Untouched = !hr.touched && rc.Unreachable == 0
-		if d, ok := hr.state["elb_drained"].(bool); ok && d {
-			rc.Drained = true
+		if d, ok := hr.state[tasks.ElbStateKey]; ok && d != nil {
+			rc.Drained = true // still out of its load balancers
 		}
 		recap = append(recap, rc)
 	}
@@ -355,6 +376,9 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 	}
 	b["run"] = r.runVars(batch, status)
 	var inv, facts map[string]any
+	if hr == nil {
+		inv = r.ctlVars
+	}
 	if hr != nil {
 		inv, facts = hr.h.Vars, hr.facts
 		b["host"] = hr.h.Vars
@@ -396,6 +420,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		return code, events.StatusUnreachable, msg
 	}
 
+	r.ctlVars = controllerVars(pp.hosts)
 	code, status, msg := ExitOK, events.StatusOK, ""
 	if !r.controllerTasks(ctx, hard, play, play.Before, "running") {
 		code, status, msg = ExitFailed, events.StatusFailed, "a `before` task failed: no host was touched"
@@ -418,17 +443,21 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		}
 		halt, why := false, ""
 		pct := float64(failed) * 100 / float64(len(batch))
-		if failed > 0 && pct > play.MaxFailPercentage {
+		switch {
+		case ctx.Err() != nil:
+			// Hosts stopped by the interrupt are not a verdict on the release.
+			halt, why = true, "interrupted: in-flight hosts finished or rolled back"
+		case failed > 0 && pct > play.MaxFailPercentage:
 			halt, why = true, fmt.Sprintf("%d of %d hosts failed (%.0f%%), max_fail_percentage is %g", failed, len(batch), pct, play.MaxFailPercentage)
-		}
-		if play.MaxFailures != nil && totalFailed > *play.MaxFailures {
+		case play.MaxFailures != nil && totalFailed > *play.MaxFailures:
 			halt, why = true, fmt.Sprintf("%d hosts failed in this run, max_failures is %d", totalFailed, *play.MaxFailures)
 		}
 		interrupted := ctx.Err() != nil
-		if interrupted && !halt {
-			why = "interrupted"
+		r.emit(events.Event{Kind: events.BatchEnd, Play: play.Name, Batch: num, Batches: len(pp.batches), Failed: failed, Halted: halt, Msg: why})
+		if interrupted {
+			code, status, msg = ExitInterrupted, events.StatusInterrupted, why
+			break
 		}
-		r.emit(events.Event{Kind: events.BatchEnd, Play: play.Name, Batch: num, Batches: len(pp.batches), Failed: failed, Halted: halt || interrupted, Msg: why})
 		if halt {
 			code, status, msg = ExitFailed, events.StatusFailed, "rollout halted: "+why
 			if play.RollbackCompleted {
@@ -436,10 +465,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 			}
 			break
 		}
-		if failed > 0 {
-			code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g)", totalFailed, play.MaxFailPercentage)
-		}
-		if interrupted || num == len(pp.batches) {
+		if num == len(pp.batches) {
 			continue
 		}
 		if containsInt(play.PauseAfter, num) || r.pauseReq.Swap(false) {
@@ -453,6 +479,9 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	}
 	if ctx.Err() != nil && code == ExitOK {
 		code, status = ExitInterrupted, events.StatusInterrupted
+	}
+	if code == ExitOK && totalFailed > 0 {
+		code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g): the rollout went on", totalFailed, play.MaxFailPercentage)
 	}
 	runStatus := "ok"
 	switch {
@@ -497,12 +526,9 @@ func (r *Runner) approve(ctx context.Context, msg string) bool {
 
 // needsBecome reports whether any task of the play may run through sudo.
 func needsBecome(p *Play) bool {
-	if p.Become {
-		return true
-	}
 	for _, list := range [][]*Task{p.PreTasks, p.Tasks, p.PostTasks, p.Rollback} {
 		for _, t := range list {
-			if t.Become != nil && *t.Become {
+			if b, _ := p.BecomeFor(t); b {
 				return true
 			}
 		}
@@ -720,28 +746,6 @@ func (r *Runner) runTask(ctx context.Context, play *Play, hr *hostRun, t *Task, 
 	return r.runTaskOn(ctx, play, hr, t, idx, batch, rollback, "running")
 }
 
-// tagged applies --tags and --skip-tags (tag "always" always runs unless skipped by name).
-func (r *Runner) tagged(play *Play, t *Task) bool {
-	tags := append(append([]string{}, play.Tags...), t.Tags...)
-	has := func(list []string) bool {
-		for _, a := range list {
-			for _, b := range tags {
-				if a == b {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	if has(r.opts.SkipTags) {
-		return false
-	}
-	if len(r.opts.Tags) == 0 {
-		return true
-	}
-	return has(r.opts.Tags) || has([]string{"always"})
-}
-
 // runTaskOn runs t on hr (nil: the controller). It returns whether the host
 // may go on, and a one-line reason when not.
 func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int, rollback bool, status string) (bool, string) {
@@ -772,7 +776,7 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 			}
 		}
 	}
-	if !rollback && !r.tagged(play, t) {
+	if !rollback && !Selected(append(append([]string{}, play.Tags...), t.Tags...), r.opts.Tags, r.opts.SkipTags) {
 		return true, ""
 	}
 	vars, err := r.vars(play, hr, batch, status)
@@ -927,17 +931,11 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 			}
 		}
 	}
-	become := play.Become
-	if t.Become != nil {
-		become = *t.Become
-	}
-	becomeUser := play.BecomeUser
-	if t.BecomeUser != "" {
-		becomeUser = t.BecomeUser
-	}
+	become, becomeUser := play.BecomeFor(t)
 	th := &tasks.Host{
 		Vars:       vars,
-		Check:      r.opts.Check,
+		Dir:        filepath.Dir(r.pb.Path),
+		Check:      r.opts.Check && !readOnly(t),
 		Become:     tasks.RunOptions{Become: become || becomeUser != "", BecomeUser: becomeUser, BecomePass: r.opts.BecomePass, Env: env},
 		Controller: &tasks.Controller{Approve: r.approver(), AWS: r.opts.AWS},
 		Timeout:    t.Timeout,
@@ -1039,6 +1037,13 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		}
 	}
 	return o
+}
+
+// readOnly reports whether t declares itself a probe (`changed_when: false`):
+// such a task changes nothing, so it runs even under --check, and the tasks
+// that depend on what it read can say truthfully what they would do.
+func readOnly(t *Task) bool {
+	return len(t.ChangedWhen) == 1 && strings.TrimSpace(t.ChangedWhen[0].Src) == "false"
 }
 
 func (r *Runner) approver() func(ctx context.Context, msg string) (bool, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/willabides/kongplete"
 
 	"github.com/ferrydeploy/ferry/diag"
+	_ "github.com/ferrydeploy/ferry/inventory/ec2" // the aws_ec2 inventory plugin
 )
 
 // Exit codes (SPEC: Output, records, exit codes).
@@ -142,11 +143,13 @@ func report(stderr io.Writer, err error) int {
 	return 1
 }
 
-// signalContext is cancelled on the first SIGINT/SIGTERM; a second signal exits at once.
+// signalContext is cancelled on the first SIGINT/SIGTERM/SIGHUP (a dropped
+// SSH session to the bastion must abort as gracefully as Ctrl-C); a second
+// signal exits at once.
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		select {
 		case <-ch:

@@ -1,5 +1,3 @@
-//go:build ferryrunner
-
 package cli
 
 import (
@@ -17,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
@@ -30,7 +29,7 @@ import (
 type RunCmd struct {
 	HostFlags
 	Playbook         string   `arg:"" type:"path" help:"Playbook file."`
-	Extra            []string `short:"e" name:"extra-vars" placeholder:"KEY=VALUE|@FILE" help:"Extra variables, highest precedence (repeatable)."`
+	Extra            []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables, highest precedence (repeatable)."`
 	Env              string   `env:"FERRY_ENV" placeholder:"NAME" help:"Environment name (the env variable)."`
 	Branch           string   `env:"FERRY_BRANCH" placeholder:"BRANCH" help:"Git branch, for run.branch."`
 	Check            bool     `help:"Say what each task would do; change nothing."`
@@ -56,6 +55,10 @@ func (c *RunCmd) Run(g *Globals) error {
 	}
 	inv, err := c.loadInventory(ctx)
 	if err != nil {
+		return err
+	}
+	// Undefined variables and bad expressions fail here, before any connection.
+	if err := pb.Check(knownVars(inv, extra)); err != nil {
 		return err
 	}
 	bastion, err := c.bastionHops()
@@ -131,6 +134,13 @@ func (c *RunCmd) Run(g *Globals) error {
 		BecomePass:       os.Getenv("FERRY_BECOME_PASSWORD"),
 		Mask:             mask.Add,
 	}
+	if usesAWS(pb) {
+		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE")})
+		if err != nil {
+			return err
+		}
+		opts.AWS = f
+	}
 	var approvals chan bool
 	if mode == "tui" {
 		approvals = make(chan bool, 1)
@@ -159,10 +169,15 @@ func (c *RunCmd) Run(g *Globals) error {
 		// The TUI owns the terminal until the operator leaves the recap; a
 		// signal still aborts the run through stopCtx.
 		terr := tui.Run(context.WithoutCancel(ctx), tui.Options{}, tuiCh, ctl)
-		<-done
 		if terr != nil {
-			fmt.Fprintf(g.stderr, "ferry: %v\n", terr)
+			// The TUI is gone but the run goes on: show the rest as plain lines.
+			fmt.Fprintf(g.stderr, "ferry: %v; continuing with plain output\n", terr)
+			plain := output.NewPlain(g.stdout, g.Verbose, false)
+			for e := range tuiCh {
+				plain.Emit(e)
+			}
 		}
+		<-done
 	}
 	if res.ExitCode == ExitOK {
 		return nil
@@ -235,7 +250,7 @@ func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 type CheckCmd struct {
 	Playbook  string   `arg:"" type:"path" help:"Playbook file."`
 	Inventory []string `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Also check host patterns and variables against this inventory."`
-	Extra     []string `short:"e" name:"extra-vars" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
+	Extra     []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
 }
 
 // Run implements the command.
@@ -248,26 +263,14 @@ func (c *CheckCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	var known map[string]bool
 	var inv *inventory.Inventory
 	if len(c.Inventory) > 0 {
 		inv, err = inventory.Load(g.ctx, c.Inventory, inventory.Options{})
 		if err != nil {
 			return err
 		}
-		known = map[string]bool{}
-		for _, h := range inv.Hosts {
-			for k := range h.Vars {
-				known[k] = true
-			}
-		}
 	}
-	if known != nil {
-		for k := range extra {
-			known[k] = true
-		}
-	}
-	if err := pb.Check(known); err != nil {
+	if err := pb.Check(knownVars(inv, extra)); err != nil {
 		return err
 	}
 	nTasks := 0
@@ -287,6 +290,39 @@ func (c *CheckCmd) Run(g *Globals) error {
 	}
 	fmt.Fprintf(g.stdout, "%s: ok (%d plays, %d tasks)\n", c.Playbook, len(pb.Plays), nTasks)
 	return nil
+}
+
+// usesAWS reports whether a play calls AWS from the controller (elb, asg),
+// so AWS configuration is loaded only for playbooks that need it.
+func usesAWS(pb *playbooks.Playbook) bool {
+	for _, p := range pb.Plays {
+		for _, list := range [][]*playbooks.Task{p.Before, p.PreTasks, p.Tasks, p.PostTasks, p.Rollback, p.After} {
+			for _, t := range list {
+				if t.Module == "elb" || t.Module == "asg" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// knownVars is every variable name the inventory and -e define; nil when
+// there is no inventory (then names that might come from one are not checked).
+func knownVars(inv *inventory.Inventory, extra map[string]any) map[string]bool {
+	if inv == nil {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, h := range inv.Hosts {
+		for k := range h.Vars {
+			known[k] = true
+		}
+	}
+	for k := range extra {
+		known[k] = true
+	}
+	return known
 }
 
 func names(hs []*inventory.Host) []string {

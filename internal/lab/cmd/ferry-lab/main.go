@@ -1,0 +1,172 @@
+// Command ferry-lab starts a lab of real sshd hosts behind a bastion (see
+// package lab) for demos and manual testing, runs a command in it, and tears
+// it down afterwards, even on Ctrl-C.
+//
+//	ferry-lab run [--hosts N] [--jumps 1|2] [--dir DIR] -- COMMAND...
+//	ferry-lab up  [--hosts N] [--jumps 1|2] [--dir DIR]
+//
+// run exports FERRY_LAB_DIR, FERRY_LAB_INVENTORY, FERRY_LAB_KEY,
+// FERRY_LAB_KNOWN_HOSTS, FERRY_LAB_SSH_CONFIG and FERRY_LAB_BASTION
+// (user@addr; FERRY_LAB_JUMP holds the whole chain) to COMMAND, which
+// inherits the terminal, and exits with COMMAND's status. up prints the same
+// variables and keeps the lab until interrupted. Needs root.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ferrydeploy/ferry/internal/lab"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage:
+  ferry-lab run [--hosts N] [--jumps 1|2] [--dir DIR] [-q] -- COMMAND...
+  ferry-lab up  [--hosts N] [--jumps 1|2] [--dir DIR] [-q]
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "run" && args[0] != "up") {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("ferry-lab "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	hosts := fs.Int("hosts", 3, "number of app hosts")
+	jumps := fs.Int("jumps", 1, "bastions in the chain (1 or 2)")
+	dir := fs.String("dir", "", "lab directory (default: a temporary one, removed afterwards)")
+	quiet := fs.Bool("q", false, "no progress output")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	command := fs.Args()
+	if verb == "run" && len(command) == 0 {
+		fmt.Fprintf(stderr, "ferry-lab run: no command given\n%s", usage)
+		return 2
+	}
+	if verb == "up" && len(command) > 0 {
+		fmt.Fprintf(stderr, "ferry-lab up: unexpected arguments %q (did you mean ferry-lab run -- ...?)\n", command)
+		return 2
+	}
+
+	// Catch signals from the start: a Ctrl-C during startup must still
+	// tear down what was created.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	startDone, watcherDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		select {
+		case <-sigs:
+			cancel()
+		case <-startDone:
+		}
+	}()
+
+	opts := lab.Options{Hosts: *hosts, Jumps: *jumps, Dir: *dir}
+	if !*quiet {
+		opts.Log = stderr
+	}
+	l, err := lab.Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry-lab: %v\n", err)
+		return 1
+	}
+	defer func() {
+		if err := l.Close(); err != nil {
+			fmt.Fprintf(stderr, "ferry-lab: %v\n", err)
+		}
+	}()
+	env := []string{
+		"FERRY_LAB_DIR=" + l.Dir,
+		"FERRY_LAB_INVENTORY=" + l.Inventory,
+		"FERRY_LAB_KEY=" + l.KeyFile,
+		"FERRY_LAB_KNOWN_HOSTS=" + l.KnownHosts,
+		"FERRY_LAB_SSH_CONFIG=" + l.SSHConfig,
+		"FERRY_LAB_BASTION=" + l.Bastion(),
+		"FERRY_LAB_JUMP=" + l.JumpSpec(),
+	}
+	close(startDone)
+	<-watcherDone // from here on, signals are the command's business
+	if ctx.Err() != nil {
+		return 130
+	}
+
+	if verb == "up" {
+		for _, e := range env {
+			fmt.Fprintf(stdout, "export %s\n", e)
+		}
+		fmt.Fprintf(stdout, "# try: ssh -F %s %s hostname\n", l.SSHConfig, l.Hosts[0].Name)
+		<-sigs
+		return 0
+	}
+
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "ferry-lab: %v\n", err)
+		return 127
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitErr := waitCommand(cmd, done, sigs)
+	var exitErr *exec.ExitError
+	switch {
+	case waitErr == nil:
+		return 0
+	case errors.As(waitErr, &exitErr):
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return exitErr.ExitCode()
+	default:
+		fmt.Fprintf(stderr, "ferry-lab: %v\n", waitErr)
+		return 1
+	}
+}
+
+// waitCommand waits for the command to end. A Ctrl-C on the terminal reaches
+// the command directly (it shares our process group), so SIGINT is passed
+// on only when there is no terminal; SIGTERM and SIGHUP are passed on. After
+// a signal the command gets a bounded grace period, then it is killed.
+func waitCommand(cmd *exec.Cmd, done <-chan error, sigs <-chan os.Signal) error {
+	tty := isTerminal(os.Stdin)
+	var deadline <-chan time.Time
+	for {
+		select {
+		case err := <-done:
+			return err
+		case sig := <-sigs:
+			if sig != syscall.SIGINT || !tty {
+				_ = cmd.Process.Signal(sig)
+			}
+			if deadline == nil {
+				deadline = time.After(60 * time.Second)
+			}
+		case <-deadline:
+			_ = cmd.Process.Kill()
+			return <-done
+		}
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

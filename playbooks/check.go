@@ -1,0 +1,182 @@
+package playbooks
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ferrydeploy/ferry/diag"
+)
+
+// Check reports variables that expressions read and nothing defines: not a
+// builtin (Reserved), not a play var, not registered or set_fact'ed by an
+// earlier task, not `item` inside a loop, and not in known.
+//
+// known is what the caller knows exists besides the playbook: the inventory's
+// variables and the -e keys. Pass nil when the inventory is not known (ferry
+// check without -i): any name might then be an inventory variable, so none is
+// reported. before/after tasks run once on the controller: they see play vars
+// and their own registers, not what host tasks registered. Names read on the left of `??` (or as default's first argument)
+// are never reported: the default covers them.
+func (p *Playbook) Check(known map[string]bool) error {
+	if known == nil {
+		return nil
+	}
+	var errs diag.List
+	for _, play := range p.Plays {
+		errs = append(errs, p.checkPlay(play, known)...)
+	}
+	return errs.Err()
+}
+
+// checker tracks which names are defined at one point of a play.
+type checker struct {
+	pb      *Playbook
+	known   map[string]bool
+	defined map[string]bool
+	later   map[string]diag.Pos // registered by some task of the play, for the hint
+	onCtl   bool                // checking before/after, which run on the controller
+	errs    diag.List
+}
+
+func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
+	c := &checker{pb: p, known: known, later: map[string]diag.Pos{}}
+	all := [][]*Task{play.Before, play.PreTasks, play.Tasks, play.PostTasks, play.Rollback, play.After}
+	for _, list := range all {
+		for _, t := range list {
+			for _, n := range t.defines() {
+				if _, ok := c.later[n]; !ok {
+					c.later[n] = t.Pos
+				}
+			}
+		}
+	}
+	base := map[string]bool{}
+	for _, n := range Reserved {
+		base[n] = true
+	}
+	for _, d := range play.Vars {
+		base[d.Name] = true
+	}
+	// play vars are rendered lazily, so they may read anything registered in the play
+	c.defined = copySet(base)
+	for n := range c.later {
+		c.defined[n] = true
+	}
+	for _, d := range play.Vars {
+		for _, t := range d.templates {
+			c.refs(t.refs(), "")
+		}
+	}
+	c.defined = copySet(base)
+	if play.hostsTmpl != nil {
+		c.refs(play.hostsTmpl.refs(), "")
+	}
+	for _, t := range play.envTmpls {
+		c.refs(t.refs(), "")
+	}
+
+	// controller lists see no host results
+	c.defined, c.onCtl = copySet(base), true
+	c.tasks(play.Before)
+	c.defined, c.onCtl = copySet(base), false
+	c.tasks(play.HostTasks())
+	c.tasks(play.Rollback)
+	c.defined, c.onCtl = copySet(base), true
+	c.tasks(play.After)
+	return c.errs
+}
+
+func copySet(m map[string]bool) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// defines lists the variables a task sets: its register and set_fact's keys.
+func (t *Task) defines() []string {
+	var out []string
+	if t.Register != "" {
+		out = append(out, t.Register)
+	}
+	if t.Module == "set_fact" {
+		keys := make([]string, 0, len(t.Args))
+		for k := range t.Args {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		out = append(out, keys...)
+	}
+	return out
+}
+
+func (c *checker) tasks(list []*Task) {
+	for _, t := range list {
+		extra := ""
+		if t.HasLoop {
+			extra = "item"
+		}
+		for _, e := range t.When {
+			c.refsExpr(e, extra)
+		}
+		for _, tm := range t.templates {
+			c.refs(tm.refs(), extra)
+		}
+		for _, e := range t.argExprs {
+			c.refsExpr(e, extra)
+		}
+		// until, changed_when and failed_when see the task's own result
+		own := extra
+		if t.Register != "" {
+			c.defined[t.Register] = true
+		}
+		for _, list := range []Conds{t.Until, t.ChangedWhen, t.FailedWhen} {
+			for _, e := range list {
+				c.refsExpr(e, own)
+			}
+		}
+		for _, n := range t.defines() {
+			c.defined[n] = true
+		}
+	}
+}
+
+func (c *checker) refsExpr(e *Expr, extra string) {
+	c.refs(e.refs(), extra)
+}
+
+func (c *checker) refs(refs []ref, extra string) {
+	for _, r := range refs {
+		c.ref(r, extra)
+	}
+}
+
+func (c *checker) ref(r ref, extra string) {
+	if !r.Strict || c.defined[r.Name] || c.known[r.Name] || r.Name == extra {
+		return
+	}
+	pos := r.pos
+	var candidates []string
+	for n := range c.defined {
+		candidates = append(candidates, n)
+	}
+	for n := range c.known {
+		candidates = append(candidates, n)
+	}
+	if extra != "" {
+		candidates = append(candidates, extra)
+	}
+	sort.Strings(candidates)
+	var hint string
+	if at, ok := c.later[r.Name]; ok && c.onCtl {
+		hint = fmt.Sprintf("%q is set on hosts (line %d); before/after run once on the controller and see no host results", r.Name, at.Line)
+	} else if ok {
+		hint = fmt.Sprintf("%q is set by a task that runs later (line %d)", r.Name, at.Line)
+	} else if r.Name == "item" {
+		hint = "`item` exists only in a task with `loop:`"
+	} else if hint = diag.Suggest(r.Name, candidates); hint == "" {
+		hint = fmt.Sprintf("define it in vars, pass -e %s=..., or give a default: %s ?? ...", r.Name, r.Name)
+	}
+	c.errs = append(c.errs, diag.New(c.pb.src, pos, hint, "undefined variable %q", r.Name))
+}

@@ -1,0 +1,43 @@
+package playbooks
+
+import (
+	"context"
+
+	"github.com/ferrydeploy/ferry/tasks"
+)
+
+// fakeModule is a test-only module: the loader needs only its Spec.
+type fakeModule struct{ spec tasks.Spec }
+
+func (f fakeModule) Spec() tasks.Spec { return f.spec }
+func (f fakeModule) Run(context.Context, *tasks.Host, map[string]any) (tasks.Outcome, error) {
+	return tasks.Outcome{}, nil
+}
+
+func init() {
+	for _, s := range []tasks.Spec{
+		{Name: "fx_shell", FreeForm: "cmd", Params: map[string]tasks.Param{
+			"cmd": {Type: tasks.String, Required: true}, "chdir": {Type: tasks.String}, "creates": {Type: tasks.String}}},
+		{Name: "fx_copy", Params: map[string]tasks.Param{
+			"src": {Type: tasks.String}, "content": {Type: tasks.String}, "dest": {Type: tasks.String, Required: true},
+			"mode": {Type: tasks.String}, "backup": {Type: tasks.Bool}},
+			OneOf: [][]string{{"src", "content"}}},
+		{Name: "fx_svc", Params: map[string]tasks.Param{
+			"name":    {Type: tasks.String, Required: true},
+			"state":   {Type: tasks.String, Choices: []string{"started", "stopped", "restarted", "reloaded"}},
+			"enabled": {Type: tasks.Bool}, "timeout": {Type: tasks.Duration}, "retries": {Type: tasks.Int}}},
+		{Name: "fx_assert", Params: map[string]tasks.Param{
+			"that": {Type: tasks.Expr, Required: true}, "msg": {Type: tasks.String}}},
+		{Name: "fx_http", Params: map[string]tasks.Param{
+			"url": {Type: tasks.String, Required: true}, "status": {Type: tasks.Int}, "json": {Type: tasks.Map},
+			"retries": {Type: tasks.Int}, "delay": {Type: tasks.Duration}}},
+		{Name: "fx_asg", Controller: true, Params: map[string]tasks.Param{
+			"suspend": {Type: tasks.List}, "resume": {Type: tasks.List}}},
+		{Name: "fx_debug", Params: map[string]tasks.Param{"msg": {Type: tasks.Any}}},
+	} {
+		tasks.Register(fakeModule{spec: s})
+	}
+	if _, ok := tasks.Lookup("set_fact"); !ok {
+		tasks.Register(fakeModule{spec: tasks.Spec{Name: "set_fact", AnyParams: true}})
+	}
+}

@@ -1,0 +1,91 @@
+package playbooks
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/ferrydeploy/ferry/diag"
+)
+
+func FuzzLoad(f *testing.F) {
+	example, err := os.ReadFile("testdata/deploy.yml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(example))
+	for _, s := range []string{
+		"",
+		"- hosts: all\n",
+		"- hosts: all\n  serial: [1, \"50%\"]\n  tasks:\n    - fx_shell: echo {{ x }}\n      when: a == 1\n",
+		"- hosts: all\n  vars: &v {a: 1}\n  tasks:\n    - fx_svc: {<<: *v, name: x}\n",
+		"- hosts: all\n  tasks:\n    - fx_shell: \"{{ {a: 1} }}\"\n      loop: \"{{ [1,2] }}\"\n",
+		"- hosts: all\n  tasks:\n    - fx_assert: {that: [\"{{ a }}\", 'b ?? c']}\n",
+		"- hosts: all\n  tasks:\n    - fx_shell: |\n        echo {{ a\n",
+		"- &a [*a]\n",
+		"{a: [}",
+		"- hosts: all\n\ttasks:\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		pb, err := Parse("f.yml", []byte(src))
+		if err != nil {
+			var list diag.List
+			if !errors.As(err, &list) || len(list) == 0 {
+				t.Fatalf("error is %T, want a non-empty diag.List: %v", err, err)
+			}
+			for _, e := range list {
+				if e.Pos.File != "f.yml" || e.Pos.Line <= 0 {
+					t.Fatalf("unpositioned error: %v", e)
+				}
+			}
+			return
+		}
+		_ = pb.Check(map[string]bool{})
+		for _, p := range pb.Plays {
+			_, _ = ResolveVars(p, nil)
+			for _, task := range p.HostTasks() {
+				_, _ = task.RenderArgs(map[string]any{})
+				_, _ = task.LoopItems(map[string]any{})
+				_, _ = task.When.True(map[string]any{})
+			}
+		}
+	})
+}
+
+func FuzzTemplate(f *testing.F) {
+	for _, s := range []string{
+		"plain", "{{ a }}", "x {{ a + 1 }} y", "{{ extra.v ?? 'd' }}", "{{ a.b.c ?? b ?? 1 }}",
+		"{{ let x = a; x }}", "{{ filter(l, # > 1) }}", "{{ default(q, 1) }}", "{{ '}}' }}", "{{ {a: {b: 1}} }}",
+		"{{", "}}", "{{ }}", "{{ a } }}", "{{ nosuch(1) }}", "{{ l | map(# * 2) | sum() }}", "{{ $env.a }}",
+		"{{ basename(a) }}", "{{ from_json('{\"x\": [1]}').x[0] }}",
+	} {
+		f.Add(s)
+	}
+	vars := map[string]any{"a": 1, "l": []any{1, 2, 3}, "extra": map[string]any{}, "s": "text"}
+	f.Fuzz(func(t *testing.T, src string) {
+		tp, err := CompileTemplate(src, diag.Pos{File: "f", Line: 1, Col: 1})
+		if err != nil {
+			if !diag.IsInvalidInput(err) {
+				t.Fatalf("compile error %T is not a diag error: %v", err, err)
+			}
+			return
+		}
+		v, err := tp.Render(vars)
+		if err != nil {
+			var ee *EvalError
+			if !errors.As(err, &ee) || ee.Pos.Line != 1 {
+				t.Fatalf("render error %T is not a positioned EvalError: %v", err, err)
+			}
+			return
+		}
+		if !HasTemplate(src) && v != src {
+			t.Fatalf("text without {{ changed: %q -> %v", src, v)
+		}
+		_ = tp.refs()
+		if e, err := CompileExpr(src, diag.Pos{}); err == nil {
+			_, _ = e.Eval(vars)
+		}
+	})
+}

@@ -1,0 +1,275 @@
+// Package playbooks reads ferry playbooks: the YAML model with positions,
+// validation that reports every problem at once (file:line:column, snippet,
+// "did you mean"), the expression layer, variable precedence, `-e` parsing and
+// batch planning. The runner executes what this package loads.
+//
+// # Expressions
+//
+// The expression language is expr (https://expr-lang.org), not Jinja:
+// `{{ expr }}` may appear in any string, and `when`, `until`, `changed_when`,
+// `failed_when` and assert's `that` are bare expressions. A string that is
+// exactly one `{{ expr }}` keeps the value's type (a list stays a list, an int
+// an int); otherwise the parts are rendered as text (lists and maps as JSON).
+// expr's pipe works on its own functions: `{{ name | upper() }}`.
+//
+// Reading an undefined variable is an error naming it; `??` gives a default and
+// makes the whole chain on its left nil-safe: `extra.version ?? 'dev'` is 'dev'
+// when extra has no version, and `a.b.c ?? 0` is 0 when a is undefined.
+// A `{{ }}` whose value is nil (a missing map key) is an error unless it ends
+// in `??`. `"name" in $env` tests whether a variable exists.
+//
+// Functions, besides expr's builtins (lower, upper, trim, split, join, len,
+// filter, map, keys, toJSON, fromJSON, ...): basename(p), dirname(p),
+// to_json(v), from_json(s), quote(s) (POSIX shell quoting) and default(v, d)
+// (d when v is undefined or nil).
+package playbooks
+
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/tasks"
+)
+
+// Playbook is a loaded playbook file.
+type Playbook struct {
+	Path  string
+	Plays []*Play
+	src   []byte
+}
+
+// Order is the order in which a play's hosts are taken into batches.
+type Order string
+
+const (
+	OrderInventory     Order = "inventory"
+	OrderSorted        Order = "sorted"
+	OrderReverseSorted Order = "reverse_sorted"
+	OrderShuffle       Order = "shuffle"
+	OrderByZone        Order = "by_zone"
+)
+
+var orders = []string{string(OrderInventory), string(OrderSorted), string(OrderReverseSorted), string(OrderShuffle), string(OrderByZone)}
+
+// Play is one play of a playbook.
+type Play struct {
+	Name              string
+	Hosts             string       // host pattern (a YAML list is joined with ",")
+	Serial            []SerialStep // empty: one batch of every host
+	Order             Order        // OrderInventory when absent
+	MaxFailPercentage float64      // 0..100; default 0: any failure halts
+	MaxFailures       *int         // nil: no cap over the run
+	RollbackCompleted bool
+	PauseAfter        []int // batch numbers (1-based) after which the operator approves
+	Vars              []*VarDef
+	Secrets           []string // names of variables whose values are masked
+	Before            []*Task  // once, on the controller, before batch 1
+	PreTasks          []*Task
+	Tasks             []*Task
+	PostTasks         []*Task
+	Rollback          []*Task // per host, when one of its tasks fails
+	After             []*Task // once, on the controller, always
+	Become            bool
+	BecomeUser        string
+	Environment       map[string]any // raw; render with RenderValue
+	Tags              []string
+	Pos               diag.Pos
+
+	hostsTmpl *Template // when Hosts holds {{ }}
+	envTmpls  []*Template
+}
+
+// HostTasks is the task list every host runs in a batch: pre_tasks, tasks, post_tasks.
+func (p *Play) HostTasks() []*Task {
+	out := make([]*Task, 0, len(p.PreTasks)+len(p.Tasks)+len(p.PostTasks))
+	out = append(out, p.PreTasks...)
+	out = append(out, p.Tasks...)
+	return append(out, p.PostTasks...)
+}
+
+// VarDef is one entry of a play's `vars`, in file order. Value is raw (it may
+// hold {{ }}); ResolveVars renders it.
+type VarDef struct {
+	Name  string
+	Value any
+	Pos   diag.Pos // of the name
+
+	templates []*Template // every {{ }} string inside Value
+	nodes     map[string]*yaml.Node
+	path      string
+	src       []byte
+}
+
+// Conds is a list of bare expressions that must all be true (a YAML list of
+// conditions, or one).
+type Conds []*Expr
+
+// True reports whether every condition holds (true for an empty list).
+func (c Conds) True(vars map[string]any) (bool, error) {
+	for _, e := range c {
+		ok, err := e.Bool(vars)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// Task is one task.
+type Task struct {
+	Name         string // raw; may hold {{ }} (render with RenderValue)
+	Module       string // canonical module name (ansible.builtin.X is accepted as X)
+	Spec         tasks.Spec
+	Args         map[string]any // raw module arguments, {{ }} not yet rendered
+	When         Conds
+	Register     string
+	Loop         any  // raw: a list, or a "{{ }}" string giving one
+	HasLoop      bool // the task has `loop`
+	Retries      int
+	Delay        time.Duration
+	Until        Conds
+	Timeout      time.Duration
+	IgnoreErrors bool
+	Become       *bool  // nil: the play's
+	BecomeUser   string // "": the play's
+	Tags         []string
+	NoLog        bool
+	ChangedWhen  Conds
+	FailedWhen   Conds
+	Environment  map[string]any // raw; render with RenderValue
+	Pos          diag.Pos       // the task's first key
+	ModulePos    diag.Pos       // the module key
+
+	argNodes  map[string]*yaml.Node // path in Args ("json.version", "cmd[0]") → its node
+	templates []*Template           // every {{ }} string of the task but conditions
+	argExprs  Conds                 // bare expressions among the arguments (assert's that)
+	path      string
+	src       []byte
+}
+
+// DisplayName is the task's name, or its module when it has none.
+func (t *Task) DisplayName() string {
+	if t.Name != "" {
+		return t.Name
+	}
+	return t.Module
+}
+
+// RenderArgs renders the task's module arguments with vars, just before the
+// task runs. Parameters of type tasks.Expr are left as written (the module
+// evaluates them through Host.Eval). Errors are *EvalError with the position
+// of the argument in the playbook.
+func (t *Task) RenderArgs(vars map[string]any) (map[string]any, error) {
+	out := make(map[string]any, len(t.Args))
+	for k, v := range t.Args {
+		if p, ok := t.Spec.Params[k]; ok && p.Type == tasks.Expr {
+			out[k] = v
+			continue
+		}
+		r, err := renderValue(v, vars, k, t.posOf)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = r
+	}
+	return out, nil
+}
+
+// LoopItems renders `loop` and returns its items (nil when the task has no loop).
+func (t *Task) LoopItems(vars map[string]any) ([]any, error) {
+	if !t.HasLoop {
+		return nil, nil
+	}
+	v, err := renderValue(t.Loop, vars, "\x00loop", t.posOf)
+	if err != nil {
+		return nil, err
+	}
+	switch x := v.(type) {
+	case []any:
+		return x, nil
+	case []string:
+		out := make([]any, len(x))
+		for i, s := range x {
+			out[i] = s
+		}
+		return out, nil
+	case map[string]any:
+		// a mapping loops over {key, value} pairs, sorted by key
+		return mapItems(x), nil
+	case nil:
+		return nil, nil
+	default:
+		return nil, &EvalError{Pos: t.Pos, Expr: Text(t.Loop), Msg: "loop: want a list, got " + describe(v)}
+	}
+}
+
+// RenderName renders the task's name (which may hold {{ }}).
+func (t *Task) RenderName(vars map[string]any) (string, error) {
+	v, err := renderValue(t.Name, vars, "\x00name", t.posOf)
+	if err != nil {
+		return "", err
+	}
+	return Text(v), nil
+}
+
+func (t *Task) posOf(path string) (diag.Pos, func(int) diag.Pos) {
+	n := t.argNodes[path]
+	if n == nil {
+		return t.ModulePos, nil
+	}
+	return nodePos(t.path, n), scalarPosAt(t.path, t.src, n)
+}
+
+// SerialStep is one entry of `serial`: a host count or a percentage of the play's hosts.
+type SerialStep struct {
+	Count   int
+	Percent float64 // > 0 for a percentage step
+}
+
+// BecomeFor is the effective become setting of t in this play: the task's
+// own when set, else the play's.
+func (p *Play) BecomeFor(t *Task) (become bool, user string) {
+	become, user = p.Become, p.BecomeUser
+	if t.Become != nil {
+		become = *t.Become
+	}
+	if t.BecomeUser != "" {
+		user = t.BecomeUser
+	}
+	return become, user
+}
+
+// RenderHosts renders the play's host pattern (it may hold {{ }}, e.g. from -e).
+func (p *Play) RenderHosts(vars map[string]any) (string, error) {
+	if p.hostsTmpl == nil {
+		return p.Hosts, nil
+	}
+	v, err := p.hostsTmpl.Render(vars)
+	if err != nil {
+		return "", err
+	}
+	return Text(v), nil
+}
+
+// Selected reports whether a task with these tags (the play's and its own)
+// runs under --tags only and --skip-tags skip, as in Ansible: skip wins; with
+// only set, a task runs when it has one of those tags or the tag "always";
+// "all" in only selects every task.
+func Selected(tags, only, skip []string) bool {
+	for _, t := range tags {
+		if contains(skip, t) {
+			return false
+		}
+	}
+	if len(only) == 0 || contains(only, "all") {
+		return true
+	}
+	for _, t := range tags {
+		if t == "always" || contains(only, t) {
+			return true
+		}
+	}
+	return false
+}
