@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 // cleanupTimeout bounds best-effort cleanup after an error or cancellation.
