@@ -13,6 +13,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/ssh"
+	"github.com/ferrydeploy/ferry/tasks"
 )
 
 // HostFlags select hosts: the inventory sources, a limit and a bastion override.
@@ -65,6 +66,48 @@ func (f *HostFlags) selectHosts(inv *inventory.Inventory, pattern string) ([]*in
 		hosts = out
 	}
 	return hosts, nil
+}
+
+// connector opens the run's SSH connections: the manager of the global
+// flags, with --bastion applied to every host.
+type connector struct {
+	m       *ssh.Manager
+	bastion []ssh.Hop
+}
+
+// newConnector parses --bastion and builds the manager; Close it when done.
+func (f *HostFlags) newConnector(g *Globals) (*connector, error) {
+	bastion, err := f.bastionHops()
+	if err != nil {
+		return nil, err
+	}
+	m, err := g.sshManager()
+	if err != nil {
+		return nil, err
+	}
+	return &connector{m: m, bastion: bastion}, nil
+}
+
+// client connects to h.
+func (c *connector) client(ctx context.Context, h *inventory.Host) (*ssh.Client, error) {
+	return c.m.Connect(ctx, target(h, c.bastion))
+}
+
+// Connect implements playbooks.Connector.
+func (c *connector) Connect(ctx context.Context, h *inventory.Host) (tasks.Conn, error) {
+	return c.client(ctx, h)
+}
+
+// Close closes every connection.
+func (c *connector) Close() error { return c.m.Close() }
+
+// hosts loads the inventory and selects pattern (narrowed by --limit).
+func (f *HostFlags) hosts(ctx context.Context, pattern string) ([]*inventory.Host, error) {
+	inv, err := f.loadInventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return f.selectHosts(inv, pattern)
 }
 
 // sshManager builds the run's connection manager from the global flags and environment.

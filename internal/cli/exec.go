@@ -33,23 +33,15 @@ func (c *ExecCmd) Run(g *Globals) error {
 	}
 	// Like ssh: words are joined with spaces and the remote shell parses them.
 	cmd := strings.Join(args, " ")
-	inv, err := c.loadInventory(ctx)
+	hosts, err := c.hosts(ctx, "all")
 	if err != nil {
 		return err
 	}
-	hosts, err := c.selectHosts(inv, "all")
+	conn, err := c.newConnector(g)
 	if err != nil {
 		return err
 	}
-	bastion, err := c.bastionHops()
-	if err != nil {
-		return err
-	}
-	mgr, err := g.sshManager()
-	if err != nil {
-		return err
-	}
-	defer mgr.Close()
+	defer conn.Close()
 	opts := ssh.RunOptions{Become: c.Become || c.BecomeUser != "", BecomeUser: c.BecomeUser}
 
 	var outMu sync.Mutex
@@ -61,7 +53,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 			he.fail(h.Name, false)
 			return
 		}
-		cl, err := mgr.Connect(ctx, target(h, bastion))
+		cl, err := conn.client(ctx, h)
 		if err != nil {
 			he.fail(h.Name, true)
 			outMu.Lock()

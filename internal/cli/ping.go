@@ -20,30 +20,22 @@ type PingCmd struct {
 // Run implements the command.
 func (c *PingCmd) Run(g *Globals) error {
 	ctx := g.ctx
-	inv, err := c.loadInventory(ctx)
+	hosts, err := c.hosts(ctx, "all")
 	if err != nil {
 		return err
 	}
-	hosts, err := c.selectHosts(inv, "all")
+	conn, err := c.newConnector(g)
 	if err != nil {
 		return err
 	}
-	bastion, err := c.bastionHops()
-	if err != nil {
-		return err
-	}
-	mgr, err := g.sshManager()
-	if err != nil {
-		return err
-	}
-	defer mgr.Close()
+	defer conn.Close()
 
 	var mu sync.Mutex
 	var he hostErrors
 	width := nameWidth(hosts)
 	forEach(ctx, hosts, max(c.Forks, 1), func(ctx context.Context, h *inventory.Host) {
 		start := time.Now()
-		msg, unreachable, err := c.ping(ctx, mgr, h, bastion)
+		msg, unreachable, err := c.ping(ctx, conn, h)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -56,8 +48,8 @@ func (c *PingCmd) Run(g *Globals) error {
 	return he.err("sudo failed")
 }
 
-func (c *PingCmd) ping(ctx context.Context, mgr *ssh.Manager, h *inventory.Host, bastion []ssh.Hop) (string, bool, error) {
-	cl, err := mgr.Connect(ctx, target(h, bastion))
+func (c *PingCmd) ping(ctx context.Context, conn *connector, h *inventory.Host) (string, bool, error) {
+	cl, err := conn.client(ctx, h)
 	if err != nil {
 		return "", true, err
 	}

@@ -20,8 +20,6 @@ import (
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
-	"github.com/ferrydeploy/ferry/ssh"
-	"github.com/ferrydeploy/ferry/tasks"
 	"github.com/ferrydeploy/ferry/tui"
 )
 
@@ -61,15 +59,11 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err := pb.Check(knownVars(inv, extra)); err != nil {
 		return err
 	}
-	bastion, err := c.bastionHops()
+	conn, err := c.newConnector(g)
 	if err != nil {
 		return err
 	}
-	mgr, err := g.sshManager()
-	if err != nil {
-		return err
-	}
-	defer mgr.Close()
+	defer conn.Close()
 
 	runID := newRunID()
 	rec, err := output.NewRecord(c.RecordDir, runID)
@@ -111,7 +105,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	}
 	opts := playbooks.Options{
 		Inventory:        inv,
-		Connector:        sshConnector{mgr, bastion},
+		Connector:        conn,
 		Sink:             mask,
 		Limit:            c.Limit,
 		Forks:            c.Forks,
@@ -207,16 +201,6 @@ func (t *tuiControls) PauseAfterBatch() { t.runner.PauseAfterBatch() }
 func (t *tuiControls) Abort() {
 	t.stop()
 	t.Approve(false)
-}
-
-// sshConnector connects inventory hosts through the run's SSH manager.
-type sshConnector struct {
-	m       *ssh.Manager
-	bastion []ssh.Hop
-}
-
-func (c sshConnector) Connect(ctx context.Context, h *inventory.Host) (tasks.Conn, error) {
-	return c.m.Connect(ctx, target(h, c.bastion))
 }
 
 func newRunID() string {
