@@ -252,7 +252,9 @@ func (r *Runner) Run(ctx context.Context) Result {
 	}
 	r.builtins = r.makeBuiltins()
 
-	// hard outlives ctx by Grace: running tasks and rollbacks use it.
+	// hard outlives ctx by Grace: running tasks use it. Rollbacks and
+	// `after` get their own budget (cleanup), so a task that used the whole
+	// grace period cannot also cancel the restoration of its host.
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
 	stopWatch := context.AfterFunc(ctx, func() {
@@ -461,7 +463,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		if halt {
 			code, status, msg = ExitFailed, events.StatusFailed, "rollout halted: "+why
 			if play.RollbackCompleted {
-				r.rollbackCompleted(hard, play, completed, num)
+				r.rollbackCompleted(ctx, play, completed, num)
 			}
 			break
 		}
@@ -490,7 +492,9 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	case code != ExitOK:
 		runStatus = "failed"
 	}
-	if !r.controllerTasks(hard, hard, play, play.After, runStatus) && code == ExitOK {
+	after, cancelAfter := r.cleanup(ctx)
+	defer cancelAfter()
+	if !r.controllerTasks(after, after, play, play.After, runStatus) && code == ExitOK {
 		code, status, msg = ExitFailed, events.StatusFailed, "an `after` task failed"
 	}
 	r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: status})
@@ -670,7 +674,9 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 	if interrupted {
 		failMsg = "interrupted before its task list finished"
 	}
-	rolled := r.rollback(hard, play, hr, batch)
+	rbCtx, cancel := r.cleanup(ctx)
+	defer cancel()
+	rolled := r.rollback(rbCtx, play, hr, batch)
 	status = events.StatusFailed
 	if rolled {
 		status = events.StatusRolledBack
@@ -707,15 +713,20 @@ func (r *Runner) rollback(ctx context.Context, play *Play, hr *hostRun, batch in
 	return ok
 }
 
+// cleanup returns the context for restoring hosts (rollback, after): it
+// survives the run's cancellation and is bounded by Grace from now.
+func (r *Runner) cleanup(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), r.opts.Grace)
+}
+
 // rollbackCompleted rolls back hosts this run already finished, newest first, one at a time.
 func (r *Runner) rollbackCompleted(ctx context.Context, play *Play, done []*hostRun, batch int) {
 	sort.SliceStable(done, func(i, j int) bool { return done[i].finishedAt.After(done[j].finishedAt) })
 	for _, hr := range done {
-		if ctx.Err() != nil {
-			return
-		}
 		r.emit(events.Event{Kind: events.Warning, Host: hr.h.Name, Msg: "rollback_completed: rolling back this finished host"})
-		ok := r.rollback(ctx, play, hr, batch)
+		rbCtx, cancel := r.cleanup(ctx)
+		ok := r.rollback(rbCtx, play, hr, batch)
+		cancel()
 		st := events.StatusRolledBack
 		if !ok {
 			st = events.StatusFailed
@@ -811,6 +822,12 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 			iv := Merge(vars, map[string]any{"item": item})
 			o := r.attempts(ctx, play, hr, t, iv, ev)
 			results = append(results, o.result)
+			for k, v := range o.facts {
+				if out.facts == nil {
+					out.facts = map[string]any{}
+				}
+				out.facts[k] = v // set_fact in a loop: the last item wins, as in Ansible
+			}
 			if o.status == events.StatusChanged && out.status == events.StatusOK {
 				out.status = events.StatusChanged
 			}
