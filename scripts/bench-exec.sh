@@ -30,5 +30,5 @@ for n in 1 20; do
 		-n "ferry exec ($n)" "$ferry exec -i $inv -l $lim -f 20 -- true" \
 		-n "ssh -J loop ($n)" "bash -c 'loop_plain $hs'" \
 		-n "ssh ControlMaster loop ($n)" "bash -c 'loop_cm $hs'" \
-		-n "ansible -m command ($n)" "ansible $lim -i $inv -f 20 -m command -a true"
+		-n "ansible -m command ($n)" -i "ansible $lim -i $inv -f 20 -m command -a true"
 done

@@ -10,7 +10,7 @@ ferry="$root/bin/ferry"
 inv=$FERRY_LAB_INVENTORY
 export FERRY_KNOWN_HOSTS=$FERRY_LAB_KNOWN_HOSTS FERRY_RECORD_DIR=$(mktemp -d)
 export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_PIPELINING=True ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3
-export ANSIBLE_LOCAL_TEMP=$(mktemp -d) ANSIBLE_SSH_CONTROL_PATH_DIR=$(mktemp -d) ANSIBLE_STDOUT_CALLBACK=ansible.builtin.null
+export ANSIBLE_LOCAL_TEMP=$(mktemp -d) ANSIBLE_SSH_CONTROL_PATH_DIR=$(mktemp -d)
 dist=$(mktemp -d)
 for v in v1 v2; do
 	mkdir -p "$dist/$v"

@@ -252,6 +252,15 @@ func fileItem(local string, st os.FileInfo, o copyOpts) (*copyItem, error) {
 	return &copyItem{local: local, size: n, sum: hex.EncodeToString(h.Sum(nil)), mode: mode}, nil
 }
 
+// singleFileSums hashes single-file roots (at most two) like sha256sum -z,
+// but with openssl when it gives a digest (see finalizePrelude): an
+// unchanged large binary is then recognised in a fraction of the time. A
+// tree of many files keeps one sha256sum for all, cheaper than a process
+// per file.
+const singleFileSums = ` -type f -exec sh -c 'for f in "$@"; do ` +
+	`s=$(openssl dgst -sha256 -r < "$f" 2>/dev/null) && s=${s%% *} && [ ${#s} = 64 ] || { s=$(sha256sum < "$f") || continue; s=${s%% *}; }; ` +
+	`printf "%s  %s\0" "$s" "$f"; done' sh {} + 2>/dev/null`
+
 // remoteFile is what the probe saw of one path on the host.
 type remoteFile struct {
 	typ                       byte // f, d, l, ...
@@ -272,8 +281,12 @@ func probeScript(roots []string, depth0 bool, mkdirs []string) string {
 	if depth0 {
 		find, d = "find ", " -maxdepth 0"
 	}
+	sums := " -type f -exec sha256sum -z -- {} + 2>/dev/null"
+	if depth0 {
+		sums = singleFileSums
+	}
 	s := find + q + d + ` -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; ` +
-		find + q + d + " -type f -exec sha256sum -z -- {} + 2>/dev/null"
+		find + q + d + sums
 	if len(mkdirs) > 0 {
 		s += "; mkdir -p -- " + QuoteCommand(mkdirs...)
 	} else {
@@ -586,9 +599,14 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction) (err 
 }
 
 // finalizePrelude defines the helpers of the finalize command (POSIX sh).
+// hs FILE sets s to the file's SHA-256: with openssl when it answers with a
+// digest (it uses the CPU's SHA extensions: 4-6 times faster than
+// coreutils' sha256sum, whose re-read of a large upload otherwise costs as
+// much as a third of the copy), else with sha256sum.
 // v TMP SUM DEST: the temp file holds exactly what was sent.
 const finalizePrelude = `um=$(umask); ` +
-	`v() { s=$(sha256sum < "$1") || exit 1; s=${s%% *}; [ "$s" = "$2" ] || { echo "checksum mismatch for $3: sent $2, landed $s; check free space on the host" >&2; exit 1; }; }; `
+	`hs() { s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) && s=${s%% *} && [ ${#s} = 64 ] && return 0; s=$(sha256sum < "$1") || return 1; s=${s%% *}; }; ` +
+	`v() { hs "$1" || exit 1; [ "$s" = "$2" ] || { echo "checksum mismatch for $3: sent $2, landed $s; check free space on the host" >&2; exit 1; }; }; `
 
 // finalizeLine is the finalize command's part for one file. mv renames in
 // the command when the server lacks posix-rename; sync flushes the file with

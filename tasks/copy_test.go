@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -230,20 +231,31 @@ func (c *cancelAfter) Write(p []byte) (int, error) {
 func (c *cancelAfter) Close() error { return c.w.Close() }
 
 func TestCopyChecksumMismatchFails(t *testing.T) {
-	h, c, _ := testHost(t)
-	// A sha256sum that lies: what landed is "not" what was sent.
-	c.fakeBin(t, "sha256sum", "#!/bin/sh\nif [ $# -eq 0 ]; then echo 0000000000000000000000000000000000000000000000000000000000000000  -; else exec /usr/bin/sha256sum \"$@\"; fi\n")
-	remote := t.TempDir()
-	dest := filepath.Join(remote, "f")
-	mustWrite(t, dest, "keep me", 0o644)
-	out := runModule(t, h, "copy", map[string]any{"content": "new", "dest": dest})
-	if !out.Failed || !strings.Contains(out.Msg, "checksum mismatch") {
-		t.Fatalf("%+v", out)
+	const zeros = "0000000000000000000000000000000000000000000000000000000000000000"
+	// The landed file is hashed with openssl when it gives a digest, else
+	// with sha256sum: make whichever is used lie, so what landed is "not"
+	// what was sent.
+	for _, tc := range []struct{ name, openssl string }{
+		{"openssl", "#!/bin/sh\necho '" + zeros + " *stdin'\n"},
+		{"sha256sum", "#!/bin/sh\nexit 127\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, c, _ := testHost(t)
+			c.fakeBin(t, "openssl", tc.openssl)
+			c.fakeBin(t, "sha256sum", "#!/bin/sh\nif [ $# -eq 0 ]; then echo "+zeros+"  -; else exec /usr/bin/sha256sum \"$@\"; fi\n")
+			remote := t.TempDir()
+			dest := filepath.Join(remote, "f")
+			mustWrite(t, dest, "keep me", 0o644)
+			out := runModule(t, h, "copy", map[string]any{"content": "new", "dest": dest})
+			if !out.Failed || !strings.Contains(out.Msg, "checksum mismatch") {
+				t.Fatalf("%+v", out)
+			}
+			if mustRead(t, dest) != "keep me" {
+				t.Fatal("dest replaced despite a bad checksum")
+			}
+			noTemps(t, remote)
+		})
 	}
-	if mustRead(t, dest) != "keep me" {
-		t.Fatal("dest replaced despite a bad checksum")
-	}
-	noTemps(t, remote)
 }
 
 func TestTemplateRenders(t *testing.T) {
@@ -304,4 +316,34 @@ func FuzzParseProbe(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCopySkipByChecksumOddNamesBothHashers(t *testing.T) {
+	// The probe hashes a single dest with openssl when it answers, else with
+	// sha256sum; both must recognise the unchanged file, whatever its name.
+	for _, tc := range []struct{ name, openssl string }{
+		{"openssl", ""},
+		{"sha256sum", "#!/bin/sh\nexit 127\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, c, _ := testHost(t)
+			if tc.openssl != "" {
+				c.fakeBin(t, "openssl", tc.openssl)
+			} else if _, err := exec.LookPath("openssl"); err != nil {
+				t.Skip("needs openssl")
+			}
+			dest := filepath.Join(t.TempDir(), "it's a \"file\" $(x)\nwith a newline")
+			args := map[string]any{"content": "same", "dest": dest}
+			if out := runModule(t, h, "copy", args); !out.Changed || out.Failed {
+				t.Fatalf("first copy: %+v", out)
+			}
+			if out := runModule(t, h, "copy", args); out.Changed || out.Failed {
+				t.Fatalf("second copy should be unchanged: %+v", out)
+			}
+			args["content"] = "other"
+			if out := runModule(t, h, "copy", args); !out.Changed || out.Failed || mustRead(t, dest) != "other" {
+				t.Fatalf("changed content: %+v", out)
+			}
+		})
+	}
 }

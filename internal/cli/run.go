@@ -38,6 +38,7 @@ type RunCmd struct {
 	AllowUnreachable bool     `env:"FERRY_ALLOW_UNREACHABLE" help:"Go on without hosts that fail preflight."`
 	RecordDir        string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
+	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"5s" help:"How often elb/asg ask AWS while waiting for draining, health or standby."`
 }
 
 // Run implements the command.
@@ -129,7 +130,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		Mask:             mask.Add,
 	}
 	if usesAWS(pb) {
-		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE")})
+		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE"), PollInterval: timeDuration(c.AWSPollInterval)})
 		if err != nil {
 			return err
 		}

@@ -648,6 +648,24 @@ func (l *Lab) ExecInput(ctx context.Context, host string, stdin io.Reader, cmd s
 	return out.String(), nil
 }
 
+// Dial opens a TCP connection to addr from inside a host's network (so
+// "127.0.0.1:8080" is the host's own loopback), without a process or SSH:
+// cheap enough for a load balancer's health checks.
+func (l *Lab) Dial(ctx context.Context, host, addr string) (net.Conn, error) {
+	h, err := l.host(host)
+	if err != nil {
+		return nil, err
+	}
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+		if timeout <= 0 {
+			return nil, ctx.Err()
+		}
+	}
+	return dialIn(h.Namespace, addr, timeout)
+}
+
 // SetLink takes a host's network link down (up=false) or back up. A down app
 // host stays known to the bastion but answers nothing, like an instance
 // whose network died.

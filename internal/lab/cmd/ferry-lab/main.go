@@ -2,14 +2,21 @@
 // package lab) for demos and manual testing, runs a command in it, and tears
 // it down afterwards, even on Ctrl-C.
 //
-//	ferry-lab run [--hosts N] [--jumps 1|2] [--dir DIR] -- COMMAND...
-//	ferry-lab up  [--hosts N] [--jumps 1|2] [--dir DIR]
+//	ferry-lab run [--hosts N] [--jumps 1|2] [--dir DIR] [--aws] -- COMMAND...
+//	ferry-lab up  [--hosts N] [--jumps 1|2] [--dir DIR] [--aws]
 //
 // run exports FERRY_LAB_DIR, FERRY_LAB_INVENTORY, FERRY_LAB_KEY,
 // FERRY_LAB_KNOWN_HOSTS, FERRY_LAB_SSH_CONFIG and FERRY_LAB_BASTION
 // (user@addr; FERRY_LAB_JUMP holds the whole chain) to COMMAND, which
 // inherits the terminal, and exits with COMMAND's status. up prints the same
 // variables and keeps the lab until interrupted. Needs root.
+//
+// --aws also starts an emulated AWS endpoint on 127.0.0.1 (package awslab):
+// the hosts as EC2 instances behind a target group and a classic ELB, in an
+// Auto Scaling group, health-checked for real. It exports AWS_ENDPOINT_URL,
+// credentials, AWS_REGION, AWS_EC2_METADATA_DISABLED and
+// FERRY_LAB_AWS_INVENTORY (an aws_ec2 inventory of the hosts), and run prints
+// the load balancer and Auto Scaling calls made at the end.
 package main
 
 import (
@@ -25,6 +32,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/internal/lab/awslab"
 )
 
 func main() {
@@ -32,8 +40,8 @@ func main() {
 }
 
 const usage = `usage:
-  ferry-lab run [--hosts N] [--jumps 1|2] [--dir DIR] [-q] -- COMMAND...
-  ferry-lab up  [--hosts N] [--jumps 1|2] [--dir DIR] [-q]
+  ferry-lab run [--hosts N] [--jumps 1|2] [--dir DIR] [--aws [--aws-time-scale F]] [-q] -- COMMAND...
+  ferry-lab up  [--hosts N] [--jumps 1|2] [--dir DIR] [--aws [--aws-time-scale F]] [-q]
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -48,12 +56,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	jumps := fs.Int("jumps", 1, "bastions in the chain (1 or 2)")
 	dir := fs.String("dir", "", "lab directory (default: a temporary one, removed afterwards)")
 	quiet := fs.Bool("q", false, "no progress output")
+	withAWS := fs.Bool("aws", false, "also emulate AWS: EC2 instances, load balancers, an Auto Scaling group")
+	timeScale := fs.Float64("aws-time-scale", 0.01, "with --aws: AWS-side waits are this fraction of real ones (300 s draining → 3 s)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	command := fs.Args()
 	if verb == "run" && len(command) == 0 {
 		fmt.Fprintf(stderr, "ferry-lab run: no command given\n%s", usage)
+		return 2
+	}
+	if *withAWS && *jumps != 1 {
+		fmt.Fprintf(stderr, "ferry-lab %s: --aws needs --jumps 1 (an aws_ec2 inventory names one bastion)\n", verb)
+		return 2
+	}
+	if *timeScale <= 0 {
+		fmt.Fprintf(stderr, "ferry-lab %s: --aws-time-scale must be above 0\n", verb)
 		return 2
 	}
 	if verb == "up" && len(command) > 0 {
@@ -100,6 +118,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"FERRY_LAB_SSH_CONFIG=" + l.SSHConfig,
 		"FERRY_LAB_BASTION=" + l.Bastion(),
 		"FERRY_LAB_JUMP=" + l.JumpSpec(),
+	}
+	if *withAWS {
+		a, err := awslab.Start(ctx, l, awslab.Options{TimeScale: *timeScale})
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry-lab: %v\n", err)
+			return 1
+		}
+		defer a.Close()
+		if !*quiet {
+			fmt.Fprintf(stderr, "ferry-lab: emulated AWS at %s (%s): %d instances behind target group %s and elb %s, in %s\n",
+				a.Endpoint, a.Region, len(a.Instances), awslab.TargetGroup, awslab.LoadBalancer, awslab.Group)
+			defer func() {
+				fmt.Fprintf(stderr, "== AWS calls (load balancers, Auto Scaling):\n")
+				a.WriteCalls(stderr)
+			}()
+		}
+		env = append(env, a.Env()...)
 	}
 	close(startDone)
 	<-watcherDone // from here on, signals are the command's business
