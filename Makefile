@@ -15,8 +15,10 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ferry ./cmd/ferry
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ferry-lab ./internal/lab/cmd/ferry-lab
 
+# containers: podman, for the docker module's test against real containers
+# on a lab host (tasks/lab_test.go).
 deps:
-	scripts/deps.sh test
+	scripts/deps.sh test containers
 
 # The whole suite: unit tests, fuzz seeds, and the integration tests that
 # start real sshd processes in network namespaces (they need root; elsewhere

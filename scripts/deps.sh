@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what ferry's tests, demo and benchmarks need on a Debian machine,
 # idempotently: a package already present is not touched, so a second run
-# costs a few `dpkg -s` calls. Usage: scripts/deps.sh test|demo|bench|containers
+# costs a few `dpkg -s` calls. Usage: scripts/deps.sh GROUP... with groups
+# test, demo, bench and containers (podman for the docker module's lab test;
+# it also writes /etc/containers/containers.conf when there is none).
 set -euo pipefail
 
 want=()
+containers=false
 need() { # need PACKAGE... : queue packages that are not installed
 	for p in "$@"; do
 		dpkg -s "$p" >/dev/null 2>&1 || want+=("$p")
@@ -21,6 +24,7 @@ for group in "$@"; do
 		;;
 	containers)
 		need podman runc conmon netavark aardvark-dns containernetworking-plugins iptables uidmap slirp4netns fuse-overlayfs catatonit
+		containers=true
 		;;
 	*)
 		echo "deps.sh: unknown group $group (test, demo, bench, containers)" >&2
@@ -39,6 +43,38 @@ if [ ${#want[@]} -gt 0 ]; then
 	# Bounded: a stuck mirror must fail the build, not hang it.
 	timeout 600 apt-get update -qq
 	timeout 900 apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+fi
+
+# podman's defaults fail on these machines (hybrid cgroups, no
+# CAP_SYS_RESOURCE): crun can neither set RLIMIT_NOFILE nor use hybrid
+# cgroups, and runc cannot raise the open-files limit above the hard one.
+# Lab hosts read the machine's /etc through their overlays, so this one file
+# serves them all. An existing file is the machine owner's: it is left alone.
+conf=/etc/containers/containers.conf
+if $containers && [ ! -e "$conf" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps.sh: $conf is missing; run as root to write it" >&2
+		exit 1
+	fi
+	nofile=$(ulimit -Hn)
+	if [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; then
+		nofile=65536
+	fi
+	mkdir -p /etc/containers
+	cat >"$conf.tmp" <<CONF
+# Written by ferry's scripts/deps.sh: podman settings that work on machines
+# with hybrid cgroups and without CAP_SYS_RESOURCE (runc, cgroupfs, open-files
+# limits within the hard limit).
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=32768:32768"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+	mv "$conf.tmp" "$conf"
+	echo "deps.sh: wrote $conf" >&2
 fi
 
 # The system sshd service is not needed (the lab starts its own sshd

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -514,6 +515,19 @@ func TestStaleLabReaped(t *testing.T) {
 		_ = sleeper.Process.Kill()
 		_ = cleanup(st)
 	})
+	// Start returns before ip has entered the namespace: a reaper that ran
+	// now, on a loaded machine, would find the namespace empty, delete it,
+	// and miss the process that enters it a moment later.
+	for i := 0; ; i++ {
+		out, _ := exec.Command("ip", "netns", "pids", "flstale-app1").Output()
+		if slices.Contains(strings.Fields(string(out)), fmt.Sprint(sleeper.Process.Pid)) {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the stale lab's process did not enter its namespace within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	_ = a.lock.Close() // the owner "dies"
 
 	l := StartT(t, Options{Hosts: 1})
