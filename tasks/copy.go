@@ -295,6 +295,19 @@ func probeScript(roots []string, depth0 bool, mkdirs []string) string {
 	return s
 }
 
+// staleTempAge is how old a temp file next to dest must be before a later
+// copy removes it: a copy whose connection was cut could not clean up after
+// itself, and no live copy takes this long without touching its file.
+const staleTempAge = 60 // minutes
+
+// sweepStaleTemps removes temp files that earlier, interrupted copies to
+// dest left behind; it runs in the probe's round trip.
+func sweepStaleTemps(dest string) string {
+	pattern := "." + sanitizeName(path.Base(dest)) + ".ferry-tmp-*"
+	return fmt.Sprintf("find %s -maxdepth 1 -type f -name %s -mmin +%d -delete 2>/dev/null; ",
+		Quote(path.Dir(dest)), Quote(pattern), staleTempAge)
+}
+
 func parseProbe(out []byte) map[string]*remoteFile {
 	files := map[string]*remoteFile{}
 	stat, sums, _ := bytes.Cut(out, []byte("\x01SUMS\x00"))
@@ -355,10 +368,14 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 		}
 	}
 	var mk []string
+	sweep := ""
 	if !h.Check {
 		mk = p.dirs
+		if !p.isDir {
+			sweep = sweepStaleTemps(p.items[0].dest)
+		}
 	}
-	res, err := runOn(ctx, h, probeScript(roots, !p.isDir, mk), false)
+	res, err := runOn(ctx, h, sweep+probeScript(roots, !p.isDir, mk), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}

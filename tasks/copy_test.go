@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func fileMode(t *testing.T, p string) os.FileMode {
@@ -345,5 +346,36 @@ func TestCopySkipByChecksumOddNamesBothHashers(t *testing.T) {
 				t.Fatalf("changed content: %+v", out)
 			}
 		})
+	}
+}
+
+func TestCopySweepsStaleTemps(t *testing.T) {
+	// A copy whose connection was cut leaves its temp file; the next copy to
+	// the same dest removes it once it is old, and leaves fresh ones alone
+	// (they may belong to a copy in progress).
+	h, _, _ := testHost(t)
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app")
+	stale := filepath.Join(dir, ".app.ferry-tmp-old")
+	fresh := filepath.Join(dir, ".app.ferry-tmp-new")
+	other := filepath.Join(dir, ".api.ferry-tmp-old")
+	for _, f := range []string{stale, fresh, other} {
+		if err := os.WriteFile(f, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	os.Chtimes(other, old, old)
+	if out := runModule(t, h, "copy", map[string]any{"content": "v2", "dest": dest}); !out.Changed || out.Failed {
+		t.Fatalf("copy: %+v", out)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("stale temp file of dest was not removed")
+	}
+	for _, f := range []string{fresh, other} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s removed: only old temps of this dest may go", filepath.Base(f))
+		}
 	}
 }
