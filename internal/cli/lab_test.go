@@ -216,7 +216,13 @@ func TestLabAuth(t *testing.T) {
 	encKey, encPub := keygen(t, dir, "encrypted", "correct horse")
 	envKey, envPub := keygen(t, dir, "envkey", "")
 	wrongKey, _ := keygen(t, dir, "wrong", "")
-	l := lab.StartT(t, lab.Options{Hosts: 2, AuthorizedKeys: [][]byte{encPub, envPub}})
+	// An OpenSSH user certificate: the key itself is not authorized, the CA is.
+	ca, _ := keygen(t, dir, "ca", "")
+	certKey, _ := keygen(t, dir, "certkey", "")
+	if out, err := exec.Command("ssh-keygen", "-q", "-s", ca, "-I", "ferry-test", "-n", "deploy", "-V", "+1h", certKey+".pub").CombinedOutput(); err != nil {
+		t.Fatalf("sign: %v %s", err, out)
+	}
+	l := lab.StartT(t, lab.Options{Hosts: 2, AuthorizedKeys: [][]byte{encPub, envPub}, TrustedUserCAKeys: ca + ".pub"})
 	inv := inventoryWithoutKey(t, l)
 	known := "FERRY_KNOWN_HOSTS=" + l.KnownHosts
 
@@ -273,6 +279,18 @@ func TestLabAuth(t *testing.T) {
 		}
 		if r := ferry(t, []string{known, "SSH_AUTH_SOCK=" + sock}, "ping", "-i", inv); r.code != 0 {
 			t.Fatalf("exit %d", r.code)
+		}
+	})
+	t.Run("certificate", func(t *testing.T) {
+		isolate(t)
+		if r := ferry(t, []string{known}, "ping", "-i", inv, "--private-key", certKey); r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		// Without the certificate next to it, the same key is refused.
+		os.Rename(certKey+"-cert.pub", certKey+"-cert.pub.off")
+		defer os.Rename(certKey+"-cert.pub.off", certKey+"-cert.pub")
+		if r := ferry(t, []string{known}, "ping", "-i", inv, "--private-key", certKey); r.code != ExitUnreachable {
+			t.Fatalf("without the certificate: exit %d", r.code)
 		}
 	})
 	t.Run("wrong key", func(t *testing.T) {
