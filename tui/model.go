@@ -54,6 +54,12 @@ type Options struct {
 
 	// NoAltScreen draws inline instead of on the alternate screen.
 	NoAltScreen bool
+
+	// Unattended, once closed, makes Run return as soon as the event stream
+	// closes, as ExitOnFinish does. The caller closes it when a signal
+	// stopped the run (SIGTERM from a CI timeout, SIGHUP from a dropped SSH
+	// session): nobody may be at the terminal to press q.
+	Unattended <-chan struct{}
 }
 
 // EventMsg carries one run event into the model.
@@ -65,6 +71,9 @@ type eventsMsg []events.Event
 
 // streamClosedMsg says the event channel was closed: the run is over.
 type streamClosedMsg struct{}
+
+// unattendedMsg says Options.Unattended was closed.
+type unattendedMsg struct{}
 
 type tickMsg time.Time
 
@@ -128,7 +137,27 @@ func (m Model) Init() tea.Cmd {
 	if m.s.src != nil {
 		cmds = append(cmds, m.s.wait())
 	}
+	if m.s.opts.Unattended != nil {
+		cmds = append(cmds, m.s.waitUnattended())
+	}
 	return tea.Batch(cmds...)
+}
+
+// waitUnattended reports when Options.Unattended is closed.
+func (s *state) waitUnattended() tea.Cmd {
+	ch, ctx := s.opts.Unattended, s.ctx
+	return func() tea.Msg {
+		var done <-chan struct{}
+		if ctx != nil {
+			done = ctx.Done()
+		}
+		select {
+		case <-ch:
+			return unattendedMsg{}
+		case <-done:
+			return nil
+		}
+	}
 }
 
 func tick() tea.Cmd {
@@ -188,9 +217,16 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if s.end != nil && s.mode == modeHosts {
 			s.mode = modeRecap
 		}
-		if s.opts.ExitOnFinish {
+		if s.opts.ExitOnFinish || s.unattended {
 			return m, tea.Quit
 		}
+	case unattendedMsg:
+		s.unattended = true
+		if s.streamClosed {
+			return m, tea.Quit
+		}
+		// a signal aborted the run: say so, as for `a`
+		s.aborting = max(s.aborting, 1)
 	case tickMsg:
 		s.tick++
 		if s.flash != "" && s.tick-s.flashTick > flashTicks {
@@ -234,13 +270,20 @@ func (s *state) key(k tea.KeyMsg) tea.Cmd {
 		}
 	case "a":
 		if s.pausePending {
+			// Refusing a pause is an abort, as the key help says: the same
+			// graceful stop as SIGTERM (exit 130), not a failed rollout.
 			s.pausePending = false
 			s.refused = true
-			s.aborting++
-			s.ctl.Approve(false)
+			s.abort()
 			return nil
 		}
 		if !s.finished {
+			if s.aborting > 0 {
+				// a second `a` is likely a double press: only Ctrl-C
+				// escalates to stopping at once
+				s.flash = "already aborting; Ctrl-C stops at once"
+				return nil
+			}
 			s.abort()
 			return nil
 		}

@@ -122,6 +122,7 @@ type state struct {
 	aborting               int // number of abort requests sent
 	refused                bool
 	finished, streamClosed bool
+	unattended             bool // Options.Unattended was closed
 	end                    *events.Event
 	recap                  recapTable // sorted once at RunEnd
 	recapSum               string

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -309,14 +310,14 @@ func TestPausePrompt(t *testing.T) {
 	}
 	h.at(31*time.Second, events.Event{Kind: events.PauseEnd, Status: events.StatusOK})
 
-	// refusing: `a` answers false and does not also abort
+	// refusing: `a` is the graceful abort (Controls.Abort releases the pause)
 	h.at(40*time.Second, events.Event{Kind: events.PauseWait, Msg: "again"})
 	h.key("a")
-	if len(h.ctl.approvals) != 2 || h.ctl.approvals[1] {
-		t.Fatalf("a: approvals %v, want [true false]", h.ctl.approvals)
+	if h.ctl.aborts != 1 {
+		t.Fatalf("a on a pause called Abort %d times, want 1", h.ctl.aborts)
 	}
-	if h.ctl.aborts != 0 {
-		t.Errorf("a on a pause called Abort %d times", h.ctl.aborts)
+	if len(h.ctl.approvals) != 1 {
+		t.Errorf("a on a pause also answered it: approvals %v", h.ctl.approvals)
 	}
 }
 
@@ -336,6 +337,14 @@ func TestAbort(t *testing.T) {
 	golden(t, "aborting", v)
 	if !strings.Contains(v, "aborting…") {
 		t.Errorf("no aborting state:\n%s", v)
+	}
+	// a second `a` (a double press) does not escalate; Ctrl-C does
+	h.key("a")
+	if h.ctl.aborts != 1 {
+		t.Fatalf("second a: Abort called %d times, want 1", h.ctl.aborts)
+	}
+	if v := h.view(); !strings.Contains(v, "Ctrl-C stops at once") {
+		t.Errorf("second a gave no explanation:\n%s", v)
 	}
 	if cmd := h.key("ctrl+c"); cmd != nil {
 		t.Error("ctrl+c quit the TUI during the run")
@@ -631,6 +640,67 @@ func TestRun(t *testing.T) {
 	if i < 0 || !strings.Contains(got[i:], "api-01") || !strings.Contains(got, "ferry · p.yml · env staging · run r1") {
 		t.Errorf("recap not printed after the screen:\n%s", got)
 	}
+}
+
+// TestRunUnattended: once a signal stopped the run (Options.Unattended
+// closed), Run shows the abort and returns when the stream closes, without
+// waiting for q, and still prints the recap.
+func TestRunUnattended(t *testing.T) {
+	ch := make(chan events.Event, 64)
+	hosts := hostNames(2)
+	ch <- events.Event{Kind: events.RunStart, Playbook: "p.yml", Hosts: hosts, RunID: "r1"}
+	ch <- events.Event{Kind: events.PlayStart, Hosts: hosts, Batches: 1}
+	ch <- events.Event{Kind: events.HostStart, Host: "api-01", Tasks: tasks}
+	unattended := make(chan struct{})
+	inR, inW := io.Pipe()
+	defer inW.Close()
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(context.Background(), Options{In: inR, Out: out, NoColor: true, NoAltScreen: true, Unattended: unattended, Width: 100, Height: 20}, ch, &fakeControls{})
+	}()
+	close(unattended)
+	// the screen says the run is aborting before the run ends
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(ansi.Strip(out.String()), "aborting") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no aborting banner after a signal:\n%s", ansi.Strip(out.String()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ch <- events.Event{Kind: events.HostEnd, Host: "api-01", Status: events.StatusInterrupted}
+	ch <- events.Event{Kind: events.RunEnd, Status: events.StatusInterrupted, ExitCode: 130, Recap: []events.HostRecap{{Host: "api-01", OK: 2}, {Host: "api-02", Untouched: true}}}
+	close(ch)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run kept waiting for a key after the signalled run ended")
+	}
+	got := ansi.Strip(out.String())
+	if i := strings.LastIndex(got, "RECAP"); i < 0 || !strings.Contains(got[i:], "run INTERRUPTED (exit 130)") {
+		t.Errorf("recap not printed after the screen:\n%s", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the program writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestRunContextCancel(t *testing.T) {

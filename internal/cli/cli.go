@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -159,12 +160,25 @@ func signalContext() (context.Context, func()) {
 		}
 		select {
 		case <-ch:
-			fmt.Fprintln(os.Stderr, "ferry: second signal, stopping now")
-			os.Exit(ExitInterrupted)
+			hardExit("ferry: second signal, stopping now")
 		case <-ctx.Done():
 		}
 	}()
 	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// restoreTerminal, when set, gives the terminal back (the TUI holds it raw,
+// on the alternate screen) before hardExit leaves without unwinding.
+var restoreTerminal atomic.Pointer[func()]
+
+// hardExit stops at once (a second signal, Ctrl-C twice in the TUI): running
+// tasks are cut short, as the operator asked.
+func hardExit(msg string) {
+	if f := restoreTerminal.Load(); f != nil {
+		(*f)()
+	}
+	fmt.Fprintln(os.Stderr, msg)
+	os.Exit(ExitInterrupted)
 }
 
 // lines splits text into trimmed non-empty lines.

@@ -9,7 +9,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/term"
@@ -154,7 +154,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	if mode != "tui" {
 		res = runner.Run(stopCtx)
 	} else {
-		ctl := &tuiControls{runner: runner, stop: stop, approvals: approvals}
+		ctl := &tuiControls{runner: runner, stop: stop, approvals: approvals, signalled: ctx}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -162,8 +162,14 @@ func (c *RunCmd) Run(g *Globals) error {
 			res = runner.Run(stopCtx)
 		}()
 		// The TUI owns the terminal until the operator leaves the recap; a
-		// signal still aborts the run through stopCtx.
-		terr := tui.Run(context.WithoutCancel(ctx), tui.Options{}, tuiCh, ctl)
+		// signal still aborts the run through stopCtx, and then the TUI
+		// leaves by itself once the run has ended: nobody may be there to
+		// press q (a CI timeout, a dropped SSH session).
+		if restore := saveTerminal(); restore != nil {
+			restoreTerminal.Store(&restore)
+			defer restoreTerminal.Store(nil)
+		}
+		terr := tui.Run(context.WithoutCancel(ctx), tui.Options{Unattended: ctx.Done()}, tuiCh, ctl)
 		if terr != nil {
 			// The TUI is gone but the run goes on: show the rest as plain lines.
 			fmt.Fprintf(g.stderr, "ferry: %v; continuing with plain output\n", terr)
@@ -189,7 +195,8 @@ type tuiControls struct {
 	runner    *playbooks.Runner
 	stop      context.CancelFunc
 	approvals chan bool
-	once      sync.Once
+	aborts    atomic.Int32
+	signalled context.Context // cancelled by a signal: that was the first abort
 }
 
 func (t *tuiControls) Approve(ok bool) {
@@ -199,9 +206,31 @@ func (t *tuiControls) Approve(ok bool) {
 	}
 }
 func (t *tuiControls) PauseAfterBatch() { t.runner.PauseAfterBatch() }
+
+// Abort is the first Ctrl-C (or `a`): a graceful abort, as SIGTERM; the
+// second stops at once, as a second signal does.
 func (t *tuiControls) Abort() {
+	if t.aborts.Add(1) > 1 || t.signalled.Err() != nil {
+		hardExit("ferry: Ctrl-C twice, stopping now")
+	}
 	t.stop()
 	t.Approve(false)
+}
+
+// saveTerminal returns what gives the terminal back as it is now: the mode
+// of stdin, the normal screen, a visible cursor, no bracketed paste. nil
+// when stdin is not a terminal.
+func saveTerminal() func() {
+	fd := int(os.Stdin.Fd())
+	st, err := term.GetState(fd)
+	if err != nil {
+		return nil
+	}
+	return func() {
+		_ = term.Restore(fd, st)
+		// reset attributes, bracketed paste off, cursor on, leave the alternate screen
+		_, _ = os.Stdout.WriteString("\x1b[0m\x1b[?2004l\x1b[?25h\x1b[?1049l\r\n")
+	}
 }
 
 func newRunID() string {
