@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# make demo: a lab of N app hosts behind a bastion, v1 installed on all of
-# them, then a rolling deploy of v2 with `ferry run` (the TUI on a terminal,
-# plain output otherwise). The lab is torn down at the end, even on Ctrl-C.
+# make demo: a lab of N app hosts behind a bastion that are also EC2
+# instances of an emulated AWS account on 127.0.0.1 (behind a target group
+# and a classic ELB, in an Auto Scaling group, health-checked for real).
+# ferry finds them through an aws_ec2 inventory, installs v1, then rolls out
+# v2: Auto Scaling suspended, each host drained from both load balancers,
+# stopped, upgraded, started, smoke-tested and put back once healthy. The
+# TUI shows it on a terminal (press q to leave the recap); plain output
+# otherwise. The lab and the emulator are torn down at the end, even on
+# Ctrl-C, and every step is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hosts=${1:-5}
@@ -12,15 +18,22 @@ for v in v1 v2; do
 	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$v" -o "$dist/$v/app" ./playbooks/examples/app
 done
 export DEMO_DIST=$dist
-exec bin/ferry-lab run --hosts "$hosts" -- bash -c '
-	set -e
+# On a terminal the TUI owns the screen until the operator leaves it, so
+# only non-interactive runs get a deadline on the rollout. --foreground keeps
+# each command in the terminal's process group (keys, Ctrl-C).
+if [ -t 0 ] && [ -t 1 ]; then export DEMO_LIMIT=0; else export DEMO_LIMIT=600; fi
+exec bin/ferry-lab run --aws --hosts "$hosts" -- bash -c '
+	set -euo pipefail
 	export FERRY_KNOWN_HOSTS=$FERRY_LAB_KNOWN_HOSTS FERRY_RECORD_DIR=$FERRY_LAB_DIR/runs
-	echo "== lab up: bastion $FERRY_LAB_BASTION, inventory $FERRY_LAB_INVENTORY"
-	bin/ferry ping -i "$FERRY_LAB_INVENTORY"
+	inv=$FERRY_LAB_AWS_INVENTORY
+	echo "== lab up: bastion $FERRY_LAB_BASTION; AWS emulated at $AWS_ENDPOINT_URL ($AWS_REGION)"
+	echo "== the aws_ec2 inventory ($inv):"
+	timeout --foreground 60 bin/ferry inventory -i "$inv" --graph
+	timeout --foreground 60 bin/ferry ping -i "$inv"
 	echo "== installing v1 on every host"
-	bin/ferry run playbooks/examples/setup.yml -i "$FERRY_LAB_INVENTORY" -e dist=$DEMO_DIST -e version=v1 --output plain
-	echo "== rolling out v2"
-	bin/ferry run playbooks/examples/deploy.yml -i "$FERRY_LAB_INVENTORY" -e dist=$DEMO_DIST -e version=v2
+	timeout --foreground 300 bin/ferry run playbooks/examples/setup.yml -i "$inv" -e dist="$DEMO_DIST" -e version=v1 --output plain
+	echo "== rolling out v2: drain, stop, upload, start, smoke test, re-register"
+	timeout --foreground "$DEMO_LIMIT" bin/ferry run playbooks/examples/deploy.yml -i "$inv" -e dist="$DEMO_DIST" -e version=v2
 	echo "== every host now reports:"
-	bin/ferry exec -i "$FERRY_LAB_INVENTORY" -- "curl -s 127.0.0.1:8080/status 2>/dev/null || wget -qO- 127.0.0.1:8080/status"
+	timeout --foreground 60 bin/ferry exec -i "$inv" -- "curl -s 127.0.0.1:8080/status 2>/dev/null || wget -qO- 127.0.0.1:8080/status"
 '

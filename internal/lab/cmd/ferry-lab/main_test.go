@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrydeploy/ferry/internal/lab"
 )
@@ -77,5 +80,60 @@ func TestRunSignalTearsDown(t *testing.T) {
 		t.Error("command did not run")
 	} else if _, err := os.Stat(dir); err == nil {
 		t.Errorf("lab dir %s left after a signal", dir)
+	}
+}
+
+func TestAWSUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--aws", "--jumps", "2", "--", "true"},
+		{"up", "--aws", "--aws-time-scale", "0"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--aws") {
+			t.Errorf("ferry-lab %v: exit %d, stderr %q; want 2 and a word on --aws", args, code, errb.String())
+		}
+	}
+}
+
+// run --aws exports the emulator's endpoint and inventory, the endpoint
+// answers while the command runs, and its calls are listed at the end.
+func TestRunWithAWS(t *testing.T) {
+	if err := lab.Available(); err != nil {
+		t.Skip(err)
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("needs curl")
+	}
+	envFile := filepath.Join(t.TempDir(), "env")
+	script := `env | grep -E '^(FERRY_LAB_|AWS_)' > ` + envFile + `
+test -f "$FERRY_LAB_AWS_INVENTORY" || exit 9
+curl -sf -H "Authorization: AWS4-HMAC-SHA256 Credential=AKIAX/20240101/$AWS_REGION/autoscaling/aws4_request, SignedHeaders=host, Signature=0" \
+	-d 'Action=SuspendProcesses&Version=2011-01-01&AutoScalingGroupName=app-asg&ScalingProcesses.member.1=Launch' "$AWS_ENDPOINT_URL" >/dev/null || exit 8`
+	var out, errb bytes.Buffer
+	if code := run([]string{"run", "--aws", "--hosts", "2", "--", "bash", "-c", script}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, errb.String())
+	}
+	b, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		env[k] = v
+	}
+	if !strings.HasPrefix(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:") || env["AWS_EC2_METADATA_DISABLED"] != "true" ||
+		env["AWS_REGION"] == "" || env["AWS_ACCESS_KEY_ID"] == "" || env["AWS_SECRET_ACCESS_KEY"] == "" {
+		t.Errorf("AWS environment: %v", env)
+	}
+	if !strings.HasPrefix(env["FERRY_LAB_AWS_INVENTORY"], env["FERRY_LAB_DIR"]+"/") {
+		t.Errorf("inventory %q is not in the lab dir %q", env["FERRY_LAB_AWS_INVENTORY"], env["FERRY_LAB_DIR"])
+	}
+	if !strings.Contains(errb.String(), "SuspendProcesses") || !strings.Contains(errb.String(), "app-asg  Launch") {
+		t.Errorf("the calls made are not listed at the end:\n%s", errb.String())
+	}
+	if c, err := net.DialTimeout("tcp", strings.TrimPrefix(env["AWS_ENDPOINT_URL"], "http://"), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the endpoint still answers after run")
 	}
 }
