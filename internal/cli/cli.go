@@ -51,7 +51,6 @@ func exit(code int, err error) error { return &exitError{code: code, err: err} }
 // Globals are the flags every command takes.
 type Globals struct {
 	Verbose          int      `short:"v" type:"counter" env:"FERRY_VERBOSE" help:"More output; repeat for debug (-vv)."`
-	Config           string   `env:"FERRY_CONFIG" placeholder:"FILE" help:"ferry.yml with environments (default ./ferry.yml if present)."`
 	KnownHostsPolicy string   `env:"FERRY_KNOWN_HOSTS_POLICY" enum:"strict,accept-new,off," default:"" placeholder:"strict|accept-new|off" help:"Host key policy: accept-new (default) records unknown keys and refuses changed ones; strict refuses unknown keys; off verifies nothing."`
 	KnownHosts       []string `env:"FERRY_KNOWN_HOSTS" placeholder:"FILE" help:"known_hosts file(s) (default: UserKnownHostsFile from ssh config, else ~/.ssh/known_hosts)."`
 	PrivateKey       []string `env:"FERRY_PRIVATE_KEY" placeholder:"FILE" help:"Private key file(s) to offer first, for every host and bastion. CI: put the key itself in FERRY_SSH_KEY."`
