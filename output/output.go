@@ -217,18 +217,37 @@ type Mask struct {
 	next    events.Sink
 	mu      sync.RWMutex
 	secrets []string
+	known   map[string]bool
 }
 
 // NewMask wraps next.
-func NewMask(next events.Sink) *Mask { return &Mask{next: next} }
+func NewMask(next events.Sink) *Mask { return &Mask{next: next, known: map[string]bool{}} }
 
 // Add registers values to hide (values shorter than 3 characters are ignored:
-// masking "1" would garble every line).
+// masking "1" would garble every line). The runner adds a play's secrets
+// for every task on every host, so known values cost one map lookup and
+// the list Apply walks stays as long as the set of distinct secrets.
 func (m *Mask) Add(values ...string) {
+	m.mu.RLock()
+	fresh := false
+	for _, v := range values {
+		if len(v) >= 3 && !m.known[v] {
+			fresh = true
+			break
+		}
+	}
+	m.mu.RUnlock()
+	if !fresh {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.known == nil {
+		m.known = map[string]bool{}
+	}
 	for _, v := range values {
-		if len(v) >= 3 {
+		if len(v) >= 3 && !m.known[v] {
+			m.known[v] = true
 			m.secrets = append(m.secrets, v)
 		}
 	}
@@ -248,10 +267,27 @@ func (m *Mask) Apply(s string) string {
 	return s
 }
 
-// Emit implements events.Sink.
+// Emit implements events.Sink. Every free-text field is masked, including
+// those set from -e or rendered names (Version, Play, the host's task list).
 func (m *Mask) Emit(e events.Event) {
+	m.mu.RLock()
+	none := len(m.secrets) == 0
+	m.mu.RUnlock()
+	if none {
+		m.next.Emit(e)
+		return
+	}
 	e.Msg = m.Apply(e.Msg)
 	e.Line = m.Apply(e.Line)
 	e.Task = m.Apply(e.Task)
+	e.Play = m.Apply(e.Play)
+	e.Version = m.Apply(e.Version)
+	if len(e.Tasks) > 0 {
+		tasks := make([]string, len(e.Tasks))
+		for i, t := range e.Tasks {
+			tasks[i] = m.Apply(t)
+		}
+		e.Tasks = tasks // a copy: the slice belongs to the emitter
+	}
 	m.next.Emit(e)
 }

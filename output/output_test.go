@@ -71,3 +71,28 @@ func TestMaskAndRecord(t *testing.T) {
 		t.Fatal("record overwritten")
 	}
 }
+
+// The runner adds a play's secrets before every task on every host: the
+// mask must keep one entry per distinct value, or every event would walk a
+// list that grows with hosts × tasks.
+func TestMaskAddIsIdempotent(t *testing.T) {
+	var got []events.Event
+	m := NewMask(events.SinkFunc(func(e events.Event) { got = append(got, e) }))
+	for i := 0; i < 1000; i++ {
+		m.Add("hunter22", "s3cret-token")
+	}
+	if n := len(m.secrets); n != 2 {
+		t.Fatalf("mask holds %d entries after adding the same 2 values 1000 times", n)
+	}
+	tasks := []string{"login hunter22"}
+	m.Emit(events.Event{Kind: events.HostStart, Play: "deploy s3cret-token", Version: "v-hunter22", Tasks: tasks, Msg: "pw hunter22"})
+	e := got[0]
+	for _, s := range []string{e.Play, e.Version, e.Tasks[0], e.Msg} {
+		if strings.Contains(s, "hunter22") || strings.Contains(s, "s3cret") {
+			t.Errorf("unmasked field: %q", s)
+		}
+	}
+	if tasks[0] != "login hunter22" {
+		t.Errorf("Emit rewrote the emitter's slice: %q", tasks[0])
+	}
+}

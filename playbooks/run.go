@@ -316,6 +316,37 @@ func (r *Runner) finish(code int, status events.Status, msg string, start time.T
 	return Result{ExitCode: code, Status: status, Recap: recap}
 }
 
+// secretValues lists the texts to mask for a secret variable: a scalar's
+// text, and every leaf of a mapping or list, since `debug` or a template may
+// print one field (db.password) on its own.
+func secretValues(v any, out []string) []string {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			out = secretValues(e, out)
+		}
+	case map[string]string:
+		for _, e := range x {
+			out = append(out, e)
+		}
+	case []any:
+		for _, e := range x {
+			out = secretValues(e, out)
+		}
+	case []string:
+		out = append(out, x...)
+	default:
+		out = append(out, Text(x))
+	}
+	return out
+}
+
+// controllerSecrets are environment variables that hold ferry's own
+// credentials; playbooks never see them through env_vars.
+var controllerSecrets = map[string]bool{
+	"FERRY_SSH_KEY": true, "FERRY_SSH_KEY_PASSPHRASE": true, "FERRY_BECOME_PASSWORD": true,
+}
+
 func (r *Runner) makeBuiltins() map[string]any {
 	inv := r.opts.Inventory
 	groups := map[string]any{}
@@ -337,7 +368,7 @@ func (r *Runner) makeBuiltins() map[string]any {
 	}
 	envVars := map[string]any{}
 	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
+		if k, v, ok := strings.Cut(kv, "="); ok && !controllerSecrets[k] {
 			envVars[k] = v
 		}
 	}
@@ -399,7 +430,7 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 	if r.opts.Mask != nil {
 		for _, name := range play.Secrets {
 			if sv, ok := v[name]; ok {
-				r.opts.Mask(Text(sv))
+				r.opts.Mask(secretValues(sv, nil)...)
 			}
 		}
 	}
@@ -770,7 +801,7 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 		e := ev
 		e.Kind, e.Status, e.Msg, e.Duration = events.TaskEnd, st, msg, r.opts.Now().Sub(start)
 		if t.NoLog && st != events.StatusSkipped {
-			e.Msg = "(output hidden by no_log)"
+			e.Msg = noLogMsg
 		}
 		r.emit(e)
 		if hr != nil {
@@ -861,10 +892,17 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 	}
 	end(out.status, out.msg)
 	if out.status == events.StatusFailed {
+		if t.NoLog {
+			// The reason goes on into the host's failure line (HostEnd).
+			return false, noLogMsg
+		}
 		return false, out.msg
 	}
 	return true, ""
 }
+
+// noLogMsg replaces what a no_log task would have said in any event.
+const noLogMsg = "(output hidden by no_log)"
 
 func withKind(e events.Event, k events.Kind) events.Event {
 	e.Kind = k
@@ -912,8 +950,12 @@ func (r *Runner) attempts(ctx context.Context, play *Play, hr *hostRun, t *Task,
 			break
 		}
 		if hr != nil {
+			why := o.msg
+			if t.NoLog {
+				why = noLogMsg
+			}
 			r.emit(events.Event{Kind: events.TaskOutput, Host: hr.h.Name, Task: ev.Task, TaskIndex: ev.TaskIndex,
-				Line: fmt.Sprintf("attempt %d/%d failed (%s); retrying in %s", attempt, tries, o.msg, delay)})
+				Line: fmt.Sprintf("attempt %d/%d failed (%s); retrying in %s", attempt, tries, why, delay)})
 		}
 		select {
 		case <-ctx.Done():

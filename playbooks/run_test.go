@@ -301,3 +301,77 @@ func TestRunnerInterrupt(t *testing.T) {
 		t.Fatalf("after task saw %q, want run.status interrupted", after)
 	}
 }
+
+// A no_log task's failure reason must not reach any event: not its TaskEnd,
+// not the host's failure line (HostEnd), not the retry notices.
+func TestRunnerNoLogHidesFailureEverywhere(t *testing.T) {
+	res, rec := runPB(t, `
+- hosts: app
+  tasks:
+    - name: fetch token
+      fail: {msg: "token=s3cr3t-value"}
+      no_log: true
+      retries: 1
+      delay: 1ms
+`, 1, nil)
+	if res.ExitCode != ExitFailed {
+		t.Fatalf("exit %d, want %d", res.ExitCode, ExitFailed)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	sawHostEnd := false
+	for _, e := range rec.evs {
+		if strings.Contains(e.Msg, "s3cr3t") || strings.Contains(e.Line, "s3cr3t") {
+			t.Errorf("%s event leaks the no_log message: msg=%q line=%q", e.Kind, e.Msg, e.Line)
+		}
+		if e.Kind == events.HostEnd {
+			sawHostEnd = true
+			if !strings.Contains(e.Msg, "fetch token") {
+				t.Errorf("host_end should still name the failed task: %q", e.Msg)
+			}
+		}
+	}
+	if !sawHostEnd {
+		t.Fatal("no host_end event")
+	}
+}
+
+// A secret that is a mapping is masked field by field (debug may print
+// db.password alone), and ferry's own credentials never reach env_vars.
+func TestRunnerSecretsMaskedLeafByLeaf(t *testing.T) {
+	t.Setenv("FERRY_SSH_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----")
+	t.Setenv("FERRY_BECOME_PASSWORD", "sudo-pass-123")
+	var mu sync.Mutex
+	masked := map[string]bool{}
+	res, rec := runPB(t, `
+- hosts: app
+  secrets: [db]
+  vars:
+    db: {user: app, password: hunter22, ports: [5432]}
+  tasks:
+    - debug: {msg: "{{ db.password }}"}
+    - debug: {msg: "{{ env_vars.FERRY_SSH_KEY ?? 'absent' }} {{ env_vars.FERRY_BECOME_PASSWORD ?? 'absent' }}"}
+`, 1, func(o *Options) {
+		o.Mask = func(vs ...string) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, v := range vs {
+				masked[v] = true
+			}
+		}
+	})
+	if res.ExitCode != ExitOK {
+		t.Fatalf("exit %d", res.ExitCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"hunter22", "app", "5432"} {
+		if !masked[want] {
+			t.Errorf("%q (a field of secret db) is not masked; masked: %v", want, masked)
+		}
+	}
+	ends := rec.kinds(events.TaskEnd)
+	if len(ends) != 2 || ends[1].Msg != "absent absent" {
+		t.Fatalf("env_vars exposes ferry's credentials to playbooks: %+v", ends)
+	}
+}

@@ -147,6 +147,12 @@ func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
 		if opts.BecomePass != "" {
 			// -S reads the password from stdin; -p '' keeps the prompt out of stderr.
 			sudo = "sudo -S -p ''"
+			if opts.Stdin == nil {
+				// sudo reads the password only when it asks for one (not with
+				// NOPASSWD or a cached ticket); the command must never get the
+				// unread line on its stdin.
+				cmd = "exec </dev/null; " + cmd
+			}
 			pass := strings.NewReader(opts.BecomePass + "\n")
 			if stdin != nil {
 				stdin = io.MultiReader(pass, stdin)

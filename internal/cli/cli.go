@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -147,23 +148,34 @@ func report(stderr io.Writer, err error) int {
 // SSH session to the bastion must abort as gracefully as Ctrl-C); a second
 // signal exits at once.
 func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := watchSignals(ch, func() { hardExit("ferry: second signal, stopping now") })
+	return ctx, func() { signal.Stop(ch); stop() }
+}
+
+// watchSignals cancels the returned context on the first value from ch and
+// calls second on the next one, until stop is called. The wait for the
+// second signal must not end when the context is cancelled: the first
+// signal is what cancels it.
+func watchSignals(ch <-chan os.Signal, second func()) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	var once sync.Once
 	go func() {
 		select {
 		case <-ch:
 			cancel()
-		case <-ctx.Done():
+		case <-stopped:
 			return
 		}
 		select {
 		case <-ch:
-			hardExit("ferry: second signal, stopping now")
-		case <-ctx.Done():
+			second()
+		case <-stopped:
 		}
 	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
+	return ctx, func() { once.Do(func() { close(stopped) }); cancel() }
 }
 
 // restoreTerminal, when set, gives the terminal back (the TUI holds it raw,

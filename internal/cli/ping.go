@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -45,6 +46,10 @@ func (c *PingCmd) Run(g *Globals) error {
 		}
 		fmt.Fprintf(g.stdout, "%-*s  ok      %s  %dms\n", width, h.Name, msg, time.Since(start).Milliseconds())
 	})
+	if ctx.Err() != nil {
+		// Hosts cut short by Ctrl-C are not unreachable: say so with 130.
+		return exit(ExitInterrupted, errors.New("interrupted"))
+	}
 	return he.err("sudo failed")
 }
 
