@@ -467,7 +467,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		}
 		num := bi + 1
 		r.emit(events.Event{Kind: events.BatchStart, Play: play.Name, Batch: num, Batches: len(pp.batches), Hosts: batch})
-		failed := r.runBatch(ctx, hard, play, batch, byName, num)
+		failed, worked := r.runBatch(ctx, hard, play, batch, byName, num)
 		totalFailed += failed
 		for _, n := range batch {
 			if hr := byName[n]; hr.finished && !hr.failed {
@@ -475,13 +475,16 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 			}
 		}
 		halt, why := false, ""
-		pct := float64(failed) * 100 / float64(len(batch))
+		pct := 0.0
+		if worked > 0 {
+			pct = float64(failed) * 100 / float64(worked)
+		}
 		switch {
 		case ctx.Err() != nil:
 			// Hosts stopped by the interrupt are not a verdict on the release.
 			halt, why = true, "interrupted: in-flight hosts finished or rolled back"
 		case failed > 0 && pct > play.MaxFailPercentage:
-			halt, why = true, fmt.Sprintf("%d of %d hosts failed (%.0f%%), max_fail_percentage is %g", failed, len(batch), pct, play.MaxFailPercentage)
+			halt, why = true, fmt.Sprintf("%d of %d hosts failed (%.0f%%), max_fail_percentage is %g", failed, worked, pct, play.MaxFailPercentage)
 		case play.MaxFailures != nil && totalFailed > *play.MaxFailures:
 			halt, why = true, fmt.Sprintf("%d hosts failed in this run, max_failures is %d", totalFailed, *play.MaxFailures)
 		}
@@ -515,6 +518,18 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	}
 	if code == ExitOK && totalFailed > 0 {
 		code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g): the rollout went on", totalFailed, play.MaxFailPercentage)
+	}
+	if code == ExitOK {
+		var skipped []string
+		for _, h := range pp.hosts {
+			if byName[h.Name].conn == nil {
+				skipped = append(skipped, h.Name)
+			}
+		}
+		if len(skipped) > 0 {
+			// --allow-unreachable: the others are deployed; exit 3 still tells CI these were not.
+			code, status, msg = ExitUnreachable, events.StatusUnreachable, fmt.Sprintf("deployed to every reachable host; not reached: %s", strings.Join(skipped, ", "))
+		}
 	}
 	runStatus := "ok"
 	switch {
@@ -642,7 +657,10 @@ func (r *Runner) parallel(ctx context.Context, hosts []*inventory.Host, n int, f
 }
 
 // runBatch runs the batch's hosts in parallel and returns how many failed.
-func (r *Runner) runBatch(ctx, hard context.Context, play *Play, batch []string, byName map[string]*hostRun, num int) int {
+// Hosts that failed preflight (kept out by --allow-unreachable) are not
+// part of the batch: they are neither worked on nor counted; it returns the
+// failed hosts and the hosts worked on.
+func (r *Runner) runBatch(ctx, hard context.Context, play *Play, batch []string, byName map[string]*hostRun, num int) (int, int) {
 	hosts := make([]*inventory.Host, 0, len(batch))
 	for _, n := range batch {
 		if byName[n].conn != nil {
@@ -657,12 +675,7 @@ func (r *Runner) runBatch(ctx, hard context.Context, play *Play, batch []string,
 			failed.Add(1)
 		}
 	})
-	for _, n := range batch {
-		if byName[n].conn == nil {
-			failed.Add(1) // unreachable, allowed by --allow-unreachable: still a failure of the batch
-		}
-	}
-	return int(failed.Load())
+	return int(failed.Load()), len(hosts)
 }
 
 // runHost runs the host's task list; on failure or interrupt it runs the
@@ -998,6 +1011,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		Become:     tasks.RunOptions{Become: become || becomeUser != "", BecomeUser: becomeUser, BecomePass: r.opts.BecomePass, Env: env},
 		Controller: &tasks.Controller{Approve: r.approver(), AWS: r.opts.AWS},
 		Timeout:    t.Timeout,
+		Rollback:   ev.Rollback,
 		Eval: func(src string) (any, error) {
 			e, err := CompileExpr(src, t.Pos)
 			if err != nil {

@@ -67,6 +67,9 @@ type Host struct {
 	Controller *Controller
 	// Timeout is the task's own timeout (0: none beyond ctx).
 	Timeout time.Duration
+	// Rollback says the task belongs to the play's rollback list: modules
+	// then undo only what this run did on the host (see release).
+	Rollback bool
 	// Dir is the directory that relative local paths (copy, template and
 	// script `src`) resolve against: the playbook's directory. "" means the
 	// process's working directory.

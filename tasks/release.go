@@ -151,11 +151,28 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 			out.Result = result
 			return out, nil
 		}
+		if activate && h.State != nil {
+			h.State[releaseKey(base)] = version
+		}
 	}
 	return Outcome{Changed: true, Msg: "release " + version + ": " + strings.Join(changes, "; "), Diff: diff, Result: result}, nil
 }
 
+// releaseKey is where, in Host.State, release remembers the version this run
+// made current under a path, so a rollback undoes only that.
+func releaseKey(base string) string { return "release.activated:" + base }
+
 func rollbackRelease(ctx context.Context, h *Host, base string, st releaseState) (Outcome, error) {
+	// In a play's rollback, go back only if this run switched current: a
+	// host that failed before its upload (or was interrupted) still runs
+	// the release it ran before, and going back one would downgrade it.
+	if h.Rollback && h.State != nil {
+		if v, ok := h.State[releaseKey(base)]; !ok || v != st.current {
+			return Outcome{Msg: fmt.Sprintf("nothing to undo in %s: this run did not make %s current", base, orNone(st.current)),
+				Result: map[string]any{"current": path.Join(base, "current"), "version": st.current}}, nil
+		}
+		defer delete(h.State, releaseKey(base))
+	}
 	history := st.history
 	if len(history) == 0 && st.current != "" {
 		history = []string{st.current}

@@ -105,3 +105,45 @@ func TestPruneList(t *testing.T) {
 		t.Fatalf("prune %v", got)
 	}
 }
+
+func TestReleaseRollbackUndoesOnlyThisRun(t *testing.T) {
+	// In a play's rollback, release goes back only when this run made the
+	// current release: a host that failed before its upload keeps its release.
+	h, _, _ := testHost(t)
+	base := filepath.Join(t.TempDir(), "app")
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "bin"), []byte("v1"), 0o755)
+	h.State = map[string]any{}
+	if out := runModule(t, h, "release", map[string]any{"path": base, "src": src + "/", "version": "v1"}); out.Failed {
+		t.Fatalf("v1: %+v", out)
+	}
+	os.WriteFile(filepath.Join(src, "bin"), []byte("v2"), 0o755)
+	if out := runModule(t, h, "release", map[string]any{"path": base, "src": src + "/", "version": "v2"}); out.Failed {
+		t.Fatalf("v2: %+v", out)
+	}
+	// A later run that failed before its upload: its state is fresh.
+	h.State = map[string]any{}
+	h.Rollback = true
+	if out := runModule(t, h, "release", map[string]any{"path": base, "rollback": true}); out.Changed || out.Failed {
+		t.Fatalf("rollback without an upload in this run: %+v", out)
+	}
+	if cur, _ := os.Readlink(filepath.Join(base, "current")); filepath.Base(cur) != "v2" {
+		t.Fatalf("current -> %s, want v2 untouched", cur)
+	}
+	// This run uploaded v3: the rollback goes back to v2, once.
+	os.WriteFile(filepath.Join(src, "bin"), []byte("v3"), 0o755)
+	h.Rollback = false
+	if out := runModule(t, h, "release", map[string]any{"path": base, "src": src + "/", "version": "v3"}); out.Failed {
+		t.Fatalf("v3: %+v", out)
+	}
+	h.Rollback = true
+	if out := runModule(t, h, "release", map[string]any{"path": base, "rollback": true}); !out.Changed {
+		t.Fatalf("rollback of this run's v3: %+v", out)
+	}
+	if cur, _ := os.Readlink(filepath.Join(base, "current")); filepath.Base(cur) != "v2" {
+		t.Fatalf("current -> %s, want v2", cur)
+	}
+	if out := runModule(t, h, "release", map[string]any{"path": base, "rollback": true}); out.Changed {
+		t.Fatalf("a second rollback went back again: %+v", out)
+	}
+}
