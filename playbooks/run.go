@@ -410,9 +410,8 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 	b["run"] = r.runVars(batch, status)
 	var inv, facts map[string]any
 	if hr == nil {
-		inv = r.ctlVars
-	}
-	if hr != nil {
+		inv = r.ctlVars // before/after: what the play's hosts share
+	} else {
 		inv, facts = hr.h.Vars, hr.facts
 		b["host"] = hr.h.Vars
 		b["inventory_hostname"] = hr.h.Name
