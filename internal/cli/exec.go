@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 
@@ -42,7 +43,8 @@ func (c *ExecCmd) Run(g *Globals) error {
 		return err
 	}
 	defer conn.Close()
-	opts := ssh.RunOptions{Become: c.Become || c.BecomeUser != "", BecomeUser: c.BecomeUser}
+	// A become password, when sudo needs one, goes on sudo's stdin (never argv).
+	opts := ssh.RunOptions{Become: c.Become || c.BecomeUser != "", BecomeUser: c.BecomeUser, BecomePass: os.Getenv("FERRY_BECOME_PASSWORD")}
 
 	var outMu sync.Mutex
 	var he hostErrors
