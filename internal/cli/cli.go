@@ -162,16 +162,31 @@ func watchSignals(ch <-chan os.Signal, second func()) (context.Context, func()) 
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	var once sync.Once
+	// A select picks at random among ready cases: after stop, a queued
+	// signal must lose, so stopped is checked again after each receive.
+	isStopped := func() bool {
+		select {
+		case <-stopped:
+			return true
+		default:
+			return false
+		}
+	}
 	go func() {
 		select {
 		case <-ch:
-			cancel()
 		case <-stopped:
 			return
 		}
+		if isStopped() {
+			return
+		}
+		cancel()
 		select {
 		case <-ch:
-			second()
+			if !isStopped() {
+				second()
+			}
 		case <-stopped:
 		}
 	}()
