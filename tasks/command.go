@@ -84,31 +84,51 @@ func (g runGuard) skip(ctx context.Context, h *Host) (string, error) {
 // execute runs a prepared command line: check mode and creates/removes first,
 // then the command with live output; rc != 0 fails the task.
 func execute(ctx context.Context, h *Host, g runGuard, line, shown string, extra map[string]any) (Outcome, error) {
-	reason, err := g.skip(ctx, h)
-	if err != nil {
-		return Outcome{}, err
-	}
-	if reason != "" {
-		return Outcome{Skipped: true, Msg: "skipped: " + reason, Result: map[string]any{"cmd": shown, "rc": 0, "skipped": true}}, nil
-	}
-	if h.Check {
-		return Outcome{Changed: true, Msg: checkMsg("run: %s", shown), Result: map[string]any{"cmd": shown}}, nil
+	if early, err := beforeRun(ctx, h, g, shown, "run: %s"); early != nil || err != nil {
+		return derefOutcome(early), err
 	}
 	res, err := runOn(ctx, h, line, true)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("run %s: %w", shown, err)
 	}
-	out := Outcome{Changed: true, Result: cmdResult(shown, res)}
+	out := commandOutcome(shown, res)
 	for k, v := range extra {
 		out.Result[k] = v
 	}
+	return out, nil
+}
+
+// beforeRun applies creates/removes and --check ahead of running shown: a
+// non-nil Outcome (skipped, or what would run) is the task's answer.
+func beforeRun(ctx context.Context, h *Host, g runGuard, shown, checkFormat string) (*Outcome, error) {
+	reason, err := g.skip(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		return &Outcome{Skipped: true, Msg: "skipped: " + reason, Result: map[string]any{"cmd": shown, "rc": 0, "skipped": true}}, nil
+	}
+	if h.Check {
+		return &Outcome{Changed: true, Msg: checkMsg(checkFormat, shown), Result: map[string]any{"cmd": shown}}, nil
+	}
+	return nil, nil
+}
+
+func derefOutcome(o *Outcome) Outcome {
+	if o == nil {
+		return Outcome{}
+	}
+	return *o
+}
+
+// commandOutcome is a finished command as a task result: rc != 0 fails it.
+func commandOutcome(shown string, res Result) Outcome {
+	out := Outcome{Changed: true, Result: cmdResult(shown, res), Msg: "rc=0"}
 	if res.ExitCode != 0 {
 		out.Failed = true
 		out.Msg = failMsg(shown, res)
-	} else {
-		out.Msg = "rc=0"
 	}
-	return out, nil
+	return out
 }
 
 // shell: a bash script with `set -euo pipefail`.
@@ -254,15 +274,8 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		return Outcome{}, fmt.Errorf("script: %s is not a regular file", local)
 	}
 	shown := QuoteCommand(append([]string{src}, argv...)...)
-	reason, err := g.skip(ctx, h)
-	if err != nil {
-		return Outcome{}, err
-	}
-	if reason != "" {
-		return Outcome{Skipped: true, Msg: "skipped: " + reason, Result: map[string]any{"cmd": shown, "rc": 0, "skipped": true}}, nil
-	}
-	if h.Check {
-		return Outcome{Changed: true, Msg: checkMsg("upload and run %s", shown), Result: map[string]any{"cmd": shown}}, nil
+	if early, err := beforeRun(ctx, h, g, shown, "upload and run %s"); early != nil || err != nil {
+		return derefOutcome(early), err
 	}
 
 	client, err := h.Conn.SFTP(ctx, sftpUser(h))
@@ -291,13 +304,7 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		removeRemote(h, remote)
 		return Outcome{}, fmt.Errorf("script: run %s: %w", shown, err)
 	}
-	out := Outcome{Changed: true, Result: cmdResult(shown, res)}
-	if res.ExitCode != 0 {
-		out.Failed = true
-		out.Msg = failMsg(shown, res)
-	} else {
-		out.Msg = "rc=0"
-	}
+	out := commandOutcome(shown, res)
 	return out, nil
 }
 
