@@ -95,6 +95,23 @@ func (l List) Error() string {
 	return s
 }
 
+// Collect appends err to l when it is positioned input errors (an *Error or
+// a List) and returns nil; any other error is returned as is, for the
+// caller to stop on. Loaders use it to report every problem in one pass.
+func (l *List) Collect(err error) error {
+	var e *Error
+	var list List
+	switch {
+	case errors.As(err, &list):
+		*l = append(*l, list...)
+	case errors.As(err, &e):
+		*l = append(*l, e)
+	default:
+		return err
+	}
+	return nil
+}
+
 // Err returns nil for an empty list, else the list sorted by position.
 func (l List) Err() error {
 	if len(l) == 0 {

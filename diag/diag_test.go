@@ -40,3 +40,20 @@ func TestListSorted(t *testing.T) {
 		t.Fatal("empty list is not nil")
 	}
 }
+
+func TestCollect(t *testing.T) {
+	var l List
+	if err := l.Collect(fmt.Errorf("wrapped: %w", &Error{Msg: "a"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Collect(List{{Msg: "b"}, {Msg: "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	other := fmt.Errorf("disk on fire")
+	if err := l.Collect(other); err != other {
+		t.Fatalf("a non-input error was swallowed: %v", err)
+	}
+	if len(l) != 3 {
+		t.Fatalf("collected %d, want 3", len(l))
+	}
+}

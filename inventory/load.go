@@ -29,26 +29,13 @@ func Load(ctx context.Context, paths []string, opts Options) (*Inventory, error)
 	inv := New()
 	var errs diag.List
 	var bases []string
-	addErr := func(err error) error {
-		var e *diag.Error
-		var l diag.List
-		switch {
-		case errors.As(err, &l):
-			errs = append(errs, l...)
-		case errors.As(err, &e):
-			errs = append(errs, e)
-		default:
-			return err
-		}
-		return nil
-	}
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		sub, base, err := loadSource(ctx, p, opts)
 		if err != nil {
-			if err := addErr(err); err != nil {
+			if err := errs.Collect(err); err != nil {
 				return nil, err
 			}
 			continue
@@ -63,7 +50,7 @@ func Load(ctx context.Context, paths []string, opts Options) (*Inventory, error)
 	}
 	for _, b := range bases {
 		if err := inv.loadVarsDirs(b); err != nil {
-			if err := addErr(err); err != nil {
+			if err := errs.Collect(err); err != nil {
 				return nil, err
 			}
 		}
@@ -101,17 +88,7 @@ func loadSource(ctx context.Context, p string, opts Options) (*Inventory, string
 		}
 		sub, err := loadFile(ctx, file, opts)
 		if err != nil {
-			var e *diag.Error
-			var l diag.List
-			switch {
-			case errors.As(err, &l):
-				errs = append(errs, l...)
-				return nil
-			case errors.As(err, &e):
-				errs = append(errs, e)
-				return nil
-			}
-			return err
+			return errs.Collect(err)
 		}
 		inv.Merge(sub)
 		return nil
@@ -369,14 +346,7 @@ func (inv *Inventory) loadVarsDirs(base string) error {
 			for _, f := range fl {
 				vars, err := inv.readVarsFile(f)
 				if err != nil {
-					var e *diag.Error
-					var l diag.List
-					switch {
-					case errors.As(err, &l):
-						errs = append(errs, l...)
-					case errors.As(err, &e):
-						errs = append(errs, e)
-					default:
+					if err := errs.Collect(err); err != nil {
 						return err
 					}
 					continue
