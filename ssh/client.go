@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -59,6 +60,10 @@ func (c *Client) Name() string { return c.name }
 // Raw exposes the underlying x/crypto/ssh client (benchmarks, tests).
 func (c *Client) Raw() *ssh.Client { return c.c }
 
+// stopWait bounds how long a cancelled command may take to acknowledge its
+// end before Run returns anyway.
+const stopWait = 5 * time.Second
+
 // Run runs cmd through the login shell, as OpenSSH does. ctx ending sends
 // SIGTERM to the remote command and closes its channel.
 func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, error) {
@@ -89,8 +94,15 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	case <-ctx.Done():
 		_ = sess.Signal(ssh.SIGTERM)
 		sess.Close()
-		<-done
-		return Result{ExitCode: -1, Stdout: outBuf.Bytes(), Stderr: errBuf.Bytes()}, fmt.Errorf("%s: %w", c.name, ctx.Err())
+		select {
+		case <-done:
+			return Result{ExitCode: -1, Stdout: outBuf.Bytes(), Stderr: errBuf.Bytes()}, fmt.Errorf("%s: %w", c.name, ctx.Err())
+		case <-time.After(stopWait):
+			// No answer to the close: the link is likely dead. The keepalives
+			// will close the connection; the task must not wait for that.
+			// (The output buffers are still being written: not returned.)
+			return Result{ExitCode: -1}, fmt.Errorf("%s: %w (the host did not acknowledge the stop within %s; check it)", c.name, ctx.Err(), stopWait)
+		}
 	}
 	res.Stdout, res.Stderr = outBuf.Bytes(), errBuf.Bytes()
 	var ee *ssh.ExitError
