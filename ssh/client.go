@@ -227,6 +227,36 @@ func (c *Client) SFTP(ctx context.Context, asUser string) (*sftp.Client, error) 
 	if s, ok := c.sftp[asUser]; ok {
 		return s.client, nil
 	}
+	// The SFTP handshake is a round trip that a dead link would never
+	// answer: wait for it only as long as ctx allows.
+	type opened struct {
+		s   *sftpSession
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		s, err := c.openSFTP(asUser)
+		ch <- opened{s, err}
+	}()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, o.err
+		}
+		c.sftp[asUser] = o.s
+		return o.s.client, nil
+	case <-ctx.Done():
+		go func() { // close what arrives late
+			if o := <-ch; o.err == nil {
+				o.s.close()
+			}
+		}()
+		return nil, fmt.Errorf("%s: start sftp: %w", c.name, ctx.Err())
+	}
+}
+
+// openSFTP starts an SFTP session as asUser (see SFTP).
+func (c *Client) openSFTP(asUser string) (*sftpSession, error) {
 	opts := SFTPOptions()
 	var s sftpSession
 	if asUser == "" {
@@ -272,8 +302,15 @@ func (c *Client) SFTP(ctx context.Context, asUser string) (*sftp.Client, error) 
 		}
 		s.client, s.sess = cl, sess
 	}
-	c.sftp[asUser] = &s
-	return s.client, nil
+	return &s, nil
+}
+
+func (s *sftpSession) close() error {
+	err := s.client.Close()
+	if s.sess != nil {
+		s.sess.Close()
+	}
+	return err
 }
 
 // DialContext opens a TCP connection from the host (direct-tcpip), e.g. to
@@ -293,11 +330,8 @@ func (c *Client) Close() error {
 	defer c.mu.Unlock()
 	var errs []error
 	for u, s := range c.sftp {
-		if err := s.client.Close(); err != nil {
+		if err := s.close(); err != nil {
 			errs = append(errs, err)
-		}
-		if s.sess != nil {
-			s.sess.Close()
 		}
 		delete(c.sftp, u)
 	}
