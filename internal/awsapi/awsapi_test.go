@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -20,22 +19,10 @@ const (
 	role  = "arn:aws:iam::222222222222:role/deploy"
 )
 
-// env points the SDK at the emulator as a user would: AWS_ENDPOINT_URL and
-// static keys in the environment, IMDS off, no shared config files.
+// env points the SDK at the emulator as a user would (see awsemu.StartTest).
 func env(t *testing.T, opts awsemu.Options) *awsemu.Server {
 	t.Helper()
-	s := awsemu.New(opts)
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
-	return s
+	return awsemu.StartTest(t, opts)
 }
 
 func factory(t *testing.T) *awsapi.Factory {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,27 +22,10 @@ const (
 	role  = "arn:aws:iam::222222222222:role/inventory"
 )
 
-type setenv interface {
-	Setenv(k, v string)
-	TempDir() string
-	Cleanup(func())
-}
-
 // emulator starts an emulator and points the SDK at it through the
-// environment, as a user would (AWS_ENDPOINT_URL, static keys, no IMDS).
-func emulator(t setenv, opts awsemu.Options) *awsemu.Server {
-	s := awsemu.New(opts)
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_REGION", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+// environment, as a user would (see awsemu.StartTest).
+func emulator(t awsemu.TB, opts awsemu.Options) *awsemu.Server {
+	s := awsemu.StartTest(t, opts)
 	old := configHook
 	configHook = func(c *awsapi.Config) { c.MaxBackoff = 20 * time.Millisecond }
 	t.Cleanup(func() { configHook = old })
