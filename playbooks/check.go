@@ -40,13 +40,10 @@ type checker struct {
 
 func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
 	c := &checker{pb: p, known: known, later: map[string]diag.Pos{}}
-	all := [][]*Task{play.Before, play.PreTasks, play.Tasks, play.PostTasks, play.Rollback, play.After}
-	for _, list := range all {
-		for _, t := range list {
-			for _, n := range t.defines() {
-				if _, ok := c.later[n]; !ok {
-					c.later[n] = t.Pos
-				}
+	for _, t := range play.AllTasks() {
+		for _, n := range t.defines() {
+			if _, ok := c.later[n]; !ok {
+				c.later[n] = t.Pos
 			}
 		}
 	}

@@ -89,6 +89,14 @@ func (p *Play) HostTasks() []*Task {
 	return append(out, p.PostTasks...)
 }
 
+// AllTasks is every task of the play: before, the host tasks, rollback, after.
+func (p *Play) AllTasks() []*Task {
+	out := append([]*Task{}, p.Before...)
+	out = append(out, p.HostTasks()...)
+	out = append(out, p.Rollback...)
+	return append(out, p.After...)
+}
+
 // VarDef is one entry of a play's `vars`, in file order. Value is raw (it may
 // hold {{ }}); ResolveVars renders it.
 type VarDef struct {

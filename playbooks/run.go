@@ -575,11 +575,9 @@ func (r *Runner) approve(ctx context.Context, msg string) bool {
 
 // needsBecome reports whether any task of the play may run through sudo.
 func needsBecome(p *Play) bool {
-	for _, list := range [][]*Task{p.PreTasks, p.Tasks, p.PostTasks, p.Rollback} {
-		for _, t := range list {
-			if b, _ := p.BecomeFor(t); b {
-				return true
-			}
+	for _, t := range append(p.HostTasks(), p.Rollback...) {
+		if b, _ := p.BecomeFor(t); b {
+			return true
 		}
 	}
 	return false

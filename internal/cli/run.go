@@ -310,11 +310,9 @@ func (c *CheckCmd) Run(g *Globals) error {
 // so AWS configuration is loaded only for playbooks that need it.
 func usesAWS(pb *playbooks.Playbook) bool {
 	for _, p := range pb.Plays {
-		for _, list := range [][]*playbooks.Task{p.Before, p.PreTasks, p.Tasks, p.PostTasks, p.Rollback, p.After} {
-			for _, t := range list {
-				if t.Module == "elb" || t.Module == "asg" {
-					return true
-				}
+		for _, t := range p.AllTasks() {
+			if t.Module == "elb" || t.Module == "asg" {
+				return true
 			}
 		}
 	}
