@@ -18,7 +18,7 @@ build:
 # containers: podman, for the docker module's test against real containers
 # on a lab host (tasks/lab_test.go).
 deps:
-	scripts/deps.sh test containers
+	scripts/deps.sh test containers sqs
 
 # The whole suite: unit tests, fuzz seeds, and the integration tests that
 # start real sshd processes in network namespaces (they need root; elsewhere
