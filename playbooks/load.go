@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
 )
 
@@ -641,6 +642,11 @@ func (l *loader) environment(v *yaml.Node) (map[string]any, []*Template) {
 	env := map[string]any{}
 	nodes := map[string]*yaml.Node{}
 	for _, kv := range l.pairs(v, "environment") {
+		if !ssh.ValidEnvName(kv.key) {
+			// The name is exported in a shell on the host: anything else is code.
+			l.errorf(l.pos(kv.k), "a variable name has letters, digits and _, and does not start with a digit", "environment: %q is not a variable name", kv.key)
+			continue
+		}
 		if kv.v.Kind != yaml.ScalarNode {
 			l.errorf(l.pos(kv.v), "", "environment: %s: want a string, not %s", kv.key, kindName(kv.v))
 			continue

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -21,7 +20,7 @@ type RunOptions struct {
 	Become     bool              // run through sudo (sudo -n unless BecomePass is set)
 	BecomeUser string            // default root
 	BecomePass string            // written to sudo's stdin, never on a command line
-	Env        map[string]string // exported before the command runs
+	Env        map[string]string // exported before the command runs (sent on stdin, never on the command line)
 	Stdin      io.Reader
 	Stdout     io.Writer // live output; also captured in Result
 	Stderr     io.Writer
@@ -77,6 +76,9 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	}
 	defer sess.Close()
 
+	if err := CheckEnv(opts.Env); err != nil {
+		return res, fmt.Errorf("%s: %w", c.name, err)
+	}
 	line, stdin := Wrap(cmd, opts)
 	var outBuf, errBuf bytes.Buffer
 	sess.Stdout = teeWriter(&outBuf, opts.Stdout)
@@ -137,19 +139,18 @@ func (c *Client) sessionErr(what string, err error) error {
 // Wrap turns cmd and its options into the command line sent to the server
 // and the stdin to feed it. Exported for modules that build their own sessions.
 func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
+	var envPrefix, envLine string
 	if len(opts.Env) > 0 {
-		keys := make([]string, 0, len(opts.Env))
-		for k := range opts.Env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var b strings.Builder
-		for _, k := range keys {
-			fmt.Fprintf(&b, "export %s=%s; ", k, Quote(opts.Env[k]))
-		}
-		cmd = b.String() + cmd
+		envPrefix, envLine = envOnStdin(opts.Env)
 	}
 	stdin := opts.Stdin
+	if envLine != "" {
+		if stdin != nil {
+			stdin = io.MultiReader(strings.NewReader(envLine), stdin)
+		} else {
+			stdin = strings.NewReader(envLine)
+		}
+	}
 	if opts.Become {
 		user := opts.BecomeUser
 		if user == "" {
@@ -172,9 +173,9 @@ func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
 				stdin = pass
 			}
 		}
-		cmd = fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, Quote(user), Quote(cmd))
+		return fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, Quote(user), Quote(envPrefix+cmd)), stdin
 	}
-	return cmd, stdin
+	return envPrefix + cmd, stdin
 }
 
 // Quote quotes s for a POSIX shell, so it arrives as one word.
