@@ -72,6 +72,8 @@ type CLI struct {
 	Ping      PingCmd      `cmd:"" help:"Connect to every host: auth, bastion, sudo."`
 	Exec      ExecCmd      `cmd:"" help:"Run an ad-hoc command on hosts."`
 	Check     CheckCmd     `cmd:"" help:"Validate a playbook without connecting."`
+	Worker    WorkerCmd    `cmd:"" help:"Run deploy requests and Auto Scaling launches from SQS (see docs/worker.md)."`
+	Enqueue   EnqueueCmd   `cmd:"" help:"Put a deploy request on the workers' SQS queue; prints the message ID."`
 	Version   VersionCmd   `cmd:"" help:"Print ferry's version."`
 
 	Completion kongplete.InstallCompletions `cmd:"" help:"Install shell completion (bash, zsh, fish)."`

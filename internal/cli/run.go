@@ -39,6 +39,7 @@ type RunCmd struct {
 	RecordDir        string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
 	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"5s" help:"How often elb/asg ask AWS while waiting for draining, health or standby."`
+	requestFlags
 }
 
 // Run implements the command.
@@ -116,8 +117,8 @@ func (c *RunCmd) Run(g *Globals) error {
 		Extra:            extra,
 		Env:              c.Env,
 		RunID:            runID,
-		User:             whoami(),
-		Origin:           origin(),
+		User:             c.requester(),
+		Origin:           c.requestOrigin(),
 		Branch:           c.Branch,
 		Version:          version,
 		Playbook:         c.Playbook,
