@@ -13,6 +13,8 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // RunOptions tune one command.
@@ -173,27 +175,9 @@ func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
 				stdin = pass
 			}
 		}
-		return fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, Quote(user), Quote(envPrefix+cmd)), stdin
+		return fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, shell.Quote(user), shell.Quote(envPrefix+cmd)), stdin
 	}
 	return envPrefix + cmd, stdin
-}
-
-// Quote quotes s for a POSIX shell, so it arrives as one word.
-func Quote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func teeWriter(buf *bytes.Buffer, w io.Writer) io.Writer {
@@ -285,7 +269,7 @@ func (c *Client) openSFTP(asUser string) (*sftpSession, error) {
 		sess.Stderr = &stderr
 		var script strings.Builder
 		for _, p := range sftpServers {
-			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s; ", p, Quote(asUser), p)
+			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s; ", p, shell.Quote(asUser), p)
 		}
 		script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")
 		if err := sess.Start(script.String()); err != nil {
