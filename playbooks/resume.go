@@ -390,14 +390,12 @@ func (r *Runner) restore(ctx context.Context, plans []playPlan) (int, events.Sta
 		}
 	}
 	for _, pp := range plans {
-		for _, h := range pp.hosts {
-			if res.done[pp.play.Name][h.Name] {
-				hr := r.hostRunFor(h)
-				if !hr.finished {
-					hr.finished, hr.touched = true, true
-					r.emit(events.Event{Kind: events.HostEnd, Host: h.Name, Status: events.StatusOK,
-						Msg: fmt.Sprintf("finished by run %s: not deployed again", res.finisher[h.Name])})
-				}
+		for _, h := range pp.done {
+			hr := r.hostRunFor(h)
+			if !hr.finished {
+				hr.finished, hr.touched = true, true
+				r.emit(events.Event{Kind: events.HostEnd, Host: h.Name, Status: events.StatusOK,
+					Msg: fmt.Sprintf("finished by run %s: not deployed again", res.finisher[h.Name])})
 			}
 		}
 	}

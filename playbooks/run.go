@@ -169,6 +169,7 @@ type playPlan struct {
 	play    *Play
 	hosts   []*inventory.Host
 	batches [][]string
+	done    []*inventory.Host // --resume: hosts an earlier run finished
 }
 
 // Plan resolves every play's hosts and batches without connecting, so bad
@@ -218,10 +219,17 @@ func (r *Runner) plan() ([]playPlan, error) {
 		})
 		names = r.opts.Resume.replan(p, names)
 		batches := r.opts.Resume.skipDone(p, Batches(names, p.Serial))
+		var done []*inventory.Host
 		if r.opts.Resume != nil {
-			names = names[:0]
+			all := names
+			names = nil
 			for _, b := range batches {
 				names = append(names, b...) // finished hosts are not connected to again
+			}
+			for _, n := range all {
+				if !contains(names, n) {
+					done = append(done, byName[n])
+				}
 			}
 		}
 		ordered := make([]*inventory.Host, len(names))
@@ -231,7 +239,7 @@ func (r *Runner) plan() ([]playPlan, error) {
 		if r.opts.Approve == nil && !r.opts.Yes && needsApproval(p) {
 			return nil, &inputError{fmt.Errorf("play %q waits for approval (pause_after or pause) but nobody can answer: run it in a terminal, or pass --yes to approve in advance", p.Name)}
 		}
-		plans = append(plans, playPlan{play: p, hosts: ordered, batches: batches})
+		plans = append(plans, playPlan{play: p, hosts: ordered, batches: batches, done: done})
 	}
 	return plans, nil
 }
