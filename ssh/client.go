@@ -44,6 +44,7 @@ type Client struct {
 
 	mu   sync.Mutex
 	sftp map[string]*sftpSession // by user ("" = login user)
+	gone <-chan struct{}         // closed when the connection (or a hop before it) ends
 }
 
 type sftpSession struct {
@@ -53,6 +54,20 @@ type sftpSession struct {
 
 func newClient(name string, c *ssh.Client, m *Manager) *Client {
 	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}}
+}
+
+// Closed reports whether the connection has ended (the host, a bastion or
+// the link dropped it): a new Manager.Connect then makes a new one.
+func (c *Client) Closed() bool {
+	if c.gone == nil {
+		return false
+	}
+	select {
+	case <-c.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // Name is the inventory name of the host.
