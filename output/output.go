@@ -173,8 +173,13 @@ func Recap(e events.Event) string {
 		if r.RolledBack {
 			notes = append(notes, "rolled back")
 		}
-		if r.Drained {
+		switch {
+		case r.LeftOut():
+			notes = append(notes, "LEFT "+strings.ToUpper(r.Left))
+		case r.Drained:
 			notes = append(notes, "OUT OF LOAD BALANCER")
+		case r.Left != "":
+			notes = append(notes, r.Left)
 		}
 		if r.Untouched {
 			notes = append(notes, "untouched")

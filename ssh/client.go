@@ -13,6 +13,8 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // RunOptions tune one command.
@@ -42,6 +44,7 @@ type Client struct {
 
 	mu   sync.Mutex
 	sftp map[string]*sftpSession // by user ("" = login user)
+	gone <-chan struct{}         // closed when the connection (or a hop before it) ends
 }
 
 type sftpSession struct {
@@ -51,6 +54,20 @@ type sftpSession struct {
 
 func newClient(name string, c *ssh.Client, m *Manager) *Client {
 	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}}
+}
+
+// Closed reports whether the connection has ended (the host, a bastion or
+// the link dropped it): a new Manager.Connect then makes a new one.
+func (c *Client) Closed() bool {
+	if c.gone == nil {
+		return false
+	}
+	select {
+	case <-c.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // Name is the inventory name of the host.
@@ -173,27 +190,9 @@ func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
 				stdin = pass
 			}
 		}
-		return fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, Quote(user), Quote(envPrefix+cmd)), stdin
+		return fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, shell.Quote(user), shell.Quote(envPrefix+cmd)), stdin
 	}
 	return envPrefix + cmd, stdin
-}
-
-// Quote quotes s for a POSIX shell, so it arrives as one word.
-func Quote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func teeWriter(buf *bytes.Buffer, w io.Writer) io.Writer {
@@ -285,7 +284,7 @@ func (c *Client) openSFTP(asUser string) (*sftpSession, error) {
 		sess.Stderr = &stderr
 		var script strings.Builder
 		for _, p := range sftpServers {
-			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s; ", p, Quote(asUser), p)
+			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s; ", p, shell.Quote(asUser), p)
 		}
 		script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")
 		if err := sess.Start(script.String()); err != nil {
