@@ -9,14 +9,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/worker"
+	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
 )
 
@@ -239,20 +242,57 @@ func extraJSON(extra map[string]any) string {
 
 // Deploy implements worker.Runner.
 func (r *cliRunner) Deploy(ctx context.Context, m awsapi.Message, req *worker.Request) worker.Outcome {
-	args := []string{req.Playbook, "--env", req.Environment, "--requested-by", req.Who, "--requested-from", requestOrigin(req)}
+	args := []string{req.Playbook, "--env", req.Environment, "--requested-by", req.Who, "--requested-from", requestOrigin(req, m.ID)}
 	if len(req.ExtraVars) > 0 {
 		args = append(args, "-e", extraJSON(req.ExtraVars))
 	}
-	return r.run(ctx, "["+req.Environment+"] ", args...)
+	prefix := "[" + req.Environment + "] "
+	// A message seen before may have a run that died with its worker
+	// (SIGKILL, a lost machine): finish that one from its journal.
+	if m.ReceiveCount > 1 {
+		if id := r.diedRun(m.ID); id != "" {
+			io.WriteString(&lockedWriter{mu: r.mu, w: r.g.stdout}, fmt.Sprintf("%sresuming run %s of message %s from its journal\n", prefix, id, m.ID))
+			args = append(args, "--resume="+id)
+		}
+	}
+	return r.run(ctx, prefix, args...)
 }
 
-func requestOrigin(req *worker.Request) string {
+// requestOrigin is the run's origin in its record: the worker, the CI job
+// that asked, and the message (how diedRun finds the run again).
+func requestOrigin(req *worker.Request, msgID string) string {
 	from := req.JobURL
 	if from == "" {
 		from = req.Origin
 	}
 	h, _ := os.Hostname()
-	return fmt.Sprintf("ferry worker on %s for %s", h, from)
+	return fmt.Sprintf("ferry worker on %s for %s, message %s", h, from, msgID)
+}
+
+// diedRun returns the ID of the latest run of message msgID in the record
+// directory when that run never ended (its worker died); "" otherwise.
+// Workers that may take over each other's messages share --record-dir.
+func (r *cliRunner) diedRun(msgID string) string {
+	files, _ := filepath.Glob(filepath.Join(r.c.RecordDir, "*.jsonl"))
+	var latest []events.Event
+	for _, f := range files {
+		evs, err := output.ReadRecord(f)
+		if err != nil || len(evs) == 0 || evs[0].Kind != events.RunStart || !strings.HasSuffix(evs[0].Origin, ", message "+msgID) {
+			continue
+		}
+		if latest == nil || evs[0].Time.After(latest[0].Time) {
+			latest = evs
+		}
+	}
+	if latest == nil {
+		return ""
+	}
+	for _, e := range latest {
+		if e.Kind == events.RunEnd {
+			return ""
+		}
+	}
+	return latest[0].RunID
 }
 
 // requestFlags let a worker's run record who asked for it, not the worker.

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/lab/awslab"
 	"github.com/ferrydeploy/ferry/internal/sqsemu"
 	"github.com/ferrydeploy/ferry/output"
 )
@@ -259,5 +262,79 @@ func TestWorkerInvalidPlaybookGoesToDeadLetterQueue(t *testing.T) {
 	}
 	if recs := records(t, d.records); len(recs) != 1 { // setup's
 		t.Errorf("%d run records, want only the setup's: an invalid playbook starts no run", len(recs))
+	}
+}
+
+// Acceptance 5: a worker SIGKILLed mid-rollout (batch 2, a host drained
+// and stopped); another worker gets the message after its visibility
+// timeout, resumes the dead run from its journal (the shared record
+// directory), and the fleet ends on the new version, every host in its
+// load balancers.
+func TestWorkerKilledAnotherResumes(t *testing.T) {
+	d := startAWSDeployLab(t, 5)
+	a := d.aws
+	s := startSQS(t, "1000", true)
+	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", example("deploy.yml"), "--env", "demo",
+		"-e", "version=v2", "-e", "dist="+d.dist, "--queue", s.url)
+	if r.code != 0 {
+		t.Fatalf("enqueue: exit %d", r.code)
+	}
+	msgID := strings.TrimSpace(r.stdout)
+
+	victim := ""
+	cmd, done := startRun(t, append(d.env, s.sqsEnv...), func(cmd *exec.Cmd, e events.Event) bool {
+		if e.Kind == events.TaskEnd && e.Batch == 2 && e.Task == "Stop" && e.Status == events.StatusChanged {
+			victim = e.Host
+			cmd.Process.Signal(syscall.SIGKILL)
+			return true
+		}
+		return false
+	}, "worker", "--queue", s.url, "-i", a.Inventory, "-o", "json", "--visibility", "3s")
+	if code := waitExit(t, cmd, done); code != -1 || victim == "" {
+		t.Fatalf("worker exit %d, victim %q: want it SIGKILLed after a batch-2 host stopped", code, victim)
+	}
+	killed := d.lastRecord(t)
+	for _, e := range killed {
+		if e.Kind == events.RunEnd {
+			t.Fatal("the killed worker's run wrote run_end")
+		}
+	}
+	if v, _ := d.status(t, victim); v != "down" {
+		t.Fatalf("%s answers (%s) after its unit was stopped", victim, v)
+	}
+
+	w := startWorker(t, "--queue", s.url, "-i", a.Inventory, "--visibility", "3s")
+	w.waitLog(t, "worker deleted message "+msgID, 3*time.Minute)
+	if code := w.stop(t); code != 0 {
+		t.Fatalf("second worker exit %d", code)
+	}
+	if !strings.Contains(w.out.String(), "resuming run "+killed[0].RunID) {
+		t.Errorf("the second worker did not resume run %s", killed[0].RunID)
+	}
+	resumed := d.lastRecord(t)
+	if resumed[0].ResumeOf != killed[0].RunID {
+		t.Errorf("last run resumes %q, want %q", resumed[0].ResumeOf, killed[0].RunID)
+	}
+	for h, rc := range recapOf(t, resumed) {
+		if rc.Left != events.LeftInService {
+			t.Errorf("%s left %q", h, rc.Left)
+		}
+	}
+	names := []string{"app1", "app2", "app3", "app4", "app5"}
+	for _, h := range names {
+		if v, _ := d.status(t, h); v != "v2" {
+			t.Errorf("%s runs %s", h, v)
+		}
+	}
+	tg, _ := a.Server.TargetHealth(a.Account, a.Region, a.TargetGroupARN)
+	lbs, _ := a.Server.InstanceHealth(a.Account, a.Region, awslab.LoadBalancer)
+	if now := (awslab.Sample{TargetGroup: tg, ELB: lbs}); now.Healthy() != len(names) {
+		t.Errorf("target group %v, elb %v; want every host in service", tg, lbs)
+	}
+	if _, _, suspended, _ := a.Server.ASGState(a.Account, a.Region, awslab.Group); len(suspended) != 0 {
+		t.Errorf("processes still suspended: %v", suspended)
+	}
+	if v, f := depth(t, s.q); v != 0 || f != 0 {
+		t.Errorf("queue: %d visible, %d in flight", v, f)
 	}
 }
