@@ -338,3 +338,42 @@ func TestWorkerKilledAnotherResumes(t *testing.T) {
 		t.Errorf("queue: %d visible, %d in flight", v, f)
 	}
 }
+
+// SIGTERM to a busy worker (a real process): the in-flight host finishes
+// or rolls back, the message is handed back (visible again at once, not
+// after its visibility timeout), and the worker exits 0.
+func TestWorkerSIGTERMHandsMessageBack(t *testing.T) {
+	d := startDeployLab(t, 3)
+	s := startSQS(t, "1000", false)
+	pb := filepath.Join(t.TempDir(), "slow.yml")
+	src, _ := os.ReadFile(example("deploy.yml"))
+	os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 2\n    - name: Smoke test\n", 1)), 0o600)
+	if r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", pb, "--env", "staging", "-e", "version=v2", "-e", "dist="+d.dist, "--queue", s.url); r.code != 0 {
+		t.Fatalf("enqueue: exit %d", r.code)
+	}
+	signalled := false
+	cmd, done := startRun(t, append(d.env, s.sqsEnv...), func(cmd *exec.Cmd, e events.Event) bool {
+		if !signalled && e.Kind == events.TaskStart && e.Task == "Warm up" {
+			cmd.Process.Signal(syscall.SIGTERM)
+			signalled = true
+		}
+		return false
+	}, "worker", "--queue", s.url, "-i", d.Inventory, "-o", "json", "--visibility", "60s")
+	if code := waitExit(t, cmd, done); code != 0 || !signalled {
+		t.Fatalf("worker exit %d (signalled %v), want 0 after SIGTERM", code, signalled)
+	}
+	for _, h := range []string{"app1", "app2", "app3"} {
+		if v, _ := d.status(t, h); v == "down" {
+			t.Errorf("%s left stopped", h)
+		}
+	}
+	rc := recapOf(t, d.lastRecord(t))
+	if !rc["app2"].Untouched || !rc["app3"].Untouched {
+		t.Errorf("hosts after the interrupted batch were touched: %+v %+v", rc["app2"], rc["app3"])
+	}
+	// Handed back: receivable now, well before the 60s visibility timeout.
+	ms, err := s.q.Receive(context.Background(), 1, 5*time.Second, 60*time.Second)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("after SIGTERM: %v %v, want the message back on the queue", ms, err)
+	}
+}
