@@ -288,7 +288,7 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		return Outcome{}, fmt.Errorf("script: %w", err)
 	}
 	defer f.Close()
-	if err := putFile(ctx, client, f, st.Size(), remote, 0o700); err != nil {
+	if err := putFile(ctx, client, f, st.Size(), remote, 0o700, nil); err != nil {
 		removeRemote(h, remote)
 		return Outcome{}, fmt.Errorf("script: upload %s: %w", src, err)
 	}

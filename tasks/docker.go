@@ -268,7 +268,7 @@ func uploadEnv(ctx context.Context, h *Host, remote string, env map[string]strin
 	for _, k := range sortedKeys(env) {
 		fmt.Fprintf(&buf, "%s=%s\n", k, env[k])
 	}
-	if err := putFile(ctx, client, bytes.NewReader(buf.Bytes()), int64(buf.Len()), remote, 0o600); err != nil {
+	if err := putFile(ctx, client, bytes.NewReader(buf.Bytes()), int64(buf.Len()), remote, 0o600, nil); err != nil {
 		removeRemote(h, remote)
 		return err
 	}
