@@ -377,7 +377,7 @@ func secretValues(v any, out []string) []string {
 }
 
 // controllerSecrets are environment variables that hold ferry's own
-// credentials; playbooks never see them through env_vars.
+// credentials; playbooks never see them through env_vars (see secrets.go).
 var controllerSecrets = map[string]bool{
 	"FERRY_SSH_KEY": true, "FERRY_SSH_KEY_PASSPHRASE": true, "FERRY_BECOME_PASSWORD": true,
 }
@@ -403,7 +403,7 @@ func (r *Runner) makeBuiltins() map[string]any {
 	}
 	envVars := map[string]any{}
 	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok && !controllerSecrets[k] {
+		if k, v, ok := strings.Cut(kv, "="); ok && !credentialEnv(k) {
 			envVars[k] = v
 		}
 	}
@@ -443,6 +443,13 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 		b[k] = v
 	}
 	b["run"] = r.runVars(batch, status)
+	var named map[string]string
+	if play != nil {
+		named = namedEnv(play)
+	}
+	if named != nil {
+		b["env_vars"] = envVarsWith(b["env_vars"], named)
+	}
 	var inv, facts map[string]any
 	if hr == nil {
 		inv = r.ctlVars // before/after: what the play's hosts share
@@ -466,6 +473,9 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 			if sv, ok := v[name]; ok {
 				r.opts.Mask(secretValues(sv, nil)...)
 			}
+		}
+		for _, val := range named {
+			r.opts.Mask(val)
 		}
 	}
 	return v, nil

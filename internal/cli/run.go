@@ -106,9 +106,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		renderer = events.SinkFunc(func(e events.Event) { tuiCh <- e })
 	}
 	mask := output.NewMask(events.Fanout{rec, renderer})
-	if p := os.Getenv("FERRY_BECOME_PASSWORD"); p != "" {
-		mask.Add(p)
-	}
+	mask.Add(playbooks.ControllerSecrets()...) // SSH key (line by line), passphrase, become password, AWS keys
 
 	// stop is the graceful abort: signals (via g.ctx) and the TUI's `a`.
 	stopCtx, stop := context.WithCancel(ctx)
