@@ -211,9 +211,9 @@ func newToken() string {
 }
 
 // Acquire takes the environment's lock on every host, in sorted host
-// order. At the first host held by another run it gives back what it took
-// and, within opts.Wait, tries again after a random back-off; then it
-// returns a *HeldError naming the holder. The returned Lock heartbeats
+// order, one after the other. At the first host held by another run it
+// gives back what it took and, within opts.Wait, tries again after a
+// random back-off; then it returns a *HeldError naming the holder. The returned Lock heartbeats
 // until Release.
 func Acquire(ctx context.Context, hosts []LockHost, opts LockOptions) (*Lock, error) {
 	if opts.Timeout <= 0 {
@@ -248,11 +248,8 @@ func Acquire(ctx context.Context, hosts []LockHost, opts LockOptions) (*Lock, er
 	}
 	l := &Lock{Info: info, hosts: hosts, opts: opts}
 	deadline := time.Now().Add(opts.Wait)
-	// Two contenders that start together settle within a few tries even
-	// when their host lists differ; without --lock-wait, that is all.
-	quick := 4
 	var lastHeld *HeldError
-	for attempt := 0; ; attempt++ {
+	for {
 		held, err := l.tryAll(ctx, raw)
 		if err != nil {
 			return nil, err
@@ -262,22 +259,17 @@ func Acquire(ctx context.Context, hosts []LockHost, opts LockOptions) (*Lock, er
 			go l.heartbeat()
 			return l, nil
 		}
-		if lastHeld == nil || lastHeld.Holder.RunID != held.Holder.RunID {
-			if opts.Wait > 0 && time.Now().Before(deadline) {
-				opts.Warn(fmt.Sprintf("waiting up to %s for the lock of %s, held by %s", time.Until(deadline).Round(time.Second), info.Env, held.Holder))
-			}
-		}
-		lastHeld = held
-		var pause time.Duration
-		switch {
-		case attempt < quick:
-			pause = time.Duration(20+mrand.IntN(120)) * time.Millisecond
-		case opts.Wait > 0 && time.Now().Before(deadline):
-			pause = time.Duration(500+mrand.IntN(1000)) * time.Millisecond
-			pause = min(pause, time.Until(deadline))
-		default:
+		// No retry without --lock-wait: with hosts taken one at a time in
+		// one global order, of two contenders at least one never meets
+		// the other's lock, so giving up at once cannot starve both.
+		if opts.Wait <= 0 || !time.Now().Before(deadline) {
 			return nil, held
 		}
+		if lastHeld == nil || lastHeld.Holder.RunID != held.Holder.RunID {
+			opts.Warn(fmt.Sprintf("waiting up to %s for the lock of %s, held by %s", time.Until(deadline).Round(time.Second), info.Env, held.Holder))
+		}
+		lastHeld = held
+		pause := min(time.Duration(250+mrand.IntN(750))*time.Millisecond, time.Until(deadline))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
