@@ -131,6 +131,8 @@ func (p *Plain) Emit(e events.Event) {
 		if p.github {
 			fmt.Fprintf(p.w, "::warning::%s\n", ghMessage(safeLine(raw.Msg)))
 		}
+	case events.Lock:
+		fmt.Fprintf(p.w, "%s LOCK %s\n", stamp, e.Msg)
 	case events.PlayEnd:
 	case events.RunEnd:
 		if p.inGroup {

@@ -75,6 +75,11 @@ type Options struct {
 	// (LoadJournal): first restore what that run left undone, then deploy
 	// only the hosts it did not finish.
 	Resume *Resumed
+	// Lock takes the environment's deploy lock (envhooks.go); nil: no lock.
+	Lock Locker
+	// HostDone is called for each host that finished its task list (to
+	// record its release on the host); nil: nothing.
+	HostDone func(ctx context.Context, d HostDone) error
 }
 
 // Result is the outcome of a run.
@@ -98,6 +103,8 @@ type Runner struct {
 	ctlVars  map[string]any // what before/after tasks know of the play's hosts
 
 	ctlJournal journal // controller changes still open (suspended scaling)
+	lockTaken  bool
+	unlock     func(context.Context)
 }
 
 // controllerVars gives before/after tasks what AWS modules need to act on
@@ -310,6 +317,7 @@ func (r *Runner) Run(ctx context.Context) Result {
 			break
 		}
 	}
+	r.releaseLock(ctx)
 	if ctx.Err() != nil && code != ExitUnreachable {
 		code, status = ExitInterrupted, events.StatusInterrupted
 		if msg == "" {
@@ -495,6 +503,10 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	if code, msg := r.preflight(ctx, play, pp.hosts, byName); code != ExitOK {
 		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusUnreachable})
 		return code, events.StatusUnreachable, msg
+	}
+	if code, msg := r.takeLock(ctx); code != ExitOK {
+		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusFailed})
+		return code, events.StatusFailed, msg
 	}
 
 	r.ctlVars = controllerVars(pp.hosts)
@@ -755,6 +767,7 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 	status := events.StatusOK
 	switch {
 	case failMsg == "" && !interrupted:
+		r.hostDone(hard, play, hr, batch)
 		hr.finished, hr.finishedAt = true, r.opts.Now()
 		if hr.recap.Changed > 0 {
 			status = events.StatusChanged
