@@ -295,3 +295,60 @@ func TestInterruptHostsInFlightFinish(t *testing.T) {
 		})
 	}
 }
+
+// TestBastionBackWithinGrace is issue 13's acceptance 3: the bastion's
+// sshd dies while a host warms up its new release and comes back 5 s
+// later, within the grace period. The task in flight fails with its
+// outcome unknown (never ok); the host's rollback reconnects through the
+// bastion and restores the previous release; the recap says the host was
+// rolled back and is in service.
+func TestBastionBackWithinGrace(t *testing.T) {
+	d := startDeployLab(t, 1)
+	bastion := d.Bastions[0].Name
+	pb := filepath.Join(t.TempDir(), "deploy.yml")
+	src, _ := os.ReadFile(example("deploy.yml"))
+	os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 3\n    - name: Smoke test\n", 1)), 0o600)
+
+	back := make(chan error, 1)
+	cmd, done := startRun(t, d.env, func(cmd *exec.Cmd, e events.Event) bool {
+		if e.Kind == events.TaskStart && e.Task == "Warm up" {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := d.StopSSHD(ctx, bastion); err != nil {
+				t.Errorf("stop the bastion's sshd: %v", err)
+			}
+			go func() {
+				defer cancel()
+				time.Sleep(5 * time.Second)
+				back <- d.StartSSHD(ctx, bastion)
+			}()
+		}
+		return false
+	}, "run", pb, "-i", d.Inventory, "-e", "dist="+d.dist, "-e", "version=v2", "--grace", "60s", "-o", "json")
+	code := waitExit(t, cmd, done)
+	select {
+	case err := <-back:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the bastion was never stopped (no Warm up task?)")
+	}
+	if code != ExitFailed {
+		t.Errorf("exit %d, want 2 (the host failed and was rolled back)", code)
+	}
+	evs := d.lastRecord(t)
+	for _, e := range evs {
+		if e.Kind == events.TaskEnd && e.Task == "Warm up" {
+			if e.Status != events.StatusFailed || !strings.Contains(e.Msg, "outcome unknown") {
+				t.Errorf("Warm up ended %s: %q; want failed, outcome unknown", e.Status, e.Msg)
+			}
+		}
+	}
+	rc := recapOf(t, evs)["app1"]
+	if !rc.RolledBack || rc.Left != events.LeftInService {
+		t.Errorf("app1 in the recap: %+v; want rolled back, in service", rc)
+	}
+	if v, _ := d.status(t, "app1"); v != "v1" {
+		t.Errorf("app1 runs %s after the rollback, want v1", v)
+	}
+}
