@@ -339,7 +339,7 @@ func TestBastionBackWithinGrace(t *testing.T) {
 	evs := d.lastRecord(t)
 	for _, e := range evs {
 		if e.Kind == events.TaskEnd && e.Task == "Warm up" {
-			if e.Status != events.StatusFailed || !strings.Contains(e.Msg, "outcome unknown") {
+			if e.Status != events.StatusFailed || !strings.Contains(e.Msg, "unknown") {
 				t.Errorf("Warm up ended %s: %q; want failed, outcome unknown", e.Status, e.Msg)
 			}
 		}
