@@ -1139,7 +1139,9 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	if hr != nil && connectionLost(err, hr.conn) {
 		// Whatever the task did on the host, nobody saw it end.
 		hr.unknown = "connection lost during " + ev.Task
-		err = fmt.Errorf("%w: outcome unknown", err)
+		if !strings.Contains(err.Error(), "outcome is unknown") {
+			err = fmt.Errorf("%w: outcome unknown", err)
+		}
 	}
 	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
 	if o.result == nil {

@@ -97,7 +97,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 		return res, fmt.Errorf("%s: %w", c.name, err)
 	}
 	line, stdin := Wrap(cmd, opts)
-	var outBuf, errBuf bytes.Buffer
+	var outBuf, errBuf cappedBuffer
 	sess.Stdout = teeWriter(&outBuf, opts.Stdout)
 	sess.Stderr = teeWriter(&errBuf, opts.Stderr)
 	if stdin != nil {
@@ -195,7 +195,37 @@ func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
 	return envPrefix + cmd, stdin
 }
 
-func teeWriter(buf *bytes.Buffer, w io.Writer) io.Writer {
+// MaxOutput caps what Run keeps of each stream of one command: a command
+// that prints without end on 1,000 hosts must not exhaust the controller's
+// memory. What goes past it is counted and still streamed live (RunOptions
+// Stdout/Stderr), not kept.
+const MaxOutput = 4 << 20
+
+// cappedBuffer keeps the first MaxOutput bytes written to it.
+type cappedBuffer struct {
+	buf     bytes.Buffer
+	dropped int64
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := max(MaxOutput-c.buf.Len(), 0); room < n {
+		c.dropped += int64(n - room)
+		p = p[:room]
+	}
+	c.buf.Write(p)
+	return n, nil // all of it was taken care of, kept or counted
+}
+
+// Bytes is what was kept, with a last line saying how much was not.
+func (c *cappedBuffer) Bytes() []byte {
+	if c.dropped == 0 {
+		return c.buf.Bytes()
+	}
+	return append(c.buf.Bytes(), fmt.Sprintf("\n[ferry: %d more bytes of output not kept (limit %d MiB)]\n", c.dropped, MaxOutput>>20)...)
+}
+
+func teeWriter(buf *cappedBuffer, w io.Writer) io.Writer {
 	if w == nil {
 		return buf
 	}
