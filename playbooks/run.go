@@ -75,6 +75,11 @@ type Options struct {
 	// (LoadJournal): first restore what that run left undone, then deploy
 	// only the hosts it did not finish.
 	Resume *Resumed
+	// Lock takes the environment's deploy lock (envhooks.go); nil: no lock.
+	Lock Locker
+	// HostDone is called for each host that finished its task list (to
+	// record its release on the host); nil: nothing.
+	HostDone func(ctx context.Context, d HostDone) error
 }
 
 // Result is the outcome of a run.
@@ -98,6 +103,8 @@ type Runner struct {
 	ctlVars  map[string]any // what before/after tasks know of the play's hosts
 
 	ctlJournal journal // controller changes still open (suspended scaling)
+	lockTaken  bool
+	unlock     func(context.Context)
 }
 
 // controllerVars gives before/after tasks what AWS modules need to act on
@@ -310,6 +317,7 @@ func (r *Runner) Run(ctx context.Context) Result {
 			break
 		}
 	}
+	r.releaseLock(ctx)
 	if ctx.Err() != nil && code != ExitUnreachable {
 		code, status = ExitInterrupted, events.StatusInterrupted
 		if msg == "" {
@@ -377,7 +385,7 @@ func secretValues(v any, out []string) []string {
 }
 
 // controllerSecrets are environment variables that hold ferry's own
-// credentials; playbooks never see them through env_vars.
+// credentials; playbooks never see them through env_vars (see secrets.go).
 var controllerSecrets = map[string]bool{
 	"FERRY_SSH_KEY": true, "FERRY_SSH_KEY_PASSPHRASE": true, "FERRY_BECOME_PASSWORD": true,
 }
@@ -403,7 +411,7 @@ func (r *Runner) makeBuiltins() map[string]any {
 	}
 	envVars := map[string]any{}
 	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok && !controllerSecrets[k] {
+		if k, v, ok := strings.Cut(kv, "="); ok && !credentialEnv(k) {
 			envVars[k] = v
 		}
 	}
@@ -443,6 +451,13 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 		b[k] = v
 	}
 	b["run"] = r.runVars(batch, status)
+	var named map[string]string
+	if play != nil {
+		named = namedEnv(play)
+	}
+	if named != nil {
+		b["env_vars"] = envVarsWith(b["env_vars"], named)
+	}
 	var inv, facts map[string]any
 	if hr == nil {
 		inv = r.ctlVars // before/after: what the play's hosts share
@@ -467,6 +482,9 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 				r.opts.Mask(secretValues(sv, nil)...)
 			}
 		}
+		for _, val := range named {
+			r.opts.Mask(val)
+		}
 	}
 	return v, nil
 }
@@ -485,6 +503,10 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	if code, msg := r.preflight(ctx, play, pp.hosts, byName); code != ExitOK {
 		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusUnreachable})
 		return code, events.StatusUnreachable, msg
+	}
+	if code, msg := r.takeLock(ctx); code != ExitOK {
+		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusFailed})
+		return code, events.StatusFailed, msg
 	}
 
 	r.ctlVars = controllerVars(pp.hosts)
@@ -745,6 +767,7 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 	status := events.StatusOK
 	switch {
 	case failMsg == "" && !interrupted:
+		r.hostDone(hard, play, hr, batch)
 		hr.finished, hr.finishedAt = true, r.opts.Now()
 		if hr.recap.Changed > 0 {
 			status = events.StatusChanged
@@ -1116,7 +1139,9 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	if hr != nil && connectionLost(err, hr.conn) {
 		// Whatever the task did on the host, nobody saw it end.
 		hr.unknown = "connection lost during " + ev.Task
-		err = fmt.Errorf("%w: outcome unknown", err)
+		if !strings.Contains(err.Error(), "outcome is unknown") {
+			err = fmt.Errorf("%w: outcome unknown", err)
+		}
 	}
 	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
 	if o.result == nil {

@@ -26,10 +26,11 @@ import (
 // RunCmd runs a playbook.
 type RunCmd struct {
 	HostFlags
+	LockFlags
 	Playbook         string   `arg:"" type:"path" help:"Playbook file."`
 	Extra            []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables, highest precedence (repeatable)."`
-	Env              string   `env:"FERRY_ENV" placeholder:"NAME" help:"Environment name (the env variable)."`
-	Branch           string   `env:"FERRY_BRANCH" placeholder:"BRANCH" help:"Git branch, for run.branch."`
+	Env              string   `env:"FERRY_ENV" placeholder:"NAME" help:"Environment from ferry.yml (the env variable)."`
+	Branch           string   `env:"FERRY_BRANCH" placeholder:"BRANCH" help:"Git branch: picks the personal environment (default: the CI's branch variable, else git)."`
 	Check            bool     `help:"Say what each task would do; change nothing."`
 	Tags             []string `env:"FERRY_TAGS" placeholder:"TAG" help:"Only tasks with these tags."`
 	SkipTags         []string `env:"FERRY_SKIP_TAGS" placeholder:"TAG" help:"Skip tasks with these tags."`
@@ -54,10 +55,11 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	inv, err := c.loadInventory(ctx)
+	envh, err := c.prepareEnv(g, extra)
 	if err != nil {
 		return err
 	}
+	inv := envh.inv
 	// Undefined variables and bad expressions fail here, before any connection.
 	if err := pb.Check(knownVars(inv, extra)); err != nil {
 		return err
@@ -107,9 +109,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		renderer = events.SinkFunc(func(e events.Event) { tuiCh <- e })
 	}
 	mask := output.NewMask(events.Fanout{rec, renderer})
-	if p := os.Getenv("FERRY_BECOME_PASSWORD"); p != "" {
-		mask.Add(p)
-	}
+	mask.Add(playbooks.ControllerSecrets()...) // SSH key (line by line), passphrase, become password, AWS keys
 
 	// stop is the graceful abort: signals (via g.ctx) and the TUI's `a`.
 	stopCtx, stop := context.WithCancel(ctx)
@@ -161,6 +161,7 @@ func (c *RunCmd) Run(g *Globals) error {
 			}
 		}
 	}
+	c.runHooks(envh, conn, &opts, stop)
 	runner := playbooks.NewRunner(pb, opts)
 
 	var res playbooks.Result

@@ -53,6 +53,9 @@ type Options struct {
 	SampleEvery time.Duration
 	// Dir receives the inventory file (default: the lab's directory).
 	Dir string
+	// Env gives app hosts (by lab name) another Env tag than "demo", e.g.
+	// a developer's environment; the generated inventory finds Env=demo only.
+	Env map[string]string
 	// Launching is how many of the lab's last hosts are not instances yet:
 	// Launch makes each one an instance that Auto Scaling launches.
 	Launching int
@@ -208,13 +211,17 @@ func (a *AWS) seed() {
 	var ids []string
 	a.launchable = map[string]awsemu.Instance{}
 	for i, h := range a.lab.Hosts {
+		env := "demo"
+		if e, ok := a.opts.Env[h.Name]; ok {
+			env = e
+		}
 		inst := awsemu.Instance{
 			ID:        fmt.Sprintf("i-0%016x", 0xfe000+i+1),
 			AZ:        a.azs[i%len(a.azs)],
 			PrivateIP: h.Addr,
 			Type:      "t3.small",
 			KeyName:   "deploy",
-			Tags:      map[string]string{"Name": h.Name, "Service": "app", "Env": "demo"},
+			Tags:      map[string]string{"Name": h.Name, "Service": "app", "Env": env},
 		}
 		a.Instances[h.Name] = inst.ID
 		a.hosts[inst.ID] = h.Name
