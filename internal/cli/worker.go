@@ -111,6 +111,7 @@ type WorkerCmd struct {
 	Output         string   `short:"o" env:"FERRY_OUTPUT" enum:"plain,json" default:"plain" help:"Log format of the worker and its runs: plain or json."`
 	RecordDir      string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace          Duration `env:"FERRY_GRACE" default:"2m" help:"After SIGTERM: how long the in-flight host may take to finish or roll back."`
+	LockWait       Duration `env:"FERRY_LOCK_WAIT" default:"30m" placeholder:"DURATION" help:"How long a run queues for its environment's deploy lock (held by another worker's run) before it fails."`
 }
 
 // Run implements the command.
@@ -201,6 +202,9 @@ func (r *cliRunner) flags() []string {
 	if g.SSHConfig != "" {
 		a = append(a, "--ssh-config", g.SSHConfig)
 	}
+	if g.Config != "" {
+		a = append(a, "--config", g.Config)
+	}
 	a = append(a, "--connect-timeout", time.Duration(g.ConnectTimeout).String())
 	return a
 }
@@ -215,7 +219,7 @@ func (r *cliRunner) runFlags() []string {
 		a = append(a, "--bastion", c.Bastion)
 	}
 	a = append(a, "--forks", strconv.Itoa(c.Forks), "--record-dir", c.RecordDir,
-		"--grace", timeDuration(c.Grace).String(), "--output", c.Output, "--yes")
+		"--grace", timeDuration(c.Grace).String(), "--lock-wait", timeDuration(c.LockWait).String(), "--output", c.Output, "--yes")
 	return a
 }
 
@@ -251,7 +255,7 @@ func (r *cliRunner) Deploy(ctx context.Context, m awsapi.Message, req *worker.Re
 	// (SIGKILL, a lost machine): finish that one from its journal.
 	if m.ReceiveCount > 1 {
 		if id := r.diedRun(m.ID); id != "" {
-			io.WriteString(&lockedWriter{mu: r.mu, w: r.g.stdout}, fmt.Sprintf("%sresuming run %s of message %s from its journal\n", prefix, id, m.ID))
+			r.say(fmt.Sprintf("%sresuming run %s of message %s from its journal\n", prefix, id, m.ID))
 			args = append(args, "--resume="+id)
 		}
 	}
