@@ -193,6 +193,21 @@ func watchSignals(ch <-chan os.Signal, second func()) (context.Context, func()) 
 	return ctx, func() { once.Do(func() { close(stopped) }); cancel() }
 }
 
+// interruptible runs f, and returns at once with ctx's error if a signal
+// comes first. For commands that only read files (check, inventory): there
+// is nothing to wind down, and a huge document must not keep ferry running
+// past the first Ctrl-C or SIGTERM. f is left to the process's exit.
+func interruptible(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+}
+
 // restoreTerminal, when set, gives the terminal back (the TUI holds it raw,
 // on the alternate screen) before hardExit leaves without unwinding.
 var restoreTerminal atomic.Pointer[func()]

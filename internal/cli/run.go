@@ -267,8 +267,12 @@ type CheckCmd struct {
 	Extra     []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
 }
 
-// Run implements the command.
+// Run implements the command. It stops on the first signal.
 func (c *CheckCmd) Run(g *Globals) error {
+	return interruptible(g.ctx, func() error { return c.check(g) })
+}
+
+func (c *CheckCmd) check(g *Globals) error {
 	pb, err := playbooks.Load(c.Playbook)
 	if err != nil {
 		return err

@@ -93,3 +93,23 @@ func TestPingInterruptedExits130(t *testing.T) {
 		t.Fatalf("exit %d, want %d; stdout %q stderr %q", code, ExitInterrupted, out.String(), errb.String())
 	}
 }
+
+// TestCheckStopsOnFirstSignal: check and inventory only read files, so the
+// first signal ends them even while a loader is still busy (issue 8).
+func TestCheckStopsOnFirstSignal(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	busy := make(chan struct{})
+	defer close(busy)
+	done := make(chan error, 1)
+	go func() { done <- interruptible(ctx, func() error { <-busy; return nil }) }()
+	cancel()
+	select {
+	case err := <-done:
+		var buf bytes.Buffer
+		if code := report(&buf, err); code != ExitInterrupted {
+			t.Fatalf("exit %d (%v), want %d", code, err, ExitInterrupted)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a busy check ignored the first signal")
+	}
+}
