@@ -18,17 +18,8 @@ import (
 	"github.com/willabides/kongplete"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	_ "github.com/ferrydeploy/ferry/inventory/ec2" // the aws_ec2 inventory plugin
-)
-
-// Exit codes (SPEC: Output, records, exit codes).
-const (
-	ExitOK          = 0
-	ExitFailed      = 2 // hosts failed
-	ExitUnreachable = 3 // hosts could not be reached (or a host key was refused)
-	ExitInvalid     = 4 // invalid input: flags, inventory, playbook
-	ExitLocked      = 5
-	ExitInterrupted = 130
 )
 
 // exitError carries an exit code up to Main with the message to print.
@@ -113,7 +104,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
-		return ExitInvalid
+		return exitcode.Invalid
 	}
 	err = kctx.Run(&cli.Globals)
 	return report(stderr, err)
@@ -125,7 +116,7 @@ type exitPanic struct{}
 // report prints err (if any) and maps it to an exit code.
 func report(stderr io.Writer, err error) int {
 	if err == nil {
-		return ExitOK
+		return exitcode.OK
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
@@ -137,9 +128,9 @@ func report(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "ferry: %v\n", err)
 	switch {
 	case diag.IsInvalidInput(err):
-		return ExitInvalid
+		return exitcode.Invalid
 	case errors.Is(err, context.Canceled):
-		return ExitInterrupted
+		return exitcode.Interrupted
 	}
 	return 1
 }
@@ -219,7 +210,7 @@ func hardExit(msg string) {
 		(*f)()
 	}
 	fmt.Fprintln(os.Stderr, msg)
-	os.Exit(ExitInterrupted)
+	os.Exit(exitcode.Interrupted)
 }
 
 // lines splits text into trimmed non-empty lines.

@@ -17,6 +17,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
@@ -180,7 +181,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		}
 		<-done
 	}
-	if res.ExitCode == ExitOK {
+	if res.ExitCode == exitcode.OK {
 		return nil
 	}
 	if mode == "json" || mode == "tui" {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
+
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 )
 
 // The first signal is the graceful abort; the second must stop at once
@@ -89,8 +91,8 @@ func TestPingInterruptedExits130(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	code := run(ctx, []string{"--ssh-config", "none", "--known-hosts-policy", "off", "ping", "-i", inv}, strings.NewReader(""), &out, &errb)
-	if code != ExitInterrupted {
-		t.Fatalf("exit %d, want %d; stdout %q stderr %q", code, ExitInterrupted, out.String(), errb.String())
+	if code != exitcode.Interrupted {
+		t.Fatalf("exit %d, want %d; stdout %q stderr %q", code, exitcode.Interrupted, out.String(), errb.String())
 	}
 }
 
@@ -106,8 +108,8 @@ func TestCheckStopsOnFirstSignal(t *testing.T) {
 	select {
 	case err := <-done:
 		var buf bytes.Buffer
-		if code := report(&buf, err); code != ExitInterrupted {
-			t.Fatalf("exit %d (%v), want %d", code, err, ExitInterrupted)
+		if code := report(&buf, err); code != exitcode.Interrupted {
+			t.Fatalf("exit %d (%v), want %d", code, err, exitcode.Interrupted)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a busy check ignored the first signal")
