@@ -221,12 +221,8 @@ func needsApproval(p *Play) bool {
 		return true
 	}
 	for _, t := range p.HostTasks() {
-		if t.Module == "pause" {
-			if _, timed := t.Args["seconds"]; !timed {
-				if _, timed := t.Args["minutes"]; !timed {
-					return true
-				}
-			}
+		if t.Spec.Approval != nil && t.Spec.Approval(t.Args) {
+			return true
 		}
 	}
 	return false
@@ -299,8 +295,10 @@ func (r *Runner) finish(code int, status events.Status, msg string, start time.T
 		rc := hr.recap
 		rc.Host = n
 		rc.Untouched = !hr.touched && rc.Unreachable == 0
-		if d, ok := hr.state[tasks.ElbStateKey]; ok && d != nil {
-			rc.Drained = true // still out of its load balancers
+		for _, s := range tasks.Specs() {
+			if d, ok := hr.state[s.Undo]; s.Undo != "" && ok && d != nil {
+				rc.Drained = true // still out of service (e.g. out of its load balancers)
+			}
 		}
 		recap = append(recap, rc)
 	}
@@ -1022,7 +1020,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		tctx, cancel = context.WithTimeout(ctx, t.Timeout)
 		defer cancel()
 	}
-	res, err := mod.Run(tctx, th, args)
+	res, err := tasks.Call(tctx, mod, th, args)
 	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
 	if o.result == nil {
 		o.result = map[string]any{}

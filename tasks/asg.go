@@ -19,6 +19,7 @@ type asgModule struct{}
 func (asgModule) Spec() Spec {
 	return Spec{
 		Name:       "asg",
+		AWS:        true,
 		Controller: true,
 		Params: map[string]Param{
 			"state":                      {Type: String, Choices: []string{"standby", "in_service"}, Doc: "standby or in_service for the host's instance"},
@@ -37,7 +38,7 @@ func (asgModule) Spec() Spec {
 
 func (asgModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("asg", args)
-	state := a.Choice("state", "", "standby", "in_service")
+	state := a.String("state", "")
 	suspend, resume := a.Has("suspend"), a.Has("resume")
 	procs := a.StringList("suspend")
 	if resume {
@@ -61,9 +62,6 @@ func (asgModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome
 	}
 	if err != nil {
 		return Outcome{}, err
-	}
-	if n := btoi(state != "") + btoi(suspend) + btoi(resume); n != 1 {
-		return Outcome{}, fmt.Errorf("asg: give exactly one of state, suspend, resume")
 	}
 	if region == "" {
 		return Outcome{Failed: true, Msg: "asg: no region: give region, or run it on hosts of an aws_ec2 inventory"}, nil
@@ -158,13 +156,6 @@ func hostGroups(h *Host) []string {
 		}
 	}
 	return uniq
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func toAny(ss []string) []any {

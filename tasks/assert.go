@@ -27,7 +27,6 @@ func (assertModule) Spec() Spec {
 
 func (assertModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("assert", args)
-	a.Require("that")
 	that := a.StringList("that")
 	failMsg, okMsg := a.String("fail_msg", ""), a.String("success_msg", "")
 	quiet := a.Bool("quiet", false)

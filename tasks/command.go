@@ -149,7 +149,6 @@ func (shellModule) Spec() Spec {
 
 func (shellModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("shell", args)
-	a.Require("cmd")
 	cmd := a.String("cmd", "")
 	exe := a.String("executable", "bash")
 	g := readGuard(a)

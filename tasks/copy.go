@@ -51,7 +51,6 @@ func (copyModule) Spec() Spec {
 
 func (copyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("copy", args)
-	a.Require("dest")
 	o := readCopyOpts(a)
 	src, dest := a.String("src", ""), a.String("dest", "")
 	var content []byte
@@ -91,7 +90,6 @@ func (templateModule) Spec() Spec {
 
 func (templateModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("template", args)
-	a.Require("src", "dest")
 	o := readCopyOpts(a)
 	src, dest := a.String("src", ""), a.String("dest", "")
 	if err := a.Err(); err != nil {

@@ -68,13 +68,12 @@ type container struct {
 
 func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("docker", args)
-	a.Require("name")
 	d := &dockerSpec{
-		rt:      a.Choice("runtime", "docker", "docker", "podman"),
+		rt:      a.String("runtime", "docker"),
 		name:    a.String("name", ""),
 		image:   a.String("image", ""),
-		state:   a.Choice("state", "started", "started", "stopped", "absent"),
-		pull:    a.Choice("pull", "missing", "always", "missing", "never"),
+		state:   a.String("state", "started"),
+		pull:    a.String("pull", "missing"),
 		restart: a.String("restart", ""),
 		network: a.String("network", ""),
 		env:     a.StringMap("env"),

@@ -36,7 +36,10 @@ type elbModule struct{}
 func (elbModule) Spec() Spec {
 	return Spec{
 		Name:       "elb",
+		Doc:        "Drain the host's instance from its classic ELBs and target groups, or register it back (from the controller)",
 		Controller: true,
+		AWS:        true,
+		Undo:       ElbStateKey,
 		Params: map[string]Param{
 			"state":          {Type: String, Required: true, Choices: []string{"drained", "registered"}, Doc: "drained or registered"},
 			"load_balancers": {Type: List, Doc: "classic ELB names (default: every one holding the instance)"},
@@ -78,8 +81,7 @@ func awsTarget(module string, a *Args, h *Host) (aw AWS, id, region, account str
 
 func (elbModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("elb", args)
-	a.Require("state")
-	state := a.Choice("state", "", "drained", "registered")
+	state := a.String("state", "")
 	lbs, tgs := a.StringList("load_balancers"), a.StringList("target_groups")
 	timeout := a.Duration("timeout", 0)
 	if timeout == 0 {

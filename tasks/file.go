@@ -37,7 +37,7 @@ func (fileModule) Spec() Spec {
 func (fileModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("file", args)
 	p := a.String("path", a.String("dest", a.String("name", "")))
-	state := a.Choice("state", "file", "file", "directory", "link", "absent", "touch")
+	state := a.String("state", "file")
 	src := a.String("src", "")
 	mode := a.Mode("mode")
 	owner, group := a.String("owner", ""), a.String("group", "")

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/value"
 )
 
 func init() { Register(httpModule{}) }
@@ -59,7 +61,6 @@ type httpCheck struct {
 
 func (httpModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("http", args)
-	a.Require("url")
 	c := &httpCheck{
 		url:      a.String("url", ""),
 		method:   strings.ToUpper(a.String("method", "GET")),
@@ -228,7 +229,7 @@ func statusList(v any) ([]int, error) {
 	}
 	var out []int
 	for _, it := range items {
-		n, ok := toInt(it)
+		n, ok := value.Int(it)
 		if !ok || n < 100 || n > 599 {
 			return nil, fmt.Errorf("%v is not an HTTP status", it)
 		}

@@ -47,7 +47,6 @@ func maskURL(raw string) string {
 
 func (notifyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("notify", args)
-	a.Require("webhook", "text")
 	hook, text := a.String("webhook", ""), a.String("text", "")
 	channel, user := a.String("channel", ""), a.String("username", "")
 	if err := a.Err(); err != nil {

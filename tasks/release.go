@@ -52,7 +52,6 @@ type releaseState struct {
 
 func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("release", args)
-	a.Require("path")
 	base := strings.TrimSuffix(a.String("path", ""), "/")
 	src := a.String("src", "")
 	version := a.String("version", time.Now().UTC().Format("20060102150405"))

@@ -33,7 +33,7 @@ func (systemdModule) Spec() Spec {
 func (systemdModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("systemd", args)
 	name := a.String("name", "")
-	state := a.Choice("state", "", "started", "stopped", "restarted", "reloaded")
+	state := a.String("state", "")
 	reload := a.Bool("daemon_reload", false)
 	hasEnabled := a.Has("enabled")
 	enabled := a.Bool("enabled", false)

@@ -41,7 +41,7 @@ func (waitForModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	port := a.Int("port", 0)
 	host := a.String("host", "127.0.0.1")
 	p := a.String("path", "")
-	state := a.Choice("state", "", "started", "stopped", "present", "absent")
+	state := a.String("state", "")
 	timeout := a.Duration("timeout", 300*time.Second)
 	delay := a.Duration("delay", 0)
 	interval := a.Duration("sleep", time.Second)

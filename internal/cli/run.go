@@ -311,12 +311,13 @@ func (c *CheckCmd) check(g *Globals) error {
 	return nil
 }
 
-// usesAWS reports whether a play calls AWS from the controller (elb, asg),
-// so AWS configuration is loaded only for playbooks that need it.
+// usesAWS reports whether a play calls AWS from the controller (a module
+// whose Spec says AWS), so AWS configuration is loaded only for playbooks
+// that need it.
 func usesAWS(pb *playbooks.Playbook) bool {
 	for _, p := range pb.Plays {
 		for _, t := range p.AllTasks() {
-			if t.Module == "elb" || t.Module == "asg" {
+			if t.Spec.AWS {
 				return true
 			}
 		}
