@@ -7,7 +7,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/ferrydeploy/ferry/internal/cli.Version=$(VERSION)
 HOSTS    ?= 5
 
-.PHONY: all build test test-short vet fuzz bench demo deps clean
+.PHONY: all build test test-short vet fuzz bench demo deps clean docs
 
 all: build
 
@@ -28,6 +28,11 @@ test: deps
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo 'go.mod/go.sum are not tidy: run go mod tidy'; exit 1; }
 	$(GO) test -count=1 -timeout 20m ./...
+
+# docs/modules.md is generated from the module Specs (the source of
+# `ferry doc`); the test suite fails when it is stale.
+docs:
+	$(GO) test ./tasks -run TestModulesDocUpToDate -update
 
 test-short:
 	$(GO) test -short ./...

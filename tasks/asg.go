@@ -19,6 +19,7 @@ type asgModule struct{}
 func (asgModule) Spec() Spec {
 	return Spec{
 		Name:       "asg",
+		Doc:        "Put the host's instance in or out of Auto Scaling standby, or suspend and resume scaling processes (from the controller)",
 		AWS:        true,
 		Controller: true,
 		Params: map[string]Param{
@@ -28,9 +29,9 @@ func (asgModule) Spec() Spec {
 			"groups":                     {Type: List, Doc: "group names (default: the host's autoscaling_group, or the play's groups)"},
 			"decrement_desired_capacity": {Type: Bool, Doc: "standby lowers the desired capacity, so no replacement launches (default true)"},
 			"timeout":                    {Type: Duration, Doc: "wait for the lifecycle state at most this long"},
-			"instance_id":                {Type: String},
-			"region":                     {Type: String},
-			"account":                    {Type: String},
+			"instance_id":                {Type: String, Doc: "default: the host's instance_id"},
+			"region":                     {Type: String, Doc: "default: the host's region"},
+			"account":                    {Type: String, Doc: "default: the host's account_id"},
 		},
 		OneOf: [][]string{{"state", "suspend", "resume"}},
 	}

@@ -15,6 +15,7 @@ type assertModule struct{}
 func (assertModule) Spec() Spec {
 	return Spec{
 		Name:       "assert",
+		Doc:        "Fail the host unless every expression is true",
 		Controller: true,
 		Params: map[string]Param{
 			"that":        {Type: Expr, Required: true, Doc: "expressions that must all be true (one or a list)"},

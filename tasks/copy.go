@@ -41,6 +41,7 @@ type copyModule struct{}
 func (copyModule) Spec() Spec {
 	return Spec{
 		Name: "copy",
+		Doc:  "Copy a local file or directory, or inline content, to the host: atomic replacement, skipped when the SHA-256 matches",
 		Params: withParams(copyParams, map[string]Param{
 			"src":     {Type: String, Doc: "local file or directory (a trailing / copies the directory's contents)"},
 			"content": {Type: String, Doc: "literal content for dest, instead of src"},
@@ -82,6 +83,7 @@ type templateModule struct{}
 func (templateModule) Spec() Spec {
 	return Spec{
 		Name: "template",
+		Doc:  "Render a local template with the task's variables and copy the result to the host (as copy does)",
 		Params: withParams(copyParams, map[string]Param{
 			"src": {Type: String, Required: true, Doc: "local template file, rendered with the task's variables"},
 		}),

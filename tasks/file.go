@@ -18,6 +18,7 @@ type fileModule struct{}
 func (fileModule) Spec() Spec {
 	return Spec{
 		Name: "file",
+		Doc:  "Make a path on the host a file, a directory or a symlink, touch it or remove it, and set its mode and owner",
 		Params: map[string]Param{
 			"path":    {Type: String, Doc: "path on the host (also: dest, name)"},
 			"dest":    {Type: String, Doc: "alias of path"},

@@ -33,6 +33,7 @@ const (
 func (httpModule) Spec() Spec {
 	return Spec{
 		Name: "http",
+		Doc:  "Request a URL from the host and check the status and body: smoke tests and health checks, with retries",
 		Params: map[string]Param{
 			"url":            {Type: String, Required: true, Doc: "URL as seen from the host (http://127.0.0.1:8080/status)"},
 			"method":         {Type: String, Doc: "default GET"},

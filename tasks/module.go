@@ -25,7 +25,7 @@ type Param struct {
 	Type     Type
 	Required bool
 	Choices  []string // allowed values for a String param, when limited
-	Default  string   // the value when the argument is left out, as text ("" when none), for `ferry doc`
+	Default  string   // the value when the argument is left out, as text, for `ferry doc` ("": none, or said in Doc)
 	Doc      string   // one line: what it is; shown by `ferry check` hints and `ferry doc`
 }
 

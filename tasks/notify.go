@@ -25,6 +25,7 @@ const notifyTimeout = 10 * time.Second
 func (notifyModule) Spec() Spec {
 	return Spec{
 		Name:       "notify",
+		Doc:        "Post a message to a chat webhook (Slack, Mattermost, Teams) from the controller",
 		Controller: true,
 		Params: map[string]Param{
 			"webhook":  {Type: String, Required: true, Doc: "incoming-webhook URL (Slack, Mattermost, Teams-compatible)"},

@@ -22,6 +22,7 @@ type waitForModule struct{}
 func (waitForModule) Spec() Spec {
 	return Spec{
 		Name: "wait_for",
+		Doc:  "Wait on the host until a port accepts connections (or stops), or a path appears (or goes)",
 		Params: map[string]Param{
 			"port":            {Type: Int, Doc: "TCP port, dialled from the host"},
 			"host":            {Type: String, Doc: "address to dial, as seen from the host (default 127.0.0.1)"},

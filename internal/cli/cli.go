@@ -63,6 +63,7 @@ type CLI struct {
 	Ping      PingCmd      `cmd:"" help:"Connect to every host: auth, bastion, sudo."`
 	Exec      ExecCmd      `cmd:"" help:"Run an ad-hoc command on hosts."`
 	Check     CheckCmd     `cmd:"" help:"Validate a playbook without connecting."`
+	Doc       DocCmd       `cmd:"" help:"Show module documentation, like ansible-doc."`
 	Version   VersionCmd   `cmd:"" help:"Print ferry's version."`
 
 	Completion kongplete.InstallCompletions `cmd:"" help:"Install shell completion (bash, zsh, fish)."`
