@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -21,15 +23,6 @@ import (
 type Connector interface {
 	Connect(ctx context.Context, h *inventory.Host) (tasks.Conn, error)
 }
-
-// Exit codes of a run (SPEC: Output, records, exit codes).
-const (
-	ExitOK          = 0
-	ExitFailed      = 2
-	ExitUnreachable = 3
-	ExitInvalid     = 4
-	ExitInterrupted = 130
-)
 
 // Options configure a run.
 type Options struct {
@@ -283,7 +276,7 @@ func (r *Runner) Run(ctx context.Context) Result {
 		Inventory: r.opts.Source, User: r.opts.User, Origin: r.opts.Origin, Check: r.opts.Check, Hosts: r.allHosts(plans),
 		Digest: PlaybookDigest(r.pb.Path), ResumeOf: r.opts.Resume.ID()})
 	if err != nil {
-		return r.finish(ExitInvalid, events.StatusFailed, err.Error(), start)
+		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
 	}
 	r.builtins = r.makeBuiltins()
 
@@ -303,23 +296,23 @@ func (r *Runner) Run(ctx context.Context) Result {
 	})
 	defer stopWatch()
 
-	code, status, msg := ExitOK, events.StatusOK, ""
+	code, status, msg := exitcode.OK, events.StatusOK, ""
 	if r.opts.Resume != nil {
 		code, status, msg = r.restore(ctx, plans)
 	}
 	for _, pp := range plans {
-		if code != ExitOK {
+		if code != exitcode.OK {
 			break
 		}
 		c, s, m := r.runPlay(ctx, hard, pp)
-		if c != ExitOK {
+		if c != exitcode.OK {
 			code, status, msg = c, s, m
 			break
 		}
 	}
 	r.releaseLock(ctx)
-	if ctx.Err() != nil && code != ExitUnreachable {
-		code, status = ExitInterrupted, events.StatusInterrupted
+	if ctx.Err() != nil && code != exitcode.Unreachable {
+		code, status = exitcode.Interrupted, events.StatusInterrupted
 		if msg == "" {
 			msg = "interrupted: no new batch started"
 		}
@@ -500,25 +493,25 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	}
 	r.emit(events.Event{Kind: events.PlayStart, Play: play.Name, Hosts: names, Batches: len(pp.batches)})
 
-	if code, msg := r.preflight(ctx, play, pp.hosts, byName); code != ExitOK {
+	if code, msg := r.preflight(ctx, play, pp.hosts, byName); code != exitcode.OK {
 		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusUnreachable})
 		return code, events.StatusUnreachable, msg
 	}
-	if code, msg := r.takeLock(ctx); code != ExitOK {
+	if code, msg := r.takeLock(ctx); code != exitcode.OK {
 		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusFailed})
 		return code, events.StatusFailed, msg
 	}
 
 	r.ctlVars = controllerVars(pp.hosts)
-	code, status, msg := ExitOK, events.StatusOK, ""
+	code, status, msg := exitcode.OK, events.StatusOK, ""
 	if !r.controllerTasks(ctx, hard, play, play.Before, "running") {
-		code, status, msg = ExitFailed, events.StatusFailed, "a `before` task failed: no host was touched"
+		code, status, msg = exitcode.Failed, events.StatusFailed, "a `before` task failed: no host was touched"
 	}
 
 	var completed []*hostRun // finished hosts, in completion order
 	totalFailed := 0
 	for bi, batch := range pp.batches {
-		if code != ExitOK || ctx.Err() != nil {
+		if code != exitcode.OK || ctx.Err() != nil {
 			break
 		}
 		num := bi + 1
@@ -547,11 +540,11 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		interrupted := ctx.Err() != nil
 		r.emit(events.Event{Kind: events.BatchEnd, Play: play.Name, Batch: num, Batches: len(pp.batches), Failed: failed, Halted: halt, Msg: why})
 		if interrupted {
-			code, status, msg = ExitInterrupted, events.StatusInterrupted, why
+			code, status, msg = exitcode.Interrupted, events.StatusInterrupted, why
 			break
 		}
 		if halt {
-			code, status, msg = ExitFailed, events.StatusFailed, "rollout halted: "+why
+			code, status, msg = exitcode.Failed, events.StatusFailed, "rollout halted: "+why
 			if play.RollbackCompleted {
 				r.rollbackCompleted(ctx, play, completed, num)
 			}
@@ -563,19 +556,19 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		if containsInt(play.PauseAfter, num) || r.pauseReq.Swap(false) {
 			if !r.approve(ctx, fmt.Sprintf("batch %d of %d done (%s). Continue with batch %d (%s)?", num, len(pp.batches), strings.Join(batch, ", "), num+1, strings.Join(pp.batches[num], ", "))) {
 				if ctx.Err() == nil {
-					code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("rollout stopped by the operator after batch %d", num)
+					code, status, msg = exitcode.Failed, events.StatusFailed, fmt.Sprintf("rollout stopped by the operator after batch %d", num)
 				}
 				break
 			}
 		}
 	}
-	if ctx.Err() != nil && code == ExitOK {
-		code, status = ExitInterrupted, events.StatusInterrupted
+	if ctx.Err() != nil && code == exitcode.OK {
+		code, status = exitcode.Interrupted, events.StatusInterrupted
 	}
-	if code == ExitOK && totalFailed > 0 {
-		code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g): the rollout went on", totalFailed, play.MaxFailPercentage)
+	if code == exitcode.OK && totalFailed > 0 {
+		code, status, msg = exitcode.Failed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g): the rollout went on", totalFailed, play.MaxFailPercentage)
 	}
-	if code == ExitOK {
+	if code == exitcode.OK {
 		var skipped []string
 		for _, h := range pp.hosts {
 			if byName[h.Name].conn == nil {
@@ -584,20 +577,20 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		}
 		if len(skipped) > 0 {
 			// --allow-unreachable: the others are deployed; exit 3 still tells CI these were not.
-			code, status, msg = ExitUnreachable, events.StatusUnreachable, fmt.Sprintf("deployed to every reachable host; not reached: %s", strings.Join(skipped, ", "))
+			code, status, msg = exitcode.Unreachable, events.StatusUnreachable, fmt.Sprintf("deployed to every reachable host; not reached: %s", strings.Join(skipped, ", "))
 		}
 	}
 	runStatus := "ok"
 	switch {
 	case ctx.Err() != nil:
 		runStatus = "interrupted"
-	case code != ExitOK:
+	case code != exitcode.OK:
 		runStatus = "failed"
 	}
 	after, cancelAfter := r.cleanup(ctx)
 	defer cancelAfter()
-	if !r.controllerTasks(after, after, play, play.After, runStatus) && code == ExitOK {
-		code, status, msg = ExitFailed, events.StatusFailed, "an `after` task failed"
+	if !r.controllerTasks(after, after, play, play.After, runStatus) && code == exitcode.OK {
+		code, status, msg = exitcode.Failed, events.StatusFailed, "an `after` task failed"
 	}
 	r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: status})
 	return code, status, msg
@@ -674,40 +667,23 @@ func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.H
 		r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusOK, Msg: msg})
 	})
 	if ctx.Err() != nil {
-		return ExitInterrupted, "interrupted during preflight"
+		return exitcode.Interrupted, "interrupted during preflight"
 	}
 	if len(bad) > 0 {
 		sort.Strings(bad)
 		if r.opts.AllowUnreachable {
 			r.emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("continuing without unreachable hosts (--allow-unreachable): %s", strings.Join(bad, ", "))})
-			return ExitOK, ""
+			return exitcode.OK, ""
 		}
-		return ExitUnreachable, fmt.Sprintf("preflight: %d unreachable (%s); nothing was changed. Fix them, narrow with --limit, or pass --allow-unreachable", len(bad), strings.Join(bad, ", "))
+		return exitcode.Unreachable, fmt.Sprintf("preflight: %d unreachable (%s); nothing was changed. Fix them, narrow with --limit, or pass --allow-unreachable", len(bad), strings.Join(bad, ", "))
 	}
-	return ExitOK, ""
+	return exitcode.OK, ""
 }
 
 // parallel runs fn for each host, at most n at once. Hosts not yet started
 // when ctx ends are skipped.
 func (r *Runner) parallel(ctx context.Context, hosts []*inventory.Host, n int, fn func(*inventory.Host)) {
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	for _, h := range hosts {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			fn(h)
-		}()
-	}
-	wg.Wait()
+	parallel.Each(ctx, len(hosts), n, func(i int) { fn(hosts[i]) })
 }
 
 // runBatch runs the batch's hosts in parallel and returns how many failed.

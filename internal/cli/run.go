@@ -17,6 +17,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
@@ -73,7 +74,7 @@ func (c *RunCmd) Run(g *Globals) error {
 			err = resumed.Check(pb, inv, c.Env, version)
 		}
 		if err != nil {
-			return exit(ExitInvalid, err)
+			return exit(exitcode.Invalid, err)
 		}
 	}
 	conn, err := c.newConnector(g)
@@ -193,7 +194,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		}
 		<-done
 	}
-	if res.ExitCode == ExitOK {
+	if res.ExitCode == exitcode.OK {
 		return nil
 	}
 	if mode == "json" || mode == "tui" {
@@ -280,8 +281,12 @@ type CheckCmd struct {
 	Extra     []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
 }
 
-// Run implements the command.
+// Run implements the command. It stops on the first signal.
 func (c *CheckCmd) Run(g *Globals) error {
+	return interruptible(g.ctx, func() error { return c.check(g) })
+}
+
+func (c *CheckCmd) check(g *Globals) error {
 	pb, err := playbooks.Load(c.Playbook)
 	if err != nil {
 		return err

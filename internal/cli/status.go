@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 )
 
@@ -93,7 +94,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 		mu.Unlock()
 	})
 	if g.ctx.Err() != nil {
-		return nil, exit(ExitInterrupted, errors.New("interrupted"))
+		return nil, exit(exitcode.Interrupted, errors.New("interrupted"))
 	}
 	apps := map[string]bool{}
 	for _, s := range states {
@@ -192,7 +193,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 	}
 	for _, r := range st.Hosts {
 		if r.Error != "" {
-			return exit(ExitUnreachable, nil)
+			return exit(exitcode.Unreachable, nil)
 		}
 	}
 	return nil
@@ -323,7 +324,7 @@ func (c *LockStatusCmd) Run(g *Globals) error {
 		printLocks(g.stdout, st.Env, st.Locks, len(st.Hosts))
 	}
 	if len(st.Locks) > 0 {
-		return exit(ExitLocked, nil)
+		return exit(exitcode.Locked, nil)
 	}
 	return nil
 }
@@ -375,7 +376,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.stdout, "%s was not locked\n", e.name())
 	}
 	if err != nil {
-		return exit(ExitUnreachable, err)
+		return exit(exitcode.Unreachable, err)
 	}
 	return he.err("release failed")
 }
