@@ -1017,11 +1017,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 			return e.Eval(vars)
 		},
 		Render: func(text string) (string, error) {
-			tpl, err := CompileTemplate(text, t.Pos)
-			if err != nil {
-				return "", err
-			}
-			return tpl.RenderString(vars)
+			return RenderTemplateFile(text, t.Pos, vars)
 		},
 	}
 	if hr != nil {
