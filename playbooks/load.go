@@ -59,6 +59,9 @@ var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // loader holds the state of one Parse.
 type loader struct {
+	dir    string // relative src paths of tasks resolve here ("" = the playbook's directory)
+	depth  int    // include nesting
+	warns  []*diag.Error
 	path   string
 	src    []byte
 	errs   diag.List
@@ -116,6 +119,7 @@ func Parse(path string, src []byte) (*Playbook, error) {
 	if err := l.errs.Err(); err != nil {
 		return nil, err
 	}
+	pb.Warnings = l.warns
 	return pb, nil
 }
 
@@ -361,6 +365,9 @@ func (l *loader) play(n *yaml.Node) *Play {
 			if l.bool(v, "gather_facts") {
 				l.errorf(l.pos(v), "remove gather_facts (or set it to false): host variables come from the inventory", "gather_facts: ferry does not gather facts")
 			}
+		case "handlers", "roles", "vars_files", "any_errors_fatal", "remote_user", "become_method", "connection",
+			"strategy", "force_handlers":
+			l.ansiblePlayKey(p, kv)
 		default:
 			hint := diag.Suggest(kv.key, playKeys)
 			if hint == "" && (contains(taskKeys, kv.key) || isModule(kv.key)) {
@@ -372,6 +379,7 @@ func (l *loader) play(n *yaml.Node) *Play {
 			l.errorf(l.pos(k), hint, "unknown play key %q", kv.key)
 		}
 	}
+	p.Tasks = append(p.roleTasks, p.Tasks...)
 	if !hostsSeen {
 		l.errorf(p.Pos, "add `hosts: PATTERN` (a group, a host, `all`, ...)", "play has no hosts")
 	}
@@ -799,7 +807,9 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 		l.errorf(l.pos(n), "a task is a mapping: `- name: ...` then the module, e.g. `shell: ...`", "%s: a task must be a mapping, not %s", section, kindName(n))
 		return nil
 	}
-	t := &Task{Pos: l.pos(n), path: l.path, src: l.src, argNodes: map[string]*yaml.Node{}}
+	n = l.normalizeTask(n)
+	t := &Task{Pos: l.pos(n), path: l.path, src: l.src, argNodes: map[string]*yaml.Node{}, Dir: l.dir}
+	reported := false // an unknown module was reported: no second "task has no module"
 	var modKey *yaml.Node
 	var modVal *yaml.Node
 	var mod tasks.Module
@@ -863,9 +873,18 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			var tm []*Template
 			t.Environment, tm = l.environment(v)
 			t.templates = append(t.templates, tm...)
+		case "notify", "listen", "delegate_to", "run_once", "loop_control", "vars", "block", "rescue", "always",
+			"include_tasks", "import_tasks", "any_errors_fatal", "remote_user", "become_method", "check_mode",
+			"diff", "delegate_facts", "connection", "throttle", "debugger", "meta":
+			l.ansibleKey(t, kv, other)
 		default:
 			m, ok := lookupModule(kv.key)
 			if !ok {
+				reported = true
+				if hint, ok := unsupportedFor(kv.key); ok {
+					l.errorf(l.pos(k), hint, "module %q is not supported by ferry", kv.key)
+					continue
+				}
 				hint := ""
 				if h, ok := ansibleHints[kv.key]; ok {
 					hint = h
@@ -883,6 +902,13 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			t.Module = m.Spec().Name
 			t.ModulePos = l.pos(k)
 		}
+	}
+	if t.IsBlock || t.Meta != "" {
+		l.finishBlock(t, mod)
+		return t
+	}
+	if mod == nil && reported {
+		return t
 	}
 	if mod == nil {
 		hint := "add a module, e.g. `shell: ...`"
