@@ -24,7 +24,7 @@ type moduleAlias struct {
 }
 
 var ansibleAliases = map[string]moduleAlias{
-	"service": {module: "systemd", params: map[string]string{"sleep": "-", "pattern": "-", "arguments": "-", "args": "-", "use": "-"}},
+	"service":         {module: "systemd", params: map[string]string{"sleep": "-", "pattern": "-", "arguments": "-", "args": "-", "use": "-"}},
 	"systemd_service": {module: "systemd", params: map[string]string{"scope": "-", "no_block": "-", "force": "-", "masked": "-", "unit": "name"}},
 	"systemd":         {module: "systemd", params: map[string]string{"scope": "-", "no_block": "-", "force": "-", "masked": "-", "unit": "name"}},
 	"uri": {module: "http", params: map[string]string{"status_code": "status", "return_content": "-", "body_format": "-",
@@ -56,12 +56,12 @@ var unsupportedModules = map[string]string{
 	"group":         "ferry does not manage groups: use `shell: groupadd ...` or bake them into the image",
 	"cron":          "use `copy:` to /etc/cron.d",
 	"selinux":       "use `shell:`", "seboolean": "use `shell:`", "firewalld": "use `shell:`", "ufw": "use `shell:`", "iptables": "use `shell:`",
-	"setup":         "ferry does not gather facts: host variables come from the inventory",
-	"gather_facts":  "ferry does not gather facts: host variables come from the inventory",
-	"ec2":           "ferry does not provision: it deploys to instances the inventory finds", "ec2_instance": "", "ec2_asg": "use `asg:` (standby/in_service, suspend/resume)", "autoscaling_group": "use `asg:` (standby/in_service, suspend/resume)",
-	"raw":           "use `shell:` (ferry needs no Python on hosts)",
-	"async_status":  "ferry has no async tasks: give the task a `timeout:`",
-	"mail":          "use `webhook:`", "hipchat": "use `webhook:`", "mattermost": "use `webhook:`",
+	"setup":        "ferry does not gather facts: host variables come from the inventory",
+	"gather_facts": "ferry does not gather facts: host variables come from the inventory",
+	"ec2":          "ferry does not provision: it deploys to instances the inventory finds", "ec2_instance": "", "ec2_asg": "use `asg:` (standby/in_service, suspend/resume)", "autoscaling_group": "use `asg:` (standby/in_service, suspend/resume)",
+	"raw":          "use `shell:` (ferry needs no Python on hosts)",
+	"async_status": "ferry has no async tasks: give the task a `timeout:`",
+	"mail":         "use `webhook:`", "hipchat": "use `webhook:`", "mattermost": "use `webhook:`",
 	"add_host": "ferry's hosts come from the inventory: use `-i` with a group, or a host pattern", "group_by": "use a host pattern (`a:&b`) or the inventory's keyed_groups",
 	"lineinfile": "use `template:` or `copy:` for the whole file (ferry replaces files atomically)", "blockinfile": "use `template:` or `copy:` for the whole file",
 	"replace": "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
