@@ -351,7 +351,8 @@ func (l *loader) kvNode(v *yaml.Node, freeForm string, params map[string]tasks.P
 	for _, t := range toks {
 		k, val, isKV := t.kv()
 		_, known := params[k]
-		take := isKV && (freeForm == "" || (known && k != freeForm && (rawKeys[k] || freeForm == "msg" || freeForm == "prompt")))
+		// a command line keeps its words but chdir=, creates=, ...; other modules take their known keys
+		take := isKV && (freeForm == "" || known && (freeForm == "cmd" && rawKeys[k] || freeForm != "cmd"))
 		if !take {
 			raw = append(raw, t.raw)
 			continue

@@ -50,7 +50,7 @@ var ansibleHints = map[string]string{
 	"include_tasks": "ferry has no task includes: list the tasks in the play",
 	"block":         "ferry has no blocks: use `rollback:` for what to do when a task fails",
 	"args":          "put module parameters under the module's own key",
-	"delegate_to":   "controller-side modules (elb, asg, notify) already run on the controller",
+	"delegate_to":   "controller-side modules (elb, asg, webhook) already run on the controller",
 	"run_once":      "put once-per-run tasks under `before:` or `after:`",
 	"vars":          "task-level vars are not supported: use play `vars:` or `set_fact`",
 }
