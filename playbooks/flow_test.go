@@ -80,8 +80,8 @@ func TestRunnerAnsibleFlow(t *testing.T) {
       shell: echo handled >> {{ outdir }}/{{ inventory_hostname }}.handled
       delegate_to: localhost
 `,
-		"vars/common.yml": "greeting: hello\nservices: [api, worker]\n",
-		"more.yml":        "- name: included\n  set_fact: {included: true}\n",
+		"vars/common.yml":             "greeting: hello\nservices: [api, worker]\n",
+		"more.yml":                    "- name: included\n  set_fact: {included: true}\n",
 		"roles/web/defaults/main.yml": "role_default: dflt\nweb_port: 80\n",
 		"roles/web/tasks/main.yml":    "- name: role task\n  set_fact: {web_port: \"{{ port }}\"}\n  notify: role handler\n  changed_when: true\n",
 		"roles/web/handlers/main.yml": "- name: role handler\n  set_fact: {role_handled: true}\n",
