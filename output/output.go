@@ -36,6 +36,8 @@ func NewPlain(w io.Writer, verbose int, github bool) *Plain {
 func (p *Plain) Emit(e events.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	raw := e
+	e = safeEvent(e)
 	ts := e.Time
 	if ts.IsZero() {
 		ts = p.now()
@@ -93,7 +95,7 @@ func (p *Plain) Emit(e events.Event) {
 		}
 		fmt.Fprintln(p.w, line)
 		if p.github && e.Status == events.StatusFailed {
-			fmt.Fprintf(p.w, "::error title=%s failed on %s::%s\n", ghEscape(e.Task), ghEscape(e.Host), ghEscape(e.Msg))
+			fmt.Fprintf(p.w, "::error title=%s failed on %s::%s\n", ghProperty(safeLine(raw.Task)), ghProperty(safeLine(raw.Host)), ghMessage(safeLine(raw.Msg)))
 		}
 	case events.HostEnd:
 		fmt.Fprintf(p.w, "%sHOST %s", host(), strings.ToUpper(string(e.Status)))
@@ -127,7 +129,7 @@ func (p *Plain) Emit(e events.Event) {
 			fmt.Fprintf(p.w, "%s WARNING: %s\n", stamp, e.Msg)
 		}
 		if p.github {
-			fmt.Fprintf(p.w, "::warning::%s\n", ghEscape(e.Msg))
+			fmt.Fprintf(p.w, "::warning::%s\n", ghMessage(safeLine(raw.Msg)))
 		}
 	case events.PlayEnd:
 	case events.RunEnd:
@@ -157,10 +159,6 @@ func round(d time.Duration) time.Duration {
 	return d.Round(time.Millisecond)
 }
 
-func ghEscape(s string) string {
-	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
-}
-
 // Recap renders the end-of-run summary, Ansible's PLAY RECAP plus what ferry knows more.
 func Recap(e events.Event) string {
 	var b strings.Builder
@@ -175,8 +173,13 @@ func Recap(e events.Event) string {
 		if r.RolledBack {
 			notes = append(notes, "rolled back")
 		}
-		if r.Drained {
+		switch {
+		case r.LeftOut():
+			notes = append(notes, "LEFT "+strings.ToUpper(r.Left))
+		case r.Drained:
 			notes = append(notes, "OUT OF LOAD BALANCER")
+		case r.Left != "":
+			notes = append(notes, r.Left)
 		}
 		if r.Untouched {
 			notes = append(notes, "untouched")

@@ -20,6 +20,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // varFunc is the function every strict variable reference is rewritten to, so
@@ -450,31 +451,13 @@ var functions = []expr.Option{
 		}
 		return v, nil
 	}, new(func(string) any)),
-	expr.Function("quote", func(p ...any) (any, error) { return ShellQuote(Text(p[0])), nil }),
+	expr.Function("quote", func(p ...any) (any, error) { return shell.Quote(Text(p[0])), nil }),
 	expr.Function("default", func(p ...any) (any, error) {
 		if p[0] == nil {
 			return p[1], nil
 		}
 		return p[0], nil
 	}, new(func(any, any) any)),
-}
-
-// ShellQuote quotes s for a POSIX shell (the `quote` function).
-func ShellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%_-+=:,./", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
 
 // Text renders a value for string interpolation: strings as they are, numbers

@@ -49,7 +49,7 @@ func TestTemplateRender(t *testing.T) {
 		{"{{ basename(path) }}-{{ dirname(path) }}", "api-/opt/api/bin"},
 		{"{{ from_json(result.stdout).ok }}", true},
 		{"{{ to_json({a: 1}) }}", `{"a":1}`},
-		{"{{ quote(\"it's\") }}", `'it'"'"'s'`},
+		{"{{ quote(\"it's\") }}", `'it'\''s'`},
 		{"{{ filter(ports, # > 8080) }}", []any{8081}},
 		{"{{ map(ports, # + 1) }}", []any{8081, 8082}},
 		{"{{ let x = n; x * x }}", 9},

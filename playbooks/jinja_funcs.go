@@ -20,6 +20,8 @@ import (
 	"github.com/expr-lang/expr/builtin"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/internal/value"
 	"gopkg.in/yaml.v3"
 )
 
@@ -70,7 +72,7 @@ func init() {
 		"basename": str1(path.Base), "dirname": str1(path.Dir),
 		"b64encode": str1(func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }),
 		"b64decode": fB64decode,
-		"quote":     str1(ShellQuote),
+		"quote":     str1(shell.Quote),
 		"ternary":   fTernary, "combine": fCombine, "dict2items": fDict2items, "items2dict": fItems2dict,
 		"map": fMap, "select": fSelect(false), "reject": fSelect(true),
 		"selectattr": fSelectAttr(false), "rejectattr": fSelectAttr(true),
@@ -287,22 +289,10 @@ func truthy(v any) bool {
 	return true
 }
 
-// toBool is Ansible's `bool` filter: yes/on/1/true (any case) are true.
+// toBool is Ansible's `bool` filter: what value.Bool accepts, else false.
 func toBool(v any) bool {
-	switch x := v.(type) {
-	case bool:
-		return x
-	case string:
-		switch strings.ToLower(strings.TrimSpace(x)) {
-		case "yes", "on", "1", "true", "y", "t":
-			return true
-		}
-		return false
-	}
-	if n, ok := toNumber(v); ok {
-		return n == 1
-	}
-	return false
+	b, _ := value.Bool(v)
+	return b
 }
 
 func toNumber(v any) (float64, bool) {

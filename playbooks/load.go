@@ -14,6 +14,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/value"
+	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
 )
 
@@ -468,18 +470,9 @@ func (l *loader) strList(v *yaml.Node, what string) []string {
 	return out
 }
 
-// boolWords are the spellings of true and false accepted for bools (YAML 1.1's too,
-// as Ansible accepts them).
-var boolWords = map[string]bool{"true": true, "yes": true, "on": true, "false": false, "no": false, "off": false}
-
-func parseBool(s string) (bool, bool) {
-	b, ok := boolWords[strings.ToLower(s)]
-	return b, ok
-}
-
 func (l *loader) bool(v *yaml.Node, what string) bool {
 	if v.Kind == yaml.ScalarNode {
-		if b, ok := parseBool(v.Value); ok {
+		if b, ok := value.ParseBool(v.Value); ok {
 			return b
 		}
 	}
@@ -649,6 +642,11 @@ func (l *loader) environment(v *yaml.Node) (map[string]any, []*Template) {
 	env := map[string]any{}
 	nodes := map[string]*yaml.Node{}
 	for _, kv := range l.pairs(v, "environment") {
+		if !ssh.ValidEnvName(kv.key) {
+			// The name is exported in a shell on the host: anything else is code.
+			l.errorf(l.pos(kv.k), "a variable name has letters, digits and _, and does not start with a digit", "environment: %q is not a variable name", kv.key)
+			continue
+		}
 		if kv.v.Kind != yaml.ScalarNode {
 			l.errorf(l.pos(kv.v), "", "environment: %s: want a string, not %s", kv.key, kindName(kv.v))
 			continue
@@ -1078,7 +1076,7 @@ func (l *loader) param(t *Task, key string, p tasks.Param, v *yaml.Node) any {
 		}
 	case tasks.Bool:
 		if !templated && !isNull {
-			if _, ok := parseBool(v.Value); v.Kind != yaml.ScalarNode || !ok {
+			if _, ok := value.ParseBool(v.Value); v.Kind != yaml.ScalarNode || !ok {
 				bad("true or false")
 			}
 		}

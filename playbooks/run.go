@@ -68,6 +68,13 @@ type Options struct {
 	// AWS is handed to controller modules (elb, asg).
 	AWS any
 	Now func() time.Time
+	// JournalErr reports whether the record (the run's journal) is still
+	// being written; after an intent fails to reach it, nothing is changed.
+	JournalErr func() error
+	// Resume, when set, makes this run finish the run it was read from
+	// (LoadJournal): first restore what that run left undone, then deploy
+	// only the hosts it did not finish.
+	Resume *Resumed
 }
 
 // Result is the outcome of a run.
@@ -90,6 +97,8 @@ type Runner struct {
 	builtins map[string]any
 	ctlVars  map[string]any // what before/after tasks know of the play's hosts
 	flow     *flowState     // handlers, run_once, delegation (flow.go)
+
+	ctlJournal journal // controller changes still open (suspended scaling)
 }
 
 // controllerVars gives before/after tasks what AWS modules need to act on
@@ -123,6 +132,8 @@ type hostRun struct {
 	// touched: a task that may change the host started; finished: its task list completed.
 	touched, finished, failed bool
 	finishedAt                time.Time
+	journal                   journal // changes still open on the host (guarded by Runner.mu)
+	unknown                   string  // why the host's state is unknown (a task's connection dropped); "" when known
 }
 
 // NewRunner prepares a run of pb.
@@ -159,6 +170,7 @@ type playPlan struct {
 	play    *Play
 	hosts   []*inventory.Host
 	batches [][]string
+	done    []*inventory.Host // --resume: hosts an earlier run finished
 }
 
 // Plan resolves every play's hosts and batches without connecting, so bad
@@ -206,6 +218,21 @@ func (r *Runner) plan() ([]playPlan, error) {
 				return z
 			},
 		})
+		names = r.opts.Resume.replan(p, names)
+		batches := r.opts.Resume.skipDone(p, Batches(names, p.Serial))
+		var done []*inventory.Host
+		if r.opts.Resume != nil {
+			all := names
+			names = nil
+			for _, b := range batches {
+				names = append(names, b...) // finished hosts are not connected to again
+			}
+			for _, n := range all {
+				if !contains(names, n) {
+					done = append(done, byName[n])
+				}
+			}
+		}
 		ordered := make([]*inventory.Host, len(names))
 		for i, n := range names {
 			ordered[i] = byName[n]
@@ -213,7 +240,7 @@ func (r *Runner) plan() ([]playPlan, error) {
 		if r.opts.Approve == nil && !r.opts.Yes && needsApproval(p) {
 			return nil, &inputError{fmt.Errorf("play %q waits for approval (pause_after or pause) but nobody can answer: run it in a terminal, or pass --yes to approve in advance", p.Name)}
 		}
-		plans = append(plans, playPlan{play: p, hosts: ordered, batches: Batches(names, p.Serial)})
+		plans = append(plans, playPlan{play: p, hosts: ordered, batches: batches, done: done})
 	}
 	return plans, nil
 }
@@ -247,7 +274,8 @@ func (r *Runner) Run(ctx context.Context) Result {
 	plans, err := r.plan()
 	start := r.opts.Now()
 	r.emit(events.Event{Kind: events.RunStart, Playbook: r.opts.Playbook, Env: r.opts.Env, Version: r.opts.Version,
-		Inventory: r.opts.Source, User: r.opts.User, Origin: r.opts.Origin, Check: r.opts.Check, Hosts: r.allHosts(plans)})
+		Inventory: r.opts.Source, User: r.opts.User, Origin: r.opts.Origin, Check: r.opts.Check, Hosts: r.allHosts(plans),
+		Digest: PlaybookDigest(r.pb.Path), ResumeOf: r.opts.Resume.ID()})
 	if err != nil {
 		return r.finish(ExitInvalid, events.StatusFailed, err.Error(), start)
 	}
@@ -270,7 +298,13 @@ func (r *Runner) Run(ctx context.Context) Result {
 	defer stopWatch()
 
 	code, status, msg := ExitOK, events.StatusOK, ""
+	if r.opts.Resume != nil {
+		code, status, msg = r.restore(ctx, plans)
+	}
 	for _, pp := range plans {
+		if code != ExitOK {
+			break
+		}
 		c, s, m := r.runPlay(ctx, hard, pp)
 		if c != ExitOK {
 			code, status, msg = c, s, m
@@ -280,7 +314,7 @@ func (r *Runner) Run(ctx context.Context) Result {
 	if ctx.Err() != nil && code != ExitUnreachable {
 		code, status = ExitInterrupted, events.StatusInterrupted
 		if msg == "" {
-			msg = "interrupted: no new task started; hosts in flight were rolled back"
+			msg = "interrupted: no new batch started"
 		}
 	}
 	return r.finish(code, status, msg, start)
@@ -310,6 +344,7 @@ func (r *Runner) finish(code int, status events.Status, msg string, start time.T
 		if d, ok := hr.state[tasks.ElbStateKey]; ok && d != nil {
 			rc.Drained = true // still out of its load balancers
 		}
+		rc.Left = r.leftState(hr)
 		recap = append(recap, rc)
 	}
 	r.emit(events.Event{Kind: events.RunEnd, Status: status, ExitCode: code, Msg: msg, Recap: recap,
@@ -482,7 +517,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		switch {
 		case ctx.Err() != nil:
 			// Hosts stopped by the interrupt are not a verdict on the release.
-			halt, why = true, "interrupted: in-flight hosts finished or rolled back"
+			halt, why = true, r.interruptedSummary(batch, byName)
 		case failed > 0 && pct > play.MaxFailPercentage:
 			halt, why = true, fmt.Sprintf("%d of %d hosts failed (%.0f%%), max_fail_percentage is %g", failed, worked, pct, play.MaxFailPercentage)
 		case play.MaxFailures != nil && totalFailed > *play.MaxFailures:
@@ -689,14 +724,22 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 	failMsg := ""
 	interrupted := false
 	for i, t := range list {
-		if ctx.Err() != nil {
+		// After an interrupt a host in flight goes on with its task list
+		// until the grace period ends (hard); one that has not started
+		// yet is left alone.
+		if hard.Err() != nil || (!hr.touched && ctx.Err() != nil) {
 			interrupted = true
+			break
+		}
+		if err := r.reconnect(hard, hr, false); err != nil {
+			failMsg = fmt.Sprintf("%s: %v", t.DisplayName(), err)
 			break
 		}
 		hr.touched = true
 		ok, msg := r.runEntry(hard, play, hr, t, i, batch)
 		if !ok {
 			failMsg = fmt.Sprintf("%s: %s", t.DisplayName(), msg)
+			interrupted = hard.Err() != nil
 			break
 		}
 		if r.hostEnded(hr) {
@@ -722,7 +765,7 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 	}
 	hr.failed = true
 	if interrupted {
-		failMsg = "interrupted before its task list finished"
+		failMsg = "interrupted: the grace period ended before its task list did"
 	}
 	rbCtx, cancel := r.cleanup(ctx)
 	defer cancel()
@@ -732,7 +775,10 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 		status = events.StatusRolledBack
 		failMsg += "; rolled back"
 	} else if len(play.Rollback) > 0 {
-		failMsg += "; ROLLBACK FAILED: check the host"
+		failMsg += "; ROLLBACK FAILED"
+	}
+	if left := r.leftState(hr); left != events.LeftInService {
+		failMsg += "; left " + left
 	}
 	if interrupted {
 		status = events.StatusInterrupted
@@ -755,11 +801,20 @@ func (r *Runner) rollback(ctx context.Context, play *Play, hr *hostRun, batch in
 		if ctx.Err() != nil {
 			return false
 		}
+		// A rollback gets reconnection attempts for as long as its budget
+		// lasts: a bastion back within the grace period still restores the host.
+		if err := r.reconnect(ctx, hr, true); err != nil {
+			r.emit(events.Event{Kind: events.Warning, Host: hr.h.Name, Msg: "rollback: " + err.Error()})
+			return false
+		}
 		if good, _ := r.runTask(ctx, play, hr, t, i, batch, true); !good {
 			ok = false
 		}
 	}
 	hr.recap.RolledBack = ok
+	if ok {
+		hr.unknown = "" // the rollback ran whole: the host is what it restored
+	}
 	return ok
 }
 
@@ -1061,6 +1116,14 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	if !mod.Spec().Controller && th.Conn == nil {
 		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("module %s runs on hosts; it cannot be used in before/after", t.Module)}
 	}
+	if !th.Check {
+		th.Journal = r.elbJournal(hr, args, vars)
+		if c, ok := intentOf(t.Module, args, vars, th.Become.Become, becomeUser); ok {
+			if err := r.intent(hr, c); err != nil {
+				return outcome{status: events.StatusFailed, msg: err.Error()}
+			}
+		}
+	}
 	tctx := ctx
 	if t.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -1068,6 +1131,14 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		defer cancel()
 	}
 	res, err := mod.Run(tctx, th, args)
+	if !th.Check {
+		r.settle(hr, t.Module, args, err != nil || res.Failed)
+	}
+	if hr != nil && connectionLost(err, hr.conn) {
+		// Whatever the task did on the host, nobody saw it end.
+		hr.unknown = "connection lost during " + ev.Task
+		err = fmt.Errorf("%w: outcome unknown", err)
+	}
 	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
 	if o.result == nil {
 		o.result = map[string]any{}

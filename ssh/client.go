@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // RunOptions tune one command.
@@ -21,7 +22,7 @@ type RunOptions struct {
 	Become     bool              // run through sudo (sudo -n unless BecomePass is set)
 	BecomeUser string            // default root
 	BecomePass string            // written to sudo's stdin, never on a command line
-	Env        map[string]string // exported before the command runs
+	Env        map[string]string // exported before the command runs (sent on stdin, never on the command line)
 	Stdin      io.Reader
 	Stdout     io.Writer // live output; also captured in Result
 	Stderr     io.Writer
@@ -43,6 +44,7 @@ type Client struct {
 
 	mu   sync.Mutex
 	sftp map[string]*sftpSession // by user ("" = login user)
+	gone <-chan struct{}         // closed when the connection (or a hop before it) ends
 }
 
 type sftpSession struct {
@@ -52,6 +54,20 @@ type sftpSession struct {
 
 func newClient(name string, c *ssh.Client, m *Manager) *Client {
 	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}}
+}
+
+// Closed reports whether the connection has ended (the host, a bastion or
+// the link dropped it): a new Manager.Connect then makes a new one.
+func (c *Client) Closed() bool {
+	if c.gone == nil {
+		return false
+	}
+	select {
+	case <-c.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // Name is the inventory name of the host.
@@ -77,6 +93,9 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	}
 	defer sess.Close()
 
+	if err := CheckEnv(opts.Env); err != nil {
+		return res, fmt.Errorf("%s: %w", c.name, err)
+	}
 	line, stdin := Wrap(cmd, opts)
 	var outBuf, errBuf bytes.Buffer
 	sess.Stdout = teeWriter(&outBuf, opts.Stdout)
@@ -137,19 +156,18 @@ func (c *Client) sessionErr(what string, err error) error {
 // Wrap turns cmd and its options into the command line sent to the server
 // and the stdin to feed it. Exported for modules that build their own sessions.
 func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
+	var envPrefix, envLine string
 	if len(opts.Env) > 0 {
-		keys := make([]string, 0, len(opts.Env))
-		for k := range opts.Env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var b strings.Builder
-		for _, k := range keys {
-			fmt.Fprintf(&b, "export %s=%s; ", k, Quote(opts.Env[k]))
-		}
-		cmd = b.String() + cmd
+		envPrefix, envLine = envOnStdin(opts.Env)
 	}
 	stdin := opts.Stdin
+	if envLine != "" {
+		if stdin != nil {
+			stdin = io.MultiReader(strings.NewReader(envLine), stdin)
+		} else {
+			stdin = strings.NewReader(envLine)
+		}
+	}
 	if opts.Become {
 		user := opts.BecomeUser
 		if user == "" {
@@ -172,27 +190,9 @@ func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
 				stdin = pass
 			}
 		}
-		cmd = fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, Quote(user), Quote(cmd))
+		return fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, shell.Quote(user), shell.Quote(envPrefix+cmd)), stdin
 	}
-	return cmd, stdin
-}
-
-// Quote quotes s for a POSIX shell, so it arrives as one word.
-func Quote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return envPrefix + cmd, stdin
 }
 
 func teeWriter(buf *bytes.Buffer, w io.Writer) io.Writer {
@@ -284,7 +284,7 @@ func (c *Client) openSFTP(asUser string) (*sftpSession, error) {
 		sess.Stderr = &stderr
 		var script strings.Builder
 		for _, p := range sftpServers {
-			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s; ", p, Quote(asUser), p)
+			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s; ", p, shell.Quote(asUser), p)
 		}
 		script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")
 		if err := sess.Start(script.String()); err != nil {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() {
@@ -274,7 +276,7 @@ type remoteFile struct {
 // coreutils are assumed on the host. With mkdirs (not in check mode) it then
 // creates the directories the copy needs.
 func probeScript(roots []string, depth0 bool, mkdirs []string) string {
-	q := QuoteCommand(roots...)
+	q := shell.Join(roots...)
 	// A single dest is looked at as it is (a symlink there is replaced); a
 	// directory root is followed (-H), as current -> releases/v1 must be.
 	find, d := "find -H ", ""
@@ -288,7 +290,7 @@ func probeScript(roots []string, depth0 bool, mkdirs []string) string {
 	s := find + q + d + ` -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; ` +
 		find + q + d + sums
 	if len(mkdirs) > 0 {
-		s += "; mkdir -p -- " + QuoteCommand(mkdirs...)
+		s += "; mkdir -p -- " + shell.Join(mkdirs...)
 	} else {
 		s += "; true"
 	}
@@ -305,7 +307,7 @@ const staleTempAge = 60 // minutes
 func sweepStaleTemps(dest string) string {
 	pattern := "." + sanitizeName(path.Base(dest)) + ".ferry-tmp-*"
 	return fmt.Sprintf("find %s -maxdepth 1 -type f -name %s -mmin +%d -delete 2>/dev/null; ",
-		Quote(path.Dir(dest)), Quote(pattern), staleTempAge)
+		shell.Quote(path.Dir(dest)), shell.Quote(pattern), staleTempAge)
 }
 
 func parseProbe(out []byte) map[string]*remoteFile {
@@ -630,10 +632,10 @@ const finalizePrelude = `um=$(umask); ` +
 // coreutils when it lacks fsync@openssh.com.
 func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) string {
 	var b strings.Builder
-	dest := Quote(a.it.dest)
+	dest := shell.Quote(a.it.dest)
 	target := dest
 	if a.upload {
-		tmp := Quote(a.tmp)
+		tmp := shell.Quote(a.tmp)
 		target = tmp
 		if sync {
 			fmt.Fprintf(&b, "sync -- %s 2>/dev/null; ", tmp)
@@ -655,11 +657,11 @@ func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) stri
 		fmt.Fprintf(&b, "chmod %s %s || exit 1; ", a.it.mode, dest)
 	}
 	if own := ownerSpec(p.opts.owner, p.opts.group); own != "" {
-		fmt.Fprintf(&b, "chown %s %s || exit 1; ", Quote(own), target)
+		fmt.Fprintf(&b, "chown %s %s || exit 1; ", shell.Quote(own), target)
 	}
 	if a.upload && a.exists && p.opts.backup {
 		a.backup = a.it.dest + "." + stamp + "~"
-		bak := Quote(a.backup)
+		bak := shell.Quote(a.backup)
 		fmt.Fprintf(&b, "{ ln -f -- %s %s 2>/dev/null || cp -p -- %s %s; } || exit 1; ", dest, bak, dest, bak)
 	}
 	if a.upload && mv {

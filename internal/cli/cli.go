@@ -110,7 +110,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}()
 	kongplete.Complete(parser)
-	kctx, err := parser.Parse(args)
+	raiseFileLimit()
+	kctx, err := parser.Parse(resumeArgs(args))
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return ExitInvalid

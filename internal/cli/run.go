@@ -38,6 +38,7 @@ type RunCmd struct {
 	AllowUnreachable bool     `env:"FERRY_ALLOW_UNREACHABLE" help:"Go on without hosts that fail preflight."`
 	RecordDir        string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
+	Resume           string   `placeholder:"RUN_ID" help:"Finish an interrupted run: restore what it left out of service, then deploy the hosts it did not finish (default: the last unfinished run of this playbook and env)."`
 	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"5s" help:"How often elb/asg ask AWS while waiting for draining, health or standby."`
 }
 
@@ -59,6 +60,19 @@ func (c *RunCmd) Run(g *Globals) error {
 	// Undefined variables and bad expressions fail here, before any connection.
 	if err := pb.Check(knownVars(inv, extra)); err != nil {
 		return err
+	}
+	version := ""
+	if v, ok := extra["version"]; ok {
+		version = playbooks.Text(v)
+	}
+	var resumed *playbooks.Resumed
+	if c.Resume != "" {
+		if resumed, err = playbooks.LoadJournal(c.RecordDir, c.Resume, c.Playbook, c.Env); err == nil {
+			err = resumed.Check(pb, inv, c.Env, version)
+		}
+		if err != nil {
+			return exit(ExitInvalid, err)
+		}
 	}
 	conn, err := c.newConnector(g)
 	if err != nil {
@@ -100,10 +114,6 @@ func (c *RunCmd) Run(g *Globals) error {
 	stopCtx, stop := context.WithCancel(ctx)
 	defer stop()
 
-	version := ""
-	if v, ok := extra["version"]; ok {
-		version = playbooks.Text(v)
-	}
 	opts := playbooks.Options{
 		Inventory:        inv,
 		Connector:        conn,
@@ -128,6 +138,8 @@ func (c *RunCmd) Run(g *Globals) error {
 		Grace:            timeDuration(c.Grace),
 		BecomePass:       os.Getenv("FERRY_BECOME_PASSWORD"),
 		Mask:             mask.Add,
+		JournalErr:       rec.Err,
+		Resume:           resumed,
 	}
 	if usesAWS(pb) {
 		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE"), PollInterval: timeDuration(c.AWSPollInterval)})

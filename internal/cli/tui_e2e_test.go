@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // These tests run `ferry run --output tui` in a real terminal — a tmux pane
@@ -49,14 +50,14 @@ func startPane(t *testing.T, w, h int, env []string, args ...string) *pane {
 	}
 	words := []string{"env", "-u", "TMUX", "LC_ALL=C.UTF-8", "TERM=xterm-256color"}
 	for _, kv := range append(append(binEnv, env...), "HOME="+os.Getenv("HOME"), "SSH_AUTH_SOCK=") {
-		words = append(words, shellQuote(kv))
+		words = append(words, shell.Quote(kv))
 	}
 	// sh writes its pid then becomes ferry, so signals reach ferry itself.
-	words = append(words, "sh", "-c", shellQuote(`echo $$ > "$0"; exec "$@"`), shellQuote(filepath.Join(dir, "pid")), shellQuote(bin))
+	words = append(words, "sh", "-c", shell.Quote(`echo $$ > "$0"; exec "$@"`), shell.Quote(filepath.Join(dir, "pid")), shell.Quote(bin))
 	for _, a := range args {
-		words = append(words, shellQuote(a))
+		words = append(words, shell.Quote(a))
 	}
-	script := strings.Join(words, " ") + fmt.Sprintf(`; echo EXIT=$? > %s; echo "shell after ferry: done"; exec sleep 600`, shellQuote(p.exitFile))
+	script := strings.Join(words, " ") + fmt.Sprintf(`; echo EXIT=$? > %s; echo "shell after ferry: done"; exec sleep 600`, shell.Quote(p.exitFile))
 
 	cmd := exec.Command(tmux, "-L", p.sock, "-f", "/dev/null", "new-session", "-d", "-x", strconv.Itoa(w), "-y", strconv.Itoa(h), script)
 	cmd.Env = append(os.Environ(), "TMUX=")
@@ -411,11 +412,6 @@ func alive(pid int) bool {
 	// pid (comm) STATE ...: comm may hold spaces, the state follows the last ')'
 	i := strings.LastIndexByte(string(b), ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
-}
-
-// shellQuote quotes a word for sh.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // checkFits asserts a captured screen is the terminal's size: the header on

@@ -10,6 +10,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/value"
 	"gopkg.in/yaml.v3"
 )
 
@@ -291,14 +292,14 @@ func (p *parser) strings(n *yaml.Node) []string {
 }
 
 func (p *parser) boolean(n *yaml.Node) bool {
-	s := strings.ToLower(p.scalar(n))
-	switch s {
-	case "true", "yes", "on", "1":
-		return true
-	case "false", "no", "off", "0", "":
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return false
 	}
-	p.fail(n, "", "expected true or false, not %q", s)
+	s := p.scalar(n)
+	if b, ok := value.ParseBool(s); ok {
+		return b
+	}
+	p.fail(n, "write "+value.Words, "expected true or false, not %q", s)
 	return false
 }
 
