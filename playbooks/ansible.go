@@ -71,6 +71,8 @@ var unsupportedModules = map[string]string{
 	"include":   "use `include_tasks:` or `import_tasks:`", "include_role": "list the role under the play's `roles:`", "import_role": "list the role under the play's `roles:`",
 	"import_playbook": "run the playbooks one after the other with `ferry run`",
 	"include_vars":    "use the play's `vars_files:`",
+	"jboss":           "copy the .war into the deployments directory with `copy:` (JBoss deploys what appears there)",
+	"win_service":     "ferry works on Linux hosts over SSH", "win_copy": "ferry works on Linux hosts over SSH", "win_shell": "ferry works on Linux hosts over SSH",
 }
 
 // unsupportedFor returns the ferry equivalent line for an Ansible module name

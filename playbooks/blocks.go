@@ -150,7 +150,7 @@ func (l *loader) subLoader(path string, at *yaml.Node, what string) (*loader, *y
 		l.errorf(l.pos(at), "", "%s: %s is over 4 MiB", what, path)
 		return nil, nil
 	}
-	sub := &loader{path: path, src: src, dir: l.dir, nodes: l.nodes}
+	sub := &loader{path: path, src: src, dir: l.dir, nodes: l.nodes, seen: l.seen}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		l.errs = append(l.errs, sub.yamlError(err))
@@ -270,7 +270,7 @@ func (l *loader) varsFile(file string, at *yaml.Node, isDefault bool) []*VarDef 
 		return nil
 	}
 	path := file
-	if !filepath.IsAbs(path) {
+	if !filepath.IsAbs(path) && !isDefault && !l.inRole {
 		path = filepath.Join(l.baseDir(), file)
 	}
 	sub, root := l.subLoader(path, at, "vars_files")
@@ -350,12 +350,14 @@ func (l *loader) role(p *Play, name string, at *yaml.Node, when Conds, tags []st
 		}
 		return ""
 	}
+	l.inRole = true // main() paths are already resolved
 	if f := main("defaults"); f != "" {
 		p.Vars = append(p.Vars, l.varsFile(f, at, true)...)
 	}
 	if f := main("vars"); f != "" {
 		p.Vars = append(p.Vars, l.varsFile(f, at, false)...)
 	}
+	l.inRole = false
 	saved := l.dir
 	l.dir = dir
 	defer func() { l.dir = saved }()
@@ -407,3 +409,8 @@ func isLocalhost(s string) bool {
 	}
 	return false
 }
+
+// seen is what one load has already reported, across the files it reads.
+type seen struct{ unsupported map[string]bool }
+
+func newSeen() *seen { return &seen{unsupported: map[string]bool{}} }

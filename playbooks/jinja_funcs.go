@@ -79,6 +79,9 @@ func init() {
 		"min": fMinMax(-1), "max": fMinMax(1), "sum": fSum, "abs": fAbs, "round": fRound,
 		"difference": fSetOp("difference"), "intersect": fSetOp("intersect"), "union": fSetOp("union"),
 		"zip": fZip, "version_compare": tVersion,
+		// tests used as filters, as old playbooks do (`when: result|changed`)
+		"changed": resultTest("changed", true), "failed": resultTest("failed", true),
+		"success": resultTest("failed", false), "succeeded": resultTest("failed", false), "skipped": resultTest("skipped", true),
 	}
 	testImpls = map[string]jfunc{
 		"defined":   one(func(v any) (any, error) { return v != nil, nil }),

@@ -63,6 +63,8 @@ var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 type loader struct {
 	dir    string // relative src paths of tasks resolve here ("" = the playbook's directory)
 	depth  int    // include nesting
+	inRole bool   // reading a role's defaults/vars, whose paths are resolved
+	seen   *seen  // shared with the loaders of included files
 	warns  []*diag.Error
 	path   string
 	src    []byte
@@ -91,7 +93,7 @@ const maxNodes = 200000
 
 // Parse validates src as the playbook at path.
 func Parse(path string, src []byte) (*Playbook, error) {
-	l := &loader{path: path, src: src}
+	l := &loader{path: path, src: src, seen: newSeen()}
 	pb := &Playbook{Path: path, src: src}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -880,7 +882,13 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			if !ok {
 				reported = true
 				if hint, ok := unsupportedFor(kv.key); ok {
-					l.errorf(l.pos(k), hint, "module %q is not supported by ferry", kv.key)
+					if l.seen == nil {
+						l.seen = newSeen()
+					}
+					if !l.seen.unsupported[kv.key] { // one line per module, not per use
+						l.seen.unsupported[kv.key] = true
+						l.errorf(l.pos(k), hint, "module %q is not supported by ferry", kv.key)
+					}
 					continue
 				}
 				hint := ""

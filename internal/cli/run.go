@@ -49,6 +49,9 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %v\n", w)
+	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
 		return err
@@ -284,6 +287,9 @@ func (c *CheckCmd) Run(g *Globals) error {
 	pb, err := playbooks.Load(c.Playbook)
 	if err != nil {
 		return err
+	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %v\n", w)
 	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
