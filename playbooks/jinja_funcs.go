@@ -484,6 +484,9 @@ var (
 
 // pyRegex compiles a Python regular expression (the RE2 subset Go has).
 func pyRegex(pat string, ignoreCase, multiline bool) (*regexp.Regexp, error) {
+	if !multiline {
+		pat = pyDollar(pat)
+	}
 	flags := ""
 	if ignoreCase {
 		flags += "i"
@@ -508,6 +511,36 @@ func pyRegex(pat string, ignoreCase, multiline bool) (*regexp.Regexp, error) {
 	}
 	regexCache[pat] = re
 	return re, nil
+}
+
+// pyDollar gives `$` Python's meaning without MULTILINE (end of text, or
+// before a newline that ends it) and turns Python's \Z into Go's \z.
+func pyDollar(pat string) string {
+	var b strings.Builder
+	inClass := false
+	for i := 0; i < len(pat); i++ {
+		c := pat[i]
+		switch {
+		case c == '\\' && i+1 < len(pat):
+			if pat[i+1] == 'Z' && !inClass {
+				b.WriteString(`\z`)
+			} else {
+				b.WriteByte(c)
+				b.WriteByte(pat[i+1])
+			}
+			i++
+			continue
+		case c == '[' && !inClass:
+			inClass = true
+		case c == ']' && inClass:
+			inClass = false
+		case c == '$' && !inClass:
+			b.WriteString(`(?:\n?\z)`)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 var pyGroupRe = regexp.MustCompile(`\\(\d+)|\\g<(\w+)>`)

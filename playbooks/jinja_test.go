@@ -236,3 +236,14 @@ func TestTemplateFileStatements(t *testing.T) {
 		}
 	}
 }
+
+func TestJinjaPythonRegexDollar(t *testing.T) {
+	tpl, err := CompileTemplate(`{{ body | regex_replace('^.*"version": *"([^"]+)".*$', '\\1') | trim }}`, diag.Pos{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tpl.Render(map[string]any{"body": "{\"version\": \"v2\", \"pid\": 1}\n"})
+	if err != nil || got != "v2" {
+		t.Fatalf("got %q, %v; want v2 ($ matches before the final newline, as in Python)", got, err)
+	}
+}
