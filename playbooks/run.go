@@ -94,6 +94,7 @@ type Runner struct {
 	mu       sync.Mutex
 	builtins map[string]any
 	ctlVars  map[string]any // what before/after tasks know of the play's hosts
+	flow     *flowState     // handlers, run_once, delegation (flow.go)
 
 	ctlJournal journal // controller changes still open (suspended scaling)
 	lockTaken  bool
@@ -733,11 +734,19 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 			break
 		}
 		hr.touched = true
-		ok, msg := r.runTask(hard, play, hr, t, i, batch, false)
+		ok, msg := r.runEntry(hard, play, hr, t, i, batch)
 		if !ok {
 			failMsg = fmt.Sprintf("%s: %s", t.DisplayName(), msg)
 			interrupted = hard.Err() != nil
 			break
+		}
+		if r.hostEnded(hr) {
+			break
+		}
+	}
+	if failMsg == "" && !interrupted && len(play.Handlers) > 0 {
+		if ok, msg := r.flushHandlers(hard, play, hr, batch); !ok {
+			failMsg = msg
 		}
 	}
 	status := events.StatusOK
@@ -849,6 +858,9 @@ func (r *Runner) controllerTasks(ctx, hard context.Context, play *Play, list []*
 }
 
 func (r *Runner) runTask(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int, rollback bool) (bool, string) {
+	if t.RunOnce && hr != nil && !rollback {
+		return r.runOnce(ctx, play, hr, t, idx, batch)
+	}
 	return r.runTaskOn(ctx, play, hr, t, idx, batch, rollback, "running")
 }
 
@@ -886,6 +898,9 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 		return true, ""
 	}
 	vars, err := r.vars(play, hr, batch, status)
+	if err == nil {
+		vars, err = taskVars(t, vars)
+	}
 	if err != nil {
 		r.emit(withKind(ev, events.TaskStart))
 		end(events.StatusFailed, err.Error())
@@ -914,7 +929,11 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 		results := make([]any, 0, len(items))
 		out.status = events.StatusOK
 		for _, item := range items {
-			iv := Merge(vars, map[string]any{"item": item})
+			loopVar := "item"
+			if t.LoopVar != "" {
+				loopVar = t.LoopVar
+			}
+			iv := Merge(vars, map[string]any{loopVar: item})
 			o := r.attempts(ctx, play, hr, t, iv, ev)
 			results = append(results, o.result)
 			for k, v := range o.facts {
@@ -941,6 +960,7 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 	if hr != nil && t.Register != "" {
 		hr.facts[t.Register] = out.result
 	}
+	r.notify(hr, t, out.status)
 	if hr != nil {
 		for k, v := range out.facts {
 			hr.facts[k] = v
@@ -1057,7 +1077,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	become, becomeUser := play.BecomeFor(t)
 	th := &tasks.Host{
 		Vars:       vars,
-		Dir:        filepath.Dir(r.pb.Path),
+		Dir:        t.srcDir(filepath.Dir(r.pb.Path)),
 		Check:      r.opts.Check && !readOnly(t),
 		Become:     tasks.RunOptions{Become: become || becomeUser != "", BecomeUser: becomeUser, BecomePass: r.opts.BecomePass, Env: env},
 		Controller: &tasks.Controller{Approve: r.approver(), AWS: r.opts.AWS},
@@ -1071,11 +1091,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 			return e.Eval(vars)
 		},
 		Render: func(text string) (string, error) {
-			tpl, err := CompileTemplate(text, t.Pos)
-			if err != nil {
-				return "", err
-			}
-			return tpl.RenderString(vars)
+			return RenderTemplateFile(text, t.Pos, vars)
 		},
 	}
 	if hr != nil {
@@ -1090,6 +1106,11 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	}
 	if th.Output == nil {
 		th.Output = func(string) {}
+	}
+	if t.DelegateTo != "" {
+		if err := r.delegate(ctx, t, vars, th); err != nil {
+			return outcome{status: events.StatusFailed, msg: err.Error()}
+		}
 	}
 	if !mod.Spec().Controller && th.Conn == nil {
 		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("module %s runs on hosts; it cannot be used in before/after", t.Module)}

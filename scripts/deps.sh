@@ -2,8 +2,10 @@
 # Installs what ferry's tests, demo and benchmarks need on a Debian machine,
 # idempotently: a package already present is not touched, so a second run
 # costs a few `dpkg -s` calls. Usage: scripts/deps.sh GROUP... with groups
-# test, demo, bench and containers (podman for the docker module's lab test;
-# it also writes /etc/containers/containers.conf when there is none).
+# test, demo, bench, containers (podman for the docker module's lab test;
+# it also writes /etc/containers/containers.conf when there is none) and
+# ansible (ansible-core: the test that runs one playbook with both tools, and
+# the golden comparison with ansible-inventory).
 set -euo pipefail
 
 want=()
@@ -22,12 +24,15 @@ for group in "$@"; do
 	bench)
 		need openssh-server openssh-client iproute2 sudo util-linux ansible-core hyperfine python3
 		;;
+	ansible)
+		need ansible-core python3
+		;;
 	containers)
 		need podman runc conmon netavark aardvark-dns containernetworking-plugins iptables uidmap slirp4netns fuse-overlayfs catatonit
 		containers=true
 		;;
 	*)
-		echo "deps.sh: unknown group $group (test, demo, bench, containers)" >&2
+		echo "deps.sh: unknown group $group (test, demo, bench, containers, ansible)" >&2
 		exit 2
 		;;
 	esac

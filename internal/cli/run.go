@@ -51,6 +51,9 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %v\n", w)
+	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
 		return err
@@ -290,6 +293,9 @@ func (c *CheckCmd) check(g *Globals) error {
 	pb, err := playbooks.Load(c.Playbook)
 	if err != nil {
 		return err
+	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %v\n", w)
 	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
