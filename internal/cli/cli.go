@@ -68,6 +68,8 @@ type CLI struct {
 	History   HistoryCmd   `cmd:"" help:"Past runs from the records; one run in detail."`
 	Promote   PromoteCmd   `cmd:"" help:"Deploy the release running on one environment to another."`
 	Lock      LockCmd      `cmd:"" help:"The deploy lock of an environment: status, release."`
+	Worker    WorkerCmd    `cmd:"" help:"Run deploy requests and Auto Scaling launches from SQS (see docs/worker.md)."`
+	Enqueue   EnqueueCmd   `cmd:"" help:"Put a deploy request on the workers' SQS queue; prints the message ID."`
 	Version   VersionCmd   `cmd:"" help:"Print ferry's version."`
 
 	Completion kongplete.InstallCompletions `cmd:"" help:"Install shell completion (bash, zsh, fish)."`

@@ -42,6 +42,7 @@ type RunCmd struct {
 	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
 	Resume           string   `placeholder:"RUN_ID" help:"Finish an interrupted run: restore what it left out of service, then deploy the hosts it did not finish (default: the last unfinished run of this playbook and env)."`
 	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"5s" help:"How often elb/asg ask AWS while waiting for draining, health or standby."`
+	requestFlags
 }
 
 // Run implements the command.
@@ -130,8 +131,8 @@ func (c *RunCmd) Run(g *Globals) error {
 		Extra:            extra,
 		Env:              c.Env,
 		RunID:            runID,
-		User:             whoami(),
-		Origin:           origin(),
+		User:             c.requester(),
+		Origin:           c.requestOrigin(),
 		Branch:           c.Branch,
 		Version:          version,
 		Playbook:         c.Playbook,
