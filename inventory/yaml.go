@@ -3,16 +3,12 @@ package inventory
 import (
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/internal/yamlnode"
 	"gopkg.in/yaml.v3"
 )
-
-var yamlErrLine = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: (.*)`)
 
 // yamlRoot parses src and returns its top node (nil for an empty
 // document), and the Doc that resolves its aliases.
@@ -38,63 +34,8 @@ func expansionError(file string, src []byte, d *yamlnode.Doc) *diag.Error {
 	return diag.New(src, diag.Pos{File: file, Line: e.Node.Line, Col: e.Node.Column}, e.Hint(), "%s", e.Error())
 }
 
-// yamlError turns a yaml.v3 error into a positioned one. yaml.v3 gives the
-// line of most errors but not the column (and no line at all for a few):
-// the column is the line's first non-blank, and a missing line is found by
-// parsing ever longer prefixes of the file.
-func yamlError(file string, src []byte, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	msg = strings.TrimSpace(msg)
-	line, col := 0, 0
-	if m := yamlErrLine.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		if m[2] != "" {
-			col, _ = strconv.Atoi(m[2])
-		}
-		msg = m[3]
-	}
-	// yaml.v3 often names the line where the enclosing block started; the
-	// shortest failing prefix points at the line that broke it.
-	if n := firstFailingLine(src, msg); n > 0 {
-		line, col = n, 0
-	}
-	if col == 0 && line > 0 {
-		l := diag.Line(src, line)
-		col = len(l) - len(strings.TrimLeft(l, " \t")) + 1
-	}
-	if line == 0 {
-		line = 1
-	}
-	return diag.New(src, diag.Pos{File: file, Line: line, Col: col}, "", "YAML: %s", msg)
-}
-
-// firstFailingLine returns the smallest n such that the first n lines of
-// src fail to parse with msg, or 0.
-func firstFailingLine(src []byte, msg string) int {
-	lines := strings.SplitAfter(string(src), "\n")
-	if len(lines) > 5000 {
-		return 0
-	}
-	fails := func(n int) bool {
-		var doc yaml.Node
-		err := yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &doc)
-		return err != nil && strings.Contains(err.Error(), msg)
-	}
-	lo, hi := 1, len(lines)
-	if !fails(hi) {
-		return 0
-	}
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if fails(mid) {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
-	return lo
-}
+// yamlError turns a yaml.v3 error into a positioned one.
+func yamlError(file string, src []byte, err error) error { return diag.YAML(file, src, err) }
 
 // yamlValue decodes a node into plain Go values with string map keys.
 func yamlValue(d *yamlnode.Doc, n *yaml.Node) (any, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/internal/value"
 	"github.com/ferrydeploy/ferry/internal/yamlnode"
+	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
 )
 
@@ -52,7 +53,7 @@ var ansibleHints = map[string]string{
 	"include_tasks": "ferry has no task includes: list the tasks in the play",
 	"block":         "ferry has no blocks: use `rollback:` for what to do when a task fails",
 	"args":          "put module parameters under the module's own key",
-	"delegate_to":   "controller-side modules (elb, asg, notify) already run on the controller",
+	"delegate_to":   "controller-side modules (elb, asg, webhook) already run on the controller",
 	"run_once":      "put once-per-run tasks under `before:` or `after:`",
 	"vars":          "task-level vars are not supported: use play `vars:` or `set_fact`",
 }
@@ -61,18 +62,29 @@ var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // loader holds the state of one Parse.
 type loader struct {
-	path string
-	src  []byte
-	errs diag.List
-	doc  *yamlnode.Doc // resolves aliases under one budget for the document
+	dir    string // relative src paths of tasks resolve here ("" = the playbook's directory)
+	depth  int    // include nesting
+	inRole bool   // reading a role's defaults/vars, whose paths are resolved
+	seen   *seen  // shared with the loaders of included files
+	warns  []*diag.Error
+	path   string
+	src    []byte
+	errs   diag.List
+	doc    *yamlnode.Doc // resolves aliases under one budget for the document
 }
 
 // resolve follows aliases (*anchor) to the node they name.
 func (l *loader) resolve(n *yaml.Node) *yaml.Node {
+	return l.resolver().Resolve(n)
+}
+
+// resolver is the alias budget of the document, shared with the loaders of
+// the files it includes.
+func (l *loader) resolver() *yamlnode.Doc {
 	if l.doc == nil {
 		l.doc = yamlnode.New(0)
 	}
-	return l.doc.Resolve(n)
+	return l.doc
 }
 
 // expansionErr reports the document's alias expansion problem, once.
@@ -86,7 +98,7 @@ func (l *loader) expansionErr() {
 
 // Parse validates src as the playbook at path.
 func Parse(path string, src []byte) (*Playbook, error) {
-	l := &loader{path: path, src: src}
+	l := &loader{path: path, src: src, seen: newSeen()}
 	pb := &Playbook{Path: path, src: src}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -117,6 +129,7 @@ func Parse(path string, src []byte) (*Playbook, error) {
 	if err := l.errs.Err(); err != nil {
 		return nil, err
 	}
+	pb.Warnings = l.warns
 	return pb, nil
 }
 
@@ -297,6 +310,9 @@ func (l *loader) play(n *yaml.Node) *Play {
 			if l.bool(v, "gather_facts") {
 				l.errorf(l.pos(v), "remove gather_facts (or set it to false): host variables come from the inventory", "gather_facts: ferry does not gather facts")
 			}
+		case "handlers", "roles", "vars_files", "any_errors_fatal", "remote_user", "become_method", "connection",
+			"strategy", "force_handlers":
+			l.ansiblePlayKey(p, kv)
 		default:
 			hint := diag.Suggest(kv.key, playKeys)
 			if hint == "" && (contains(taskKeys, kv.key) || isModule(kv.key)) {
@@ -308,6 +324,7 @@ func (l *loader) play(n *yaml.Node) *Play {
 			l.errorf(l.pos(k), hint, "unknown play key %q", kv.key)
 		}
 	}
+	p.Tasks = append(p.roleTasks, p.Tasks...)
 	if !hostsSeen {
 		l.errorf(p.Pos, "add `hosts: PATTERN` (a group, a host, `all`, ...)", "play has no hosts")
 	}
@@ -549,6 +566,11 @@ func (l *loader) environment(v *yaml.Node) (map[string]any, []*Template) {
 	env := map[string]any{}
 	nodes := map[string]*yaml.Node{}
 	for _, kv := range l.pairs(v, "environment") {
+		if !ssh.ValidEnvName(kv.key) {
+			// The name is exported in a shell on the host: anything else is code.
+			l.errorf(l.pos(kv.k), "a variable name has letters, digits and _, and does not start with a digit", "environment: %q is not a variable name", kv.key)
+			continue
+		}
 		if kv.v.Kind != yaml.ScalarNode {
 			l.errorf(l.pos(kv.v), "", "environment: %s: want a string, not %s", kv.key, kindName(kv.v))
 			continue
@@ -697,7 +719,9 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 		l.errorf(l.pos(n), "a task is a mapping: `- name: ...` then the module, e.g. `shell: ...`", "%s: a task must be a mapping, not %s", section, kindName(n))
 		return nil
 	}
-	t := &Task{Pos: l.pos(n), path: l.path, src: l.src, argNodes: map[string]*yaml.Node{}}
+	n = l.normalizeTask(n)
+	t := &Task{Pos: l.pos(n), path: l.path, src: l.src, argNodes: map[string]*yaml.Node{}, Dir: l.dir}
+	reported := false // an unknown module was reported: no second "task has no module"
 	var modKey *yaml.Node
 	var modVal *yaml.Node
 	var mod tasks.Module
@@ -761,9 +785,24 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			var tm []*Template
 			t.Environment, tm = l.environment(v)
 			t.templates = append(t.templates, tm...)
+		case "notify", "listen", "delegate_to", "run_once", "loop_control", "vars", "block", "rescue", "always",
+			"include_tasks", "import_tasks", "any_errors_fatal", "remote_user", "become_method", "check_mode",
+			"diff", "delegate_facts", "connection", "throttle", "debugger", "meta":
+			l.ansibleKey(t, kv, other)
 		default:
 			m, ok := lookupModule(kv.key)
 			if !ok {
+				reported = true
+				if hint, ok := unsupportedFor(kv.key); ok {
+					if l.seen == nil {
+						l.seen = newSeen()
+					}
+					if !l.seen.unsupported[kv.key] { // one line per module, not per use
+						l.seen.unsupported[kv.key] = true
+						l.errorf(l.pos(k), hint, "module %q is not supported by ferry", kv.key)
+					}
+					continue
+				}
 				hint := ""
 				if h, ok := ansibleHints[kv.key]; ok {
 					hint = h
@@ -781,6 +820,13 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			t.Module = m.Spec().Name
 			t.ModulePos = l.pos(k)
 		}
+	}
+	if t.IsBlock || t.Meta != "" {
+		l.finishBlock(t, mod)
+		return t
+	}
+	if mod == nil && reported {
+		return t
 	}
 	if mod == nil {
 		hint := "add a module, e.g. `shell: ...`"

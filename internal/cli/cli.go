@@ -48,6 +48,7 @@ type Globals struct {
 	PrivateKey       []string `env:"FERRY_PRIVATE_KEY" placeholder:"FILE" help:"Private key file(s) to offer first, for every host and bastion. CI: put the key itself in FERRY_SSH_KEY."`
 	SSHConfig        string   `name:"ssh-config" env:"FERRY_SSH_CONFIG" placeholder:"FILE" help:"OpenSSH client config to read (default ~/.ssh/config and /etc/ssh/ssh_config; 'none' to ignore)."`
 	ConnectTimeout   Duration `env:"FERRY_CONNECT_TIMEOUT" default:"15s" help:"Timeout for TCP connect plus SSH handshake, per hop."`
+	Config           string   `env:"FERRY_CONFIG" placeholder:"FILE" help:"ferry.yml: environments and personal environments (default ./ferry.yml when present)."`
 
 	stdout, stderr io.Writer
 	stdin          io.Reader
@@ -64,6 +65,12 @@ type CLI struct {
 	Exec      ExecCmd      `cmd:"" help:"Run an ad-hoc command on hosts."`
 	Check     CheckCmd     `cmd:"" help:"Validate a playbook without connecting."`
 	Doc       DocCmd       `cmd:"" help:"Show module documentation, like ansible-doc."`
+	Status    StatusCmd    `cmd:"" help:"What runs where: the release on every host of an environment, drift, lock, load balancers."`
+	History   HistoryCmd   `cmd:"" help:"Past runs from the records; one run in detail."`
+	Promote   PromoteCmd   `cmd:"" help:"Deploy the release running on one environment to another."`
+	Lock      LockCmd      `cmd:"" help:"The deploy lock of an environment: status, release."`
+	Worker    WorkerCmd    `cmd:"" help:"Run deploy requests and Auto Scaling launches from SQS (see docs/worker.md)."`
+	Enqueue   EnqueueCmd   `cmd:"" help:"Put a deploy request on the workers' SQS queue; prints the message ID."`
 	Version   VersionCmd   `cmd:"" help:"Print ferry's version."`
 
 	Completion kongplete.InstallCompletions `cmd:"" help:"Install shell completion (bash, zsh, fish)."`
@@ -102,7 +109,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}()
 	kongplete.Complete(parser)
-	kctx, err := parser.Parse(args)
+	raiseFileLimit()
+	kctx, err := parser.Parse(resumeArgs(args))
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return exitcode.Invalid

@@ -170,7 +170,7 @@ func parseConfig(file string, src []byte, vars map[string]any) (*config, error) 
 		case "profile", "aws_profile":
 			c.Profile = p.scalar(v)
 		case "endpoint_url":
-			c.EndpointURL = p.scalar(v)
+			c.EndpointURL = p.endpointURL(v, c)
 		case "strict":
 			c.Strict = p.boolean(v)
 		case "leading_separator":
