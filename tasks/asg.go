@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 )
 
 func init() { Register(asgModule{}) }

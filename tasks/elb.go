@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 )
 
 func init() { Register(elbModule{}) }

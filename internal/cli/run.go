@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"

@@ -13,8 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/environments"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 )

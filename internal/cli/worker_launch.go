@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/worker"
 )

@@ -24,7 +24,7 @@ import (
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/expr-lang/expr"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/inventory"
 )
 
