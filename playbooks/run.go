@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/parallel"
@@ -59,7 +60,7 @@ type Options struct {
 	// Mask receives secret values to hide from every output (secrets:, no_log).
 	Mask func(values ...string)
 	// AWS is handed to controller modules (elb, asg).
-	AWS any
+	AWS tasks.AWS
 	Now func() time.Time
 	// JournalErr reports whether the record (the run's journal) is still
 	// being written; after an intent fails to reach it, nothing is changed.
@@ -108,12 +109,12 @@ func controllerVars(hosts []*inventory.Host) map[string]any {
 	seen := map[string]bool{}
 	var groups []any
 	for _, h := range hosts {
-		for _, k := range []string{"region", "account_id", "aws_role_arn"} {
+		for _, k := range []string{awsapi.VarRegion, awsapi.VarAccountID, awsapi.VarRoleARN} {
 			if v, ok := h.Vars[k]; ok && out[k] == nil {
 				out[k] = v
 			}
 		}
-		if g, ok := h.Vars["autoscaling_group"].(string); ok && g != "" && !seen[g] {
+		if g, ok := h.Vars[awsapi.VarAutoScalingGroup].(string); ok && g != "" && !seen[g] {
 			seen[g] = true
 			groups = append(groups, g)
 		}

@@ -135,7 +135,7 @@ func (asgModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome
 // them as autoscaling_groups.
 func hostGroups(h *Host) []string {
 	var out []string
-	if g, _ := h.Vars["autoscaling_group"].(string); g != "" {
+	if g, _ := h.Vars[awsapi.VarAutoScalingGroup].(string); g != "" {
 		out = append(out, g)
 	}
 	switch gs := h.Vars["autoscaling_groups"].(type) {

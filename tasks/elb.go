@@ -11,7 +11,8 @@ import (
 func init() { Register(elbModule{}) }
 
 // AWS is what the elb and asg modules need from the controller's AWS
-// access; the runner puts an *awsapi.Factory in Controller.AWS.
+// access (Controller.AWS); the CLI hands the runner an *awsapi.Factory.
+// Tests give modules a fake.
 type AWS interface {
 	AddRoles(arns ...string) error
 	Membership(ctx context.Context, instanceID, region, account string, opts awsapi.DrainOptions) (awsapi.Drained, error)
@@ -63,15 +64,12 @@ func awsTarget(module string, a *Args, h *Host) (aw AWS, id, region, account str
 		s, _ := h.Vars[varName].(string)
 		return s
 	}
-	id, region, account = str("instance_id", "instance_id"), str("region", "region"), str("account", "account_id")
+	id, region, account = str("instance_id", awsapi.VarInstanceID), str("region", awsapi.VarRegion), str("account", awsapi.VarAccountID)
 	if h.Controller == nil || h.Controller.AWS == nil {
 		return nil, "", "", "", fmt.Errorf("%s: no AWS access on the controller", module)
 	}
-	aw, ok := h.Controller.AWS.(AWS)
-	if !ok {
-		return nil, "", "", "", fmt.Errorf("%s: controller AWS access is a %T", module, h.Controller.AWS)
-	}
-	if role, _ := h.Vars["aws_role_arn"].(string); role != "" {
+	aw = h.Controller.AWS
+	if role, _ := h.Vars[awsapi.VarRoleARN].(string); role != "" {
 		if err := aw.AddRoles(role); err != nil {
 			return nil, "", "", "", fmt.Errorf("%s: %w", module, err)
 		}

@@ -110,7 +110,7 @@ type Controller struct {
 	// Approve asks the operator to approve msg (pause module); false means abort.
 	Approve func(ctx context.Context, msg string) (bool, error)
 	// AWS is filled by the runner when an AWS module is used (Spec.AWS); see elb.go/asg.go.
-	AWS any
+	AWS AWS
 }
 
 // Outcome is the result of one module run.
