@@ -21,6 +21,7 @@ require (
 	github.com/kevinburke/ssh_config v1.6.0
 	github.com/muesli/termenv v0.16.0
 	github.com/pkg/sftp v1.13.12
+	github.com/rogpeppe/go-internal v1.14.1
 	github.com/willabides/kongplete v0.4.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0
@@ -60,4 +61,5 @@ require (
 	github.com/riywo/loginshell v0.0.0-20200815045211-7d26008be1ab // indirect
 	github.com/xo/terminfo v0.0.0-20220910002029-abceb7e1c41e // indirect
 	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/tools v0.51.0 // indirect
 )
