@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -61,7 +60,11 @@ type Options struct {
 	Mask func(values ...string)
 	// AWS is handed to controller modules (elb, asg).
 	AWS tasks.AWS
-	Now func() time.Time
+	// Environ is the controller's environment (KEY=VALUE, as os.Environ
+	// gives it): what env_vars and env secrets read. The runner does not
+	// read the process's environment itself.
+	Environ []string
+	Now     func() time.Time
 	// JournalErr reports whether the record (the run's journal) is still
 	// being written; after an intent fails to reach it, nothing is changed.
 	JournalErr func() error
@@ -403,7 +406,7 @@ func (r *Runner) makeBuiltins() map[string]any {
 		hostvars[h.Name] = h.Vars
 	}
 	envVars := map[string]any{}
-	for _, kv := range os.Environ() {
+	for _, kv := range r.opts.Environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && !credentialEnv(k) {
 			envVars[k] = v
 		}
@@ -446,7 +449,7 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 	b["run"] = r.runVars(batch, status)
 	var named map[string]string
 	if play != nil {
-		named = namedEnv(play)
+		named = namedEnv(play, r.opts.Environ)
 	}
 	if named != nil {
 		b["env_vars"] = envVarsWith(b["env_vars"], named)

@@ -120,6 +120,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	defer stop()
 
 	opts := playbooks.Options{
+		Environ:          os.Environ(),
 		Inventory:        inv,
 		Connector:        conn,
 		Sink:             mask,
