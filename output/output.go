@@ -131,6 +131,8 @@ func (p *Plain) Emit(e events.Event) {
 		if p.github {
 			fmt.Fprintf(p.w, "::warning::%s\n", ghMessage(safeLine(raw.Msg)))
 		}
+	case events.Lock:
+		fmt.Fprintf(p.w, "%s LOCK %s\n", stamp, e.Msg)
 	case events.PlayEnd:
 	case events.RunEnd:
 		if p.inGroup {
@@ -173,8 +175,13 @@ func Recap(e events.Event) string {
 		if r.RolledBack {
 			notes = append(notes, "rolled back")
 		}
-		if r.Drained {
+		switch {
+		case r.LeftOut():
+			notes = append(notes, "LEFT "+strings.ToUpper(r.Left))
+		case r.Drained:
 			notes = append(notes, "OUT OF LOAD BALANCER")
+		case r.Left != "":
+			notes = append(notes, r.Left)
 		}
 		if r.Untouched {
 			notes = append(notes, "untouched")

@@ -22,6 +22,8 @@ type Record struct {
 	w    *bufio.Writer
 	enc  *json.Encoder
 	err  error
+	// NoSync skips fsync on journal events (benchmarks measure its cost).
+	NoSync bool
 }
 
 // NewRecord creates dir/<runID>.jsonl.
@@ -49,7 +51,9 @@ func NewRecord(dir, runID string) (*Record, error) {
 func (r *Record) Path() string { return r.path }
 
 // Emit implements events.Sink. The file is flushed at every host and batch
-// boundary, so a killed run still leaves a useful record.
+// boundary, so a killed run still leaves a useful record; journal events
+// (intent, undone) are also synced to disk before Emit returns, since the
+// runner changes the host only after that (see Err).
 func (r *Record) Emit(e events.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -63,7 +67,22 @@ func (r *Record) Emit(e events.Event) {
 	switch e.Kind {
 	case events.HostEnd, events.BatchEnd, events.RunEnd, events.RunStart:
 		r.err = r.w.Flush()
+	case events.Intent, events.Undone:
+		if r.err = r.w.Flush(); r.err == nil && !r.NoSync {
+			r.err = r.f.Sync()
+		}
 	}
+}
+
+// Err is the first error writing the record: a runner checks it after an
+// intent, and changes nothing it could not journal.
+func (r *Record) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return fmt.Errorf("write run record %s: %w", r.path, r.err)
+	}
+	return nil
 }
 
 // Close flushes and closes the file.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 )
 
 // Credential-like controller variables stay out of env_vars unless a play
@@ -36,7 +37,7 @@ func TestEnvVarsHideCredentialsUnlessNamed(t *testing.T) {
 			}
 		}
 	})
-	if res.ExitCode != ExitOK {
+	if res.ExitCode != exitcode.OK {
 		t.Fatalf("exit %d", res.ExitCode)
 	}
 	ends := rec.kinds(events.TaskEnd)

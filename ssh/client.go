@@ -13,6 +13,8 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // RunOptions tune one command.
@@ -42,6 +44,7 @@ type Client struct {
 
 	mu   sync.Mutex
 	sftp map[string]*sftpSession // by user ("" = login user)
+	gone <-chan struct{}         // closed when the connection (or a hop before it) ends
 }
 
 type sftpSession struct {
@@ -51,6 +54,20 @@ type sftpSession struct {
 
 func newClient(name string, c *ssh.Client, m *Manager) *Client {
 	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}}
+}
+
+// Closed reports whether the connection has ended (the host, a bastion or
+// the link dropped it): a new Manager.Connect then makes a new one.
+func (c *Client) Closed() bool {
+	if c.gone == nil {
+		return false
+	}
+	select {
+	case <-c.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // Name is the inventory name of the host.
@@ -80,7 +97,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 		return res, fmt.Errorf("%s: %w", c.name, err)
 	}
 	line, stdin := Wrap(cmd, opts)
-	var outBuf, errBuf bytes.Buffer
+	var outBuf, errBuf cappedBuffer
 	sess.Stdout = teeWriter(&outBuf, opts.Stdout)
 	sess.Stderr = teeWriter(&errBuf, opts.Stderr)
 	if stdin != nil {
@@ -173,30 +190,42 @@ func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
 				stdin = pass
 			}
 		}
-		return fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, Quote(user), Quote(envPrefix+cmd)), stdin
+		return fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, shell.Quote(user), shell.Quote(envPrefix+cmd)), stdin
 	}
 	return envPrefix + cmd, stdin
 }
 
-// Quote quotes s for a POSIX shell, so it arrives as one word.
-func Quote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+// MaxOutput caps what Run keeps of each stream of one command: a command
+// that prints without end on 1,000 hosts must not exhaust the controller's
+// memory. What goes past it is counted and still streamed live (RunOptions
+// Stdout/Stderr), not kept.
+const MaxOutput = 4 << 20
+
+// cappedBuffer keeps the first MaxOutput bytes written to it.
+type cappedBuffer struct {
+	buf     bytes.Buffer
+	dropped int64
 }
 
-func teeWriter(buf *bytes.Buffer, w io.Writer) io.Writer {
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := max(MaxOutput-c.buf.Len(), 0); room < n {
+		c.dropped += int64(n - room)
+		p = p[:room]
+	}
+	c.buf.Write(p)
+	return n, nil // all of it was taken care of, kept or counted
+}
+
+// Bytes is what was kept, with a last line saying how much was not.
+func (c *cappedBuffer) Bytes() []byte {
+	if c.dropped == 0 {
+		return c.buf.Bytes()
+	}
+	return append(c.buf.Bytes(), fmt.Sprintf("\n[ferry: %d more bytes of output not kept (limit %d MiB)]\n", c.dropped, MaxOutput>>20)...)
+}
+
+func teeWriter(buf *cappedBuffer, w io.Writer) io.Writer {
 	if w == nil {
 		return buf
 	}
@@ -301,7 +330,7 @@ func (c *Client) execSFTP(asUser string) (*sftpSession, error) {
 		if asUser == "" {
 			fmt.Fprintf(&script, "[ -x %s ] && exec %s -u %s; ", p, p, sftpUmask)
 		} else {
-			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s -u %s; ", p, Quote(asUser), p, sftpUmask)
+			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s -u %s; ", p, shell.Quote(asUser), p, sftpUmask)
 		}
 	}
 	script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")

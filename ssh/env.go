@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // Environment values (often passwords and tokens) never go on the command
@@ -54,7 +56,7 @@ func envOnStdin(env map[string]string) (prefix, line string) {
 			continue
 		}
 		v := strings.ReplaceAll(env[k], "\x00", "") // no NUL can live in the environment
-		q := Quote(v)
+		q := shell.Quote(v)
 		// One line: newlines in values come back from a variable.
 		q = strings.ReplaceAll(q, "\r", `'"$__ferry_cr"'`)
 		q = strings.ReplaceAll(q, "\n", `'"$__ferry_nl"'`)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() {
@@ -274,7 +276,7 @@ type remoteFile struct {
 // coreutils are assumed on the host. With mkdirs (not in check mode) it then
 // creates the directories the copy needs.
 func probeScript(roots []string, depth0 bool, mkdirs []string, info string) string {
-	q := QuoteCommand(roots...)
+	q := shell.Join(roots...)
 	// A single dest is looked at as it is (a symlink there is replaced); a
 	// directory root is followed (-H), as current -> releases/v1 must be.
 	find, d := "find -H ", ""
@@ -288,7 +290,7 @@ func probeScript(roots []string, depth0 bool, mkdirs []string, info string) stri
 	s := find + q + d + ` -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; ` +
 		find + q + d + sums + "; " + info
 	if len(mkdirs) > 0 {
-		s += "mkdir -p -- " + QuoteCommand(mkdirs...)
+		s += "mkdir -p -- " + shell.Join(mkdirs...)
 	} else {
 		s += "true"
 	}
@@ -307,7 +309,7 @@ func sweepStaleTemps(dest string) string {
 	// Private directories now, plain files from older versions; rm does
 	// not follow a symlink put in their place.
 	return fmt.Sprintf("find %s -mindepth 1 -maxdepth 1 -name %s -mmin +%d -exec rm -rf -- {} + 2>/dev/null; ",
-		Quote(path.Dir(dest)), Quote(pattern), staleTempAge)
+		shell.Quote(path.Dir(dest)), shell.Quote(pattern), staleTempAge)
 }
 
 func parseProbe(out []byte) map[string]*remoteFile {
@@ -662,9 +664,9 @@ const finalizePrelude = `hs() { s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) 
 // (owned by this user, mode 0700): from then on file names are relative
 // to it and nobody else can change what they name.
 func enterPrivate(priv string) string {
-	q := Quote(priv)
+	q := shell.Quote(priv)
 	return fmt.Sprintf(`cd -P -- %s && [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || { echo "copy: the temp directory %s is gone or not private any more; check who else can write to %s" >&2; exit 1; }; `,
-		q, strings.ReplaceAll(q, "%", "%%"), Quote(path.Dir(priv)))
+		q, strings.ReplaceAll(q, "%", "%%"), shell.Quote(path.Dir(priv)))
 }
 
 // finalizeLine is the finalize command's part for one file, run inside its
@@ -673,7 +675,7 @@ func enterPrivate(priv string) string {
 // fsync@openssh.com.
 func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) string {
 	var b strings.Builder
-	dest := Quote(a.it.dest)
+	dest := shell.Quote(a.it.dest)
 	tmp := "./" + path.Base(a.tmp)
 	if sync {
 		fmt.Fprintf(&b, "sync -- %s 2>/dev/null; ", tmp)
@@ -681,7 +683,7 @@ func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) stri
 	fmt.Fprintf(&b, "v %s %s %s; ", tmp, a.it.sum, dest)
 	if a.exists && p.opts.backup {
 		a.backup = a.it.dest + "." + stamp + "~"
-		bak := Quote(a.backup)
+		bak := shell.Quote(a.backup)
 		// -P: a symlink at dest is kept as a symlink, never followed.
 		fmt.Fprintf(&b, "{ ln -f -- %s %s 2>/dev/null || cp -P -p -- %s %s; } || exit 1; ", dest, bak, dest, bak)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/pkg/sftp"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // A copy as root into a directory someone else can write to must not let
@@ -33,10 +35,10 @@ func (p *copyPlan) infoScript() string {
 	var b strings.Builder
 	b.WriteString(`printf '\001INFO\0umask=%s\0' "$(umask)"; `)
 	if o := p.opts.owner; o != "" && !isNumber(o) {
-		fmt.Fprintf(&b, `printf 'uid=%%s\0' "$(id -u -- %s 2>/dev/null)"; `, Quote(o))
+		fmt.Fprintf(&b, `printf 'uid=%%s\0' "$(id -u -- %s 2>/dev/null)"; `, shell.Quote(o))
 	}
 	if g := p.opts.group; g != "" && !isNumber(g) {
-		fmt.Fprintf(&b, `printf 'gid=%%s\0' "$(getent group -- %s 2>/dev/null | cut -d: -f3)"; `, Quote(g))
+		fmt.Fprintf(&b, `printf 'gid=%%s\0' "$(getent group -- %s 2>/dev/null | cut -d: -f3)"; `, shell.Quote(g))
 	}
 	return b.String()
 }
@@ -205,5 +207,5 @@ func removeRemoteDirs(h *Host, dirs ...string) {
 	}
 	ctx, cancel := cleanupContext()
 	defer cancel()
-	_, _ = runOn(ctx, h, "rm -rf -- "+QuoteCommand(dirs...), false)
+	_, _ = runOn(ctx, h, "rm -rf -- "+shell.Join(dirs...), false)
 }

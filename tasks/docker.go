@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() { Register(dockerModule{}) }
@@ -80,7 +82,7 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		volumes: a.StringList("volumes"),
 	}
 	if s, ok := a.Raw("command").(string); ok {
-		cmd, err := SplitCommand(s)
+		cmd, err := shell.Split(s)
 		if err != nil {
 			return Outcome{}, fmt.Errorf("docker: command: %w", err)
 		}
@@ -113,7 +115,7 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	result := map[string]any{"name": d.name, "image": d.image, "runtime": d.rt}
 	var steps []string // what has to happen, in order
 	var script strings.Builder
-	fmt.Fprintf(&script, "rt=%s; n=%s; ", d.rt, Quote(d.name))
+	fmt.Fprintf(&script, "rt=%s; n=%s; ", d.rt, shell.Quote(d.name))
 	envFile, envDir := "", ""
 	switch d.state {
 	case "absent":
@@ -141,7 +143,7 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		default:
 			if c.wantImage == "" {
 				steps = append(steps, "pull "+d.image)
-				fmt.Fprintf(&script, `$rt pull -q %s >/dev/null || exit 1; `, Quote(d.image))
+				fmt.Fprintf(&script, `$rt pull -q %s >/dev/null || exit 1; `, shell.Quote(d.image))
 			}
 			if c.exists {
 				why := "settings changed"
@@ -175,9 +177,9 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 			}
 			run = append(run, d.image)
 			run = append(run, d.command...)
-			fmt.Fprintf(&script, `$rt %s >/dev/null; rc=$?; `, QuoteCommand(run...))
+			fmt.Fprintf(&script, `$rt %s >/dev/null; rc=$?; `, shell.Join(run...))
 			if envFile != "" {
-				fmt.Fprintf(&script, "rm -rf -- %s; ", Quote(envDir))
+				fmt.Fprintf(&script, "rm -rf -- %s; ", shell.Quote(envDir))
 			}
 			script.WriteString(`[ $rc = 0 ] || exit $rc; `)
 		}
@@ -211,7 +213,7 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	line := script.String()
 	if envDir != "" {
 		// The env file goes whatever step fails.
-		line = "trap " + Quote("rm -rf -- "+Quote(envDir)) + " EXIT; " + line
+		line = "trap " + shell.Quote("rm -rf -- "+shell.Quote(envDir)) + " EXIT; " + line
 	}
 	res, err = runOn(ctx, h, line, true)
 	if err != nil {
@@ -231,12 +233,12 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 // ID in one command, pulling first when asked to.
 func inspectContainer(ctx context.Context, h *Host, d *dockerSpec, pull bool) (container, Result, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "rt=%s; n=%s; i=%s; ", d.rt, Quote(d.name), Quote(d.image))
+	fmt.Fprintf(&b, "rt=%s; n=%s; i=%s; ", d.rt, shell.Quote(d.name), shell.Quote(d.image))
 	if pull {
 		b.WriteString(`$rt pull -q "$i" >/dev/null || exit 1; `)
 	}
 	b.WriteString(`printf 'container=%s\n' "$($rt inspect --format ` +
-		Quote(`{{.State.Running}}|{{.Config.Image}}|{{.Image}}|{{index .Config.Labels "ferry.config"}}`) +
+		shell.Quote(`{{.State.Running}}|{{.Config.Image}}|{{.Image}}|{{index .Config.Labels "ferry.config"}}`) +
 		` "$n" 2>/dev/null)"; `)
 	if d.image != "" {
 		b.WriteString(`printf 'image=%s\n' "$($rt image inspect --format '{{.Id}}' "$i" 2>/dev/null)"; `)

@@ -106,6 +106,20 @@ func (elbModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome
 			}
 			return Outcome{Changed: !d.Empty(), Msg: "check mode: would drain from " + d.String(), Result: drainedResult(d)}, nil
 		}
+		if h.Journal != nil {
+			// The journal must name the load balancers before they lose the
+			// instance: after a crash, they are how --resume puts it back.
+			m, err := aw.Membership(ctx, id, region, account, opts)
+			if err != nil {
+				return Outcome{}, err
+			}
+			if m.Empty() {
+				return Outcome{Msg: "in no load balancer", Result: drainedResult(m)}, nil
+			}
+			if err := h.Journal(ElbStateKey, m); err != nil {
+				return Outcome{}, fmt.Errorf("elb: %w: nothing drained", err)
+			}
+		}
 		d, err := aw.Drain(ctx, id, region, account, opts)
 		if !d.Empty() {
 			// Remember even a failed drain: rollback must restore what was deregistered.

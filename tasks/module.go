@@ -13,7 +13,7 @@ const (
 	Any      Type = iota
 	String        // also accepts numbers and bools, rendered as strings (YAML's `mode: 0755`)
 	Int           // integer, or a string holding one
-	Bool          // bool, or "yes"/"no"/"true"/"false"
+	Bool          // bool, or a word Ansible takes for one (value.Bool)
 	Duration      // "2s", "1m30s", or a number of seconds
 	List          // YAML sequence (a single scalar is accepted as a one-item list)
 	Map           // YAML mapping
@@ -63,6 +63,10 @@ type Host struct {
 	Render func(text string) (string, error)
 	// State is per-host memory that lasts the whole run (e.g. what elb drained).
 	State map[string]any
+	// Journal, when set, records in the run's journal (synced to disk) what
+	// a change is about to leave undone, under a State key, before the
+	// module makes it; an error means the change must not be made.
+	Journal func(key string, data any) error
 	// Controller gives controller-side modules what they need (AWS, approval).
 	Controller *Controller
 	// Timeout is the task's own timeout (0: none beyond ctx).

@@ -17,6 +17,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
@@ -26,10 +27,11 @@ import (
 // RunCmd runs a playbook.
 type RunCmd struct {
 	HostFlags
+	LockFlags
 	Playbook         string   `arg:"" type:"path" help:"Playbook file."`
 	Extra            []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables, highest precedence (repeatable)."`
-	Env              string   `env:"FERRY_ENV" placeholder:"NAME" help:"Environment name (the env variable)."`
-	Branch           string   `env:"FERRY_BRANCH" placeholder:"BRANCH" help:"Git branch, for run.branch."`
+	Env              string   `env:"FERRY_ENV" placeholder:"NAME" help:"Environment from ferry.yml (the env variable)."`
+	Branch           string   `env:"FERRY_BRANCH" placeholder:"BRANCH" help:"Git branch: picks the personal environment (default: the CI's branch variable, else git)."`
 	Check            bool     `help:"Say what each task would do; change nothing."`
 	Tags             []string `env:"FERRY_TAGS" placeholder:"TAG" help:"Only tasks with these tags."`
 	SkipTags         []string `env:"FERRY_SKIP_TAGS" placeholder:"TAG" help:"Skip tasks with these tags."`
@@ -38,7 +40,9 @@ type RunCmd struct {
 	AllowUnreachable bool     `env:"FERRY_ALLOW_UNREACHABLE" help:"Go on without hosts that fail preflight."`
 	RecordDir        string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
+	Resume           string   `placeholder:"RUN_ID" help:"Finish an interrupted run: restore what it left out of service, then deploy the hosts it did not finish (default: the last unfinished run of this playbook and env)."`
 	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"5s" help:"How often elb/asg ask AWS while waiting for draining, health or standby."`
+	requestFlags
 }
 
 // Run implements the command.
@@ -48,17 +52,34 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %v\n", w)
+	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
 		return err
 	}
-	inv, err := c.loadInventory(ctx)
+	envh, err := c.prepareEnv(g, extra)
 	if err != nil {
 		return err
 	}
+	inv := envh.inv
 	// Undefined variables and bad expressions fail here, before any connection.
 	if err := pb.Check(knownVars(inv, extra)); err != nil {
 		return err
+	}
+	version := ""
+	if v, ok := extra["version"]; ok {
+		version = playbooks.Text(v)
+	}
+	var resumed *playbooks.Resumed
+	if c.Resume != "" {
+		if resumed, err = playbooks.LoadJournal(c.RecordDir, c.Resume, c.Playbook, c.Env); err == nil {
+			err = resumed.Check(pb, inv, c.Env, version)
+		}
+		if err != nil {
+			return exit(exitcode.Invalid, err)
+		}
 	}
 	conn, err := c.newConnector(g)
 	if err != nil {
@@ -98,10 +119,6 @@ func (c *RunCmd) Run(g *Globals) error {
 	stopCtx, stop := context.WithCancel(ctx)
 	defer stop()
 
-	version := ""
-	if v, ok := extra["version"]; ok {
-		version = playbooks.Text(v)
-	}
 	opts := playbooks.Options{
 		Inventory:        inv,
 		Connector:        conn,
@@ -114,8 +131,8 @@ func (c *RunCmd) Run(g *Globals) error {
 		Extra:            extra,
 		Env:              c.Env,
 		RunID:            runID,
-		User:             whoami(),
-		Origin:           origin(),
+		User:             c.requester(),
+		Origin:           c.requestOrigin(),
 		Branch:           c.Branch,
 		Version:          version,
 		Playbook:         c.Playbook,
@@ -126,6 +143,8 @@ func (c *RunCmd) Run(g *Globals) error {
 		Grace:            timeDuration(c.Grace),
 		BecomePass:       os.Getenv("FERRY_BECOME_PASSWORD"),
 		Mask:             mask.Add,
+		JournalErr:       rec.Err,
+		Resume:           resumed,
 	}
 	if usesAWS(pb) {
 		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE"), PollInterval: timeDuration(c.AWSPollInterval)})
@@ -146,6 +165,7 @@ func (c *RunCmd) Run(g *Globals) error {
 			}
 		}
 	}
+	c.runHooks(envh, conn, &opts, stop)
 	runner := playbooks.NewRunner(pb, opts)
 
 	var res playbooks.Result
@@ -178,7 +198,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		}
 		<-done
 	}
-	if res.ExitCode == ExitOK {
+	if res.ExitCode == exitcode.OK {
 		return nil
 	}
 	if mode == "json" || mode == "tui" {
@@ -265,11 +285,18 @@ type CheckCmd struct {
 	Extra     []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
 }
 
-// Run implements the command.
+// Run implements the command. It stops on the first signal.
 func (c *CheckCmd) Run(g *Globals) error {
+	return interruptible(g.ctx, func() error { return c.check(g) })
+}
+
+func (c *CheckCmd) check(g *Globals) error {
 	pb, err := playbooks.Load(c.Playbook)
 	if err != nil {
 		return err
+	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %v\n", w)
 	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
