@@ -665,8 +665,8 @@ const finalizePrelude = `hs() { s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) 
 // to it and nobody else can change what they name.
 func enterPrivate(priv string) string {
 	q := shell.Quote(priv)
-	return fmt.Sprintf(`cd -P -- %s && [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || { echo "copy: the temp directory %s is gone or not private any more; check who else can write to %s" >&2; exit 1; }; `,
-		q, strings.ReplaceAll(q, "%", "%%"), shell.Quote(path.Dir(priv)))
+	return fmt.Sprintf(`cd -P -- %s && [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || { printf 'copy: the temp directory %%s is gone or not private any more; check who else can write to %%s\n' %s %s >&2; exit 1; }; `,
+		q, q, shell.Quote(path.Dir(priv)))
 }
 
 // finalizeLine is the finalize command's part for one file, run inside its
