@@ -263,7 +263,7 @@ func TestRollingDeploy(t *testing.T) {
 			t.Errorf("recap %s not untouched: %+v", h, rc[h])
 		}
 	}
-	if !strings.Contains(r.stdout, "HALTING") || !strings.Contains(r.stdout, "(rolled back)") || !strings.Contains(r.stdout, "(untouched)") {
+	if !strings.Contains(r.stdout, "HALTING") || !strings.Contains(r.stdout, "(rolled back, in service)") || !strings.Contains(r.stdout, "(untouched)") {
 		t.Errorf("plain output does not say the rollout halted and what happened")
 	}
 }
