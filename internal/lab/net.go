@@ -82,7 +82,7 @@ func (a *netAlloc) appPatterns() string {
 	}
 	return strings.Join(ps, " ")
 }
-func (a *netAlloc) transit(i int) string  { return fmt.Sprintf("10.212.%d.%d", a.n, i) }
+func (a *netAlloc) transit(i int) string { return fmt.Sprintf("10.212.%d.%d", a.n, i) }
 func (a *netAlloc) statePath() string {
 	return filepath.Join(stateDir, fmt.Sprintf("net-%d.json", a.n))
 }
