@@ -16,9 +16,10 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ferry-lab ./internal/lab/cmd/ferry-lab
 
 # containers: podman, for the docker module's test against real containers
-# on a lab host (tasks/lab_test.go).
+# on a lab host (tasks/lab_test.go); ansible: ansible-core, for the test that
+# runs one Ansible playbook with both tools (internal/cli/ansible_lab_test.go).
 deps:
-	scripts/deps.sh test containers
+	scripts/deps.sh test containers ansible sqs
 
 # The whole suite: unit tests, fuzz seeds, and the integration tests that
 # start real sshd processes in network namespaces (they need root; elsewhere

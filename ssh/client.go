@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // RunOptions tune one command.
@@ -21,7 +22,7 @@ type RunOptions struct {
 	Become     bool              // run through sudo (sudo -n unless BecomePass is set)
 	BecomeUser string            // default root
 	BecomePass string            // written to sudo's stdin, never on a command line
-	Env        map[string]string // exported before the command runs
+	Env        map[string]string // exported before the command runs (sent on stdin, never on the command line)
 	Stdin      io.Reader
 	Stdout     io.Writer // live output; also captured in Result
 	Stderr     io.Writer
@@ -92,6 +93,9 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	}
 	defer sess.Close()
 
+	if err := CheckEnv(opts.Env); err != nil {
+		return res, fmt.Errorf("%s: %w", c.name, err)
+	}
 	line, stdin := Wrap(cmd, opts)
 	var outBuf, errBuf cappedBuffer
 	sess.Stdout = teeWriter(&outBuf, opts.Stdout)
@@ -152,19 +156,18 @@ func (c *Client) sessionErr(what string, err error) error {
 // Wrap turns cmd and its options into the command line sent to the server
 // and the stdin to feed it. Exported for modules that build their own sessions.
 func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
+	var envPrefix, envLine string
 	if len(opts.Env) > 0 {
-		keys := make([]string, 0, len(opts.Env))
-		for k := range opts.Env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var b strings.Builder
-		for _, k := range keys {
-			fmt.Fprintf(&b, "export %s=%s; ", k, Quote(opts.Env[k]))
-		}
-		cmd = b.String() + cmd
+		envPrefix, envLine = envOnStdin(opts.Env)
 	}
 	stdin := opts.Stdin
+	if envLine != "" {
+		if stdin != nil {
+			stdin = io.MultiReader(strings.NewReader(envLine), stdin)
+		} else {
+			stdin = strings.NewReader(envLine)
+		}
+	}
 	if opts.Become {
 		user := opts.BecomeUser
 		if user == "" {
@@ -187,27 +190,9 @@ func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
 				stdin = pass
 			}
 		}
-		cmd = fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, Quote(user), Quote(cmd))
+		return fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, shell.Quote(user), shell.Quote(envPrefix+cmd)), stdin
 	}
-	return cmd, stdin
-}
-
-// Quote quotes s for a POSIX shell, so it arrives as one word.
-func Quote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return envPrefix + cmd, stdin
 }
 
 // MaxOutput caps what Run keeps of each stream of one command: a command
@@ -300,54 +285,88 @@ func (c *Client) SFTP(ctx context.Context, asUser string) (*sftp.Client, error) 
 	}
 }
 
-// openSFTP starts an SFTP session as asUser (see SFTP).
+// sftpUmask is the umask of the SFTP servers ferry starts: every file and
+// directory they create is private (0600/0700) from its first moment, and
+// modules give it its final mode on the open handle (no window in which
+// another user can open a file that is being written).
+const sftpUmask = "077"
+
+// openSFTP starts an SFTP session as asUser (see SFTP). ferry starts the
+// host's sftp-server itself, with umask 077, through sudo for another user;
+// only a host without a known sftp-server binary gets the sshd subsystem.
 func (c *Client) openSFTP(asUser string) (*sftpSession, error) {
-	opts := SFTPOptions()
-	var s sftpSession
-	if asUser == "" {
-		cl, err := sftp.NewClient(c.c, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("%s: start sftp: %w", c.name, err)
-		}
-		s.client = cl
-	} else {
-		sess, err := c.c.NewSession()
-		if err != nil {
-			return nil, c.sessionErr("open sftp session", err)
-		}
-		w, err := sess.StdinPipe()
-		if err != nil {
-			sess.Close()
-			return nil, err
-		}
-		r, err := sess.StdoutPipe()
-		if err != nil {
-			sess.Close()
-			return nil, err
-		}
-		var stderr bytes.Buffer
-		sess.Stderr = &stderr
-		var script strings.Builder
-		for _, p := range sftpServers {
-			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s; ", p, Quote(asUser), p)
-		}
-		script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")
-		if err := sess.Start(script.String()); err != nil {
-			sess.Close()
-			return nil, c.sessionErr("start sftp-server", err)
-		}
-		cl, err := sftp.NewClientPipe(r, w, opts...)
-		if err != nil {
-			sess.Close()
-			msg := strings.TrimSpace(stderr.String())
-			if msg == "" {
-				msg = err.Error()
-			}
-			return nil, fmt.Errorf("%s: sftp as %s through sudo: %s (the login user needs passwordless sudo to write as %s)", c.name, asUser, msg, asUser)
-		}
-		s.client, s.sess = cl, sess
+	s, err := c.execSFTP(asUser)
+	if err == nil || asUser != "" || !errors.Is(err, errNoSFTPServer) {
+		return s, err
 	}
-	return &s, nil
+	cl, err := sftp.NewClient(c.c, SFTPOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: start sftp: %w", c.name, err)
+	}
+	return &sftpSession{client: cl}, nil
+}
+
+var errNoSFTPServer = errors.New("no sftp-server found on the host")
+
+func (c *Client) execSFTP(asUser string) (*sftpSession, error) {
+	sess, err := c.c.NewSession()
+	if err != nil {
+		return nil, c.sessionErr("open sftp session", err)
+	}
+	w, err := sess.StdinPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	r, err := sess.StdoutPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	sess.Stderr = &stderr
+	var script strings.Builder
+	for _, p := range sftpServers {
+		if asUser == "" {
+			fmt.Fprintf(&script, "[ -x %s ] && exec %s -u %s; ", p, p, sftpUmask)
+		} else {
+			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s -u %s; ", p, shell.Quote(asUser), p, sftpUmask)
+		}
+	}
+	script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")
+	if err := sess.Start(script.String()); err != nil {
+		sess.Close()
+		return nil, c.sessionErr("start sftp-server", err)
+	}
+	cl, err := sftp.NewClientPipe(r, w, SFTPOptions()...)
+	if err != nil {
+		// The script has ended: its status says whether a server was found
+		// (and its stderr is complete once Wait returns).
+		waited := make(chan error, 1)
+		go func() { waited <- sess.Wait() }()
+		var ee *ssh.ExitError
+		select {
+		case werr := <-waited:
+			if errors.As(werr, &ee) && ee.ExitStatus() == 127 && strings.Contains(stderr.String(), "no sftp-server found") {
+				sess.Close()
+				return nil, fmt.Errorf("%s: %w", c.name, errNoSFTPServer)
+			}
+		case <-time.After(2 * time.Second):
+		}
+		sess.Close()
+		msg := strings.TrimSpace(stderr.String())
+		if strings.Contains(msg, "no sftp-server found") {
+			return nil, fmt.Errorf("%s: %w", c.name, errNoSFTPServer)
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		if asUser == "" {
+			return nil, fmt.Errorf("%s: start sftp-server: %s", c.name, msg)
+		}
+		return nil, fmt.Errorf("%s: sftp as %s through sudo: %s (the login user needs passwordless sudo to write as %s)", c.name, asUser, msg, asUser)
+	}
+	return &sftpSession{client: cl, sess: sess}, nil
 }
 
 func (s *sftpSession) close() error {

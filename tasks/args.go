@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/value"
 )
 
 // Args reads a module's arguments. Values arrive rendered but loosely typed
@@ -78,14 +80,14 @@ func (a *Args) Choice(key, def string, choices ...string) string {
 	return def
 }
 
-// Bool accepts bools and yes/no/true/false/on/off/1/0.
+// Bool accepts what Ansible takes for a bool (see value.Bool).
 func (a *Args) Bool(key string, def bool) bool {
 	if !a.Has(key) {
 		return def
 	}
-	b, ok := toBool(a.m[key])
+	b, ok := value.Bool(a.m[key])
 	if !ok {
-		a.fail(key, "want true or false, got %v", a.m[key])
+		a.fail(key, "want true or false ("+value.Words+"), got %v", a.m[key])
 		return def
 	}
 	return b
@@ -273,25 +275,6 @@ func scalarString(v any) (string, bool) {
 		return fmt.Sprint(x), true
 	}
 	return "", false
-}
-
-func toBool(v any) (bool, bool) {
-	switch x := v.(type) {
-	case bool:
-		return x, true
-	case string:
-		switch strings.ToLower(strings.TrimSpace(x)) {
-		case "yes", "true", "on", "1", "y":
-			return true, true
-		case "no", "false", "off", "0", "n", "":
-			return false, true
-		}
-	default:
-		if n, ok := toInt(v); ok && (n == 0 || n == 1) {
-			return n == 1, true
-		}
-	}
-	return false, false
 }
 
 func toInt(v any) (int, bool) {

@@ -82,17 +82,17 @@ func TestNotifyPostsAndMasksWebhook(t *testing.T) {
 	}))
 	defer srv.Close()
 	hook := srv.URL + "/services/T000/B000/SECRETTOKEN"
-	out := runModule(t, h, "notify", map[string]any{"webhook": hook, "text": "api 1.2: ok"})
+	out := runModule(t, h, "webhook", map[string]any{"url": hook, "text": "api 1.2: ok"})
 	if out.Failed || got["text"] != "api 1.2: ok" {
 		t.Fatalf("%+v %v", out, got)
 	}
 	fail = true
-	out = runModule(t, h, "notify", map[string]any{"webhook": hook, "text": "x"})
+	out = runModule(t, h, "webhook", map[string]any{"url": hook, "text": "x"})
 	if !out.Failed || !strings.Contains(out.Msg, "invalid_token") {
 		t.Fatalf("%+v", out)
 	}
 	srv.Close()
-	out = runModule(t, h, "notify", map[string]any{"webhook": hook, "text": "x"})
+	out = runModule(t, h, "webhook", map[string]any{"url": hook, "text": "x"})
 	for _, s := range []string{out.Msg, fmt.Sprint(out.Result)} {
 		if strings.Contains(s, "SECRETTOKEN") {
 			t.Fatalf("webhook leaked: %s", s)

@@ -171,6 +171,7 @@ func (c *httpCheck) try(ctx context.Context, client *http.Client) (map[string]an
 		shown = shown[:maxResultBody]
 	}
 	result["body"] = string(shown)
+	result["content"] = result["body"] // Ansible uri's name for it (return_content)
 	if err != nil {
 		return result, "read body: " + err.Error()
 	}

@@ -13,7 +13,7 @@ const (
 	Any      Type = iota
 	String        // also accepts numbers and bools, rendered as strings (YAML's `mode: 0755`)
 	Int           // integer, or a string holding one
-	Bool          // bool, or "yes"/"no"/"true"/"false"
+	Bool          // bool, or a word Ansible takes for one (value.Bool)
 	Duration      // "2s", "1m30s", or a number of seconds
 	List          // YAML sequence (a single scalar is accepted as a one-item list)
 	Map           // YAML mapping

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() { Register(systemdModule{}) }
@@ -96,7 +98,7 @@ func systemdScript(name, state string, hasEnabled, enabled, reload bool, wait ti
 	if polls < 1 {
 		polls = 1
 	}
-	fmt.Fprintf(&b, "c=%s; u=%s; ", c, Quote(name))
+	fmt.Fprintf(&b, "c=%s; u=%s; ", c, shell.Quote(name))
 	b.WriteString(`ch() { echo "changed: $*"; }; ` +
 		`act() { [ "$c" = 1 ] && return 0; out=$(systemctl "$@" 2>&1) || { [ -n "$out" ] && echo "$out" >&2; echo "systemctl $* failed" >&2; exit 1; }; }; `)
 	if reload {

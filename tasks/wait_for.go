@@ -8,6 +8,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() { Register(waitForModule{}) }
@@ -103,7 +105,7 @@ func (waitForModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 		test = `[ ! -e "$p" ]`
 	}
 	cmd := fmt.Sprintf(`p=%s; i=0; while ! %s; do i=$((i+1)); [ $i -ge %d ] && exit 3; sleep %s; done; exit 0`,
-		Quote(p), test, polls, strconv.FormatFloat(interval.Seconds(), 'f', -1, 64))
+		shell.Quote(p), test, polls, strconv.FormatFloat(interval.Seconds(), 'f', -1, 64))
 	res, err := runOn(ctx, h, cmd, false)
 	result["elapsed"] = time.Since(start).Seconds()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 )
 
 // TestFaults is issue 13's acceptance 1 on the lab: for each fault, a
@@ -142,7 +143,7 @@ func TestFaults(t *testing.T) {
 			if c.at != nil && !injected {
 				t.Fatal("the fault was never injected")
 			}
-			if code != ExitFailed {
+			if code != exitcode.Failed {
 				t.Errorf("exit %d, want 2", code)
 			}
 			evs := d.lastRecord(t)

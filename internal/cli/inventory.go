@@ -12,12 +12,17 @@ type InventoryCmd struct {
 	Graph     bool     `xor:"mode" help:"The group tree."`
 	Host      string   `xor:"mode" placeholder:"NAME" help:"One host's variables (JSON)."`
 	Group     string   `arg:"" optional:"" help:"With --graph: the group to start from (default all)."`
+	EnvFlags
 }
 
 // Run implements the command.
 func (c *InventoryCmd) Run(g *Globals) error {
+	return interruptible(g.ctx, func() error { return c.show(g) })
+}
+
+func (c *InventoryCmd) show(g *Globals) error {
 	hf := HostFlags{Inventory: c.Inventory}
-	inv, err := hf.loadInventory(g.ctx)
+	inv, err := c.load(g, &hf)
 	if err != nil {
 		return err
 	}

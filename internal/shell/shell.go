@@ -1,14 +1,19 @@
-package tasks
+// Package shell quotes and splits POSIX shell words: the one way ferry
+// builds remote command lines (ssh, modules, the `quote` template function)
+// and reads `command:` strings.
+package shell
 
 import (
 	"errors"
 	"strings"
 )
 
-// Quote quotes s for a POSIX shell: the remote side of every command is the
-// user's login shell, so each argument is single-quoted, and each quote
-// inside it closes the quoting, adds an escaped quote (\') and reopens it.
-// Inside single quotes nothing ($, `, \, newlines) is special.
+// Quote quotes s for a POSIX shell, so that it arrives as one word with no
+// expansion. Words made only of letters, digits and -_./:,+@% stay as they
+// are; anything else is single-quoted, and each quote inside closes the
+// quoting, adds an escaped quote (\') and reopens it. Inside single quotes
+// nothing ($, `, \, newlines) is special. `=` is quoted too: an unquoted
+// `a=b` as a command's first word is an assignment, not a word.
 func Quote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
@@ -19,8 +24,8 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// QuoteCommand quotes every element of argv and joins them with spaces.
-func QuoteCommand(argv ...string) string {
+// Join quotes every element of argv and joins them with spaces.
+func Join(argv ...string) string {
 	q := make([]string, len(argv))
 	for i, a := range argv {
 		q[i] = Quote(a)
@@ -28,12 +33,14 @@ func QuoteCommand(argv ...string) string {
 	return strings.Join(q, " ")
 }
 
-// SplitCommand splits a command line the way a POSIX shell splits words,
-// without expanding anything: 'single' and "double" quotes, backslash
-// escapes. It is what `command: "echo 'a b'"` means. It works on bytes, so
-// any text (valid UTF-8 or not) comes back unchanged.
-func SplitCommand(s string) ([]string, error) {
-	errOpen := errors.New("unterminated quote in command: close it or use the argv list form")
+// ErrUnterminated is Split's error for an open quote.
+var ErrUnterminated = errors.New("unterminated quote in command: close it or use the argv list form")
+
+// Split splits a command line the way a POSIX shell splits words, without
+// expanding anything: 'single' and "double" quotes, backslash escapes. It
+// is what `command: "echo 'a b'"` means. It works on bytes, so any text
+// (valid UTF-8 or not) comes back unchanged.
+func Split(s string) ([]string, error) {
 	var (
 		args   []string
 		cur    []byte
@@ -59,7 +66,7 @@ func SplitCommand(s string) ([]string, error) {
 			inWord = true
 			j := strings.IndexByte(s[i+1:], '\'')
 			if j < 0 {
-				return nil, errOpen
+				return nil, ErrUnterminated
 			}
 			cur = append(cur, s[i+1:i+1+j]...)
 			i += j + 1
@@ -77,7 +84,7 @@ func SplitCommand(s string) ([]string, error) {
 				cur = append(cur, s[j])
 			}
 			if j >= len(s) {
-				return nil, errOpen
+				return nil, ErrUnterminated
 			}
 			i = j
 		default:

@@ -13,21 +13,21 @@ import (
 	"time"
 )
 
-func init() { Register(notifyModule{}) }
+func init() { Register(webhookModule{}) }
 
-// notifyModule posts a Slack-compatible message ({"text": ...}) from the
+// webhookModule posts a Slack-compatible message ({"text": ...}) from the
 // controller. The webhook URL is a secret (it is the credential), so it never
 // appears in messages or results: only its scheme and host do.
-type notifyModule struct{}
+type webhookModule struct{}
 
-const notifyTimeout = 10 * time.Second
+const webhookTimeout = 10 * time.Second
 
-func (notifyModule) Spec() Spec {
+func (webhookModule) Spec() Spec {
 	return Spec{
-		Name:       "notify",
+		Name:       "webhook",
 		Controller: true,
 		Params: map[string]Param{
-			"webhook":  {Type: String, Required: true, Doc: "incoming-webhook URL (Slack, Mattermost, Teams-compatible)"},
+			"url":      {Type: String, Required: true, Doc: "incoming-webhook URL (Slack, Mattermost, Teams-compatible)"},
 			"text":     {Type: String, Required: true, Doc: "message text"},
 			"channel":  {Type: String, Doc: "channel override, where the service allows it"},
 			"username": {Type: String, Doc: "sender name override"},
@@ -45,10 +45,10 @@ func maskURL(raw string) string {
 	return u.Scheme + "://" + u.Host + "/***"
 }
 
-func (notifyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
-	a := NewArgs("notify", args)
-	a.Require("webhook", "text")
-	hook, text := a.String("webhook", ""), a.String("text", "")
+func (webhookModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
+	a := NewArgs("webhook", args)
+	a.Require("url", "text")
+	hook, text := a.String("url", ""), a.String("text", "")
 	channel, user := a.String("channel", ""), a.String("username", "")
 	if err := a.Err(); err != nil {
 		return Outcome{}, err
@@ -56,7 +56,7 @@ func (notifyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	masked := maskURL(hook)
 	u, err := url.Parse(hook)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return Outcome{}, errors.New("notify: webhook is not an http(s) URL: check the variable that holds it")
+		return Outcome{}, errors.New("webhook: url is not an http(s) URL: check the variable that holds it")
 	}
 	if h.Check {
 		return Outcome{Msg: fmt.Sprintf("check mode: would post to %s: %s", masked, text)}, nil
@@ -69,11 +69,11 @@ func (notifyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		payload["username"] = user
 	}
 	body, _ := json.Marshal(payload)
-	ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook, bytes.NewReader(body))
 	if err != nil {
-		return Outcome{}, fmt.Errorf("notify %s: cannot build the request", masked)
+		return Outcome{}, fmt.Errorf("webhook %s: cannot build the request", masked)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -82,13 +82,13 @@ func (notifyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error would print the whole URL
 		}
-		return Outcome{Failed: true, Msg: fmt.Sprintf("notify %s: %s", masked, strings.ReplaceAll(err.Error(), hook, masked))}, nil
+		return Outcome{Failed: true, Msg: fmt.Sprintf("webhook %s: %s", masked, strings.ReplaceAll(err.Error(), hook, masked))}, nil
 	}
 	defer resp.Body.Close()
 	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	result := map[string]any{"status": resp.StatusCode, "webhook": masked}
 	if resp.StatusCode/100 != 2 {
-		return Outcome{Failed: true, Msg: fmt.Sprintf("notify %s: status %d%s", masked, resp.StatusCode, bodyHint(reply)), Result: result}, nil
+		return Outcome{Failed: true, Msg: fmt.Sprintf("webhook %s: status %d%s", masked, resp.StatusCode, bodyHint(reply)), Result: result}, nil
 	}
 	return Outcome{Msg: "notified " + masked, Result: result}, nil
 }
