@@ -45,7 +45,7 @@ func TestTemplateRender(t *testing.T) {
 		{"{{ 1.5 * 2 }}", 3.0},
 		{"x{{ 1.5 * 2 }}", "x3"},
 		{"{{ upper(version) }}", "1.2.3"},
-		{"{{ 'a,b' | split(',') }}", []string{"a", "b"}},
+		{"{{ 'a,b' | split(',') }}", []any{"a", "b"}}, // Jinja's split: a list of any
 		{"{{ basename(path) }}-{{ dirname(path) }}", "api-/opt/api/bin"},
 		{"{{ from_json(result.stdout).ok }}", true},
 		{"{{ to_json({a: 1}) }}", `{"a":1}`},

@@ -2,8 +2,10 @@
 # Installs what ferry's tests, demo and benchmarks need on a Debian machine,
 # idempotently: a package already present is not touched, so a second run
 # costs a few `dpkg -s` calls. Usage: scripts/deps.sh GROUP... with groups
-# test, demo, bench and containers (podman for the docker module's lab test;
-# it also writes /etc/containers/containers.conf when there is none) and sqs
+# test, demo, bench, containers (podman for the docker module's lab test;
+# it also writes /etc/containers/containers.conf when there is none),
+# ansible (ansible-core: the test that runs one playbook with both tools, and
+# the golden comparison with ansible-inventory) and sqs
 # (node and the npm package local-aws-sqs, the SQS emulator of the worker's
 # tests, into the git-ignored .deps/npm of the repo).
 set -euo pipefail
@@ -25,6 +27,9 @@ for group in "$@"; do
 	bench)
 		need openssh-server openssh-client iproute2 sudo util-linux ansible-core hyperfine python3
 		;;
+	ansible)
+		need ansible-core python3
+		;;
 	sqs)
 		command -v node >/dev/null 2>&1 || need nodejs
 		command -v npm >/dev/null 2>&1 || need npm
@@ -35,7 +40,7 @@ for group in "$@"; do
 		containers=true
 		;;
 	*)
-		echo "deps.sh: unknown group $group (test, demo, bench, containers, sqs)" >&2
+		echo "deps.sh: unknown group $group (test, demo, bench, containers, ansible, sqs)" >&2
 		exit 2
 		;;
 	esac

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/lab/awslab"
 )
 
@@ -141,14 +142,14 @@ func TestSIGKILLThenResume(t *testing.T) {
 	// Unsafe resumes are refused (exit 4), saying what changed, touching nothing.
 	a.Server.ResetRequests()
 	r := ferry(t, d.env, "run", example("deploy.yml"), "--resume", "-i", a.Inventory, "-e", "dist="+d.dist, "-e", "version=v3", "--output", "plain")
-	if r.code != ExitInvalid || !strings.Contains(r.stderr, `version "v2"`) {
+	if r.code != exitcode.Invalid || !strings.Contains(r.stderr, `version "v2"`) {
 		t.Errorf("resume with another version: exit %d, stderr %q", r.code, r.stderr)
 	}
 	changed := filepath.Join(t.TempDir(), "deploy.yml")
 	src, _ := os.ReadFile(example("deploy.yml"))
 	os.WriteFile(changed, []byte(strings.Replace(string(src), "- name: Smoke test", "- name: Smoke tests", 1)), 0o600)
 	r = ferry(t, d.env, "run", changed, "--resume", runID, "-i", a.Inventory, "-e", "dist="+d.dist, "-e", "version=v2", "--output", "plain")
-	if r.code != ExitInvalid || !strings.Contains(r.stderr, "Smoke tests") {
+	if r.code != exitcode.Invalid || !strings.Contains(r.stderr, "Smoke tests") {
 		t.Errorf("resume with a changed playbook: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if calls := a.Calls(); len(calls) != 0 {
@@ -223,7 +224,7 @@ func TestSIGKILLThenResume(t *testing.T) {
 
 	// Nothing is left to resume.
 	r = d.run(t, "run", example("deploy.yml"), "--resume", "-e", "version=v2")
-	if r.code != ExitInvalid || !strings.Contains(r.stderr, "nothing to resume") {
+	if r.code != exitcode.Invalid || !strings.Contains(r.stderr, "nothing to resume") {
 		t.Errorf("second resume: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
@@ -269,7 +270,7 @@ func TestInterruptHostsInFlightFinish(t *testing.T) {
 				}
 				return false
 			}, "run", pb, "-i", d.Inventory, "-e", "dist="+d.dist, "-e", "version="+c.version, "-f", "30", "-o", "json")
-			if code := waitExit(t, cmd, done); code != ExitInterrupted || stopped != n {
+			if code := waitExit(t, cmd, done); code != exitcode.Interrupted || stopped != n {
 				t.Fatalf("exit %d after %d hosts stopped, want 130 after %d", code, stopped, n)
 			}
 			evs := d.lastRecord(t)
@@ -333,7 +334,7 @@ func TestBastionBackWithinGrace(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("the bastion was never stopped (no Warm up task?)")
 	}
-	if code != ExitFailed {
+	if code != exitcode.Failed {
 		t.Errorf("exit %d, want 2 (the host failed and was rolled back)", code)
 	}
 	evs := d.lastRecord(t)

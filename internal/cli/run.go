@@ -14,9 +14,10 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
@@ -51,6 +52,9 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %v\n", w)
+	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
 		return err
@@ -74,7 +78,7 @@ func (c *RunCmd) Run(g *Globals) error {
 			err = resumed.Check(pb, inv, c.Env, version)
 		}
 		if err != nil {
-			return exit(ExitInvalid, err)
+			return exit(exitcode.Invalid, err)
 		}
 	}
 	conn, err := c.newConnector(g)
@@ -116,6 +120,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	defer stop()
 
 	opts := playbooks.Options{
+		Environ:          os.Environ(),
 		Inventory:        inv,
 		Connector:        conn,
 		Sink:             mask,
@@ -194,7 +199,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		}
 		<-done
 	}
-	if res.ExitCode == ExitOK {
+	if res.ExitCode == exitcode.OK {
 		return nil
 	}
 	if mode == "json" || mode == "tui" {
@@ -281,11 +286,18 @@ type CheckCmd struct {
 	Extra     []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
 }
 
-// Run implements the command.
+// Run implements the command. It stops on the first signal.
 func (c *CheckCmd) Run(g *Globals) error {
+	return interruptible(g.ctx, func() error { return c.check(g) })
+}
+
+func (c *CheckCmd) check(g *Globals) error {
 	pb, err := playbooks.Load(c.Playbook)
 	if err != nil {
 		return err
+	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %v\n", w)
 	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
@@ -320,12 +332,13 @@ func (c *CheckCmd) Run(g *Globals) error {
 	return nil
 }
 
-// usesAWS reports whether a play calls AWS from the controller (elb, asg),
-// so AWS configuration is loaded only for playbooks that need it.
+// usesAWS reports whether a play calls AWS from the controller (a module
+// whose Spec says AWS), so AWS configuration is loaded only for playbooks
+// that need it.
 func usesAWS(pb *playbooks.Playbook) bool {
 	for _, p := range pb.Plays {
 		for _, t := range p.AllTasks() {
-			if t.Module == "elb" || t.Module == "asg" {
+			if t.Spec.AWS {
 				return true
 			}
 		}

@@ -15,9 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/worker"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/awsemu"
 	"github.com/ferrydeploy/ferry/internal/lab/awslab"
 	"github.com/ferrydeploy/ferry/internal/sqsemu"

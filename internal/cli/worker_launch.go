@@ -7,8 +7,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/environments"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/worker"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/playbooks"
@@ -26,7 +27,7 @@ func (r *cliRunner) Launch(ctx context.Context, m awsapi.Message, l *worker.Laun
 	}
 	fail := func(err error) worker.Outcome {
 		say("%v", err)
-		return worker.Outcome{ExitCode: ExitInvalid, Err: err}
+		return worker.Outcome{ExitCode: exitcode.Invalid, Err: err}
 	}
 	meta, err := l.Metadata()
 	if err != nil {

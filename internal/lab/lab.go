@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/parallel"
 )
 
 // Options configure Start. The zero value is a bastion and three app hosts.
@@ -106,7 +108,8 @@ const (
 	sshdPath       = "/usr/sbin/sshd"
 	sftpServerPath = "/usr/lib/openssh/sftp-server"
 	defaultHosts   = 3
-	maxHosts       = 240
+	maxHosts       = 1000 // a bridge takes at most 1,024 ports
+	smallHosts     = 240  // more than this: a /22 (see netAlloc.big)
 	defaultTimeout = 30 * time.Second
 )
 
@@ -207,6 +210,14 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	l.net, err = allocNet()
 	if err != nil {
 		return l, err
+	}
+	l.net.big = opts.Hosts > smallHosts
+	if l.net.big {
+		if err := raiseNeighbourTable(); err != nil {
+			return l, err
+		}
+		// Hosts start at about 0.1 s each on 2 cores, sharing the machine.
+		opts.StartTimeout = max(opts.StartTimeout, time.Duration(opts.Hosts)*300*time.Millisecond)
 	}
 	l.Subnet = l.net.appSubnet()
 	l.logf("lab %s: %d app hosts behind %d bastion(s) on %s, dir %s", l.prefix, opts.Hosts, opts.Jumps, l.Subnet, l.Dir)
@@ -811,19 +822,8 @@ func (l *Lab) parallel(fn func(*hostProc) error) error { return l.parallelOver(l
 
 func (l *Lab) parallelOver(hs []*hostProc, fn func(*hostProc) error) error {
 	errs := make([]error, len(hs))
-	var wg sync.WaitGroup
 	// Bounded: hundreds of hosts must not fork hundreds of ip at once.
-	sem := make(chan struct{}, 16)
-	for i, h := range hs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = fn(h)
-		}()
-	}
-	wg.Wait()
+	parallel.Each(context.Background(), len(hs), 16, func(i int) { errs[i] = fn(hs[i]) })
 	return errors.Join(errs...)
 }
 

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 )
 
 // Queue is what the worker needs of an SQS queue (awsapi.Queue).
