@@ -19,7 +19,7 @@ build:
 # on a lab host (tasks/lab_test.go); ansible: ansible-core, for the test that
 # runs one Ansible playbook with both tools (internal/cli/ansible_lab_test.go).
 deps:
-	scripts/deps.sh test containers ansible
+	scripts/deps.sh test containers ansible sqs
 
 # The whole suite: unit tests, fuzz seeds, and the integration tests that
 # start real sshd processes in network namespaces (they need root; elsewhere

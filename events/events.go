@@ -24,6 +24,7 @@ const (
 	PauseWait  Kind = "pause_wait"  // waiting for the operator to approve: Msg; answer through the runner's approver
 	PauseEnd   Kind = "pause_end"   // approval given (Status ok) or refused (Status failed)
 	Warning    Kind = "warning"     // something the operator should read: Host (optional), Msg
+	Lock       Kind = "lock"        // the environment's deploy lock: Env, Status (ok: taken, skipped: released), Msg
 	PlayEnd    Kind = "play_end"    // Play, Status
 	RunEnd     Kind = "run_end"     // Status (ok|failed|interrupted|unreachable), Recap, RecordPath, ExitCode
 

@@ -131,6 +131,8 @@ func (p *Plain) Emit(e events.Event) {
 		if p.github {
 			fmt.Fprintf(p.w, "::warning::%s\n", ghMessage(safeLine(raw.Msg)))
 		}
+	case events.Lock:
+		fmt.Fprintf(p.w, "%s LOCK %s\n", stamp, e.Msg)
 	case events.PlayEnd:
 	case events.RunEnd:
 		if p.inGroup {
@@ -220,27 +222,28 @@ type Mask struct {
 	next    events.Sink
 	mu      sync.RWMutex
 	secrets []string
-	known   map[string]bool
+	known   map[string]bool // every form in secrets
+	added   map[string]bool // values whose forms are in secrets
 }
 
 // NewMask wraps next.
 func NewMask(next events.Sink) *Mask { return &Mask{next: next, known: map[string]bool{}} }
 
-// Add registers values to hide (values shorter than 3 characters are ignored:
+// Add registers values to hide, in every form they can take (see
+// secretForms; values shorter than 3 characters are ignored:
 // masking "1" would garble every line). The runner adds a play's secrets
 // for every task on every host, so known values cost one map lookup and
 // the list Apply walks stays as long as the set of distinct secrets.
 func (m *Mask) Add(values ...string) {
 	m.mu.RLock()
-	fresh := false
+	var fresh []string
 	for _, v := range values {
-		if len(v) >= 3 && !m.known[v] {
-			fresh = true
-			break
+		if len(v) >= 3 && !m.added[v] {
+			fresh = append(fresh, v)
 		}
 	}
 	m.mu.RUnlock()
-	if !fresh {
+	if len(fresh) == 0 {
 		return
 	}
 	m.mu.Lock()
@@ -248,10 +251,16 @@ func (m *Mask) Add(values ...string) {
 	if m.known == nil {
 		m.known = map[string]bool{}
 	}
-	for _, v := range values {
-		if len(v) >= 3 && !m.known[v] {
-			m.known[v] = true
-			m.secrets = append(m.secrets, v)
+	if m.added == nil {
+		m.added = map[string]bool{}
+	}
+	for _, v := range fresh {
+		m.added[v] = true
+		for _, f := range secretForms(v) {
+			if len(f) >= 3 && !m.known[f] {
+				m.known[f] = true
+				m.secrets = append(m.secrets, f)
+			}
 		}
 	}
 	// Longest first, so a secret containing another is masked whole.

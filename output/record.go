@@ -28,11 +28,18 @@ type Record struct {
 
 // NewRecord creates dir/<runID>.jsonl.
 func NewRecord(dir, runID string) (*Record, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Private to their owner: records hold who deployed what, command
+	// output and hosts' answers.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create record dir: %w (choose another with --record-dir)", err)
 	}
+	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("make record dir %s private: %w (choose another with --record-dir)", dir, err)
+		}
+	}
 	path := filepath.Join(dir, runID+".jsonl")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create run record: %w", err)
 	}

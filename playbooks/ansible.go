@@ -436,3 +436,11 @@ func splitKV(s string) ([]kvToken, error) {
 	}
 	return out, nil
 }
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	if len(s) > 30 {
+		return s[:30] + "..."
+	}
+	return s
+}

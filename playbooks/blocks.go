@@ -150,7 +150,7 @@ func (l *loader) subLoader(path string, at *yaml.Node, what string) (*loader, *y
 		l.errorf(l.pos(at), "", "%s: %s is over 4 MiB", what, path)
 		return nil, nil
 	}
-	sub := &loader{path: path, src: src, dir: l.dir, nodes: l.nodes, seen: l.seen}
+	sub := &loader{path: path, src: src, dir: l.dir, doc: l.resolver(), seen: l.seen}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		l.errs = append(l.errs, sub.yamlError(err))
@@ -159,13 +159,12 @@ func (l *loader) subLoader(path string, at *yaml.Node, what string) (*loader, *y
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return sub, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
 	}
-	return sub, resolve(doc.Content[0])
+	return sub, sub.resolve(doc.Content[0])
 }
 
 func (l *loader) merge(sub *loader) {
 	l.errs = append(l.errs, sub.errs...)
 	l.warns = append(l.warns, sub.warns...)
-	l.nodes = sub.nodes
 }
 
 // finishBlock checks a block and hands its keywords down to its tasks.
@@ -292,7 +291,7 @@ func (l *loader) roles(p *Play, v *yaml.Node) {
 		return
 	}
 	for _, item := range v.Content {
-		item = resolve(item)
+		item = l.resolve(item)
 		name := ""
 		var when Conds
 		var tags []string

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -95,7 +96,7 @@ func TestRunnerAnsibleFlow(t *testing.T) {
 	opts := Options{Inventory: hostsInv(t, 3), Connector: nopConnector{}, Sink: rec, RunID: "t",
 		Extra: map[string]any{"outdir": out}}
 	res := NewRunner(pb, opts).Run(context.Background())
-	if res.ExitCode != ExitOK {
+	if res.ExitCode != exitcode.OK {
 		for _, e := range rec.kinds(events.TaskEnd) {
 			if e.Status == events.StatusFailed {
 				t.Logf("%s %s: %s", e.Host, e.Task, e.Msg)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/internal/value"
+	"github.com/ferrydeploy/ferry/internal/yamlnode"
 	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -69,27 +70,31 @@ type loader struct {
 	path   string
 	src    []byte
 	errs   diag.List
-	nodes  int                 // nodes visited, bounding alias expansion
-	active map[*yaml.Node]bool // collections being read, to catch an alias inside its own anchor
+	doc    *yamlnode.Doc // resolves aliases under one budget for the document
 }
 
-// enter marks n as being read; false (and an error) when it already is: an
-// alias that refers to a node containing it would expand forever.
-func (l *loader) enter(n, at *yaml.Node) bool {
-	if l.active == nil {
-		l.active = map[*yaml.Node]bool{}
-	}
-	if l.active[n] {
-		l.errorf(l.pos(at), "an anchor cannot contain an alias to itself", "alias refers to the node that contains it")
-		return false
-	}
-	l.active[n] = true
-	return true
+// resolve follows aliases (*anchor) to the node they name.
+func (l *loader) resolve(n *yaml.Node) *yaml.Node {
+	return l.resolver().Resolve(n)
 }
 
-func (l *loader) leave(n *yaml.Node) { delete(l.active, n) }
+// resolver is the alias budget of the document, shared with the loaders of
+// the files it includes.
+func (l *loader) resolver() *yamlnode.Doc {
+	if l.doc == nil {
+		l.doc = yamlnode.New(0)
+	}
+	return l.doc
+}
 
-const maxNodes = 200000
+// expansionErr reports the document's alias expansion problem, once.
+func (l *loader) expansionErr() {
+	if l.doc == nil || l.doc.Err() == nil {
+		return
+	}
+	e := l.doc.Err()
+	l.errorf(l.pos(e.Node), e.Hint(), "%s", e.Error())
+}
 
 // Parse validates src as the playbook at path.
 func Parse(path string, src []byte) (*Playbook, error) {
@@ -103,7 +108,7 @@ func Parse(path string, src []byte) (*Playbook, error) {
 		l.errorf(diag.Pos{File: path, Line: 1, Col: 1}, "a playbook is a list of plays: start with `- hosts: PATTERN`", "playbook is empty")
 		return nil, l.errs.Err()
 	}
-	root := resolve(doc.Content[0])
+	root := l.resolve(doc.Content[0])
 	if root.Kind != yaml.SequenceNode {
 		hint := "a playbook is a list of plays: start with `- hosts: PATTERN`"
 		if root.Kind == yaml.MappingNode {
@@ -113,13 +118,14 @@ func Parse(path string, src []byte) (*Playbook, error) {
 		return nil, l.errs.Err()
 	}
 	for _, item := range root.Content {
-		if p := l.play(resolve(item)); p != nil {
+		if p := l.play(l.resolve(item)); p != nil {
 			pb.Plays = append(pb.Plays, p)
 		}
 	}
 	if len(root.Content) == 0 {
 		l.errorf(l.pos(root), "add a play: `- hosts: PATTERN`", "playbook has no plays")
 	}
+	l.expansionErr()
 	if err := l.errs.Err(); err != nil {
 		return nil, err
 	}
@@ -190,40 +196,8 @@ func nodePos(path string, n *yaml.Node) diag.Pos {
 	return diag.Pos{File: path, Line: n.Line, Col: n.Column}
 }
 
-// resolve follows aliases (*anchor) to the node they name.
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!bool":
-			return "a bool"
-		case "!!int", "!!float":
-			return "a number"
-		}
-		return fmt.Sprintf("a string (%q)", clip(n.Value))
-	}
-	return "an alias"
-}
-
-func clip(s string) string {
-	if len(s) > 30 {
-		return s[:30] + "..."
-	}
-	return s
-}
+// kindName names what a node is, for messages.
+var kindName = yamlnode.KindName
 
 // pair is one key: value of a mapping.
 type pair struct {
@@ -234,60 +208,27 @@ type pair struct {
 // pairs lists a mapping's entries, reporting duplicate keys and non-string
 // keys, and applying YAML merge keys (`<<: *defaults`; explicit keys win).
 func (l *loader) pairs(m *yaml.Node, what string) []pair {
+	if l.doc == nil {
+		l.doc = yamlnode.New(0)
+	}
 	seen := map[string]*yaml.Node{}
 	var out []pair
-	var merged []pair
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k, v := resolve(m.Content[i]), resolve(m.Content[i+1])
+	for _, kv := range l.doc.Pairs(m, func(s *yaml.Node) {
+		l.errorf(l.pos(s), "", "%s: `<<` merges a mapping, not %s", what, kindName(s))
+	}) {
+		k := kv.Key
 		if k.Kind != yaml.ScalarNode {
 			l.errorf(l.pos(k), "", "%s: a key must be a plain name, not %s", what, kindName(k))
 			continue
 		}
-		if k.Tag == "!!merge" || (k.Value == "<<" && k.Style == 0) {
-			srcs := []*yaml.Node{v}
-			if v.Kind == yaml.SequenceNode {
-				srcs = v.Content
-			}
-			for _, s := range srcs {
-				s = resolve(s)
-				if s.Kind != yaml.MappingNode {
-					l.errorf(l.pos(s), "", "%s: `<<` merges a mapping, not %s", what, kindName(s))
-					continue
-				}
-				if l.budget(s) && l.enter(s, m.Content[i+1]) {
-					merged = append(merged, l.pairs(s, what)...)
-					l.leave(s)
-				}
-			}
-			continue
-		}
-		if prev, ok := seen[k.Value]; ok {
+		if prev, ok := seen[k.Value]; ok && !kv.Merged {
 			l.errorf(l.pos(k), fmt.Sprintf("the first %q is at line %d; remove one", k.Value, prev.Line), "%s: duplicate key %q", what, k.Value)
 			continue
 		}
 		seen[k.Value] = k
-		out = append(out, pair{key: k.Value, k: k, v: v})
-	}
-	for _, p := range merged {
-		if _, ok := seen[p.key]; !ok {
-			seen[p.key] = p.k
-			out = append(out, p)
-		}
+		out = append(out, pair{key: k.Value, k: k, v: kv.Value})
 	}
 	return out
-}
-
-// budget counts nodes reached through aliases so that a "billion laughs"
-// document fails instead of exhausting memory.
-func (l *loader) budget(n *yaml.Node) bool {
-	l.nodes += len(n.Content) + 1
-	if l.nodes > maxNodes {
-		if l.nodes-len(n.Content)-1 <= maxNodes {
-			l.errorf(l.pos(n), "", "document too large (aliases expand to over %d nodes)", maxNodes)
-		}
-		return false
-	}
-	return true
 }
 
 func (l *loader) play(n *yaml.Node) *Play {
@@ -463,7 +404,7 @@ func (l *loader) strList(v *yaml.Node, what string) []string {
 	}
 	var out []string
 	for _, item := range v.Content {
-		item = resolve(item)
+		item = l.resolve(item)
 		if item.Kind != yaml.ScalarNode || item.Tag == "!!null" {
 			l.errorf(l.pos(item), "", "%s: want a string, not %s", what, kindName(item))
 			continue
@@ -549,7 +490,7 @@ func (l *loader) serial(v *yaml.Node) []SerialStep {
 	}
 	var out []SerialStep
 	for _, it := range items {
-		it = resolve(it)
+		it = l.resolve(it)
 		step, ok := l.serialStep(it, v.Kind == yaml.SequenceNode)
 		if ok && (step.Count > 0 || step.Percent > 0) {
 			out = append(out, step)
@@ -596,7 +537,7 @@ func (l *loader) pauseAfter(v *yaml.Node) []int {
 	}
 	var out []int
 	for _, it := range items {
-		it = resolve(it)
+		it = l.resolve(it)
 		if n, ok := l.int(it, "pause_after"); ok {
 			if n < 1 {
 				l.errorf(l.pos(it), "batches are numbered from 1", "pause_after: %d is not a batch number", n)
@@ -663,17 +604,7 @@ func (l *loader) environment(v *yaml.Node) (map[string]any, []*Template) {
 // value converts a node into plain Go values (string, int, float64, bool, nil,
 // []any, map[string]any), recording the node of every string under its path.
 func (l *loader) value(n *yaml.Node, path string, nodes map[string]*yaml.Node) any {
-	at := n
-	n = resolve(n)
-	if !l.budget(n) {
-		return nil
-	}
-	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
-		if !l.enter(n, at) {
-			return nil
-		}
-		defer l.leave(n)
-	}
+	n = l.resolve(n)
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := map[string]any{}
@@ -748,7 +679,7 @@ func (l *loader) conds(v *yaml.Node, what string) Conds {
 	}
 	var out Conds
 	for _, it := range items {
-		it = resolve(it)
+		it = l.resolve(it)
 		if e := l.expr(it, what); e != nil {
 			out = append(out, e)
 		}
@@ -796,7 +727,7 @@ func (l *loader) tasks(v *yaml.Node, section string) []*Task {
 	}
 	var out []*Task
 	for _, item := range v.Content {
-		if t := l.task(resolve(item), section); t != nil {
+		if t := l.task(l.resolve(item), section); t != nil {
 			out = append(out, t)
 		}
 	}
@@ -1111,7 +1042,7 @@ func (l *loader) param(t *Task, key string, p tasks.Param, v *yaml.Node) any {
 			items = v.Content
 		}
 		for _, it := range items {
-			if e := l.expr(resolve(it), name+": "+key); e != nil {
+			if e := l.expr(l.resolve(it), name+": "+key); e != nil {
 				t.argExprs = append(t.argExprs, e)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -401,10 +402,10 @@ func (r *Runner) restore(ctx context.Context, plans []playPlan) (int, events.Sta
 	}
 	if len(failed) > 0 {
 		sort.Strings(failed)
-		return ExitFailed, events.StatusFailed, fmt.Sprintf("could not restore what run %s left undone on %s: the rollout does not go on; fix that and run --resume again",
+		return exitcode.Failed, events.StatusFailed, fmt.Sprintf("could not restore what run %s left undone on %s: the rollout does not go on; fix that and run --resume again",
 			res.RunID, strings.Join(failed, ", "))
 	}
-	return ExitOK, events.StatusOK, ""
+	return exitcode.OK, events.StatusOK, ""
 }
 
 // restoreOn journals j's changes again (this run now owns them) and undoes

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -21,15 +23,6 @@ import (
 type Connector interface {
 	Connect(ctx context.Context, h *inventory.Host) (tasks.Conn, error)
 }
-
-// Exit codes of a run (SPEC: Output, records, exit codes).
-const (
-	ExitOK          = 0
-	ExitFailed      = 2
-	ExitUnreachable = 3
-	ExitInvalid     = 4
-	ExitInterrupted = 130
-)
 
 // Options configure a run.
 type Options struct {
@@ -75,6 +68,11 @@ type Options struct {
 	// (LoadJournal): first restore what that run left undone, then deploy
 	// only the hosts it did not finish.
 	Resume *Resumed
+	// Lock takes the environment's deploy lock (envhooks.go); nil: no lock.
+	Lock Locker
+	// HostDone is called for each host that finished its task list (to
+	// record its release on the host); nil: nothing.
+	HostDone func(ctx context.Context, d HostDone) error
 }
 
 // Result is the outcome of a run.
@@ -99,6 +97,8 @@ type Runner struct {
 	flow     *flowState     // handlers, run_once, delegation (flow.go)
 
 	ctlJournal journal // controller changes still open (suspended scaling)
+	lockTaken  bool
+	unlock     func(context.Context)
 }
 
 // controllerVars gives before/after tasks what AWS modules need to act on
@@ -277,7 +277,7 @@ func (r *Runner) Run(ctx context.Context) Result {
 		Inventory: r.opts.Source, User: r.opts.User, Origin: r.opts.Origin, Check: r.opts.Check, Hosts: r.allHosts(plans),
 		Digest: PlaybookDigest(r.pb.Path), ResumeOf: r.opts.Resume.ID()})
 	if err != nil {
-		return r.finish(ExitInvalid, events.StatusFailed, err.Error(), start)
+		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
 	}
 	r.builtins = r.makeBuiltins()
 
@@ -297,22 +297,23 @@ func (r *Runner) Run(ctx context.Context) Result {
 	})
 	defer stopWatch()
 
-	code, status, msg := ExitOK, events.StatusOK, ""
+	code, status, msg := exitcode.OK, events.StatusOK, ""
 	if r.opts.Resume != nil {
 		code, status, msg = r.restore(ctx, plans)
 	}
 	for _, pp := range plans {
-		if code != ExitOK {
+		if code != exitcode.OK {
 			break
 		}
 		c, s, m := r.runPlay(ctx, hard, pp)
-		if c != ExitOK {
+		if c != exitcode.OK {
 			code, status, msg = c, s, m
 			break
 		}
 	}
-	if ctx.Err() != nil && code != ExitUnreachable {
-		code, status = ExitInterrupted, events.StatusInterrupted
+	r.releaseLock(ctx)
+	if ctx.Err() != nil && code != exitcode.Unreachable {
+		code, status = exitcode.Interrupted, events.StatusInterrupted
 		if msg == "" {
 			msg = "interrupted: no new batch started"
 		}
@@ -378,7 +379,7 @@ func secretValues(v any, out []string) []string {
 }
 
 // controllerSecrets are environment variables that hold ferry's own
-// credentials; playbooks never see them through env_vars.
+// credentials; playbooks never see them through env_vars (see secrets.go).
 var controllerSecrets = map[string]bool{
 	"FERRY_SSH_KEY": true, "FERRY_SSH_KEY_PASSPHRASE": true, "FERRY_BECOME_PASSWORD": true,
 }
@@ -404,7 +405,7 @@ func (r *Runner) makeBuiltins() map[string]any {
 	}
 	envVars := map[string]any{}
 	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok && !controllerSecrets[k] {
+		if k, v, ok := strings.Cut(kv, "="); ok && !credentialEnv(k) {
 			envVars[k] = v
 		}
 	}
@@ -444,6 +445,13 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 		b[k] = v
 	}
 	b["run"] = r.runVars(batch, status)
+	var named map[string]string
+	if play != nil {
+		named = namedEnv(play)
+	}
+	if named != nil {
+		b["env_vars"] = envVarsWith(b["env_vars"], named)
+	}
 	var inv, facts map[string]any
 	if hr == nil {
 		inv = r.ctlVars // before/after: what the play's hosts share
@@ -468,6 +476,9 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 				r.opts.Mask(secretValues(sv, nil)...)
 			}
 		}
+		for _, val := range named {
+			r.opts.Mask(val)
+		}
 	}
 	return v, nil
 }
@@ -483,21 +494,25 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	}
 	r.emit(events.Event{Kind: events.PlayStart, Play: play.Name, Hosts: names, Batches: len(pp.batches)})
 
-	if code, msg := r.preflight(ctx, play, pp.hosts, byName); code != ExitOK {
+	if code, msg := r.preflight(ctx, play, pp.hosts, byName); code != exitcode.OK {
 		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusUnreachable})
 		return code, events.StatusUnreachable, msg
 	}
+	if code, msg := r.takeLock(ctx); code != exitcode.OK {
+		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusFailed})
+		return code, events.StatusFailed, msg
+	}
 
 	r.ctlVars = controllerVars(pp.hosts)
-	code, status, msg := ExitOK, events.StatusOK, ""
+	code, status, msg := exitcode.OK, events.StatusOK, ""
 	if !r.controllerTasks(ctx, hard, play, play.Before, "running") {
-		code, status, msg = ExitFailed, events.StatusFailed, "a `before` task failed: no host was touched"
+		code, status, msg = exitcode.Failed, events.StatusFailed, "a `before` task failed: no host was touched"
 	}
 
 	var completed []*hostRun // finished hosts, in completion order
 	totalFailed := 0
 	for bi, batch := range pp.batches {
-		if code != ExitOK || ctx.Err() != nil {
+		if code != exitcode.OK || ctx.Err() != nil {
 			break
 		}
 		num := bi + 1
@@ -526,11 +541,11 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		interrupted := ctx.Err() != nil
 		r.emit(events.Event{Kind: events.BatchEnd, Play: play.Name, Batch: num, Batches: len(pp.batches), Failed: failed, Halted: halt, Msg: why})
 		if interrupted {
-			code, status, msg = ExitInterrupted, events.StatusInterrupted, why
+			code, status, msg = exitcode.Interrupted, events.StatusInterrupted, why
 			break
 		}
 		if halt {
-			code, status, msg = ExitFailed, events.StatusFailed, "rollout halted: "+why
+			code, status, msg = exitcode.Failed, events.StatusFailed, "rollout halted: "+why
 			if play.RollbackCompleted {
 				r.rollbackCompleted(ctx, play, completed, num)
 			}
@@ -542,19 +557,19 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		if containsInt(play.PauseAfter, num) || r.pauseReq.Swap(false) {
 			if !r.approve(ctx, fmt.Sprintf("batch %d of %d done (%s). Continue with batch %d (%s)?", num, len(pp.batches), strings.Join(batch, ", "), num+1, strings.Join(pp.batches[num], ", "))) {
 				if ctx.Err() == nil {
-					code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("rollout stopped by the operator after batch %d", num)
+					code, status, msg = exitcode.Failed, events.StatusFailed, fmt.Sprintf("rollout stopped by the operator after batch %d", num)
 				}
 				break
 			}
 		}
 	}
-	if ctx.Err() != nil && code == ExitOK {
-		code, status = ExitInterrupted, events.StatusInterrupted
+	if ctx.Err() != nil && code == exitcode.OK {
+		code, status = exitcode.Interrupted, events.StatusInterrupted
 	}
-	if code == ExitOK && totalFailed > 0 {
-		code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g): the rollout went on", totalFailed, play.MaxFailPercentage)
+	if code == exitcode.OK && totalFailed > 0 {
+		code, status, msg = exitcode.Failed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g): the rollout went on", totalFailed, play.MaxFailPercentage)
 	}
-	if code == ExitOK {
+	if code == exitcode.OK {
 		var skipped []string
 		for _, h := range pp.hosts {
 			if byName[h.Name].conn == nil {
@@ -563,20 +578,20 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		}
 		if len(skipped) > 0 {
 			// --allow-unreachable: the others are deployed; exit 3 still tells CI these were not.
-			code, status, msg = ExitUnreachable, events.StatusUnreachable, fmt.Sprintf("deployed to every reachable host; not reached: %s", strings.Join(skipped, ", "))
+			code, status, msg = exitcode.Unreachable, events.StatusUnreachable, fmt.Sprintf("deployed to every reachable host; not reached: %s", strings.Join(skipped, ", "))
 		}
 	}
 	runStatus := "ok"
 	switch {
 	case ctx.Err() != nil:
 		runStatus = "interrupted"
-	case code != ExitOK:
+	case code != exitcode.OK:
 		runStatus = "failed"
 	}
 	after, cancelAfter := r.cleanup(ctx)
 	defer cancelAfter()
-	if !r.controllerTasks(after, after, play, play.After, runStatus) && code == ExitOK {
-		code, status, msg = ExitFailed, events.StatusFailed, "an `after` task failed"
+	if !r.controllerTasks(after, after, play, play.After, runStatus) && code == exitcode.OK {
+		code, status, msg = exitcode.Failed, events.StatusFailed, "an `after` task failed"
 	}
 	r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: status})
 	return code, status, msg
@@ -653,40 +668,23 @@ func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.H
 		r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusOK, Msg: msg})
 	})
 	if ctx.Err() != nil {
-		return ExitInterrupted, "interrupted during preflight"
+		return exitcode.Interrupted, "interrupted during preflight"
 	}
 	if len(bad) > 0 {
 		sort.Strings(bad)
 		if r.opts.AllowUnreachable {
 			r.emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("continuing without unreachable hosts (--allow-unreachable): %s", strings.Join(bad, ", "))})
-			return ExitOK, ""
+			return exitcode.OK, ""
 		}
-		return ExitUnreachable, fmt.Sprintf("preflight: %d unreachable (%s); nothing was changed. Fix them, narrow with --limit, or pass --allow-unreachable", len(bad), strings.Join(bad, ", "))
+		return exitcode.Unreachable, fmt.Sprintf("preflight: %d unreachable (%s); nothing was changed. Fix them, narrow with --limit, or pass --allow-unreachable", len(bad), strings.Join(bad, ", "))
 	}
-	return ExitOK, ""
+	return exitcode.OK, ""
 }
 
 // parallel runs fn for each host, at most n at once. Hosts not yet started
 // when ctx ends are skipped.
 func (r *Runner) parallel(ctx context.Context, hosts []*inventory.Host, n int, fn func(*inventory.Host)) {
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	for _, h := range hosts {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			fn(h)
-		}()
-	}
-	wg.Wait()
+	parallel.Each(ctx, len(hosts), n, func(i int) { fn(hosts[i]) })
 }
 
 // runBatch runs the batch's hosts in parallel and returns how many failed.
@@ -754,6 +752,7 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 	status := events.StatusOK
 	switch {
 	case failMsg == "" && !interrupted:
+		r.hostDone(hard, play, hr, batch)
 		hr.finished, hr.finishedAt = true, r.opts.Now()
 		if hr.recap.Changed > 0 {
 			status = events.StatusChanged
@@ -1137,7 +1136,9 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	if hr != nil && connectionLost(err, hr.conn) {
 		// Whatever the task did on the host, nobody saw it end.
 		hr.unknown = "connection lost during " + ev.Task
-		err = fmt.Errorf("%w: outcome unknown", err)
+		if !strings.Contains(err.Error(), "outcome is unknown") {
+			err = fmt.Errorf("%w: outcome unknown", err)
+		}
 	}
 	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
 	if o.result == nil {

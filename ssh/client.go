@@ -97,7 +97,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 		return res, fmt.Errorf("%s: %w", c.name, err)
 	}
 	line, stdin := Wrap(cmd, opts)
-	var outBuf, errBuf bytes.Buffer
+	var outBuf, errBuf cappedBuffer
 	sess.Stdout = teeWriter(&outBuf, opts.Stdout)
 	sess.Stderr = teeWriter(&errBuf, opts.Stderr)
 	if stdin != nil {
@@ -195,7 +195,37 @@ func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
 	return envPrefix + cmd, stdin
 }
 
-func teeWriter(buf *bytes.Buffer, w io.Writer) io.Writer {
+// MaxOutput caps what Run keeps of each stream of one command: a command
+// that prints without end on 1,000 hosts must not exhaust the controller's
+// memory. What goes past it is counted and still streamed live (RunOptions
+// Stdout/Stderr), not kept.
+const MaxOutput = 4 << 20
+
+// cappedBuffer keeps the first MaxOutput bytes written to it.
+type cappedBuffer struct {
+	buf     bytes.Buffer
+	dropped int64
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := max(MaxOutput-c.buf.Len(), 0); room < n {
+		c.dropped += int64(n - room)
+		p = p[:room]
+	}
+	c.buf.Write(p)
+	return n, nil // all of it was taken care of, kept or counted
+}
+
+// Bytes is what was kept, with a last line saying how much was not.
+func (c *cappedBuffer) Bytes() []byte {
+	if c.dropped == 0 {
+		return c.buf.Bytes()
+	}
+	return append(c.buf.Bytes(), fmt.Sprintf("\n[ferry: %d more bytes of output not kept (limit %d MiB)]\n", c.dropped, MaxOutput>>20)...)
+}
+
+func teeWriter(buf *cappedBuffer, w io.Writer) io.Writer {
 	if w == nil {
 		return buf
 	}
@@ -255,54 +285,88 @@ func (c *Client) SFTP(ctx context.Context, asUser string) (*sftp.Client, error) 
 	}
 }
 
-// openSFTP starts an SFTP session as asUser (see SFTP).
+// sftpUmask is the umask of the SFTP servers ferry starts: every file and
+// directory they create is private (0600/0700) from its first moment, and
+// modules give it its final mode on the open handle (no window in which
+// another user can open a file that is being written).
+const sftpUmask = "077"
+
+// openSFTP starts an SFTP session as asUser (see SFTP). ferry starts the
+// host's sftp-server itself, with umask 077, through sudo for another user;
+// only a host without a known sftp-server binary gets the sshd subsystem.
 func (c *Client) openSFTP(asUser string) (*sftpSession, error) {
-	opts := SFTPOptions()
-	var s sftpSession
-	if asUser == "" {
-		cl, err := sftp.NewClient(c.c, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("%s: start sftp: %w", c.name, err)
-		}
-		s.client = cl
-	} else {
-		sess, err := c.c.NewSession()
-		if err != nil {
-			return nil, c.sessionErr("open sftp session", err)
-		}
-		w, err := sess.StdinPipe()
-		if err != nil {
-			sess.Close()
-			return nil, err
-		}
-		r, err := sess.StdoutPipe()
-		if err != nil {
-			sess.Close()
-			return nil, err
-		}
-		var stderr bytes.Buffer
-		sess.Stderr = &stderr
-		var script strings.Builder
-		for _, p := range sftpServers {
-			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s; ", p, shell.Quote(asUser), p)
-		}
-		script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")
-		if err := sess.Start(script.String()); err != nil {
-			sess.Close()
-			return nil, c.sessionErr("start sftp-server", err)
-		}
-		cl, err := sftp.NewClientPipe(r, w, opts...)
-		if err != nil {
-			sess.Close()
-			msg := strings.TrimSpace(stderr.String())
-			if msg == "" {
-				msg = err.Error()
-			}
-			return nil, fmt.Errorf("%s: sftp as %s through sudo: %s (the login user needs passwordless sudo to write as %s)", c.name, asUser, msg, asUser)
-		}
-		s.client, s.sess = cl, sess
+	s, err := c.execSFTP(asUser)
+	if err == nil || asUser != "" || !errors.Is(err, errNoSFTPServer) {
+		return s, err
 	}
-	return &s, nil
+	cl, err := sftp.NewClient(c.c, SFTPOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: start sftp: %w", c.name, err)
+	}
+	return &sftpSession{client: cl}, nil
+}
+
+var errNoSFTPServer = errors.New("no sftp-server found on the host")
+
+func (c *Client) execSFTP(asUser string) (*sftpSession, error) {
+	sess, err := c.c.NewSession()
+	if err != nil {
+		return nil, c.sessionErr("open sftp session", err)
+	}
+	w, err := sess.StdinPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	r, err := sess.StdoutPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	sess.Stderr = &stderr
+	var script strings.Builder
+	for _, p := range sftpServers {
+		if asUser == "" {
+			fmt.Fprintf(&script, "[ -x %s ] && exec %s -u %s; ", p, p, sftpUmask)
+		} else {
+			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s -u %s; ", p, shell.Quote(asUser), p, sftpUmask)
+		}
+	}
+	script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")
+	if err := sess.Start(script.String()); err != nil {
+		sess.Close()
+		return nil, c.sessionErr("start sftp-server", err)
+	}
+	cl, err := sftp.NewClientPipe(r, w, SFTPOptions()...)
+	if err != nil {
+		// The script has ended: its status says whether a server was found
+		// (and its stderr is complete once Wait returns).
+		waited := make(chan error, 1)
+		go func() { waited <- sess.Wait() }()
+		var ee *ssh.ExitError
+		select {
+		case werr := <-waited:
+			if errors.As(werr, &ee) && ee.ExitStatus() == 127 && strings.Contains(stderr.String(), "no sftp-server found") {
+				sess.Close()
+				return nil, fmt.Errorf("%s: %w", c.name, errNoSFTPServer)
+			}
+		case <-time.After(2 * time.Second):
+		}
+		sess.Close()
+		msg := strings.TrimSpace(stderr.String())
+		if strings.Contains(msg, "no sftp-server found") {
+			return nil, fmt.Errorf("%s: %w", c.name, errNoSFTPServer)
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		if asUser == "" {
+			return nil, fmt.Errorf("%s: start sftp-server: %s", c.name, msg)
+		}
+		return nil, fmt.Errorf("%s: sftp as %s through sudo: %s (the login user needs passwordless sudo to write as %s)", c.name, asUser, msg, asUser)
+	}
+	return &sftpSession{client: cl, sess: sess}, nil
 }
 
 func (s *sftpSession) close() error {

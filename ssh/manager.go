@@ -37,6 +37,24 @@ type pending struct {
 	gone   chan struct{} // closed when the connection ends (set with client)
 }
 
+// ended reports whether a made connection has since ended.
+func (p *pending) ended() bool {
+	select {
+	case <-p.done:
+	default:
+		return false // still being made
+	}
+	if p.gone == nil {
+		return false
+	}
+	select {
+	case <-p.gone:
+		return true
+	default:
+		return false
+	}
+}
+
 // NewManager checks cfg and loads ssh_config; nothing connects until Connect.
 func NewManager(cfg Config) (*Manager, error) {
 	if cfg.ConnectTimeout <= 0 {
@@ -138,8 +156,8 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *ssh.Client, before []endpoint, jump bool) (*ssh.Client, <-chan struct{}, error) {
 	m.mu.Lock()
 	p, ok := m.conns[key]
-	if ok && p.closed {
-		ok = false
+	if ok && (p.closed || p.ended()) {
+		ok = false // dropped: keepAlive may not have forgotten it yet
 	}
 	if !ok {
 		p = &pending{done: make(chan struct{})}

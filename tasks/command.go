@@ -284,14 +284,20 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	if err != nil {
 		return Outcome{}, fmt.Errorf("script: open sftp: %w", err)
 	}
-	remote := "/tmp/.ferry-script-" + randomSuffix() + "-" + sanitizeName(filepath.Base(local))
+	// A private directory (0700) holds the script: nobody else can open it
+	// while it is written, nor swap it before it runs.
+	dir := "/tmp/.ferry-script-" + randomSuffix()
+	remote := dir + "/" + sanitizeName(filepath.Base(local))
 	f, err := os.Open(local)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("script: %w", err)
 	}
 	defer f.Close()
-	if err := putFile(ctx, client, f, st.Size(), remote, 0o700); err != nil {
-		removeRemote(h, remote)
+	if err := makePrivateDir(client, dir); err != nil {
+		return Outcome{}, fmt.Errorf("script: %w", err)
+	}
+	if err := putFile(ctx, client, f, st.Size(), remote, 0o700, nil); err != nil {
+		removeRemoteDirs(h, dir)
 		return Outcome{}, fmt.Errorf("script: upload %s: %w", src, err)
 	}
 	run := []string{remote}
@@ -300,10 +306,10 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	}
 	// The script removes itself even when it fails; removeRemote covers
 	// a cancelled run, when the remote shell is gone before it can.
-	line := "{ " + g.prefix() + shell.Join(append(run, argv...)...) + "; }; rc=$?; rm -f -- " + shell.Quote(remote) + "; exit $rc"
+	line := "{ " + g.prefix() + shell.Join(append(run, argv...)...) + "; }; rc=$?; rm -rf -- " + shell.Quote(dir) + "; exit $rc"
 	res, err := runOn(ctx, h, line, true)
 	if err != nil {
-		removeRemote(h, remote)
+		removeRemoteDirs(h, dir)
 		return Outcome{}, fmt.Errorf("script: run %s: %w", shown, err)
 	}
 	out := commandOutcome(shown, res)

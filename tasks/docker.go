@@ -116,7 +116,7 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	var steps []string // what has to happen, in order
 	var script strings.Builder
 	fmt.Fprintf(&script, "rt=%s; n=%s; ", d.rt, shell.Quote(d.name))
-	envFile := ""
+	envFile, envDir := "", ""
 	switch d.state {
 	case "absent":
 		if c.exists {
@@ -171,14 +171,15 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 				run = append(run, "-v", v)
 			}
 			if len(d.env) > 0 {
-				envFile = "/tmp/.ferry-env-" + randomSuffix()
+				envDir = "/tmp/.ferry-env-" + randomSuffix()
+				envFile = envDir + "/env"
 				run = append(run, "--env-file", envFile)
 			}
 			run = append(run, d.image)
 			run = append(run, d.command...)
 			fmt.Fprintf(&script, `$rt %s >/dev/null; rc=$?; `, shell.Join(run...))
 			if envFile != "" {
-				fmt.Fprintf(&script, "rm -f -- %s; ", shell.Quote(envFile))
+				fmt.Fprintf(&script, "rm -rf -- %s; ", shell.Quote(envDir))
 			}
 			script.WriteString(`[ $rc = 0 ] || exit $rc; `)
 		}
@@ -204,15 +205,20 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		return Outcome{Changed: true, Msg: checkMsg("%s: %s", d.name, strings.Join(steps, ", ")), Diff: diff, Result: result}, nil
 	}
 	if envFile != "" {
-		if err := uploadEnv(ctx, h, envFile, d.env); err != nil {
+		if err := uploadEnv(ctx, h, envDir, envFile, d.env); err != nil {
 			return Outcome{}, fmt.Errorf("docker: env file: %w", err)
 		}
 	}
 	script.WriteString("exit 0")
-	res, err = runOn(ctx, h, script.String(), true)
+	line := script.String()
+	if envDir != "" {
+		// The env file goes whatever step fails.
+		line = "trap " + shell.Quote("rm -rf -- "+shell.Quote(envDir)) + " EXIT; " + line
+	}
+	res, err = runOn(ctx, h, line, true)
 	if err != nil {
-		if envFile != "" {
-			removeRemote(h, envFile)
+		if envDir != "" {
+			removeRemoteDirs(h, envDir)
 		}
 		return Outcome{}, fmt.Errorf("docker %s: %w", d.name, err)
 	}
@@ -259,9 +265,10 @@ func inspectContainer(ctx context.Context, h *Host, d *dockerSpec, pull bool) (c
 
 func trimID(id string) string { return strings.TrimPrefix(id, "sha256:") }
 
-// uploadEnv writes the env file (mode 0600) through SFTP, so values never
-// appear on a command line.
-func uploadEnv(ctx context.Context, h *Host, remote string, env map[string]string) error {
+// uploadEnv writes the env file (mode 0600, in the private directory dir)
+// through SFTP, so values never appear on a command line, and nobody else
+// can open the file while it holds them.
+func uploadEnv(ctx context.Context, h *Host, dir, remote string, env map[string]string) error {
 	client, err := h.Conn.SFTP(ctx, sftpUser(h))
 	if err != nil {
 		return err
@@ -270,8 +277,11 @@ func uploadEnv(ctx context.Context, h *Host, remote string, env map[string]strin
 	for _, k := range sortedKeys(env) {
 		fmt.Fprintf(&buf, "%s=%s\n", k, env[k])
 	}
-	if err := putFile(ctx, client, bytes.NewReader(buf.Bytes()), int64(buf.Len()), remote, 0o600); err != nil {
-		removeRemote(h, remote)
+	if err := makePrivateDir(client, dir); err != nil {
+		return err
+	}
+	if err := putFile(ctx, client, bytes.NewReader(buf.Bytes()), int64(buf.Len()), remote, 0o600, nil); err != nil {
+		removeRemoteDirs(h, dir)
 		return err
 	}
 	return nil

@@ -99,7 +99,7 @@ func (c *localConn) SFTP(ctx context.Context, asUser string) (*sftp.Client, erro
 	var err error
 	const server = "/usr/lib/openssh/sftp-server"
 	if _, serr := os.Stat(server); serr == nil {
-		x := exec.Command(server)
+		x := exec.Command(server, "-u", "077") // as ferry's ssh layer starts it
 		var in io.WriteCloser
 		var out io.Reader
 		if in, err = x.StdinPipe(); err != nil {

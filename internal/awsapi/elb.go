@@ -16,6 +16,8 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/ferrydeploy/ferry/internal/parallel"
 )
 
 // TargetGroupRef is one registration of an instance in a target group.
@@ -150,40 +152,34 @@ func (f *Factory) Membership(ctx context.Context, instanceID, region, account st
 
 		var (
 			mu   sync.Mutex
-			wg   sync.WaitGroup
-			sem  = make(chan struct{}, 4)
 			errs []error
 		)
-		for _, tg := range groups {
+		// Every call is made even after ctx ends: each then fails with
+		// ctx's error, which is reported.
+		parallel.Each(context.WithoutCancel(ctx), len(groups), 4, func(i int) {
+			tg := groups[i]
 			if tg.TargetType != "" && tg.TargetType != elbv2types.TargetTypeEnumInstance {
-				continue
+				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				out, err := c.ELBv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: tg.TargetGroupArn})
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("target health of %s: %w", aws.ToString(tg.TargetGroupName), err))
-					return
+			out, err := c.ELBv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: tg.TargetGroupArn})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("target health of %s: %w", aws.ToString(tg.TargetGroupName), err))
+				return
+			}
+			for _, th := range out.TargetHealthDescriptions {
+				if th.Target == nil || aws.ToString(th.Target.Id) != instanceID {
+					continue
 				}
-				for _, th := range out.TargetHealthDescriptions {
-					if th.Target == nil || aws.ToString(th.Target.Id) != instanceID {
-						continue
-					}
-					if th.TargetHealth != nil && th.TargetHealth.State == elbv2types.TargetHealthStateEnumUnused &&
-						th.TargetHealth.Reason == elbv2types.TargetHealthReasonEnumNotRegistered {
-						continue
-					}
-					d.TargetGroups = append(d.TargetGroups, TargetGroupRef{
-						ARN: aws.ToString(tg.TargetGroupArn), Name: aws.ToString(tg.TargetGroupName), Port: aws.ToInt32(th.Target.Port)})
+				if th.TargetHealth != nil && th.TargetHealth.State == elbv2types.TargetHealthStateEnumUnused &&
+					th.TargetHealth.Reason == elbv2types.TargetHealthReasonEnumNotRegistered {
+					continue
 				}
-			}()
-		}
-		wg.Wait()
+				d.TargetGroups = append(d.TargetGroups, TargetGroupRef{
+					ARN: aws.ToString(tg.TargetGroupArn), Name: aws.ToString(tg.TargetGroupName), Port: aws.ToInt32(th.Target.Port)})
+			}
+		})
 		if len(errs) > 0 {
 			return d, Explain(fmt.Errorf("find target groups of %s: %w", instanceID, errors.Join(errs...)), region, account, role)
 		}

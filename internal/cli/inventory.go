@@ -16,12 +16,17 @@ type InventoryCmd struct {
 	Host      string   `xor:"mode" placeholder:"NAME" help:"One host's variables (JSON)."`
 	Group     string   `arg:"" optional:"" help:"With --graph: the group to start from (default all)."`
 	FerryVars bool     `name:"ferry-vars" help:"Also show the variables ferry computes for every host (address, user, port, groups, ...)."`
+	EnvFlags
 }
 
 // Run implements the command.
 func (c *InventoryCmd) Run(g *Globals) error {
+	return interruptible(g.ctx, func() error { return c.show(g) })
+}
+
+func (c *InventoryCmd) show(g *Globals) error {
 	hf := HostFlags{Inventory: c.Inventory}
-	inv, err := hf.loadInventory(g.ctx)
+	inv, err := c.load(g, &hf)
 	if err != nil {
 		return err
 	}

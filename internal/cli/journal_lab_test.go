@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/lab/awslab"
 )
 
@@ -140,14 +142,14 @@ func TestSIGKILLThenResume(t *testing.T) {
 	// Unsafe resumes are refused (exit 4), saying what changed, touching nothing.
 	a.Server.ResetRequests()
 	r := ferry(t, d.env, "run", example("deploy.yml"), "--resume", "-i", a.Inventory, "-e", "dist="+d.dist, "-e", "version=v3", "--output", "plain")
-	if r.code != ExitInvalid || !strings.Contains(r.stderr, `version "v2"`) {
+	if r.code != exitcode.Invalid || !strings.Contains(r.stderr, `version "v2"`) {
 		t.Errorf("resume with another version: exit %d, stderr %q", r.code, r.stderr)
 	}
 	changed := filepath.Join(t.TempDir(), "deploy.yml")
 	src, _ := os.ReadFile(example("deploy.yml"))
 	os.WriteFile(changed, []byte(strings.Replace(string(src), "- name: Smoke test", "- name: Smoke tests", 1)), 0o600)
 	r = ferry(t, d.env, "run", changed, "--resume", runID, "-i", a.Inventory, "-e", "dist="+d.dist, "-e", "version=v2", "--output", "plain")
-	if r.code != ExitInvalid || !strings.Contains(r.stderr, "Smoke tests") {
+	if r.code != exitcode.Invalid || !strings.Contains(r.stderr, "Smoke tests") {
 		t.Errorf("resume with a changed playbook: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if calls := a.Calls(); len(calls) != 0 {
@@ -222,7 +224,132 @@ func TestSIGKILLThenResume(t *testing.T) {
 
 	// Nothing is left to resume.
 	r = d.run(t, "run", example("deploy.yml"), "--resume", "-e", "version=v2")
-	if r.code != ExitInvalid || !strings.Contains(r.stderr, "nothing to resume") {
+	if r.code != exitcode.Invalid || !strings.Contains(r.stderr, "nothing to resume") {
 		t.Errorf("second resume: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// noRollback is the example deploy without its rollback section, with a
+// warm-up that keeps hosts in flight long enough to be interrupted.
+func noRollback(t *testing.T) string {
+	src, _ := os.ReadFile(example("deploy.yml"))
+	s := string(src)
+	s = s[:strings.Index(s, "  rollback:\n")] + s[strings.Index(s, "  after:\n"):]
+	s = strings.Replace(s, `serial: [1, "50%"]`, `serial: "100%"`, 1)
+	s = strings.Replace(s, "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 2\n    - name: Smoke test\n", 1)
+	pb := filepath.Join(t.TempDir(), "deploy.yml")
+	if err := os.WriteFile(pb, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pb
+}
+
+// TestInterruptHostsInFlightFinish is issue 13's SIGTERM and SIGHUP case:
+// 30 hosts in flight, no rollback section. The hosts in flight finish their
+// task list within the grace period and are in service; the recap and the
+// record say so, and the exit code is 130.
+func TestInterruptHostsInFlightFinish(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30-host lab")
+	}
+	const n = 30
+	d := startDeployLab(t, n)
+	pb := noRollback(t)
+	for _, c := range []struct {
+		sig     syscall.Signal
+		version string
+	}{{syscall.SIGTERM, "v2"}, {syscall.SIGHUP, "v1"}} {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			stopped := 0
+			cmd, done := startRun(t, d.env, func(cmd *exec.Cmd, e events.Event) bool {
+				// Signal once every host has stopped its unit: all are in flight.
+				if e.Kind == events.TaskEnd && e.Task == "Stop" && e.Status == events.StatusChanged {
+					if stopped++; stopped == n {
+						cmd.Process.Signal(c.sig)
+					}
+				}
+				return false
+			}, "run", pb, "-i", d.Inventory, "-e", "dist="+d.dist, "-e", "version="+c.version, "-f", "30", "-o", "json")
+			if code := waitExit(t, cmd, done); code != exitcode.Interrupted || stopped != n {
+				t.Fatalf("exit %d after %d hosts stopped, want 130 after %d", code, stopped, n)
+			}
+			evs := d.lastRecord(t)
+			var end events.Event
+			for _, e := range evs {
+				if e.Kind == events.RunEnd {
+					end = e
+				}
+			}
+			if !strings.Contains(end.Msg, "30 finished, 0 rolled back") {
+				t.Errorf("run_end says %q", end.Msg)
+			}
+			rc := recapOf(t, evs)
+			for i := 1; i <= n; i++ {
+				h := "app" + strconv.Itoa(i)
+				if v, _ := d.status(t, h); v != c.version {
+					t.Errorf("%s runs %s, want %s", h, v, c.version)
+				}
+				if rc[h].Left != events.LeftInService || rc[h].Failed != 0 {
+					t.Errorf("%s in the recap: %+v", h, rc[h])
+				}
+			}
+		})
+	}
+}
+
+// TestBastionBackWithinGrace is issue 13's acceptance 3: the bastion's
+// sshd dies while a host warms up its new release and comes back 5 s
+// later, within the grace period. The task in flight fails with its
+// outcome unknown (never ok); the host's rollback reconnects through the
+// bastion and restores the previous release; the recap says the host was
+// rolled back and is in service.
+func TestBastionBackWithinGrace(t *testing.T) {
+	d := startDeployLab(t, 1)
+	bastion := d.Bastions[0].Name
+	pb := filepath.Join(t.TempDir(), "deploy.yml")
+	src, _ := os.ReadFile(example("deploy.yml"))
+	os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 3\n    - name: Smoke test\n", 1)), 0o600)
+
+	back := make(chan error, 1)
+	cmd, done := startRun(t, d.env, func(cmd *exec.Cmd, e events.Event) bool {
+		if e.Kind == events.TaskStart && e.Task == "Warm up" {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := d.StopSSHD(ctx, bastion); err != nil {
+				t.Errorf("stop the bastion's sshd: %v", err)
+			}
+			go func() {
+				defer cancel()
+				time.Sleep(5 * time.Second)
+				back <- d.StartSSHD(ctx, bastion)
+			}()
+		}
+		return false
+	}, "run", pb, "-i", d.Inventory, "-e", "dist="+d.dist, "-e", "version=v2", "--grace", "60s", "-o", "json")
+	code := waitExit(t, cmd, done)
+	select {
+	case err := <-back:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the bastion was never stopped (no Warm up task?)")
+	}
+	if code != exitcode.Failed {
+		t.Errorf("exit %d, want 2 (the host failed and was rolled back)", code)
+	}
+	evs := d.lastRecord(t)
+	for _, e := range evs {
+		if e.Kind == events.TaskEnd && e.Task == "Warm up" {
+			if e.Status != events.StatusFailed || !strings.Contains(e.Msg, "unknown") {
+				t.Errorf("Warm up ended %s: %q; want failed, outcome unknown", e.Status, e.Msg)
+			}
+		}
+	}
+	rc := recapOf(t, evs)["app1"]
+	if !rc.RolledBack || rc.Left != events.LeftInService {
+		t.Errorf("app1 in the recap: %+v; want rolled back, in service", rc)
+	}
+	if v, _ := d.status(t, "app1"); v != "v1" {
+		t.Errorf("app1 runs %s after the rollback, want v1", v)
 	}
 }

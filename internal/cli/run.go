@@ -17,6 +17,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
@@ -26,10 +27,11 @@ import (
 // RunCmd runs a playbook.
 type RunCmd struct {
 	HostFlags
+	LockFlags
 	Playbook         string   `arg:"" type:"path" help:"Playbook file."`
 	Extra            []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables, highest precedence (repeatable)."`
-	Env              string   `env:"FERRY_ENV" placeholder:"NAME" help:"Environment name (the env variable)."`
-	Branch           string   `env:"FERRY_BRANCH" placeholder:"BRANCH" help:"Git branch, for run.branch."`
+	Env              string   `env:"FERRY_ENV" placeholder:"NAME" help:"Environment from ferry.yml (the env variable)."`
+	Branch           string   `env:"FERRY_BRANCH" placeholder:"BRANCH" help:"Git branch: picks the personal environment (default: the CI's branch variable, else git)."`
 	Check            bool     `help:"Say what each task would do; change nothing."`
 	Tags             []string `env:"FERRY_TAGS" placeholder:"TAG" help:"Only tasks with these tags."`
 	SkipTags         []string `env:"FERRY_SKIP_TAGS" placeholder:"TAG" help:"Skip tasks with these tags."`
@@ -40,6 +42,7 @@ type RunCmd struct {
 	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
 	Resume           string   `placeholder:"RUN_ID" help:"Finish an interrupted run: restore what it left out of service, then deploy the hosts it did not finish (default: the last unfinished run of this playbook and env)."`
 	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"5s" help:"How often elb/asg ask AWS while waiting for draining, health or standby."`
+	requestFlags
 }
 
 // Run implements the command.
@@ -56,10 +59,11 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	inv, err := c.loadInventory(ctx)
+	envh, err := c.prepareEnv(g, extra)
 	if err != nil {
 		return err
 	}
+	inv := envh.inv
 	// Undefined variables and bad expressions fail here, before any connection.
 	if err := pb.Check(knownVars(inv, extra)); err != nil {
 		return err
@@ -74,7 +78,7 @@ func (c *RunCmd) Run(g *Globals) error {
 			err = resumed.Check(pb, inv, c.Env, version)
 		}
 		if err != nil {
-			return exit(ExitInvalid, err)
+			return exit(exitcode.Invalid, err)
 		}
 	}
 	conn, err := c.newConnector(g)
@@ -109,9 +113,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		renderer = events.SinkFunc(func(e events.Event) { tuiCh <- e })
 	}
 	mask := output.NewMask(events.Fanout{rec, renderer})
-	if p := os.Getenv("FERRY_BECOME_PASSWORD"); p != "" {
-		mask.Add(p)
-	}
+	mask.Add(playbooks.ControllerSecrets()...) // SSH key (line by line), passphrase, become password, AWS keys
 
 	// stop is the graceful abort: signals (via g.ctx) and the TUI's `a`.
 	stopCtx, stop := context.WithCancel(ctx)
@@ -129,8 +131,8 @@ func (c *RunCmd) Run(g *Globals) error {
 		Extra:            extra,
 		Env:              c.Env,
 		RunID:            runID,
-		User:             whoami(),
-		Origin:           origin(),
+		User:             c.requester(),
+		Origin:           c.requestOrigin(),
 		Branch:           c.Branch,
 		Version:          version,
 		Playbook:         c.Playbook,
@@ -163,6 +165,7 @@ func (c *RunCmd) Run(g *Globals) error {
 			}
 		}
 	}
+	c.runHooks(envh, conn, &opts, stop)
 	runner := playbooks.NewRunner(pb, opts)
 
 	var res playbooks.Result
@@ -195,7 +198,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		}
 		<-done
 	}
-	if res.ExitCode == ExitOK {
+	if res.ExitCode == exitcode.OK {
 		return nil
 	}
 	if mode == "json" || mode == "tui" {
@@ -282,8 +285,12 @@ type CheckCmd struct {
 	Extra     []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
 }
 
-// Run implements the command.
+// Run implements the command. It stops on the first signal.
 func (c *CheckCmd) Run(g *Globals) error {
+	return interruptible(g.ctx, func() error { return c.check(g) })
+}
+
+func (c *CheckCmd) check(g *Globals) error {
 	pb, err := playbooks.Load(c.Playbook)
 	if err != nil {
 		return err

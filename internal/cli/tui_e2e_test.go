@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
@@ -307,8 +308,8 @@ func TestTUIRollout(t *testing.T) {
 			t.Errorf("the recap does not say the run was interrupted:\n%s", s)
 		}
 		p.keys("q")
-		if code := p.exitCode(); code != ExitInterrupted {
-			t.Errorf("exit %d, want %d", code, ExitInterrupted)
+		if code := p.exitCode(); code != exitcode.Interrupted {
+			t.Errorf("exit %d, want %d", code, exitcode.Interrupted)
 		}
 		// No host is left stopped; the hosts after the canary were not touched.
 		v := d.versions(t, all...)
@@ -336,8 +337,8 @@ func TestTUIRollout(t *testing.T) {
 		if err := syscall.Kill(p.pid(), syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		if code := p.exitCode(); code != ExitInterrupted {
-			t.Errorf("exit %d, want %d", code, ExitInterrupted)
+		if code := p.exitCode(); code != exitcode.Interrupted {
+			t.Errorf("exit %d, want %d", code, exitcode.Interrupted)
 		}
 		for h, v := range d.versions(t, all...) {
 			if v == "down" {
@@ -370,7 +371,7 @@ func TestTUIRollout(t *testing.T) {
 				end = &e
 			}
 		}
-		if end == nil || end.Status != events.StatusInterrupted || end.ExitCode != ExitInterrupted {
+		if end == nil || end.Status != events.StatusInterrupted || end.ExitCode != exitcode.Interrupted {
 			t.Errorf("the record's run_end: %+v, want interrupted (130)", end)
 		}
 		for h, v := range d.versions(t, all...) {
@@ -392,8 +393,8 @@ func TestTUIRollout(t *testing.T) {
 			t.Fatal("the first Ctrl-C ended ferry")
 		}
 		p.keys("C-c")
-		if code := p.exitCode(); code != ExitInterrupted {
-			t.Errorf("exit %d, want %d", code, ExitInterrupted)
+		if code := p.exitCode(); code != exitcode.Interrupted {
+			t.Errorf("exit %d, want %d", code, exitcode.Interrupted)
 		}
 		// the terminal is given back even though ferry did not unwind
 		p.checkTerminalSane(false)

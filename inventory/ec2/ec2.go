@@ -101,6 +101,11 @@ func Build(ctx context.Context, path string, src []byte, vars map[string]any) (*
 	res := &Result{Children: map[string][]string{}, Warnings: cfg.Warnings}
 
 	acfg := awsapi.Config{Profile: cfg.Profile, AssumeRoles: cfg.AssumeRoles, EndpointURL: cfg.EndpointURL}
+	if k := endpointFromEnv(); k != "" && cfg.EndpointURL != "" {
+		// The operator's setting wins; the SDK reads it itself.
+		acfg.EndpointURL = ""
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: endpoint_url is ignored: %s is set", path, k))
+	}
 	if len(cfg.Regions) > 0 {
 		acfg.Region = cfg.Regions[0]
 	}

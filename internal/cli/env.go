@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/environments"
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/inventory"
+	"github.com/ferrydeploy/ferry/playbooks"
+	"github.com/ferrydeploy/ferry/ssh"
+)
+
+// LockFlags tune the deploy lock of a run.
+type LockFlags struct {
+	LockWait    Duration `env:"FERRY_LOCK_WAIT" default:"0" placeholder:"DURATION" help:"Queue this long for the environment's deploy lock when another run holds it (default: exit 5 at once)."`
+	LockTimeout Duration `env:"FERRY_LOCK_TIMEOUT" default:"2m" placeholder:"DURATION" help:"A lock whose holder sent no heartbeat for this long is stale and taken over (with a warning)."`
+}
+
+// loadConfig reads --config, else ./ferry.yml when present; nil when there is none.
+func (g *Globals) loadConfig() (*environments.Config, error) {
+	path := g.Config
+	if path == "" {
+		if _, err := os.Stat(environments.DefaultFile); err != nil {
+			return nil, nil
+		}
+		path = environments.DefaultFile
+	}
+	return environments.Load(path)
+}
+
+// resolveTarget turns --env/--branch into a target through ferry.yml.
+// haveInventory: -i was given, so no branch is guessed from CI or git.
+// guard: the command changes hosts (protected environments need --yes
+// without a terminal).
+func (g *Globals) resolveTarget(env, branch string, haveInventory, guard, yes bool) (*environments.Target, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return environments.Resolve(g.ctx, cfg, environments.Request{
+		Env: env, Branch: branch, Detect: !haveInventory, Guard: guard, Yes: yes,
+		Interactive: isTerminal(os.Stdin) && isTerminal(os.Stdout),
+		Getenv:      os.Getenv,
+	})
+}
+
+// envHosts is a command's environment resolved to an inventory: the
+// environment's own hosts (its inventory and limit), and those of them the
+// command works on (narrowed by -l).
+type envHosts struct {
+	target   *environments.Target // nil: no environment
+	inv      *inventory.Inventory
+	all      []*inventory.Host // every host of the environment: the lock lives on these
+	selected []*inventory.Host // after -l
+	limit    string            // a pattern naming exactly the selected hosts ("" for all)
+}
+
+// name is the environment's name ("default" without one: the lock still needs a name).
+func (e *envHosts) name() string {
+	if e.target != nil && e.target.Name != "" {
+		return e.target.Name
+	}
+	return "default"
+}
+
+// loadEnv loads the target's inventory (or -i, which wins) with env and the
+// branch's groups available to inventory options, and applies the
+// environment's limit and -l.
+func (f *HostFlags) loadEnv(ctx context.Context, t *environments.Target) (*envHosts, error) {
+	sources := f.Inventory
+	var opts inventory.Options
+	if t != nil {
+		if len(sources) == 0 {
+			sources = t.Inventory
+		}
+		opts.Vars = t.InventoryVars()
+	}
+	if len(sources) == 0 {
+		return nil, diag.Invalidf("no inventory: pass -i FILE (an Ansible YAML/INI inventory or an aws_ec2 file), --env NAME with an inventory in ferry.yml, or set FERRY_INVENTORY")
+	}
+	inv, err := inventory.Load(ctx, sources, opts)
+	if err != nil {
+		return nil, err
+	}
+	e := &envHosts{target: t, inv: inv}
+	envLimit := "all"
+	if t != nil && t.Limit != "" {
+		envLimit = t.Limit
+	}
+	e.all, err = inv.Match(envLimit)
+	if err != nil || len(e.all) == 0 {
+		what := "the inventory"
+		if t != nil {
+			what = fmt.Sprintf("environment %s (inventory %s, limit %q)", t.Name, strings.Join(sources, ", "), envLimit)
+		}
+		if err == nil {
+			err = errors.New("no host")
+		}
+		return nil, diag.Invalidf("%s selects no host: %v; check it with `ferry inventory --env NAME --graph`", what, err)
+	}
+	e.selected = e.all
+	if f.Limit != "" {
+		lim, err := inv.Match(f.Limit)
+		if err != nil {
+			return nil, err
+		}
+		keep := map[string]bool{}
+		for _, h := range lim {
+			keep[h.Name] = true
+		}
+		var out []*inventory.Host
+		for _, h := range e.all {
+			if keep[h.Name] {
+				out = append(out, h)
+			}
+		}
+		if len(out) == 0 {
+			return nil, diag.Invalidf("--limit %q leaves no host of %s: check the pattern with `ferry inventory --graph`", f.Limit, e.name())
+		}
+		e.selected = out
+	}
+	if len(e.selected) != len(inv.Hosts) {
+		e.limit = strings.Join(names(e.selected), ":")
+	}
+	return e, nil
+}
+
+// become is how ferry reaches root on hosts for its own files.
+func become() ssh.RunOptions {
+	return ssh.RunOptions{Become: true, BecomePass: os.Getenv("FERRY_BECOME_PASSWORD")}
+}
+
+// lockHeldError makes a held lock exit 5 through the runner.
+type lockHeldError struct{ *environments.HeldError }
+
+func (lockHeldError) LockHeld() bool { return true }
+
+// runHooks wires the environment into a run: the deploy lock (on every
+// host of the environment) and the release record each finished host keeps.
+func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options, stop context.CancelFunc) {
+	if c.Check {
+		return // nothing changes: no lock, no release
+	}
+	emit := func(ev events.Event) {
+		ev.RunID = opts.RunID
+		opts.Sink.Emit(ev)
+	}
+	opts.Lock = func(ctx context.Context) (func(context.Context), error) {
+		var hosts []environments.LockHost
+		var skipped []string
+		for _, h := range e.all {
+			cl, err := conn.client(ctx, h)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				skipped = append(skipped, h.Name)
+				continue
+			}
+			hosts = append(hosts, environments.LockHost{Name: h.Name, Conn: cl})
+		}
+		if len(hosts) == 0 {
+			return nil, fmt.Errorf("no host of %s is reachable to hold its lock", e.name())
+		}
+		if len(skipped) > 0 {
+			emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("deploy lock: unreachable, not locked: %s", strings.Join(skipped, ", "))})
+		}
+		l, err := environments.Acquire(ctx, hosts, environments.LockOptions{
+			Info: environments.LockInfo{Env: e.name(), Holder: opts.User, Origin: opts.Origin, RunID: opts.RunID,
+				Version: opts.Version, Playbook: opts.Playbook},
+			Timeout: timeDuration(c.LockTimeout),
+			Wait:    timeDuration(c.LockWait),
+			Become:  become(),
+			Warn:    func(msg string) { emit(events.Event{Kind: events.Warning, Msg: msg}) },
+			Lost:    func(error) { stop() },
+		})
+		if err != nil {
+			var held *environments.HeldError
+			if errors.As(err, &held) {
+				return nil, lockHeldError{held}
+			}
+			return nil, err
+		}
+		emit(events.Event{Kind: events.Lock, Env: e.name(), Status: events.StatusOK,
+			Msg: fmt.Sprintf("%s locked on %d hosts (run %s)", e.name(), len(hosts), opts.RunID)})
+		return func(ctx context.Context) {
+			if err := l.Release(ctx); err != nil {
+				emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("deploy lock not released everywhere: %v; `ferry lock release --env %s` removes it", err, e.name())})
+				return
+			}
+			emit(events.Event{Kind: events.Lock, Env: e.name(), Status: events.StatusSkipped, Msg: e.name() + " released"})
+		}, nil
+	}
+	secret := map[string]bool{}
+	opts.HostDone = func(ctx context.Context, d playbooks.HostDone) error {
+		for _, s := range d.Play.Secrets {
+			secret[s] = true
+		}
+		version := playbooks.Text(d.Vars["version"])
+		if version == "" {
+			version = opts.Version
+		}
+		app, _ := d.Vars["app"].(string)
+		extra := map[string]any{}
+		for k, v := range opts.Extra {
+			if !secret[k] && k != "version" {
+				extra[k] = v
+			}
+		}
+		return environments.WriteRelease(ctx, d.Conn, environments.Release{
+			App: environments.AppName(app, c.Playbook), Env: e.name(), Version: version, RunID: opts.RunID,
+			User: opts.User, Origin: opts.Origin, Playbook: c.Playbook, Time: time.Now().UTC(), Extra: extra,
+		}, become())
+	}
+}
+
+// prepareEnv resolves the run's environment: guard rails, the
+// environment's inventory, limit and variables (under -e).
+func (c *RunCmd) prepareEnv(g *Globals, extra map[string]any) (*envHosts, error) {
+	t, err := g.resolveTarget(c.Env, c.Branch, len(c.Inventory) > 0, true, c.Yes)
+	if err != nil {
+		return nil, err
+	}
+	e, err := c.loadEnv(g.ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if t != nil {
+		c.Env = t.Name
+		if t.Branch != "" {
+			c.Branch = t.Branch
+		}
+		for k, v := range t.Vars {
+			if _, set := extra[k]; !set {
+				extra[k] = v
+			}
+		}
+	}
+	c.Limit = e.limit
+	return e, nil
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// load is the inventory of --env/--branch (ferry.yml), else of -i.
+func (c *InventoryCmd) load(g *Globals, hf *HostFlags) (*inventory.Inventory, error) {
+	if c.Env == "" && c.Branch == "" {
+		return hf.loadInventory(g.ctx)
+	}
+	t, err := g.resolveTarget(c.Env, c.Branch, len(hf.Inventory) > 0, false, false)
+	if err != nil {
+		return nil, err
+	}
+	e, err := hf.loadEnv(g.ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return e.inv, nil
+}
