@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrydeploy/ferry/internal/shell"
 	"github.com/ferrydeploy/ferry/ssh"
 )
 
@@ -140,7 +141,7 @@ release)
 force)
   if [ -f "$f" ]; then echo "FERRY-LOCK released $age"; cat "$f"; rm -f "$f"; else echo "FERRY-LOCK free 0"; fi ;;
 esac
-`, lockDir, ssh.Quote(env), ssh.Quote(token), op, ssh.Quote(string(info)), int(timeout.Seconds()))
+`, lockDir, shell.Quote(env), shell.Quote(token), op, shell.Quote(string(info)), int(timeout.Seconds()))
 }
 
 // lockAnswer is one host's answer to a lock operation.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrydeploy/ferry/internal/shell"
 	"github.com/ferrydeploy/ferry/ssh"
 )
 
@@ -68,7 +69,7 @@ trap 'rm -rf "$t"' EXIT
 sed -n '/^%s$/,$p' | sed 1d >"$t/f"
 chmod 0600 "$t/f"
 mv -f "$t/f" "$d/"%s.json
-`, stateDir, stateMarker, ssh.Quote(rel.App))
+`, stateDir, stateMarker, shell.Quote(rel.App))
 	ro := become
 	ro.Become = true
 	ro.Stdout, ro.Stderr = nil, nil

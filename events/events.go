@@ -27,7 +27,22 @@ const (
 	Lock       Kind = "lock"        // the environment's deploy lock: Env, Status (ok: taken, skipped: released), Msg
 	PlayEnd    Kind = "play_end"    // Play, Status
 	RunEnd     Kind = "run_end"     // Status (ok|failed|interrupted|unreachable), Recap, RecordPath, ExitCode
+
+	// The journal: the record is synced to disk after each of these, so a
+	// run that dies (SIGKILL, lost runner) leaves what it must undo on disk.
+	Intent Kind = "intent" // before a change that must be undone if the run dies: Host ("" = controller), Change, Msg (what it leaves), Undo
+	Undone Kind = "undone" // the change is undone (or never happened): Host, Change
 )
+
+// Undo is how to restore an Intent's change: one module call, as a resumed
+// run makes it (ferry run --resume).
+type Undo struct {
+	Module     string         `json:"module"`
+	Args       map[string]any `json:"args,omitempty"`
+	State      map[string]any `json:"state,omitempty"` // module memory to restore first (what elb drained)
+	Become     bool           `json:"become,omitempty"`
+	BecomeUser string         `json:"become_user,omitempty"`
+}
 
 // Status is the outcome of a task, a host or a run.
 type Status string
@@ -55,7 +70,19 @@ type HostRecap struct {
 	RolledBack  bool   `json:"rolled_back,omitempty"`
 	Drained     bool   `json:"drained,omitempty"`   // left out of its load balancers
 	Untouched   bool   `json:"untouched,omitempty"` // never started (the rollout halted first)
+	// Left is the state the run left the host in: "in service", or what is
+	// still undone ("out of load balancer, unit app stopped"), or "unknown".
+	Left string `json:"left,omitempty"`
 }
+
+// LeftOut reports whether the run left the host not in service (or unknown).
+func (r HostRecap) LeftOut() bool { return r.Left != "" && r.Left != LeftInService }
+
+// Left states of a host (HostRecap.Left) besides the list of open changes.
+const (
+	LeftInService = "in service"
+	LeftUnknown   = "unknown"
+)
 
 // Event is one thing that happened. Fields not meaningful for a Kind are zero.
 type Event struct {
@@ -88,6 +115,10 @@ type Event struct {
 	Recap     []HostRecap   `json:"recap,omitempty"`
 	Record    string        `json:"record,omitempty"`
 	ExitCode  int           `json:"exit_code,omitempty"`
+	Change    string        `json:"change,omitempty"`    // Intent, Undone: which change ("elb", "unit:app", ...)
+	Undo      *Undo         `json:"undo,omitempty"`      // Intent: how to restore it
+	Digest    string        `json:"digest,omitempty"`    // RunStart: SHA-256 of the playbook file, for --resume
+	ResumeOf  string        `json:"resume_of,omitempty"` // RunStart: the run this one resumes
 }
 
 // Sink receives events. Emit must be safe for concurrent use and must not block

@@ -92,10 +92,10 @@ func FuzzYAML(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		root, err := yamlRoot("fuzz.yml", []byte(src))
+		root, doc, err := yamlRoot("fuzz.yml", []byte(src))
 		var inv *Inventory
 		if err == nil {
-			inv, err = yamlOrPlugin(context.Background(), "fuzz.yml", []byte(src), root, Options{})
+			inv, err = yamlOrPlugin(context.Background(), "fuzz.yml", []byte(src), doc, root, Options{})
 		}
 		if err != nil {
 			if inv != nil {

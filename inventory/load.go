@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/yamlnode"
 	"gopkg.in/yaml.v3"
 )
 
@@ -191,15 +192,15 @@ func loadFile(ctx context.Context, file string, opts Options) (*Inventory, error
 	case ".ini", ".cfg":
 		return parseINI(file, src)
 	case ".yml", ".yaml", ".json":
-		root, err := yamlRoot(file, src)
+		root, doc, err := yamlRoot(file, src)
 		if err != nil {
 			return nil, err
 		}
-		return yamlOrPlugin(ctx, file, src, root, opts)
+		return yamlOrPlugin(ctx, file, src, doc, root, opts)
 	}
-	root, yerr := yamlRoot(file, src)
-	if yerr == nil && looksLikeYAMLInventory(root) {
-		return yamlOrPlugin(ctx, file, src, root, opts)
+	root, doc, yerr := yamlRoot(file, src)
+	if yerr == nil && looksLikeYAMLInventory(doc, root) {
+		return yamlOrPlugin(ctx, file, src, doc, root, opts)
 	}
 	if yerr != nil && looksLikeYAML(src) {
 		return nil, yerr
@@ -224,37 +225,37 @@ func looksLikeYAML(src []byte) bool {
 // that parsed as YAML has an inventory's shape: group names (no spaces or
 // '=') mapping to mappings or nothing. An INI host line such as
 // `h1 e={'k': 2}` is valid YAML too, but not this.
-func looksLikeYAMLInventory(root *yaml.Node) bool {
+func looksLikeYAMLInventory(doc *yamlnode.Doc, root *yaml.Node) bool {
 	if root == nil || root.Kind != yaml.MappingNode {
 		return false
 	}
-	for _, kv := range pairs(root) {
-		if kv[0].Value == "plugin" {
+	for _, kv := range doc.Pairs(root, nil) {
+		if kv.Key.Value == "plugin" {
 			return true
 		}
-		if strings.ContainsAny(kv[0].Value, " \t=") || !(isNull(kv[1]) || kv[1].Kind == yaml.MappingNode) {
+		if strings.ContainsAny(kv.Key.Value, " \t=") || !(yamlnode.IsNull(kv.Value) || kv.Value.Kind == yaml.MappingNode) {
 			return false
 		}
 	}
 	return true
 }
 
-func yamlOrPlugin(ctx context.Context, file string, src []byte, root *yaml.Node, opts Options) (*Inventory, error) {
+func yamlOrPlugin(ctx context.Context, file string, src []byte, doc *yamlnode.Doc, root *yaml.Node, opts Options) (*Inventory, error) {
 	if root != nil && root.Kind == yaml.MappingNode {
-		for _, kv := range pairs(root) {
-			if kv[0].Value != "plugin" {
+		for _, kv := range doc.Pairs(root, nil) {
+			if kv.Key.Value != "plugin" {
 				continue
 			}
-			return runPlugin(ctx, file, src, kv[1], opts)
+			return runPlugin(ctx, file, src, kv.Value, opts)
 		}
 	}
-	return parseYAMLInventory(file, src, root)
+	return parseYAMLInventory(file, src, doc, root)
 }
 
 func runPlugin(ctx context.Context, file string, src []byte, val *yaml.Node, opts Options) (*Inventory, error) {
 	pos := diag.Pos{File: file, Line: val.Line, Col: val.Column}
 	known := PluginNames()
-	if val.Kind != yaml.ScalarNode || val.Value == "" || isNull(val) {
+	if val.Kind != yaml.ScalarNode || val.Value == "" || yamlnode.IsNull(val) {
 		return nil, diag.New(src, pos, "e.g. `plugin: aws_ec2`", "plugin must name an inventory plugin")
 	}
 	p, ok := lookupPlugin(val.Value)
@@ -452,7 +453,7 @@ func (inv *Inventory) readVarsFile(file string) (map[string]any, error) {
 		inv.Warnings = append(inv.Warnings, fmt.Sprintf("%s is vault-encrypted: ferry does not decrypt Ansible Vault, its variables are not loaded", file))
 		return nil, nil
 	}
-	root, err := yamlRoot(file, src)
+	root, doc, err := yamlRoot(file, src)
 	if err != nil {
 		return nil, err
 	}
@@ -466,7 +467,10 @@ func (inv *Inventory) readVarsFile(file string) (map[string]any, error) {
 	warn := func(n *yaml.Node, format string, args ...any) {
 		inv.Warnings = append(inv.Warnings, fmt.Sprintf("%s:%d:%d: %s", file, n.Line, n.Column, fmt.Sprintf(format, args...)))
 	}
-	vars := yamlVars(root, "a vars file", fail, warn)
+	vars := yamlVars(doc, root, "a vars file", fail, warn)
+	if err := expansionError(file, src, doc); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}

@@ -6,88 +6,41 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/yamlnode"
 	"gopkg.in/yaml.v3"
 )
 
-// yamlRoot parses src and returns its top node (nil for an empty document).
-func yamlRoot(file string, src []byte) (*yaml.Node, error) {
+// yamlRoot parses src and returns its top node (nil for an empty
+// document), and the Doc that resolves its aliases.
+func yamlRoot(file string, src []byte) (*yaml.Node, *yamlnode.Doc, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, yamlError(file, src, err)
+		return nil, nil, yamlError(file, src, err)
 	}
+	d := yamlnode.New(0)
 	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return nil, nil
+		return nil, d, nil
 	}
-	return resolveAlias(doc.Content[0]), nil
+	return d.Resolve(doc.Content[0]), d, nil
+}
+
+// expansionError is the document's alias expansion problem as a positioned
+// error, or nil.
+func expansionError(file string, src []byte, d *yamlnode.Doc) *diag.Error {
+	e := d.Err()
+	if e == nil {
+		return nil
+	}
+	return diag.New(src, diag.Pos{File: file, Line: e.Node.Line, Col: e.Node.Column}, e.Hint(), "%s", e.Error())
 }
 
 // yamlError turns a yaml.v3 error into a positioned one.
 func yamlError(file string, src []byte, err error) error { return diag.YAML(file, src, err) }
 
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
-}
-
-// pairs returns a mapping's key/value nodes, with YAML merge keys (<<)
-// expanded ahead of the mapping's own keys so those win.
-func pairs(n *yaml.Node) [][2]*yaml.Node {
-	return pairsDepth(n, 0)
-}
-
-func pairsDepth(n *yaml.Node, depth int) [][2]*yaml.Node {
-	var merged, own [][2]*yaml.Node
-	if depth > 20 {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolveAlias(n.Content[i+1])
-		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.Tag == "!!merge" {
-			var srcs []*yaml.Node
-			if v.Kind == yaml.SequenceNode {
-				for _, s := range v.Content {
-					srcs = append(srcs, resolveAlias(s))
-				}
-			} else {
-				srcs = []*yaml.Node{v}
-			}
-			for _, s := range srcs {
-				if s != nil && s.Kind == yaml.MappingNode {
-					merged = append(merged, pairsDepth(s, depth+1)...)
-				}
-			}
-			continue
-		}
-		own = append(own, [2]*yaml.Node{k, v})
-	}
-	return append(merged, own...)
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.ScalarNode:
-		if n.Tag == "!!str" {
-			return fmt.Sprintf("the string %q", n.Value)
-		}
-		return n.Value
-	}
-	return "something else"
-}
-
 // yamlValue decodes a node into plain Go values with string map keys.
-func yamlValue(n *yaml.Node) (any, error) {
+func yamlValue(d *yamlnode.Doc, n *yaml.Node) (any, error) {
 	var v any
-	if err := n.Decode(&v); err != nil {
+	if err := d.Decode(n, &v); err != nil {
 		return nil, err
 	}
 	return plain(v), nil
@@ -118,6 +71,7 @@ func plain(v any) any {
 var groupKeys = []string{"hosts", "children", "vars"}
 
 type yamlParser struct {
+	doc  *yamlnode.Doc
 	file string
 	src  []byte
 	inv  *Inventory
@@ -133,19 +87,22 @@ func (p *yamlParser) warn(n *yaml.Node, format string, args ...any) {
 }
 
 // parseYAMLInventory reads an Ansible YAML inventory from its parsed root.
-func parseYAMLInventory(file string, src []byte, root *yaml.Node) (*Inventory, error) {
-	p := &yamlParser{file: file, src: src, inv: New()}
+func parseYAMLInventory(file string, src []byte, doc *yamlnode.Doc, root *yaml.Node) (*Inventory, error) {
+	p := &yamlParser{doc: doc, file: file, src: src, inv: New()}
 	p.inv.Sources = []string{file}
 	if root == nil {
 		p.inv.Warnings = append(p.inv.Warnings, fmt.Sprintf("%s: empty inventory", file))
 		return p.inv, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		p.fail(root, "start the file with `all:` and list hosts under `hosts:`", "a YAML inventory must be a mapping of group names, not %s", kindName(root))
+		p.fail(root, "start the file with `all:` and list hosts under `hosts:`", "a YAML inventory must be a mapping of group names, not %s", yamlnode.KindName(root))
 		return nil, p.errs.Err()
 	}
-	for _, kv := range pairs(root) {
-		p.group(kv[0], kv[1], "")
+	for _, kv := range doc.Pairs(root, nil) {
+		p.group(kv.Key, kv.Value, "")
+	}
+	if err := expansionError(file, src, doc); err != nil {
+		p.errs = append(p.errs, err)
 	}
 	if err := p.errs.Err(); err != nil {
 		return nil, err
@@ -167,29 +124,29 @@ func (p *yamlParser) group(key, val *yaml.Node, parent string) {
 			return
 		}
 	}
-	if isNull(val) {
+	if yamlnode.IsNull(val) {
 		return
 	}
 	if val.Kind != yaml.MappingNode {
-		p.fail(val, "a group holds `hosts:`, `children:` and `vars:` mappings", "group %q must be a mapping, not %s", name, kindName(val))
+		p.fail(val, "a group holds `hosts:`, `children:` and `vars:` mappings", "group %q must be a mapping, not %s", name, yamlnode.KindName(val))
 		return
 	}
-	for _, kv := range pairs(val) {
-		k, v := kv[0], kv[1]
+	for _, kv := range p.doc.Pairs(val, nil) {
+		k, v := kv.Key, kv.Value
 		switch k.Value {
 		case "hosts":
 			p.hosts(name, v)
 		case "children":
 			switch {
-			case isNull(v):
+			case yamlnode.IsNull(v):
 			case v.Kind == yaml.ScalarNode:
 				p.group(v, nil, name)
 			case v.Kind == yaml.MappingNode:
-				for _, c := range pairs(v) {
-					p.group(c[0], c[1], name)
+				for _, c := range p.doc.Pairs(v, nil) {
+					p.group(c.Key, c.Value, name)
 				}
 			default:
-				p.fail(v, "write each child group as a key ending in ':'", "children of group %q must be a mapping of group names, not %s", name, kindName(v))
+				p.fail(v, "write each child group as a key ending in ':'", "children of group %q must be a mapping of group names, not %s", name, yamlnode.KindName(v))
 			}
 		case "vars":
 			vars := p.vars(v, fmt.Sprintf("vars of group %q", name))
@@ -209,18 +166,18 @@ func (p *yamlParser) group(key, val *yaml.Node, parent string) {
 
 func (p *yamlParser) hosts(group string, v *yaml.Node) {
 	switch {
-	case isNull(v):
+	case yamlnode.IsNull(v):
 		return
 	case v.Kind == yaml.ScalarNode:
 		p.host(group, v, nil)
 	case v.Kind == yaml.MappingNode:
-		for _, kv := range pairs(v) {
-			p.host(group, kv[0], kv[1])
+		for _, kv := range p.doc.Pairs(v, nil) {
+			p.host(group, kv.Key, kv.Value)
 		}
 	case v.Kind == yaml.SequenceNode:
 		p.fail(v, "write each host as a key ending in ':' (e.g. `web1.example.com:`), not as a list item", "hosts of group %q must be a mapping of host names, not a list", group)
 	default:
-		p.fail(v, "", "hosts of group %q must be a mapping of host names, not %s", group, kindName(v))
+		p.fail(v, "", "hosts of group %q must be a mapping of host names, not %s", group, yamlnode.KindName(v))
 	}
 }
 
@@ -240,9 +197,9 @@ func (p *yamlParser) host(group string, key, val *yaml.Node) {
 		return
 	}
 	var vars map[string]any
-	if !isNull(val) {
+	if !yamlnode.IsNull(val) {
 		if val.Kind != yaml.MappingNode {
-			p.fail(val, "put the host's variables in a mapping under it, or leave it empty", "variables of host %q must be a mapping, not %s", key.Value, kindName(val))
+			p.fail(val, "put the host's variables in a mapping under it, or leave it empty", "variables of host %q must be a mapping, not %s", key.Value, yamlnode.KindName(val))
 			return
 		}
 		vars = p.vars(val, fmt.Sprintf("variables of host %q", key.Value))
@@ -266,20 +223,20 @@ func (p *yamlParser) host(group string, key, val *yaml.Node) {
 // vars decodes a variables mapping, checking well-known variables where
 // they are written.
 func (p *yamlParser) vars(n *yaml.Node, what string) map[string]any {
-	return yamlVars(n, what, p.fail, p.warn)
+	return yamlVars(p.doc, n, what, p.fail, p.warn)
 }
 
-func yamlVars(n *yaml.Node, what string, fail func(*yaml.Node, string, string, ...any), warn func(*yaml.Node, string, ...any)) map[string]any {
+func yamlVars(doc *yamlnode.Doc, n *yaml.Node, what string, fail func(*yaml.Node, string, string, ...any), warn func(*yaml.Node, string, ...any)) map[string]any {
 	out := map[string]any{}
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return out
 	}
 	if n.Kind != yaml.MappingNode {
-		fail(n, "write variables as `name: value` lines", "%s must be a mapping, not %s", what, kindName(n))
+		fail(n, "write variables as `name: value` lines", "%s must be a mapping, not %s", what, yamlnode.KindName(n))
 		return out
 	}
-	for _, kv := range pairs(n) {
-		k, v := kv[0], kv[1]
+	for _, kv := range doc.Pairs(n, nil) {
+		k, v := kv.Key, kv.Value
 		if k.Kind != yaml.ScalarNode {
 			fail(k, "", "a variable name must be a string")
 			continue
@@ -287,7 +244,10 @@ func yamlVars(n *yaml.Node, what string, fail func(*yaml.Node, string, string, .
 		if v.Tag == "!vault" {
 			warn(v, "%s is vault-encrypted: ferry does not decrypt vault values, it keeps the ciphertext", k.Value)
 		}
-		x, err := yamlValue(v)
+		x, err := yamlValue(doc, v)
+		if doc.Err() != nil {
+			return out // reported once, by the caller
+		}
 		if err != nil {
 			fail(v, "", "%s: %v", k.Value, strings.TrimPrefix(err.Error(), "yaml: "))
 			continue

@@ -36,6 +36,8 @@ func NewPlain(w io.Writer, verbose int, github bool) *Plain {
 func (p *Plain) Emit(e events.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	raw := e
+	e = safeEvent(e)
 	ts := e.Time
 	if ts.IsZero() {
 		ts = p.now()
@@ -93,7 +95,7 @@ func (p *Plain) Emit(e events.Event) {
 		}
 		fmt.Fprintln(p.w, line)
 		if p.github && e.Status == events.StatusFailed {
-			fmt.Fprintf(p.w, "::error title=%s failed on %s::%s\n", ghEscape(e.Task), ghEscape(e.Host), ghEscape(e.Msg))
+			fmt.Fprintf(p.w, "::error title=%s failed on %s::%s\n", ghProperty(safeLine(raw.Task)), ghProperty(safeLine(raw.Host)), ghMessage(safeLine(raw.Msg)))
 		}
 	case events.HostEnd:
 		fmt.Fprintf(p.w, "%sHOST %s", host(), strings.ToUpper(string(e.Status)))
@@ -127,7 +129,7 @@ func (p *Plain) Emit(e events.Event) {
 			fmt.Fprintf(p.w, "%s WARNING: %s\n", stamp, e.Msg)
 		}
 		if p.github {
-			fmt.Fprintf(p.w, "::warning::%s\n", ghEscape(e.Msg))
+			fmt.Fprintf(p.w, "::warning::%s\n", ghMessage(safeLine(raw.Msg)))
 		}
 	case events.Lock:
 		fmt.Fprintf(p.w, "%s LOCK %s\n", stamp, e.Msg)
@@ -159,10 +161,6 @@ func round(d time.Duration) time.Duration {
 	return d.Round(time.Millisecond)
 }
 
-func ghEscape(s string) string {
-	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
-}
-
 // Recap renders the end-of-run summary, Ansible's PLAY RECAP plus what ferry knows more.
 func Recap(e events.Event) string {
 	var b strings.Builder
@@ -177,8 +175,13 @@ func Recap(e events.Event) string {
 		if r.RolledBack {
 			notes = append(notes, "rolled back")
 		}
-		if r.Drained {
+		switch {
+		case r.LeftOut():
+			notes = append(notes, "LEFT "+strings.ToUpper(r.Left))
+		case r.Drained:
 			notes = append(notes, "OUT OF LOAD BALANCER")
+		case r.Left != "":
+			notes = append(notes, r.Left)
 		}
 		if r.Untouched {
 			notes = append(notes, "untouched")
@@ -219,27 +222,28 @@ type Mask struct {
 	next    events.Sink
 	mu      sync.RWMutex
 	secrets []string
-	known   map[string]bool
+	known   map[string]bool // every form in secrets
+	added   map[string]bool // values whose forms are in secrets
 }
 
 // NewMask wraps next.
 func NewMask(next events.Sink) *Mask { return &Mask{next: next, known: map[string]bool{}} }
 
-// Add registers values to hide (values shorter than 3 characters are ignored:
+// Add registers values to hide, in every form they can take (see
+// secretForms; values shorter than 3 characters are ignored:
 // masking "1" would garble every line). The runner adds a play's secrets
 // for every task on every host, so known values cost one map lookup and
 // the list Apply walks stays as long as the set of distinct secrets.
 func (m *Mask) Add(values ...string) {
 	m.mu.RLock()
-	fresh := false
+	var fresh []string
 	for _, v := range values {
-		if len(v) >= 3 && !m.known[v] {
-			fresh = true
-			break
+		if len(v) >= 3 && !m.added[v] {
+			fresh = append(fresh, v)
 		}
 	}
 	m.mu.RUnlock()
-	if !fresh {
+	if len(fresh) == 0 {
 		return
 	}
 	m.mu.Lock()
@@ -247,10 +251,16 @@ func (m *Mask) Add(values ...string) {
 	if m.known == nil {
 		m.known = map[string]bool{}
 	}
-	for _, v := range values {
-		if len(v) >= 3 && !m.known[v] {
-			m.known[v] = true
-			m.secrets = append(m.secrets, v)
+	if m.added == nil {
+		m.added = map[string]bool{}
+	}
+	for _, v := range fresh {
+		m.added[v] = true
+		for _, f := range secretForms(v) {
+			if len(f) >= 3 && !m.known[f] {
+				m.known[f] = true
+				m.secrets = append(m.secrets, f)
+			}
 		}
 	}
 	// Longest first, so a secret containing another is masked whole.

@@ -30,7 +30,7 @@ func TestPlainAndGitHub(t *testing.T) {
 	for _, want := range []string{
 		"::group::batch 1/2: app1",
 		"15:04:05 app1     | Smoke test: failed (1.5s): status 500, want 200",
-		"::error title=Smoke test failed on app1::status 500%2C want 200",
+		"::error title=Smoke test failed on app1::status 500, want 200",
 		"BATCH 1/2 done: 1 failed — HALTING the rollout",
 		"::endgroup::",
 		"app1 : ok=2   changed=0   failed=1   skipped=0   unreachable=0  (rolled back)",

@@ -22,15 +22,24 @@ type Record struct {
 	w    *bufio.Writer
 	enc  *json.Encoder
 	err  error
+	// NoSync skips fsync on journal events (benchmarks measure its cost).
+	NoSync bool
 }
 
 // NewRecord creates dir/<runID>.jsonl.
 func NewRecord(dir, runID string) (*Record, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Private to their owner: records hold who deployed what, command
+	// output and hosts' answers.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create record dir: %w (choose another with --record-dir)", err)
 	}
+	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("make record dir %s private: %w (choose another with --record-dir)", dir, err)
+		}
+	}
 	path := filepath.Join(dir, runID+".jsonl")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create run record: %w", err)
 	}
@@ -42,7 +51,9 @@ func NewRecord(dir, runID string) (*Record, error) {
 func (r *Record) Path() string { return r.path }
 
 // Emit implements events.Sink. The file is flushed at every host and batch
-// boundary, so a killed run still leaves a useful record.
+// boundary, so a killed run still leaves a useful record; journal events
+// (intent, undone) are also synced to disk before Emit returns, since the
+// runner changes the host only after that (see Err).
 func (r *Record) Emit(e events.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -56,7 +67,22 @@ func (r *Record) Emit(e events.Event) {
 	switch e.Kind {
 	case events.HostEnd, events.BatchEnd, events.RunEnd, events.RunStart:
 		r.err = r.w.Flush()
+	case events.Intent, events.Undone:
+		if r.err = r.w.Flush(); r.err == nil && !r.NoSync {
+			r.err = r.f.Sync()
+		}
 	}
+}
+
+// Err is the first error writing the record: a runner checks it after an
+// intent, and changes nothing it could not journal.
+func (r *Record) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return fmt.Errorf("write run record %s: %w", r.path, r.err)
+	}
+	return nil
 }
 
 // Close flushes and closes the file.

@@ -35,6 +35,7 @@ type checker struct {
 	defined map[string]bool
 	later   map[string]diag.Pos // registered by some task of the play, for the hint
 	onCtl   bool                // checking before/after, which run on the controller
+	src     []byte              // the file of the task being checked (roles and includes have their own)
 	errs    diag.List
 }
 
@@ -76,8 +77,9 @@ func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
 	c.defined, c.onCtl = copySet(base), true
 	c.tasks(play.Before)
 	c.defined, c.onCtl = copySet(base), false
-	c.tasks(play.HostTasks())
+	c.tasks(flattenTasks(play.HostTasks()))
 	c.tasks(play.Rollback)
+	c.tasks(flattenTasks(play.Handlers)) // handlers run after the tasks that notify them
 	c.defined, c.onCtl = copySet(base), true
 	c.tasks(play.After)
 	return c.errs
@@ -97,7 +99,7 @@ func (t *Task) defines() []string {
 	if t.Register != "" {
 		out = append(out, t.Register)
 	}
-	if t.Module == "set_fact" {
+	if t.Spec.DefinesFacts {
 		keys := make([]string, 0, len(t.Args))
 		for k := range t.Args {
 			keys = append(keys, k)
@@ -113,6 +115,18 @@ func (c *checker) tasks(list []*Task) {
 		extra := ""
 		if t.HasLoop {
 			extra = "item"
+			if t.LoopVar != "" {
+				extra = t.LoopVar
+			}
+		}
+		c.src = t.src
+		// the task's own vars exist while it runs
+		var scoped []string
+		for k := range t.Vars {
+			if !c.defined[k] {
+				c.defined[k] = true
+				scoped = append(scoped, k)
+			}
 		}
 		for _, e := range t.When {
 			c.refsExpr(e, extra)
@@ -132,6 +146,9 @@ func (c *checker) tasks(list []*Task) {
 			for _, e := range list {
 				c.refsExpr(e, own)
 			}
+		}
+		for _, k := range scoped {
+			delete(c.defined, k)
 		}
 		for _, n := range t.defines() {
 			c.defined[n] = true
@@ -175,5 +192,9 @@ func (c *checker) ref(r ref, extra string) {
 	} else if hint = diag.Suggest(r.Name, candidates); hint == "" {
 		hint = fmt.Sprintf("define it in vars, pass -e %s=..., or give a default: %s ?? ...", r.Name, r.Name)
 	}
-	c.errs = append(c.errs, diag.New(c.pb.src, pos, hint, "undefined variable %q", r.Name))
+	src := c.src
+	if src == nil {
+		src = c.pb.src
+	}
+	c.errs = append(c.errs, diag.New(src, pos, hint, "undefined variable %q", r.Name))
 }

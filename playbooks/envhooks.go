@@ -6,12 +6,10 @@ import (
 	"fmt"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/tasks"
 )
-
-// ExitLocked: another run holds the environment's deploy lock.
-const ExitLocked = 5
 
 // Locker takes the environment's deploy lock. The runner calls it once,
 // after the first play's preflight and before anything changes, and calls
@@ -33,24 +31,24 @@ type HostDone struct {
 // takeLock runs the Locker once per run.
 func (r *Runner) takeLock(ctx context.Context) (int, string) {
 	if r.opts.Lock == nil || r.lockTaken {
-		return ExitOK, ""
+		return exitcode.OK, ""
 	}
 	r.lockTaken = true
 	release, err := r.opts.Lock(ctx)
 	if err != nil {
 		var held LockHeld
-		code := ExitUnreachable
+		code := exitcode.Unreachable
 		switch {
 		case errors.As(err, &held) && held.LockHeld():
-			code = ExitLocked
+			code = exitcode.Locked
 		case ctx.Err() != nil:
-			code = ExitInterrupted
+			code = exitcode.Interrupted
 		}
 		r.emit(events.Event{Kind: events.Lock, Env: r.opts.Env, Status: events.StatusFailed, Msg: err.Error()})
 		return code, "deploy lock: " + err.Error() + "; nothing was changed"
 	}
 	r.unlock = release
-	return ExitOK, ""
+	return exitcode.OK, ""
 }
 
 // releaseLock gives the lock back, even after an interrupt.

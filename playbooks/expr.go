@@ -20,6 +20,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // varFunc is the function every strict variable reference is rewritten to, so
@@ -68,6 +69,9 @@ type program struct {
 	prog     *vm.Program
 	refs     []ref // every variable the expression reads, in source order
 	optional bool  // the top node is `??` or nil: a nil result is intended
+	// jinja: src was Jinja, translated (jinja.go); offsets inside the
+	// translation do not match src, so positions fall on its start.
+	jinja bool
 }
 
 // ref is a top-level variable an expression reads.
@@ -119,17 +123,42 @@ func buildProgram(src string) (*program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &file.Error{Message: "empty expression"}
 	}
-	tree, err := parser.Parse(src)
+	code, jinja := src, false
+	translated, jerr := translateJinja(src)
+	if jerr == nil {
+		code, jinja = translated, true
+	}
+	tree, err := parser.Parse(code)
 	if err != nil {
+		var je *jinjaError
+		if errors.As(jerr, &je) && je.hint != "" {
+			return nil, je // unknown filter or test: the Jinja reading is the one meant
+		}
 		return nil, err
 	}
 	if err := checkCalls(tree.Node); err != nil {
+		var je *jinjaError
+		if errors.As(jerr, &je) && je.hint != "" {
+			return nil, je
+		}
+		if jinja {
+			var uf *unknownFuncError
+			if errors.As(err, &uf) {
+				uf.offset = sourceOffsets(src)(uf.name)
+			}
+		}
 		return nil, err
 	}
-	p := &program{src: src}
+	p := &program{src: src, jinja: jinja}
 	a := &analyzer{}
 	a.walk(tree.Node, nil, false)
 	p.refs = a.refs
+	if jinja {
+		at := sourceOffsets(src)
+		for i := range p.refs {
+			p.refs[i].Offset = at(p.refs[i].Name)
+		}
+	}
 	switch n := tree.Node.(type) {
 	case *ast.BinaryNode:
 		p.optional = n.Operator == "??"
@@ -144,8 +173,14 @@ func buildProgram(src string) (*program, error) {
 		expr.Function(varFunc, lookupVar),
 		expr.MaxNodes(5000),
 	}, functions...)
-	prog, err := expr.Compile(src, opts...)
+	prog, err := expr.Compile(code, opts...)
 	if err != nil {
+		if jinja {
+			var fe *file.Error
+			if errors.As(err, &fe) {
+				fe.From = 0
+			}
+		}
 		return nil, err
 	}
 	p.prog = prog
@@ -245,7 +280,7 @@ func (a *analyzer) walk(n ast.Node, bound []string, optional bool) {
 			a.walk(n.Callee, bound, false)
 		}
 		isDefault := false
-		if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "default" && len(n.Arguments) == 2 {
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok && isLenientCall(id.Value, len(n.Arguments)) {
 			isDefault = true
 		}
 		for i, arg := range n.Arguments {
@@ -300,12 +335,21 @@ func (m *marker) Visit(node *ast.Node) {
 		ast.Walk(&n.Expr, &bindVisitor{name: n.Name})
 	case *ast.CallNode:
 		if id, ok := n.Callee.(*ast.IdentifierNode); ok {
-			if id.Value == "default" && len(n.Arguments) == 2 {
+			if isLenientCall(id.Value, len(n.Arguments)) {
 				lenient(&n.Arguments[0])
 			}
 			id.Value = boundPrefix + id.Value
 		}
 	}
+}
+
+// isLenientCall: the call's first argument may be undefined (default(x, d),
+// and Jinja's `| default`, `is defined`, `| mandatory`).
+func isLenientCall(name string, args int) bool {
+	if name == "default" {
+		return args == 2
+	}
+	return args >= 1 && lenientFuncs[name]
 }
 
 // lenient makes the value at n nil-safe: a chain's members become optional
@@ -407,31 +451,13 @@ var functions = []expr.Option{
 		}
 		return v, nil
 	}, new(func(string) any)),
-	expr.Function("quote", func(p ...any) (any, error) { return ShellQuote(Text(p[0])), nil }),
+	expr.Function("quote", func(p ...any) (any, error) { return shell.Quote(Text(p[0])), nil }),
 	expr.Function("default", func(p ...any) (any, error) {
 		if p[0] == nil {
 			return p[1], nil
 		}
 		return p[0], nil
 	}, new(func(any, any) any)),
-}
-
-// ShellQuote quotes s for a POSIX shell (the `quote` function).
-func ShellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%_-+=:,./", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
 
 // Text renders a value for string interpolation: strings as they are, numbers
@@ -485,12 +511,17 @@ func (p *program) evalError(err error, vars map[string]any, pos func(int) diag.P
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		e.Msg = fe.Message
-		e.Pos = pos(fe.From)
+		if !p.jinja {
+			e.Pos = pos(fe.From)
+		}
 	} else {
 		e.Msg = err.Error()
 	}
 	var ue *UndefinedError
 	if errors.As(err, &ue) {
+		if p.jinja {
+			e.Pos = pos(sourceOffsets(p.src)(ue.Name))
+		}
 		e.Name = ue.Name
 		e.Msg = ue.Error()
 		e.Err = ue
@@ -542,6 +573,10 @@ func syntaxError(err error, src string, posAt func(int) diag.Pos) *diag.Error {
 			hint = "see https://expr-lang.org/docs/language-definition for the functions"
 		}
 		return &diag.Error{Pos: posAt(uf.offset), Msg: fmt.Sprintf("expression %q: %v", strings.TrimSpace(src), uf), Hint: hint}
+	}
+	var je *jinjaError
+	if errors.As(err, &je) {
+		return &diag.Error{Pos: posAt(je.offset), Msg: fmt.Sprintf("expression %q: %s", strings.TrimSpace(src), je.msg), Hint: je.hint}
 	}
 	var fe *file.Error
 	if errors.As(err, &fe) {

@@ -45,11 +45,11 @@ func TestTemplateRender(t *testing.T) {
 		{"{{ 1.5 * 2 }}", 3.0},
 		{"x{{ 1.5 * 2 }}", "x3"},
 		{"{{ upper(version) }}", "1.2.3"},
-		{"{{ 'a,b' | split(',') }}", []string{"a", "b"}},
+		{"{{ 'a,b' | split(',') }}", []any{"a", "b"}}, // Jinja's split: a list of any
 		{"{{ basename(path) }}-{{ dirname(path) }}", "api-/opt/api/bin"},
 		{"{{ from_json(result.stdout).ok }}", true},
 		{"{{ to_json({a: 1}) }}", `{"a":1}`},
-		{"{{ quote(\"it's\") }}", `'it'"'"'s'`},
+		{"{{ quote(\"it's\") }}", `'it'\''s'`},
 		{"{{ filter(ports, # > 8080) }}", []any{8081}},
 		{"{{ map(ports, # + 1) }}", []any{8081, 8082}},
 		{"{{ let x = n; x * x }}", 9},

@@ -98,7 +98,7 @@ func parseExtraDoc(path string, src []byte, flag string) (map[string]any, error)
 	if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
 		return map[string]any{}, nil
 	}
-	root := resolve(doc.Content[0])
+	root := l.resolve(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		if flag != "" {
 			return nil, diag.Invalidf("-e %s: want a mapping of variables", flag)
@@ -114,6 +114,7 @@ func parseExtraDoc(path string, src []byte, flag string) (map[string]any, error)
 		}
 		out[kv.key] = l.value(kv.v, "", nil)
 	}
+	l.expansionErr()
 	if len(l.errs) > 0 {
 		if flag != "" {
 			return nil, diag.Invalidf("-e %s: %v", flag, l.errs[0].Msg)

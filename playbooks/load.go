@@ -14,6 +14,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/value"
+	"github.com/ferrydeploy/ferry/internal/yamlnode"
+	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
 )
 
@@ -50,7 +53,7 @@ var ansibleHints = map[string]string{
 	"include_tasks": "ferry has no task includes: list the tasks in the play",
 	"block":         "ferry has no blocks: use `rollback:` for what to do when a task fails",
 	"args":          "put module parameters under the module's own key",
-	"delegate_to":   "controller-side modules (elb, asg, notify) already run on the controller",
+	"delegate_to":   "controller-side modules (elb, asg, webhook) already run on the controller",
 	"run_once":      "put once-per-run tasks under `before:` or `after:`",
 	"vars":          "task-level vars are not supported: use play `vars:` or `set_fact`",
 }
@@ -59,34 +62,43 @@ var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // loader holds the state of one Parse.
 type loader struct {
+	dir    string // relative src paths of tasks resolve here ("" = the playbook's directory)
+	depth  int    // include nesting
+	inRole bool   // reading a role's defaults/vars, whose paths are resolved
+	seen   *seen  // shared with the loaders of included files
+	warns  []*diag.Error
 	path   string
 	src    []byte
 	errs   diag.List
-	nodes  int                 // nodes visited, bounding alias expansion
-	active map[*yaml.Node]bool // collections being read, to catch an alias inside its own anchor
+	doc    *yamlnode.Doc // resolves aliases under one budget for the document
 }
 
-// enter marks n as being read; false (and an error) when it already is: an
-// alias that refers to a node containing it would expand forever.
-func (l *loader) enter(n, at *yaml.Node) bool {
-	if l.active == nil {
-		l.active = map[*yaml.Node]bool{}
-	}
-	if l.active[n] {
-		l.errorf(l.pos(at), "an anchor cannot contain an alias to itself", "alias refers to the node that contains it")
-		return false
-	}
-	l.active[n] = true
-	return true
+// resolve follows aliases (*anchor) to the node they name.
+func (l *loader) resolve(n *yaml.Node) *yaml.Node {
+	return l.resolver().Resolve(n)
 }
 
-func (l *loader) leave(n *yaml.Node) { delete(l.active, n) }
+// resolver is the alias budget of the document, shared with the loaders of
+// the files it includes.
+func (l *loader) resolver() *yamlnode.Doc {
+	if l.doc == nil {
+		l.doc = yamlnode.New(0)
+	}
+	return l.doc
+}
 
-const maxNodes = 200000
+// expansionErr reports the document's alias expansion problem, once.
+func (l *loader) expansionErr() {
+	if l.doc == nil || l.doc.Err() == nil {
+		return
+	}
+	e := l.doc.Err()
+	l.errorf(l.pos(e.Node), e.Hint(), "%s", e.Error())
+}
 
 // Parse validates src as the playbook at path.
 func Parse(path string, src []byte) (*Playbook, error) {
-	l := &loader{path: path, src: src}
+	l := &loader{path: path, src: src, seen: newSeen()}
 	pb := &Playbook{Path: path, src: src}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -96,7 +108,7 @@ func Parse(path string, src []byte) (*Playbook, error) {
 		l.errorf(diag.Pos{File: path, Line: 1, Col: 1}, "a playbook is a list of plays: start with `- hosts: PATTERN`", "playbook is empty")
 		return nil, l.errs.Err()
 	}
-	root := resolve(doc.Content[0])
+	root := l.resolve(doc.Content[0])
 	if root.Kind != yaml.SequenceNode {
 		hint := "a playbook is a list of plays: start with `- hosts: PATTERN`"
 		if root.Kind == yaml.MappingNode {
@@ -106,16 +118,18 @@ func Parse(path string, src []byte) (*Playbook, error) {
 		return nil, l.errs.Err()
 	}
 	for _, item := range root.Content {
-		if p := l.play(resolve(item)); p != nil {
+		if p := l.play(l.resolve(item)); p != nil {
 			pb.Plays = append(pb.Plays, p)
 		}
 	}
 	if len(root.Content) == 0 {
 		l.errorf(l.pos(root), "add a play: `- hosts: PATTERN`", "playbook has no plays")
 	}
+	l.expansionErr()
 	if err := l.errs.Err(); err != nil {
 		return nil, err
 	}
+	pb.Warnings = l.warns
 	return pb, nil
 }
 
@@ -182,40 +196,8 @@ func nodePos(path string, n *yaml.Node) diag.Pos {
 	return diag.Pos{File: path, Line: n.Line, Col: n.Column}
 }
 
-// resolve follows aliases (*anchor) to the node they name.
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!bool":
-			return "a bool"
-		case "!!int", "!!float":
-			return "a number"
-		}
-		return fmt.Sprintf("a string (%q)", clip(n.Value))
-	}
-	return "an alias"
-}
-
-func clip(s string) string {
-	if len(s) > 30 {
-		return s[:30] + "..."
-	}
-	return s
-}
+// kindName names what a node is, for messages.
+var kindName = yamlnode.KindName
 
 // pair is one key: value of a mapping.
 type pair struct {
@@ -226,60 +208,27 @@ type pair struct {
 // pairs lists a mapping's entries, reporting duplicate keys and non-string
 // keys, and applying YAML merge keys (`<<: *defaults`; explicit keys win).
 func (l *loader) pairs(m *yaml.Node, what string) []pair {
+	if l.doc == nil {
+		l.doc = yamlnode.New(0)
+	}
 	seen := map[string]*yaml.Node{}
 	var out []pair
-	var merged []pair
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k, v := resolve(m.Content[i]), resolve(m.Content[i+1])
+	for _, kv := range l.doc.Pairs(m, func(s *yaml.Node) {
+		l.errorf(l.pos(s), "", "%s: `<<` merges a mapping, not %s", what, kindName(s))
+	}) {
+		k := kv.Key
 		if k.Kind != yaml.ScalarNode {
 			l.errorf(l.pos(k), "", "%s: a key must be a plain name, not %s", what, kindName(k))
 			continue
 		}
-		if k.Tag == "!!merge" || (k.Value == "<<" && k.Style == 0) {
-			srcs := []*yaml.Node{v}
-			if v.Kind == yaml.SequenceNode {
-				srcs = v.Content
-			}
-			for _, s := range srcs {
-				s = resolve(s)
-				if s.Kind != yaml.MappingNode {
-					l.errorf(l.pos(s), "", "%s: `<<` merges a mapping, not %s", what, kindName(s))
-					continue
-				}
-				if l.budget(s) && l.enter(s, m.Content[i+1]) {
-					merged = append(merged, l.pairs(s, what)...)
-					l.leave(s)
-				}
-			}
-			continue
-		}
-		if prev, ok := seen[k.Value]; ok {
+		if prev, ok := seen[k.Value]; ok && !kv.Merged {
 			l.errorf(l.pos(k), fmt.Sprintf("the first %q is at line %d; remove one", k.Value, prev.Line), "%s: duplicate key %q", what, k.Value)
 			continue
 		}
 		seen[k.Value] = k
-		out = append(out, pair{key: k.Value, k: k, v: v})
-	}
-	for _, p := range merged {
-		if _, ok := seen[p.key]; !ok {
-			seen[p.key] = p.k
-			out = append(out, p)
-		}
+		out = append(out, pair{key: k.Value, k: k, v: kv.Value})
 	}
 	return out
-}
-
-// budget counts nodes reached through aliases so that a "billion laughs"
-// document fails instead of exhausting memory.
-func (l *loader) budget(n *yaml.Node) bool {
-	l.nodes += len(n.Content) + 1
-	if l.nodes > maxNodes {
-		if l.nodes-len(n.Content)-1 <= maxNodes {
-			l.errorf(l.pos(n), "", "document too large (aliases expand to over %d nodes)", maxNodes)
-		}
-		return false
-	}
-	return true
 }
 
 func (l *loader) play(n *yaml.Node) *Play {
@@ -361,6 +310,9 @@ func (l *loader) play(n *yaml.Node) *Play {
 			if l.bool(v, "gather_facts") {
 				l.errorf(l.pos(v), "remove gather_facts (or set it to false): host variables come from the inventory", "gather_facts: ferry does not gather facts")
 			}
+		case "handlers", "roles", "vars_files", "any_errors_fatal", "remote_user", "become_method", "connection",
+			"strategy", "force_handlers":
+			l.ansiblePlayKey(p, kv)
 		default:
 			hint := diag.Suggest(kv.key, playKeys)
 			if hint == "" && (contains(taskKeys, kv.key) || isModule(kv.key)) {
@@ -372,6 +324,7 @@ func (l *loader) play(n *yaml.Node) *Play {
 			l.errorf(l.pos(k), hint, "unknown play key %q", kv.key)
 		}
 	}
+	p.Tasks = append(p.roleTasks, p.Tasks...)
 	if !hostsSeen {
 		l.errorf(p.Pos, "add `hosts: PATTERN` (a group, a host, `all`, ...)", "play has no hosts")
 	}
@@ -450,7 +403,7 @@ func (l *loader) strList(v *yaml.Node, what string) []string {
 	}
 	var out []string
 	for _, item := range v.Content {
-		item = resolve(item)
+		item = l.resolve(item)
 		if item.Kind != yaml.ScalarNode || item.Tag == "!!null" {
 			l.errorf(l.pos(item), "", "%s: want a string, not %s", what, kindName(item))
 			continue
@@ -460,18 +413,9 @@ func (l *loader) strList(v *yaml.Node, what string) []string {
 	return out
 }
 
-// boolWords are the spellings of true and false accepted for bools (YAML 1.1's too,
-// as Ansible accepts them).
-var boolWords = map[string]bool{"true": true, "yes": true, "on": true, "false": false, "no": false, "off": false}
-
-func parseBool(s string) (bool, bool) {
-	b, ok := boolWords[strings.ToLower(s)]
-	return b, ok
-}
-
 func (l *loader) bool(v *yaml.Node, what string) bool {
 	if v.Kind == yaml.ScalarNode {
-		if b, ok := parseBool(v.Value); ok {
+		if b, ok := value.ParseBool(v.Value); ok {
 			return b
 		}
 	}
@@ -489,31 +433,12 @@ func (l *loader) int(v *yaml.Node, what string) (int, bool) {
 	return 0, false
 }
 
-// parseDuration reads "2s", "1m30s" or a number of seconds.
-func parseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 || f > math.MaxInt64/float64(time.Second) || math.IsNaN(f) {
-			return 0, fmt.Errorf("%q is out of range", s)
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative", s)
-	}
-	return d, nil
-}
-
 func (l *loader) duration(v *yaml.Node, what string) time.Duration {
 	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
 		l.errorf(l.pos(v), "e.g. 30s, 2m, 1m30s or a number of seconds", "%s: want a duration, not %s", what, kindName(v))
 		return 0
 	}
-	d, err := parseDuration(v.Value)
+	d, err := value.Duration(v.Value)
 	if err != nil {
 		l.errorf(l.pos(v), "e.g. 30s, 2m, 1m30s or a number of seconds", "%s: %v", what, err)
 	}
@@ -545,7 +470,7 @@ func (l *loader) serial(v *yaml.Node) []SerialStep {
 	}
 	var out []SerialStep
 	for _, it := range items {
-		it = resolve(it)
+		it = l.resolve(it)
 		step, ok := l.serialStep(it, v.Kind == yaml.SequenceNode)
 		if ok && (step.Count > 0 || step.Percent > 0) {
 			out = append(out, step)
@@ -592,7 +517,7 @@ func (l *loader) pauseAfter(v *yaml.Node) []int {
 	}
 	var out []int
 	for _, it := range items {
-		it = resolve(it)
+		it = l.resolve(it)
 		if n, ok := l.int(it, "pause_after"); ok {
 			if n < 1 {
 				l.errorf(l.pos(it), "batches are numbered from 1", "pause_after: %d is not a batch number", n)
@@ -641,6 +566,11 @@ func (l *loader) environment(v *yaml.Node) (map[string]any, []*Template) {
 	env := map[string]any{}
 	nodes := map[string]*yaml.Node{}
 	for _, kv := range l.pairs(v, "environment") {
+		if !ssh.ValidEnvName(kv.key) {
+			// The name is exported in a shell on the host: anything else is code.
+			l.errorf(l.pos(kv.k), "a variable name has letters, digits and _, and does not start with a digit", "environment: %q is not a variable name", kv.key)
+			continue
+		}
 		if kv.v.Kind != yaml.ScalarNode {
 			l.errorf(l.pos(kv.v), "", "environment: %s: want a string, not %s", kv.key, kindName(kv.v))
 			continue
@@ -654,17 +584,7 @@ func (l *loader) environment(v *yaml.Node) (map[string]any, []*Template) {
 // value converts a node into plain Go values (string, int, float64, bool, nil,
 // []any, map[string]any), recording the node of every string under its path.
 func (l *loader) value(n *yaml.Node, path string, nodes map[string]*yaml.Node) any {
-	at := n
-	n = resolve(n)
-	if !l.budget(n) {
-		return nil
-	}
-	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
-		if !l.enter(n, at) {
-			return nil
-		}
-		defer l.leave(n)
-	}
+	n = l.resolve(n)
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := map[string]any{}
@@ -739,7 +659,7 @@ func (l *loader) conds(v *yaml.Node, what string) Conds {
 	}
 	var out Conds
 	for _, it := range items {
-		it = resolve(it)
+		it = l.resolve(it)
 		if e := l.expr(it, what); e != nil {
 			out = append(out, e)
 		}
@@ -787,7 +707,7 @@ func (l *loader) tasks(v *yaml.Node, section string) []*Task {
 	}
 	var out []*Task
 	for _, item := range v.Content {
-		if t := l.task(resolve(item), section); t != nil {
+		if t := l.task(l.resolve(item), section); t != nil {
 			out = append(out, t)
 		}
 	}
@@ -799,7 +719,9 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 		l.errorf(l.pos(n), "a task is a mapping: `- name: ...` then the module, e.g. `shell: ...`", "%s: a task must be a mapping, not %s", section, kindName(n))
 		return nil
 	}
-	t := &Task{Pos: l.pos(n), path: l.path, src: l.src, argNodes: map[string]*yaml.Node{}}
+	n = l.normalizeTask(n)
+	t := &Task{Pos: l.pos(n), path: l.path, src: l.src, argNodes: map[string]*yaml.Node{}, Dir: l.dir}
+	reported := false // an unknown module was reported: no second "task has no module"
 	var modKey *yaml.Node
 	var modVal *yaml.Node
 	var mod tasks.Module
@@ -863,9 +785,24 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			var tm []*Template
 			t.Environment, tm = l.environment(v)
 			t.templates = append(t.templates, tm...)
+		case "notify", "listen", "delegate_to", "run_once", "loop_control", "vars", "block", "rescue", "always",
+			"include_tasks", "import_tasks", "any_errors_fatal", "remote_user", "become_method", "check_mode",
+			"diff", "delegate_facts", "connection", "throttle", "debugger", "meta":
+			l.ansibleKey(t, kv, other)
 		default:
 			m, ok := lookupModule(kv.key)
 			if !ok {
+				reported = true
+				if hint, ok := unsupportedFor(kv.key); ok {
+					if l.seen == nil {
+						l.seen = newSeen()
+					}
+					if !l.seen.unsupported[kv.key] { // one line per module, not per use
+						l.seen.unsupported[kv.key] = true
+						l.errorf(l.pos(k), hint, "module %q is not supported by ferry", kv.key)
+					}
+					continue
+				}
 				hint := ""
 				if h, ok := ansibleHints[kv.key]; ok {
 					hint = h
@@ -883,6 +820,13 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			t.Module = m.Spec().Name
 			t.ModulePos = l.pos(k)
 		}
+	}
+	if t.IsBlock || t.Meta != "" {
+		l.finishBlock(t, mod)
+		return t
+	}
+	if mod == nil && reported {
+		return t
 	}
 	if mod == nil {
 		hint := "add a module, e.g. `shell: ...`"
@@ -1034,7 +978,7 @@ func (l *loader) param(t *Task, key string, p tasks.Param, v *yaml.Node) any {
 			return nil
 		}
 		t.argNodes[key] = v
-		if len(p.Choices) > 0 && !templated && !contains(p.Choices, v.Value) {
+		if len(p.Choices) > 0 && !templated && p.Check(v.Value) != nil {
 			hint := diag.Suggest(v.Value, p.Choices)
 			if hint == "" {
 				hint = "choices: " + strings.Join(p.Choices, ", ")
@@ -1042,26 +986,19 @@ func (l *loader) param(t *Task, key string, p tasks.Param, v *yaml.Node) any {
 			l.errorf(l.pos(v), hint, "%s: %s: %q is not one of %s", name, key, v.Value, strings.Join(p.Choices, ", "))
 		}
 		return v.Value
-	case tasks.Int:
+	case tasks.Int, tasks.Bool, tasks.Duration:
+		// The same check as at run time (tasks.Spec.Validate), on the value
+		// the module will get.
 		if !templated && !isNull {
+			want := map[tasks.Type]string{tasks.Int: "a whole number", tasks.Bool: "true or false", tasks.Duration: "a duration (30s, 2m)"}[p.Type]
 			if v.Kind != yaml.ScalarNode {
-				bad("a whole number")
-			} else if _, err := strconv.Atoi(strings.TrimSpace(v.Value)); err != nil {
-				bad("a whole number")
-			}
-		}
-	case tasks.Bool:
-		if !templated && !isNull {
-			if _, ok := parseBool(v.Value); v.Kind != yaml.ScalarNode || !ok {
-				bad("true or false")
-			}
-		}
-	case tasks.Duration:
-		if !templated && !isNull {
-			if v.Kind != yaml.ScalarNode {
-				bad("a duration (30s, 2m)")
-			} else if _, err := parseDuration(v.Value); err != nil {
-				l.errorf(l.pos(v), "e.g. 30s, 2m, 1m30s or a number of seconds", "%s: %s: %v", name, key, err)
+				bad(want)
+			} else if err := p.Check(l.value(v, "", nil)); err != nil {
+				hint := p.Doc
+				if p.Type == tasks.Duration {
+					hint = "e.g. 30s, 2m, 1m30s or a number of seconds"
+				}
+				l.errorf(l.pos(v), hint, "%s: %s: %v", name, key, err)
 			}
 		}
 	case tasks.List:
@@ -1078,7 +1015,7 @@ func (l *loader) param(t *Task, key string, p tasks.Param, v *yaml.Node) any {
 			items = v.Content
 		}
 		for _, it := range items {
-			if e := l.expr(resolve(it), name+": "+key); e != nil {
+			if e := l.expr(l.resolve(it), name+": "+key); e != nil {
 				t.argExprs = append(t.argExprs, e)
 			}
 		}

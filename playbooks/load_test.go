@@ -144,8 +144,10 @@ func TestParseErrors(t *testing.T) {
 		{"delay", "- hosts: all\n  tasks:\n    - fx_shell: echo\n      delay: soon\n", []string{`4:14: delay: "soon" is not a duration | e.g. 30s`}},
 		{"when map", "- hosts: all\n  tasks:\n    - fx_shell: echo\n      when: {a: 1}\n", []string{`4:13: when: want an expression, not a mapping |`}},
 		{"unknown task key", "- hosts: all\n  tasks:\n    - fx_shell: echo\n      regster: out\n", []string{`4:7: unknown module or task key "regster" | did you mean "register"?`}},
-		{"unknown module", "- hosts: all\n  tasks:\n    - fx_shel: echo\n", []string{`3:7: unknown module or task key "fx_shel" | did you mean "fx_shell"?`, `3:7: task has no module |`}},
-		{"ansible key", "- hosts: all\n  tasks:\n    - fx_shell: echo {{ item }}\n      with_items: [a]\n", []string{`4:7: unknown module or task key "with_items" | loop:`}},
+		{"unknown module", "- hosts: all\n  tasks:\n    - fx_shel: echo\n", []string{`3:7: unknown module or task key "fx_shel" | did you mean "fx_shell"?`}}, // one error, not two
+		{"unsupported ansible module", "- hosts: all\n  tasks:\n    - nagios: {action: silence}\n", []string{`3:7: module "nagios" is not supported by ferry | silence alerts`}},
+		{"collection module", "- hosts: all\n  tasks:\n    - community.general.apk: {name: x}\n", []string{`3:7: module "community.general.apk" is not supported by ferry | does not manage packages`}},
+		{"ansible key", "- hosts: all\n  tasks:\n    - fx_shell: echo {{ item }}\n      with_nested: [a]\n", []string{`4:7: with_nested is not supported | loop:`}},
 		{"two modules", "- hosts: all\n  tasks:\n    - fx_shell: echo\n      fx_debug: {msg: hi}\n", []string{`4:7: task has two modules: fx_shell and fx_debug | split`}},
 		{"no module", "- hosts: all\n  tasks:\n    - name: nothing\n", []string{`3:7: task has no module | add one module`}},
 		{"unknown param", "- hosts: all\n  tasks:\n    - fx_svc: {name: api, stat: started}\n", []string{`3:27: fx_svc: unknown parameter "stat" | did you mean "state"?`}},
@@ -178,7 +180,7 @@ func TestParseErrors(t *testing.T) {
 		{"task not mapping", "- hosts: all\n  tasks:\n    - echo hi\n", []string{`3:7: tasks: a task must be a mapping, not a string ("echo hi") |`}},
 		{"tasks not list", "- hosts: all\n  tasks: {fx_shell: echo}\n", []string{`2:10: tasks: want a list of tasks, not a mapping |`}},
 		{"several at once", "- hosts: all\n  seral: 1\n  tasks:\n    - fx_shel: x\n    - fx_svc: {name: a, state: x}\n",
-			[]string{`2:3: unknown play key "seral" |`, `4:7: unknown module or task key "fx_shel" |`, `4:7: task has no module |`, `5:32: fx_svc: state: "x" is not one of |`}},
+			[]string{`2:3: unknown play key "seral" |`, `4:7: unknown module or task key "fx_shel" |`, `5:32: fx_svc: state: "x" is not one of |`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

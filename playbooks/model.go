@@ -37,7 +37,10 @@ import (
 type Playbook struct {
 	Path  string
 	Plays []*Play
-	src   []byte
+	// Warnings are things that load but will change (deprecated spellings),
+	// for `ferry check` and the start of a run.
+	Warnings []*diag.Error
+	src      []byte
 }
 
 // Order is the order in which a play's hosts are taken into batches.
@@ -75,8 +78,11 @@ type Play struct {
 	BecomeUser        string
 	Environment       map[string]any // raw; render with RenderValue
 	Tags              []string
+	Handlers          []*Task // run at the end of a host's tasks when notified (and at meta: flush_handlers)
+	RemoteUser        string  // SSH user for hosts whose inventory names none
 	Pos               diag.Pos
 
+	roleTasks []*Task   // tasks of `roles:`, run before `tasks:`
 	hostsTmpl *Template // when Hosts holds {{ }}
 	envTmpls  []*Template
 }
@@ -90,11 +96,28 @@ func (p *Play) HostTasks() []*Task {
 }
 
 // AllTasks is every task of the play: before, the host tasks, rollback, after.
+// Blocks are opened: their tasks are listed in place of the block; handlers come last.
 func (p *Play) AllTasks() []*Task {
 	out := append([]*Task{}, p.Before...)
 	out = append(out, p.HostTasks()...)
 	out = append(out, p.Rollback...)
-	return append(out, p.After...)
+	out = append(out, p.After...)
+	return flattenTasks(append(out, p.Handlers...))
+}
+
+// flattenTasks lists tasks with every block replaced by its tasks (block, rescue, always).
+func flattenTasks(list []*Task) []*Task {
+	var out []*Task
+	for _, t := range list {
+		if !t.IsBlock {
+			out = append(out, t)
+			continue
+		}
+		out = append(out, flattenTasks(t.Block)...)
+		out = append(out, flattenTasks(t.Rescue)...)
+		out = append(out, flattenTasks(t.Always)...)
+	}
+	return out
 }
 
 // VarDef is one entry of a play's `vars`, in file order. Value is raw (it may
@@ -103,6 +126,8 @@ type VarDef struct {
 	Name  string
 	Value any
 	Pos   diag.Pos // of the name
+	// Default: a role default, below the inventory (Ansible's lowest precedence).
+	Default bool
 
 	templates []*Template // every {{ }} string inside Value
 	nodes     map[string]*yaml.Node
@@ -149,6 +174,20 @@ type Task struct {
 	Environment  map[string]any // raw; render with RenderValue
 	Pos          diag.Pos       // the task's first key
 	ModulePos    diag.Pos       // the module key
+
+	// Ansible keywords (see ansible.go, blocks.go).
+	Notify     []string       // handlers to run when the task changed something
+	Listen     []string       // a handler's other names
+	DelegateTo string         // raw; "localhost": the controller
+	RunOnce    bool           // once per batch; every host gets the result
+	LoopVar    string         // loop_control.loop_var ("item" when empty)
+	Vars       map[string]any // task vars, raw
+	Block      []*Task        // block (or include_tasks/import_tasks): the task is a group
+	Rescue     []*Task        // run when a task of Block fails
+	Always     []*Task        // run after Block (and Rescue) whatever happened
+	IsBlock    bool
+	Meta       string // meta: flush_handlers, noop, end_play, end_host
+	Dir        string // directory relative src paths resolve against ("" = the playbook's)
 
 	argNodes  map[string]*yaml.Node // path in Args ("json.version", "cmd[0]") → its node
 	templates []*Template           // every {{ }} string of the task but conditions
@@ -281,3 +320,7 @@ func Selected(tags, only, skip []string) bool {
 	}
 	return false
 }
+
+// LookupModule finds a module as a playbook names it (ansible.builtin.X
+// and the like are ferry's X).
+func LookupModule(name string) (tasks.Module, bool) { return lookupModule(name) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,7 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -21,15 +23,6 @@ import (
 type Connector interface {
 	Connect(ctx context.Context, h *inventory.Host) (tasks.Conn, error)
 }
-
-// Exit codes of a run (SPEC: Output, records, exit codes).
-const (
-	ExitOK          = 0
-	ExitFailed      = 2
-	ExitUnreachable = 3
-	ExitInvalid     = 4
-	ExitInterrupted = 130
-)
 
 // Options configure a run.
 type Options struct {
@@ -66,8 +59,19 @@ type Options struct {
 	// Mask receives secret values to hide from every output (secrets:, no_log).
 	Mask func(values ...string)
 	// AWS is handed to controller modules (elb, asg).
-	AWS any
-	Now func() time.Time
+	AWS tasks.AWS
+	// Environ is the controller's environment (KEY=VALUE, as os.Environ
+	// gives it): what env_vars and env secrets read. The runner does not
+	// read the process's environment itself.
+	Environ []string
+	Now     func() time.Time
+	// JournalErr reports whether the record (the run's journal) is still
+	// being written; after an intent fails to reach it, nothing is changed.
+	JournalErr func() error
+	// Resume, when set, makes this run finish the run it was read from
+	// (LoadJournal): first restore what that run left undone, then deploy
+	// only the hosts it did not finish.
+	Resume *Resumed
 	// Lock takes the environment's deploy lock (envhooks.go); nil: no lock.
 	Lock Locker
 	// HostDone is called for each host that finished its task list (to
@@ -94,9 +98,11 @@ type Runner struct {
 	mu       sync.Mutex
 	builtins map[string]any
 	ctlVars  map[string]any // what before/after tasks know of the play's hosts
+	flow     *flowState     // handlers, run_once, delegation (flow.go)
 
-	lockTaken bool
-	unlock    func(context.Context)
+	ctlJournal journal // controller changes still open (suspended scaling)
+	lockTaken  bool
+	unlock     func(context.Context)
 }
 
 // controllerVars gives before/after tasks what AWS modules need to act on
@@ -106,12 +112,12 @@ func controllerVars(hosts []*inventory.Host) map[string]any {
 	seen := map[string]bool{}
 	var groups []any
 	for _, h := range hosts {
-		for _, k := range []string{"region", "account_id", "aws_role_arn"} {
+		for _, k := range []string{awsapi.VarRegion, awsapi.VarAccountID, awsapi.VarRoleARN} {
 			if v, ok := h.Vars[k]; ok && out[k] == nil {
 				out[k] = v
 			}
 		}
-		if g, ok := h.Vars["autoscaling_group"].(string); ok && g != "" && !seen[g] {
+		if g, ok := h.Vars[awsapi.VarAutoScalingGroup].(string); ok && g != "" && !seen[g] {
 			seen[g] = true
 			groups = append(groups, g)
 		}
@@ -130,6 +136,8 @@ type hostRun struct {
 	// touched: a task that may change the host started; finished: its task list completed.
 	touched, finished, failed bool
 	finishedAt                time.Time
+	journal                   journal // changes still open on the host (guarded by Runner.mu)
+	unknown                   string  // why the host's state is unknown (a task's connection dropped); "" when known
 }
 
 // NewRunner prepares a run of pb.
@@ -166,6 +174,7 @@ type playPlan struct {
 	play    *Play
 	hosts   []*inventory.Host
 	batches [][]string
+	done    []*inventory.Host // --resume: hosts an earlier run finished
 }
 
 // Plan resolves every play's hosts and batches without connecting, so bad
@@ -213,6 +222,21 @@ func (r *Runner) plan() ([]playPlan, error) {
 				return z
 			},
 		})
+		names = r.opts.Resume.replan(p, names)
+		batches := r.opts.Resume.skipDone(p, Batches(names, p.Serial))
+		var done []*inventory.Host
+		if r.opts.Resume != nil {
+			all := names
+			names = nil
+			for _, b := range batches {
+				names = append(names, b...) // finished hosts are not connected to again
+			}
+			for _, n := range all {
+				if !contains(names, n) {
+					done = append(done, byName[n])
+				}
+			}
+		}
 		ordered := make([]*inventory.Host, len(names))
 		for i, n := range names {
 			ordered[i] = byName[n]
@@ -220,7 +244,7 @@ func (r *Runner) plan() ([]playPlan, error) {
 		if r.opts.Approve == nil && !r.opts.Yes && needsApproval(p) {
 			return nil, &inputError{fmt.Errorf("play %q waits for approval (pause_after or pause) but nobody can answer: run it in a terminal, or pass --yes to approve in advance", p.Name)}
 		}
-		plans = append(plans, playPlan{play: p, hosts: ordered, batches: Batches(names, p.Serial)})
+		plans = append(plans, playPlan{play: p, hosts: ordered, batches: batches, done: done})
 	}
 	return plans, nil
 }
@@ -236,12 +260,8 @@ func needsApproval(p *Play) bool {
 		return true
 	}
 	for _, t := range p.HostTasks() {
-		if t.Module == "pause" {
-			if _, timed := t.Args["seconds"]; !timed {
-				if _, timed := t.Args["minutes"]; !timed {
-					return true
-				}
-			}
+		if t.Spec.Approval != nil && t.Spec.Approval(t.Args) {
+			return true
 		}
 	}
 	return false
@@ -254,9 +274,10 @@ func (r *Runner) Run(ctx context.Context) Result {
 	plans, err := r.plan()
 	start := r.opts.Now()
 	r.emit(events.Event{Kind: events.RunStart, Playbook: r.opts.Playbook, Env: r.opts.Env, Version: r.opts.Version,
-		Inventory: r.opts.Source, User: r.opts.User, Origin: r.opts.Origin, Check: r.opts.Check, Hosts: r.allHosts(plans)})
+		Inventory: r.opts.Source, User: r.opts.User, Origin: r.opts.Origin, Check: r.opts.Check, Hosts: r.allHosts(plans),
+		Digest: PlaybookDigest(r.pb.Path), ResumeOf: r.opts.Resume.ID()})
 	if err != nil {
-		return r.finish(ExitInvalid, events.StatusFailed, err.Error(), start)
+		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
 	}
 	r.builtins = r.makeBuiltins()
 
@@ -276,19 +297,25 @@ func (r *Runner) Run(ctx context.Context) Result {
 	})
 	defer stopWatch()
 
-	code, status, msg := ExitOK, events.StatusOK, ""
+	code, status, msg := exitcode.OK, events.StatusOK, ""
+	if r.opts.Resume != nil {
+		code, status, msg = r.restore(ctx, plans)
+	}
 	for _, pp := range plans {
+		if code != exitcode.OK {
+			break
+		}
 		c, s, m := r.runPlay(ctx, hard, pp)
-		if c != ExitOK {
+		if c != exitcode.OK {
 			code, status, msg = c, s, m
 			break
 		}
 	}
 	r.releaseLock(ctx)
-	if ctx.Err() != nil && code != ExitUnreachable {
-		code, status = ExitInterrupted, events.StatusInterrupted
+	if ctx.Err() != nil && code != exitcode.Unreachable {
+		code, status = exitcode.Interrupted, events.StatusInterrupted
 		if msg == "" {
-			msg = "interrupted: no new task started; hosts in flight were rolled back"
+			msg = "interrupted: no new batch started"
 		}
 	}
 	return r.finish(code, status, msg, start)
@@ -315,9 +342,12 @@ func (r *Runner) finish(code int, status events.Status, msg string, start time.T
 		rc := hr.recap
 		rc.Host = n
 		rc.Untouched = !hr.touched && rc.Unreachable == 0
-		if d, ok := hr.state[tasks.ElbStateKey]; ok && d != nil {
-			rc.Drained = true // still out of its load balancers
+		for _, s := range tasks.Specs() {
+			if d, ok := hr.state[s.Undo]; s.Undo != "" && ok && d != nil {
+				rc.Drained = true // still out of service (e.g. out of its load balancers)
+			}
 		}
+		rc.Left = r.leftState(hr)
 		recap = append(recap, rc)
 	}
 	r.emit(events.Event{Kind: events.RunEnd, Status: status, ExitCode: code, Msg: msg, Recap: recap,
@@ -351,7 +381,7 @@ func secretValues(v any, out []string) []string {
 }
 
 // controllerSecrets are environment variables that hold ferry's own
-// credentials; playbooks never see them through env_vars.
+// credentials; playbooks never see them through env_vars (see secrets.go).
 var controllerSecrets = map[string]bool{
 	"FERRY_SSH_KEY": true, "FERRY_SSH_KEY_PASSPHRASE": true, "FERRY_BECOME_PASSWORD": true,
 }
@@ -376,8 +406,8 @@ func (r *Runner) makeBuiltins() map[string]any {
 		hostvars[h.Name] = h.Vars
 	}
 	envVars := map[string]any{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok && !controllerSecrets[k] {
+	for _, kv := range r.opts.Environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && !credentialEnv(k) {
 			envVars[k] = v
 		}
 	}
@@ -417,6 +447,13 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 		b[k] = v
 	}
 	b["run"] = r.runVars(batch, status)
+	var named map[string]string
+	if play != nil {
+		named = namedEnv(play, r.opts.Environ)
+	}
+	if named != nil {
+		b["env_vars"] = envVarsWith(b["env_vars"], named)
+	}
 	var inv, facts map[string]any
 	if hr == nil {
 		inv = r.ctlVars // before/after: what the play's hosts share
@@ -441,6 +478,9 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 				r.opts.Mask(secretValues(sv, nil)...)
 			}
 		}
+		for _, val := range named {
+			r.opts.Mask(val)
+		}
 	}
 	return v, nil
 }
@@ -456,25 +496,25 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	}
 	r.emit(events.Event{Kind: events.PlayStart, Play: play.Name, Hosts: names, Batches: len(pp.batches)})
 
-	if code, msg := r.preflight(ctx, play, pp.hosts, byName); code != ExitOK {
+	if code, msg := r.preflight(ctx, play, pp.hosts, byName); code != exitcode.OK {
 		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusUnreachable})
 		return code, events.StatusUnreachable, msg
 	}
-	if code, msg := r.takeLock(ctx); code != ExitOK {
+	if code, msg := r.takeLock(ctx); code != exitcode.OK {
 		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusFailed})
 		return code, events.StatusFailed, msg
 	}
 
 	r.ctlVars = controllerVars(pp.hosts)
-	code, status, msg := ExitOK, events.StatusOK, ""
+	code, status, msg := exitcode.OK, events.StatusOK, ""
 	if !r.controllerTasks(ctx, hard, play, play.Before, "running") {
-		code, status, msg = ExitFailed, events.StatusFailed, "a `before` task failed: no host was touched"
+		code, status, msg = exitcode.Failed, events.StatusFailed, "a `before` task failed: no host was touched"
 	}
 
 	var completed []*hostRun // finished hosts, in completion order
 	totalFailed := 0
 	for bi, batch := range pp.batches {
-		if code != ExitOK || ctx.Err() != nil {
+		if code != exitcode.OK || ctx.Err() != nil {
 			break
 		}
 		num := bi + 1
@@ -494,7 +534,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		switch {
 		case ctx.Err() != nil:
 			// Hosts stopped by the interrupt are not a verdict on the release.
-			halt, why = true, "interrupted: in-flight hosts finished or rolled back"
+			halt, why = true, r.interruptedSummary(batch, byName)
 		case failed > 0 && pct > play.MaxFailPercentage:
 			halt, why = true, fmt.Sprintf("%d of %d hosts failed (%.0f%%), max_fail_percentage is %g", failed, worked, pct, play.MaxFailPercentage)
 		case play.MaxFailures != nil && totalFailed > *play.MaxFailures:
@@ -503,11 +543,11 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		interrupted := ctx.Err() != nil
 		r.emit(events.Event{Kind: events.BatchEnd, Play: play.Name, Batch: num, Batches: len(pp.batches), Failed: failed, Halted: halt, Msg: why})
 		if interrupted {
-			code, status, msg = ExitInterrupted, events.StatusInterrupted, why
+			code, status, msg = exitcode.Interrupted, events.StatusInterrupted, why
 			break
 		}
 		if halt {
-			code, status, msg = ExitFailed, events.StatusFailed, "rollout halted: "+why
+			code, status, msg = exitcode.Failed, events.StatusFailed, "rollout halted: "+why
 			if play.RollbackCompleted {
 				r.rollbackCompleted(ctx, play, completed, num)
 			}
@@ -519,19 +559,19 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		if containsInt(play.PauseAfter, num) || r.pauseReq.Swap(false) {
 			if !r.approve(ctx, fmt.Sprintf("batch %d of %d done (%s). Continue with batch %d (%s)?", num, len(pp.batches), strings.Join(batch, ", "), num+1, strings.Join(pp.batches[num], ", "))) {
 				if ctx.Err() == nil {
-					code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("rollout stopped by the operator after batch %d", num)
+					code, status, msg = exitcode.Failed, events.StatusFailed, fmt.Sprintf("rollout stopped by the operator after batch %d", num)
 				}
 				break
 			}
 		}
 	}
-	if ctx.Err() != nil && code == ExitOK {
-		code, status = ExitInterrupted, events.StatusInterrupted
+	if ctx.Err() != nil && code == exitcode.OK {
+		code, status = exitcode.Interrupted, events.StatusInterrupted
 	}
-	if code == ExitOK && totalFailed > 0 {
-		code, status, msg = ExitFailed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g): the rollout went on", totalFailed, play.MaxFailPercentage)
+	if code == exitcode.OK && totalFailed > 0 {
+		code, status, msg = exitcode.Failed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g): the rollout went on", totalFailed, play.MaxFailPercentage)
 	}
-	if code == ExitOK {
+	if code == exitcode.OK {
 		var skipped []string
 		for _, h := range pp.hosts {
 			if byName[h.Name].conn == nil {
@@ -540,20 +580,20 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		}
 		if len(skipped) > 0 {
 			// --allow-unreachable: the others are deployed; exit 3 still tells CI these were not.
-			code, status, msg = ExitUnreachable, events.StatusUnreachable, fmt.Sprintf("deployed to every reachable host; not reached: %s", strings.Join(skipped, ", "))
+			code, status, msg = exitcode.Unreachable, events.StatusUnreachable, fmt.Sprintf("deployed to every reachable host; not reached: %s", strings.Join(skipped, ", "))
 		}
 	}
 	runStatus := "ok"
 	switch {
 	case ctx.Err() != nil:
 		runStatus = "interrupted"
-	case code != ExitOK:
+	case code != exitcode.OK:
 		runStatus = "failed"
 	}
 	after, cancelAfter := r.cleanup(ctx)
 	defer cancelAfter()
-	if !r.controllerTasks(after, after, play, play.After, runStatus) && code == ExitOK {
-		code, status, msg = ExitFailed, events.StatusFailed, "an `after` task failed"
+	if !r.controllerTasks(after, after, play, play.After, runStatus) && code == exitcode.OK {
+		code, status, msg = exitcode.Failed, events.StatusFailed, "an `after` task failed"
 	}
 	r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: status})
 	return code, status, msg
@@ -630,40 +670,23 @@ func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.H
 		r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusOK, Msg: msg})
 	})
 	if ctx.Err() != nil {
-		return ExitInterrupted, "interrupted during preflight"
+		return exitcode.Interrupted, "interrupted during preflight"
 	}
 	if len(bad) > 0 {
 		sort.Strings(bad)
 		if r.opts.AllowUnreachable {
 			r.emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("continuing without unreachable hosts (--allow-unreachable): %s", strings.Join(bad, ", "))})
-			return ExitOK, ""
+			return exitcode.OK, ""
 		}
-		return ExitUnreachable, fmt.Sprintf("preflight: %d unreachable (%s); nothing was changed. Fix them, narrow with --limit, or pass --allow-unreachable", len(bad), strings.Join(bad, ", "))
+		return exitcode.Unreachable, fmt.Sprintf("preflight: %d unreachable (%s); nothing was changed. Fix them, narrow with --limit, or pass --allow-unreachable", len(bad), strings.Join(bad, ", "))
 	}
-	return ExitOK, ""
+	return exitcode.OK, ""
 }
 
 // parallel runs fn for each host, at most n at once. Hosts not yet started
 // when ctx ends are skipped.
 func (r *Runner) parallel(ctx context.Context, hosts []*inventory.Host, n int, fn func(*inventory.Host)) {
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	for _, h := range hosts {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			fn(h)
-		}()
-	}
-	wg.Wait()
+	parallel.Each(ctx, len(hosts), n, func(i int) { fn(hosts[i]) })
 }
 
 // runBatch runs the batch's hosts in parallel and returns how many failed.
@@ -701,15 +724,31 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 	failMsg := ""
 	interrupted := false
 	for i, t := range list {
-		if ctx.Err() != nil {
+		// After an interrupt a host in flight goes on with its task list
+		// until the grace period ends (hard); one that has not started
+		// yet is left alone.
+		if hard.Err() != nil || (!hr.touched && ctx.Err() != nil) {
 			interrupted = true
 			break
 		}
+		if err := r.reconnect(hard, hr, false); err != nil {
+			failMsg = fmt.Sprintf("%s: %v", t.DisplayName(), err)
+			break
+		}
 		hr.touched = true
-		ok, msg := r.runTask(hard, play, hr, t, i, batch, false)
+		ok, msg := r.runEntry(hard, play, hr, t, i, batch)
 		if !ok {
 			failMsg = fmt.Sprintf("%s: %s", t.DisplayName(), msg)
+			interrupted = hard.Err() != nil
 			break
+		}
+		if r.hostEnded(hr) {
+			break
+		}
+	}
+	if failMsg == "" && !interrupted && len(play.Handlers) > 0 {
+		if ok, msg := r.flushHandlers(hard, play, hr, batch); !ok {
+			failMsg = msg
 		}
 	}
 	status := events.StatusOK
@@ -727,7 +766,7 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 	}
 	hr.failed = true
 	if interrupted {
-		failMsg = "interrupted before its task list finished"
+		failMsg = "interrupted: the grace period ended before its task list did"
 	}
 	rbCtx, cancel := r.cleanup(ctx)
 	defer cancel()
@@ -737,7 +776,10 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 		status = events.StatusRolledBack
 		failMsg += "; rolled back"
 	} else if len(play.Rollback) > 0 {
-		failMsg += "; ROLLBACK FAILED: check the host"
+		failMsg += "; ROLLBACK FAILED"
+	}
+	if left := r.leftState(hr); left != events.LeftInService {
+		failMsg += "; left " + left
 	}
 	if interrupted {
 		status = events.StatusInterrupted
@@ -760,11 +802,20 @@ func (r *Runner) rollback(ctx context.Context, play *Play, hr *hostRun, batch in
 		if ctx.Err() != nil {
 			return false
 		}
+		// A rollback gets reconnection attempts for as long as its budget
+		// lasts: a bastion back within the grace period still restores the host.
+		if err := r.reconnect(ctx, hr, true); err != nil {
+			r.emit(events.Event{Kind: events.Warning, Host: hr.h.Name, Msg: "rollback: " + err.Error()})
+			return false
+		}
 		if good, _ := r.runTask(ctx, play, hr, t, i, batch, true); !good {
 			ok = false
 		}
 	}
 	hr.recap.RolledBack = ok
+	if ok {
+		hr.unknown = "" // the rollback ran whole: the host is what it restored
+	}
 	return ok
 }
 
@@ -809,6 +860,9 @@ func (r *Runner) controllerTasks(ctx, hard context.Context, play *Play, list []*
 }
 
 func (r *Runner) runTask(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int, rollback bool) (bool, string) {
+	if t.RunOnce && hr != nil && !rollback {
+		return r.runOnce(ctx, play, hr, t, idx, batch)
+	}
 	return r.runTaskOn(ctx, play, hr, t, idx, batch, rollback, "running")
 }
 
@@ -846,6 +900,9 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 		return true, ""
 	}
 	vars, err := r.vars(play, hr, batch, status)
+	if err == nil {
+		vars, err = taskVars(t, vars)
+	}
 	if err != nil {
 		r.emit(withKind(ev, events.TaskStart))
 		end(events.StatusFailed, err.Error())
@@ -874,7 +931,11 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 		results := make([]any, 0, len(items))
 		out.status = events.StatusOK
 		for _, item := range items {
-			iv := Merge(vars, map[string]any{"item": item})
+			loopVar := "item"
+			if t.LoopVar != "" {
+				loopVar = t.LoopVar
+			}
+			iv := Merge(vars, map[string]any{loopVar: item})
 			o := r.attempts(ctx, play, hr, t, iv, ev)
 			results = append(results, o.result)
 			for k, v := range o.facts {
@@ -901,6 +962,7 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 	if hr != nil && t.Register != "" {
 		hr.facts[t.Register] = out.result
 	}
+	r.notify(hr, t, out.status)
 	if hr != nil {
 		for k, v := range out.facts {
 			hr.facts[k] = v
@@ -1017,7 +1079,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	become, becomeUser := play.BecomeFor(t)
 	th := &tasks.Host{
 		Vars:       vars,
-		Dir:        filepath.Dir(r.pb.Path),
+		Dir:        t.srcDir(filepath.Dir(r.pb.Path)),
 		Check:      r.opts.Check && !readOnly(t),
 		Become:     tasks.RunOptions{Become: become || becomeUser != "", BecomeUser: becomeUser, BecomePass: r.opts.BecomePass, Env: env},
 		Controller: &tasks.Controller{Approve: r.approver(), AWS: r.opts.AWS},
@@ -1031,11 +1093,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 			return e.Eval(vars)
 		},
 		Render: func(text string) (string, error) {
-			tpl, err := CompileTemplate(text, t.Pos)
-			if err != nil {
-				return "", err
-			}
-			return tpl.RenderString(vars)
+			return RenderTemplateFile(text, t.Pos, vars)
 		},
 	}
 	if hr != nil {
@@ -1051,8 +1109,21 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	if th.Output == nil {
 		th.Output = func(string) {}
 	}
+	if t.DelegateTo != "" {
+		if err := r.delegate(ctx, t, vars, th); err != nil {
+			return outcome{status: events.StatusFailed, msg: err.Error()}
+		}
+	}
 	if !mod.Spec().Controller && th.Conn == nil {
 		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("module %s runs on hosts; it cannot be used in before/after", t.Module)}
+	}
+	if !th.Check {
+		th.Journal = r.elbJournal(hr, args, vars)
+		if c, ok := intentOf(t.Module, args, vars, th.Become.Become, becomeUser); ok {
+			if err := r.intent(hr, c); err != nil {
+				return outcome{status: events.StatusFailed, msg: err.Error()}
+			}
+		}
 	}
 	tctx := ctx
 	if t.Timeout > 0 {
@@ -1060,7 +1131,17 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		tctx, cancel = context.WithTimeout(ctx, t.Timeout)
 		defer cancel()
 	}
-	res, err := mod.Run(tctx, th, args)
+	res, err := tasks.Call(tctx, mod, th, args)
+	if !th.Check {
+		r.settle(hr, t.Module, args, err != nil || res.Failed)
+	}
+	if hr != nil && connectionLost(err, hr.conn) {
+		// Whatever the task did on the host, nobody saw it end.
+		hr.unknown = "connection lost during " + ev.Task
+		if !strings.Contains(err.Error(), "outcome is unknown") {
+			err = fmt.Errorf("%w: outcome unknown", err)
+		}
+	}
 	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
 	if o.result == nil {
 		o.result = map[string]any{}

@@ -12,6 +12,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -103,7 +104,7 @@ func TestRunnerRollbackCompletedNewestFirst(t *testing.T) {
   rollback:
     - debug: {msg: "undo {{ inventory_hostname }}"}
 `, 4, nil)
-	if res.ExitCode != ExitFailed {
+	if res.ExitCode != exitcode.Failed {
 		t.Fatalf("exit %d", res.ExitCode)
 	}
 	if got := batchesOf(rec); got != "h1 | h2 | h3" {
@@ -140,12 +141,12 @@ func TestRunnerMaxFailures(t *testing.T) {
 `
 	// One failure is within max_failures: 1, every batch runs, the run still fails.
 	res, rec := runPB(t, src, 6, func(o *Options) { o.Extra = map[string]any{"bad": []any{"h1"}} })
-	if res.ExitCode != ExitFailed || batchesOf(rec) != "h1,h2 | h3,h4 | h5,h6" {
+	if res.ExitCode != exitcode.Failed || batchesOf(rec) != "h1,h2 | h3,h4 | h5,h6" {
 		t.Fatalf("exit %d, batches %q", res.ExitCode, batchesOf(rec))
 	}
 	// Two failures exceed it: halt. A wholly failed batch alone would not (100%).
 	res, rec = runPB(t, src, 6, func(o *Options) { o.Extra = map[string]any{"bad": []any{"h1", "h3"}} })
-	if res.ExitCode != ExitFailed || batchesOf(rec) != "h1,h2 | h3,h4" {
+	if res.ExitCode != exitcode.Failed || batchesOf(rec) != "h1,h2 | h3,h4" {
 		t.Fatalf("exit %d, batches %q", res.ExitCode, batchesOf(rec))
 	}
 }
@@ -160,7 +161,7 @@ func TestRunnerPauseAfter(t *testing.T) {
 `
 	// Nobody to ask and no --yes: refused before anything runs.
 	res, rec := runPB(t, src, 2, nil)
-	if res.ExitCode != ExitInvalid || len(rec.kinds(events.TaskStart)) != 0 {
+	if res.ExitCode != exitcode.Invalid || len(rec.kinds(events.TaskStart)) != 0 {
 		t.Fatalf("exit %d, tasks run %d", res.ExitCode, len(rec.kinds(events.TaskStart)))
 	}
 	// The operator refuses: batch 2 never starts.
@@ -168,7 +169,7 @@ func TestRunnerPauseAfter(t *testing.T) {
 	res, rec = runPB(t, src, 2, func(o *Options) {
 		o.Approve = func(_ context.Context, msg string) (bool, error) { asked = append(asked, msg); return false, nil }
 	})
-	if res.ExitCode != ExitFailed || batchesOf(rec) != "h1" || len(asked) != 1 {
+	if res.ExitCode != exitcode.Failed || batchesOf(rec) != "h1" || len(asked) != 1 {
 		t.Fatalf("exit %d, batches %q, asked %v", res.ExitCode, batchesOf(rec), asked)
 	}
 	// --yes approves in advance.
@@ -209,7 +210,7 @@ func TestRunnerTaskKeys(t *testing.T) {
       retries: 2
       delay: 1ms
 `, 1, func(o *Options) { o.SkipTags = []string{"slow"} })
-	if res.ExitCode != ExitFailed {
+	if res.ExitCode != exitcode.Failed {
 		t.Fatalf("exit %d", res.ExitCode)
 	}
 	st := map[string]events.Status{}
@@ -243,7 +244,7 @@ func TestRunnerTaskKeys(t *testing.T) {
 func TestRunnerPreflightUnreachable(t *testing.T) {
 	src := "- hosts: app\n  tasks:\n    - debug: {msg: hi}\n"
 	res, rec := runPB(t, src, 3, func(o *Options) { o.Connector = nopConnector{unreachable: map[string]bool{"h2": true}} })
-	if res.ExitCode != ExitUnreachable || len(rec.kinds(events.TaskStart)) != 0 {
+	if res.ExitCode != exitcode.Unreachable || len(rec.kinds(events.TaskStart)) != 0 {
 		t.Fatalf("exit %d, %d tasks started: an unreachable host must stop the run before anything runs", res.ExitCode, len(rec.kinds(events.TaskStart)))
 	}
 	res, rec = runPB(t, src, 3, func(o *Options) {
@@ -252,7 +253,7 @@ func TestRunnerPreflightUnreachable(t *testing.T) {
 	})
 	// The reachable hosts are deployed (the unreachable one does not fail
 	// the batch under max_fail_percentage 0); exit 3 still says h2 was not.
-	if res.ExitCode != ExitUnreachable || len(rec.kinds(events.HostEnd)) != 2 {
+	if res.ExitCode != exitcode.Unreachable || len(rec.kinds(events.HostEnd)) != 2 {
 		t.Fatalf("--allow-unreachable: exit %d, %d hosts ran; want 3 and 2", res.ExitCode, len(rec.kinds(events.HostEnd)))
 	}
 }
@@ -280,7 +281,7 @@ func TestRunnerInterrupt(t *testing.T) {
 		}
 	}), Grace: 100 * time.Millisecond})
 	res := r.Run(ctx)
-	if res.ExitCode != ExitInterrupted {
+	if res.ExitCode != exitcode.Interrupted {
 		t.Fatalf("exit %d, want 130", res.ExitCode)
 	}
 	if got := batchesOf(rec); got != "h1" {
@@ -316,8 +317,8 @@ func TestRunnerNoLogHidesFailureEverywhere(t *testing.T) {
       retries: 1
       delay: 1ms
 `, 1, nil)
-	if res.ExitCode != ExitFailed {
-		t.Fatalf("exit %d, want %d", res.ExitCode, ExitFailed)
+	if res.ExitCode != exitcode.Failed {
+		t.Fatalf("exit %d, want %d", res.ExitCode, exitcode.Failed)
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -341,8 +342,6 @@ func TestRunnerNoLogHidesFailureEverywhere(t *testing.T) {
 // A secret that is a mapping is masked field by field (debug may print
 // db.password alone), and ferry's own credentials never reach env_vars.
 func TestRunnerSecretsMaskedLeafByLeaf(t *testing.T) {
-	t.Setenv("FERRY_SSH_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----")
-	t.Setenv("FERRY_BECOME_PASSWORD", "sudo-pass-123")
 	var mu sync.Mutex
 	masked := map[string]bool{}
 	res, rec := runPB(t, `
@@ -354,6 +353,7 @@ func TestRunnerSecretsMaskedLeafByLeaf(t *testing.T) {
     - debug: {msg: "{{ db.password }}"}
     - debug: {msg: "{{ env_vars.FERRY_SSH_KEY ?? 'absent' }} {{ env_vars.FERRY_BECOME_PASSWORD ?? 'absent' }}"}
 `, 1, func(o *Options) {
+		o.Environ = []string{"FERRY_SSH_KEY=-----BEGIN OPENSSH PRIVATE KEY-----", "FERRY_BECOME_PASSWORD=sudo-pass-123"} // the controller's environment, passed in
 		o.Mask = func(vs ...string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -362,7 +362,7 @@ func TestRunnerSecretsMaskedLeafByLeaf(t *testing.T) {
 			}
 		}
 	})
-	if res.ExitCode != ExitOK {
+	if res.ExitCode != exitcode.OK {
 		t.Fatalf("exit %d", res.ExitCode)
 	}
 	mu.Lock()

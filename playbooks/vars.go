@@ -67,6 +67,9 @@ func (s *Scope) Vars() (map[string]any, error) {
 		if _, over := s.Builtins[d.Name]; over {
 			continue
 		}
+		if _, over := s.Inventory[d.Name]; over && d.Default {
+			continue // a role default: the inventory wins, as in Ansible
+		}
 		r.defs[d.Name] = d
 	}
 	for _, d := range s.Play.Vars {

@@ -2,12 +2,17 @@
 # Installs what ferry's tests, demo and benchmarks need on a Debian machine,
 # idempotently: a package already present is not touched, so a second run
 # costs a few `dpkg -s` calls. Usage: scripts/deps.sh GROUP... with groups
-# test, demo, bench and containers (podman for the docker module's lab test;
-# it also writes /etc/containers/containers.conf when there is none).
+# test, demo, bench, containers (podman for the docker module's lab test;
+# it also writes /etc/containers/containers.conf when there is none),
+# ansible (ansible-core: the test that runs one playbook with both tools, and
+# the golden comparison with ansible-inventory) and sqs
+# (node and the npm package local-aws-sqs, the SQS emulator of the worker's
+# tests, into the git-ignored .deps/npm of the repo).
 set -euo pipefail
 
 want=()
 containers=false
+sqs=false
 need() { # need PACKAGE... : queue packages that are not installed
 	for p in "$@"; do
 		dpkg -s "$p" >/dev/null 2>&1 || want+=("$p")
@@ -22,12 +27,20 @@ for group in "$@"; do
 	bench)
 		need openssh-server openssh-client iproute2 sudo util-linux ansible-core hyperfine python3
 		;;
+	ansible)
+		need ansible-core python3
+		;;
+	sqs)
+		command -v node >/dev/null 2>&1 || need nodejs
+		command -v npm >/dev/null 2>&1 || need npm
+		sqs=true
+		;;
 	containers)
 		need podman runc conmon netavark aardvark-dns containernetworking-plugins iptables uidmap slirp4netns fuse-overlayfs catatonit
 		containers=true
 		;;
 	*)
-		echo "deps.sh: unknown group $group (test, demo, bench, containers)" >&2
+		echo "deps.sh: unknown group $group (test, demo, bench, containers, ansible, sqs)" >&2
 		exit 2
 		;;
 	esac
@@ -80,3 +93,12 @@ fi
 # The system sshd service is not needed (the lab starts its own sshd
 # processes); sshd only needs its privilege-separation directory.
 mkdir -p /run/sshd 2>/dev/null || true
+
+# The SQS emulator, pinned; a second run finds it and does nothing.
+sqs_version=2.0.2
+sqs_dir="$(cd "$(dirname "$0")/.." && pwd)/.deps/npm"
+if $sqs && ! grep -qs "\"version\": \"$sqs_version\"" "$sqs_dir/node_modules/local-aws-sqs/package.json"; then
+	echo "deps.sh: installing local-aws-sqs@$sqs_version into $sqs_dir" >&2
+	mkdir -p "$sqs_dir"
+	timeout 600 npm install --prefix "$sqs_dir" --no-audit --no-fund --loglevel=error "local-aws-sqs@$sqs_version" >/dev/null
+fi

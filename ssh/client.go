@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // RunOptions tune one command.
@@ -21,7 +22,7 @@ type RunOptions struct {
 	Become     bool              // run through sudo (sudo -n unless BecomePass is set)
 	BecomeUser string            // default root
 	BecomePass string            // written to sudo's stdin, never on a command line
-	Env        map[string]string // exported before the command runs
+	Env        map[string]string // exported before the command runs (sent on stdin, never on the command line)
 	Stdin      io.Reader
 	Stdout     io.Writer // live output; also captured in Result
 	Stderr     io.Writer
@@ -43,6 +44,7 @@ type Client struct {
 
 	mu   sync.Mutex
 	sftp map[string]*sftpSession // by user ("" = login user)
+	gone <-chan struct{}         // closed when the connection (or a hop before it) ends
 }
 
 type sftpSession struct {
@@ -54,11 +56,66 @@ func newClient(name string, c *ssh.Client, m *Manager) *Client {
 	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}}
 }
 
+// Closed reports whether the connection has ended (the host, a bastion or
+// the link dropped it): a new Manager.Connect then makes a new one.
+func (c *Client) Closed() bool {
+	if c.gone == nil {
+		return false
+	}
+	select {
+	case <-c.gone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Name is the inventory name of the host.
 func (c *Client) Name() string { return c.name }
 
 // Raw exposes the underlying x/crypto/ssh client (benchmarks, tests).
 func (c *Client) Raw() *ssh.Client { return c.c }
+
+// newSession opens a session channel, giving up when ctx ends: on a dead
+// link the open request is never answered, and x/crypto/ssh would wait
+// until the keepalives close the connection (45s by default). A session
+// that opens after ctx ended is closed.
+func (c *Client) newSession(ctx context.Context) (*ssh.Session, error) {
+	type opened struct {
+		s   *ssh.Session
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		s, err := c.c.NewSession()
+		ch <- opened{s, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.s, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.s != nil {
+				o.s.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// awaitCtx runs f (a request that waits for the server's reply) and
+// returns its error, or ctx's as soon as ctx ends; f is then left to
+// finish on its own (the keepalives end it on a dead link).
+func awaitCtx(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // stopWait bounds how long a cancelled command may take to acknowledge its
 // end before Run returns anyway.
@@ -71,20 +128,23 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	sess, err := c.c.NewSession()
+	sess, err := c.newSession(ctx)
 	if err != nil {
 		return res, c.sessionErr("open session", err)
 	}
 	defer sess.Close()
 
+	if err := CheckEnv(opts.Env); err != nil {
+		return res, fmt.Errorf("%s: %w", c.name, err)
+	}
 	line, stdin := Wrap(cmd, opts)
-	var outBuf, errBuf bytes.Buffer
+	var outBuf, errBuf cappedBuffer
 	sess.Stdout = teeWriter(&outBuf, opts.Stdout)
 	sess.Stderr = teeWriter(&errBuf, opts.Stderr)
 	if stdin != nil {
 		sess.Stdin = stdin
 	}
-	if err := sess.Start(line); err != nil {
+	if err := awaitCtx(ctx, func() error { return sess.Start(line) }); err != nil {
 		return res, c.sessionErr("start command", err)
 	}
 	done := make(chan error, 1)
@@ -137,19 +197,18 @@ func (c *Client) sessionErr(what string, err error) error {
 // Wrap turns cmd and its options into the command line sent to the server
 // and the stdin to feed it. Exported for modules that build their own sessions.
 func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
+	var envPrefix, envLine string
 	if len(opts.Env) > 0 {
-		keys := make([]string, 0, len(opts.Env))
-		for k := range opts.Env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var b strings.Builder
-		for _, k := range keys {
-			fmt.Fprintf(&b, "export %s=%s; ", k, Quote(opts.Env[k]))
-		}
-		cmd = b.String() + cmd
+		envPrefix, envLine = envOnStdin(opts.Env)
 	}
 	stdin := opts.Stdin
+	if envLine != "" {
+		if stdin != nil {
+			stdin = io.MultiReader(strings.NewReader(envLine), stdin)
+		} else {
+			stdin = strings.NewReader(envLine)
+		}
+	}
 	if opts.Become {
 		user := opts.BecomeUser
 		if user == "" {
@@ -172,30 +231,42 @@ func Wrap(cmd string, opts RunOptions) (string, io.Reader) {
 				stdin = pass
 			}
 		}
-		cmd = fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, Quote(user), Quote(cmd))
+		return fmt.Sprintf("%s -H -u %s -- /bin/sh -c %s", sudo, shell.Quote(user), shell.Quote(envPrefix+cmd)), stdin
 	}
-	return cmd, stdin
+	return envPrefix + cmd, stdin
 }
 
-// Quote quotes s for a POSIX shell, so it arrives as one word.
-func Quote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+// MaxOutput caps what Run keeps of each stream of one command: a command
+// that prints without end on 1,000 hosts must not exhaust the controller's
+// memory. What goes past it is counted and still streamed live (RunOptions
+// Stdout/Stderr), not kept.
+const MaxOutput = 4 << 20
+
+// cappedBuffer keeps the first MaxOutput bytes written to it.
+type cappedBuffer struct {
+	buf     bytes.Buffer
+	dropped int64
 }
 
-func teeWriter(buf *bytes.Buffer, w io.Writer) io.Writer {
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := max(MaxOutput-c.buf.Len(), 0); room < n {
+		c.dropped += int64(n - room)
+		p = p[:room]
+	}
+	c.buf.Write(p)
+	return n, nil // all of it was taken care of, kept or counted
+}
+
+// Bytes is what was kept, with a last line saying how much was not.
+func (c *cappedBuffer) Bytes() []byte {
+	if c.dropped == 0 {
+		return c.buf.Bytes()
+	}
+	return append(c.buf.Bytes(), fmt.Sprintf("\n[ferry: %d more bytes of output not kept (limit %d MiB)]\n", c.dropped, MaxOutput>>20)...)
+}
+
+func teeWriter(buf *cappedBuffer, w io.Writer) io.Writer {
 	if w == nil {
 		return buf
 	}
@@ -255,54 +326,88 @@ func (c *Client) SFTP(ctx context.Context, asUser string) (*sftp.Client, error) 
 	}
 }
 
-// openSFTP starts an SFTP session as asUser (see SFTP).
+// sftpUmask is the umask of the SFTP servers ferry starts: every file and
+// directory they create is private (0600/0700) from its first moment, and
+// modules give it its final mode on the open handle (no window in which
+// another user can open a file that is being written).
+const sftpUmask = "077"
+
+// openSFTP starts an SFTP session as asUser (see SFTP). ferry starts the
+// host's sftp-server itself, with umask 077, through sudo for another user;
+// only a host without a known sftp-server binary gets the sshd subsystem.
 func (c *Client) openSFTP(asUser string) (*sftpSession, error) {
-	opts := SFTPOptions()
-	var s sftpSession
-	if asUser == "" {
-		cl, err := sftp.NewClient(c.c, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("%s: start sftp: %w", c.name, err)
-		}
-		s.client = cl
-	} else {
-		sess, err := c.c.NewSession()
-		if err != nil {
-			return nil, c.sessionErr("open sftp session", err)
-		}
-		w, err := sess.StdinPipe()
-		if err != nil {
-			sess.Close()
-			return nil, err
-		}
-		r, err := sess.StdoutPipe()
-		if err != nil {
-			sess.Close()
-			return nil, err
-		}
-		var stderr bytes.Buffer
-		sess.Stderr = &stderr
-		var script strings.Builder
-		for _, p := range sftpServers {
-			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s; ", p, Quote(asUser), p)
-		}
-		script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")
-		if err := sess.Start(script.String()); err != nil {
-			sess.Close()
-			return nil, c.sessionErr("start sftp-server", err)
-		}
-		cl, err := sftp.NewClientPipe(r, w, opts...)
-		if err != nil {
-			sess.Close()
-			msg := strings.TrimSpace(stderr.String())
-			if msg == "" {
-				msg = err.Error()
-			}
-			return nil, fmt.Errorf("%s: sftp as %s through sudo: %s (the login user needs passwordless sudo to write as %s)", c.name, asUser, msg, asUser)
-		}
-		s.client, s.sess = cl, sess
+	s, err := c.execSFTP(asUser)
+	if err == nil || asUser != "" || !errors.Is(err, errNoSFTPServer) {
+		return s, err
 	}
-	return &s, nil
+	cl, err := sftp.NewClient(c.c, SFTPOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: start sftp: %w", c.name, err)
+	}
+	return &sftpSession{client: cl}, nil
+}
+
+var errNoSFTPServer = errors.New("no sftp-server found on the host")
+
+func (c *Client) execSFTP(asUser string) (*sftpSession, error) {
+	sess, err := c.c.NewSession()
+	if err != nil {
+		return nil, c.sessionErr("open sftp session", err)
+	}
+	w, err := sess.StdinPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	r, err := sess.StdoutPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	sess.Stderr = &stderr
+	var script strings.Builder
+	for _, p := range sftpServers {
+		if asUser == "" {
+			fmt.Fprintf(&script, "[ -x %s ] && exec %s -u %s; ", p, p, sftpUmask)
+		} else {
+			fmt.Fprintf(&script, "[ -x %s ] && exec sudo -n -u %s %s -u %s; ", p, shell.Quote(asUser), p, sftpUmask)
+		}
+	}
+	script.WriteString("echo 'ferry: no sftp-server found on the host' >&2; exit 127")
+	if err := sess.Start(script.String()); err != nil {
+		sess.Close()
+		return nil, c.sessionErr("start sftp-server", err)
+	}
+	cl, err := sftp.NewClientPipe(r, w, SFTPOptions()...)
+	if err != nil {
+		// The script has ended: its status says whether a server was found
+		// (and its stderr is complete once Wait returns).
+		waited := make(chan error, 1)
+		go func() { waited <- sess.Wait() }()
+		var ee *ssh.ExitError
+		select {
+		case werr := <-waited:
+			if errors.As(werr, &ee) && ee.ExitStatus() == 127 && strings.Contains(stderr.String(), "no sftp-server found") {
+				sess.Close()
+				return nil, fmt.Errorf("%s: %w", c.name, errNoSFTPServer)
+			}
+		case <-time.After(2 * time.Second):
+		}
+		sess.Close()
+		msg := strings.TrimSpace(stderr.String())
+		if strings.Contains(msg, "no sftp-server found") {
+			return nil, fmt.Errorf("%s: %w", c.name, errNoSFTPServer)
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		if asUser == "" {
+			return nil, fmt.Errorf("%s: start sftp-server: %s", c.name, msg)
+		}
+		return nil, fmt.Errorf("%s: sftp as %s through sudo: %s (the login user needs passwordless sudo to write as %s)", c.name, asUser, msg, asUser)
+	}
+	return &sftpSession{client: cl, sess: sess}, nil
 }
 
 func (s *sftpSession) close() error {

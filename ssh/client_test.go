@@ -52,3 +52,17 @@ func TestWrapBecomePasswordNeverReachesTheCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestCappedBuffer(t *testing.T) {
+	var c cappedBuffer
+	chunk := bytes.Repeat([]byte("x"), 1<<20)
+	for i := 0; i < 5; i++ {
+		if n, err := c.Write(chunk); n != len(chunk) || err != nil {
+			t.Fatalf("write %d: %d, %v", i, n, err)
+		}
+	}
+	got := c.Bytes()
+	if !bytes.HasPrefix(got, bytes.Repeat([]byte("x"), MaxOutput)) || !bytes.Contains(got, []byte("1048576 more bytes of output not kept")) {
+		t.Errorf("kept %d bytes, ending %q", len(got), got[len(got)-80:])
+	}
+}

@@ -172,6 +172,7 @@ type endpoint struct {
 	user         string
 	identities   []string // identity files specific to this endpoint
 	knownHosts   []string // UserKnownHostsFile
+	globalHosts  []string // GlobalKnownHostsFile (read, never written)
 	strictness   string   // StrictHostKeyChecking
 	keepAlive    time.Duration
 	connectLimit time.Duration
@@ -185,6 +186,10 @@ func (e endpoint) hostPort() string {
 }
 
 func (e endpoint) String() string { return e.user + "@" + e.hostPort() }
+
+// defaultGlobalKnownHosts is OpenSSH's GlobalKnownHostsFile default: keys an
+// organisation pins for every user (often an @cert-authority line).
+var defaultGlobalKnownHosts = []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
 
 // sshConfig answers ssh_config questions for an alias across the configured files.
 type sshConfig struct {
@@ -309,6 +314,15 @@ func (sc *sshConfig) resolve(alias, addr string, port int, user, identity string
 	}
 	for _, f := range strings.Fields(sc.get(lookup, "UserKnownHostsFile")) {
 		e.knownHosts = append(e.knownHosts, expandPath(f, e))
+	}
+	e.globalHosts = defaultGlobalKnownHosts
+	if g := sc.get(lookup, "GlobalKnownHostsFile"); strings.EqualFold(g, "none") {
+		e.globalHosts = nil
+	} else if g != "" {
+		e.globalHosts = nil
+		for _, f := range strings.Fields(g) {
+			e.globalHosts = append(e.globalHosts, expandPath(f, e))
+		}
 	}
 	e.strictness = strings.ToLower(sc.get(lookup, "StrictHostKeyChecking"))
 	if v, err := strconv.Atoi(sc.get(lookup, "ServerAliveInterval")); err == nil && v > 0 {

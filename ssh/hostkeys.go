@@ -23,10 +23,11 @@ type hostKeys struct {
 	mu       sync.Mutex
 	dbs      map[string]ssh.HostKeyCallback // by joined file list
 	accepted map[string]ssh.PublicKey       // keys recorded this run, by hostport
+	warnedNo map[string]bool                // endpoints warned about StrictHostKeyChecking no
 }
 
 func newHostKeys(cfg *Config) *hostKeys {
-	return &hostKeys{cfg: cfg, dbs: map[string]ssh.HostKeyCallback{}, accepted: map[string]ssh.PublicKey{}}
+	return &hostKeys{cfg: cfg, dbs: map[string]ssh.HostKeyCallback{}, accepted: map[string]ssh.PublicKey{}, warnedNo: map[string]bool{}}
 }
 
 func (hk *hostKeys) files(e endpoint) []string {
@@ -38,6 +39,13 @@ func (hk *hostKeys) files(e endpoint) []string {
 	}
 	home, _ := os.UserHomeDir()
 	return []string{filepath.Join(home, ".ssh", "known_hosts")}
+}
+
+// lookupFiles are the files a key is checked against: the user's, then the
+// global ones (/etc/ssh/ssh_known_hosts unless GlobalKnownHostsFile says
+// otherwise), as OpenSSH does. Only files(e)[0] is ever written.
+func (hk *hostKeys) lookupFiles(e endpoint) []string {
+	return append(append([]string(nil), hk.files(e)...), e.globalHosts...)
 }
 
 func (hk *hostKeys) policy(e endpoint) Policy {
@@ -83,7 +91,7 @@ func (hk *hostKeys) db(files []string) (ssh.HostKeyCallback, error) {
 // algorithms returns the host key algorithms known for hostport, so the
 // server is asked for the key type we can verify (as OpenSSH does).
 func (hk *hostKeys) algorithms(e endpoint) []string {
-	cb, err := hk.db(hk.files(e))
+	cb, err := hk.db(hk.lookupFiles(e))
 	if err != nil {
 		return nil
 	}
@@ -115,12 +123,14 @@ func (hk *hostKeys) algorithms(e endpoint) []string {
 func (hk *hostKeys) callback(target string, e endpoint) (ssh.HostKeyCallback, error) {
 	pol := hk.policy(e)
 	if pol == Off {
+		hk.warnConfigOff(e)
 		return ssh.InsecureIgnoreHostKey(), nil
 	}
 	files := hk.files(e)
+	lookup := hk.lookupFiles(e)
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		hostport := e.hostPort()
-		cb, err := hk.db(files)
+		cb, err := hk.db(lookup)
 		if err != nil {
 			return err
 		}
@@ -147,6 +157,23 @@ func (hk *hostKeys) callback(target string, e endpoint) (ssh.HostKeyCallback, er
 		}
 		return err
 	}, nil
+}
+
+// warnConfigOff warns, once per endpoint and run, that ssh_config's
+// StrictHostKeyChecking no turned host key checking off: a setting copied
+// from a laptop's config must not silently weaken a production run (the
+// --known-hosts-policy off flag warns in NewManager).
+func (hk *hostKeys) warnConfigOff(e endpoint) {
+	if hk.cfg.PolicySet || e.strictness == "" || hk.cfg.Warn == nil {
+		return
+	}
+	hk.mu.Lock()
+	seen := hk.warnedNo[e.hostPort()]
+	hk.warnedNo[e.hostPort()] = true
+	hk.mu.Unlock()
+	if !seen {
+		hk.cfg.Warn(fmt.Sprintf("host key checking is OFF for %s (StrictHostKeyChecking %s in ssh config): connections can be intercepted without notice; remove that line or pass --known-hosts-policy", e.String(), e.strictness))
+	}
 }
 
 func (hk *hostKeys) unknown(target string, e endpoint, pol Policy, file, hostport string, key ssh.PublicKey) error {

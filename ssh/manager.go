@@ -31,6 +31,25 @@ type pending struct {
 	client *ssh.Client
 	err    error
 	closed bool
+	gone   chan struct{} // closed when the connection ends (set with client)
+}
+
+// ended reports whether a made connection has since ended.
+func (p *pending) ended() bool {
+	select {
+	case <-p.done:
+	default:
+		return false // still being made
+	}
+	if p.gone == nil {
+		return false
+	}
+	select {
+	case <-p.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // NewManager checks cfg and loads ssh_config; nothing connects until Connect.
@@ -84,27 +103,30 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 	}
 	chain := append(hops, target)
 	var via *ssh.Client
+	var gone <-chan struct{}
 	key := ""
 	for i, e := range chain {
 		if key != "" {
 			key += ">"
 		}
 		key += e.String()
-		c, err := m.hop(ctx, name, key, e, via, chain[:i], i < len(chain)-1)
+		c, g, err := m.hop(ctx, name, key, e, via, chain[:i], i < len(chain)-1)
 		if err != nil {
 			return nil, err
 		}
-		via = c
+		via, gone = c, g
 	}
-	return newClient(name, via, m), nil
+	cl := newClient(name, via, m)
+	cl.gone = gone
+	return cl, nil
 }
 
 // hop returns the shared connection for chain key, dialing it through via.
-func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *ssh.Client, before []endpoint, jump bool) (*ssh.Client, error) {
+func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *ssh.Client, before []endpoint, jump bool) (*ssh.Client, <-chan struct{}, error) {
 	m.mu.Lock()
 	p, ok := m.conns[key]
-	if ok && p.closed {
-		ok = false
+	if ok && (p.closed || p.ended()) {
+		ok = false // dropped: keepAlive may not have forgotten it yet
 	}
 	if !ok {
 		p = &pending{done: make(chan struct{})}
@@ -120,6 +142,8 @@ func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *
 			}
 			m.mu.Unlock()
 		} else {
+			p.gone = make(chan struct{})
+			go func(c *ssh.Client, gone chan struct{}) { c.Wait(); close(gone) }(p.client, p.gone)
 			go m.keepAlive(key, p, e)
 		}
 		close(p.done)
@@ -128,7 +152,7 @@ func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *
 		select {
 		case <-p.done:
 		case <-ctx.Done():
-			return nil, classifyDial(target, e.String(), "", ctx.Err())
+			return nil, nil, classifyDial(target, e.String(), "", ctx.Err())
 		}
 	}
 	if p.err != nil {
@@ -137,11 +161,11 @@ func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *
 		if errors.As(p.err, &se) && se.Host != target {
 			cp := *se
 			cp.Host = target
-			return nil, &cp
+			return nil, nil, &cp
 		}
-		return nil, p.err
+		return nil, nil, p.err
 	}
-	return p.client, nil
+	return p.client, p.gone, nil
 }
 
 func (m *Manager) logf(format string, args ...any) {
@@ -257,8 +281,7 @@ func (m *Manager) keepAlive(key string, p *pending, e endpoint) {
 	if interval < 0 {
 		return
 	}
-	done := make(chan struct{})
-	go func() { p.client.Wait(); close(done) }()
+	done := p.gone
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	missed := 0

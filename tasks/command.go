@@ -7,6 +7,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() {
@@ -46,7 +48,7 @@ func (g runGuard) prefix() string {
 	if g.chdir == "" {
 		return ""
 	}
-	return "cd -- " + Quote(g.chdir) + " && "
+	return "cd -- " + shell.Quote(g.chdir) + " && "
 }
 
 // skip checks creates/removes with one read-only command (relative paths are
@@ -57,13 +59,13 @@ func (g runGuard) skip(ctx context.Context, h *Host) (string, error) {
 	}
 	var b strings.Builder
 	if g.chdir != "" {
-		b.WriteString("cd -- " + Quote(g.chdir) + " 2>/dev/null; ")
+		b.WriteString("cd -- " + shell.Quote(g.chdir) + " 2>/dev/null; ")
 	}
 	if g.creates != "" {
-		fmt.Fprintf(&b, "if [ -e %s ]; then echo creates; exit 0; fi; ", Quote(g.creates))
+		fmt.Fprintf(&b, "if [ -e %s ]; then echo creates; exit 0; fi; ", shell.Quote(g.creates))
 	}
 	if g.removes != "" {
-		fmt.Fprintf(&b, "if [ ! -e %s ]; then echo removes; exit 0; fi; ", Quote(g.removes))
+		fmt.Fprintf(&b, "if [ ! -e %s ]; then echo removes; exit 0; fi; ", shell.Quote(g.removes))
 	}
 	b.WriteString("echo run")
 	res, err := runOn(ctx, h, b.String(), false)
@@ -137,6 +139,7 @@ type shellModule struct{}
 func (shellModule) Spec() Spec {
 	return Spec{
 		Name:     "shell",
+		Doc:      "Run a script with bash on the host (set -euo pipefail)",
 		FreeForm: "cmd",
 		Params: withParams(guardParams, map[string]Param{
 			"cmd":        {Type: String, Required: true, Doc: "script text, run by bash with set -euo pipefail"},
@@ -147,7 +150,6 @@ func (shellModule) Spec() Spec {
 
 func (shellModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("shell", args)
-	a.Require("cmd")
 	cmd := a.String("cmd", "")
 	exe := a.String("executable", "bash")
 	g := readGuard(a)
@@ -158,7 +160,7 @@ func (shellModule) Run(ctx context.Context, h *Host, args map[string]any) (Outco
 	if b := path.Base(exe); b != "bash" && b != "zsh" && b != "ksh" {
 		prelude = "set -eu\n" // pipefail is not POSIX
 	}
-	line := g.prefix() + "exec " + Quote(exe) + " -c " + Quote(prelude+cmd)
+	line := g.prefix() + "exec " + shell.Quote(exe) + " -c " + shell.Quote(prelude+cmd)
 	return execute(ctx, h, g, line, cmd, nil)
 }
 
@@ -168,6 +170,7 @@ type commandModule struct{}
 func (commandModule) Spec() Spec {
 	return Spec{
 		Name:     "command",
+		Doc:      "Run a program with its arguments on the host, with no shell in between",
 		FreeForm: "cmd",
 		Params: withParams(guardParams, map[string]Param{
 			"cmd":  {Type: Any, Doc: "command line, split like a shell splits words (no expansion), or a list"},
@@ -186,7 +189,7 @@ func (commandModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	case a.Has("cmd"):
 		if s, ok := a.Raw("cmd").(string); ok {
 			var err error
-			if argv, err = SplitCommand(s); err != nil {
+			if argv, err = shell.Split(s); err != nil {
 				return Outcome{}, fmt.Errorf("command: %w", err)
 			}
 		} else {
@@ -205,7 +208,7 @@ func (commandModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 			return Outcome{}, fmt.Errorf("command: an argument holds a NUL byte, which no program can receive")
 		}
 	}
-	shown := QuoteCommand(argv...)
+	shown := shell.Join(argv...)
 	line := g.prefix() + "exec " + shown
 	list := make([]any, len(argv))
 	for i, s := range argv {
@@ -220,6 +223,7 @@ type scriptModule struct{}
 func (scriptModule) Spec() Spec {
 	return Spec{
 		Name:     "script",
+		Doc:      "Upload a local script to the host, run it, and remove it",
 		FreeForm: "cmd",
 		Params: withParams(guardParams, map[string]Param{
 			"cmd":        {Type: String, Doc: "local script path followed by its arguments"},
@@ -236,7 +240,7 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	var src string
 	var argv []string
 	if a.Has("cmd") {
-		words, err := SplitCommand(a.String("cmd", ""))
+		words, err := shell.Split(a.String("cmd", ""))
 		if err != nil {
 			return Outcome{}, fmt.Errorf("script: %w", err)
 		}
@@ -248,7 +252,7 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	}
 	if a.Has("args") {
 		if s, ok := a.Raw("args").(string); ok {
-			more, err := SplitCommand(s)
+			more, err := shell.Split(s)
 			if err != nil {
 				return Outcome{}, fmt.Errorf("script: args: %w", err)
 			}
@@ -273,7 +277,7 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	if !st.Mode().IsRegular() {
 		return Outcome{}, fmt.Errorf("script: %s is not a regular file", local)
 	}
-	shown := QuoteCommand(append([]string{src}, argv...)...)
+	shown := shell.Join(append([]string{src}, argv...)...)
 	if early, err := beforeRun(ctx, h, g, shown, "upload and run %s"); early != nil || err != nil {
 		return derefOutcome(early), err
 	}
@@ -282,14 +286,20 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	if err != nil {
 		return Outcome{}, fmt.Errorf("script: open sftp: %w", err)
 	}
-	remote := "/tmp/.ferry-script-" + randomSuffix() + "-" + sanitizeName(filepath.Base(local))
+	// A private directory (0700) holds the script: nobody else can open it
+	// while it is written, nor swap it before it runs.
+	dir := "/tmp/.ferry-script-" + randomSuffix()
+	remote := dir + "/" + sanitizeName(filepath.Base(local))
 	f, err := os.Open(local)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("script: %w", err)
 	}
 	defer f.Close()
-	if err := putFile(ctx, client, f, st.Size(), remote, 0o700); err != nil {
-		removeRemote(h, remote)
+	if err := makePrivateDir(client, dir); err != nil {
+		return Outcome{}, fmt.Errorf("script: %w", err)
+	}
+	if err := putFile(ctx, client, f, st.Size(), remote, 0o700, nil); err != nil {
+		removeRemoteDirs(h, dir)
 		return Outcome{}, fmt.Errorf("script: upload %s: %w", src, err)
 	}
 	run := []string{remote}
@@ -298,10 +308,10 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	}
 	// The script removes itself even when it fails; removeRemote covers
 	// a cancelled run, when the remote shell is gone before it can.
-	line := "{ " + g.prefix() + QuoteCommand(append(run, argv...)...) + "; }; rc=$?; rm -f -- " + Quote(remote) + "; exit $rc"
+	line := "{ " + g.prefix() + shell.Join(append(run, argv...)...) + "; }; rc=$?; rm -rf -- " + shell.Quote(dir) + "; exit $rc"
 	res, err := runOn(ctx, h, line, true)
 	if err != nil {
-		removeRemote(h, remote)
+		removeRemoteDirs(h, dir)
 		return Outcome{}, fmt.Errorf("script: run %s: %w", shown, err)
 	}
 	out := commandOutcome(shown, res)
@@ -316,7 +326,7 @@ func removeRemote(h *Host, paths ...string) {
 	}
 	ctx, cancel := cleanupContext()
 	defer cancel()
-	_, _ = runOn(ctx, h, "rm -f -- "+QuoteCommand(paths...), false)
+	_, _ = runOn(ctx, h, "rm -f -- "+shell.Join(paths...), false)
 }
 
 // sanitizeName keeps a file name readable in a temp path and free of

@@ -108,49 +108,6 @@ func TestScriptUploadsRunsAndRemoves(t *testing.T) {
 	}
 }
 
-func TestSplitCommand(t *testing.T) {
-	for in, want := range map[string][]string{
-		`a b  c`:                {"a", "b", "c"},
-		`'a b' "c d"`:           {"a b", "c d"},
-		`a\ b "x\"y" 'it'\''s'`: {"a b", `x"y`, "it's"},
-		`""`:                    {""},
-		`"$x" \$y`:              {"$x", "$y"},
-	} {
-		got, err := SplitCommand(in)
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("SplitCommand(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := SplitCommand(`echo 'open`); err == nil {
-		t.Error("unterminated quote accepted")
-	}
-}
-
-// FuzzQuoteRoundTrip: whatever the arguments, quoting then splitting gives them back.
-func FuzzQuoteRoundTrip(f *testing.F) {
-	for _, s := range nastyArgs {
-		f.Add(s, "x")
-	}
-	f.Add("'\"'\"'", `\`)
-	f.Fuzz(func(t *testing.T, a, b string) {
-		if strings.ContainsRune(a+b, 0) {
-			return
-		}
-		got, err := SplitCommand(QuoteCommand(a, b))
-		if err != nil || !reflect.DeepEqual(got, []string{a, b}) {
-			t.Fatalf("round trip of %q %q: %q %v", a, b, got, err)
-		}
-	})
-}
-
-func FuzzSplitCommand(f *testing.F) {
-	f.Add(`a 'b c' "d\"e" f\ g`)
-	f.Add(`"unterminated`)
-	f.Fuzz(func(t *testing.T, s string) {
-		_, _ = SplitCommand(s) // must not panic
-	})
-}
-
 func TestParseMode(t *testing.T) {
 	for in, want := range map[any]string{"0755": "755", "755": "755", 755: "755", 493: "755", "0o644": "644", "04755": "4755", 384: "600", "0": "0", 1777: "1777"} {
 		got, err := ParseMode(in)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() {
@@ -39,6 +41,7 @@ type copyModule struct{}
 func (copyModule) Spec() Spec {
 	return Spec{
 		Name: "copy",
+		Doc:  "Copy a local file or directory, or inline content, to the host: atomic replacement, skipped when the SHA-256 matches",
 		Params: withParams(copyParams, map[string]Param{
 			"src":     {Type: String, Doc: "local file or directory (a trailing / copies the directory's contents)"},
 			"content": {Type: String, Doc: "literal content for dest, instead of src"},
@@ -49,7 +52,6 @@ func (copyModule) Spec() Spec {
 
 func (copyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("copy", args)
-	a.Require("dest")
 	o := readCopyOpts(a)
 	src, dest := a.String("src", ""), a.String("dest", "")
 	var content []byte
@@ -81,6 +83,7 @@ type templateModule struct{}
 func (templateModule) Spec() Spec {
 	return Spec{
 		Name: "template",
+		Doc:  "Render a local template with the task's variables and copy the result to the host (as copy does)",
 		Params: withParams(copyParams, map[string]Param{
 			"src": {Type: String, Required: true, Doc: "local template file, rendered with the task's variables"},
 		}),
@@ -89,7 +92,6 @@ func (templateModule) Spec() Spec {
 
 func (templateModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("template", args)
-	a.Require("src", "dest")
 	o := readCopyOpts(a)
 	src, dest := a.String("src", ""), a.String("dest", "")
 	if err := a.Err(); err != nil {
@@ -273,8 +275,8 @@ type remoteFile struct {
 // regular files, NUL-separated so any file name survives. GNU find and
 // coreutils are assumed on the host. With mkdirs (not in check mode) it then
 // creates the directories the copy needs.
-func probeScript(roots []string, depth0 bool, mkdirs []string) string {
-	q := QuoteCommand(roots...)
+func probeScript(roots []string, depth0 bool, mkdirs []string, info string) string {
+	q := shell.Join(roots...)
 	// A single dest is looked at as it is (a symlink there is replaced); a
 	// directory root is followed (-H), as current -> releases/v1 must be.
 	find, d := "find -H ", ""
@@ -286,11 +288,11 @@ func probeScript(roots []string, depth0 bool, mkdirs []string) string {
 		sums = singleFileSums
 	}
 	s := find + q + d + ` -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; ` +
-		find + q + d + sums
+		find + q + d + sums + "; " + info
 	if len(mkdirs) > 0 {
-		s += "; mkdir -p -- " + QuoteCommand(mkdirs...)
+		s += "mkdir -p -- " + shell.Join(mkdirs...)
 	} else {
-		s += "; true"
+		s += "true"
 	}
 	return s
 }
@@ -304,8 +306,10 @@ const staleTempAge = 60 // minutes
 // dest left behind; it runs in the probe's round trip.
 func sweepStaleTemps(dest string) string {
 	pattern := "." + sanitizeName(path.Base(dest)) + ".ferry-tmp-*"
-	return fmt.Sprintf("find %s -maxdepth 1 -type f -name %s -mmin +%d -delete 2>/dev/null; ",
-		Quote(path.Dir(dest)), Quote(pattern), staleTempAge)
+	// Private directories now, plain files from older versions; rm does
+	// not follow a symlink put in their place.
+	return fmt.Sprintf("find %s -mindepth 1 -maxdepth 1 -name %s -mmin +%d -exec rm -rf -- {} + 2>/dev/null; ",
+		shell.Quote(path.Dir(dest)), shell.Quote(pattern), staleTempAge)
 }
 
 func parseProbe(out []byte) map[string]*remoteFile {
@@ -351,7 +355,9 @@ type copyAction struct {
 	upload  bool
 	attrs   bool   // only mode/owner/group change
 	why     string // for the diff
-	tmp     string // temp file on the host while uploading
+	tmp     string // temp file on the host while uploading, inside priv
+	priv    string // the private (0700) directory next to dest holding tmp
+	rf      *remoteFile
 	backup  string // where the replaced file is kept
 	dirDest bool   // dest was an existing directory
 }
@@ -375,14 +381,16 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 			sweep = sweepStaleTemps(p.items[0].dest)
 		}
 	}
-	res, err := runOn(ctx, h, sweep+probeScript(roots, !p.isDir, mk), false)
+	res, err := runOn(ctx, h, sweep+probeScript(roots, !p.isDir, mk, p.infoScript()), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
 	if res.ExitCode != 0 {
 		return Outcome{Failed: true, Msg: failMsg("create directories for "+p.root, res)}, nil
 	}
-	remote := parseProbe(res.Stdout)
+	probed, infoOut, _ := bytes.Cut(res.Stdout, []byte(infoMark))
+	remote := parseProbe(probed)
+	info := parseInfo(infoOut)
 
 	// Decide, per file, what has to happen.
 	var acts []*copyAction
@@ -398,7 +406,7 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 				return Outcome{Failed: true, Msg: fmt.Sprintf("%s is a directory on the host; remove it or choose another dest", it.dest)}, nil
 			}
 		}
-		act := &copyAction{it: it, exists: rf != nil, dirDest: dirDest}
+		act := &copyAction{it: it, exists: rf != nil, dirDest: dirDest, rf: rf}
 		switch {
 		case rf == nil:
 			act.upload, act.why = true, "new file"
@@ -411,7 +419,9 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 			act.upload, act.why = true, "content differs"
 		default:
 			if d := p.attrsDiffer(it, rf); len(d) > 0 {
-				act.attrs, act.why = true, strings.Join(d, ", ")
+				// Attributes are only ever set on a fresh private copy:
+				// chmod/chown by path could be sent elsewhere by a symlink.
+				act.upload, act.attrs, act.why = true, true, strings.Join(d, ", ")
 			} else {
 				continue
 			}
@@ -443,7 +453,7 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if h.Check {
 		return Outcome{Changed: true, Msg: checkMsg("update %s", summary(acts, p.root)), Diff: diff, Result: result}, nil
 	}
-	if err := p.apply(ctx, h, acts); err != nil {
+	if err := p.apply(ctx, h, acts, info); err != nil {
 		return Outcome{Failed: true, Msg: fmt.Sprintf("copy to %s: %v", p.root, err), Diff: diff, Result: result}, nil
 	}
 	result = p.result(acts)
@@ -502,85 +512,79 @@ func (p *copyPlan) result(acts []*copyAction) map[string]any {
 // client's concurrent writes.
 const uploadWorkers = 4
 
-// apply uploads to temp files, then verifies, sets attributes and keeps
-// backups in one command, then renames each temp over its dest. On any error
-// every temp file is removed; a dest is only ever replaced whole.
-func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction) (err error) {
-	var client *sftp.Client
-	var ups []*copyAction
-	for _, a := range acts {
-		if a.upload {
-			ups = append(ups, a)
-		}
+// apply uploads each file into a private directory next to its dest,
+// gives it its final mode and owner on the open handle, verifies it and
+// keeps backups in one command, then renames each over its dest. Nothing is
+// changed by a path another user could redirect (issue: symlink races as
+// root). On any error the private directories are removed; a dest is only
+// ever replaced whole.
+func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info probeInfo) (err error) {
+	client, err := h.Conn.SFTP(ctx, sftpUser(h))
+	if err != nil {
+		return fmt.Errorf("open sftp: %w", err)
 	}
-	if len(ups) > 0 {
-		if client, err = h.Conn.SFTP(ctx, sftpUser(h)); err != nil {
-			return fmt.Errorf("open sftp: %w", err)
-		}
+	attrs, err := p.attrs(info)
+	if err != nil {
+		return err
 	}
 	stamp := time.Now().Format("2006-01-02@15:04:05")
-	var temps []string
-	var mu sync.Mutex
+
+	// One private directory per destination directory (same filesystem, so
+	// the final rename is atomic).
+	privs := map[string]string{}
+	var privList []string
+	for i, a := range acts {
+		dir := path.Dir(a.it.dest)
+		if privs[dir] == "" {
+			privs[dir] = path.Join(dir, "."+sanitizeName(path.Base(a.it.dest))+".ferry-tmp-"+randomSuffix())
+			privList = append(privList, privs[dir])
+		}
+		a.priv = privs[dir]
+		a.tmp = path.Join(a.priv, fmt.Sprintf("f%d", i))
+	}
 	defer func() {
-		if err != nil && len(temps) > 0 {
-			removeRemote(h, temps...)
+		if err != nil {
+			removeRemoteDirs(h, privList...)
 		}
 	}()
-
-	// Upload, a few files at a time.
-	sem := make(chan struct{}, uploadWorkers)
-	var wg sync.WaitGroup
-	var firstErr error
-	for _, a := range ups {
-		a.tmp = path.Join(path.Dir(a.it.dest), "."+sanitizeName(path.Base(a.it.dest))+".ferry-tmp-"+randomSuffix())
-		mu.Lock()
-		temps = append(temps, a.tmp)
-		mu.Unlock()
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(a *copyAction) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if e := uploadItem(ctx, client, a.it, a.tmp); e != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = fmt.Errorf("upload %s: %w", a.it.dest, e)
-				}
-				mu.Unlock()
-			}
-		}(a)
-		mu.Lock()
-		stop := firstErr != nil
-		mu.Unlock()
-		if stop {
-			break
-		}
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	if err := ctx.Err(); err != nil {
+	if err := forEach(ctx, privList, func(d string) error { return makePrivateDir(client, d) }); err != nil {
 		return err
 	}
 
-	// Verify, attributes, backups: one command per chunk of files.
-	posix, fsync := client != nil, false
-	if posix {
-		_, posix = client.HasExtension("posix-rename@openssh.com")
-		_, fsync = client.HasExtension("fsync@openssh.com")
+	// Upload, a few files at a time.
+	if err := forEach(ctx, acts, func(a *copyAction) error {
+		if e := uploadItem(ctx, client, a.it, a.tmp, func(f *sftp.File) error { return attrs.set(f, a) }); e != nil {
+			return fmt.Errorf("upload %s: %w", a.it.dest, e)
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
+
+	// Verify and backups: one command per chunk of files, working inside
+	// each private directory (its cwd), after checking it is still ours.
+	_, posix := client.HasExtension("posix-rename@openssh.com")
+	_, fsync := client.HasExtension("fsync@openssh.com")
 	var scripts []string
 	var cur strings.Builder
 	cur.WriteString(finalizePrelude)
+	curPriv := ""
 	for _, a := range acts {
-		line := p.finalizeLine(a, stamp, !posix, !fsync)
-		if cur.Len()+len(line) > 60<<10 {
+		var line strings.Builder
+		if a.priv != curPriv {
+			line.WriteString(enterPrivate(a.priv))
+		}
+		line.WriteString(p.finalizeLine(a, stamp, !posix, !fsync))
+		if cur.Len()+line.Len() > 60<<10 && cur.Len() > len(finalizePrelude) {
 			scripts = append(scripts, cur.String())
 			cur.Reset()
 			cur.WriteString(finalizePrelude)
+			line.Reset()
+			line.WriteString(enterPrivate(a.priv))
+			line.WriteString(p.finalizeLine(a, stamp, !posix, !fsync))
 		}
-		cur.WriteString(line)
+		curPriv = a.priv
+		cur.WriteString(line.String())
 	}
 	scripts = append(scripts, cur.String())
 	for _, s := range scripts {
@@ -595,24 +599,55 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction) (err 
 			return fmt.Errorf("finalizing the copy exited with status %d", res.ExitCode)
 		}
 	}
-	if !posix {
-		return nil
+	if posix {
+		// Atomic renames, pipelined on the one SFTP channel.
+		if err := forEach(ctx, acts, func(a *copyAction) error {
+			if e := client.PosixRename(a.tmp, a.it.dest); e != nil {
+				return fmt.Errorf("rename into %s: %w", a.it.dest, e)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
 	}
-	// Atomic renames, pipelined on the one SFTP channel.
-	errs := make([]error, len(ups))
-	for i, a := range ups {
+	// The private directories are empty now.
+	_ = forEach(ctx, privList, func(d string) error { return client.RemoveDirectory(d) })
+	return nil
+}
+
+// forEach runs fn on every item, uploadWorkers at a time, and returns the
+// first error (later items are not started after one).
+func forEach[T any](ctx context.Context, items []T, fn func(T) error) error {
+	sem := make(chan struct{}, uploadWorkers)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for _, it := range items {
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			break
+		}
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(i int, a *copyAction) {
+		go func(it T) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if e := client.PosixRename(a.tmp, a.it.dest); e != nil {
-				errs[i] = fmt.Errorf("rename into %s: %w", a.it.dest, e)
+			if e := fn(it); e != nil {
+				mu.Lock()
+				if first == nil {
+					first = e
+				}
+				mu.Unlock()
 			}
-		}(i, a)
+		}(it)
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
 }
 
 // finalizePrelude defines the helpers of the finalize command (POSIX sh).
@@ -621,67 +656,45 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction) (err 
 // coreutils' sha256sum, whose re-read of a large upload otherwise costs as
 // much as a third of the copy), else with sha256sum.
 // v TMP SUM DEST: the temp file holds exactly what was sent.
-const finalizePrelude = `um=$(umask); ` +
-	`hs() { s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) && s=${s%% *} && [ ${#s} = 64 ] && return 0; s=$(sha256sum < "$1") || return 1; s=${s%% *}; }; ` +
+const finalizePrelude = `hs() { s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) && s=${s%% *} && [ ${#s} = 64 ] && return 0; s=$(sha256sum < "$1") || return 1; s=${s%% *}; }; ` +
 	`v() { hs "$1" || exit 1; [ "$s" = "$2" ] || { echo "checksum mismatch for $3: sent $2, landed $s; check free space on the host" >&2; exit 1; }; }; `
 
-// finalizeLine is the finalize command's part for one file. mv renames in
-// the command when the server lacks posix-rename; sync flushes the file with
-// coreutils when it lacks fsync@openssh.com.
+// enterPrivate makes a private directory the finalize command's working
+// directory, once it is sure the directory is still the one ferry made
+// (owned by this user, mode 0700): from then on file names are relative
+// to it and nobody else can change what they name.
+func enterPrivate(priv string) string {
+	q := shell.Quote(priv)
+	return fmt.Sprintf(`cd -P -- %s && [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || { printf 'copy: the temp directory %%s is gone or not private any more; check who else can write to %%s\n' %s %s >&2; exit 1; }; `,
+		q, q, shell.Quote(path.Dir(priv)))
+}
+
+// finalizeLine is the finalize command's part for one file, run inside its
+// private directory. mv renames in the command when the server lacks
+// posix-rename; sync flushes the file with coreutils when it lacks
+// fsync@openssh.com.
 func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) string {
 	var b strings.Builder
-	dest := Quote(a.it.dest)
-	target := dest
-	if a.upload {
-		tmp := Quote(a.tmp)
-		target = tmp
-		if sync {
-			fmt.Fprintf(&b, "sync -- %s 2>/dev/null; ", tmp)
-		}
-		fmt.Fprintf(&b, "v %s %s %s; ", tmp, a.it.sum, dest)
-		switch {
-		case a.it.mode != "":
-			fmt.Fprintf(&b, "chmod %s %s || exit 1; ", a.it.mode, tmp)
-		case a.exists:
-			fmt.Fprintf(&b, "chmod --reference=%s %s 2>/dev/null || chmod $(printf %%o $((0666 & ~$um))) %s || exit 1; ", dest, tmp, tmp)
-		default:
-			fmt.Fprintf(&b, "chmod $(printf %%o $((0666 & ~$um))) %s || exit 1; ", tmp)
-		}
-		if a.exists && p.opts.owner == "" && p.opts.group == "" {
-			// keep the replaced file's owner when allowed to (as root)
-			fmt.Fprintf(&b, "chown --reference=%s %s 2>/dev/null; ", dest, tmp)
-		}
-	} else if a.it.mode != "" {
-		fmt.Fprintf(&b, "chmod %s %s || exit 1; ", a.it.mode, dest)
+	dest := shell.Quote(a.it.dest)
+	tmp := "./" + path.Base(a.tmp)
+	if sync {
+		fmt.Fprintf(&b, "sync -- %s 2>/dev/null; ", tmp)
 	}
-	if own := ownerSpec(p.opts.owner, p.opts.group); own != "" {
-		fmt.Fprintf(&b, "chown %s %s || exit 1; ", Quote(own), target)
-	}
-	if a.upload && a.exists && p.opts.backup {
+	fmt.Fprintf(&b, "v %s %s %s; ", tmp, a.it.sum, dest)
+	if a.exists && p.opts.backup {
 		a.backup = a.it.dest + "." + stamp + "~"
-		bak := Quote(a.backup)
-		fmt.Fprintf(&b, "{ ln -f -- %s %s 2>/dev/null || cp -p -- %s %s; } || exit 1; ", dest, bak, dest, bak)
+		bak := shell.Quote(a.backup)
+		// -P: a symlink at dest is kept as a symlink, never followed.
+		fmt.Fprintf(&b, "{ ln -f -- %s %s 2>/dev/null || cp -P -p -- %s %s; } || exit 1; ", dest, bak, dest, bak)
 	}
-	if a.upload && mv {
-		fmt.Fprintf(&b, "mv -f -- %s %s || exit 1; ", target, dest)
+	if mv {
+		fmt.Fprintf(&b, "mv -f -- %s %s || exit 1; ", tmp, dest)
 	}
 	b.WriteString("\n")
 	return b.String()
 }
 
-func ownerSpec(owner, group string) string {
-	switch {
-	case owner != "" && group != "":
-		return owner + ":" + group
-	case owner != "":
-		return owner
-	case group != "":
-		return ":" + group
-	}
-	return ""
-}
-
-func uploadItem(ctx context.Context, c *sftp.Client, it *copyItem, remote string) error {
+func uploadItem(ctx context.Context, c *sftp.Client, it *copyItem, remote string, finish func(*sftp.File) error) error {
 	var r io.Reader
 	if it.local != "" {
 		f, err := os.Open(it.local)
@@ -693,12 +706,14 @@ func uploadItem(ctx context.Context, c *sftp.Client, it *copyItem, remote string
 	} else {
 		r = bytes.NewReader(it.content)
 	}
-	return putFile(ctx, c, r, it.size, remote, 0o600)
+	return putFile(ctx, c, r, it.size, remote, 0o600, finish)
 }
 
 // putFile writes r to a new file remote (which must not exist) with mode
 // perm, flushed to disk (fsync@openssh.com) when the server supports it.
-func putFile(ctx context.Context, c *sftp.Client, r io.Reader, size int64, remote string, perm os.FileMode) error {
+// finish, when given, runs on the open handle after the content is written
+// (final mode and owner are set there, never by path).
+func putFile(ctx context.Context, c *sftp.Client, r io.Reader, size int64, remote string, perm os.FileMode, finish func(*sftp.File) error) error {
 	f, err := c.OpenFile(remote, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return err
@@ -709,7 +724,9 @@ func putFile(ctx context.Context, c *sftp.Client, r io.Reader, size int64, remot
 			_ = f.Close()
 		}
 	}()
-	// Private until finalized: the content may be a secret.
+	// Private until finalized: the content may be a secret. (ferry's SFTP
+	// server runs with umask 077 and the file sits in a private directory;
+	// this covers a server started otherwise.)
 	if err := f.Chmod(perm); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
@@ -723,6 +740,11 @@ func putFile(ctx context.Context, c *sftp.Client, r io.Reader, size int64, remot
 	if _, ok := c.HasExtension("fsync@openssh.com"); ok {
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("fsync: %w", err)
+		}
+	}
+	if finish != nil {
+		if err := finish(f); err != nil {
+			return err
 		}
 	}
 	closed = true

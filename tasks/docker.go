@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() { Register(dockerModule{}) }
@@ -22,6 +24,7 @@ type dockerModule struct{}
 func (dockerModule) Spec() Spec {
 	return Spec{
 		Name: "docker",
+		Doc:  "Run, stop or remove a container on the host with docker or podman, recreated when its image or configuration changes",
 		Params: map[string]Param{
 			"name":    {Type: String, Required: true, Doc: "container name"},
 			"image":   {Type: String, Doc: "image (required for state: started)"},
@@ -66,13 +69,12 @@ type container struct {
 
 func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("docker", args)
-	a.Require("name")
 	d := &dockerSpec{
-		rt:      a.Choice("runtime", "docker", "docker", "podman"),
+		rt:      a.String("runtime", "docker"),
 		name:    a.String("name", ""),
 		image:   a.String("image", ""),
-		state:   a.Choice("state", "started", "started", "stopped", "absent"),
-		pull:    a.Choice("pull", "missing", "always", "missing", "never"),
+		state:   a.String("state", "started"),
+		pull:    a.String("pull", "missing"),
 		restart: a.String("restart", ""),
 		network: a.String("network", ""),
 		env:     a.StringMap("env"),
@@ -80,7 +82,7 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		volumes: a.StringList("volumes"),
 	}
 	if s, ok := a.Raw("command").(string); ok {
-		cmd, err := SplitCommand(s)
+		cmd, err := shell.Split(s)
 		if err != nil {
 			return Outcome{}, fmt.Errorf("docker: command: %w", err)
 		}
@@ -113,8 +115,8 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	result := map[string]any{"name": d.name, "image": d.image, "runtime": d.rt}
 	var steps []string // what has to happen, in order
 	var script strings.Builder
-	fmt.Fprintf(&script, "rt=%s; n=%s; ", d.rt, Quote(d.name))
-	envFile := ""
+	fmt.Fprintf(&script, "rt=%s; n=%s; ", d.rt, shell.Quote(d.name))
+	envFile, envDir := "", ""
 	switch d.state {
 	case "absent":
 		if c.exists {
@@ -141,7 +143,7 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		default:
 			if c.wantImage == "" {
 				steps = append(steps, "pull "+d.image)
-				fmt.Fprintf(&script, `$rt pull -q %s >/dev/null || exit 1; `, Quote(d.image))
+				fmt.Fprintf(&script, `$rt pull -q %s >/dev/null || exit 1; `, shell.Quote(d.image))
 			}
 			if c.exists {
 				why := "settings changed"
@@ -169,14 +171,15 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 				run = append(run, "-v", v)
 			}
 			if len(d.env) > 0 {
-				envFile = "/tmp/.ferry-env-" + randomSuffix()
+				envDir = "/tmp/.ferry-env-" + randomSuffix()
+				envFile = envDir + "/env"
 				run = append(run, "--env-file", envFile)
 			}
 			run = append(run, d.image)
 			run = append(run, d.command...)
-			fmt.Fprintf(&script, `$rt %s >/dev/null; rc=$?; `, QuoteCommand(run...))
+			fmt.Fprintf(&script, `$rt %s >/dev/null; rc=$?; `, shell.Join(run...))
 			if envFile != "" {
-				fmt.Fprintf(&script, "rm -f -- %s; ", Quote(envFile))
+				fmt.Fprintf(&script, "rm -rf -- %s; ", shell.Quote(envDir))
 			}
 			script.WriteString(`[ $rc = 0 ] || exit $rc; `)
 		}
@@ -202,15 +205,20 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		return Outcome{Changed: true, Msg: checkMsg("%s: %s", d.name, strings.Join(steps, ", ")), Diff: diff, Result: result}, nil
 	}
 	if envFile != "" {
-		if err := uploadEnv(ctx, h, envFile, d.env); err != nil {
+		if err := uploadEnv(ctx, h, envDir, envFile, d.env); err != nil {
 			return Outcome{}, fmt.Errorf("docker: env file: %w", err)
 		}
 	}
 	script.WriteString("exit 0")
-	res, err = runOn(ctx, h, script.String(), true)
+	line := script.String()
+	if envDir != "" {
+		// The env file goes whatever step fails.
+		line = "trap " + shell.Quote("rm -rf -- "+shell.Quote(envDir)) + " EXIT; " + line
+	}
+	res, err = runOn(ctx, h, line, true)
 	if err != nil {
-		if envFile != "" {
-			removeRemote(h, envFile)
+		if envDir != "" {
+			removeRemoteDirs(h, envDir)
 		}
 		return Outcome{}, fmt.Errorf("docker %s: %w", d.name, err)
 	}
@@ -225,12 +233,12 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 // ID in one command, pulling first when asked to.
 func inspectContainer(ctx context.Context, h *Host, d *dockerSpec, pull bool) (container, Result, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "rt=%s; n=%s; i=%s; ", d.rt, Quote(d.name), Quote(d.image))
+	fmt.Fprintf(&b, "rt=%s; n=%s; i=%s; ", d.rt, shell.Quote(d.name), shell.Quote(d.image))
 	if pull {
 		b.WriteString(`$rt pull -q "$i" >/dev/null || exit 1; `)
 	}
 	b.WriteString(`printf 'container=%s\n' "$($rt inspect --format ` +
-		Quote(`{{.State.Running}}|{{.Config.Image}}|{{.Image}}|{{index .Config.Labels "ferry.config"}}`) +
+		shell.Quote(`{{.State.Running}}|{{.Config.Image}}|{{.Image}}|{{index .Config.Labels "ferry.config"}}`) +
 		` "$n" 2>/dev/null)"; `)
 	if d.image != "" {
 		b.WriteString(`printf 'image=%s\n' "$($rt image inspect --format '{{.Id}}' "$i" 2>/dev/null)"; `)
@@ -257,9 +265,10 @@ func inspectContainer(ctx context.Context, h *Host, d *dockerSpec, pull bool) (c
 
 func trimID(id string) string { return strings.TrimPrefix(id, "sha256:") }
 
-// uploadEnv writes the env file (mode 0600) through SFTP, so values never
-// appear on a command line.
-func uploadEnv(ctx context.Context, h *Host, remote string, env map[string]string) error {
+// uploadEnv writes the env file (mode 0600, in the private directory dir)
+// through SFTP, so values never appear on a command line, and nobody else
+// can open the file while it holds them.
+func uploadEnv(ctx context.Context, h *Host, dir, remote string, env map[string]string) error {
 	client, err := h.Conn.SFTP(ctx, sftpUser(h))
 	if err != nil {
 		return err
@@ -268,8 +277,11 @@ func uploadEnv(ctx context.Context, h *Host, remote string, env map[string]strin
 	for _, k := range sortedKeys(env) {
 		fmt.Fprintf(&buf, "%s=%s\n", k, env[k])
 	}
-	if err := putFile(ctx, client, bytes.NewReader(buf.Bytes()), int64(buf.Len()), remote, 0o600); err != nil {
-		removeRemote(h, remote)
+	if err := makePrivateDir(client, dir); err != nil {
+		return err
+	}
+	if err := putFile(ctx, client, bytes.NewReader(buf.Bytes()), int64(buf.Len()), remote, 0o600, nil); err != nil {
+		removeRemoteDirs(h, dir)
 		return err
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() { Register(fileModule{}) }
@@ -16,6 +18,7 @@ type fileModule struct{}
 func (fileModule) Spec() Spec {
 	return Spec{
 		Name: "file",
+		Doc:  "Make a path on the host a file, a directory or a symlink, touch it or remove it, and set its mode and owner",
 		Params: map[string]Param{
 			"path":    {Type: String, Doc: "path on the host (also: dest, name)"},
 			"dest":    {Type: String, Doc: "alias of path"},
@@ -35,7 +38,7 @@ func (fileModule) Spec() Spec {
 func (fileModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("file", args)
 	p := a.String("path", a.String("dest", a.String("name", "")))
-	state := a.Choice("state", "file", "file", "directory", "link", "absent", "touch")
+	state := a.String("state", "file")
 	src := a.String("src", "")
 	mode := a.Mode("mode")
 	owner, group := a.String("owner", ""), a.String("group", "")
@@ -98,7 +101,7 @@ func fileScript(p, state, src, mode, owner, group string, recurse, force, check 
 	if check {
 		c = "1"
 	}
-	fmt.Fprintf(&b, "c=%s; p=%s; ", c, Quote(p))
+	fmt.Fprintf(&b, "c=%s; p=%s; ", c, shell.Quote(p))
 	b.WriteString(`ch() { echo "$*"; }; act() { [ "$c" = 1 ] || "$@" || exit 1; }; die() { echo "$*" >&2; exit 2; }; `)
 	switch state {
 	case "absent":
@@ -113,7 +116,7 @@ func fileScript(p, state, src, mode, owner, group string, recurse, force, check 
 		b.WriteString(`[ -e "$p" ] || die "$p does not exist: state: file does not create files (use state: touch, or copy)"; `)
 		b.WriteString(`[ -d "$p" ] && [ ! -L "$p" ] && die "$p is a directory, not a file"; `)
 	case "link":
-		fmt.Fprintf(&b, "s=%s; t=$(dirname -- \"$p\")/.$(basename -- \"$p\").ferry-tmp-%s; ", Quote(src), randomSuffix())
+		fmt.Fprintf(&b, "s=%s; t=$(dirname -- \"$p\")/.$(basename -- \"$p\").ferry-tmp-%s; ", shell.Quote(src), randomSuffix())
 		b.WriteString(`cur=$(readlink -- "$p" 2>/dev/null) || cur=""; `)
 		b.WriteString(`if [ ! -L "$p" ] || [ "$cur" != "$s" ]; then `)
 		b.WriteString(`if [ -d "$p" ] && [ ! -L "$p" ]; then die "$p is a directory: remove it before linking"; fi; `)
@@ -146,7 +149,7 @@ func fileScript(p, state, src, mode, owner, group string, recurse, force, check 
 		if x.val == "" {
 			continue
 		}
-		fmt.Fprintf(&b, "v=%s; ", Quote(x.val))
+		fmt.Fprintf(&b, "v=%s; ", shell.Quote(x.val))
 		if recurse {
 			fmt.Fprintf(&b, `if [ ! -e "$p" ] || [ -n "$(find "$p" ! %s "$v" -print -quit)" ]; then ch "%s $v (recursive)"; act %s -R -- "$v" "$p"; fi; `, x.find, x.what, x.cmd)
 			continue

@@ -56,7 +56,7 @@ func runModule(t testing.TB, ctx context.Context, h *tasks.Host, name string, ar
 	if !ok {
 		t.Fatalf("no module %s", name)
 	}
-	out, err := m.Run(ctx, h, args)
+	out, err := tasks.Call(ctx, m, h, args)
 	if err != nil {
 		t.Fatalf("%s %v: %v", name, args, err)
 	}
@@ -357,9 +357,13 @@ wait:
 			if !strings.Contains(e.Name(), ".ferry-tmp-") {
 				continue
 			}
-			if info, err := e.Info(); err == nil && info.Size() > 4<<20 {
-				seen = info.Size()
-				break wait
+			// The temp file lives in a private directory beside dest.
+			inner, _ := os.ReadDir(filepath.Join(binDir, e.Name()))
+			for _, f := range inner {
+				if info, err := f.Info(); err == nil && info.Size() > 4<<20 {
+					seen = info.Size()
+					break wait
+				}
 			}
 		}
 	}
@@ -383,8 +387,8 @@ wait:
 	if got := labExec(t, l, "app1", "pgrep -x app"); got != pid {
 		t.Fatalf("app pid %q after the cut copy, want %s", got, pid)
 	}
-	// What the cut copy leaves is its private temp file beside dest (the
-	// sftp-server that wrote it is gone with the connection), never dest.
+	// What the cut copy leaves is its private temp directory beside dest
+	// (the sftp-server that wrote it is gone with the connection), never dest.
 	ents, _ := os.ReadDir(binDir)
 	for _, e := range ents {
 		info, err := e.Info()
@@ -394,9 +398,9 @@ wait:
 		switch {
 		case e.Name() == "app":
 		case strings.HasPrefix(e.Name(), ".app.ferry-tmp-"):
-			t.Logf("left behind: %s (%d bytes)", e.Name(), info.Size())
-			if info.Mode().Perm() != 0o600 {
-				t.Errorf("leftover temp %s has mode %o, want 0600", e.Name(), info.Mode().Perm())
+			t.Logf("left behind: %s", e.Name())
+			if !info.IsDir() || info.Mode().Perm() != 0o700 {
+				t.Errorf("leftover temp %s has mode %v, want a 0700 directory", e.Name(), info.Mode())
 			}
 		default:
 			t.Errorf("unexpected file %s (%d bytes) beside dest", e.Name(), info.Size())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/ferrydeploy/ferry/internal/shell"
 	"github.com/ferrydeploy/ferry/ssh"
 )
 
@@ -51,7 +52,7 @@ func (c *localConn) Run(ctx context.Context, cmd string, opts RunOptions) (Resul
 	c.mu.Unlock()
 	var pre strings.Builder
 	for _, k := range sortedKeys(opts.Env) {
-		pre.WriteString("export " + k + "=" + Quote(opts.Env[k]) + "; ")
+		pre.WriteString("export " + k + "=" + shell.Quote(opts.Env[k]) + "; ")
 	}
 	x := exec.CommandContext(ctx, "bash", "-c", pre.String()+cmd)
 	x.Env = append(os.Environ(), c.env...)
@@ -98,7 +99,7 @@ func (c *localConn) SFTP(ctx context.Context, asUser string) (*sftp.Client, erro
 	var err error
 	const server = "/usr/lib/openssh/sftp-server"
 	if _, serr := os.Stat(server); serr == nil {
-		x := exec.Command(server)
+		x := exec.Command(server, "-u", "077") // as ferry's ssh layer starts it
 		var in io.WriteCloser
 		var out io.Reader
 		if in, err = x.StdinPipe(); err != nil {
@@ -180,7 +181,7 @@ func runModule(t *testing.T, h *Host, name string, args map[string]any) Outcome 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := m.Run(ctx, h, args)
+	out, err := Call(ctx, m, h, args)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() { Register(releaseModule{}) }
@@ -26,6 +28,7 @@ type releaseModule struct{}
 func (releaseModule) Spec() Spec {
 	return Spec{
 		Name: "release",
+		Doc:  "Deploy into releases/<version> with a current symlink, keep the last N releases, and roll back to the previously activated one",
 		Params: map[string]Param{
 			"path":     {Type: String, Required: true, Doc: "base directory (holds releases/ and current)"},
 			"src":      {Type: String, Doc: "local file or directory to put in the release"},
@@ -50,7 +53,6 @@ type releaseState struct {
 
 func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("release", args)
-	a.Require("path")
 	base := strings.TrimSuffix(a.String("path", ""), "/")
 	src := a.String("src", "")
 	version := a.String("version", time.Now().UTC().Format("20060102150405"))
@@ -218,18 +220,18 @@ func rollbackRelease(ctx context.Context, h *Host, base string, st releaseState)
 // (when target is set) and removes pruned releases, in one command.
 func switchRelease(ctx context.Context, h *Host, base, target string, history, prune []string) (Outcome, bool) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "p=%s; t=%s; ", Quote(base), randomSuffix())
+	fmt.Fprintf(&b, "p=%s; t=%s; ", shell.Quote(base), randomSuffix())
 	b.WriteString(`printf '%s\n'`)
 	for _, v := range history {
-		b.WriteString(" " + Quote(v))
+		b.WriteString(" " + shell.Quote(v))
 	}
 	b.WriteString(` > "$p/.ferry-releases.$t" || exit 1; `)
 	if target != "" {
-		fmt.Fprintf(&b, `ln -sfn -- %s "$p/.current.$t" && mv -Tf -- "$p/.current.$t" "$p/current" || { rm -f -- "$p/.current.$t" "$p/.ferry-releases.$t"; exit 1; }; `, Quote(target))
+		fmt.Fprintf(&b, `ln -sfn -- %s "$p/.current.$t" && mv -Tf -- "$p/.current.$t" "$p/current" || { rm -f -- "$p/.current.$t" "$p/.ferry-releases.$t"; exit 1; }; `, shell.Quote(target))
 	}
 	b.WriteString(`mv -f -- "$p/.ferry-releases.$t" "$p/.ferry-releases" || exit 1; `)
 	for _, v := range prune {
-		fmt.Fprintf(&b, `rm -rf -- "$p/releases/"%s || exit 1; `, Quote(v))
+		fmt.Fprintf(&b, `rm -rf -- "$p/releases/"%s || exit 1; `, shell.Quote(v))
 	}
 	b.WriteString("exit 0")
 	res, err := runOn(ctx, h, b.String(), false)
@@ -243,7 +245,7 @@ func switchRelease(ctx context.Context, h *Host, base, target string, history, p
 }
 
 func probeRelease(ctx context.Context, h *Host, base string) (releaseState, error) {
-	q := Quote(base)
+	q := shell.Quote(base)
 	cmd := `p=` + q + `; c=$(readlink -- "$p/current" 2>/dev/null) || c=""; printf '%s\n' "current=$c" '--history'; ` +
 		`cat -- "$p/` + historyFile + `" 2>/dev/null; printf '%s\n' '--releases'; ` +
 		`for d in "$p"/releases/*/; do [ -d "$d" ] && { d=${d%/}; printf '%s\n' "${d##*/}"; }; done; true`

@@ -59,9 +59,8 @@ func (w *lineWriter) flush() {
 }
 
 // runOn runs cmd on the host with the task's become settings and
-// environment (exported in the remote command text by the Conn: do not put
-// secrets in `environment` on hosts where other users can read process
-// lists). With stream, output lines go to h.Output while the command runs.
+// environment (the Conn sends its values on stdin, never on the command
+// line). With stream, output lines go to h.Output while the command runs.
 func runOn(ctx context.Context, h *Host, cmd string, stream bool) (Result, error) {
 	if h.Conn == nil {
 		return Result{}, errors.New("no connection to the host")

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() { Register(systemdModule{}) }
@@ -18,9 +20,10 @@ type systemdModule struct{}
 func (systemdModule) Spec() Spec {
 	return Spec{
 		Name: "systemd",
+		Doc:  "Start, stop, restart or reload a systemd unit, enable it at boot, and daemon-reload",
 		Params: map[string]Param{
 			"name":          {Type: String, Doc: "unit name (api or api.service)"},
-			"state":         {Type: String, Choices: []string{"started", "stopped", "restarted", "reloaded"}},
+			"state":         {Type: String, Choices: []string{"started", "stopped", "restarted", "reloaded"}, Doc: "what to do with the unit (restarted and reloaded always act)"},
 			"enabled":       {Type: Bool, Doc: "start at boot"},
 			"daemon_reload": {Type: Bool, Doc: "systemctl daemon-reload first (after changing unit files)"},
 			"wait_timeout":  {Type: Duration, Doc: "how long to wait for is-active to agree (default 60s)"},
@@ -31,7 +34,7 @@ func (systemdModule) Spec() Spec {
 func (systemdModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("systemd", args)
 	name := a.String("name", "")
-	state := a.Choice("state", "", "started", "stopped", "restarted", "reloaded")
+	state := a.String("state", "")
 	reload := a.Bool("daemon_reload", false)
 	hasEnabled := a.Has("enabled")
 	enabled := a.Bool("enabled", false)
@@ -96,7 +99,7 @@ func systemdScript(name, state string, hasEnabled, enabled, reload bool, wait ti
 	if polls < 1 {
 		polls = 1
 	}
-	fmt.Fprintf(&b, "c=%s; u=%s; ", c, Quote(name))
+	fmt.Fprintf(&b, "c=%s; u=%s; ", c, shell.Quote(name))
 	b.WriteString(`ch() { echo "changed: $*"; }; ` +
 		`act() { [ "$c" = 1 ] && return 0; out=$(systemctl "$@" 2>&1) || { [ -n "$out" ] && echo "$out" >&2; echo "systemctl $* failed" >&2; exit 1; }; }; `)
 	if reload {

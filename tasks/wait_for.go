@@ -8,6 +8,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 func init() { Register(waitForModule{}) }
@@ -20,6 +22,7 @@ type waitForModule struct{}
 func (waitForModule) Spec() Spec {
 	return Spec{
 		Name: "wait_for",
+		Doc:  "Wait on the host until a port accepts connections (or stops), or a path appears (or goes)",
 		Params: map[string]Param{
 			"port":            {Type: Int, Doc: "TCP port, dialled from the host"},
 			"host":            {Type: String, Doc: "address to dial, as seen from the host (default 127.0.0.1)"},
@@ -39,7 +42,7 @@ func (waitForModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	port := a.Int("port", 0)
 	host := a.String("host", "127.0.0.1")
 	p := a.String("path", "")
-	state := a.Choice("state", "", "started", "stopped", "present", "absent")
+	state := a.String("state", "")
 	timeout := a.Duration("timeout", 300*time.Second)
 	delay := a.Duration("delay", 0)
 	interval := a.Duration("sleep", time.Second)
@@ -103,7 +106,7 @@ func (waitForModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 		test = `[ ! -e "$p" ]`
 	}
 	cmd := fmt.Sprintf(`p=%s; i=0; while ! %s; do i=$((i+1)); [ $i -ge %d ] && exit 3; sleep %s; done; exit 0`,
-		Quote(p), test, polls, strconv.FormatFloat(interval.Seconds(), 'f', -1, 64))
+		shell.Quote(p), test, polls, strconv.FormatFloat(interval.Seconds(), 'f', -1, 64))
 	res, err := runOn(ctx, h, cmd, false)
 	result["elapsed"] = time.Since(start).Seconds()
 	if err != nil {

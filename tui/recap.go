@@ -34,7 +34,7 @@ func newRecapTable(rc []events.HostRecap) recapTable {
 
 func recapRank(r events.HostRecap) int {
 	switch {
-	case r.Drained:
+	case r.Drained || r.LeftOut():
 		return 0
 	case r.Failed > 0 || r.Unreachable > 0:
 		return 1
@@ -93,8 +93,13 @@ func (t recapTable) line(i int, st styles) string {
 	if r.RolledBack {
 		notes = append(notes, st.rolled.Render("rolled back"))
 	}
-	if r.Drained {
+	switch {
+	case r.LeftOut():
+		notes = append(notes, st.failed.Render("LEFT "+strings.ToUpper(r.Left)))
+	case r.Drained:
 		notes = append(notes, st.failed.Render("STILL DRAINED (out of its LB)"))
+	case r.Left != "":
+		notes = append(notes, st.dim.Render(r.Left))
 	}
 	if r.Untouched {
 		notes = append(notes, st.dim.Render("untouched"))

@@ -17,8 +17,9 @@ type ASG struct {
 	TargetGroupARNs   []string
 	LoadBalancerNames []string
 
-	lifecycle map[string]string // instance → InService, Standby
+	lifecycle map[string]string // instance → Pending:Wait, InService, Standby
 	suspended map[string]bool
+	actions   map[string]*LifecycleAction // token → launch held by a hook (lifecycle.go)
 }
 
 // ScalingProcesses are the process names Auto Scaling knows.
@@ -259,6 +260,13 @@ func (s *Server) autoscaling(c call) (string, *apiError) {
 		}
 		b.raw("</Activities>")
 		return queryResponse(c, b.String()), nil
+
+	case "RecordLifecycleActionHeartbeat", "CompleteLifecycleAction":
+		g, e := group()
+		if e != nil {
+			return "", e
+		}
+		return s.lifecycleAction(c, r, g)
 
 	case "SuspendProcesses", "ResumeProcesses":
 		g, e := group()

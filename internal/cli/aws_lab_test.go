@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/lab"
 	"github.com/ferrydeploy/ferry/internal/lab/awslab"
 )
@@ -325,7 +326,7 @@ func TestAWSRollingDeploy(t *testing.T) {
 	// rollout halts; scaling is resumed all the same.
 	t.Run("broken canary", func(t *testing.T) {
 		r := d.run(t, "run", serial1, "-e", "version=v3-broken")
-		if r.code != ExitFailed {
+		if r.code != exitcode.Failed {
 			t.Fatalf("broken deploy: exit %d, want 2", r.code)
 		}
 		evs := d.lastRecord(t)
@@ -384,7 +385,7 @@ func TestAWSRollingDeploy(t *testing.T) {
 		}
 
 		r := d.run(t, "run", serial1, "-e", "version=v3-broken")
-		if r.code != ExitFailed {
+		if r.code != exitcode.Failed {
 			t.Fatalf("exit %d, want 2", r.code)
 		}
 		calls := a.Calls()
@@ -440,7 +441,7 @@ keyed_groups:
     prefx: env
 `), 0o600)
 	r := ferry(t, env, "inventory", "-i", inv, "--list")
-	if r.code != ExitInvalid {
+	if r.code != exitcode.Invalid {
 		t.Fatalf("exit %d, want 4", r.code)
 	}
 	for _, want := range []string{inv + ":3:1", `did you mean "filters"`, inv + ":7:5", `did you mean "prefix"`} {

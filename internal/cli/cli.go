@@ -18,17 +18,8 @@ import (
 	"github.com/willabides/kongplete"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	_ "github.com/ferrydeploy/ferry/inventory/ec2" // the aws_ec2 inventory plugin
-)
-
-// Exit codes (SPEC: Output, records, exit codes).
-const (
-	ExitOK          = 0
-	ExitFailed      = 2 // hosts failed
-	ExitUnreachable = 3 // hosts could not be reached (or a host key was refused)
-	ExitInvalid     = 4 // invalid input: flags, inventory, playbook
-	ExitLocked      = 5
-	ExitInterrupted = 130
 )
 
 // exitError carries an exit code up to Main with the message to print.
@@ -73,10 +64,13 @@ type CLI struct {
 	Ping      PingCmd      `cmd:"" help:"Connect to every host: auth, bastion, sudo."`
 	Exec      ExecCmd      `cmd:"" help:"Run an ad-hoc command on hosts."`
 	Check     CheckCmd     `cmd:"" help:"Validate a playbook without connecting."`
+	Doc       DocCmd       `cmd:"" help:"Show module documentation, like ansible-doc."`
 	Status    StatusCmd    `cmd:"" help:"What runs where: the release on every host of an environment, drift, lock, load balancers."`
 	History   HistoryCmd   `cmd:"" help:"Past runs from the records; one run in detail."`
 	Promote   PromoteCmd   `cmd:"" help:"Deploy the release running on one environment to another."`
 	Lock      LockCmd      `cmd:"" help:"The deploy lock of an environment: status, release."`
+	Worker    WorkerCmd    `cmd:"" help:"Run deploy requests and Auto Scaling launches from SQS (see docs/worker.md)."`
+	Enqueue   EnqueueCmd   `cmd:"" help:"Put a deploy request on the workers' SQS queue; prints the message ID."`
 	Version   VersionCmd   `cmd:"" help:"Print ferry's version."`
 
 	Completion kongplete.InstallCompletions `cmd:"" help:"Install shell completion (bash, zsh, fish)."`
@@ -115,10 +109,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}()
 	kongplete.Complete(parser)
-	kctx, err := parser.Parse(args)
+	raiseFileLimit()
+	kctx, err := parser.Parse(resumeArgs(args))
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
-		return ExitInvalid
+		return exitcode.Invalid
 	}
 	err = kctx.Run(&cli.Globals)
 	return report(stderr, err)
@@ -130,7 +125,7 @@ type exitPanic struct{}
 // report prints err (if any) and maps it to an exit code.
 func report(stderr io.Writer, err error) int {
 	if err == nil {
-		return ExitOK
+		return exitcode.OK
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
@@ -142,9 +137,9 @@ func report(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "ferry: %v\n", err)
 	switch {
 	case diag.IsInvalidInput(err):
-		return ExitInvalid
+		return exitcode.Invalid
 	case errors.Is(err, context.Canceled):
-		return ExitInterrupted
+		return exitcode.Interrupted
 	}
 	return 1
 }
@@ -198,6 +193,21 @@ func watchSignals(ch <-chan os.Signal, second func()) (context.Context, func()) 
 	return ctx, func() { once.Do(func() { close(stopped) }); cancel() }
 }
 
+// interruptible runs f, and returns at once with ctx's error if a signal
+// comes first. For commands that only read files (check, inventory): there
+// is nothing to wind down, and a huge document must not keep ferry running
+// past the first Ctrl-C or SIGTERM. f is left to the process's exit.
+func interruptible(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+}
+
 // restoreTerminal, when set, gives the terminal back (the TUI holds it raw,
 // on the alternate screen) before hardExit leaves without unwinding.
 var restoreTerminal atomic.Pointer[func()]
@@ -209,7 +219,7 @@ func hardExit(msg string) {
 		(*f)()
 	}
 	fmt.Fprintln(os.Stderr, msg)
-	os.Exit(ExitInterrupted)
+	os.Exit(exitcode.Interrupted)
 }
 
 // lines splits text into trimmed non-empty lines.

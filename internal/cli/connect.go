@@ -11,6 +11,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
@@ -208,23 +210,9 @@ func forEach(ctx context.Context, hosts []*inventory.Host, forks int, fn func(ct
 	if forks <= 0 {
 		forks = 10
 	}
-	sem := make(chan struct{}, forks)
-	var wg sync.WaitGroup
-	for _, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				fn(ctx, h) // let fn report the interruption for this host
-				return
-			}
-			defer func() { <-sem }()
-			fn(ctx, h)
-		}()
-	}
-	wg.Wait()
+	// Every host gets its call, even after ctx ends: fn reports the
+	// interruption for the hosts it did not reach.
+	parallel.Each(context.WithoutCancel(ctx), len(hosts), forks, func(i int) { fn(ctx, hosts[i]) })
 }
 
 // hostErrors collects per-host failures for one closing line.
@@ -257,9 +245,9 @@ func (he *hostErrors) err(verb string) error {
 	}
 	switch {
 	case len(he.unreachable) > 0:
-		return exit(ExitUnreachable, fmt.Errorf("%s", strings.Join(parts, "; ")))
+		return exit(exitcode.Unreachable, fmt.Errorf("%s", strings.Join(parts, "; ")))
 	case len(he.failed) > 0:
-		return exit(ExitFailed, fmt.Errorf("%s", strings.Join(parts, "; ")))
+		return exit(exitcode.Failed, fmt.Errorf("%s", strings.Join(parts, "; ")))
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/lab"
 )
 
@@ -150,7 +151,7 @@ func TestEnvironments(t *testing.T) {
 	}
 	for _, c := range refusals {
 		r := e.run(t, append([]string{"run", deploy, "-e", "version=v3-broken"}, c.args...)...)
-		if r.code != ExitInvalid || !strings.Contains(r.stderr, c.want) {
+		if r.code != exitcode.Invalid || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 4 and %q", c.args, r.code, r.stderr, c.want)
 		}
 	}
@@ -160,12 +161,12 @@ func TestEnvironments(t *testing.T) {
 	// A pattern whose env renders to a named environment is refused.
 	bad := filepath.Join(e.dir, "bad.yml")
 	os.WriteFile(bad, []byte("environments:\n  staging: {inventory: hosts.yml, limit: staging}\npersonal:\n  branch_pattern: '^dev/(?P<user>[a-z]+)/'\n  env: '{{ user }}'\n  inventory: hosts.yml\n  limit: staging\n"), 0o600)
-	if r := e.run(t, "run", deploy, "--config", bad, "--branch", "dev/staging/x", "-e", "version=v3-broken"); r.code != ExitInvalid {
+	if r := e.run(t, "run", deploy, "--config", bad, "--branch", "dev/staging/x", "-e", "version=v3-broken"); r.code != exitcode.Invalid {
 		t.Errorf("a branch rendering to a named environment: exit %d", r.code)
 	}
 	// A bad ferry.yml: positioned, with a did-you-mean.
 	os.WriteFile(bad, []byte("environments:\n  staging: {inventroy: hosts.yml}\n"), 0o600)
-	if r := e.run(t, "run", deploy, "--config", bad, "--env", "staging"); r.code != ExitInvalid ||
+	if r := e.run(t, "run", deploy, "--config", bad, "--env", "staging"); r.code != exitcode.Invalid ||
 		!strings.Contains(r.stderr, bad+":2:13: unknown key") || !strings.Contains(r.stderr, `did you mean "inventory"?`) {
 		t.Errorf("bad ferry.yml: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -181,7 +182,7 @@ func TestEnvironments(t *testing.T) {
 	serial = strings.Replace(serial, "  tasks:\n", "  tasks:\n    - name: Host is sound\n      shell: test ! -e /etc/broken\n      changed_when: false\n", 1)
 	os.WriteFile(pb, []byte(serial), 0o600)
 	r = e.run(t, "run", pb, "--env", "staging", "-e", "version=v2")
-	if r.code != ExitFailed {
+	if r.code != exitcode.Failed {
 		t.Fatalf("half-failed rollout: exit %d, want 2", r.code)
 	}
 	failedRun := runIDOf(t, r.stdout)
@@ -215,7 +216,7 @@ func TestEnvironments(t *testing.T) {
 
 	// promote refuses a drifted source, and touches nothing.
 	r = e.run(t, "promote", "--from", "staging", "--to", "prod", "--yes", pb)
-	if r.code != ExitInvalid || !strings.Contains(r.stderr, "drifted") || !strings.Contains(r.stderr, "v1 on app6") {
+	if r.code != exitcode.Invalid || !strings.Contains(r.stderr, "drifted") || !strings.Contains(r.stderr, "v1 on app6") {
 		t.Errorf("promote from a drifted source: exit %d, stderr %q", r.code, r.stderr)
 	}
 	wantVersions(t, e.versions(t), map[string]string{"app7": "v1"})
@@ -226,7 +227,7 @@ func TestEnvironments(t *testing.T) {
 		t.Fatalf("staging: exit %d", r.code)
 	}
 	r = e.run(t, "promote", "--from", "staging", "--to", "prod", pb)
-	if r.code != ExitInvalid || !strings.Contains(r.stderr, "pass --yes") {
+	if r.code != exitcode.Invalid || !strings.Contains(r.stderr, "pass --yes") {
 		t.Errorf("promote to protected prod without --yes: exit %d", r.code)
 	}
 	r = e.run(t, "promote", "--from", "staging", "--to", "prod", "--yes", pb)
@@ -320,7 +321,7 @@ func TestDeployLock(t *testing.T) {
 		if ra.code != 0 {
 			win, lose = rb, ra
 		}
-		if win.code != 0 || lose.code != ExitLocked {
+		if win.code != 0 || lose.code != exitcode.Locked {
 			t.Fatalf("round %d: exits %d and %d, want 0 and 5", i, ra.code, rb.code)
 		}
 		if id := runIDOf(t, win.stdout); !strings.Contains(lose.stdout+lose.stderr, "locked by "+whoami()+" (run "+id) {
@@ -391,7 +392,7 @@ func TestDeployLock(t *testing.T) {
 		t.Fatalf("after SIGKILL: %d lock files, want 3", len(st.Locks))
 	}
 	r := ferry(t, nil, "lock", "status", "--env", "staging")
-	if r.code != ExitLocked || !strings.Contains(r.stdout, "held by") {
+	if r.code != exitcode.Locked || !strings.Contains(r.stdout, "held by") {
 		t.Errorf("lock status: exit %d\n%s", r.code, r.stdout)
 	}
 	r = ferry(t, nil, "run", slow, "--env", "staging", "-o", "plain", "--lock-timeout", "3s", "--lock-wait", "60s")

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/ssh"
 )
@@ -90,7 +91,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 		}
 	})
 	if ctx.Err() != nil {
-		return exit(ExitInterrupted, errors.New("interrupted"))
+		return exit(exitcode.Interrupted, errors.New("interrupted"))
 	}
 	return he.err("command failed")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/output"
 )
 
@@ -70,7 +71,7 @@ func summarize(path string, evs []events.Event) runSummary {
 			s.Hosts = len(e.Hosts)
 		case events.RunEnd:
 			s.Outcome, s.ExitCode, s.Duration, s.Msg = string(e.Status), e.ExitCode, e.Duration, e.Msg
-			if e.ExitCode == ExitLocked {
+			if e.ExitCode == exitcode.Locked {
 				s.Outcome = "locked"
 			}
 			for _, r := range e.Recap {

@@ -17,6 +17,10 @@ type InventoryCmd struct {
 
 // Run implements the command.
 func (c *InventoryCmd) Run(g *Globals) error {
+	return interruptible(g.ctx, func() error { return c.show(g) })
+}
+
+func (c *InventoryCmd) show(g *Globals) error {
 	hf := HostFlags{Inventory: c.Inventory}
 	inv, err := c.load(g, &hf)
 	if err != nil {

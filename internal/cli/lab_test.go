@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/lab"
 )
 
@@ -117,7 +118,7 @@ func TestLabPingExec(t *testing.T) {
 		}
 	}
 	r = ferry(t, env, "exec", "-i", l.Inventory, "--", `test "$(hostname)" != app3`)
-	if r.code != ExitFailed || !strings.Contains(r.stderr, "app3") || strings.Contains(r.stderr, "app1") {
+	if r.code != exitcode.Failed || !strings.Contains(r.stderr, "app3") || strings.Contains(r.stderr, "app1") {
 		t.Fatalf("failing command: exit %d, stderr %q", r.code, r.stderr)
 	}
 	r = ferry(t, env, "exec", "-i", l.Inventory, "--become", "-l", "app1", "--", "id", "-u")
@@ -127,7 +128,7 @@ func TestLabPingExec(t *testing.T) {
 
 	// 6. A pattern matching nothing is an error.
 	r = ferry(t, env, "exec", "-i", l.Inventory, "-l", "nosuchgroup", "--", "true")
-	if r.code != ExitInvalid {
+	if r.code != exitcode.Invalid {
 		t.Fatalf("empty pattern: exit %d", r.code)
 	}
 }
@@ -140,7 +141,7 @@ func TestLabKnownHosts(t *testing.T) {
 	// strict refuses unknown hosts (the bastion, first).
 	kh := filepath.Join(dir, "strict_known_hosts")
 	r := ferry(t, []string{"FERRY_KNOWN_HOSTS=" + kh}, "ping", "-i", l.Inventory, "--known-hosts-policy", "strict")
-	if r.code != ExitUnreachable || !strings.Contains(r.stdout, "not in "+kh) {
+	if r.code != exitcode.Unreachable || !strings.Contains(r.stdout, "not in "+kh) {
 		t.Fatalf("strict: exit %d", r.code)
 	}
 	if _, err := os.Stat(kh); err == nil {
@@ -177,7 +178,7 @@ func TestLabKnownHosts(t *testing.T) {
 	}
 	os.WriteFile(changed, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
 	r = ferry(t, []string{"FERRY_KNOWN_HOSTS=" + changed}, "ping", "-i", l.Inventory)
-	if r.code != ExitUnreachable {
+	if r.code != exitcode.Unreachable {
 		t.Fatalf("changed key: exit %d", r.code)
 	}
 	if !strings.Contains(r.stdout, "HOST KEY CHANGED") || !strings.Contains(r.stdout, fmt.Sprintf("%s:%d", changed, lineNo)) {
@@ -244,7 +245,7 @@ func TestLabAuth(t *testing.T) {
 	t.Run("encrypted key with FERRY_SSH_KEY_PASSPHRASE", func(t *testing.T) {
 		isolate(t)
 		r := ferry(t, []string{known}, "ping", "-i", inv, "--private-key", encKey)
-		if r.code != ExitUnreachable || !strings.Contains(r.stdout, "FERRY_SSH_KEY_PASSPHRASE") {
+		if r.code != exitcode.Unreachable || !strings.Contains(r.stdout, "FERRY_SSH_KEY_PASSPHRASE") {
 			t.Fatalf("without passphrase: exit %d", r.code)
 		}
 		if r := ferry(t, []string{known, "FERRY_SSH_KEY_PASSPHRASE=correct horse"}, "ping", "-i", inv, "--private-key", encKey); r.code != 0 {
@@ -289,14 +290,14 @@ func TestLabAuth(t *testing.T) {
 		// Without the certificate next to it, the same key is refused.
 		os.Rename(certKey+"-cert.pub", certKey+"-cert.pub.off")
 		defer os.Rename(certKey+"-cert.pub.off", certKey+"-cert.pub")
-		if r := ferry(t, []string{known}, "ping", "-i", inv, "--private-key", certKey); r.code != ExitUnreachable {
+		if r := ferry(t, []string{known}, "ping", "-i", inv, "--private-key", certKey); r.code != exitcode.Unreachable {
 			t.Fatalf("without the certificate: exit %d", r.code)
 		}
 	})
 	t.Run("wrong key", func(t *testing.T) {
 		isolate(t)
 		r := ferry(t, []string{known}, "ping", "-i", inv, "--private-key", wrongKey)
-		if r.code != ExitUnreachable {
+		if r.code != exitcode.Unreachable {
 			t.Fatalf("exit %d", r.code)
 		}
 		// One line per host, naming the user and the key tried.
@@ -350,18 +351,18 @@ func TestInvalidInventories(t *testing.T) {
 		p := filepath.Join(dir, c.name)
 		os.WriteFile(p, []byte(c.src), 0o600)
 		r := ferry(t, nil, "ping", "-i", p)
-		if r.code != ExitInvalid || !strings.Contains(r.stderr, c.want) {
+		if r.code != exitcode.Invalid || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("%s: exit %d, stderr %q; want exit 4 and %q", c.name, r.code, r.stderr, c.want)
 		}
 		r = ferry(t, nil, "inventory", "-i", p, "--list")
-		if r.code != ExitInvalid {
+		if r.code != exitcode.Invalid {
 			t.Errorf("%s: inventory --list exit %d", c.name, r.code)
 		}
 	}
 	good := filepath.Join(dir, "good.ini")
 	os.WriteFile(good, []byte("[web]\nweb1\n"), 0o600)
 	r := ferry(t, nil, "ping", "-i", good, "-l", "db")
-	if r.code != ExitInvalid {
+	if r.code != exitcode.Invalid {
 		t.Fatalf("pattern matching nothing: exit %d", r.code)
 	}
 }

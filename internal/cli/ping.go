@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/ssh"
 )
@@ -48,7 +49,7 @@ func (c *PingCmd) Run(g *Globals) error {
 	})
 	if ctx.Err() != nil {
 		// Hosts cut short by Ctrl-C are not unreachable: say so with 130.
-		return exit(ExitInterrupted, errors.New("interrupted"))
+		return exit(exitcode.Interrupted, errors.New("interrupted"))
 	}
 	return he.err("sudo failed")
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/environments"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/playbooks"
 )
 
@@ -85,7 +86,7 @@ func (c *PromoteCmd) Run(g *Globals) error {
 		versions[v] = append(versions[v], r.Host)
 	}
 	if len(unreachable) > 0 {
-		return exit(ExitUnreachable, fmt.Errorf("promote: cannot read the release of %s on %s; nothing was deployed", app, strings.Join(unreachable, ", ")))
+		return exit(exitcode.Unreachable, fmt.Errorf("promote: cannot read the release of %s on %s; nothing was deployed", app, strings.Join(unreachable, ", ")))
 	}
 	if len(versions) != 1 || first == nil {
 		var parts []string

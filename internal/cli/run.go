@@ -14,9 +14,10 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
@@ -39,7 +40,9 @@ type RunCmd struct {
 	AllowUnreachable bool     `env:"FERRY_ALLOW_UNREACHABLE" help:"Go on without hosts that fail preflight."`
 	RecordDir        string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
+	Resume           string   `placeholder:"RUN_ID" help:"Finish an interrupted run: restore what it left out of service, then deploy the hosts it did not finish (default: the last unfinished run of this playbook and env)."`
 	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"5s" help:"How often elb/asg ask AWS while waiting for draining, health or standby."`
+	requestFlags
 }
 
 // Run implements the command.
@@ -48,6 +51,9 @@ func (c *RunCmd) Run(g *Globals) error {
 	pb, err := playbooks.Load(c.Playbook)
 	if err != nil {
 		return err
+	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %v\n", w)
 	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
@@ -61,6 +67,19 @@ func (c *RunCmd) Run(g *Globals) error {
 	// Undefined variables and bad expressions fail here, before any connection.
 	if err := pb.Check(knownVars(inv, extra)); err != nil {
 		return err
+	}
+	version := ""
+	if v, ok := extra["version"]; ok {
+		version = playbooks.Text(v)
+	}
+	var resumed *playbooks.Resumed
+	if c.Resume != "" {
+		if resumed, err = playbooks.LoadJournal(c.RecordDir, c.Resume, c.Playbook, c.Env); err == nil {
+			err = resumed.Check(pb, inv, c.Env, version)
+		}
+		if err != nil {
+			return exit(exitcode.Invalid, err)
+		}
 	}
 	conn, err := c.newConnector(g)
 	if err != nil {
@@ -94,19 +113,14 @@ func (c *RunCmd) Run(g *Globals) error {
 		renderer = events.SinkFunc(func(e events.Event) { tuiCh <- e })
 	}
 	mask := output.NewMask(events.Fanout{rec, renderer})
-	if p := os.Getenv("FERRY_BECOME_PASSWORD"); p != "" {
-		mask.Add(p)
-	}
+	mask.Add(playbooks.ControllerSecrets()...) // SSH key (line by line), passphrase, become password, AWS keys
 
 	// stop is the graceful abort: signals (via g.ctx) and the TUI's `a`.
 	stopCtx, stop := context.WithCancel(ctx)
 	defer stop()
 
-	version := ""
-	if v, ok := extra["version"]; ok {
-		version = playbooks.Text(v)
-	}
 	opts := playbooks.Options{
+		Environ:          os.Environ(),
 		Inventory:        inv,
 		Connector:        conn,
 		Sink:             mask,
@@ -118,8 +132,8 @@ func (c *RunCmd) Run(g *Globals) error {
 		Extra:            extra,
 		Env:              c.Env,
 		RunID:            runID,
-		User:             whoami(),
-		Origin:           origin(),
+		User:             c.requester(),
+		Origin:           c.requestOrigin(),
 		Branch:           c.Branch,
 		Version:          version,
 		Playbook:         c.Playbook,
@@ -130,6 +144,8 @@ func (c *RunCmd) Run(g *Globals) error {
 		Grace:            timeDuration(c.Grace),
 		BecomePass:       os.Getenv("FERRY_BECOME_PASSWORD"),
 		Mask:             mask.Add,
+		JournalErr:       rec.Err,
+		Resume:           resumed,
 	}
 	if usesAWS(pb) {
 		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE"), PollInterval: timeDuration(c.AWSPollInterval)})
@@ -183,7 +199,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		}
 		<-done
 	}
-	if res.ExitCode == ExitOK {
+	if res.ExitCode == exitcode.OK {
 		return nil
 	}
 	if mode == "json" || mode == "tui" {
@@ -270,11 +286,18 @@ type CheckCmd struct {
 	Extra     []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
 }
 
-// Run implements the command.
+// Run implements the command. It stops on the first signal.
 func (c *CheckCmd) Run(g *Globals) error {
+	return interruptible(g.ctx, func() error { return c.check(g) })
+}
+
+func (c *CheckCmd) check(g *Globals) error {
 	pb, err := playbooks.Load(c.Playbook)
 	if err != nil {
 		return err
+	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %v\n", w)
 	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
@@ -309,12 +332,13 @@ func (c *CheckCmd) Run(g *Globals) error {
 	return nil
 }
 
-// usesAWS reports whether a play calls AWS from the controller (elb, asg),
-// so AWS configuration is loaded only for playbooks that need it.
+// usesAWS reports whether a play calls AWS from the controller (a module
+// whose Spec says AWS), so AWS configuration is loaded only for playbooks
+// that need it.
 func usesAWS(pb *playbooks.Playbook) bool {
 	for _, p := range pb.Plays {
 		for _, t := range p.AllTasks() {
-			if t.Module == "elb" || t.Module == "asg" {
+			if t.Spec.AWS {
 				return true
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/lab"
 	"github.com/ferrydeploy/ferry/output"
 )
@@ -243,7 +244,7 @@ func TestRollingDeploy(t *testing.T) {
 	// 3. A broken v3 with serial 1: the canary fails its smoke test, rolls
 	// back to v1, the rollout halts, the other hosts are untouched.
 	r = d.ferry(t, "run", serial1, "-e", "version=v3-broken")
-	if r.code != ExitFailed {
+	if r.code != exitcode.Failed {
 		t.Fatalf("broken deploy: exit %d, want 2", r.code)
 	}
 	if v, pid := d.status(t, "app1"); v != "v1" || pid == pids["app1"] {
@@ -263,7 +264,7 @@ func TestRollingDeploy(t *testing.T) {
 			t.Errorf("recap %s not untouched: %+v", h, rc[h])
 		}
 	}
-	if !strings.Contains(r.stdout, "HALTING") || !strings.Contains(r.stdout, "(rolled back)") || !strings.Contains(r.stdout, "(untouched)") {
+	if !strings.Contains(r.stdout, "HALTING") || !strings.Contains(r.stdout, "(rolled back, in service)") || !strings.Contains(r.stdout, "(untouched)") {
 		t.Errorf("plain output does not say the rollout halted and what happened")
 	}
 }
@@ -287,12 +288,12 @@ func TestMaxFailPercentage(t *testing.T) {
 	env := []string{"FERRY_KNOWN_HOSTS=" + l.KnownHosts, "FERRY_RECORD_DIR=" + t.TempDir()}
 	// One bad host in a batch of 2 is 50%: not above the limit, the rollout goes on.
 	r := ferry(t, env, "run", pb, "-i", l.Inventory, "-o", "plain", "-e", `{"bad": ["app2"]}`)
-	if r.code != ExitFailed || !strings.Contains(r.stdout, "BATCH 2/2") || strings.Contains(r.stdout, "HALTING") {
+	if r.code != exitcode.Failed || !strings.Contains(r.stdout, "BATCH 2/2") || strings.Contains(r.stdout, "HALTING") {
 		t.Fatalf("one bad host: exit %d; want the rollout to finish with exit 2", r.code)
 	}
 	// Two bad hosts in one batch is 100%: halt before batch 2.
 	r = ferry(t, env, "run", pb, "-i", l.Inventory, "-o", "plain", "-e", `{"bad": ["app1", "app2"]}`)
-	if r.code != ExitFailed || strings.Contains(r.stdout, "BATCH 2/2") || !strings.Contains(r.stdout, "HALTING") {
+	if r.code != exitcode.Failed || strings.Contains(r.stdout, "BATCH 2/2") || !strings.Contains(r.stdout, "HALTING") {
 		t.Fatalf("two bad hosts: exit %d; want a halt after batch 1", r.code)
 	}
 }
@@ -316,10 +317,10 @@ func TestBadPlaybooksTouchNothing(t *testing.T) {
 			pb := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yml")
 			os.WriteFile(pb, []byte(c.src), 0o600)
 			r := ferry(t, nil, "run", pb, "-i", inv, "-o", "plain")
-			if r.code != ExitInvalid || !strings.Contains(r.stderr, pb+":") || !strings.Contains(r.stderr, c.want) {
+			if r.code != exitcode.Invalid || !strings.Contains(r.stderr, pb+":") || !strings.Contains(r.stderr, c.want) {
 				t.Fatalf("exit %d, stderr %q; want exit 4, a position in %s and %q", r.code, r.stderr, pb, c.want)
 			}
-			if r := ferry(t, nil, "check", pb, "-i", inv); r.code != ExitInvalid {
+			if r := ferry(t, nil, "check", pb, "-i", inv); r.code != exitcode.Invalid {
 				t.Fatalf("ferry check: exit %d", r.code)
 			}
 		})
@@ -364,7 +365,7 @@ func TestSIGTERMDuringRollout(t *testing.T) {
 		t.Fatal("the run never reached the Warm up task")
 	}
 	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != ExitInterrupted {
+	if !ok || ee.ExitCode() != exitcode.Interrupted {
 		t.Fatalf("exit %v, want 130", err)
 	}
 	for _, h := range []string{"app1", "app2", "app3"} {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
+
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 )
 
 // The first signal is the graceful abort; the second must stop at once
@@ -89,7 +91,27 @@ func TestPingInterruptedExits130(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	code := run(ctx, []string{"--ssh-config", "none", "--known-hosts-policy", "off", "ping", "-i", inv}, strings.NewReader(""), &out, &errb)
-	if code != ExitInterrupted {
-		t.Fatalf("exit %d, want %d; stdout %q stderr %q", code, ExitInterrupted, out.String(), errb.String())
+	if code != exitcode.Interrupted {
+		t.Fatalf("exit %d, want %d; stdout %q stderr %q", code, exitcode.Interrupted, out.String(), errb.String())
+	}
+}
+
+// TestCheckStopsOnFirstSignal: check and inventory only read files, so the
+// first signal ends them even while a loader is still busy (issue 8).
+func TestCheckStopsOnFirstSignal(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	busy := make(chan struct{})
+	defer close(busy)
+	done := make(chan error, 1)
+	go func() { done <- interruptible(ctx, func() error { <-busy; return nil }) }()
+	cancel()
+	select {
+	case err := <-done:
+		var buf bytes.Buffer
+		if code := report(&buf, err); code != exitcode.Interrupted {
+			t.Fatalf("exit %d (%v), want %d", code, err, exitcode.Interrupted)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a busy check ignored the first signal")
 	}
 }

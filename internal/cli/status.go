@@ -13,8 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/environments"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 )
 
@@ -69,7 +70,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 	forEach(g.ctx, e.selected, hf.Forks, func(ctx context.Context, h *inventory.Host) {
 		row := &hostStatus{Host: h.Name}
 		rows[idx[h.Name]] = row
-		if id, _ := h.Vars["instance_id"].(string); id != "" {
+		if id, _ := h.Vars[awsapi.VarInstanceID].(string); id != "" {
 			row.InstID = id
 		}
 		cl, err := conn.client(ctx, h)
@@ -93,7 +94,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 		mu.Unlock()
 	})
 	if g.ctx.Err() != nil {
-		return nil, exit(ExitInterrupted, errors.New("interrupted"))
+		return nil, exit(exitcode.Interrupted, errors.New("interrupted"))
 	}
 	apps := map[string]bool{}
 	for _, s := range states {
@@ -127,12 +128,12 @@ func lbStates(ctx context.Context, hosts []*inventory.Host, rows []*hostStatus) 
 	type key struct{ region, account string }
 	byRegion := map[key][]string{}
 	for _, h := range hosts {
-		id, _ := h.Vars["instance_id"].(string)
+		id, _ := h.Vars[awsapi.VarInstanceID].(string)
 		if id == "" {
 			continue
 		}
-		region, _ := h.Vars["region"].(string)
-		account, _ := h.Vars["account_id"].(string)
+		region, _ := h.Vars[awsapi.VarRegion].(string)
+		account, _ := h.Vars[awsapi.VarAccountID].(string)
 		byRegion[key{region, account}] = append(byRegion[key{region, account}], id)
 	}
 	if len(byRegion) == 0 {
@@ -192,7 +193,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 	}
 	for _, r := range st.Hosts {
 		if r.Error != "" {
-			return exit(ExitUnreachable, nil)
+			return exit(exitcode.Unreachable, nil)
 		}
 	}
 	return nil
@@ -323,7 +324,7 @@ func (c *LockStatusCmd) Run(g *Globals) error {
 		printLocks(g.stdout, st.Env, st.Locks, len(st.Hosts))
 	}
 	if len(st.Locks) > 0 {
-		return exit(ExitLocked, nil)
+		return exit(exitcode.Locked, nil)
 	}
 	return nil
 }
@@ -375,7 +376,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.stdout, "%s was not locked\n", e.name())
 	}
 	if err != nil {
-		return exit(ExitUnreachable, err)
+		return exit(exitcode.Unreachable, err)
 	}
 	return he.err("release failed")
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // These tests run `ferry run --output tui` in a real terminal — a tmux pane
@@ -49,14 +51,14 @@ func startPane(t *testing.T, w, h int, env []string, args ...string) *pane {
 	}
 	words := []string{"env", "-u", "TMUX", "LC_ALL=C.UTF-8", "TERM=xterm-256color"}
 	for _, kv := range append(append(binEnv, env...), "HOME="+os.Getenv("HOME"), "SSH_AUTH_SOCK=") {
-		words = append(words, shellQuote(kv))
+		words = append(words, shell.Quote(kv))
 	}
 	// sh writes its pid then becomes ferry, so signals reach ferry itself.
-	words = append(words, "sh", "-c", shellQuote(`echo $$ > "$0"; exec "$@"`), shellQuote(filepath.Join(dir, "pid")), shellQuote(bin))
+	words = append(words, "sh", "-c", shell.Quote(`echo $$ > "$0"; exec "$@"`), shell.Quote(filepath.Join(dir, "pid")), shell.Quote(bin))
 	for _, a := range args {
-		words = append(words, shellQuote(a))
+		words = append(words, shell.Quote(a))
 	}
-	script := strings.Join(words, " ") + fmt.Sprintf(`; echo EXIT=$? > %s; echo "shell after ferry: done"; exec sleep 600`, shellQuote(p.exitFile))
+	script := strings.Join(words, " ") + fmt.Sprintf(`; echo EXIT=$? > %s; echo "shell after ferry: done"; exec sleep 600`, shell.Quote(p.exitFile))
 
 	cmd := exec.Command(tmux, "-L", p.sock, "-f", "/dev/null", "new-session", "-d", "-x", strconv.Itoa(w), "-y", strconv.Itoa(h), script)
 	cmd.Env = append(os.Environ(), "TMUX=")
@@ -306,8 +308,8 @@ func TestTUIRollout(t *testing.T) {
 			t.Errorf("the recap does not say the run was interrupted:\n%s", s)
 		}
 		p.keys("q")
-		if code := p.exitCode(); code != ExitInterrupted {
-			t.Errorf("exit %d, want %d", code, ExitInterrupted)
+		if code := p.exitCode(); code != exitcode.Interrupted {
+			t.Errorf("exit %d, want %d", code, exitcode.Interrupted)
 		}
 		// No host is left stopped; the hosts after the canary were not touched.
 		v := d.versions(t, all...)
@@ -335,8 +337,8 @@ func TestTUIRollout(t *testing.T) {
 		if err := syscall.Kill(p.pid(), syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		if code := p.exitCode(); code != ExitInterrupted {
-			t.Errorf("exit %d, want %d", code, ExitInterrupted)
+		if code := p.exitCode(); code != exitcode.Interrupted {
+			t.Errorf("exit %d, want %d", code, exitcode.Interrupted)
 		}
 		for h, v := range d.versions(t, all...) {
 			if v == "down" {
@@ -369,7 +371,7 @@ func TestTUIRollout(t *testing.T) {
 				end = &e
 			}
 		}
-		if end == nil || end.Status != events.StatusInterrupted || end.ExitCode != ExitInterrupted {
+		if end == nil || end.Status != events.StatusInterrupted || end.ExitCode != exitcode.Interrupted {
 			t.Errorf("the record's run_end: %+v, want interrupted (130)", end)
 		}
 		for h, v := range d.versions(t, all...) {
@@ -391,8 +393,8 @@ func TestTUIRollout(t *testing.T) {
 			t.Fatal("the first Ctrl-C ended ferry")
 		}
 		p.keys("C-c")
-		if code := p.exitCode(); code != ExitInterrupted {
-			t.Errorf("exit %d, want %d", code, ExitInterrupted)
+		if code := p.exitCode(); code != exitcode.Interrupted {
+			t.Errorf("exit %d, want %d", code, exitcode.Interrupted)
 		}
 		// the terminal is given back even though ferry did not unwind
 		p.checkTerminalSane(false)
@@ -411,11 +413,6 @@ func alive(pid int) bool {
 	// pid (comm) STATE ...: comm may hold spaces, the state follows the last ')'
 	i := strings.LastIndexByte(string(b), ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
-}
-
-// shellQuote quotes a word for sh.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // checkFits asserts a captured screen is the terminal's size: the header on

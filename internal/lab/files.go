@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ferrydeploy/ferry/internal/lab/systemctl"
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 //go:embed init.sh
@@ -331,7 +332,7 @@ func (l *Lab) writeClientFiles() error {
         ansible_ssh_private_key_file: %s
         ansible_ssh_common_args: %s
         ansible_python_interpreter: /usr/bin/python3
-`, labUser, strconv.Quote(l.KeyFile), strconv.Quote("-F "+shellQuote(l.SSHConfig)+" -J "+l.JumpSpec()))
+`, labUser, strconv.Quote(l.KeyFile), strconv.Quote("-F "+shell.Quote(l.SSHConfig)+" -J "+l.JumpSpec()))
 
 	for _, f := range []struct{ path, data string }{
 		{l.KnownHosts, kh.String()}, {l.SSHConfig, sc.String()}, {l.Inventory, inv.String()},
@@ -349,13 +350,4 @@ func configQuote(s string) string {
 		return `"` + s + `"`
 	}
 	return s
-}
-
-// shellQuote quotes a word for a shell-like command line (Ansible splits
-// ansible_ssh_common_args with shlex).
-func shellQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/kevinburke/ssh_config"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
 // planned returns a lab that has been planned but not started (no root
@@ -139,8 +141,8 @@ func TestQuoting(t *testing.T) {
 		"/tmp/my lab/x":       "'/tmp/my lab/x'",
 		"it's":                `'it'\''s'`,
 	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
+		if got := shell.Quote(in); got != want {
+			t.Errorf("shell.Quote(%q) = %q, want %q", in, got, want)
 		}
 	}
 	if got := configQuote("/a b/c"); got != `"/a b/c"` {

@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/parallel"
 )
 
 // Options configure Start. The zero value is a bastion and three app hosts.
@@ -811,19 +813,8 @@ func (l *Lab) parallel(fn func(*hostProc) error) error { return l.parallelOver(l
 
 func (l *Lab) parallelOver(hs []*hostProc, fn func(*hostProc) error) error {
 	errs := make([]error, len(hs))
-	var wg sync.WaitGroup
 	// Bounded: hundreds of hosts must not fork hundreds of ip at once.
-	sem := make(chan struct{}, 16)
-	for i, h := range hs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = fn(h)
-		}()
-	}
-	wg.Wait()
+	parallel.Each(context.Background(), len(hs), 16, func(i int) { errs[i] = fn(hs[i]) })
 	return errors.Join(errs...)
 }
 

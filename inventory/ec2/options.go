@@ -1,6 +1,7 @@
 package ec2
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -9,8 +10,12 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
-	"github.com/ferrydeploy/ferry/diag"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/value"
+	"github.com/ferrydeploy/ferry/internal/yamlnode"
+	"github.com/ferrydeploy/ferry/playbooks"
 )
 
 // filterSet is one set of EC2 filters (name → values), in file order.
@@ -99,6 +104,7 @@ var keyedKeys = []string{"key", "prefix", "separator", "parent_group", "default_
 var bastionKeys = []string{"filters", "user", "port", "address"}
 
 type parser struct {
+	doc  *yamlnode.Doc
 	file string
 	src  []byte
 	vars map[string]any
@@ -111,7 +117,7 @@ func (p *parser) fail(n *yaml.Node, hint, format string, args ...any) {
 
 // parseConfig reads the inventory file. Every problem is a positioned error.
 func parseConfig(file string, src []byte, vars map[string]any) (*config, error) {
-	p := &parser{file: file, src: src, vars: vars}
+	p := &parser{doc: yamlnode.New(0), file: file, src: src, vars: vars}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		return nil, diag.New(src, diag.Pos{File: file, Line: 1, Col: 1}, "", "YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
@@ -124,7 +130,7 @@ func parseConfig(file string, src []byte, vars map[string]any) (*config, error) 
 	leading := true
 	var keyedNodes *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], resolve(root.Content[i+1])
+		k, v := root.Content[i], p.doc.Resolve(root.Content[i+1])
 		switch k.Value {
 		case "plugin":
 		case "regions":
@@ -137,7 +143,7 @@ func parseConfig(file string, src []byte, vars map[string]any) (*config, error) 
 				continue
 			}
 			for _, item := range v.Content {
-				fs := p.filters(resolve(item))
+				fs := p.filters(p.doc.Resolve(item))
 				if k.Value == "include_filters" {
 					c.IncludeFilters = append(c.IncludeFilters, fs)
 				} else {
@@ -164,7 +170,7 @@ func parseConfig(file string, src []byte, vars map[string]any) (*config, error) 
 		case "profile", "aws_profile":
 			c.Profile = p.scalar(v)
 		case "endpoint_url":
-			c.EndpointURL = p.scalar(v)
+			c.EndpointURL = p.endpointURL(v, c)
 		case "strict":
 			c.Strict = p.boolean(v)
 		case "leading_separator":
@@ -189,6 +195,9 @@ func parseConfig(file string, src []byte, vars map[string]any) (*config, error) 
 			p.fail(n, "a role ARN looks like arn:aws:iam::123456789012:role/deploy", "%q is not an IAM role ARN", arn)
 		}
 	}
+	if e := p.doc.Err(); e != nil {
+		p.fail(e.Node, e.Hint(), "%s", e.Error())
+	}
 	if err := p.errs.Err(); err != nil {
 		return nil, err
 	}
@@ -196,13 +205,6 @@ func parseConfig(file string, src []byte, vars map[string]any) (*config, error) 
 }
 
 var roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/.+$`)
-
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	return n
-}
 
 // findScalar returns the first scalar node holding value (for positions), or nil.
 func findScalar(root *yaml.Node, value string) *yaml.Node {
@@ -229,40 +231,34 @@ func (p *parser) scalar(n *yaml.Node) string {
 	return p.render(n, n.Value)
 }
 
-var tmpl = regexp.MustCompile(`\{\{(.*?)\}\}`)
-
-// render expands {{ expr }} with the caller's variables (env, ...).
+// render expands {{ expr }} with the caller's variables (env, ...), with
+// the playbooks' template engine: the same expressions, functions and
+// errors as in a playbook.
 func (p *parser) render(n *yaml.Node, s string) string {
-	if !strings.Contains(s, "{{") {
+	if !playbooks.HasTemplate(s) {
 		return s
 	}
-	var firstErr error
-	out := tmpl.ReplaceAllStringFunc(s, func(m string) string {
-		src := strings.TrimSpace(m[2 : len(m)-2])
-		env := p.vars
-		if env == nil {
-			env = map[string]any{}
-		}
-		// expr.Env makes an undefined variable an error, not an empty string.
-		var v any
-		prog, err := expr.Compile(src, expr.Env(env))
-		if err == nil {
-			v, err = expr.Run(prog, env)
-		}
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		if v == nil {
-			return ""
-		}
-		return fmt.Sprint(v)
-	})
-	if firstErr != nil {
-		msg := firstErr.Error()
-		if i := strings.IndexByte(msg, '\n'); i >= 0 {
-			msg = msg[:i]
+	vars := p.vars
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	t, err := playbooks.CompileTemplate(s, diag.Pos{File: p.file, Line: n.Line, Col: n.Column})
+	var out string
+	if err == nil {
+		out, err = t.RenderString(vars)
+	}
+	if err != nil {
+		msg := err.Error()
+		var ee *playbooks.EvalError
+		var de *diag.Error
+		switch {
+		case errors.As(err, &ee):
+			msg = ee.Msg
+		case errors.As(err, &de):
+			msg = de.Msg
 		}
 		p.fail(n, "variables available here: "+strings.Join(sortedKeys(p.vars), ", "), "cannot render %q: %s", s, msg)
+		return ""
 	}
 	return out
 }
@@ -277,7 +273,7 @@ func (p *parser) strings(n *yaml.Node) []string {
 	case yaml.SequenceNode:
 		var out []string
 		for _, c := range n.Content {
-			c = resolve(c)
+			c = p.doc.Resolve(c)
 			if c.Kind != yaml.ScalarNode {
 				p.fail(c, "", "expected a string")
 				continue
@@ -291,14 +287,14 @@ func (p *parser) strings(n *yaml.Node) []string {
 }
 
 func (p *parser) boolean(n *yaml.Node) bool {
-	s := strings.ToLower(p.scalar(n))
-	switch s {
-	case "true", "yes", "on", "1":
-		return true
-	case "false", "no", "off", "0", "":
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return false
 	}
-	p.fail(n, "", "expected true or false, not %q", s)
+	s := p.scalar(n)
+	if b, ok := value.ParseBool(s); ok {
+		return b
+	}
+	p.fail(n, "write "+value.Words, "expected true or false, not %q", s)
 	return false
 }
 
@@ -312,7 +308,7 @@ func (p *parser) filters(n *yaml.Node) filterSet {
 	}
 	var fs filterSet
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
+		k, v := n.Content[i], p.doc.Resolve(n.Content[i+1])
 		name := p.render(k, k.Value)
 		if !validFilter(name) {
 			p.fail(k, suggest(name, ec2FilterNames), "unknown EC2 filter %q", name)
@@ -360,7 +356,7 @@ func (p *parser) hostnames(n *yaml.Node) []hostnamePref {
 		}
 	}
 	for _, item := range n.Content {
-		item = resolve(item)
+		item = p.doc.Resolve(item)
 		switch item.Kind {
 		case yaml.ScalarNode:
 			name := p.render(item, item.Value)
@@ -369,7 +365,7 @@ func (p *parser) hostnames(n *yaml.Node) []hostnamePref {
 		case yaml.MappingNode:
 			h := hostnamePref{Separator: "_"}
 			for i := 0; i+1 < len(item.Content); i += 2 {
-				k, v := item.Content[i], resolve(item.Content[i+1])
+				k, v := item.Content[i], p.doc.Resolve(item.Content[i+1])
 				switch k.Value {
 				case "name":
 					h.Name = p.scalar(v)
@@ -426,7 +422,7 @@ func (p *parser) exprMap(n *yaml.Node, what string) []namedExpr {
 	}
 	var out []namedExpr
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
+		k, v := n.Content[i], p.doc.Resolve(n.Content[i+1])
 		if v.Kind != yaml.ScalarNode {
 			p.fail(v, "", "%s.%s must be an expression", what, k.Value)
 			continue
@@ -449,14 +445,14 @@ func (p *parser) keyedGroups(n *yaml.Node, leading bool) []keyedGroup {
 	}
 	var out []keyedGroup
 	for _, item := range n.Content {
-		item = resolve(item)
+		item = p.doc.Resolve(item)
 		if item.Kind != yaml.MappingNode {
 			p.fail(item, "", "a keyed_groups entry is a map with key:, prefix:, separator:")
 			continue
 		}
 		kg := keyedGroup{Separator: "_", TrailingSeparator: true, LeadingSeparator: leading}
 		for i := 0; i+1 < len(item.Content); i += 2 {
-			k, v := item.Content[i], resolve(item.Content[i+1])
+			k, v := item.Content[i], p.doc.Resolve(item.Content[i+1])
 			switch k.Value {
 			case "key":
 				if v.Kind != yaml.ScalarNode {
@@ -502,7 +498,7 @@ func (p *parser) bastion(n *yaml.Node) *bastionOpt {
 		return b
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], resolve(n.Content[i+1])
+			k, v := n.Content[i], p.doc.Resolve(n.Content[i+1])
 			switch k.Value {
 			case "filters":
 				b.Filters = p.filters(v)

@@ -56,6 +56,9 @@ type Options struct {
 	// Env gives app hosts (by lab name) another Env tag than "demo", e.g.
 	// a developer's environment; the generated inventory finds Env=demo only.
 	Env map[string]string
+	// Launching is how many of the lab's last hosts are not instances yet:
+	// Launch makes each one an instance that Auto Scaling launches.
+	Launching int
 }
 
 // Names of what Start creates.
@@ -86,6 +89,8 @@ type AWS struct {
 	opts  Options
 	hosts map[string]string // instance ID → lab host name
 	azs   []string
+	// launchable are the instances of Options.Launching hosts, by host name.
+	launchable map[string]awsemu.Instance
 
 	probeMu sync.Mutex
 	probes  map[string]probe
@@ -204,22 +209,27 @@ func (a *AWS) seed() {
 		a.azs = a.azs[:max(1, len(a.lab.Hosts))]
 	}
 	var ids []string
+	a.launchable = map[string]awsemu.Instance{}
 	for i, h := range a.lab.Hosts {
 		env := "demo"
 		if e, ok := a.opts.Env[h.Name]; ok {
 			env = e
 		}
-		id := s.AddInstance(acct, region, awsemu.Instance{
+		inst := awsemu.Instance{
 			ID:        fmt.Sprintf("i-0%016x", 0xfe000+i+1),
 			AZ:        a.azs[i%len(a.azs)],
 			PrivateIP: h.Addr,
 			Type:      "t3.small",
 			KeyName:   "deploy",
 			Tags:      map[string]string{"Name": h.Name, "Service": "app", "Env": env},
-		})
-		ids = append(ids, id)
-		a.Instances[h.Name] = id
-		a.hosts[id] = h.Name
+		}
+		a.Instances[h.Name] = inst.ID
+		a.hosts[inst.ID] = h.Name
+		if i >= len(a.lab.Hosts)-a.opts.Launching {
+			a.launchable[h.Name] = inst
+			continue
+		}
+		ids = append(ids, s.AddInstance(acct, region, inst))
 	}
 	b := a.lab.Bastions[0]
 	a.BastionID = s.AddInstance(acct, region, awsemu.Instance{

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/parallel"
 )
 
 // Controller implements tui.Controls for the simulation.
@@ -232,27 +233,18 @@ func Play(ctx context.Context, cfg Config, ctl *Controller, emit func(events.Eve
 			break
 		}
 		send(events.Event{Kind: events.BatchStart, Batch: bi + 1, Batches: len(batches), Hosts: batch})
-		sem := make(chan struct{}, cfg.Forks)
-		var wg sync.WaitGroup
 		var failedN atomic.Int32
-		for _, h := range batch {
+		parallel.Each(context.Background(), len(batch), cfg.Forks, func(i int) {
+			h := batch[i]
 			idx := indexOf(hosts, h)
-			sem <- struct{}{}
 			if ctl.aborted() {
-				<-sem
-				continue
+				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				runHost(idx, h)
-				if cfg.Fail[idx] {
-					failedN.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
+			runHost(idx, h)
+			if cfg.Fail[idx] {
+				failedN.Add(1)
+			}
+		})
 		fn := int(failedN.Load())
 		send(events.Event{Kind: events.BatchEnd, Batch: bi + 1, Batches: len(batches), Failed: fn})
 		if fn > 0 {

@@ -1,0 +1,316 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferrydeploy/ferry/awsapi"
+	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/worker"
+	"github.com/ferrydeploy/ferry/output"
+	"github.com/ferrydeploy/ferry/playbooks"
+)
+
+// EnqueueCmd puts a deploy request on the workers' queue.
+type EnqueueCmd struct {
+	Playbook string   `arg:"" help:"Playbook, as the worker finds it (a path relative to the worker's working directory)."`
+	Env      string   `required:"" env:"FERRY_ENV" placeholder:"NAME" help:"Environment to deploy to (also the message group: one rollout per environment at a time)."`
+	Extra    []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables for the run (@FILE is read here and sent inline)."`
+	Queue    string   `required:"" env:"FERRY_QUEUE_URL" placeholder:"URL" help:"SQS FIFO queue of the workers."`
+	DedupID  string   `name:"dedup-id" env:"FERRY_DEDUP_ID" placeholder:"ID" help:"Deduplication ID (default: derived from the request and the CI job, so a retried CI step does not deploy twice)."`
+}
+
+// Run implements the command.
+func (c *EnqueueCmd) Run(g *Globals) error {
+	extra, err := playbooks.ParseExtraVars(c.Extra)
+	if err != nil {
+		return err
+	}
+	r := worker.Request{
+		Kind: worker.RequestKind, Playbook: c.Playbook, Environment: c.Env, ExtraVars: extra,
+		Who: whoami(), Origin: origin(), JobURL: ciJobURL(os.Getenv), DedupID: c.DedupID, Time: time.Now().UTC(),
+	}
+	if r.DedupID == "" {
+		r.DedupID = dedupID(r)
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE")})
+	if err != nil {
+		return err
+	}
+	q, err := f.Queue(c.Queue)
+	if err != nil {
+		return diag.Invalidf("--queue: %v", err)
+	}
+	id, err := q.Send(g.ctx, string(body), c.Env, r.DedupID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(g.stdout, id)
+	return nil
+}
+
+// dedupID identifies a request for SQS's five-minute deduplication: the
+// same CI job asking for the same deploy twice (a retried step) is one
+// request; outside CI every enqueue is a new one.
+func dedupID(r worker.Request) string {
+	extra, _ := json.Marshal(r.ExtraVars) // map keys come out sorted
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", r.Playbook, r.Environment, extra)
+	if r.JobURL != "" {
+		fmt.Fprint(h, r.JobURL)
+	} else {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		h.Write(b[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:64]
+}
+
+// ciJobURL is the web page of the CI job running ferry, from the CI's
+// own variables ("" outside CI).
+func ciJobURL(getenv func(string) string) string {
+	if getenv("GITHUB_ACTIONS") == "true" && getenv("GITHUB_RUN_ID") != "" {
+		server := getenv("GITHUB_SERVER_URL")
+		if server == "" {
+			server = "https://github.com"
+		}
+		return fmt.Sprintf("%s/%s/actions/runs/%s", server, getenv("GITHUB_REPOSITORY"), getenv("GITHUB_RUN_ID"))
+	}
+	for _, k := range []string{"CI_JOB_URL", "BUILD_URL", "BUILDKITE_BUILD_URL", "CIRCLE_BUILD_URL"} {
+		if v := getenv(k); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// WorkerCmd consumes deploy requests and launch notifications.
+type WorkerCmd struct {
+	HostFlags
+	Queue          []string `required:"" env:"FERRY_QUEUE_URL" sep:"," placeholder:"URL" help:"SQS queue(s) to consume: the FIFO queue of deploy requests, and a standard queue for Auto Scaling lifecycle hooks (hooks cannot notify FIFO queues)."`
+	Concurrency    int      `default:"1" env:"FERRY_CONCURRENCY" help:"Messages worked on at once, per queue (rollouts of different environments in parallel)."`
+	Visibility     Duration `default:"2m" env:"FERRY_VISIBILITY" help:"How long a received message stays hidden from other workers; extended every third of it while its run lasts."`
+	Heartbeat      Duration `default:"1m" env:"FERRY_HEARTBEAT" help:"How often a launch's lifecycle action is kept alive while its deploy runs."`
+	LaunchPlaybook string   `env:"FERRY_LAUNCH_PLAYBOOK" placeholder:"FILE" help:"Playbook for launched instances when the hook's metadata names none."`
+	Output         string   `short:"o" env:"FERRY_OUTPUT" enum:"plain,json" default:"plain" help:"Log format of the worker and its runs: plain or json."`
+	RecordDir      string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
+	Grace          Duration `env:"FERRY_GRACE" default:"2m" help:"After SIGTERM: how long the in-flight host may take to finish or roll back."`
+}
+
+// Run implements the command.
+func (c *WorkerCmd) Run(g *Globals) error {
+	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE")})
+	if err != nil {
+		return err
+	}
+	queues := map[string]worker.Queue{}
+	region := ""
+	for _, u := range c.Queue {
+		q, err := f.Queue(u)
+		if err != nil {
+			return diag.Invalidf("--queue: %v", err)
+		}
+		queues[u], region = q, q.Region
+	}
+	var mu sync.Mutex
+	logw := &lockedWriter{mu: &mu, w: g.stdout}
+	r := &cliRunner{c: c, g: g, mu: &mu}
+	return worker.Run(g.ctx, worker.Options{
+		Queues: queues, Runner: r, Lifecycle: f, Region: region,
+		Concurrency: c.Concurrency, Visibility: timeDuration(c.Visibility), Heartbeat: timeDuration(c.Heartbeat),
+		Log: func(e worker.Event) { c.logEvent(logw, e) },
+	})
+}
+
+func (c *WorkerCmd) logEvent(w io.Writer, e worker.Event) {
+	if c.Output == "json" {
+		b, _ := json.Marshal(e)
+		w.Write(append(b, '\n'))
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s worker %s", e.Time.Format("15:04:05.000"), e.Action)
+	if e.Message != "" {
+		fmt.Fprintf(&b, " message %s", e.Message)
+	}
+	if e.Env != "" {
+		fmt.Fprintf(&b, " env %s", e.Env)
+	}
+	if e.Detail != "" {
+		fmt.Fprintf(&b, ": %s", e.Detail)
+	}
+	if e.Action == "listening" {
+		fmt.Fprintf(&b, " on %s", e.Queue)
+	}
+	b.WriteByte('\n')
+	io.WriteString(w, b.String())
+}
+
+// lockedWriter writes each call whole, under a lock shared with the runs' output.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// cliRunner runs messages through the same code path as `ferry run`, in
+// this process, with the worker's flags.
+type cliRunner struct {
+	c  *WorkerCmd
+	g  *Globals
+	mu *sync.Mutex
+}
+
+// flags are the worker's flags that a run takes too.
+func (r *cliRunner) flags() []string {
+	g := r.g
+	var a []string
+	for i := 0; i < g.Verbose; i++ {
+		a = append(a, "-v")
+	}
+	if g.KnownHostsPolicy != "" {
+		a = append(a, "--known-hosts-policy", g.KnownHostsPolicy)
+	}
+	for _, k := range g.KnownHosts {
+		a = append(a, "--known-hosts", k)
+	}
+	for _, k := range g.PrivateKey {
+		a = append(a, "--private-key", k)
+	}
+	if g.SSHConfig != "" {
+		a = append(a, "--ssh-config", g.SSHConfig)
+	}
+	a = append(a, "--connect-timeout", time.Duration(g.ConnectTimeout).String())
+	return a
+}
+
+func (r *cliRunner) runFlags() []string {
+	c := r.c
+	var a []string
+	for _, i := range c.Inventory {
+		a = append(a, "-i", i)
+	}
+	if c.Bastion != "" {
+		a = append(a, "--bastion", c.Bastion)
+	}
+	a = append(a, "--forks", strconv.Itoa(c.Forks), "--record-dir", c.RecordDir,
+		"--grace", timeDuration(c.Grace).String(), "--output", c.Output, "--yes")
+	return a
+}
+
+// run runs `ferry run ARGS` in this process; its output goes to the
+// worker's, whole lines at a time, each prefixed in plain mode.
+func (r *cliRunner) run(ctx context.Context, prefix string, args ...string) worker.Outcome {
+	if r.c.Output == "json" {
+		prefix = ""
+	}
+	out := newPrefixWriter(r.mu, r.g.stdout, prefix)
+	errw := newPrefixWriter(r.mu, r.g.stderr, prefix)
+	defer out.Flush()
+	defer errw.Flush()
+	argv := append(append(r.flags(), "run"), args...)
+	argv = append(argv, r.runFlags()...)
+	code := run(ctx, argv, strings.NewReader(""), out, errw)
+	return worker.Outcome{ExitCode: code}
+}
+
+func extraJSON(extra map[string]any) string {
+	b, _ := json.Marshal(extra)
+	return string(b)
+}
+
+// Deploy implements worker.Runner.
+func (r *cliRunner) Deploy(ctx context.Context, m awsapi.Message, req *worker.Request) worker.Outcome {
+	args := []string{req.Playbook, "--env", req.Environment, "--requested-by", req.Who, "--requested-from", requestOrigin(req, m.ID)}
+	if len(req.ExtraVars) > 0 {
+		args = append(args, "-e", extraJSON(req.ExtraVars))
+	}
+	prefix := "[" + req.Environment + "] "
+	// A message seen before may have a run that died with its worker
+	// (SIGKILL, a lost machine): finish that one from its journal.
+	if m.ReceiveCount > 1 {
+		if id := r.diedRun(m.ID); id != "" {
+			io.WriteString(&lockedWriter{mu: r.mu, w: r.g.stdout}, fmt.Sprintf("%sresuming run %s of message %s from its journal\n", prefix, id, m.ID))
+			args = append(args, "--resume="+id)
+		}
+	}
+	return r.run(ctx, prefix, args...)
+}
+
+// requestOrigin is the run's origin in its record: the worker, the CI job
+// that asked, and the message (how diedRun finds the run again).
+func requestOrigin(req *worker.Request, msgID string) string {
+	from := req.JobURL
+	if from == "" {
+		from = req.Origin
+	}
+	h, _ := os.Hostname()
+	return fmt.Sprintf("ferry worker on %s for %s, message %s", h, from, msgID)
+}
+
+// diedRun returns the ID of the latest run of message msgID in the record
+// directory when that run never ended (its worker died); "" otherwise.
+// Workers that may take over each other's messages share --record-dir.
+func (r *cliRunner) diedRun(msgID string) string {
+	files, _ := filepath.Glob(filepath.Join(r.c.RecordDir, "*.jsonl"))
+	var latest []events.Event
+	for _, f := range files {
+		evs, err := output.ReadRecord(f)
+		if err != nil || len(evs) == 0 || evs[0].Kind != events.RunStart || !strings.HasSuffix(evs[0].Origin, ", message "+msgID) {
+			continue
+		}
+		if latest == nil || evs[0].Time.After(latest[0].Time) {
+			latest = evs
+		}
+	}
+	if latest == nil {
+		return ""
+	}
+	for _, e := range latest {
+		if e.Kind == events.RunEnd {
+			return ""
+		}
+	}
+	return latest[0].RunID
+}
+
+// requestFlags let a worker's run record who asked for it, not the worker.
+type requestFlags struct {
+	RequestedBy   string `hidden:"" placeholder:"USER" help:"Who asked for this run (set by ferry worker)."`
+	RequestedFrom string `hidden:"" placeholder:"WHERE" help:"Where the request came from (set by ferry worker)."`
+}
+
+func (f *requestFlags) requester() string {
+	if f.RequestedBy != "" {
+		return f.RequestedBy
+	}
+	return whoami()
+}
+
+func (f *requestFlags) requestOrigin() string {
+	if f.RequestedFrom != "" {
+		return f.RequestedFrom
+	}
+	return origin()
+}

@@ -1,0 +1,379 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrydeploy/ferry/awsapi"
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/lab/awslab"
+	"github.com/ferrydeploy/ferry/internal/sqsemu"
+	"github.com/ferrydeploy/ferry/output"
+)
+
+// These tests run `ferry enqueue` and `ferry worker` against the
+// third-party SQS emulator local-aws-sqs (real aws-sdk-go-v2 client) and a
+// lab fleet.
+
+// sqsQueues is a FIFO deploy queue with its dead-letter queue.
+type sqsQueues struct {
+	f          *awsapi.Factory
+	url        string
+	q, dlq     *awsapi.Queue
+	sqsEnv     []string // what points ferry's SQS client at the emulator
+	maxReceive string
+}
+
+// startSQS starts local-aws-sqs and creates the queues. When aws is false,
+// the other AWS services point at an idle awsemu (the SDK needs a region
+// and keys).
+func startSQS(t *testing.T, maxReceive string, aws bool) *sqsQueues {
+	t.Helper()
+	e := sqsemu.StartT(t)
+	if !aws {
+		awsemu.StartTest(t, awsemu.Options{})
+		t.Setenv("AWS_REGION", "eu-west-1")
+	}
+	t.Setenv("AWS_ENDPOINT_URL_SQS", e.URL)
+	ctx := context.Background()
+	f, err := awsapi.NewFactory(ctx, awsapi.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlqURL, dlqARN, err := f.CreateQueue(ctx, "ferry-deploys-dlq.fifo", map[string]string{"FifoQueue": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, _, err := f.CreateQueue(ctx, "ferry-deploys.fifo", map[string]string{"FifoQueue": "true", "VisibilityTimeout": "60",
+		"RedrivePolicy": `{"maxReceiveCount":"` + maxReceive + `","deadLetterTargetArn":"` + dlqARN + `"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sqsQueues{f: f, url: url, maxReceive: maxReceive, sqsEnv: []string{"AWS_ENDPOINT_URL_SQS=" + e.URL}}
+	s.q, _ = f.Queue(url)
+	s.dlq, _ = f.Queue(dlqURL)
+	return s
+}
+
+// depth is the queue's visible and in-flight message counts.
+func depth(t *testing.T, q *awsapi.Queue) (visible, inFlight int) {
+	t.Helper()
+	v, f, err := q.Depth(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, f
+}
+
+// syncBuffer is an output buffer a test may read while ferry writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// bgWorker is `ferry worker` running in this process.
+type bgWorker struct {
+	out, errb syncBuffer
+	cancel    context.CancelFunc
+	done      chan int
+	code      int
+	stopped   bool
+}
+
+// startWorker runs `ferry worker ARGS` in the background until stop (the
+// SIGTERM of a real process: the same context cancellation).
+func startWorker(t *testing.T, args ...string) *bgWorker {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &bgWorker{cancel: cancel, done: make(chan int, 1)}
+	go func() {
+		w.done <- run(ctx, append([]string{"worker"}, args...), strings.NewReader(""), &w.out, &w.errb)
+	}()
+	t.Cleanup(func() { w.stop(t) })
+	return w
+}
+
+// stop cancels the worker and returns its exit code, bounded.
+func (w *bgWorker) stop(t *testing.T) int {
+	if w.stopped {
+		return w.code
+	}
+	w.stopped = true
+	w.cancel()
+	select {
+	case w.code = <-w.done:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the worker did not stop within 3 minutes of its SIGTERM")
+	}
+	t.Logf("worker → %d\nstdout:\n%s\nstderr:\n%s", w.code, w.out.String(), w.errb.String())
+	return w.code
+}
+
+// waitLog waits (bounded) until the worker's output contains s.
+func (w *bgWorker) waitLog(t *testing.T, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(w.out.String(), s) {
+		if time.Now().After(deadline) {
+			w.stop(t)
+			t.Fatalf("worker log lacks %q after %s", s, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// eventually polls cond until it holds or timeout passes (queue counters
+// of the emulator settle asynchronously).
+func eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return true
+}
+
+// records reads every run record in dir, oldest first.
+func records(t *testing.T, dir string) [][]events.Event {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	var out [][]events.Event
+	for _, f := range files {
+		evs, err := output.ReadRecord(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, evs)
+	}
+	return out
+}
+
+// Acceptance 1: `ferry enqueue` then one `ferry worker`: the fleet is
+// deployed, the message deleted, and the worker's log has the run.
+func TestWorkerDeploysEnqueuedRequest(t *testing.T) {
+	d := startDeployLab(t, 3)
+	s := startSQS(t, "5", false)
+	t.Setenv("GITHUB_ACTIONS", "true")
+	t.Setenv("GITHUB_SERVER_URL", "https://ci.example")
+	t.Setenv("GITHUB_REPOSITORY", "acme/app")
+	t.Setenv("GITHUB_RUN_ID", "4242")
+	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", example("deploy.yml"), "--env", "staging",
+		"-e", "version=v2", "-e", "dist="+d.dist, "--queue", s.url)
+	if r.code != 0 {
+		t.Fatalf("enqueue: exit %d", r.code)
+	}
+	msgID := strings.TrimSpace(r.stdout)
+	if msgID == "" || !eventually(10*time.Second, func() bool { v, _ := depth(t, s.q); return v == 1 }) {
+		t.Fatalf("after enqueue: id %q, and no message on the queue", msgID)
+	}
+	t.Setenv("GITHUB_ACTIONS", "")
+
+	w := startWorker(t, "--queue", s.url, "-i", d.Inventory, "--visibility", "30s")
+	w.waitLog(t, "worker deleted message "+msgID, 2*time.Minute)
+	if code := w.stop(t); code != 0 {
+		t.Fatalf("worker exit %d after SIGTERM, want 0", code)
+	}
+	for _, h := range []string{"app1", "app2", "app3"} {
+		if v, _ := d.status(t, h); v != "v2" {
+			t.Errorf("%s runs %s, want v2", h, v)
+		}
+	}
+	if v, f := depth(t, s.q); v != 0 || f != 0 {
+		t.Errorf("queue: %d visible, %d in flight after the run; want it empty", v, f)
+	}
+	log := w.out.String()
+	for _, want := range []string{"worker received message " + msgID + " env staging", "https://ci.example/acme/app/actions/runs/4242",
+		"[staging] ", "Smoke test", "record: "} {
+		if !strings.Contains(log, want) {
+			t.Errorf("worker log lacks %q", want)
+		}
+	}
+	evs := d.lastRecord(t)
+	if evs[0].Kind != events.RunStart || evs[0].Env != "staging" || evs[0].Version != "v2" || !strings.Contains(evs[0].Origin, "https://ci.example/acme/app/actions/runs/4242") {
+		t.Errorf("record starts with %+v", evs[0])
+	}
+}
+
+// Acceptance 4: a request whose playbook fails validation reaches the
+// dead-letter queue after maxReceiveCount receives and touches no host.
+func TestWorkerInvalidPlaybookGoesToDeadLetterQueue(t *testing.T) {
+	d := startDeployLab(t, 2)
+	s := startSQS(t, "2", false)
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	os.WriteFile(bad, []byte("- hosts: app\n  tasks:\n    - name: typo\n      shel: {cmd: touch /tmp/touched}\n"), 0o600)
+	before := map[string]int{}
+	for _, h := range []string{"app1", "app2"} {
+		_, before[h] = d.status(t, h)
+	}
+	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", bad, "--env", "staging", "-e", "version=v2", "--queue", s.url)
+	if r.code != 0 {
+		t.Fatalf("enqueue: exit %d", r.code)
+	}
+	// A short visibility: the failed message comes back within seconds.
+	w := startWorker(t, "--queue", s.url, "-i", d.Inventory, "--visibility", "2s")
+	if !eventually(90*time.Second, func() bool { v, _ := depth(t, s.dlq); return v == 1 }) {
+		w.stop(t)
+		t.Fatal("the request did not reach the dead-letter queue in 90s")
+	}
+	if code := w.stop(t); code != 0 {
+		t.Fatalf("worker exit %d", code)
+	}
+	log := w.out.String() + w.errb.String()
+	runs := strings.Count(log, "worker left message")
+	if runs < 1 || runs > 2 {
+		t.Errorf("the request failed %d times, want 1..maxReceiveCount (2)", runs)
+	}
+	if !strings.Contains(log, `did you mean "shell"`) || !strings.Contains(log, "exit 4") {
+		t.Errorf("worker log does not show the validation error and exit 4")
+	}
+	if v, f := depth(t, s.q); v != 0 || f != 0 {
+		t.Errorf("queue: %d visible, %d in flight; want the message moved to the dead-letter queue", v, f)
+	}
+	for _, h := range []string{"app1", "app2"} {
+		if v, pid := d.status(t, h); v != "v1" || pid != before[h] {
+			t.Errorf("%s touched: %s pid %d (was v1 pid %d)", h, v, pid, before[h])
+		}
+		if out, _ := d.Exec(context.Background(), h, "test -e /tmp/touched && echo yes || echo no"); strings.TrimSpace(out) != "no" {
+			t.Errorf("%s: /tmp/touched exists", h)
+		}
+	}
+	if recs := records(t, d.records); len(recs) != 1 { // setup's
+		t.Errorf("%d run records, want only the setup's: an invalid playbook starts no run", len(recs))
+	}
+}
+
+// Acceptance 5: a worker SIGKILLed mid-rollout (batch 2, a host drained
+// and stopped); another worker gets the message after its visibility
+// timeout, resumes the dead run from its journal (the shared record
+// directory), and the fleet ends on the new version, every host in its
+// load balancers.
+func TestWorkerKilledAnotherResumes(t *testing.T) {
+	d := startAWSDeployLab(t, 5)
+	a := d.aws
+	s := startSQS(t, "1000", true)
+	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", example("deploy.yml"), "--env", "demo",
+		"-e", "version=v2", "-e", "dist="+d.dist, "--queue", s.url)
+	if r.code != 0 {
+		t.Fatalf("enqueue: exit %d", r.code)
+	}
+	msgID := strings.TrimSpace(r.stdout)
+
+	victim := ""
+	cmd, done := startRun(t, append(d.env, s.sqsEnv...), func(cmd *exec.Cmd, e events.Event) bool {
+		if e.Kind == events.TaskEnd && e.Batch == 2 && e.Task == "Stop" && e.Status == events.StatusChanged {
+			victim = e.Host
+			cmd.Process.Signal(syscall.SIGKILL)
+			return true
+		}
+		return false
+	}, "worker", "--queue", s.url, "-i", a.Inventory, "-o", "json", "--visibility", "3s")
+	if code := waitExit(t, cmd, done); code != -1 || victim == "" {
+		t.Fatalf("worker exit %d, victim %q: want it SIGKILLed after a batch-2 host stopped", code, victim)
+	}
+	killed := d.lastRecord(t)
+	for _, e := range killed {
+		if e.Kind == events.RunEnd {
+			t.Fatal("the killed worker's run wrote run_end")
+		}
+	}
+	if v, _ := d.status(t, victim); v != "down" {
+		t.Fatalf("%s answers (%s) after its unit was stopped", victim, v)
+	}
+
+	w := startWorker(t, "--queue", s.url, "-i", a.Inventory, "--visibility", "3s")
+	w.waitLog(t, "worker deleted message "+msgID, 3*time.Minute)
+	if code := w.stop(t); code != 0 {
+		t.Fatalf("second worker exit %d", code)
+	}
+	if !strings.Contains(w.out.String(), "resuming run "+killed[0].RunID) {
+		t.Errorf("the second worker did not resume run %s", killed[0].RunID)
+	}
+	resumed := d.lastRecord(t)
+	if resumed[0].ResumeOf != killed[0].RunID {
+		t.Errorf("last run resumes %q, want %q", resumed[0].ResumeOf, killed[0].RunID)
+	}
+	for h, rc := range recapOf(t, resumed) {
+		if rc.Left != events.LeftInService {
+			t.Errorf("%s left %q", h, rc.Left)
+		}
+	}
+	names := []string{"app1", "app2", "app3", "app4", "app5"}
+	for _, h := range names {
+		if v, _ := d.status(t, h); v != "v2" {
+			t.Errorf("%s runs %s", h, v)
+		}
+	}
+	tg, _ := a.Server.TargetHealth(a.Account, a.Region, a.TargetGroupARN)
+	lbs, _ := a.Server.InstanceHealth(a.Account, a.Region, awslab.LoadBalancer)
+	if now := (awslab.Sample{TargetGroup: tg, ELB: lbs}); now.Healthy() != len(names) {
+		t.Errorf("target group %v, elb %v; want every host in service", tg, lbs)
+	}
+	if _, _, suspended, _ := a.Server.ASGState(a.Account, a.Region, awslab.Group); len(suspended) != 0 {
+		t.Errorf("processes still suspended: %v", suspended)
+	}
+	if v, f := depth(t, s.q); v != 0 || f != 0 {
+		t.Errorf("queue: %d visible, %d in flight", v, f)
+	}
+}
+
+// SIGTERM to a busy worker (a real process): the in-flight host finishes
+// or rolls back, the message is handed back (visible again at once, not
+// after its visibility timeout), and the worker exits 0.
+func TestWorkerSIGTERMHandsMessageBack(t *testing.T) {
+	d := startDeployLab(t, 3)
+	s := startSQS(t, "1000", false)
+	pb := filepath.Join(t.TempDir(), "slow.yml")
+	src, _ := os.ReadFile(example("deploy.yml"))
+	os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 2\n    - name: Smoke test\n", 1)), 0o600)
+	if r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", pb, "--env", "staging", "-e", "version=v2", "-e", "dist="+d.dist, "--queue", s.url); r.code != 0 {
+		t.Fatalf("enqueue: exit %d", r.code)
+	}
+	signalled := false
+	cmd, done := startRun(t, append(d.env, s.sqsEnv...), func(cmd *exec.Cmd, e events.Event) bool {
+		if !signalled && e.Kind == events.TaskStart && e.Task == "Warm up" {
+			cmd.Process.Signal(syscall.SIGTERM)
+			signalled = true
+		}
+		return false
+	}, "worker", "--queue", s.url, "-i", d.Inventory, "-o", "json", "--visibility", "60s")
+	if code := waitExit(t, cmd, done); code != 0 || !signalled {
+		t.Fatalf("worker exit %d (signalled %v), want 0 after SIGTERM", code, signalled)
+	}
+	for _, h := range []string{"app1", "app2", "app3"} {
+		if v, _ := d.status(t, h); v == "down" {
+			t.Errorf("%s left stopped", h)
+		}
+	}
+	rc := recapOf(t, d.lastRecord(t))
+	if !rc["app2"].Untouched || !rc["app3"].Untouched {
+		t.Errorf("hosts after the interrupted batch were touched: %+v %+v", rc["app2"], rc["app3"])
+	}
+	// Handed back: receivable now, well before the 60s visibility timeout.
+	ms, err := s.q.Receive(context.Background(), 1, 5*time.Second, 60*time.Second)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("after SIGTERM: %v %v, want the message back on the queue", ms, err)
+	}
+}

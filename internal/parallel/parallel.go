@@ -1,0 +1,36 @@
+// Package parallel runs one piece of work per item with a bound on how many
+// run at once: hosts of a batch, preflight connections, AWS calls, lab hosts.
+package parallel
+
+import (
+	"context"
+	"sync"
+)
+
+// Each calls fn(i) for every i in [0, n), at most limit at once (all at
+// once when limit <= 0), and returns when every call has returned. Once
+// ctx ends, the calls not yet started are skipped; pass
+// context.WithoutCancel(ctx) to start every one regardless.
+func Each(ctx context.Context, n, limit int, fn func(i int)) {
+	if limit <= 0 || limit > n {
+		limit = n
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,24 @@
+package playbooks
+
+import (
+	"strings"
+	"testing"
+)
+
+// environment: names are exported in a shell on the host, so anything but a
+// variable name is refused at load time, with its position.
+func TestEnvironmentKeysValidated(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"- hosts: all\n  environment: {\"A;id\": x}\n  tasks: []\n", `pb.yml:2:17: environment: "A;id" is not a variable name`},
+		{"- hosts: all\n  tasks:\n    - fx_shell: echo\n      environment:\n        1X: y\n", `pb.yml:5:9: environment: "1X" is not a variable name`},
+		{"- hosts: all\n  tasks:\n    - fx_shell: echo\n      environment: {\"$(id)\": y}\n", `pb.yml:4:21: environment: "$(id)" is not a variable name`},
+	} {
+		_, err := Parse("pb.yml", []byte(tc.src))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %s", tc.src, err, tc.want)
+		}
+	}
+	if _, err := Parse("pb.yml", []byte("- hosts: all\n  environment: {DB_PASSWORD: x, _a1: y}\n  tasks: []\n")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,486 @@
+package playbooks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/inventory"
+	"github.com/ferrydeploy/ferry/tasks"
+)
+
+// Resuming a run (ferry run --resume): the records of a run and of the runs
+// that resumed it are replayed as one journal. What it shows still open
+// (drained, stopped, standby, suspended) is restored first; then the
+// rollout goes on without the hosts those runs finished.
+
+// Resumed is what a run left, read from its record and its predecessors'.
+type Resumed struct {
+	RunID    string // the run being resumed (the newest of its chain)
+	Path     string
+	Playbook string
+	Env      string
+	Version  string
+	Digest   string
+	ended    bool                       // the run wrote its run_end
+	status   events.Status              // ... with this status
+	open     map[string]*journal        // host ("" = controller) → changes still open
+	openOrd  []string                   // hosts of open, in the order first journaled
+	done     map[string]map[string]bool // play → hosts finished
+	order    map[string][]string        // play → its hosts in the run's order
+	tasks    map[string][]string        // play → its task names, as run
+	plays    []string
+	finisher map[string]string // host → run that finished it
+}
+
+// ID is the resumed run's ID ("" for nil: not a resumed run).
+func (r *Resumed) ID() string {
+	if r == nil {
+		return ""
+	}
+	return r.RunID
+}
+
+// PlaybookDigest is the SHA-256 of the playbook file ("" when unreadable):
+// a resumed run refuses a playbook that changed.
+func PlaybookDigest(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// recordHead reads a record's run_start and whether it ended, cheaply
+// enough for a directory of records.
+type recordHead struct {
+	path  string
+	start events.Event
+	end   *events.Event
+}
+
+func readEvents(path string) ([]events.Event, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []events.Event
+	dec := json.NewDecoder(f)
+	for dec.More() {
+		var e events.Event
+		if err := dec.Decode(&e); err != nil {
+			// A run killed mid-write leaves a torn last line: what came
+			// before it is the journal.
+			return out, nil
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func heads(dir string) ([]recordHead, map[string][]events.Event, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if err != nil {
+		return nil, nil, err
+	}
+	var hs []recordHead
+	all := map[string][]events.Event{}
+	for _, f := range files {
+		evs, err := readEvents(f)
+		if err != nil || len(evs) == 0 || evs[0].Kind != events.RunStart {
+			continue
+		}
+		h := recordHead{path: f, start: evs[0]}
+		for i := len(evs) - 1; i >= 0; i-- {
+			if evs[i].Kind == events.RunEnd {
+				h.end = &evs[i]
+				break
+			}
+		}
+		hs = append(hs, h)
+		all[evs[0].RunID] = evs
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].start.Time.Before(hs[j].start.Time) })
+	return hs, all, nil
+}
+
+func samePath(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
+}
+
+// LoadJournal reads the run to resume from the records in dir: runID, or
+// ("" or "last") the newest unfinished run of playbook in env.
+func LoadJournal(dir, runID, playbook, env string) (*Resumed, error) {
+	hs, all, err := heads(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read run records in %s: %w", dir, err)
+	}
+	resumedBy := map[string]string{}
+	for _, h := range hs {
+		if h.start.ResumeOf != "" {
+			resumedBy[h.start.ResumeOf] = h.start.RunID
+		}
+	}
+	var pick *recordHead
+	if runID != "" && runID != "last" {
+		for i := range hs {
+			if hs[i].start.RunID == runID {
+				pick = &hs[i]
+			}
+		}
+		if pick == nil {
+			return nil, &inputError{fmt.Errorf("--resume %s: no such run in %s (ferry history lists runs; --record-dir chooses the directory)", runID, dir)}
+		}
+		if by := resumedBy[runID]; by != "" {
+			return nil, &inputError{fmt.Errorf("--resume %s: run %s already resumed it: resume that one", runID, by)}
+		}
+	} else {
+		for i := len(hs) - 1; i >= 0; i-- {
+			h := hs[i]
+			unfinished := h.end == nil || h.end.Status != events.StatusOK
+			if unfinished && resumedBy[h.start.RunID] == "" && samePath(h.start.Playbook, playbook) && h.start.Env == env && !h.start.Check {
+				pick = &hs[i]
+				break
+			}
+		}
+		if pick == nil {
+			return nil, &inputError{fmt.Errorf("--resume: no unfinished run of %s (env %q) in %s: nothing to resume", playbook, env, dir)}
+		}
+	}
+	if pick.end != nil && pick.end.Status == events.StatusOK {
+		return nil, &inputError{fmt.Errorf("--resume %s: that run finished (ok): nothing to resume", pick.start.RunID)}
+	}
+	// The chain, oldest first: a resumed run's predecessors hold what it
+	// inherited.
+	var chain [][]events.Event
+	seen := map[string]bool{}
+	for id := pick.start.RunID; id != "" && !seen[id]; {
+		seen[id] = true
+		evs, ok := all[id]
+		if !ok {
+			return nil, &inputError{fmt.Errorf("--resume: the record of run %s (resumed by a later run) is missing from %s", id, dir)}
+		}
+		chain = append([][]events.Event{evs}, chain...)
+		id = evs[0].ResumeOf
+	}
+	res := &Resumed{RunID: pick.start.RunID, Path: pick.path, Playbook: pick.start.Playbook, Env: pick.start.Env,
+		Version: pick.start.Version, Digest: pick.start.Digest, ended: pick.end != nil,
+		open: map[string]*journal{}, done: map[string]map[string]bool{}, order: map[string][]string{},
+		tasks: map[string][]string{}, finisher: map[string]string{}}
+	if pick.end != nil {
+		res.status = pick.end.Status
+	}
+	// The first run of the chain fixes the plan (order, task list) and the
+	// fingerprint the playbook is checked against.
+	first := chain[0][0]
+	res.Digest, res.Version = first.Digest, first.Version
+	for ci, evs := range chain {
+		play := ""
+		for _, e := range evs {
+			switch e.Kind {
+			case events.PlayStart:
+				play = e.Play
+				if ci == 0 {
+					if _, ok := res.order[play]; !ok {
+						res.plays = append(res.plays, play)
+					}
+					res.order[play] = e.Hosts
+				}
+				if res.done[play] == nil {
+					res.done[play] = map[string]bool{}
+				}
+			case events.HostStart:
+				if _, ok := res.tasks[play]; !ok && ci == 0 {
+					res.tasks[play] = e.Tasks
+				}
+			case events.HostEnd:
+				if play == "" {
+					continue
+				}
+				ok := e.Status == events.StatusOK || e.Status == events.StatusChanged
+				res.done[play][e.Host] = ok
+				if ok && res.finisher[e.Host] == "" {
+					res.finisher[e.Host] = e.RunID
+				}
+			case events.Intent:
+				j := res.open[e.Host]
+				if j == nil {
+					j = &journal{}
+					res.open[e.Host] = j
+					res.openOrd = append(res.openOrd, e.Host)
+				}
+				c := openChange{key: e.Change, what: e.Msg}
+				if e.Undo != nil {
+					c.undo = *e.Undo
+				}
+				j.add(c)
+			case events.Undone:
+				if j := res.open[e.Host]; j != nil {
+					j.remove(e.Change)
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// Check refuses to resume when the playbook, the release or the inventory
+// changed in a way that makes finishing the run unsafe, saying what changed.
+func (r *Resumed) Check(pb *Playbook, inv *inventory.Inventory, env, version string) error {
+	refuse := func(format string, args ...any) error {
+		return &inputError{fmt.Errorf("cannot resume run %s: "+format+"; start a new run instead (without --resume)", append([]any{r.RunID}, args...)...)}
+	}
+	if env != r.Env {
+		return refuse("it deployed to env %q, this run to %q", r.Env, env)
+	}
+	if version != r.Version && version == "" {
+		return &inputError{fmt.Errorf("cannot resume run %s without its version: pass the same -e version=%s", r.RunID, r.Version)}
+	}
+	if version != r.Version {
+		return refuse("it deployed version %q, this run version %q", r.Version, version)
+	}
+	if d := PlaybookDigest(pb.Path); r.Digest != "" && d != r.Digest {
+		for _, p := range pb.Plays {
+			was, ok := r.tasks[p.Name]
+			if !ok {
+				continue
+			}
+			var now []string
+			for _, t := range p.HostTasks() {
+				now = append(now, t.DisplayName())
+			}
+			if strings.Join(was, "\x00") != strings.Join(now, "\x00") {
+				return refuse("the tasks of play %q changed: they were [%s], they are [%s]", p.Name, strings.Join(was, ", "), strings.Join(now, ", "))
+			}
+		}
+		return refuse("%s changed since (SHA-256 %.12s then, %.12s now)", pb.Path, r.Digest, d)
+	}
+	var gone []string
+	for _, p := range r.plays {
+		for _, h := range r.order[p] {
+			if _, ok := inv.Host(h); !ok {
+				gone = append(gone, h)
+			}
+		}
+	}
+	for _, h := range r.openOrd {
+		if _, ok := inv.Host(h); h != "" && !ok && !contains(gone, h) {
+			gone = append(gone, h)
+		}
+	}
+	if len(gone) > 0 {
+		return refuse("hosts of that run are no longer in the inventory: %s", strings.Join(gone, ", "))
+	}
+	return nil
+}
+
+// replan drops the hosts the resumed runs finished from a play's plan,
+// keeping that run's host order (a shuffled order stays the same).
+func (r *Resumed) replan(p *Play, names []string) []string {
+	if r == nil {
+		return names
+	}
+	order, ok := r.order[p.Name]
+	if !ok {
+		return names
+	}
+	now := map[string]bool{}
+	for _, n := range names {
+		now[n] = true
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range order {
+		if now[n] {
+			out = append(out, n)
+			seen[n] = true
+		}
+	}
+	for _, n := range names {
+		if !seen[n] {
+			out = append(out, n) // new in the inventory: deployed like the rest
+		}
+	}
+	return out
+}
+
+// skipDone filters finished hosts out of batches, dropping emptied ones.
+func (r *Resumed) skipDone(p *Play, batches [][]string) [][]string {
+	if r == nil {
+		return batches
+	}
+	var out [][]string
+	for _, b := range batches {
+		var kept []string
+		for _, n := range b {
+			if !r.done[p.Name][n] {
+				kept = append(kept, n)
+			}
+		}
+		if len(kept) > 0 {
+			out = append(out, kept)
+		}
+	}
+	return out
+}
+
+// restore undoes, on every host (then on the controller), what the resumed
+// run left open, newest change first, and reports finished hosts as such.
+// Restoration has the grace budget and survives an interrupt, as rollback does.
+func (r *Runner) restore(ctx context.Context, plans []playPlan) (int, events.Status, string) {
+	res := r.opts.Resume
+	playOf := map[string]playPlan{}
+	for _, pp := range plans {
+		for _, h := range pp.hosts {
+			if _, ok := playOf[h.Name]; !ok {
+				playOf[h.Name] = pp
+			}
+		}
+	}
+	var hosts []*inventory.Host
+	for _, name := range res.openOrd {
+		if name == "" || len(res.open[name].open) == 0 {
+			continue
+		}
+		h, ok := r.opts.Inventory.Host(name)
+		if !ok {
+			continue // Check refused this already
+		}
+		hosts = append(hosts, h)
+	}
+	if len(hosts) > 0 || (res.open[""] != nil && len(res.open[""].open) > 0) {
+		r.emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("resuming run %s: restoring first what it left undone", res.RunID)})
+	}
+	rctx, cancel := r.cleanup(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var failed []string
+	r.parallel(rctx, hosts, r.opts.Forks, func(h *inventory.Host) {
+		pp, ok := playOf[h.Name]
+		if !ok && len(plans) > 0 {
+			pp = plans[0]
+		}
+		if pp.play == nil {
+			return
+		}
+		hr := r.hostRunFor(h)
+		if err := r.restoreOn(rctx, pp.play, hr, res.open[h.Name]); err != nil {
+			mu.Lock()
+			failed = append(failed, fmt.Sprintf("%s (%v)", h.Name, err))
+			mu.Unlock()
+		}
+	})
+	if j := res.open[""]; j != nil && len(j.open) > 0 && len(plans) > 0 {
+		r.ctlVars = controllerVars(plans[0].hosts)
+		if err := r.restoreOn(rctx, plans[0].play, nil, j); err != nil {
+			failed = append(failed, fmt.Sprintf("controller (%v)", err))
+		}
+	}
+	for _, pp := range plans {
+		for _, h := range pp.done {
+			hr := r.hostRunFor(h)
+			if !hr.finished {
+				hr.finished, hr.touched = true, true
+				r.emit(events.Event{Kind: events.HostEnd, Host: h.Name, Status: events.StatusOK,
+					Msg: fmt.Sprintf("finished by run %s: not deployed again", res.finisher[h.Name])})
+			}
+		}
+	}
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return exitcode.Failed, events.StatusFailed, fmt.Sprintf("could not restore what run %s left undone on %s: the rollout does not go on; fix that and run --resume again",
+			res.RunID, strings.Join(failed, ", "))
+	}
+	return exitcode.OK, events.StatusOK, ""
+}
+
+// restoreOn journals j's changes again (this run now owns them) and undoes
+// them on hr (nil: the controller), newest first.
+func (r *Runner) restoreOn(ctx context.Context, play *Play, hr *hostRun, j *journal) error {
+	for _, c := range j.open {
+		if err := r.intent(hr, c); err != nil {
+			return err
+		}
+	}
+	if hr != nil {
+		if hr.conn == nil {
+			conn, err := r.opts.Connector.Connect(ctx, hr.h)
+			if err != nil {
+				return err
+			}
+			hr.conn = conn
+		}
+		hr.touched = true
+	}
+	var errs []error
+	for i := len(j.open) - 1; i >= 0; i-- {
+		c := j.open[i]
+		mod, ok := tasks.Lookup(c.undo.Module)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown module %q", c.what, c.undo.Module))
+			continue
+		}
+		if hr != nil {
+			if err := r.reconnect(ctx, hr, true); err != nil {
+				return err
+			}
+			for k, v := range c.undo.State {
+				hr.state[k] = v
+			}
+		}
+		become := c.undo.Become
+		t := &Task{Name: "Restore: " + c.what, Module: c.undo.Module, Spec: mod.Spec(), Args: c.undo.Args, Become: &become, BecomeUser: c.undo.BecomeUser}
+		if ok, msg := r.runTaskOn(ctx, play, hr, t, i, 0, true, "restoring"); !ok {
+			errs = append(errs, fmt.Errorf("%s: %s", c.what, msg))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// interruptedSummary says truthfully what became of a batch's hosts after
+// an interrupt: finished, rolled back, or left as what.
+func (r *Runner) interruptedSummary(batch []string, byName map[string]*hostRun) string {
+	finished, rolled := 0, 0
+	var left []string
+	for _, n := range batch {
+		hr := byName[n]
+		switch {
+		case !hr.touched:
+		case hr.finished && !hr.failed:
+			finished++
+		case hr.recap.RolledBack:
+			rolled++
+		default:
+			if l := r.leftState(hr); l != events.LeftInService {
+				left = append(left, n+": "+l)
+			} else {
+				left = append(left, n+": failed, "+l)
+			}
+		}
+	}
+	msg := fmt.Sprintf("interrupted: of the hosts in flight %d finished, %d rolled back", finished, rolled)
+	if n := len(left); n > 0 {
+		const show = 5
+		more := ""
+		if len(left) > show {
+			more = fmt.Sprintf(" and %d more (see the recap)", len(left)-show)
+			left = left[:show]
+		}
+		msg += fmt.Sprintf(", %d left as they were: %s%s", n, strings.Join(left, "; "), more)
+	}
+	return msg
+}
