@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/ferrydeploy/ferry/diag"
 )
 
 // InventoryCmd shows the inventory like ansible-inventory.
@@ -22,7 +23,7 @@ func (c *InventoryCmd) Run(g *Globals) error {
 
 func (c *InventoryCmd) show(g *Globals) error {
 	hf := HostFlags{Inventory: c.Inventory}
-	inv, err := c.load(g, &hf)
+	inv, keep, err := c.load(g, &hf)
 	if err != nil {
 		return err
 	}
@@ -35,8 +36,11 @@ func (c *InventoryCmd) show(g *Globals) error {
 		if group == "" {
 			group = "all"
 		}
-		fmt.Fprint(g.stdout, inv.Graph(group))
+		fmt.Fprint(g.stdout, keep.graph(inv.Graph(group)))
 	case c.Host != "":
+		if !keep.has(c.Host) {
+			return diag.Invalidf("host %q is not in environment %s (its inventory and limit)", c.Host, c.Env+c.Branch)
+		}
 		vars, err := inv.HostVars(c.Host)
 		if err != nil {
 			return err
@@ -49,6 +53,9 @@ func (c *InventoryCmd) show(g *Globals) error {
 	default:
 		b, err := inv.ListJSON()
 		if err != nil {
+			return err
+		}
+		if b, err = keep.list(b); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "%s\n", b)
