@@ -24,7 +24,7 @@ if [ "$what" = status ] || [ "$what" = all ]; then
 	# machine's ARP table needs room (docs: lab notes).
 	for i in 1 2 3; do t=$((i * 4096)); echo $t >/proc/sys/net/ipv4/neigh/default/gc_thresh$i; done
 	for n in ${STATUS_HOSTS:-20 240}; do
-		"$lab" run -q --hosts "$n" -- scripts/bench-status.sh "$out"
+		"$lab" run -q --hosts "$n" --start-timeout 5m -- scripts/bench-status.sh "$out"
 	done
 fi
 echo "results in $out/"
