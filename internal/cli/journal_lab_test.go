@@ -136,6 +136,12 @@ func TestSIGKILLThenResume(t *testing.T) {
 	if v, _ := d.status(t, victim); v != "down" {
 		t.Errorf("%s answers (%s) after its unit was stopped", victim, v)
 	}
+	// ferry status says what the dead run left out of service, and how to restore it.
+	st := ferry(t, d.env, "status", "-i", a.Inventory)
+	if !strings.Contains(st.stdout, "LEFT BY RUN "+runID+" (it did not finish): "+victim+" OUT OF LOAD BALANCER, UNIT APP STOPPED") ||
+		!strings.Contains(st.stdout, "--resume "+runID) {
+		t.Errorf("ferry status does not say what run %s left on %s", runID, victim)
+	}
 	_, pid1 := d.status(t, "app1")
 	stamp1 := d.binaryStamp(t, "app1")
 
