@@ -34,3 +34,16 @@ func Each(ctx context.Context, n, limit int, fn func(i int)) {
 	}
 	wg.Wait()
 }
+
+// FirstError is Each for work that stops at the first failure: once a call
+// fails, no further call starts. It returns the first error, else ctx's.
+func FirstError(ctx context.Context, n, limit int, fn func(i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	Each(ctx, n, limit, func(i int) {
+		if err := fn(i); err != nil {
+			cancel(err)
+		}
+	})
+	return context.Cause(ctx)
+}
