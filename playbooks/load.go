@@ -118,6 +118,9 @@ func Parse(path string, src []byte) (*Playbook, error) {
 		return nil, l.errs.Err()
 	}
 	for _, item := range root.Content {
+		if l.doc != nil && l.doc.Err() != nil {
+			break
+		}
 		if p := l.play(l.resolve(item)); p != nil {
 			pb.Plays = append(pb.Plays, p)
 		}
@@ -707,6 +710,9 @@ func (l *loader) tasks(v *yaml.Node, section string) []*Task {
 	}
 	var out []*Task
 	for _, item := range v.Content {
+		if l.doc != nil && l.doc.Err() != nil {
+			break // the alias expansion error says it all
+		}
 		if t := l.task(l.resolve(item), section); t != nil {
 			out = append(out, t)
 		}
