@@ -24,6 +24,8 @@ type conn struct {
 	address, user, identityFile string
 	port                        int
 	jumps                       []Jump
+	sshConfig                   string // -F FILE in the ssh args
+	local                       bool   // ansible_connection: local
 }
 
 func isTemplate(v any) bool {
@@ -46,9 +48,27 @@ func first(level map[string]any, keys []string) (string, any, bool) {
 func connFromLevels(levels []map[string]any) (conn, []string) {
 	var c conn
 	var warns []string
+	sshOpts := map[string]string{}
 	for _, l := range levels {
 		if len(l) == 0 {
 			continue
+		}
+		if v, ok := l["ansible_connection"]; ok {
+			c.local = scalarString(v) == "local"
+		}
+		for _, k := range sshArgs {
+			if s, ok := l[k].(string); ok {
+				file, opts, err := sshArgOptions(s)
+				if err != nil {
+					continue // reported with the jump settings below
+				}
+				if file != "" {
+					c.sshConfig = file
+				}
+				for ok, ov := range opts {
+					sshOpts[ok] = ov
+				}
+			}
 		}
 		if _, v, ok := first(l, aliasHost); ok {
 			c.address = scalarString(v)
@@ -97,6 +117,7 @@ func connFromLevels(levels []map[string]any) (conn, []string) {
 			}
 		}
 	}
+	warns = append(warns, c.applySSHOptions(sshOpts)...)
 	return c, warns
 }
 

@@ -83,10 +83,12 @@ func loadSource(ctx context.Context, p string, opts Options) (*Inventory, string
 	inv := New()
 	inv.Sources = nil
 	var errs diag.List
+	loaded := 0
 	err = walkDir(p, func(file string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		loaded++
 		sub, err := loadFile(ctx, file, opts)
 		if err != nil {
 			return errs.Collect(err)
@@ -99,6 +101,11 @@ func loadSource(ctx context.Context, p string, opts Options) (*Inventory, string
 	}
 	if err := errs.Err(); err != nil {
 		return nil, "", err
+	}
+	if loaded == 0 {
+		// Ansible warns and goes on with no hosts; a run on nothing is never what was meant
+		return nil, "", &diag.Error{Pos: diag.Pos{File: p}, Msg: "inventory directory holds no inventory file",
+			Hint: "put a hosts file (YAML or INI) or an aws_ec2 plugin file in it; group_vars/, host_vars/, hidden files and .ini/.cfg/.md are not read as inventories"}
 	}
 	return inv, p, nil
 }
@@ -289,6 +296,21 @@ func runPlugin(ctx context.Context, file string, src []byte, val *yaml.Node, opt
 // loadVarsDirs applies base/group_vars and base/host_vars as Ansible's
 // host_group_vars plugin does: for entity NAME the file NAME, NAME.yml,
 // NAME.yaml, NAME.json, or every file under the directory NAME/.
+var varsExts = []string{"", ".yml", ".yaml", ".json"}
+
+// rankOf orders the spellings of a vars file as Ansible tries them.
+func rankOf(ext string, isDir bool) int {
+	if isDir {
+		return 0
+	}
+	for i, e := range varsExts {
+		if e == ext {
+			return i
+		}
+	}
+	return len(varsExts)
+}
+
 func (inv *Inventory) loadVarsDirs(base string) error {
 	var errs diag.List
 	apply := func(sub string, known func(string) bool, names func() []string, set func(string, map[string]any)) error {
@@ -301,6 +323,7 @@ func (inv *Inventory) loadVarsDirs(base string) error {
 			return fmt.Errorf("read %s: %w", dir, err)
 		}
 		files := map[string][]string{}
+		best := map[string]int{}
 		var order []string
 		for _, e := range entries {
 			name := e.Name()
@@ -333,6 +356,17 @@ func (inv *Inventory) loadVarsDirs(base string) error {
 			}
 			if _, ok := files[entity]; !ok {
 				order = append(order, entity)
+				best[entity] = len(varsExts)
+			}
+			// As Ansible's find_vars_files: the first of NAME (file or
+			// directory), NAME.yml, NAME.yaml, NAME.json that exists is read,
+			// the others are not.
+			r := rankOf(ext, isDir)
+			if r > best[entity] {
+				continue
+			}
+			if r < best[entity] {
+				best[entity], files[entity] = r, nil
 			}
 			if isDir {
 				files[entity] = append(files[entity], varsDirFiles(full)...)

@@ -17,6 +17,74 @@ func (inv *Inventory) ListJSON() ([]byte, error) {
 	return inv.listJSON(false)
 }
 
+// ComputedKeys are the variables ferry adds to every host (its resolved
+// connection and groups), which ansible-inventory does not show.
+var ComputedKeys = []string{"inventory_hostname", "address", "user", "port", "groups", "group_names", "identity_file", "jumps"}
+
+// WithoutComputed returns vars without the ComputedKeys that h's sources do
+// not set themselves: what ansible-inventory shows for the host.
+func (inv *Inventory) WithoutComputed(h *Host, vars map[string]any) map[string]any {
+	out := make(map[string]any, len(vars))
+	for k, v := range vars {
+		out[k] = v
+	}
+	for _, k := range ComputedKeys {
+		if !inv.setBySource(h, k) {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+// setBySource reports whether an inventory source or vars file sets key for h.
+func (inv *Inventory) setBySource(h *Host, key string) bool {
+	if _, ok := h.own[key]; ok {
+		return true
+	}
+	if _, ok := h.fileVars[key]; ok {
+		return true
+	}
+	for _, name := range append([]string{"all"}, h.Groups...) {
+		if g, ok := inv.Groups[name]; ok {
+			if _, ok := g.Vars[key]; ok {
+				return true
+			}
+			if _, ok := g.fileVars[key]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ListJSONAnsible is ListJSON without ferry's computed keys: byte for byte
+// what `ansible-inventory --list` prints for the same sources.
+func (inv *Inventory) ListJSONAnsible() ([]byte, error) {
+	b, err := inv.listJSON(false)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("encode inventory: %w", err)
+	}
+	hv, _ := m["_meta"].(map[string]any)["hostvars"].(map[string]any)
+	for name, v := range hv {
+		h, ok := inv.Host(name)
+		vars, _ := v.(map[string]any)
+		if !ok || vars == nil {
+			continue
+		}
+		vars = inv.WithoutComputed(h, vars)
+		if len(vars) == 0 {
+			delete(hv, name)
+		} else {
+			hv[name] = vars
+		}
+	}
+	return marshalIndent(m)
+}
+
 // ExportJSON is `ansible-inventory --list --export`: group variables stay on
 // their groups ("vars") and hostvars hold only what was set on each host.
 func (inv *Inventory) ExportJSON() ([]byte, error) {

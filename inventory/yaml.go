@@ -40,10 +40,35 @@ func yamlError(file string, src []byte, err error) error { return diag.YAML(file
 // yamlValue decodes a node into plain Go values with string map keys.
 func yamlValue(d *yamlnode.Doc, n *yaml.Node) (any, error) {
 	var v any
+	yaml11Bools(n, 0)
 	if err := d.Decode(n, &v); err != nil {
 		return nil, err
 	}
 	return plain(v), nil
+}
+
+// yaml11Words are YAML 1.1's booleans beyond true/false: Ansible's YAML
+// parser (PyYAML) reads an unquoted `yes` as true, yaml.v3 (YAML 1.2) as a string.
+var yaml11Words = map[string]string{"yes": "true", "Yes": "true", "YES": "true", "on": "true", "On": "true", "ON": "true",
+	"no": "false", "No": "false", "NO": "false", "off": "false", "Off": "false", "OFF": "false"}
+
+// yaml11Bools retags plain (unquoted) YAML 1.1 booleans under n as booleans.
+func yaml11Bools(n *yaml.Node, depth int) {
+	if n == nil || depth > 200 {
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.Style == 0 && n.Tag == "!!str" {
+		if b, ok := yaml11Words[n.Value]; ok {
+			n.Tag, n.Value = "!!bool", b
+		}
+		return
+	}
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 0 {
+			continue // keys stay strings
+		}
+		yaml11Bools(c, depth+1)
+	}
 }
 
 func plain(v any) any {

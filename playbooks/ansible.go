@@ -67,7 +67,6 @@ var unsupportedModules = map[string]string{
 	"replace": "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
 	"get_url":   "download on the controller and `copy:`, or `shell: curl -fsSLo DEST URL`",
 	"unarchive": "use `release:` (it unpacks nothing: ship the files), or `shell: tar -xf ...`",
-	"stat":      "use `wait_for: {path: ..., state: present}`, or `shell: test -e PATH` with `failed_when`/`register`",
 	"include":   "use `include_tasks:` or `import_tasks:`", "include_role": "list the role under the play's `roles:`", "import_role": "list the role under the play's `roles:`",
 	"import_playbook": "run the playbooks one after the other with `ferry run`",
 	"include_vars":    "use the play's `vars_files:`",

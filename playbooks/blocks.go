@@ -413,3 +413,25 @@ func isLocalhost(s string) bool {
 type seen struct{ unsupported map[string]bool }
 
 func newSeen() *seen { return &seen{unsupported: map[string]bool{}} }
+
+// checkNotify reports notify: names no handler of the play answers to (by
+// name or listen), as Ansible does before it runs anything.
+func (l *loader) checkNotify(p *Play) {
+	var names []string
+	for _, h := range flattenTasks(p.Handlers) {
+		names = append(names, h.Name)
+		names = append(names, h.Listen...)
+	}
+	for _, t := range flattenTasks(append(append(append([]*Task{}, p.PreTasks...), p.Tasks...), append(p.PostTasks, p.Handlers...)...)) {
+		for _, n := range t.Notify {
+			if HasTemplate(n) || contains(names, n) {
+				continue
+			}
+			hint := diag.Suggest(n, names)
+			if hint == "" {
+				hint = "add a handler with this name (or `listen:`) under the play's `handlers:` or a role's handlers/main.yml"
+			}
+			l.errs = append(l.errs, diag.New(t.src, t.Pos, hint, "notify: no handler is called %q", n))
+		}
+	}
+}

@@ -149,6 +149,7 @@ func TestLoadAnsibleArgStrings(t *testing.T) {
         status_code: 200
     - copy:
       args: {content: x, dest: /y}
+    - notify: {webhook: "https://hooks.example/x", text: deployed}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +174,11 @@ func TestLoadAnsibleArgStrings(t *testing.T) {
 	check(5, "copy", map[string]any{"src": "a", "dest": "/b", "mode": "0644"})
 	check(6, "http", map[string]any{"url": "http://127.0.0.1:8080/", "status": 200})
 	check(7, "copy", map[string]any{"content": "x", "dest": "/y"})
+	// ferry's former Slack module keeps working, with a warning
+	check(8, "webhook", map[string]any{"url": "https://hooks.example/x", "text": "deployed"})
+	if len(pb.Warnings) != 1 || !strings.Contains(pb.Warnings[0].Msg, "now called webhook") {
+		t.Errorf("warnings: %v", pb.Warnings)
+	}
 }
 
 func FuzzSplitKV(f *testing.F) {

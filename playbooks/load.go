@@ -328,6 +328,7 @@ func (l *loader) play(n *yaml.Node) *Play {
 		}
 	}
 	p.Tasks = append(p.roleTasks, p.Tasks...)
+	l.checkNotify(p)
 	if !hostsSeen {
 		l.errorf(p.Pos, "add `hosts: PATTERN` (a group, a host, `all`, ...)", "play has no hosts")
 	}

@@ -145,6 +145,7 @@ func TestParseErrors(t *testing.T) {
 		{"when map", "- hosts: all\n  tasks:\n    - fx_shell: echo\n      when: {a: 1}\n", []string{`4:13: when: want an expression, not a mapping |`}},
 		{"unknown task key", "- hosts: all\n  tasks:\n    - fx_shell: echo\n      regster: out\n", []string{`4:7: unknown module or task key "regster" | did you mean "register"?`}},
 		{"unknown module", "- hosts: all\n  tasks:\n    - fx_shel: echo\n", []string{`3:7: unknown module or task key "fx_shel" | did you mean "fx_shell"?`}}, // one error, not two
+		{"notify without handler", "- hosts: all\n  tasks:\n    - fx_shell: echo\n      notify: restrat app\n  handlers:\n    - name: restart app\n      fx_shell: echo\n", []string{`3:7: notify: no handler is called "restrat app" | did you mean "restart app"?`}},
 		{"unsupported ansible module", "- hosts: all\n  tasks:\n    - nagios: {action: silence}\n", []string{`3:7: module "nagios" is not supported by ferry | silence alerts`}},
 		{"collection module", "- hosts: all\n  tasks:\n    - community.general.apk: {name: x}\n", []string{`3:7: module "community.general.apk" is not supported by ferry | does not manage packages`}},
 		{"ansible key", "- hosts: all\n  tasks:\n    - fx_shell: echo {{ item }}\n      with_nested: [a]\n", []string{`4:7: with_nested is not supported | loop:`}},

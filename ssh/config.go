@@ -162,6 +162,9 @@ type Target struct {
 	// NoJumps: connect directly even if ssh_config names a ProxyJump.
 	Jumps   []Hop
 	NoJumps bool
+	// ConfigFile (`-F FILE` in ansible_ssh_common_args) is the ssh_config
+	// for this target and its jump hosts, instead of the default files.
+	ConfigFile string
 }
 
 // endpoint is a fully resolved hop or target.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,8 @@ type Manager struct {
 	mu    sync.Mutex
 	conns map[string]*pending // by chain key: "u@h:p>u@h:p>..."
 	order []string            // chain keys in creation order, closed in reverse
+
+	extraConfigs map[string]*sshConfig // -F files of targets, by path
 }
 
 // pending is a connection being made or made; waiters share its result.
@@ -79,6 +82,27 @@ func NewManager(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
+// configFile loads an ssh_config named by a target (-F), once per path.
+func (m *Manager) configFile(path string) (*sshConfig, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sc, ok := m.extraConfigs[path]; ok {
+		return sc, nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("ssh config -F %s: %w", path, err)
+	}
+	sc, err := loadSSHConfig([]string{path})
+	if err != nil {
+		return nil, err
+	}
+	if m.extraConfigs == nil {
+		m.extraConfigs = map[string]*sshConfig{}
+	}
+	m.extraConfigs[path] = sc
+	return sc, nil
+}
+
 // Connect returns the connection to t, making it (and the jump hosts before
 // it) if needed. Concurrent calls for the same host share one connection.
 func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
@@ -89,8 +113,15 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 	if name == "" {
 		return nil, errors.New("connect: target has neither a name nor an address")
 	}
-	target := m.sc.resolve(name, t.Addr, t.Port, t.User, t.IdentityFile)
-	hops, err := m.sc.chain(t, target)
+	sc := m.sc
+	if t.ConfigFile != "" {
+		var err error
+		if sc, err = m.configFile(t.ConfigFile); err != nil {
+			return nil, &Error{Host: name, Kind: KindOther, Msg: err.Error(), Hint: "fix the -F file in ansible_ssh_common_args", Err: err}
+		}
+	}
+	target := sc.resolve(name, t.Addr, t.Port, t.User, t.IdentityFile)
+	hops, err := sc.chain(t, target)
 	if err != nil {
 		return nil, &Error{Host: name, Kind: KindOther, Msg: err.Error(), Hint: "fix the ProxyJump setting", Err: err}
 	}

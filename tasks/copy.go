@@ -558,7 +558,7 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 		}
 		return nil
 	}); err != nil {
-		return err
+		return explainUploadFailure(ctx, h, acts, err)
 	}
 
 	// Verify and backups: one command per chunk of files, working inside
@@ -636,8 +636,8 @@ const finalizePrelude = `hs() { s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) 
 // to it and nobody else can change what they name.
 func enterPrivate(priv string) string {
 	q := shell.Quote(priv)
-	return fmt.Sprintf(`cd -P -- %s && [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || { echo "copy: the temp directory %s is gone or not private any more; check who else can write to %s" >&2; exit 1; }; `,
-		q, strings.ReplaceAll(q, "%", "%%"), shell.Quote(path.Dir(priv)))
+	return fmt.Sprintf(`cd -P -- %s && [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || { printf 'copy: the temp directory %%s is gone or not private any more; check who else can write to %%s\n' %s %s >&2; exit 1; }; `,
+		q, q, shell.Quote(path.Dir(priv)))
 }
 
 // finalizeLine is the finalize command's part for one file, run inside its
@@ -734,4 +734,28 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// explainUploadFailure adds what OpenSSH's sftp-server does not say: it
+// reports a full disk (ENOSPC) as a bare SSH_FX_FAILURE. When the upload
+// failed that way, the free space where the files go tells the operator why.
+func explainUploadFailure(ctx context.Context, h *Host, ups []*copyAction, err error) error {
+	var se *sftp.StatusError
+	if !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure || len(ups) == 0 {
+		return err
+	}
+	dir := path.Dir(ups[0].it.dest)
+	res, derr := runOn(ctx, h, "df -Pk "+shell.Quote(dir)+" | awk 'NR==2 {print $4}'", false)
+	if derr != nil || res.ExitCode != 0 {
+		return err
+	}
+	free := strings.TrimSpace(string(res.Stdout))
+	var need int64
+	for _, a := range ups {
+		if a.upload {
+			need += a.it.size
+		}
+	}
+	return fmt.Errorf("%w: %s has %s KiB free for %d KiB to upload: no space left on the device? free some (old releases, logs) and run again",
+		err, dir, free, (need+1023)/1024)
 }

@@ -78,7 +78,8 @@ func TestLabAnsiblePlaybookBothTools(t *testing.T) {
 	cmd := exec.CommandContext(ctx, ap, "-i", d.Inventory, playbook, "-e", "dist="+d.dist, "-e", "app_version=v2")
 	cmd.Env = append(os.Environ(), "ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_PIPELINING=True",
 		"ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3", "ANSIBLE_LOCAL_TEMP="+t.TempDir(),
-		"ANSIBLE_SSH_CONTROL_PATH_DIR="+t.TempDir(), "ANSIBLE_NOCOLOR=1")
+		"ANSIBLE_SSH_CONTROL_PATH_DIR="+t.TempDir(), "ANSIBLE_NOCOLOR=1",
+		"ANSIBLE_SSH_ARGS=-o ControlMaster=auto -o ControlPersist=5s") // the master ends soon after the run
 	out, err := cmd.CombinedOutput()
 	t.Logf("ansible-playbook:\n%s", out)
 	if err != nil {

@@ -97,6 +97,9 @@ func (c *connector) client(ctx context.Context, h *inventory.Host) (*ssh.Client,
 
 // Connect implements playbooks.Connector.
 func (c *connector) Connect(ctx context.Context, h *inventory.Host) (tasks.Conn, error) {
+	if h.Local() {
+		return &tasks.LocalConn{}, nil // ansible_connection: local
+	}
 	return c.client(ctx, h)
 }
 
@@ -176,7 +179,7 @@ func ttyPrompt() func(string) ([]byte, error) {
 
 // target converts an inventory host to an SSH target; bastion (from --bastion) wins.
 func target(h *inventory.Host, bastion []ssh.Hop) ssh.Target {
-	t := ssh.Target{Name: h.Name, Port: h.Port(), User: h.User(), IdentityFile: h.IdentityFile()}
+	t := ssh.Target{Name: h.Name, Port: h.Port(), User: h.User(), IdentityFile: h.IdentityFile(), ConfigFile: h.SSHConfigFile()}
 	if a := h.Address(); a != h.Name {
 		t.Addr = a // else ssh config's HostName for the name may apply
 	}

@@ -56,7 +56,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 			he.fail(h.Name, false)
 			return
 		}
-		cl, err := conn.client(ctx, h)
+		cl, err := conn.Connect(ctx, h) // ssh, or the controller for ansible_connection=local
 		if err != nil {
 			he.fail(h.Name, true)
 			outMu.Lock()

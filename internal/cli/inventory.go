@@ -3,6 +3,9 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
+
+	"github.com/ferrydeploy/ferry/diag"
 )
 
 // InventoryCmd shows the inventory like ansible-inventory.
@@ -12,6 +15,7 @@ type InventoryCmd struct {
 	Graph     bool     `xor:"mode" help:"The group tree."`
 	Host      string   `xor:"mode" placeholder:"NAME" help:"One host's variables (JSON)."`
 	Group     string   `arg:"" optional:"" help:"With --graph: the group to start from (default all)."`
+	FerryVars bool     `name:"ferry-vars" help:"Also show the variables ferry computes for every host (address, user, port, groups, ...)."`
 	EnvFlags
 }
 
@@ -35,11 +39,18 @@ func (c *InventoryCmd) show(g *Globals) error {
 		if group == "" {
 			group = "all"
 		}
+		if _, ok := inv.Groups[group]; !ok {
+			return &diag.Invalid{Err: fmt.Errorf("group %q is not in the inventory (groups: %s)", group, strings.Join(inv.GroupNames(), ", "))}
+		}
 		fmt.Fprint(g.stdout, inv.Graph(group))
 	case c.Host != "":
 		vars, err := inv.HostVars(c.Host)
 		if err != nil {
 			return err
+		}
+		if !c.FerryVars {
+			h, _ := inv.Host(c.Host)
+			vars = inv.WithoutComputed(h, vars)
 		}
 		b, err := json.MarshalIndent(vars, "", "    ")
 		if err != nil {
@@ -47,7 +58,11 @@ func (c *InventoryCmd) show(g *Globals) error {
 		}
 		fmt.Fprintf(g.stdout, "%s\n", b)
 	default:
-		b, err := inv.ListJSON()
+		list := inv.ListJSONAnsible
+		if c.FerryVars {
+			list = inv.ListJSON
+		}
+		b, err := list()
 		if err != nil {
 			return err
 		}
