@@ -920,19 +920,8 @@ func (l *loader) args(t *Task, k, v *yaml.Node) map[string]any {
 			l.errorf(l.pos(k), l.paramsHint(spec), "%s: missing required parameter %q", name, pn)
 		}
 	}
-	for _, group := range spec.OneOf {
-		var given []string
-		for _, g := range group {
-			if args[g] != nil {
-				given = append(given, g)
-			}
-		}
-		switch {
-		case len(given) == 0:
-			l.errorf(l.pos(k), "", "%s: needs one of %s", name, strings.Join(group, ", "))
-		case len(given) > 1:
-			l.errorf(l.pos(k), "keep one of them", "%s: takes only one of %s, got %s", name, strings.Join(group, ", "), strings.Join(given, " and "))
-		}
+	for _, p := range spec.OneOfProblems(args) {
+		l.errorf(l.pos(k), p.Hint, "%s", p.Msg)
 	}
 	return args
 }
