@@ -6,7 +6,6 @@
 package environments
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +15,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/value"
+	"github.com/ferrydeploy/ferry/internal/yamlnode"
 	"github.com/ferrydeploy/ferry/playbooks"
 )
 
@@ -62,9 +63,6 @@ var (
 // maxConfigSize bounds what Load reads; a ferry.yml is a few hundred bytes.
 const maxConfigSize = 1 << 20
 
-// maxNodes bounds YAML alias expansion.
-const maxNodes = 20000
-
 // Load reads and validates the ferry.yml at path. Every problem is reported
 // at once, with file:line:column (a diag.List).
 func Load(path string) (*Config, error) {
@@ -84,11 +82,11 @@ func Load(path string) (*Config, error) {
 
 // parser holds the state of one Parse.
 type parser struct {
-	path  string
-	dir   string
-	src   []byte
-	errs  diag.List
-	nodes int
+	path string
+	dir  string
+	src  []byte
+	errs diag.List
+	doc  *yamlnode.Doc // aliases, under one expansion budget for the file
 }
 
 func (p *parser) pos(n *yaml.Node) diag.Pos {
@@ -99,14 +97,8 @@ func (p *parser) fail(n *yaml.Node, hint, format string, args ...any) {
 	p.errs = append(p.errs, diag.New(p.src, p.pos(n), hint, format, args...))
 }
 
-// resolve follows aliases, counting nodes so that alias bombs stop early.
-func (p *parser) resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	p.nodes++
-	return n
-}
+// resolve follows aliases, charging the document's expansion budget.
+func (p *parser) resolve(n *yaml.Node) *yaml.Node { return p.doc.Resolve(n) }
 
 // mapping returns n's key/value pairs, checking keys against known.
 func (p *parser) mapping(n *yaml.Node, what string, known []string) [][2]*yaml.Node {
@@ -122,8 +114,7 @@ func (p *parser) mapping(n *yaml.Node, what string, known []string) [][2]*yaml.N
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := p.resolve(n.Content[i]), p.resolve(n.Content[i+1])
-		if p.nodes > maxNodes {
-			p.fail(k, "", "too many YAML nodes (aliases expand to more than %d)", maxNodes)
+		if p.doc.Err() != nil {
 			return nil
 		}
 		if known != nil && !contains(known, k.Value) {
@@ -140,15 +131,8 @@ func (p *parser) mapping(n *yaml.Node, what string, known []string) [][2]*yaml.N
 	return out
 }
 
-func kind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	}
-	return fmt.Sprintf("%q", n.Value)
-}
+// kind names what a node is, for messages.
+var kind = yamlnode.KindName
 
 func (p *parser) str(n *yaml.Node, what string) (string, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
@@ -184,8 +168,10 @@ func (p *parser) vars(n *yaml.Node, what string) map[string]any {
 		return nil
 	}
 	var m map[string]any
-	if err := n.Decode(&m); err != nil {
-		p.fail(n, "", "%s: %v", what, err)
+	if err := p.doc.Decode(n, &m); err != nil {
+		if p.doc.Err() == nil { // an expansion problem is reported once, by Parse
+			p.fail(n, "", "%s: %v", what, err)
+		}
 		return nil
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -206,7 +192,7 @@ func (p *parser) relPath(s string) string {
 
 // Parse validates src as the ferry.yml at path.
 func Parse(path string, src []byte) (*Config, error) {
-	p := &parser{path: path, dir: filepath.Dir(path), src: src}
+	p := &parser{path: path, dir: filepath.Dir(path), src: src, doc: yamlnode.New(0)}
 	cfg := &Config{Path: path, Environments: map[string]*Env{}, src: src}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -219,6 +205,9 @@ func Parse(path string, src []byte) (*Config, error) {
 		switch kv[0].Value {
 		case "environments":
 			for _, e := range p.mapping(kv[1], "environments", nil) {
+				if p.doc.Err() != nil {
+					break // the expansion error says it all
+				}
 				if env := p.env(e[0], e[1]); env != nil {
 					cfg.Environments[env.Name] = env
 				}
@@ -233,6 +222,9 @@ func Parse(path string, src []byte) (*Config, error) {
 		if _, named := cfg.Environments[cfg.Personal.envSrc]; named {
 			p.errs = append(p.errs, diag.New(src, cfg.Personal.Pos, "a branch must never reach a named environment: make env depend on the branch, e.g. 'dev-{{ user }}'", "personal env %q is the name of an environment", cfg.Personal.envSrc))
 		}
+	}
+	if e := p.doc.Err(); e != nil {
+		p.fail(e.Node, e.Hint(), "%s", e.Error())
 	}
 	if err := p.errs.Err(); err != nil {
 		return nil, err
@@ -259,9 +251,9 @@ func (p *parser) env(k, v *yaml.Node) *Env {
 		case "vars":
 			e.Vars = p.vars(val, "vars")
 		case "protected":
-			var b bool
-			if val.Kind != yaml.ScalarNode || val.Decode(&b) != nil || val.Tag != "!!bool" {
-				p.fail(val, "", "protected must be true or false, not %s", kind(val))
+			b, ok := value.ParseBool(val.Value)
+			if val.Kind != yaml.ScalarNode || !ok {
+				p.fail(val, "write "+value.Words, "protected must be true or false, not %s", kind(val))
 			}
 			e.Protected = b
 		}

@@ -271,26 +271,8 @@ func kindTest(f func(any) bool) jfunc {
 
 func isString(v any) bool { _, ok := v.(string); return ok }
 
-// truthy is Jinja's (Python's) truth value.
-func truthy(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return false
-	case bool:
-		return x
-	case string:
-		return x != ""
-	}
-	if n, ok := toNumber(v); ok {
-		return n != 0
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Slice, reflect.Map, reflect.Array:
-		return rv.Len() > 0
-	}
-	return true
-}
+// truthy is Python's truth value (value.Truthy).
+var truthy = value.Truthy
 
 // toBool is Ansible's `bool` filter: what value.Bool accepts, else false.
 func toBool(v any) bool {

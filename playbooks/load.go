@@ -118,6 +118,9 @@ func Parse(path string, src []byte) (*Playbook, error) {
 		return nil, l.errs.Err()
 	}
 	for _, item := range root.Content {
+		if l.doc != nil && l.doc.Err() != nil {
+			break
+		}
 		if p := l.play(l.resolve(item)); p != nil {
 			pb.Plays = append(pb.Plays, p)
 		}
@@ -708,6 +711,9 @@ func (l *loader) tasks(v *yaml.Node, section string) []*Task {
 	}
 	var out []*Task
 	for _, item := range v.Content {
+		if l.doc != nil && l.doc.Err() != nil {
+			break // the alias expansion error says it all
+		}
 		if t := l.task(l.resolve(item), section); t != nil {
 			out = append(out, t)
 		}
@@ -914,19 +920,8 @@ func (l *loader) args(t *Task, k, v *yaml.Node) map[string]any {
 			l.errorf(l.pos(k), l.paramsHint(spec), "%s: missing required parameter %q", name, pn)
 		}
 	}
-	for _, group := range spec.OneOf {
-		var given []string
-		for _, g := range group {
-			if args[g] != nil {
-				given = append(given, g)
-			}
-		}
-		switch {
-		case len(given) == 0:
-			l.errorf(l.pos(k), "", "%s: needs one of %s", name, strings.Join(group, ", "))
-		case len(given) > 1:
-			l.errorf(l.pos(k), "keep one of them", "%s: takes only one of %s, got %s", name, strings.Join(group, ", "), strings.Join(given, " and "))
-		}
+	for _, p := range spec.OneOfProblems(args) {
+		l.errorf(l.pos(k), p.Hint, "%s", p.Msg)
 	}
 	return args
 }

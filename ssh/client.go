@@ -14,6 +14,7 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
@@ -103,20 +104,6 @@ func (c *Client) newSession(ctx context.Context) (*ssh.Session, error) {
 	}
 }
 
-// awaitCtx runs f (a request that waits for the server's reply) and
-// returns its error, or ctx's as soon as ctx ends; f is then left to
-// finish on its own (the keepalives end it on a dead link).
-func awaitCtx(ctx context.Context, f func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // stopWait bounds how long a cancelled command may take to acknowledge its
 // end before Run returns anyway.
 const stopWait = 5 * time.Second
@@ -144,7 +131,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	if stdin != nil {
 		sess.Stdin = stdin
 	}
-	if err := awaitCtx(ctx, func() error { return sess.Start(line) }); err != nil {
+	if err := parallel.Await(ctx, func() error { return sess.Start(line) }); err != nil {
 		return res, c.sessionErr("start command", err)
 	}
 	done := make(chan error, 1)

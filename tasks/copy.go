@@ -13,11 +13,11 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
 
+	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
@@ -618,36 +618,7 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 // forEach runs fn on every item, uploadWorkers at a time, and returns the
 // first error (later items are not started after one).
 func forEach[T any](ctx context.Context, items []T, fn func(T) error) error {
-	sem := make(chan struct{}, uploadWorkers)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	for _, it := range items {
-		mu.Lock()
-		stop := first != nil
-		mu.Unlock()
-		if stop || ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(it T) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if e := fn(it); e != nil {
-				mu.Lock()
-				if first == nil {
-					first = e
-				}
-				mu.Unlock()
-			}
-		}(it)
-	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
+	return parallel.FirstError(ctx, len(items), uploadWorkers, func(i int) error { return fn(items[i]) })
 }
 
 // finalizePrelude defines the helpers of the finalize command (POSIX sh).

@@ -48,6 +48,19 @@ func (s Spec) Validate(args map[string]any) error {
 			fail(k, "is required")
 		}
 	}
+	for _, p := range s.OneOfProblems(args) {
+		errs = append(errs, errors.New(p.Msg))
+	}
+	return errors.Join(errs...)
+}
+
+// Problem is one thing wrong with a call's arguments, and what to do.
+type Problem struct{ Msg, Hint string }
+
+// OneOfProblems checks the OneOf groups against the given arguments (at
+// load time, and rendered at run time).
+func (s Spec) OneOfProblems(args map[string]any) []Problem {
+	var out []Problem
 	for _, group := range s.OneOf {
 		var given []string
 		for _, g := range group {
@@ -57,12 +70,13 @@ func (s Spec) Validate(args map[string]any) error {
 		}
 		switch {
 		case len(given) == 0:
-			errs = append(errs, fmt.Errorf("%s: needs one of %s", s.Name, strings.Join(group, ", ")))
+			out = append(out, Problem{Msg: fmt.Sprintf("%s: needs one of %s", s.Name, strings.Join(group, ", "))})
 		case len(given) > 1:
-			errs = append(errs, fmt.Errorf("%s: takes only one of %s, got %s", s.Name, strings.Join(group, ", "), strings.Join(given, " and ")))
+			out = append(out, Problem{Msg: fmt.Sprintf("%s: takes only one of %s, got %s", s.Name, strings.Join(group, ", "), strings.Join(given, " and ")),
+				Hint: "keep one of them"})
 		}
 	}
-	return errors.Join(errs...)
+	return out
 }
 
 // Check reports whether v (a rendered, non-nil value) fits the param: the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/parallel"
 	_ "github.com/ferrydeploy/ferry/inventory/ec2" // the aws_ec2 inventory plugin
 )
 
@@ -198,14 +199,11 @@ func watchSignals(ch <-chan os.Signal, second func()) (context.Context, func()) 
 // is nothing to wind down, and a huge document must not keep ferry running
 // past the first Ctrl-C or SIGTERM. f is left to the process's exit.
 func interruptible(ctx context.Context, f func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("interrupted: %w", ctx.Err())
+	err := parallel.Await(ctx, f)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("interrupted: %w", err)
 	}
+	return err
 }
 
 // restoreTerminal, when set, gives the terminal back (the TUI holds it raw,

@@ -34,3 +34,31 @@ func Each(ctx context.Context, n, limit int, fn func(i int)) {
 	}
 	wg.Wait()
 }
+
+// FirstError is Each for work that stops at the first failure: once a call
+// fails, no further call starts. It returns the first error, else ctx's.
+func FirstError(ctx context.Context, n, limit int, fn func(i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	Each(ctx, n, limit, func(i int) {
+		if err := fn(i); err != nil {
+			cancel(err)
+		}
+	})
+	return context.Cause(ctx)
+}
+
+// Await runs f in its own goroutine and returns its error, or ctx's as
+// soon as ctx ends; f is then left to finish on its own. For calls that
+// cannot take a context (a request waiting for a server's reply, a loader
+// reading a file) where the caller must not wait past a signal.
+func Await(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

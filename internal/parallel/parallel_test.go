@@ -2,6 +2,7 @@ package parallel
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,5 +57,28 @@ func TestEachSkipsAfterCancel(t *testing.T) {
 	Each(context.WithoutCancel(ctx), 10, 2, func(int) { all.Add(1) })
 	if all.Load() != 10 {
 		t.Fatalf("WithoutCancel: %d calls", all.Load())
+	}
+}
+
+func TestFirstErrorStopsStarting(t *testing.T) {
+	var calls atomic.Int32
+	boom := errors.New("boom")
+	err := FirstError(context.Background(), 100, 1, func(i int) error {
+		calls.Add(1)
+		if i == 4 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || calls.Load() != 5 {
+		t.Fatalf("err %v after %d calls, want boom after 5", err, calls.Load())
+	}
+	if err := FirstError(context.Background(), 10, 3, func(int) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := FirstError(ctx, 10, 3, func(int) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ package value
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -111,4 +112,29 @@ func Int(v any) (int, bool) {
 		return n, err == nil
 	}
 	return 0, false
+}
+
+// Truthy is Python's (and so Jinja's and Ansible's) truth value: nil,
+// false, "", zero and empty collections are false; anything else is true.
+func Truthy(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case bool:
+		return x
+	case string:
+		return x != ""
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return rv.Int() != 0
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return rv.Uint() != 0
+	case reflect.Float32, reflect.Float64:
+		return rv.Float() != 0
+	case reflect.Slice, reflect.Map, reflect.Array:
+		return rv.Len() > 0
+	}
+	return true
 }

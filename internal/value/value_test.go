@@ -30,3 +30,16 @@ func FuzzParseBool(f *testing.F) {
 		}
 	})
 }
+
+func TestTruthy(t *testing.T) {
+	for _, v := range []any{true, "x", 1, int64(-1), 0.5, []any{1}, map[string]any{"a": 1}, struct{}{}} {
+		if !Truthy(v) {
+			t.Errorf("Truthy(%#v) = false", v)
+		}
+	}
+	for _, v := range []any{nil, false, "", 0, 0.0, uint8(0), []any{}, map[string]any{}, []string{}} {
+		if Truthy(v) {
+			t.Errorf("Truthy(%#v) = true", v)
+		}
+	}
+}

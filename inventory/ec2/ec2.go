@@ -25,6 +25,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/expr-lang/expr"
 	"github.com/ferrydeploy/ferry/awsapi"
+	"github.com/ferrydeploy/ferry/internal/value"
 	"github.com/ferrydeploy/ferry/inventory"
 )
 
@@ -513,25 +514,8 @@ func keyedNames(kg keyedGroup, v any) []string {
 	return out
 }
 
-func truthy(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return false
-	case bool:
-		return x
-	case string:
-		return x != ""
-	case int:
-		return x != 0
-	case float64:
-		return x != 0
-	case []any:
-		return len(x) > 0
-	case map[string]any:
-		return len(x) > 0
-	}
-	return true
-}
+// truthy is Python's truth value (value.Truthy).
+var truthy = value.Truthy
 
 // address is where ferry connects: the hostname when it is an address,
 // else the private IP behind a bastion, else the public IP if any.
