@@ -198,7 +198,7 @@ func (p *parser) vars(n *yaml.Node, what string) map[string]any {
 }
 
 func (p *parser) relPath(s string) string {
-	if s == "" || filepath.IsAbs(s) || strings.Contains(s, "{{") {
+	if s == "" || filepath.IsAbs(s) || strings.HasPrefix(s, "{{") {
 		return s
 	}
 	return filepath.Join(p.dir, s)

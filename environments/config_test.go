@@ -125,6 +125,11 @@ func TestGuardRails(t *testing.T) {
 			t.Errorf("%s was not refused", b)
 		}
 	}
+	// {{ env }} in a named environment's inventory path and limit.
+	tpl := mustParse(t, "environments:\n  qa: {inventory: 'inv/{{ env }}.yml', limit: 'app:&env_{{ env }}'}\n")
+	if tg, err := resolve(t, tpl, Request{Env: "qa"}); err != nil || tg.Inventory[0] != "/repo/inv/qa.yml" || tg.Limit != "app:&env_qa" {
+		t.Errorf("templated named environment: %+v %v", tg, err)
+	}
 	// --env finds a personal environment by name.
 	tg, err = resolve(t, cfg, Request{Env: "dev-ben"})
 	if err != nil || tg.Limit != "dev_ben" || tg.Groups["user"] != "ben" {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/playbooks"
 )
 
 // Target is where a command goes: a named or personal environment resolved
@@ -125,10 +126,24 @@ func resolveEnv(cfg *Config, req Request) (*Target, error) {
 		return &Target{Name: name}, nil
 	}
 	if e, ok := cfg.Environments[name]; ok {
+		var err error
 		if e.Protected && req.Guard && !req.Interactive && !req.Yes {
 			return nil, diag.Invalidf("environment %q is protected and there is no terminal to confirm: pass --yes to deploy to it from a script or CI job", name)
 		}
-		return &Target{Name: name, Inventory: e.Inventory, Limit: e.Limit, Vars: e.Vars, Protected: e.Protected}, nil
+		t := &Target{Name: name, Vars: e.Vars, Protected: e.Protected}
+		// {{ env }} may appear in a named environment's paths and limit too.
+		vars := map[string]any{"env": name}
+		for _, inv := range e.Inventory {
+			s, err := renderText(inv, e.Pos, vars)
+			if err != nil {
+				return nil, err
+			}
+			t.Inventory = append(t.Inventory, s)
+		}
+		if t.Limit, err = renderText(e.Limit, e.Pos, vars); err != nil {
+			return nil, err
+		}
+		return t, nil
 	}
 	if p := cfg.Personal; p != nil {
 		if groups, ok := p.invert(name); ok {
@@ -271,4 +286,20 @@ func (p *Personal) invert(name string) (map[string]string, bool) {
 		return nil, false
 	}
 	return groups, true
+}
+
+// renderText renders {{ }} in s (a path or pattern from ferry.yml).
+func renderText(s string, pos diag.Pos, vars map[string]any) (string, error) {
+	if !playbooks.HasTemplate(s) {
+		return s, nil
+	}
+	t, err := playbooks.CompileTemplate(s, pos)
+	if err != nil {
+		return "", err
+	}
+	out, err := t.RenderString(vars)
+	if err != nil {
+		return "", diag.Invalidf("%s: %q: %v", pos, s, err)
+	}
+	return out, nil
 }

@@ -94,9 +94,11 @@ type HostState struct {
 
 // stateScript prints every release file and lock file of the host:
 // "FERRY-STATE <app>" then its JSON line; "FERRY-LOCK <env> <age>" then its line.
-const stateScript = `d=/var/lib/ferry; now=$(date +%s)
+// Only builtins run unless there are files to print: on hundreds of hosts
+// at once, every extra process shows.
+const stateScript = `d=/var/lib/ferry
 for f in "$d"/*.json; do [ -f "$f" ] || continue; n=${f##*/}; echo "FERRY-STATE ${n%.json}"; cat "$f"; echo; done
-for f in "$d"/locks/*.json; do [ -f "$f" ] || continue; n=${f##*/}; echo "FERRY-LOCK ${n%.json} $(( now - $(stat -c %Y "$f") ))"; cat "$f"; echo; done
+for f in "$d"/locks/*.json; do [ -f "$f" ] || continue; [ -n "${now:-}" ] || now=$(date +%s); n=${f##*/}; echo "FERRY-LOCK ${n%.json} $(( now - $(stat -c %Y "$f") ))"; cat "$f"; echo; done
 true`
 
 // StateCommand is the one command ReadState runs (as root), for

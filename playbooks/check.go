@@ -99,7 +99,7 @@ func (t *Task) defines() []string {
 	if t.Register != "" {
 		out = append(out, t.Register)
 	}
-	if t.Module == "set_fact" {
+	if t.Spec.DefinesFacts {
 		keys := make([]string, 0, len(t.Args))
 		for k := range t.Args {
 			keys = append(keys, k)

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
@@ -64,7 +65,7 @@ func intentOf(module string, args, vars map[string]any, become bool, becomeUser 
 				groups = vars["autoscaling_groups"]
 			}
 			if groups == nil {
-				if g, _ := vars["autoscaling_group"].(string); g != "" {
+				if g, _ := vars[awsapi.VarAutoScalingGroup].(string); g != "" {
 					groups = []any{g}
 				}
 			}
@@ -102,7 +103,7 @@ func unitName(n string) string { return strings.TrimSuffix(n, ".service") }
 // instance in the same region and account, whatever its variables say then.
 func awsArgs(args, vars map[string]any) map[string]any {
 	out := map[string]any{}
-	for arg, v := range map[string]string{"instance_id": "instance_id", "region": "region", "account": "account_id"} {
+	for arg, v := range map[string]string{"instance_id": awsapi.VarInstanceID, "region": awsapi.VarRegion, "account": awsapi.VarAccountID} {
 		if s, _ := args[arg].(string); s != "" {
 			out[arg] = s
 		} else if s, _ := vars[v].(string); s != "" {

@@ -428,31 +428,12 @@ func (l *loader) int(v *yaml.Node, what string) (int, bool) {
 	return 0, false
 }
 
-// parseDuration reads "2s", "1m30s" or a number of seconds.
-func parseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 || f > math.MaxInt64/float64(time.Second) || math.IsNaN(f) {
-			return 0, fmt.Errorf("%q is out of range", s)
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative", s)
-	}
-	return d, nil
-}
-
 func (l *loader) duration(v *yaml.Node, what string) time.Duration {
 	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
 		l.errorf(l.pos(v), "e.g. 30s, 2m, 1m30s or a number of seconds", "%s: want a duration, not %s", what, kindName(v))
 		return 0
 	}
-	d, err := parseDuration(v.Value)
+	d, err := value.Duration(v.Value)
 	if err != nil {
 		l.errorf(l.pos(v), "e.g. 30s, 2m, 1m30s or a number of seconds", "%s: %v", what, err)
 	}
@@ -992,7 +973,7 @@ func (l *loader) param(t *Task, key string, p tasks.Param, v *yaml.Node) any {
 			return nil
 		}
 		t.argNodes[key] = v
-		if len(p.Choices) > 0 && !templated && !contains(p.Choices, v.Value) {
+		if len(p.Choices) > 0 && !templated && p.Check(v.Value) != nil {
 			hint := diag.Suggest(v.Value, p.Choices)
 			if hint == "" {
 				hint = "choices: " + strings.Join(p.Choices, ", ")
@@ -1000,26 +981,19 @@ func (l *loader) param(t *Task, key string, p tasks.Param, v *yaml.Node) any {
 			l.errorf(l.pos(v), hint, "%s: %s: %q is not one of %s", name, key, v.Value, strings.Join(p.Choices, ", "))
 		}
 		return v.Value
-	case tasks.Int:
+	case tasks.Int, tasks.Bool, tasks.Duration:
+		// The same check as at run time (tasks.Spec.Validate), on the value
+		// the module will get.
 		if !templated && !isNull {
+			want := map[tasks.Type]string{tasks.Int: "a whole number", tasks.Bool: "true or false", tasks.Duration: "a duration (30s, 2m)"}[p.Type]
 			if v.Kind != yaml.ScalarNode {
-				bad("a whole number")
-			} else if _, err := strconv.Atoi(strings.TrimSpace(v.Value)); err != nil {
-				bad("a whole number")
-			}
-		}
-	case tasks.Bool:
-		if !templated && !isNull {
-			if _, ok := value.ParseBool(v.Value); v.Kind != yaml.ScalarNode || !ok {
-				bad("true or false")
-			}
-		}
-	case tasks.Duration:
-		if !templated && !isNull {
-			if v.Kind != yaml.ScalarNode {
-				bad("a duration (30s, 2m)")
-			} else if _, err := parseDuration(v.Value); err != nil {
-				l.errorf(l.pos(v), "e.g. 30s, 2m, 1m30s or a number of seconds", "%s: %s: %v", name, key, err)
+				bad(want)
+			} else if err := p.Check(l.value(v, "", nil)); err != nil {
+				hint := p.Doc
+				if p.Type == tasks.Duration {
+					hint = "e.g. 30s, 2m, 1m30s or a number of seconds"
+				}
+				l.errorf(l.pos(v), hint, "%s: %s: %v", name, key, err)
 			}
 		}
 	case tasks.List:

@@ -325,3 +325,7 @@ func Selected(tags, only, skip []string) bool {
 	}
 	return false
 }
+
+// LookupModule finds a module as a playbook names it (ansible.builtin.X
+// and the like are ferry's X).
+func LookupModule(name string) (tasks.Module, bool) { return lookupModule(name) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/parallel"
@@ -59,8 +59,12 @@ type Options struct {
 	// Mask receives secret values to hide from every output (secrets:, no_log).
 	Mask func(values ...string)
 	// AWS is handed to controller modules (elb, asg).
-	AWS any
-	Now func() time.Time
+	AWS tasks.AWS
+	// Environ is the controller's environment (KEY=VALUE, as os.Environ
+	// gives it): what env_vars and env secrets read. The runner does not
+	// read the process's environment itself.
+	Environ []string
+	Now     func() time.Time
 	// JournalErr reports whether the record (the run's journal) is still
 	// being written; after an intent fails to reach it, nothing is changed.
 	JournalErr func() error
@@ -108,12 +112,12 @@ func controllerVars(hosts []*inventory.Host) map[string]any {
 	seen := map[string]bool{}
 	var groups []any
 	for _, h := range hosts {
-		for _, k := range []string{"region", "account_id", "aws_role_arn"} {
+		for _, k := range []string{awsapi.VarRegion, awsapi.VarAccountID, awsapi.VarRoleARN} {
 			if v, ok := h.Vars[k]; ok && out[k] == nil {
 				out[k] = v
 			}
 		}
-		if g, ok := h.Vars["autoscaling_group"].(string); ok && g != "" && !seen[g] {
+		if g, ok := h.Vars[awsapi.VarAutoScalingGroup].(string); ok && g != "" && !seen[g] {
 			seen[g] = true
 			groups = append(groups, g)
 		}
@@ -256,12 +260,8 @@ func needsApproval(p *Play) bool {
 		return true
 	}
 	for _, t := range p.HostTasks() {
-		if t.Module == "pause" {
-			if _, timed := t.Args["seconds"]; !timed {
-				if _, timed := t.Args["minutes"]; !timed {
-					return true
-				}
-			}
+		if t.Spec.Approval != nil && t.Spec.Approval(t.Args) {
+			return true
 		}
 	}
 	return false
@@ -342,8 +342,10 @@ func (r *Runner) finish(code int, status events.Status, msg string, start time.T
 		rc := hr.recap
 		rc.Host = n
 		rc.Untouched = !hr.touched && rc.Unreachable == 0
-		if d, ok := hr.state[tasks.ElbStateKey]; ok && d != nil {
-			rc.Drained = true // still out of its load balancers
+		for _, s := range tasks.Specs() {
+			if d, ok := hr.state[s.Undo]; s.Undo != "" && ok && d != nil {
+				rc.Drained = true // still out of service (e.g. out of its load balancers)
+			}
 		}
 		rc.Left = r.leftState(hr)
 		recap = append(recap, rc)
@@ -404,7 +406,7 @@ func (r *Runner) makeBuiltins() map[string]any {
 		hostvars[h.Name] = h.Vars
 	}
 	envVars := map[string]any{}
-	for _, kv := range os.Environ() {
+	for _, kv := range r.opts.Environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && !credentialEnv(k) {
 			envVars[k] = v
 		}
@@ -447,7 +449,7 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 	b["run"] = r.runVars(batch, status)
 	var named map[string]string
 	if play != nil {
-		named = namedEnv(play)
+		named = namedEnv(play, r.opts.Environ)
 	}
 	if named != nil {
 		b["env_vars"] = envVarsWith(b["env_vars"], named)
@@ -1133,7 +1135,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		tctx, cancel = context.WithTimeout(ctx, t.Timeout)
 		defer cancel()
 	}
-	res, err := mod.Run(tctx, th, args)
+	res, err := tasks.Call(tctx, mod, th, args)
 	if !th.Check {
 		r.settle(hr, t.Module, args, err != nil || res.Failed)
 	}

@@ -342,8 +342,6 @@ func TestRunnerNoLogHidesFailureEverywhere(t *testing.T) {
 // A secret that is a mapping is masked field by field (debug may print
 // db.password alone), and ferry's own credentials never reach env_vars.
 func TestRunnerSecretsMaskedLeafByLeaf(t *testing.T) {
-	t.Setenv("FERRY_SSH_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----")
-	t.Setenv("FERRY_BECOME_PASSWORD", "sudo-pass-123")
 	var mu sync.Mutex
 	masked := map[string]bool{}
 	res, rec := runPB(t, `
@@ -355,6 +353,7 @@ func TestRunnerSecretsMaskedLeafByLeaf(t *testing.T) {
     - debug: {msg: "{{ db.password }}"}
     - debug: {msg: "{{ env_vars.FERRY_SSH_KEY ?? 'absent' }} {{ env_vars.FERRY_BECOME_PASSWORD ?? 'absent' }}"}
 `, 1, func(o *Options) {
+		o.Environ = []string{"FERRY_SSH_KEY=-----BEGIN OPENSSH PRIVATE KEY-----", "FERRY_BECOME_PASSWORD=sudo-pass-123"} // the controller's environment, passed in
 		o.Mask = func(vs ...string) {
 			mu.Lock()
 			defer mu.Unlock()

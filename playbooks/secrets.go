@@ -48,15 +48,15 @@ func ControllerSecrets() []string {
 }
 
 // namedEnv returns the credential-like environment variables play names in
-// secrets: (env_vars.NAME) that are set, by name.
-func namedEnv(play *Play) map[string]string {
+// secrets: (env_vars.NAME) that are set in environ, by name.
+func namedEnv(play *Play, environ []string) map[string]string {
 	var out map[string]string
 	for _, name := range play.Secrets {
 		k, ok := strings.CutPrefix(name, envSecretPrefix)
 		if !ok || controllerSecrets[k] {
 			continue
 		}
-		if v, ok := os.LookupEnv(k); ok {
+		if v, ok := lookupEnv(environ, k); ok {
 			if out == nil {
 				out = map[string]string{}
 			}
@@ -77,4 +77,15 @@ func envVarsWith(base any, named map[string]string) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// lookupEnv finds k in environ (KEY=VALUE; the last one wins, as in exec).
+func lookupEnv(environ []string, k string) (string, bool) {
+	v, ok := "", false
+	for _, kv := range environ {
+		if name, val, found := strings.Cut(kv, "="); found && name == k {
+			v, ok = val, true
+		}
+	}
+	return v, ok
 }

@@ -11,12 +11,6 @@ import (
 // Credential-like controller variables stay out of env_vars unless a play
 // names them in secrets: (then they are masked); ferry's own never appear.
 func TestEnvVarsHideCredentialsUnlessNamed(t *testing.T) {
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value")
-	t.Setenv("AWS_SESSION_TOKEN", "aws-session-value")
-	t.Setenv("GITHUB_TOKEN", "ghp-token-value")
-	t.Setenv("DB_PASSWORD", "db-pass-value")
-	t.Setenv("FERRY_SSH_KEY", "ssh-key-value")
-	t.Setenv("DEPLOY_REGION", "eu-west-1")
 	var mu sync.Mutex
 	masked := map[string]bool{}
 	res, rec := runPB(t, `
@@ -29,6 +23,7 @@ func TestEnvVarsHideCredentialsUnlessNamed(t *testing.T) {
   tasks:
     - debug: {msg: "{{ env_vars.DB_PASSWORD ?? 'absent' }}"}
 `, 1, func(o *Options) {
+		o.Environ = []string{"AWS_SECRET_ACCESS_KEY=aws-secret-value", "AWS_SESSION_TOKEN=aws-session-value", "GITHUB_TOKEN=ghp-token-value", "DB_PASSWORD=db-pass-value", "FERRY_SSH_KEY=ssh-key-value", "DEPLOY_REGION=eu-west-1"} // the controller's environment, passed in
 		o.Mask = func(vs ...string) {
 			mu.Lock()
 			defer mu.Unlock()

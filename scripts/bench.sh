@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks on the lab: ferry vs OpenSSH vs Ansible, same fleet,
 # same run. Prints markdown tables (hyperfine) for BENCHMARKS.md.
-# Usage: scripts/bench.sh [exec|playbook|inventory|all]   (needs root: the lab uses namespaces)
+# Usage: scripts/bench.sh [exec|playbook|inventory|status|all]   (needs root: the lab uses namespaces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -18,5 +18,13 @@ if [ "$what" = playbook ] || [ "$what" = all ]; then
 fi
 if [ "$what" = inventory ] || [ "$what" = all ]; then
 	BENCH_OUT=$out scripts/bench-inventory.sh
+fi
+if [ "$what" = status ] || [ "$what" = all ]; then
+	# The lab's cap is 240 app hosts; past a few hundred neighbours the
+	# machine's ARP table needs room (docs: lab notes).
+	for i in 1 2 3; do t=$((i * 4096)); echo $t >/proc/sys/net/ipv4/neigh/default/gc_thresh$i; done
+	for n in ${STATUS_HOSTS:-20 240}; do
+		"$lab" run -q --hosts "$n" --start-timeout 5m -- scripts/bench-status.sh "$out"
+	done
 fi
 echo "results in $out/"

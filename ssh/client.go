@@ -76,6 +76,47 @@ func (c *Client) Name() string { return c.name }
 // Raw exposes the underlying x/crypto/ssh client (benchmarks, tests).
 func (c *Client) Raw() *ssh.Client { return c.c }
 
+// newSession opens a session channel, giving up when ctx ends: on a dead
+// link the open request is never answered, and x/crypto/ssh would wait
+// until the keepalives close the connection (45s by default). A session
+// that opens after ctx ended is closed.
+func (c *Client) newSession(ctx context.Context) (*ssh.Session, error) {
+	type opened struct {
+		s   *ssh.Session
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		s, err := c.c.NewSession()
+		ch <- opened{s, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.s, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.s != nil {
+				o.s.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// awaitCtx runs f (a request that waits for the server's reply) and
+// returns its error, or ctx's as soon as ctx ends; f is then left to
+// finish on its own (the keepalives end it on a dead link).
+func awaitCtx(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // stopWait bounds how long a cancelled command may take to acknowledge its
 // end before Run returns anyway.
 const stopWait = 5 * time.Second
@@ -87,7 +128,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	sess, err := c.c.NewSession()
+	sess, err := c.newSession(ctx)
 	if err != nil {
 		return res, c.sessionErr("open session", err)
 	}
@@ -103,7 +144,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	if stdin != nil {
 		sess.Stdin = stdin
 	}
-	if err := sess.Start(line); err != nil {
+	if err := awaitCtx(ctx, func() error { return sess.Start(line) }); err != nil {
 		return res, c.sessionErr("start command", err)
 	}
 	done := make(chan error, 1)

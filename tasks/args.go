@@ -3,7 +3,6 @@ package tasks
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,15 +42,6 @@ func (a *Args) fail(key, format string, v ...any) {
 	a.errs = append(a.errs, fmt.Errorf("%s: %s: %s", a.module, key, fmt.Sprintf(format, v...)))
 }
 
-// Require records an error for every key of keys that is missing.
-func (a *Args) Require(keys ...string) {
-	for _, k := range keys {
-		if !a.Has(k) {
-			a.fail(k, "is required")
-		}
-	}
-}
-
 // String returns key as a string; numbers and bools are formatted.
 func (a *Args) String(key, def string) string {
 	if !a.Has(key) {
@@ -63,21 +53,6 @@ func (a *Args) String(key, def string) string {
 		return def
 	}
 	return s
-}
-
-// Choice returns key, which must be one of choices (def when absent).
-func (a *Args) Choice(key, def string, choices ...string) string {
-	s := a.String(key, def)
-	if !a.Has(key) {
-		return s
-	}
-	for _, c := range choices {
-		if s == c {
-			return s
-		}
-	}
-	a.fail(key, "%q is not one of %s", s, strings.Join(choices, ", "))
-	return def
 }
 
 // Bool accepts what Ansible takes for a bool (see value.Bool).
@@ -98,7 +73,7 @@ func (a *Args) Int(key string, def int) int {
 	if !a.Has(key) {
 		return def
 	}
-	n, ok := toInt(a.m[key])
+	n, ok := value.Int(a.m[key])
 	if !ok {
 		a.fail(key, "want an integer, got %v", a.m[key])
 		return def
@@ -111,7 +86,7 @@ func (a *Args) Duration(key string, def time.Duration) time.Duration {
 	if !a.Has(key) {
 		return def
 	}
-	d, err := toDuration(a.m[key])
+	d, err := value.Duration(a.m[key])
 	if err != nil {
 		a.fail(key, "%v", err)
 		return def
@@ -221,7 +196,7 @@ func ParseMode(v any) (string, error) {
 	case string:
 		s = strings.TrimSpace(x)
 	default:
-		n, ok := toInt(v)
+		n, ok := value.Int(v)
 		if !ok {
 			return "", fmt.Errorf("want an octal mode like \"0755\", got %v", v)
 		}
@@ -277,70 +252,6 @@ func scalarString(v any) (string, bool) {
 	return "", false
 }
 
-func toInt(v any) (int, bool) {
-	switch x := v.(type) {
-	case int:
-		return x, true
-	case int64:
-		return int(x), true
-	case int32:
-		return int(x), true
-	case uint64:
-		if x > math.MaxInt64 {
-			return 0, false
-		}
-		return int(x), true
-	case uint:
-		return int(x), true
-	case uint32:
-		return int(x), true
-	case float64:
-		if x != math.Trunc(x) || math.IsInf(x, 0) || math.Abs(x) > 1<<53 {
-			return 0, false
-		}
-		return int(x), true
-	case string:
-		n, err := strconv.Atoi(strings.TrimSpace(x))
-		return n, err == nil
-	}
-	return 0, false
-}
-
-func toDuration(v any) (time.Duration, error) {
-	switch x := v.(type) {
-	case string:
-		s := strings.TrimSpace(x)
-		if f, err := strconv.ParseFloat(s, 64); err == nil {
-			return secondsDuration(f)
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration: write one like \"30s\" or \"2m\"", x)
-		}
-		if d < 0 {
-			return 0, fmt.Errorf("negative duration %q", x)
-		}
-		return d, nil
-	case float64:
-		return secondsDuration(x)
-	case float32:
-		return secondsDuration(float64(x))
-	default:
-		n, ok := toInt(v)
-		if !ok {
-			return 0, fmt.Errorf("want a duration like \"30s\" or a number of seconds, got %v", v)
-		}
-		return secondsDuration(float64(n))
-	}
-}
-
-func secondsDuration(f float64) (time.Duration, error) {
-	if f < 0 || math.IsNaN(f) || f > 1e9 {
-		return 0, fmt.Errorf("%v is not a usable number of seconds", f)
-	}
-	return time.Duration(f * float64(time.Second)), nil
-}
-
 func toMap(v any) (map[string]any, bool) {
 	switch x := v.(type) {
 	case map[string]any:
@@ -374,7 +285,7 @@ func typeName(v any) string {
 	case map[string]any, map[any]any, map[string]string:
 		return "a mapping"
 	}
-	if _, ok := toInt(v); ok {
+	if _, ok := value.Int(v); ok {
 		return "a number"
 	}
 	return fmt.Sprintf("%T", v)

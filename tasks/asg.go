@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 )
 
 func init() { Register(asgModule{}) }
@@ -19,6 +19,8 @@ type asgModule struct{}
 func (asgModule) Spec() Spec {
 	return Spec{
 		Name:       "asg",
+		Doc:        "Put the host's instance in or out of Auto Scaling standby, or suspend and resume scaling processes (from the controller)",
+		AWS:        true,
 		Controller: true,
 		Params: map[string]Param{
 			"state":                      {Type: String, Choices: []string{"standby", "in_service"}, Doc: "standby or in_service for the host's instance"},
@@ -27,9 +29,9 @@ func (asgModule) Spec() Spec {
 			"groups":                     {Type: List, Doc: "group names (default: the host's autoscaling_group, or the play's groups)"},
 			"decrement_desired_capacity": {Type: Bool, Doc: "standby lowers the desired capacity, so no replacement launches (default true)"},
 			"timeout":                    {Type: Duration, Doc: "wait for the lifecycle state at most this long"},
-			"instance_id":                {Type: String},
-			"region":                     {Type: String},
-			"account":                    {Type: String},
+			"instance_id":                {Type: String, Doc: "default: the host's instance_id"},
+			"region":                     {Type: String, Doc: "default: the host's region"},
+			"account":                    {Type: String, Doc: "default: the host's account_id"},
 		},
 		OneOf: [][]string{{"state", "suspend", "resume"}},
 	}
@@ -37,7 +39,7 @@ func (asgModule) Spec() Spec {
 
 func (asgModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("asg", args)
-	state := a.Choice("state", "", "standby", "in_service")
+	state := a.String("state", "")
 	suspend, resume := a.Has("suspend"), a.Has("resume")
 	procs := a.StringList("suspend")
 	if resume {
@@ -61,9 +63,6 @@ func (asgModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome
 	}
 	if err != nil {
 		return Outcome{}, err
-	}
-	if n := btoi(state != "") + btoi(suspend) + btoi(resume); n != 1 {
-		return Outcome{}, fmt.Errorf("asg: give exactly one of state, suspend, resume")
 	}
 	if region == "" {
 		return Outcome{Failed: true, Msg: "asg: no region: give region, or run it on hosts of an aws_ec2 inventory"}, nil
@@ -136,7 +135,7 @@ func (asgModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome
 // them as autoscaling_groups.
 func hostGroups(h *Host) []string {
 	var out []string
-	if g, _ := h.Vars["autoscaling_group"].(string); g != "" {
+	if g, _ := h.Vars[awsapi.VarAutoScalingGroup].(string); g != "" {
 		out = append(out, g)
 	}
 	switch gs := h.Vars["autoscaling_groups"].(type) {
@@ -158,13 +157,6 @@ func hostGroups(h *Host) []string {
 		}
 	}
 	return uniq
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func toAny(ss []string) []any {

@@ -15,6 +15,7 @@ type assertModule struct{}
 func (assertModule) Spec() Spec {
 	return Spec{
 		Name:       "assert",
+		Doc:        "Fail the host unless every expression is true",
 		Controller: true,
 		Params: map[string]Param{
 			"that":        {Type: Expr, Required: true, Doc: "expressions that must all be true (one or a list)"},
@@ -27,7 +28,6 @@ func (assertModule) Spec() Spec {
 
 func (assertModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("assert", args)
-	a.Require("that")
 	that := a.StringList("that")
 	failMsg, okMsg := a.String("fail_msg", ""), a.String("success_msg", "")
 	quiet := a.Bool("quiet", false)

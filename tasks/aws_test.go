@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/internal/awsemu"
 )
 
@@ -93,7 +93,7 @@ func TestASGModule(t *testing.T) {
 		t.Errorf("still suspended %v", susp)
 	}
 	m, _ := Lookup("asg")
-	if _, err := m.Run(context.Background(), h, map[string]any{"state": "standby", "suspend": []any{"Launch"}}); err == nil {
+	if _, err := Call(context.Background(), m, h, map[string]any{"state": "standby", "suspend": []any{"Launch"}}); err == nil {
 		t.Error("state and suspend together accepted")
 	}
 }

@@ -139,6 +139,7 @@ type shellModule struct{}
 func (shellModule) Spec() Spec {
 	return Spec{
 		Name:     "shell",
+		Doc:      "Run a script with bash on the host (set -euo pipefail)",
 		FreeForm: "cmd",
 		Params: withParams(guardParams, map[string]Param{
 			"cmd":        {Type: String, Required: true, Doc: "script text, run by bash with set -euo pipefail"},
@@ -149,7 +150,6 @@ func (shellModule) Spec() Spec {
 
 func (shellModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("shell", args)
-	a.Require("cmd")
 	cmd := a.String("cmd", "")
 	exe := a.String("executable", "bash")
 	g := readGuard(a)
@@ -170,6 +170,7 @@ type commandModule struct{}
 func (commandModule) Spec() Spec {
 	return Spec{
 		Name:     "command",
+		Doc:      "Run a program with its arguments on the host, with no shell in between",
 		FreeForm: "cmd",
 		Params: withParams(guardParams, map[string]Param{
 			"cmd":  {Type: Any, Doc: "command line, split like a shell splits words (no expansion), or a list"},
@@ -222,6 +223,7 @@ type scriptModule struct{}
 func (scriptModule) Spec() Spec {
 	return Spec{
 		Name:     "script",
+		Doc:      "Upload a local script to the host, run it, and remove it",
 		FreeForm: "cmd",
 		Params: withParams(guardParams, map[string]Param{
 			"cmd":        {Type: String, Doc: "local script path followed by its arguments"},

@@ -102,3 +102,41 @@ func TestNotifyPostsAndMasksWebhook(t *testing.T) {
 		t.Fatalf("%+v", out)
 	}
 }
+
+// TestValidateFromSpec: the Spec's rules are checked once, by Call, before
+// the module runs; Run does not repeat them.
+func TestValidateFromSpec(t *testing.T) {
+	for _, c := range []struct {
+		module string
+		args   map[string]any
+		want   string
+	}{
+		{"systemd", map[string]any{"name": "api", "state": "startd"}, `systemd: state: "startd" is not one of`},
+		{"copy", map[string]any{"content": "x"}, "copy: dest: is required"},
+		{"copy", map[string]any{"dest": "/x", "content": "x", "src": "y"}, "copy: takes only one of src, content"},
+		{"wait_for", map[string]any{"timeout": "soon"}, "wait_for: needs one of port, path"},
+		{"file", map[string]any{"path": "/x", "force": "maybe"}, "file: force: want true or false"},
+		{"http", map[string]any{"url": "http://x", "retries": "many"}, "http: retries: want a whole number"},
+		{"shell", map[string]any{"cmd": "true", "chdri": "/"}, `shell: chdri: unknown parameter`},
+	} {
+		m, _ := Lookup(c.module)
+		ran := false
+		_, err := Call(context.Background(), spy{m, &ran}, &Host{}, c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %v: err %v, want %q", c.module, c.args, err, c.want)
+		}
+		if ran {
+			t.Errorf("%s ran with invalid arguments", c.module)
+		}
+	}
+}
+
+type spy struct {
+	Module
+	ran *bool
+}
+
+func (s spy) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
+	*s.ran = true
+	return Outcome{}, nil
+}

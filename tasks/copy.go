@@ -41,6 +41,7 @@ type copyModule struct{}
 func (copyModule) Spec() Spec {
 	return Spec{
 		Name: "copy",
+		Doc:  "Copy a local file or directory, or inline content, to the host: atomic replacement, skipped when the SHA-256 matches",
 		Params: withParams(copyParams, map[string]Param{
 			"src":     {Type: String, Doc: "local file or directory (a trailing / copies the directory's contents)"},
 			"content": {Type: String, Doc: "literal content for dest, instead of src"},
@@ -51,7 +52,6 @@ func (copyModule) Spec() Spec {
 
 func (copyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("copy", args)
-	a.Require("dest")
 	o := readCopyOpts(a)
 	src, dest := a.String("src", ""), a.String("dest", "")
 	var content []byte
@@ -83,6 +83,7 @@ type templateModule struct{}
 func (templateModule) Spec() Spec {
 	return Spec{
 		Name: "template",
+		Doc:  "Render a local template with the task's variables and copy the result to the host (as copy does)",
 		Params: withParams(copyParams, map[string]Param{
 			"src": {Type: String, Required: true, Doc: "local template file, rendered with the task's variables"},
 		}),
@@ -91,7 +92,6 @@ func (templateModule) Spec() Spec {
 
 func (templateModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("template", args)
-	a.Require("src", "dest")
 	o := readCopyOpts(a)
 	src, dest := a.String("src", ""), a.String("dest", "")
 	if err := a.Err(); err != nil {
@@ -558,7 +558,7 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 		}
 		return nil
 	}); err != nil {
-		return err
+		return explainUploadFailure(ctx, h, acts, err)
 	}
 
 	// Verify and backups: one command per chunk of files, working inside
@@ -665,8 +665,8 @@ const finalizePrelude = `hs() { s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) 
 // to it and nobody else can change what they name.
 func enterPrivate(priv string) string {
 	q := shell.Quote(priv)
-	return fmt.Sprintf(`cd -P -- %s && [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || { echo "copy: the temp directory %s is gone or not private any more; check who else can write to %s" >&2; exit 1; }; `,
-		q, strings.ReplaceAll(q, "%", "%%"), shell.Quote(path.Dir(priv)))
+	return fmt.Sprintf(`cd -P -- %s && [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || { printf 'copy: the temp directory %%s is gone or not private any more; check who else can write to %%s\n' %s %s >&2; exit 1; }; `,
+		q, q, shell.Quote(path.Dir(priv)))
 }
 
 // finalizeLine is the finalize command's part for one file, run inside its
@@ -763,4 +763,28 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// explainUploadFailure adds what OpenSSH's sftp-server does not say: it
+// reports a full disk (ENOSPC) as a bare SSH_FX_FAILURE. When the upload
+// failed that way, the free space where the files go tells the operator why.
+func explainUploadFailure(ctx context.Context, h *Host, ups []*copyAction, err error) error {
+	var se *sftp.StatusError
+	if !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure || len(ups) == 0 {
+		return err
+	}
+	dir := path.Dir(ups[0].it.dest)
+	res, derr := runOn(ctx, h, "df -Pk "+shell.Quote(dir)+" | awk 'NR==2 {print $4}'", false)
+	if derr != nil || res.ExitCode != 0 {
+		return err
+	}
+	free := strings.TrimSpace(string(res.Stdout))
+	var need int64
+	for _, a := range ups {
+		if a.upload {
+			need += a.it.size
+		}
+	}
+	return fmt.Errorf("%w: %s has %s KiB free for %d KiB to upload: no space left on the device? free some (old releases, logs) and run again",
+		err, dir, free, (need+1023)/1024)
 }

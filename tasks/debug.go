@@ -15,6 +15,7 @@ type debugModule struct{}
 func (debugModule) Spec() Spec {
 	return Spec{
 		Name:       "debug",
+		Doc:        "Print a message or the value of an expression",
 		Controller: true,
 		FreeForm:   "msg",
 		Params: map[string]Param{

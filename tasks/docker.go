@@ -24,6 +24,7 @@ type dockerModule struct{}
 func (dockerModule) Spec() Spec {
 	return Spec{
 		Name: "docker",
+		Doc:  "Run, stop or remove a container on the host with docker or podman, recreated when its image or configuration changes",
 		Params: map[string]Param{
 			"name":    {Type: String, Required: true, Doc: "container name"},
 			"image":   {Type: String, Doc: "image (required for state: started)"},
@@ -68,13 +69,12 @@ type container struct {
 
 func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("docker", args)
-	a.Require("name")
 	d := &dockerSpec{
-		rt:      a.Choice("runtime", "docker", "docker", "podman"),
+		rt:      a.String("runtime", "docker"),
 		name:    a.String("name", ""),
 		image:   a.String("image", ""),
-		state:   a.Choice("state", "started", "started", "stopped", "absent"),
-		pull:    a.Choice("pull", "missing", "always", "missing", "never"),
+		state:   a.String("state", "started"),
+		pull:    a.String("pull", "missing"),
 		restart: a.String("restart", ""),
 		network: a.String("network", ""),
 		env:     a.StringMap("env"),

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 )
 
 func init() { Register(elbModule{}) }
 
 // AWS is what the elb and asg modules need from the controller's AWS
-// access; the runner puts an *awsapi.Factory in Controller.AWS.
+// access (Controller.AWS); the CLI hands the runner an *awsapi.Factory.
+// Tests give modules a fake.
 type AWS interface {
 	AddRoles(arns ...string) error
 	Membership(ctx context.Context, instanceID, region, account string, opts awsapi.DrainOptions) (awsapi.Drained, error)
@@ -36,7 +37,10 @@ type elbModule struct{}
 func (elbModule) Spec() Spec {
 	return Spec{
 		Name:       "elb",
+		Doc:        "Drain the host's instance from its classic ELBs and target groups, or register it back (from the controller)",
 		Controller: true,
+		AWS:        true,
+		Undo:       ElbStateKey,
 		Params: map[string]Param{
 			"state":          {Type: String, Required: true, Choices: []string{"drained", "registered"}, Doc: "drained or registered"},
 			"load_balancers": {Type: List, Doc: "classic ELB names (default: every one holding the instance)"},
@@ -60,15 +64,12 @@ func awsTarget(module string, a *Args, h *Host) (aw AWS, id, region, account str
 		s, _ := h.Vars[varName].(string)
 		return s
 	}
-	id, region, account = str("instance_id", "instance_id"), str("region", "region"), str("account", "account_id")
+	id, region, account = str("instance_id", awsapi.VarInstanceID), str("region", awsapi.VarRegion), str("account", awsapi.VarAccountID)
 	if h.Controller == nil || h.Controller.AWS == nil {
 		return nil, "", "", "", fmt.Errorf("%s: no AWS access on the controller", module)
 	}
-	aw, ok := h.Controller.AWS.(AWS)
-	if !ok {
-		return nil, "", "", "", fmt.Errorf("%s: controller AWS access is a %T", module, h.Controller.AWS)
-	}
-	if role, _ := h.Vars["aws_role_arn"].(string); role != "" {
+	aw = h.Controller.AWS
+	if role, _ := h.Vars[awsapi.VarRoleARN].(string); role != "" {
 		if err := aw.AddRoles(role); err != nil {
 			return nil, "", "", "", fmt.Errorf("%s: %w", module, err)
 		}
@@ -78,8 +79,7 @@ func awsTarget(module string, a *Args, h *Host) (aw AWS, id, region, account str
 
 func (elbModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("elb", args)
-	a.Require("state")
-	state := a.Choice("state", "", "drained", "registered")
+	state := a.String("state", "")
 	lbs, tgs := a.StringList("load_balancers"), a.StringList("target_groups")
 	timeout := a.Duration("timeout", 0)
 	if timeout == 0 {

@@ -10,6 +10,7 @@ type failModule struct{}
 func (failModule) Spec() Spec {
 	return Spec{
 		Name:       "fail",
+		Doc:        "Fail the host with a message",
 		Controller: true,
 		FreeForm:   "msg",
 		Params:     map[string]Param{"msg": {Type: String, Doc: "why"}},

@@ -18,6 +18,7 @@ type fileModule struct{}
 func (fileModule) Spec() Spec {
 	return Spec{
 		Name: "file",
+		Doc:  "Make a path on the host a file, a directory or a symlink, touch it or remove it, and set its mode and owner",
 		Params: map[string]Param{
 			"path":    {Type: String, Doc: "path on the host (also: dest, name)"},
 			"dest":    {Type: String, Doc: "alias of path"},
@@ -37,7 +38,7 @@ func (fileModule) Spec() Spec {
 func (fileModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("file", args)
 	p := a.String("path", a.String("dest", a.String("name", "")))
-	state := a.Choice("state", "file", "file", "directory", "link", "absent", "touch")
+	state := a.String("state", "file")
 	src := a.String("src", "")
 	mode := a.Mode("mode")
 	owner, group := a.String("owner", ""), a.String("group", "")

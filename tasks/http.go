@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/value"
 )
 
 func init() { Register(httpModule{}) }
@@ -31,6 +33,7 @@ const (
 func (httpModule) Spec() Spec {
 	return Spec{
 		Name: "http",
+		Doc:  "Request a URL from the host and check the status and body: smoke tests and health checks, with retries",
 		Params: map[string]Param{
 			"url":            {Type: String, Required: true, Doc: "URL as seen from the host (http://127.0.0.1:8080/status)"},
 			"method":         {Type: String, Doc: "default GET"},
@@ -59,7 +62,6 @@ type httpCheck struct {
 
 func (httpModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("http", args)
-	a.Require("url")
 	c := &httpCheck{
 		url:      a.String("url", ""),
 		method:   strings.ToUpper(a.String("method", "GET")),
@@ -229,7 +231,7 @@ func statusList(v any) ([]int, error) {
 	}
 	var out []int
 	for _, it := range items {
-		n, ok := toInt(it)
+		n, ok := value.Int(it)
 		if !ok || n < 100 || n > 599 {
 			return nil, fmt.Errorf("%v is not an HTTP status", it)
 		}

@@ -56,7 +56,7 @@ func runModule(t testing.TB, ctx context.Context, h *tasks.Host, name string, ar
 	if !ok {
 		t.Fatalf("no module %s", name)
 	}
-	out, err := m.Run(ctx, h, args)
+	out, err := tasks.Call(ctx, m, h, args)
 	if err != nil {
 		t.Fatalf("%s %v: %v", name, args, err)
 	}

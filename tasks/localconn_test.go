@@ -181,7 +181,7 @@ func runModule(t *testing.T, h *Host, name string, args map[string]any) Outcome 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := m.Run(ctx, h, args)
+	out, err := Call(ctx, m, h, args)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}

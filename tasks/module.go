@@ -25,20 +25,45 @@ type Param struct {
 	Type     Type
 	Required bool
 	Choices  []string // allowed values for a String param, when limited
-	Doc      string   // one line, shown by `ferry check` hints
+	Default  string   // the value when the argument is left out, as text, for `ferry doc` ("": none, or said in Doc)
+	Doc      string   // one line: what it is; shown by `ferry check` hints and `ferry doc`
 }
 
-// Spec describes a module for load-time validation and for the runner.
+// Spec describes a module: its arguments, checked when a playbook loads and
+// again, rendered, before each run (Validate), and its capabilities, which
+// the runner, `ferry check` and the CLI read instead of naming modules.
 type Spec struct {
-	Name       string
-	Params     map[string]Param
-	FreeForm   string // when set, `module: "text"` is accepted and stored under this param (e.g. "cmd")
-	Controller bool   // runs on the controller: no connection to the host is needed
+	Name     string
+	Doc      string // one line: what the module does (`ferry doc`, docs/modules.md)
+	Params   map[string]Param
+	FreeForm string // when set, `module: "text"` is accepted and stored under this param (e.g. "cmd")
 	// OneOf lists groups of params of which exactly one must be given (e.g. copy: src | content).
 	OneOf [][]string
 	// AnyParams: any key is accepted (set_fact); Params, if any, still type-check
 	// the keys they name.
 	AnyParams bool
+	// Returns documents what `register` gets beyond changed/failed/msg
+	// (name → one line), for `ferry doc`.
+	Returns map[string]string
+
+	// Controller: runs on the controller, so no connection to the host is
+	// needed and become does not apply.
+	Controller bool
+	// AWS: calls AWS from the controller (Host.Controller.AWS); the CLI sets
+	// up AWS only for playbooks that use such a module.
+	AWS bool
+	// Approval reports whether a call with these (unrendered) arguments asks
+	// the operator to approve, so that a run without a terminal or --yes is
+	// refused before it starts. nil: never.
+	Approval func(args map[string]any) bool
+	// DefinesFacts: every argument's key becomes a host variable
+	// (set_fact), so `ferry check` knows those names are defined after it.
+	DefinesFacts bool
+	// Undo names the Host.State key under which the module keeps what it did
+	// that the play still has to undo (elb: the load balancers it drained
+	// the host from). A host whose State holds it at the end of a run is
+	// reported as left out of service.
+	Undo string
 }
 
 // Module is one task type. Run must honour Host.Check (report, change nothing)
@@ -84,8 +109,8 @@ type Host struct {
 type Controller struct {
 	// Approve asks the operator to approve msg (pause module); false means abort.
 	Approve func(ctx context.Context, msg string) (bool, error)
-	// AWS is filled by the runner when an AWS module is used; see elb.go/asg.go.
-	AWS any
+	// AWS is filled by the runner when an AWS module is used (Spec.AWS); see elb.go/asg.go.
+	AWS AWS
 }
 
 // Outcome is the result of one module run.
@@ -108,6 +133,15 @@ func Register(m Module) { registry[m.Spec().Name] = m }
 func Lookup(name string) (Module, bool) {
 	m, ok := registry[name]
 	return m, ok
+}
+
+// Specs returns every module's Spec, sorted by name.
+func Specs() []Spec {
+	out := make([]Spec, 0, len(registry))
+	for _, n := range Names() {
+		out = append(out, registry[n].Spec())
+	}
+	return out
 }
 
 // Names lists every module, sorted (for "did you mean").

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferrydeploy/ferry/internal/value"
 )
 
 func init() { Register(pauseModule{}) }
@@ -20,7 +22,10 @@ const maxPause = 24 * time.Hour
 func (pauseModule) Spec() Spec {
 	return Spec{
 		Name:       "pause",
+		Doc:        "Wait a fixed time, or until the operator approves (the TUI, a terminal prompt, or --yes)",
 		Controller: true,
+		// Without seconds or minutes, pause asks the operator.
+		Approval: func(args map[string]any) bool { return args["seconds"] == nil && args["minutes"] == nil },
 		Params: map[string]Param{
 			"prompt":  {Type: String, Doc: "what the operator approves"},
 			"seconds": {Type: Duration, Doc: "wait this long instead of asking"},
@@ -82,7 +87,7 @@ func toFloat(v any) (float64, bool) {
 		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
 		return f, err == nil
 	}
-	if n, ok := toInt(v); ok {
+	if n, ok := value.Int(v); ok {
 		return float64(n), true
 	}
 	return 0, false

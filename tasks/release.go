@@ -28,6 +28,7 @@ type releaseModule struct{}
 func (releaseModule) Spec() Spec {
 	return Spec{
 		Name: "release",
+		Doc:  "Deploy into releases/<version> with a current symlink, keep the last N releases, and roll back to the previously activated one",
 		Params: map[string]Param{
 			"path":     {Type: String, Required: true, Doc: "base directory (holds releases/ and current)"},
 			"src":      {Type: String, Doc: "local file or directory to put in the release"},
@@ -52,7 +53,6 @@ type releaseState struct {
 
 func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("release", args)
-	a.Require("path")
 	base := strings.TrimSuffix(a.String("path", ""), "/")
 	src := a.String("src", "")
 	version := a.String("version", time.Now().UTC().Format("20060102150405"))

@@ -13,7 +13,8 @@ func init() { Register(setFactModule{}) }
 type setFactModule struct{}
 
 func (setFactModule) Spec() Spec {
-	return Spec{Name: "set_fact", Controller: true, AnyParams: true}
+	return Spec{Name: "set_fact", Doc: "Set host variables for the rest of the run", Controller: true, AnyParams: true, DefinesFacts: true,
+		Returns: map[string]string{"ansible_facts": "the variables set"}}
 }
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -9,116 +9,120 @@ import (
 	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
-func init() {
-	Register(statModule{})
-	Register(waitForConnectionModule{})
-}
+func init() { Register(statModule{}) }
 
-// statModule reads a path's metadata on the host, as Ansible's stat does:
-// register it and test `result.stat.exists`, `.isdir`, `.mode`, `.checksum`.
-// It changes nothing (so it also runs under --check).
+// statModule reports what a path on the host is, as Ansible's stat does:
+// the result's `stat` holds exists, isdir, mode, checksum and the rest,
+// for `register` and `when`. It changes nothing, so it also runs in check
+// mode. One remote command (GNU stat and coreutils).
 type statModule struct{}
 
 func (statModule) Spec() Spec {
 	return Spec{
-		Name:     "stat",
-		FreeForm: "path",
+		Name: "stat",
+		Doc:  "Report whether a path on the host exists and what it is (type, mode, owner, size, times, checksum), for register and when",
 		Params: map[string]Param{
-			"path":           {Type: String, Required: true, Doc: "path on the host"},
-			"follow":         {Type: Bool, Doc: "follow a symlink (default false)"},
-			"get_checksum":   {Type: Bool, Doc: "SHA-1 of a regular file as `checksum` (default true)"},
-			"get_attributes": {Type: Bool, Doc: "accepted for Ansible; ignored"},
-			"get_mime":       {Type: Bool, Doc: "accepted for Ansible; ignored"},
-			"checksum_algorithm": {Type: String, Choices: []string{"sha1", "sha256"},
-				Doc: "sha1 (Ansible's default) or sha256"},
+			"path":               {Type: String, Required: true, Doc: "path on the host"},
+			"follow":             {Type: Bool, Default: "false", Doc: "describe what a symlink points to, not the link"},
+			"get_checksum":       {Type: Bool, Default: "true", Doc: "checksum a regular file"},
+			"checksum_algorithm": {Type: String, Default: "sha1", Choices: []string{"sha1", "sha256", "sha512", "md5"}, Doc: "checksum to compute"},
+		},
+		Returns: map[string]string{
+			"stat": "exists; when it does: path, isreg, isdir, islnk, ischr, isblk, isfifo, issock, mode (\"0644\"), uid, gid, pw_name, gr_name, size, mtime, atime, ctime, inode, nlink, dev, lnk_target (links), checksum (readable regular files)",
 		},
 	}
 }
+
+// statFields is what the remote stat prints, in order (%F last: it may
+// hold spaces).
+const statFormat = `%a|%u|%g|%U|%G|%s|%Y|%X|%Z|%i|%h|%d|%F`
 
 func (statModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("stat", args)
-	path := a.String("path", "")
+	p := a.String("path", "")
 	follow := a.Bool("follow", false)
 	sum := a.Bool("get_checksum", true)
-	algo := a.Choice("checksum_algorithm", "sha1", "sha1", "sha256")
+	algo := a.String("checksum_algorithm", "sha1")
 	if err := a.Err(); err != nil {
 		return Outcome{}, err
 	}
-	flag := ""
+	var b strings.Builder
+	fmt.Fprintf(&b, "p=%s; ", shell.Quote(p))
+	b.WriteString(`if [ ! -e "$p" ] && [ ! -L "$p" ]; then echo missing; exit 0; fi; `)
+	l := ""
 	if follow {
-		flag = "-L "
+		l = "-L "
 	}
-	q := shell.Quote(path)
-	// One round trip: the stat line, the link target, and the checksum of a regular file.
-	cmd := fmt.Sprintf(`if [ -e %[1]s ] || [ -L %[1]s ]; then stat %[2]s-c '%%F|%%s|%%a|%%U|%%G|%%u|%%g|%%Y' -- %[1]s; readlink -- %[1]s || echo; `, q, flag)
+	fmt.Fprintf(&b, "stat %s-c %s -- \"$p\" || exit 1; ", l, shell.Quote(statFormat))
+	b.WriteString(`if [ -L "$p" ]; then printf 'link:%s\n' "$(readlink -- "$p")"; fi; `)
 	if sum {
-		cmd += fmt.Sprintf(`if [ -f %[1]s ] && [ -r %[1]s ]; then %[2]ssum < %[1]s; fi; `, q, algo)
+		reg := `[ -f "$p" ] && [ ! -L "$p" ]` // as lstat sees it
+		if follow {
+			reg = `[ -f "$p" ]`
+		}
+		fmt.Fprintf(&b, `if %s && [ -r "$p" ]; then s=$(%ssum < "$p") && printf 'sum:%%s\n' "${s%%%% *}"; fi; `, reg, algo)
 	}
-	cmd += "else echo absent; fi"
-	res, err := h.Conn.Run(ctx, cmd, h.Become)
+	b.WriteString("exit 0")
+	res, err := runOn(ctx, h, b.String(), false)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("stat %s: %w", path, err)
+		return Outcome{}, fmt.Errorf("stat %s: %w", p, err)
 	}
 	if res.ExitCode != 0 {
-		return Outcome{Failed: true, Msg: fmt.Sprintf("stat %s: %s", path, strings.TrimSpace(string(res.Stderr)))}, nil
+		return Outcome{Failed: true, Msg: failMsg("stat", res)}, nil
 	}
-	lines := strings.Split(strings.TrimRight(string(res.Stdout), "\n"), "\n")
-	st := map[string]any{"exists": false, "path": path}
-	if len(lines) > 0 && lines[0] != "absent" {
-		f := strings.Split(lines[0], "|")
-		if len(f) == 8 {
-			size, _ := strconv.ParseInt(f[1], 10, 64)
-			uid, _ := strconv.Atoi(f[5])
-			gid, _ := strconv.Atoi(f[6])
-			mtime, _ := strconv.ParseInt(f[7], 10, 64)
-			mode := f[2]
-			for len(mode) < 4 {
-				mode = "0" + mode
-			}
-			st = map[string]any{"exists": true, "path": path, "size": size, "mode": mode,
-				"pw_name": f[3], "gr_name": f[4], "uid": uid, "gid": gid, "mtime": mtime,
-				"isdir": f[0] == "directory", "isreg": strings.HasPrefix(f[0], "regular"),
-				"islnk": f[0] == "symbolic link"}
-			if len(lines) > 1 && lines[1] != "" {
-				st["lnk_target"] = lines[1]
-			}
-			if len(lines) > 2 {
-				if s, _, ok := strings.Cut(lines[2], " "); ok || s != "" {
-					st["checksum"] = s
-				}
-			}
+	st, err := parseStat(p, string(res.Stdout))
+	if err != nil {
+		return Outcome{}, fmt.Errorf("stat %s: %w", p, err)
+	}
+	msg := p + " does not exist"
+	if st["exists"] == true {
+		msg = fmt.Sprintf("%s: %s, mode %s", p, kindOf(st), st["mode"])
+	}
+	return Outcome{Msg: msg, Result: map[string]any{"stat": st}}, nil
+}
+
+// parseStat reads the remote command's output into Ansible's stat fields.
+func parseStat(p, out string) (map[string]any, error) {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) == 0 || lines[0] == "missing" {
+		return map[string]any{"exists": false}, nil
+	}
+	f := strings.SplitN(lines[0], "|", 13)
+	if len(f) != 13 {
+		return nil, fmt.Errorf("unexpected stat output %q", lines[0])
+	}
+	num := func(s string) int64 { n, _ := strconv.ParseInt(s, 10, 64); return n }
+	mode, err := strconv.ParseUint(f[0], 8, 32)
+	if err != nil {
+		return nil, fmt.Errorf("unexpected mode %q", f[0])
+	}
+	kind := f[12]
+	st := map[string]any{
+		"exists": true, "path": p, "mode": fmt.Sprintf("%04o", mode),
+		"uid": num(f[1]), "gid": num(f[2]), "pw_name": f[3], "gr_name": f[4], "size": num(f[5]),
+		"mtime": float64(num(f[6])), "atime": float64(num(f[7])), "ctime": float64(num(f[8])),
+		"inode": num(f[9]), "nlink": num(f[10]), "dev": num(f[11]),
+		"isreg": strings.Contains(kind, "regular"), "isdir": kind == "directory", "islnk": kind == "symbolic link",
+		"ischr": kind == "character special file", "isblk": kind == "block special file",
+		"isfifo": kind == "fifo", "issock": kind == "socket",
+	}
+	for _, l := range lines[1:] {
+		if v, ok := strings.CutPrefix(l, "link:"); ok {
+			st["lnk_target"] = v
+			st["lnk_source"] = p
+		} else if v, ok := strings.CutPrefix(l, "sum:"); ok {
+			st["checksum"] = v
 		}
 	}
-	return Outcome{Msg: fmt.Sprintf("%s: exists=%v", path, st["exists"]), Result: map[string]any{"stat": st}}, nil
+	return st, nil
 }
 
-// waitForConnectionModule is Ansible's wait_for_connection: the host answers
-// a command over its connection (ferry's preflight already connected it).
-type waitForConnectionModule struct{}
-
-func (waitForConnectionModule) Spec() Spec {
-	return Spec{
-		Name: "wait_for_connection",
-		Params: map[string]Param{
-			"timeout":         {Type: Duration, Doc: "give up after (default 600s)"},
-			"delay":           {Type: Duration, Doc: "accepted for Ansible"},
-			"sleep":           {Type: Duration, Doc: "accepted for Ansible"},
-			"connect_timeout": {Type: Duration, Doc: "accepted for Ansible"},
-		},
+func kindOf(st map[string]any) string {
+	for _, k := range []string{"isreg", "isdir", "islnk", "ischr", "isblk", "isfifo", "issock"} {
+		if st[k] == true {
+			return map[string]string{"isreg": "file", "isdir": "directory", "islnk": "symlink", "ischr": "character device",
+				"isblk": "block device", "isfifo": "fifo", "issock": "socket"}[k]
+		}
 	}
-}
-
-func (waitForConnectionModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
-	a := NewArgs("wait_for_connection", args)
-	timeout := a.Duration("timeout", 600_000_000_000)
-	if err := a.Err(); err != nil {
-		return Outcome{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	res, err := h.Conn.Run(ctx, "true", RunOptions{})
-	if err != nil || res.ExitCode != 0 {
-		return Outcome{Failed: true, Msg: fmt.Sprintf("the host does not answer: %v", err)}, nil
-	}
-	return Outcome{Msg: "connected"}, nil
+	return "other"
 }

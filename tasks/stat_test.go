@@ -1,41 +1,64 @@
-package tasks
+package tasks_test
 
 import (
-	"os"
-	"path/filepath"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"testing"
+	"time"
+
+	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/tasks"
 )
 
-func TestStat(t *testing.T) {
-	h, _, _ := testHost(t)
-	dir := t.TempDir()
-	f := filepath.Join(dir, "a b")
-	if err := os.WriteFile(f, []byte("hi\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	os.Symlink(f, filepath.Join(dir, "link"))
-	st := func(args map[string]any) map[string]any {
-		out := runModule(t, h, "stat", args)
+// TestLabStat: stat on a real host returns Ansible's fields for a file, a
+// directory, a symlink (followed or not) and a missing path, and changes
+// nothing, in check mode too.
+func TestLabStat(t *testing.T) {
+	l := lab.StartT(t, lab.Options{Hosts: 1})
+	labExec(t, l, "app1", "mkdir -p /opt/st && printf 'hello\\n' > /opt/st/f && chmod 0640 /opt/st/f && chown nobody /opt/st/f && ln -sfn f /opt/st/l && mkfifo /opt/st/p")
+	_, client := labConnect(t, l, "app1")
+	h := &tasks.Host{Name: "app1", Conn: client, Become: tasks.RunOptions{Become: true}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stat := func(args map[string]any) map[string]any {
+		t.Helper()
+		out := runModule(t, ctx, h, "stat", args)
 		if out.Failed || out.Changed {
 			t.Fatalf("stat %v: %+v", args, out)
 		}
 		return out.Result["stat"].(map[string]any)
 	}
-	s := st(map[string]any{"path": f})
-	if s["exists"] != true || s["isreg"] != true || s["mode"] != "0640" || s["size"] != int64(3) ||
-		s["checksum"] != "55ca6286e3e4f4fba5d0448333fa99fc5a404a73" { // sha1 of "hi\n"
-		t.Errorf("file: %v", s)
+
+	sum := sha1.Sum([]byte("hello\n"))
+	f := stat(map[string]any{"path": "/opt/st/f"})
+	for k, want := range map[string]any{"exists": true, "isreg": true, "isdir": false, "islnk": false, "mode": "0640",
+		"pw_name": "nobody", "size": int64(6), "checksum": hex.EncodeToString(sum[:]), "path": "/opt/st/f"} {
+		if f[k] != want {
+			t.Errorf("file: %s = %#v, want %#v", k, f[k], want)
+		}
 	}
-	if s := st(map[string]any{"path": dir, "get_checksum": false}); s["isdir"] != true || s["checksum"] != nil {
-		t.Errorf("dir: %v", s)
+	if m, _ := f["mtime"].(float64); m < 1e9 {
+		t.Errorf("file: mtime = %v", f["mtime"])
 	}
-	if s := st(map[string]any{"path": filepath.Join(dir, "link")}); s["islnk"] != true || s["lnk_target"] != f {
-		t.Errorf("link: %v", s)
+
+	if d := stat(map[string]any{"path": "/opt/st", "get_checksum": false}); d["isdir"] != true || d["checksum"] != nil {
+		t.Errorf("dir: %v", d)
 	}
-	if s := st(map[string]any{"path": filepath.Join(dir, "nope")}); s["exists"] != false {
-		t.Errorf("missing: %v", s)
+	if ln := stat(map[string]any{"path": "/opt/st/l"}); ln["islnk"] != true || ln["lnk_target"] != "f" || ln["isreg"] != false || ln["checksum"] != nil {
+		t.Errorf("link: %v", ln)
 	}
-	if out := runModule(t, h, "wait_for_connection", map[string]any{}); out.Failed {
-		t.Errorf("wait_for_connection: %+v", out)
+	if ln := stat(map[string]any{"path": "/opt/st/l", "follow": true, "checksum_algorithm": "sha256"}); ln["isreg"] != true || len(ln["checksum"].(string)) != 64 {
+		t.Errorf("followed link: %v", ln)
+	}
+	if p := stat(map[string]any{"path": "/opt/st/p"}); p["isfifo"] != true {
+		t.Errorf("fifo: %v", p)
+	}
+	if m := stat(map[string]any{"path": "/opt/st/nope it's"}); m["exists"] != false || len(m) != 1 {
+		t.Errorf("missing: %v", m)
+	}
+	h.Check = true
+	if f := stat(map[string]any{"path": "/opt/st/f"}); f["exists"] != true {
+		t.Errorf("check mode: %v", f)
 	}
 }

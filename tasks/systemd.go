@@ -20,9 +20,10 @@ type systemdModule struct{}
 func (systemdModule) Spec() Spec {
 	return Spec{
 		Name: "systemd",
+		Doc:  "Start, stop, restart or reload a systemd unit, enable it at boot, and daemon-reload",
 		Params: map[string]Param{
 			"name":          {Type: String, Doc: "unit name (api or api.service)"},
-			"state":         {Type: String, Choices: []string{"started", "stopped", "restarted", "reloaded"}},
+			"state":         {Type: String, Choices: []string{"started", "stopped", "restarted", "reloaded"}, Doc: "what to do with the unit (restarted and reloaded always act)"},
 			"enabled":       {Type: Bool, Doc: "start at boot"},
 			"daemon_reload": {Type: Bool, Doc: "systemctl daemon-reload first (after changing unit files)"},
 			"wait_timeout":  {Type: Duration, Doc: "how long to wait for is-active to agree (default 60s)"},
@@ -33,7 +34,7 @@ func (systemdModule) Spec() Spec {
 func (systemdModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("systemd", args)
 	name := a.String("name", "")
-	state := a.Choice("state", "", "started", "stopped", "restarted", "reloaded")
+	state := a.String("state", "")
 	reload := a.Bool("daemon_reload", false)
 	hasEnabled := a.Has("enabled")
 	enabled := a.Bool("enabled", false)

@@ -22,6 +22,7 @@ type waitForModule struct{}
 func (waitForModule) Spec() Spec {
 	return Spec{
 		Name: "wait_for",
+		Doc:  "Wait on the host until a port accepts connections (or stops), or a path appears (or goes)",
 		Params: map[string]Param{
 			"port":            {Type: Int, Doc: "TCP port, dialled from the host"},
 			"host":            {Type: String, Doc: "address to dial, as seen from the host (default 127.0.0.1)"},
@@ -41,7 +42,7 @@ func (waitForModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	port := a.Int("port", 0)
 	host := a.String("host", "127.0.0.1")
 	p := a.String("path", "")
-	state := a.Choice("state", "", "started", "stopped", "present", "absent")
+	state := a.String("state", "")
 	timeout := a.Duration("timeout", 300*time.Second)
 	delay := a.Duration("delay", 0)
 	interval := a.Duration("sleep", time.Second)

@@ -25,6 +25,7 @@ const webhookTimeout = 10 * time.Second
 func (webhookModule) Spec() Spec {
 	return Spec{
 		Name:       "webhook",
+		Doc:        "Post a message to a chat webhook (Slack, Mattermost, Teams) from the controller",
 		Controller: true,
 		Params: map[string]Param{
 			"url":      {Type: String, Required: true, Doc: "incoming-webhook URL (Slack, Mattermost, Teams-compatible)"},
@@ -47,7 +48,6 @@ func maskURL(raw string) string {
 
 func (webhookModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("webhook", args)
-	a.Require("url", "text")
 	hook, text := a.String("url", ""), a.String("text", "")
 	channel, user := a.String("channel", ""), a.String("username", "")
 	if err := a.Err(); err != nil {

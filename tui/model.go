@@ -244,31 +244,29 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 }
 
 // key handles one key press and returns the command to run (tea.Quit).
+// Every key is a binding of the keymap (keys.go).
 func (s *state) key(k tea.KeyMsg) tea.Cmd {
-	key := k.String()
 	s.flash, s.flashTick = "", s.tick
 	if s.help {
 		s.help = false
-		if key == "?" || key == "esc" || key == "q" {
-			return nil
+		if matches(k, keys.Help, keys.CloseLog) || k.Type == tea.KeyEsc {
+			return nil // closing the help is all these do
 		}
 	}
 	// Steering keys work in every view: a pending pause must never be hidden.
-	switch key {
-	case "ctrl+c":
+	switch {
+	case matches(k, keys.Interrupt):
 		if s.finished {
 			return tea.Quit
 		}
 		s.abort()
 		return nil
-	case "enter":
-		if s.pausePending {
-			s.pausePending = false
-			s.ctl.Approve(true)
-			s.flash = "approved: continuing"
-			return nil
-		}
-	case "a":
+	case matches(k, keys.Approve) && s.pausePending:
+		s.pausePending = false
+		s.ctl.Approve(true)
+		s.flash = "approved: continuing"
+		return nil
+	case matches(k, keys.Abort):
 		if s.pausePending {
 			// Refusing a pause is an abort, as the key help says: the same
 			// graceful stop as SIGTERM (exit 130), not a failed rollout.
@@ -287,23 +285,23 @@ func (s *state) key(k tea.KeyMsg) tea.Cmd {
 			s.abort()
 			return nil
 		}
-	case "p":
+	case matches(k, keys.Pause):
 		if !s.finished && !s.pauseRequested && s.aborting == 0 {
 			s.pauseRequested = true
 			s.ctl.PauseAfterBatch()
 		}
 		return nil
-	case "?":
+	case matches(k, keys.Help):
 		s.help = true
 		return nil
 	}
 	switch s.mode {
 	case modeLog:
-		return s.logKey(key)
+		return s.logKey(k)
 	case modeRecap:
-		return s.recapKey(key)
+		return s.recapKey(k)
 	}
-	return s.hostsKey(key)
+	return s.hostsKey(k)
 }
 
 func (s *state) abort() {
@@ -311,45 +309,36 @@ func (s *state) abort() {
 	s.ctl.Abort()
 }
 
-func (s *state) hostsKey(key string) tea.Cmd {
+func (s *state) hostsKey(k tea.KeyMsg) tea.Cmd {
 	page := max(s.layout().rows, 1)
-	switch key {
-	case "up", "k":
+	switch {
+	case matches(k, keys.Up):
 		s.moveSel(-1)
-	case "down", "j":
+	case matches(k, keys.Down):
 		s.moveSel(1)
-	case "pgup", "ctrl+b":
+	case matches(k, keys.PageUp):
 		s.moveSel(-page)
-	case "pgdown", "ctrl+f", " ":
+	case matches(k, keys.PageDown):
 		s.moveSel(page)
-	case "home", "g":
+	case matches(k, keys.Home):
 		s.moveSel(-len(s.rows))
-	case "end", "G":
+	case matches(k, keys.End):
 		s.moveSel(len(s.rows))
-	case "f":
+	case matches(k, keys.Follow):
 		s.follow = true
 		s.flash = "following running hosts"
-	case "enter", "l":
-		if key == "enter" && s.finished {
-			return tea.Quit
-		}
+	case matches(k, keys.Quit) && s.finished:
+		return tea.Quit
+	case matches(k, keys.Open):
 		if s.sel < len(s.rows) {
 			s.mode, s.logHost, s.logFollow = modeLog, s.rows[s.sel], true
 		}
-	case "tab":
+	case matches(k, keys.Tab):
 		if s.end != nil {
 			s.mode = modeRecap
 		}
-	case "q", "esc":
-		if s.finished {
-			if key == "q" {
-				return tea.Quit
-			}
-			return nil
-		}
-		if key == "q" {
-			s.flash = "the run is still going: a aborts it; q quits once it has finished"
-		}
+	case matches(k, keys.Quit):
+		s.flash = "the run is still going: a aborts it; q quits once it has finished"
 	}
 	return nil
 }
@@ -359,7 +348,7 @@ func (s *state) moveSel(d int) {
 	s.sel = clamp(s.sel+d, 0, len(s.rows)-1)
 }
 
-func (s *state) logKey(key string) tea.Cmd {
+func (s *state) logKey(k tea.KeyMsg) tea.Cmd {
 	h := s.logHost
 	if h == nil {
 		s.mode = modeHosts
@@ -370,24 +359,24 @@ func (s *state) logKey(key string) tea.Cmd {
 	if s.logFollow {
 		s.logOff = maxOff
 	}
-	switch key {
-	case "esc", "q", "backspace", "left", "h":
+	switch {
+	case matches(k, keys.Back, keys.CloseLog):
 		s.mode, s.logHost = modeHosts, nil
 		if s.end != nil && s.finished {
 			s.mode = modeRecap
 		}
 		return nil
-	case "up", "k":
+	case matches(k, keys.Up):
 		s.logOff--
-	case "down", "j":
+	case matches(k, keys.Down):
 		s.logOff++
-	case "pgup", "ctrl+b":
+	case matches(k, keys.PageUp):
 		s.logOff -= page
-	case "pgdown", "ctrl+f", " ":
+	case matches(k, keys.PageDown):
 		s.logOff += page
-	case "home", "g":
+	case matches(k, keys.Home):
 		s.logOff = 0
-	case "end", "G":
+	case matches(k, keys.End):
 		s.logOff = maxOff
 	}
 	s.logOff = clamp(s.logOff, 0, maxOff)
@@ -395,28 +384,28 @@ func (s *state) logKey(key string) tea.Cmd {
 	return nil
 }
 
-func (s *state) recapKey(key string) tea.Cmd {
+func (s *state) recapKey(k tea.KeyMsg) tea.Cmd {
 	page := max(s.layout().rows, 1)
-	switch key {
-	case "q", "enter":
+	switch {
+	case matches(k, keys.Quit):
 		return tea.Quit
-	case "tab", "esc":
+	case matches(k, keys.Tab, keys.Back):
 		s.mode = modeHosts
-	case "l":
+	case matches(k, keys.Open):
 		if s.sel < len(s.rows) {
 			s.mode, s.logHost, s.logFollow = modeLog, s.rows[s.sel], true
 		}
-	case "up", "k":
+	case matches(k, keys.Up):
 		s.recapOff--
-	case "down", "j":
+	case matches(k, keys.Down):
 		s.recapOff++
-	case "pgup":
+	case matches(k, keys.PageUp):
 		s.recapOff -= page
-	case "pgdown", " ":
+	case matches(k, keys.PageDown):
 		s.recapOff += page
-	case "home", "g":
+	case matches(k, keys.Home):
 		s.recapOff = 0
-	case "end", "G":
+	case matches(k, keys.End):
 		s.recapOff = 1 << 30
 	}
 	// View clamps recapOff against the recap's length.

@@ -512,55 +512,46 @@ func (s *state) footer(w int) string {
 	if s.flash != "" {
 		return s.st.warn.Render(truncate(s.flash, w, s.sym.ellipsis))
 	}
-	var keys []string
+	var items []string
 	switch {
 	case s.help:
-		keys = []string{"any key: close help"}
+		items = []string{"any key: close help"}
 	case s.pausePending:
-		keys = []string{"enter continue", "a abort", "? help"}
+		items = []string{hint("continue", keys.Approve), hint("abort", keys.Abort), hint("help", keys.Help)}
 	case s.mode == modeLog:
-		keys = []string{"↑↓/pgup/pgdn scroll", "home/end", "esc back"}
+		items = []string{hint("scroll", keys.Up, keys.Down, keys.PageUp, keys.PageDown), hint("", keys.Home, keys.End), hint("back", keys.Back)}
 		if s.finished {
-			keys = append(keys, "q back")
+			items = append(items, hint("back", keys.CloseLog))
 		}
 	case s.finished:
-		keys = append(keys, "q/enter quit", "tab hosts/recap")
+		items = append(items, hint("quit", keys.Quit), hint("hosts/recap", keys.Tab))
 		if s.end != nil && s.end.Record != "" {
-			keys = append(keys, "record "+s.end.Record)
+			items = append(items, "record "+s.end.Record)
 		}
 	default:
-		keys = []string{"↑↓ select", "enter log", "p pause after batch", "a abort", "? help"}
+		items = []string{hint("select", keys.Up, keys.Down), hint("log", keys.Open), hint("pause after batch", keys.Pause), hint("abort", keys.Abort), hint("help", keys.Help)}
 	}
 	if s.sym.sel == asciiSymbols.sel {
-		for i := range keys {
-			keys[i] = strings.ReplaceAll(keys[i], "↑↓", "up/down")
+		for i := range items {
+			items[i] = strings.ReplaceAll(items[i], "↑↓", "up/down")
 		}
 	}
-	return s.st.dim.Render(joinFit(keys, s.sym.sep, w))
+	return s.st.dim.Render(joinFit(items, s.sym.sep, w))
 }
 
 func (s *state) helpLines(w, h int) []string {
-	text := []string{
-		s.st.bold.Render("keys"),
-		"  up/down, j/k      select a host",
-		"  pgup/pgdn         move a page",
-		"  home/end, g/G     first/last host",
-		"  enter             open the selected host's full log (esc/q: back)",
-		"                    when a pause is pending: approve and continue",
-		"  l                 open the log (also after the run)",
-		"  f                 follow running hosts again",
-		"  p                 pause after the current batch, ask before the next",
-		"  a                 abort gracefully (refuses a pending pause)",
-		"  ctrl+c            abort gracefully; twice: stop at once",
-		"  tab               after the run: switch recap / hosts",
-		"  q                 quit (only once the run has finished)",
+	text := []string{s.st.bold.Render("keys")}
+	for _, b := range keys.fullHelp() {
+		text = append(text, helpLine(b))
+	}
+	text = append(text,
 		"",
 		s.st.bold.Render("marks"),
 		fmt.Sprintf("  %s pending  %s running  %s ok  %s changed  %s failed  %s skipped  %s rollback  %s interrupted",
 			s.sym.pending, s.sym.spinner[0], s.sym.ok, s.sym.changed, s.sym.failed, s.sym.skipped, s.sym.rolled, s.sym.interrupted),
 		"",
 		"  in service = hosts not being worked on and not failed",
-	}
+	)
 	out := make([]string, 0, max(h, 0))
 	for _, t := range text {
 		if len(out) >= h {

@@ -64,6 +64,7 @@ type CLI struct {
 	Ping      PingCmd      `cmd:"" help:"Connect to every host: auth, bastion, sudo."`
 	Exec      ExecCmd      `cmd:"" help:"Run an ad-hoc command on hosts."`
 	Check     CheckCmd     `cmd:"" help:"Validate a playbook without connecting."`
+	Doc       DocCmd       `cmd:"" help:"Show module documentation, like ansible-doc."`
 	Status    StatusCmd    `cmd:"" help:"What runs where: the release on every host of an environment, drift, lock, load balancers."`
 	History   HistoryCmd   `cmd:"" help:"Past runs from the records; one run in detail."`
 	Promote   PromoteCmd   `cmd:"" help:"Deploy the release running on one environment to another."`

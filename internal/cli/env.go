@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -257,18 +258,82 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// load is the inventory of --env/--branch (ferry.yml), else of -i.
-func (c *InventoryCmd) load(g *Globals, hf *HostFlags) (*inventory.Inventory, error) {
+// load is the inventory of --env/--branch (ferry.yml), else of -i; with an
+// environment, keep names its hosts (its limit applied).
+func (c *InventoryCmd) load(g *Globals, hf *HostFlags) (*inventory.Inventory, hostSet, error) {
 	if c.Env == "" && c.Branch == "" {
-		return hf.loadInventory(g.ctx)
+		inv, err := hf.loadInventory(g.ctx)
+		return inv, nil, err
 	}
 	t, err := g.resolveTarget(c.Env, c.Branch, len(hf.Inventory) > 0, false, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	e, err := hf.loadEnv(g.ctx, t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return e.inv, nil
+	keep := hostSet{}
+	for _, h := range e.all {
+		keep[h.Name] = true
+	}
+	return e.inv, keep, nil
+}
+
+// hostSet narrows `ferry inventory` output to an environment's hosts; nil keeps all.
+type hostSet map[string]bool
+
+func (k hostSet) has(h string) bool { return k == nil || k[h] }
+
+// graph drops the lines of hosts outside the set from inventory.Graph output.
+func (k hostSet) graph(s string) string {
+	if k == nil {
+		return s
+	}
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		name := strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), "|- "))
+		if name != "" && !strings.HasPrefix(name, "@") && !k[name] {
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// list drops hosts outside the set from inventory.ListJSON output.
+func (k hostSet) list(b []byte) ([]byte, error) {
+	if k == nil {
+		return b, nil
+	}
+	var m map[string]map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("filter inventory: %w", err)
+	}
+	for name, g := range m {
+		if name == "_meta" {
+			if hv, ok := g["hostvars"].(map[string]any); ok {
+				for h := range hv {
+					if !k[h] {
+						delete(hv, h)
+					}
+				}
+			}
+			continue
+		}
+		if hs, ok := g["hosts"].([]any); ok {
+			var kept []any
+			for _, h := range hs {
+				if s, _ := h.(string); k[s] {
+					kept = append(kept, h)
+				}
+			}
+			if len(kept) == 0 {
+				delete(g, "hosts")
+			} else {
+				g["hosts"] = kept
+			}
+		}
+	}
+	return json.MarshalIndent(m, "", "    ")
 }

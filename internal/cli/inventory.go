@@ -26,7 +26,7 @@ func (c *InventoryCmd) Run(g *Globals) error {
 
 func (c *InventoryCmd) show(g *Globals) error {
 	hf := HostFlags{Inventory: c.Inventory}
-	inv, err := c.load(g, &hf)
+	inv, keep, err := c.load(g, &hf)
 	if err != nil {
 		return err
 	}
@@ -42,8 +42,11 @@ func (c *InventoryCmd) show(g *Globals) error {
 		if _, ok := inv.Groups[group]; !ok {
 			return &diag.Invalid{Err: fmt.Errorf("group %q is not in the inventory (groups: %s)", group, strings.Join(inv.GroupNames(), ", "))}
 		}
-		fmt.Fprint(g.stdout, inv.Graph(group))
+		fmt.Fprint(g.stdout, keep.graph(inv.Graph(group)))
 	case c.Host != "":
+		if !keep.has(c.Host) {
+			return diag.Invalidf("host %q is not in environment %s (its inventory and limit)", c.Host, c.Env+c.Branch)
+		}
 		vars, err := inv.HostVars(c.Host)
 		if err != nil {
 			return err
@@ -64,6 +67,9 @@ func (c *InventoryCmd) show(g *Globals) error {
 		}
 		b, err := list()
 		if err != nil {
+			return err
+		}
+		if b, err = keep.list(b); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "%s\n", b)

@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
@@ -120,6 +120,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	defer stop()
 
 	opts := playbooks.Options{
+		Environ:          os.Environ(),
 		Inventory:        inv,
 		Connector:        conn,
 		Sink:             mask,
@@ -331,12 +332,13 @@ func (c *CheckCmd) check(g *Globals) error {
 	return nil
 }
 
-// usesAWS reports whether a play calls AWS from the controller (elb, asg),
-// so AWS configuration is loaded only for playbooks that need it.
+// usesAWS reports whether a play calls AWS from the controller (a module
+// whose Spec says AWS), so AWS configuration is loaded only for playbooks
+// that need it.
 func usesAWS(pb *playbooks.Playbook) bool {
 	for _, p := range pb.Plays {
 		for _, t := range p.AllTasks() {
-			if t.Module == "elb" || t.Module == "asg" {
+			if t.Spec.AWS {
 				return true
 			}
 		}

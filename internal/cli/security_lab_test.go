@@ -52,7 +52,7 @@ func TestLabEnvironmentNeverVisibleOnHost(t *testing.T) {
       become: true
       environment:
         DB_PASSWORD: "{{ db_password }}"
-      shell: 'sleep 2; s=$(printf %s "$DB_PASSWORD" | sha256sum); [ "${s%% *}" = `+sum+` ] && [ "$(id -u)" = 0 ] && echo env-ok'
+      shell: 'i=0; while [ ! -e /tmp/.sampler-saw ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; s=$(printf %s "$DB_PASSWORD" | sha256sum); [ "${s%% *}" = `+sum+` ] && [ "$(id -u)" = 0 ] && echo env-ok'
 `), 0o600)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -78,8 +78,10 @@ func TestLabEnvironmentNeverVisibleOnHost(t *testing.T) {
 			if strings.Contains(line, secret) {
 				leaked = true
 			}
-			if strings.Contains(line, "sudo") && strings.Contains(line, "sleep 2") {
+			if !sawSudo && strings.Contains(line, "sudo") && strings.Contains(line, ".sampler-saw") {
+				// The task waits until the sampler has seen it run.
 				sawSudo = true
+				go l.Exec(ctx, "app1", "touch /tmp/.sampler-saw")
 			}
 			mu.Unlock()
 		}
@@ -94,6 +96,9 @@ func TestLabEnvironmentNeverVisibleOnHost(t *testing.T) {
 	_ = wait()
 	if r.code != 0 || !strings.Contains(r.stdout, "env-ok") {
 		t.Fatalf("the task did not get its environment: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, secret) {
+		t.Fatalf("the value came back in ferry's output (echoed by sudo or the shell):\n%s%s", r.stdout, r.stderr)
 	}
 	mu.Lock()
 	defer mu.Unlock()

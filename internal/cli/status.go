@@ -13,8 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/environments"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 )
@@ -70,7 +70,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 	forEach(g.ctx, e.selected, hf.Forks, func(ctx context.Context, h *inventory.Host) {
 		row := &hostStatus{Host: h.Name}
 		rows[idx[h.Name]] = row
-		if id, _ := h.Vars["instance_id"].(string); id != "" {
+		if id, _ := h.Vars[awsapi.VarInstanceID].(string); id != "" {
 			row.InstID = id
 		}
 		cl, err := conn.client(ctx, h)
@@ -128,12 +128,12 @@ func lbStates(ctx context.Context, hosts []*inventory.Host, rows []*hostStatus) 
 	type key struct{ region, account string }
 	byRegion := map[key][]string{}
 	for _, h := range hosts {
-		id, _ := h.Vars["instance_id"].(string)
+		id, _ := h.Vars[awsapi.VarInstanceID].(string)
 		if id == "" {
 			continue
 		}
-		region, _ := h.Vars["region"].(string)
-		account, _ := h.Vars["account_id"].(string)
+		region, _ := h.Vars[awsapi.VarRegion].(string)
+		account, _ := h.Vars[awsapi.VarAccountID].(string)
 		byRegion[key{region, account}] = append(byRegion[key{region, account}], id)
 	}
 	if len(byRegion) == 0 {

@@ -15,9 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/worker"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
@@ -102,7 +102,10 @@ func ciJobURL(getenv func(string) string) string {
 
 // WorkerCmd consumes deploy requests and launch notifications.
 type WorkerCmd struct {
-	HostFlags
+	// The host flags of a run, but no --limit: a request deploys to its whole environment.
+	Inventory      []string `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory for requests whose environment ferry.yml does not define."`
+	Bastion        string   `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
+	Forks          int      `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once, per run."`
 	Queue          []string `required:"" env:"FERRY_QUEUE_URL" sep:"," placeholder:"URL" help:"SQS queue(s) to consume: the FIFO queue of deploy requests, and a standard queue for Auto Scaling lifecycle hooks (hooks cannot notify FIFO queues)."`
 	Concurrency    int      `default:"1" env:"FERRY_CONCURRENCY" help:"Messages worked on at once, per queue (rollouts of different environments in parallel)."`
 	Visibility     Duration `default:"2m" env:"FERRY_VISIBILITY" help:"How long a received message stays hidden from other workers; extended every third of it while its run lasts."`
@@ -111,6 +114,7 @@ type WorkerCmd struct {
 	Output         string   `short:"o" env:"FERRY_OUTPUT" enum:"plain,json" default:"plain" help:"Log format of the worker and its runs: plain or json."`
 	RecordDir      string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace          Duration `env:"FERRY_GRACE" default:"2m" help:"After SIGTERM: how long the in-flight host may take to finish or roll back."`
+	LockWait       Duration `env:"FERRY_LOCK_WAIT" default:"30m" placeholder:"DURATION" help:"How long a run queues for its environment's deploy lock (held by another worker's run) before it fails."`
 }
 
 // Run implements the command.
@@ -201,6 +205,9 @@ func (r *cliRunner) flags() []string {
 	if g.SSHConfig != "" {
 		a = append(a, "--ssh-config", g.SSHConfig)
 	}
+	if g.Config != "" {
+		a = append(a, "--config", g.Config)
+	}
 	a = append(a, "--connect-timeout", time.Duration(g.ConnectTimeout).String())
 	return a
 }
@@ -215,7 +222,7 @@ func (r *cliRunner) runFlags() []string {
 		a = append(a, "--bastion", c.Bastion)
 	}
 	a = append(a, "--forks", strconv.Itoa(c.Forks), "--record-dir", c.RecordDir,
-		"--grace", timeDuration(c.Grace).String(), "--output", c.Output, "--yes")
+		"--grace", timeDuration(c.Grace).String(), "--lock-wait", timeDuration(c.LockWait).String(), "--output", c.Output, "--yes")
 	return a
 }
 
@@ -251,7 +258,7 @@ func (r *cliRunner) Deploy(ctx context.Context, m awsapi.Message, req *worker.Re
 	// (SIGKILL, a lost machine): finish that one from its journal.
 	if m.ReceiveCount > 1 {
 		if id := r.diedRun(m.ID); id != "" {
-			io.WriteString(&lockedWriter{mu: r.mu, w: r.g.stdout}, fmt.Sprintf("%sresuming run %s of message %s from its journal\n", prefix, id, m.ID))
+			r.say(fmt.Sprintf("%sresuming run %s of message %s from its journal\n", prefix, id, m.ID))
 			args = append(args, "--resume="+id)
 		}
 	}

@@ -6,14 +6,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/awsemu"
 	"github.com/ferrydeploy/ferry/internal/lab/awslab"
 	"github.com/ferrydeploy/ferry/internal/sqsemu"
@@ -168,6 +169,7 @@ func records(t *testing.T, dir string) [][]events.Event {
 		}
 		out = append(out, evs)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0].Time.Before(out[j][0].Time) })
 	return out
 }
 
@@ -375,5 +377,114 @@ func TestWorkerSIGTERMHandsMessageBack(t *testing.T) {
 	ms, err := s.q.Receive(context.Background(), 1, 5*time.Second, 60*time.Second)
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("after SIGTERM: %v %v, want the message back on the queue", ms, err)
+	}
+}
+
+// runSpan is when a run worked on hosts: its first task start to its last
+// task end, from its record.
+type runSpan struct {
+	env, version string
+	start, end   time.Time
+}
+
+func spansByRecord(t *testing.T, dir string) []runSpan {
+	t.Helper()
+	var out []runSpan
+	for _, evs := range records(t, dir) {
+		s := runSpan{env: evs[0].Env, version: evs[0].Version}
+		for _, e := range evs {
+			if e.Host == "" {
+				continue
+			}
+			if e.Kind == events.TaskStart && (s.start.IsZero() || e.Time.Before(s.start)) {
+				s.start = e.Time
+			}
+			if e.Kind == events.TaskEnd && e.Time.After(s.end) {
+				s.end = e.Time
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Acceptance 2: two workers; two requests for one environment run one
+// after the other, never overlapping; requests for two environments run
+// at the same time.
+func TestWorkersSerialiseAnEnvironment(t *testing.T) {
+	d := startDeployLab(t, 4)
+	cfg := filepath.Join(t.TempDir(), "ferry.yml")
+	os.WriteFile(cfg, []byte("environments:\n  staging: {inventory: "+d.Inventory+", limit: 'app1:app2'}\n  qa: {inventory: "+d.Inventory+", limit: 'app3:app4'}\n"), 0o600)
+	s := startSQS(t, "1000", false)
+	t.Setenv("FERRY_CONFIG", cfg)
+	pb := filepath.Join(t.TempDir(), "slow.yml")
+	src, _ := os.ReadFile(example("deploy.yml"))
+	os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 1\n    - name: Smoke test\n", 1)), 0o600)
+	enqueue := func(env, version string) string {
+		t.Helper()
+		r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", pb, "--env", env, "-e", "version="+version, "-e", "dist="+d.dist, "--queue", s.url)
+		if r.code != 0 {
+			t.Fatalf("enqueue: exit %d", r.code)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	w1 := startWorker(t, "--queue", s.url, "--visibility", "20s")
+	w2 := startWorker(t, "--queue", s.url, "--visibility", "20s")
+	deleted := func(id string) bool {
+		return strings.Contains(w1.out.String()+w2.out.String(), "worker deleted message "+id)
+	}
+	waitDeleted := func(ids ...string) {
+		t.Helper()
+		if !eventually(4*time.Minute, func() bool {
+			for _, id := range ids {
+				if !deleted(id) {
+					return false
+				}
+			}
+			return true
+		}) {
+			w1.stop(t)
+			w2.stop(t)
+			t.Fatalf("messages %v not all done in 4 minutes", ids)
+		}
+	}
+	setupRuns := len(records(t, d.records))
+
+	// One environment, two requests.
+	waitDeleted(enqueue("staging", "v2"), enqueue("staging", "v1"))
+	spans := spansByRecord(t, d.records)[setupRuns:]
+	if len(spans) != 2 {
+		t.Fatalf("%d runs for two requests", len(spans))
+	}
+	first, second := spans[0], spans[1]
+	if second.start.Before(first.start) {
+		first, second = second, first
+	}
+	if second.start.Before(first.end) {
+		t.Errorf("runs of staging overlap: %s…%s and %s…%s", first.start.Format("15:04:05.000"), first.end.Format("15:04:05.000"),
+			second.start.Format("15:04:05.000"), second.end.Format("15:04:05.000"))
+	}
+	for _, h := range []string{"app1", "app2"} {
+		if v, _ := d.status(t, h); v != second.version {
+			t.Errorf("%s runs %s, want %s (the request that ran last)", h, v, second.version)
+		}
+	}
+
+	// Two environments, at once.
+	waitDeleted(enqueue("staging", "v2"), enqueue("qa", "v2"))
+	spans = spansByRecord(t, d.records)[setupRuns+2:]
+	if len(spans) != 2 || spans[0].env == spans[1].env {
+		t.Fatalf("runs %+v, want one of staging and one of qa", spans)
+	}
+	if !spans[0].start.Before(spans[1].end) || !spans[1].start.Before(spans[0].end) {
+		t.Errorf("runs of two environments did not overlap: %+v", spans)
+	}
+	for _, h := range []string{"app1", "app2", "app3", "app4"} {
+		if v, _ := d.status(t, h); v != "v2" {
+			t.Errorf("%s runs %s", h, v)
+		}
+	}
+	if w1.stop(t) != 0 || w2.stop(t) != 0 {
+		t.Error("a worker did not exit 0")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -42,5 +43,24 @@ func (l *Lab) StartSSHD(ctx context.Context, host string) error {
 			return fmt.Errorf("%s: sshd did not come back: %w", host, err)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// Crash kills a host's PID 1, as a kernel panic or a power loss would:
+// every process of the host dies at once and it does not come back. Its
+// files stay readable through HostDir.
+func (l *Lab) Crash(ctx context.Context, host string) error {
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(h.pid1, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("crash %s: %w", host, err)
+	}
+	select {
+	case <-h.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("crash %s: its init did not end: %w", host, ctx.Err())
 	}
 }

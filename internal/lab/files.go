@@ -253,7 +253,7 @@ func (l *Lab) netBatch(h *hostProc) string {
 	var b strings.Builder
 	b.WriteString("link set lo up\n")
 	if h.role == "app" {
-		fmt.Fprintf(&b, "addr add %s/24 dev eth0\nlink set eth0 up\n", h.Addr)
+		fmt.Fprintf(&b, "addr add %s/%d dev eth0\nlink set eth0 up\n", h.Addr, l.net.appBits())
 		return b.String()
 	}
 	bs := l.bastions()
@@ -268,7 +268,7 @@ func (l *Lab) netBatch(h *hostProc) string {
 		return b.String()
 	}
 	// The last bastion bridges the app hosts.
-	fmt.Fprintf(&b, "link add br0 type bridge\naddr add %s/24 dev br0\nlink set br0 up\n", l.net.app(1))
+	fmt.Fprintf(&b, "link add br0 type bridge\naddr add %s/%d dev br0\nlink set br0 up\n", l.net.app(1), l.net.appBits())
 	for _, a := range l.apps() {
 		fmt.Fprintf(&b, "link set %s master br0\nlink set %s up\n", bridgePort(a), bridgePort(a))
 	}
@@ -307,7 +307,7 @@ func (l *Lab) writeClientFiles() error {
 	for _, h := range l.Hosts {
 		fmt.Fprintf(&sc, "Host %s\n    HostName %s\n    ProxyJump %s\n\n", h.Name, h.Addr, prev)
 	}
-	fmt.Fprintf(&sc, "Host %s\n    ProxyJump %s\n\n", strings.TrimSuffix(l.net.app(0), "0")+"*", prev)
+	fmt.Fprintf(&sc, "Host %s\n    ProxyJump %s\n\n", l.net.appPatterns(), prev)
 	fmt.Fprintf(&sc, `Host *
     User %s
     Port 22

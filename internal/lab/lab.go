@@ -108,7 +108,8 @@ const (
 	sshdPath       = "/usr/sbin/sshd"
 	sftpServerPath = "/usr/lib/openssh/sftp-server"
 	defaultHosts   = 3
-	maxHosts       = 240
+	maxHosts       = 1000 // a bridge takes at most 1,024 ports
+	smallHosts     = 240  // more than this: a /22 (see netAlloc.big)
 	defaultTimeout = 30 * time.Second
 )
 
@@ -209,6 +210,14 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	l.net, err = allocNet()
 	if err != nil {
 		return l, err
+	}
+	l.net.big = opts.Hosts > smallHosts
+	if l.net.big {
+		if err := raiseNeighbourTable(); err != nil {
+			return l, err
+		}
+		// Hosts start at about 0.1 s each on 2 cores, sharing the machine.
+		opts.StartTimeout = max(opts.StartTimeout, time.Duration(opts.Hosts)*300*time.Millisecond)
 	}
 	l.Subnet = l.net.appSubnet()
 	l.logf("lab %s: %d app hosts behind %d bastion(s) on %s, dir %s", l.prefix, opts.Hosts, opts.Jumps, l.Subnet, l.Dir)

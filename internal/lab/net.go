@@ -32,6 +32,9 @@ const netSlots = 256
 type netAlloc struct {
 	n    int
 	lock *os.File
+	// big labs (more than a /24 holds) put their apps on
+	// 10.(216+N/64).(N%64*4).0/22 instead: up to 1,014 hosts.
+	big bool
 }
 
 // labState is what a lab creates outside its directory, saved as JSON.
@@ -44,10 +47,42 @@ type labState struct {
 	Routes     []string `json:"routes"`
 }
 
-func (a *netAlloc) appSubnet() string     { return fmt.Sprintf("10.213.%d.0/24", a.n) }
+func (a *netAlloc) appSubnet() string {
+	if a.big {
+		return fmt.Sprintf("10.%d.%d.0/22", 216+a.n/64, a.n%64*4)
+	}
+	return fmt.Sprintf("10.213.%d.0/24", a.n)
+}
 func (a *netAlloc) transitSubnet() string { return fmt.Sprintf("10.212.%d.0/24", a.n) }
-func (a *netAlloc) app(i int) string      { return fmt.Sprintf("10.213.%d.%d", a.n, i) }
-func (a *netAlloc) transit(i int) string  { return fmt.Sprintf("10.212.%d.%d", a.n, i) }
+
+// app is the i-th address of the app network (i < 256, or 1,024 when big).
+func (a *netAlloc) app(i int) string {
+	if a.big {
+		return fmt.Sprintf("10.%d.%d.%d", 216+a.n/64, a.n%64*4+i/256, i%256)
+	}
+	return fmt.Sprintf("10.213.%d.%d", a.n, i)
+}
+
+// appBits is the app network's prefix length.
+func (a *netAlloc) appBits() int {
+	if a.big {
+		return 22
+	}
+	return 24
+}
+
+// appPatterns are ssh_config Host patterns matching the app network.
+func (a *netAlloc) appPatterns() string {
+	if !a.big {
+		return fmt.Sprintf("10.213.%d.*", a.n)
+	}
+	var ps []string
+	for o := 0; o < 4; o++ {
+		ps = append(ps, fmt.Sprintf("10.%d.%d.*", 216+a.n/64, a.n%64*4+o))
+	}
+	return strings.Join(ps, " ")
+}
+func (a *netAlloc) transit(i int) string { return fmt.Sprintf("10.212.%d.%d", a.n, i) }
 func (a *netAlloc) statePath() string {
 	return filepath.Join(stateDir, fmt.Sprintf("net-%d.json", a.n))
 }
@@ -282,4 +317,27 @@ func dialIn(ns, addr string, timeout time.Duration) (net.Conn, error) {
 	}
 	runtime.UnlockOSThread()
 	return conn, dialErr
+}
+
+// raiseNeighbourTable lifts the machine's ARP table limits (one table for
+// every namespace, default 128/512/1024 entries) so that a bastion can
+// reach a thousand hosts: past gc_thresh3 its connects fail with "No route
+// to host". Limits are only ever raised.
+func raiseNeighbourTable() error {
+	for i, want := range []int{4096, 8192, 16384} {
+		p := fmt.Sprintf("/proc/sys/net/ipv4/neigh/default/gc_thresh%d", i+1)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("lab: read %s: %w", p, err)
+		}
+		var cur int
+		fmt.Sscan(strings.TrimSpace(string(b)), &cur)
+		if cur >= want {
+			continue
+		}
+		if err := os.WriteFile(p, []byte(fmt.Sprint(want)), 0o644); err != nil {
+			return fmt.Errorf("lab: raise %s to %d for a large lab: %w", p, want, err)
+		}
+	}
+	return nil
 }

@@ -4,6 +4,14 @@
 // tests. scripts/deps.sh sqs installs it into the repo's .deps/npm; ferry's
 // code reaches it through the real aws-sdk-go-v2 SQS client
 // (AWS_ENDPOINT_URL_SQS).
+//
+// Where local-aws-sqs 2.0.2 differs from SQS (tests must not count on
+// these): a FIFO group's later messages are delivered while an earlier one
+// is in flight (SQS holds them back); ChangeMessageVisibility counts as a
+// receive (ApproximateReceiveCount, and so maxReceiveCount); the message
+// system attributes are returned only for the older AttributeNames
+// parameter, not MessageSystemAttributeNames; ApproximateNumberOfMessages
+// includes messages in flight.
 package sqsemu
 
 import (

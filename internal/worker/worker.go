@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 )
 
 // Queue is what the worker needs of an SQS queue (awsapi.Queue).
@@ -191,8 +191,7 @@ func (w *worker) handle(ctx context.Context, url string, q Queue, m awsapi.Messa
 		return
 	}
 	if p.Kind == KindTest {
-		ev.Action, ev.Detail = "ignored", "autoscaling:TEST_NOTIFICATION (sent when a lifecycle hook is created)"
-		w.log(ev)
+		ev.Action, ev.Detail = "ignored", "autoscaling:TEST_NOTIFICATION (sent when a lifecycle hook is created); deleted"
 		w.delete(qctx, q, m, ev)
 		return
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/internal/awsemu"
 	"github.com/ferrydeploy/ferry/internal/sqsemu"
 	"github.com/ferrydeploy/ferry/internal/worker"

@@ -24,7 +24,7 @@ import (
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/expr-lang/expr"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/inventory"
 )
 
@@ -362,7 +362,7 @@ func buildHosts(cfg *config, all []found, bastion, bastionID string, res *Result
 	}()
 	for _, fi := range all {
 		vars, env := hostVars(fi)
-		id := vars["instance_id"].(string)
+		id := vars[awsapi.VarInstanceID].(string)
 
 		for _, c := range cfg.Compose {
 			v, err := expr.Run(c.Prog, env)
@@ -610,26 +610,26 @@ func hostVars(fi found) (vars, env map[string]any) {
 		state = string(in.State.Name)
 	}
 	vars = map[string]any{
-		"instance_id":       aws.ToString(in.InstanceId),
-		"region":            fi.region,
-		"account_id":        fi.owner,
-		"availability_zone": az,
-		"private_ip":        aws.ToString(in.PrivateIpAddress),
-		"public_ip":         aws.ToString(in.PublicIpAddress),
-		"private_dns":       aws.ToString(in.PrivateDnsName),
-		"public_dns":        aws.ToString(in.PublicDnsName),
-		"image_id":          aws.ToString(in.ImageId),
-		"instance_type":     string(in.InstanceType),
-		"launch_time":       launch,
-		"tags":              tags,
-		"autoscaling_group": asg,
-		"instance_state":    state,
-		"vpc_id":            aws.ToString(in.VpcId),
-		"subnet_id":         aws.ToString(in.SubnetId),
-		"key_name":          aws.ToString(in.KeyName),
+		awsapi.VarInstanceID:       aws.ToString(in.InstanceId),
+		awsapi.VarRegion:           fi.region,
+		awsapi.VarAccountID:        fi.owner,
+		"availability_zone":        az,
+		"private_ip":               aws.ToString(in.PrivateIpAddress),
+		"public_ip":                aws.ToString(in.PublicIpAddress),
+		"private_dns":              aws.ToString(in.PrivateDnsName),
+		"public_dns":               aws.ToString(in.PublicDnsName),
+		"image_id":                 aws.ToString(in.ImageId),
+		"instance_type":            string(in.InstanceType),
+		"launch_time":              launch,
+		"tags":                     tags,
+		awsapi.VarAutoScalingGroup: asg,
+		"instance_state":           state,
+		"vpc_id":                   aws.ToString(in.VpcId),
+		"subnet_id":                aws.ToString(in.SubnetId),
+		"key_name":                 aws.ToString(in.KeyName),
 	}
 	if fi.account.role != "" {
-		vars["aws_role_arn"] = fi.account.role
+		vars[awsapi.VarRoleARN] = fi.account.role
 	}
 	env = make(map[string]any, len(vars)+10)
 	for k, v := range vars {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/diag"
-	"github.com/ferrydeploy/ferry/internal/awsapi"
 	"github.com/ferrydeploy/ferry/internal/awsemu"
 	"github.com/ferrydeploy/ferry/inventory"
 )

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs inside `ferry-lab run --hosts N` for scripts/bench-scale.sh: one row
+# of the table (ferry, then Ansible up to ANSIBLE_MAX_HOSTS).
+set -euo pipefail
+n=$1 table=$2
+inv=$FERRY_LAB_INVENTORY
+export FERRY_KNOWN_HOSTS=$FERRY_LAB_KNOWN_HOSTS FERRY_RECORD_DIR=$(mktemp -d)
+export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_PIPELINING=True ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3
+export ANSIBLE_LOCAL_TEMP=$(mktemp -d) ANSIBLE_SSH_CONTROL_PATH_DIR=$(mktemp -d)
+m=$(mktemp)
+measure() { # prints "wall s | peak MB"; "(N hosts failed)" when some did
+	local failed=""
+	if ! /usr/bin/time -o "$m" -f '%e %M' "$@" >"$m.out" 2>&1; then
+		failed=" ($(grep -cE '(unreachable|failed)=[1-9]' "$m.out" || true) hosts failed)"
+	fi
+	tail -n 1 "$m" | awk -v f="$failed" '{printf "%.1f s%s | %.0f MB", $1, f, $2/1024}'
+}
+f=$(measure bin/ferry run testdata/bench/ten-tasks.yml -i "$inv" -f 200 -o plain)
+a="not run | "
+if [ "$n" -le "${ANSIBLE_MAX_HOSTS:-100}" ] && command -v ansible-playbook >/dev/null; then
+	a=$(measure ansible-playbook -i "$inv" -f 20 testdata/bench/ten-tasks.ansible.yml)
+fi
+echo "| $n | $f | $a |" | tee -a "$table"
