@@ -80,3 +80,11 @@ func (h *Host) SSHConfigFile() string { return h.conn.sshConfig }
 
 // Local reports `ansible_connection: local`: the host is the controller.
 func (h *Host) Local() bool { return h.conn.local }
+
+// WithUser is h logging in as user: the play's remote_user for a host whose
+// inventory names no user (ansible_user wins over remote_user, as in Ansible).
+func (h *Host) WithUser(user string) *Host {
+	c := *h
+	c.conn.user = user
+	return &c
+}

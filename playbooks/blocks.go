@@ -241,6 +241,9 @@ func (l *loader) ansiblePlayKey(p *Play, kv pair) {
 		l.roles(p, v)
 	case "remote_user":
 		p.RemoteUser = l.str(v, "remote_user")
+		if HasTemplate(p.RemoteUser) {
+			l.errorf(l.pos(v), "name the user literally, or set ansible_user in the inventory", "remote_user: {{ }} is not supported")
+		}
 	case "become_method":
 		if s := l.str(v, "become_method"); s != "sudo" && s != "" {
 			l.errorf(l.pos(v), "ferry becomes with sudo", "become_method: %q is not supported", s)

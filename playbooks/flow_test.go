@@ -5,10 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/inventory"
+	"github.com/ferrydeploy/ferry/tasks"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -197,4 +200,31 @@ func FuzzSplitKV(f *testing.F) {
 			_, _, _ = tok.kv()
 		}
 	})
+}
+
+type userConnector struct {
+	mu    sync.Mutex
+	users map[string]string
+}
+
+func (c *userConnector) Connect(_ context.Context, h *inventory.Host) (tasks.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.users[h.Name] = h.User()
+	return nopConn{}, nil
+}
+
+// remote_user is the login of hosts whose inventory names none.
+func TestRunnerRemoteUser(t *testing.T) {
+	inv := inventory.New()
+	inv.AddHost(&inventory.Host{Name: "h1", Vars: map[string]any{}}, "app")
+	pb, err := Parse("pb.yml", []byte("- hosts: app\n  remote_user: ops\n  tasks:\n    - debug: msg=hi\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &userConnector{users: map[string]string{}}
+	res := NewRunner(pb, Options{Inventory: inv, Connector: c, Sink: &recorder{}, RunID: "t"}).Run(context.Background())
+	if res.ExitCode != exitcode.OK || c.users["h1"] != "ops" {
+		t.Fatalf("exit %d, login %q, want ops", res.ExitCode, c.users["h1"])
+	}
 }

@@ -25,6 +25,10 @@ func FuzzLoad(f *testing.F) {
 		"- &a [*a]\n",
 		"{a: [}",
 		"- hosts: all\n\ttasks:\n",
+		// Ansible's forms
+		"- hosts: all\n  tasks:\n    - shell: echo hi chdir=/tmp\n      with_items: \"{{ xs }}\"\n      notify: h\n  handlers:\n    - name: h\n      debug: var=x\n",
+		"- hosts: all\n  tasks:\n    - block:\n        - local_action: command true\n      rescue:\n        - action: debug msg='a b'\n      always:\n        - ansible.builtin.uri: url=http://x status_code=200\n          until: r.content | default('') | regex_replace('a', '\\\\1') == 'b'\n",
+		"- hosts: all\n  tasks:\n    - service: name=a state=started\n      delegate_to: '{{ item }}'\n      run_once: yes\n      loop_control: {loop_var: h}\n    - nagios: action=x\n    - include_tasks: '{{ f }}'\n",
 	} {
 		f.Add(s)
 	}

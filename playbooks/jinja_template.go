@@ -50,7 +50,8 @@ func RenderTemplateFile(text string, pos diag.Pos, vars map[string]any) (string,
 		return "", fmt.Errorf("%s: template: %w", pos, err)
 	}
 	var b strings.Builder
-	if err := execTemplate(nodes, copyVars(vars), &b); err != nil {
+	steps := 0
+	if err := execTemplate(nodes, copyVars(vars), &b, &steps); err != nil {
 		return "", fmt.Errorf("%s: template: %w", pos, err)
 	}
 	return b.String(), nil
@@ -270,7 +271,11 @@ func (p *tparser) statement(word, rest string, line int) (*tnode, error) {
 	return nil, nil
 }
 
-func execTemplate(nodes []*tnode, vars map[string]any, b *strings.Builder) error {
+// maxTemplateSteps bounds the work of one template (loop iterations and
+// nodes), so that nested loops cannot run for ever with empty bodies.
+const maxTemplateSteps = 1_000_000
+
+func execTemplate(nodes []*tnode, vars map[string]any, b *strings.Builder, steps *int) error {
 	run := func(n *tnode, p *program) (any, error) {
 		v, err := p.run(vars, func(int) diag.Pos { return diag.Pos{} })
 		if err != nil {
@@ -279,6 +284,10 @@ func execTemplate(nodes []*tnode, vars map[string]any, b *strings.Builder) error
 		return v, nil
 	}
 	for _, n := range nodes {
+		*steps++
+		if *steps > maxTemplateSteps {
+			return fmt.Errorf("template does over %d steps (loops too large?)", maxTemplateSteps)
+		}
 		if b.Len() > maxTemplateOutput {
 			return fmt.Errorf("output over %d MiB", maxTemplateOutput>>20)
 		}
@@ -302,7 +311,7 @@ func execTemplate(nodes []*tnode, vars map[string]any, b *strings.Builder) error
 					return err
 				}
 				if truthy(v) {
-					if err := execTemplate(n.branches[i], vars, b); err != nil {
+					if err := execTemplate(n.branches[i], vars, b, steps); err != nil {
 						return err
 					}
 					done = true
@@ -310,7 +319,7 @@ func execTemplate(nodes []*tnode, vars map[string]any, b *strings.Builder) error
 				}
 			}
 			if !done && len(n.branches) > len(n.conds) {
-				if err := execTemplate(n.branches[len(n.conds)], vars, b); err != nil {
+				if err := execTemplate(n.branches[len(n.conds)], vars, b, steps); err != nil {
 					return err
 				}
 			}
@@ -332,13 +341,17 @@ func execTemplate(nodes []*tnode, vars map[string]any, b *strings.Builder) error
 				return fmt.Errorf("line %d: for: %v", n.line, err)
 			}
 			if len(items) == 0 {
-				if err := execTemplate(n.orelse, vars, b); err != nil {
+				if err := execTemplate(n.orelse, vars, b, steps); err != nil {
 					return err
 				}
 				continue
 			}
 			inner := copyVars(vars)
 			for i, it := range items {
+				*steps++
+				if *steps > maxTemplateSteps {
+					return fmt.Errorf("line %d: template does over %d steps (loops too large?)", n.line, maxTemplateSteps)
+				}
 				if len(n.names) == 1 {
 					inner[n.names[0]] = it
 				} else {
@@ -349,7 +362,7 @@ func execTemplate(nodes []*tnode, vars map[string]any, b *strings.Builder) error
 				}
 				inner["loop"] = map[string]any{"index": i + 1, "index0": i, "first": i == 0, "last": i == len(items)-1,
 					"length": len(items), "revindex": len(items) - i}
-				if err := execTemplate(n.body, inner, b); err != nil {
+				if err := execTemplate(n.body, inner, b, steps); err != nil {
 					return err
 				}
 			}

@@ -247,3 +247,21 @@ func TestJinjaPythonRegexDollar(t *testing.T) {
 		t.Fatalf("got %q, %v; want v2 ($ matches before the final newline, as in Python)", got, err)
 	}
 }
+
+func FuzzTemplateFile(f *testing.F) {
+	for _, s := range []string{"{% if a %}x{% elif b %}y{% else %}z{% endif %}", "{% for i in l %}{{ loop.index }}{% endfor %}",
+		"{% set x = a | default(1) %}{{ x }}", "{#- c -#}\n{%- if true -%} t {%- endif %}", "{% for k, v in m.items() %}{{k}}{% else %}e{% endfor %}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		vars := map[string]any{"a": 1, "b": "x", "l": []any{1, 2}, "m": map[string]any{"k": 1}}
+		_, _ = RenderTemplateFile(src, diag.Pos{File: "t.j2"}, vars)
+	})
+}
+
+func TestTemplateFileBounded(t *testing.T) {
+	_, err := RenderTemplateFile("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", diag.Pos{}, map[string]any{})
+	if err == nil || !strings.Contains(err.Error(), "steps") {
+		t.Fatalf("err = %v, want the step bound", err)
+	}
+}

@@ -32,7 +32,8 @@ func Load(path string) (*Playbook, error) {
 
 var playKeys = []string{"name", "hosts", "serial", "order", "max_fail_percentage", "max_failures",
 	"rollback_completed", "pause_after", "vars", "secrets", "before", "pre_tasks", "tasks",
-	"post_tasks", "rollback", "after", "become", "become_user", "environment", "tags", "gather_facts"}
+	"post_tasks", "rollback", "after", "become", "become_user", "environment", "tags", "handlers", "roles",
+	"vars_files", "any_errors_fatal", "remote_user", "become_method", "connection", "strategy", "force_handlers", "gather_facts"}
 
 var taskKeys = []string{"name", "when", "register", "loop", "retries", "delay", "until", "timeout",
 	"ignore_errors", "become", "become_user", "tags", "no_log", "changed_when", "failed_when", "environment"}
@@ -43,19 +44,12 @@ var Reserved = []string{"env", "env_vars", "run", "host", "extra", "inventory_ho
 
 // ansibleHints explain Ansible keys ferry does not have.
 var ansibleHints = map[string]string{
-	"with_items":    "ferry loops with `loop:` (items are `item`)",
-	"with_list":     "ferry loops with `loop:` (items are `item`)",
-	"with_dict":     "ferry loops with `loop:` over a mapping (items are {key, value})",
-	"loop_control":  "ferry has no loop_control; `item` is the loop variable",
-	"handlers":      "ferry has no handlers: run the step as a task with `when:`",
-	"roles":         "ferry has no roles: list the tasks in the play",
-	"import_tasks":  "ferry has no task includes: list the tasks in the play",
-	"include_tasks": "ferry has no task includes: list the tasks in the play",
-	"block":         "ferry has no blocks: use `rollback:` for what to do when a task fails",
-	"args":          "put module parameters under the module's own key",
-	"delegate_to":   "controller-side modules (elb, asg, webhook) already run on the controller",
-	"run_once":      "put once-per-run tasks under `before:` or `after:`",
-	"vars":          "task-level vars are not supported: use play `vars:` or `set_fact`",
+	"handlers":     "handlers belong to the play: put `handlers:` next to `tasks:`",
+	"roles":        "roles belong to the play: put `roles:` next to `tasks:`",
+	"vars_files":   "vars_files belongs to the play",
+	"async":        "ferry has no async tasks: give the task a `timeout:`",
+	"poll":         "ferry has no async tasks: give the task a `timeout:`",
+	"become_flags": "ferry becomes with `sudo -n` (or a password on stdin)",
 }
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -813,7 +807,7 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 				hint := ""
 				if h, ok := ansibleHints[kv.key]; ok {
 					hint = h
-				} else if hint = diag.Suggest(kv.key, append(append([]string(nil), taskKeys...), tasks.Names()...)); hint == "" {
+				} else if hint = diag.Suggest(kv.key, append(append(append([]string(nil), taskKeys...), ansibleTaskKeys...), tasks.Names()...)); hint == "" {
 					hint = "modules: " + strings.Join(tasks.Names(), ", ")
 				}
 				l.errorf(l.pos(k), hint, "unknown module or task key %q", kv.key)

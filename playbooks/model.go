@@ -198,8 +198,13 @@ type Task struct {
 
 // DisplayName is the task's name, or its module when it has none.
 func (t *Task) DisplayName() string {
-	if t.Name != "" {
+	switch {
+	case t.Name != "":
 		return t.Name
+	case t.Meta != "":
+		return "meta: " + t.Meta
+	case t.IsBlock:
+		return "block"
 	}
 	return t.Module
 }

@@ -648,7 +648,11 @@ func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.H
 		if hr.conn != nil {
 			return
 		}
-		conn, err := r.opts.Connector.Connect(ctx, h)
+		ch := h
+		if play.RemoteUser != "" && h.User() == "" {
+			ch = h.WithUser(play.RemoteUser) // Ansible's remote_user: below ansible_user
+		}
+		conn, err := r.opts.Connector.Connect(ctx, ch)
 		msg := ""
 		if err == nil && sudo {
 			var res tasks.Result

@@ -125,6 +125,19 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 	if err != nil {
 		return nil, &Error{Host: name, Kind: KindOther, Msg: err.Error(), Hint: "fix the ProxyJump setting", Err: err}
 	}
+	if sc != m.sc {
+		// A -F file says where and as whom to connect; host key checking
+		// stays ferry's (flags, ~/.ssh/config, defaults), a security
+		// setting an inventory does not lower.
+		keep := func(e *endpoint) {
+			d := m.sc.resolve(e.alias, e.addr, e.port, e.user, "")
+			e.knownHosts, e.globalHosts, e.strictness = d.knownHosts, d.globalHosts, d.strictness
+		}
+		keep(&target)
+		for i := range hops {
+			keep(&hops[i])
+		}
+	}
 	// A bastion hop with no identity of its own uses the target's (SPEC: an
 	// inventory naming one key for its hosts also reaches their bastion).
 	for i := range hops {
