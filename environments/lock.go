@@ -96,6 +96,9 @@ type LockOptions struct {
 	// Lost is called (once) when a heartbeat finds the lock taken from this
 	// run; the run should stop.
 	Lost func(err error)
+	// Resumes is the run this one resumes (ferry run --resume): its lock,
+	// left by a run that died, is taken over at once.
+	Resumes string
 }
 
 // Lock is a held environment lock. Release it, also on failure.
@@ -117,21 +120,23 @@ const lockDir = "/var/lib/ferry/locks"
 
 // lockScript runs one operation on one host's lock file under flock. Output:
 // a line "FERRY-LOCK <state> <age seconds>", then the file (one JSON line).
-func lockScript(op, env, token string, timeout time.Duration, info []byte) string {
+func lockScript(op, env, token string, timeout time.Duration, info []byte, resumes string) string {
 	return fmt.Sprintf(`set -u; umask 077
-d=%[1]s; f="$d/"%[2]s.json; tok=%[3]s
+d=%[1]s; f="$d/"%[2]s.json; tok=%[3]s; res=%[7]s
 mkdir -p "$d" || exit 90
 exec 9>"$d/.guard"
 flock -w 10 9 || { echo "FERRY-LOCK busy 0"; exit 0; }
 now=$(date +%%s)
 age=0; [ -f "$f" ] && age=$(( now - $(stat -c %%Y "$f") ))
 mine=no; [ -f "$f" ] && grep -q "\"token\":\"$tok\"" "$f" && mine=yes
+adopt=no; [ -n "$res" ] && [ -f "$f" ] && grep -q "\"run_id\":\"$res\"" "$f" && adopt=yes
 write() { t=$(mktemp "$d/.tmp.XXXXXX") && printf '%%s\n' %[5]s >"$t" && mv -f "$t" "$f"; }
 case %[4]s in
 acquire)
   if [ -f "$f" ] && [ $mine = no ]; then
-    if [ "$age" -le %[6]d ]; then echo "FERRY-LOCK held $age"; cat "$f"; exit 0; fi
-    echo "FERRY-LOCK stale $age"; cat "$f"
+    if [ $adopt = yes ]; then echo "FERRY-LOCK resumed $age"; cat "$f"
+    elif [ "$age" -le %[6]d ]; then echo "FERRY-LOCK held $age"; cat "$f"; exit 0
+    else echo "FERRY-LOCK stale $age"; cat "$f"; fi
   fi
   write && echo "FERRY-LOCK acquired 0" ;;
 heartbeat)
@@ -141,7 +146,7 @@ release)
 force)
   if [ -f "$f" ]; then echo "FERRY-LOCK released $age"; cat "$f"; rm -f "$f"; else echo "FERRY-LOCK free 0"; fi ;;
 esac
-`, lockDir, shell.Quote(env), shell.Quote(token), op, shell.Quote(string(info)), int(timeout.Seconds()))
+`, lockDir, shell.Quote(env), shell.Quote(token), op, shell.Quote(string(info)), int(timeout.Seconds()), shell.Quote(resumes))
 }
 
 // lockAnswer is one host's answer to a lock operation.
@@ -165,6 +170,8 @@ func parseLockAnswer(out []byte) (lockAnswer, error) {
 				age = time.Duration(n) * time.Second
 			case a.state == "stale" && f[1] == "acquired":
 				a.state = "taken"
+			case a.state == "resumed" && f[1] == "acquired":
+				a.state = "adopted"
 			}
 			continue
 		}
@@ -188,7 +195,7 @@ func (o LockOptions) run(ctx context.Context, h LockHost, op, token string, info
 	ro := o.Become
 	ro.Become = true
 	ro.Stdin, ro.Stdout, ro.Stderr = nil, nil, nil
-	res, err := h.Conn.Run(ctx, lockScript(op, o.Info.Env, token, o.Timeout, info), ro)
+	res, err := h.Conn.Run(ctx, lockScript(op, o.Info.Env, token, o.Timeout, info, o.Resumes), ro)
 	if err != nil {
 		return lockAnswer{}, fmt.Errorf("lock %s on %s: %w", op, h.Name, err)
 	}
@@ -305,6 +312,9 @@ func (l *Lock) tryAll(ctx context.Context, raw []byte) (*HeldError, error) {
 			}
 			l.opts.Warn(fmt.Sprintf("took over the stale lock of %s on %s from %s: no heartbeat for longer than the lock timeout (%s)",
 				l.Info.Env, h.Name, was, l.opts.Timeout))
+		case "adopted":
+			taken = append(taken, h)
+			l.opts.Warn(fmt.Sprintf("took over on %s the lock of run %s, which this run resumes", h.Name, l.opts.Resumes))
 		case "held":
 			giveBack()
 			holder := LockInfo{Holder: "another run", Host: h.Name}

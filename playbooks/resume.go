@@ -484,3 +484,48 @@ func (r *Runner) interruptedSummary(batch []string, byName map[string]*hostRun) 
 	}
 	return msg
 }
+
+// LeftOut is what a run that did not finish left undone on one host (""
+// for the controller: suspended scaling), by its journal.
+type LeftOut struct {
+	RunID    string `json:"run_id"`
+	Playbook string `json:"playbook"`
+	Host     string `json:"host"`
+	Left     string `json:"left"` // "out of load balancer, unit app stopped"
+}
+
+// LeftByDeadRuns lists, for env, what the runs in dir that neither
+// finished nor were resumed left undone (`ferry status`).
+func LeftByDeadRuns(dir, env string) ([]LeftOut, error) {
+	hs, _, err := heads(dir)
+	if err != nil {
+		return nil, err
+	}
+	resumed := map[string]bool{}
+	for _, h := range hs {
+		resumed[h.start.ResumeOf] = true
+	}
+	// A run without --env deploys to the environment `ferry status` calls "default".
+	norm := func(e string) string {
+		if e == "" {
+			return "default"
+		}
+		return e
+	}
+	var out []LeftOut
+	for _, h := range hs {
+		if norm(h.start.Env) != norm(env) || h.start.Check || resumed[h.start.RunID] || (h.end != nil && h.end.Status == events.StatusOK) {
+			continue
+		}
+		r, err := LoadJournal(dir, h.start.RunID, h.start.Playbook, h.start.Env)
+		if err != nil {
+			continue
+		}
+		for _, host := range r.openOrd {
+			if left := r.open[host].left(); left != "" {
+				out = append(out, LeftOut{RunID: r.RunID, Playbook: r.Playbook, Host: host, Left: left})
+			}
+		}
+	}
+	return out, nil
+}

@@ -181,6 +181,7 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 			Become:  become(),
 			Warn:    func(msg string) { emit(events.Event{Kind: events.Warning, Msg: msg}) },
 			Lost:    func(error) { stop() },
+			Resumes: opts.Resume.ID(),
 		})
 		if err != nil {
 			var held *environments.HeldError

@@ -28,12 +28,18 @@ type result struct {
 // ferry runs the CLI with args; env entries (KEY=VALUE) are set for the call only.
 func ferry(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return ferryWithin(t, 2*time.Minute, env, args...)
+}
+
+// ferryWithin is ferry with another bound on the run (large fleets).
+func ferryWithin(t *testing.T, limit time.Duration, env []string, args ...string) result {
+	t.Helper()
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
 	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	code := run(ctx, args, strings.NewReader(""), &out, &errb)
 	r := result{code, out.String(), errb.String()}

@@ -32,11 +32,13 @@ func TestScale(t *testing.T) {
 	isolate(t)
 	env := []string{"FERRY_KNOWN_HOSTS=" + l.KnownHosts, "FERRY_RECORD_DIR=" + t.TempDir()}
 
-	r := ferry(t, env, "exec", "-i", l.Inventory, "-f", "200", "--", "true")
+	// About 0.1 s of the controller per host and command on this machine.
+	limit := 2*time.Minute + time.Duration(n)*150*time.Millisecond
+	r := ferryWithin(t, limit, env, "exec", "-i", l.Inventory, "-f", "200", "--", "true")
 	if r.code != 0 {
 		t.Fatalf("exec on %d hosts: exit %d", n, r.code)
 	}
-	r = ferry(t, env, "run", repoRoot(t)+"/testdata/bench/ten-tasks.yml", "-i", l.Inventory, "-f", "200", "-o", "plain")
+	r = ferryWithin(t, limit, env, "run", repoRoot(t)+"/testdata/bench/ten-tasks.yml", "-i", l.Inventory, "-f", "200", "-o", "plain")
 	if r.code != 0 {
 		t.Fatalf("10 tasks on %d hosts: exit %d", n, r.code)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
+	"github.com/ferrydeploy/ferry/playbooks"
 )
 
 // EnvFlags name the environment of a read-only command.
@@ -29,7 +30,8 @@ type EnvFlags struct {
 type StatusCmd struct {
 	HostFlags
 	EnvFlags
-	Output string `short:"o" env:"FERRY_STATUS_OUTPUT" enum:"table,json" default:"table" help:"table or json."`
+	Output    string `short:"o" env:"FERRY_STATUS_OUTPUT" enum:"table,json" default:"table" help:"table or json."`
+	RecordDir string `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Run records, read for what runs that died left out of service."`
 }
 
 // hostStatus is one host's row of `ferry status`.
@@ -50,6 +52,9 @@ type envStatus struct {
 	Versions map[string]string       `json:"versions"` // app → majority version
 	Locks    []environments.LockInfo `json:"locks,omitempty"`
 	LBError  string                  `json:"load_balancer_error,omitempty"`
+	// LeftOut: what runs that died (SIGKILL, lost runner) left undone, by
+	// their journals; `ferry run --resume` restores it.
+	LeftOut []playbooks.LeftOut `json:"left_out_by_dead_runs,omitempty"`
 }
 
 // readEnvStatus reads every selected host's state in parallel, one round trip each.
@@ -185,6 +190,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	st.LeftOut, _ = playbooks.LeftByDeadRuns(c.RecordDir, st.Env) // no records: nothing to say
 	if c.Output == "json" {
 		b, _ := json.MarshalIndent(st, "", "  ")
 		fmt.Fprintf(g.stdout, "%s\n", b)
@@ -256,6 +262,13 @@ func printStatus(w io.Writer, st *envStatus) {
 		}
 	}
 	tw.Flush()
+	for _, l := range st.LeftOut {
+		who := l.Host
+		if who == "" {
+			who = "controller"
+		}
+		fmt.Fprintf(w, "LEFT BY RUN %s (it did not finish): %s %s; restore with: ferry run %s --resume %s\n", l.RunID, who, strings.ToUpper(l.Left), l.Playbook, l.RunID)
+	}
 	if st.LBError != "" {
 		fmt.Fprintf(w, "load balancers: %s\n", st.LBError)
 	}

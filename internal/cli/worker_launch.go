@@ -33,12 +33,14 @@ func (r *cliRunner) Launch(ctx context.Context, m awsapi.Message, l *worker.Laun
 	if err != nil {
 		return fail(err)
 	}
-	env := meta.Environment
-	if env == "" {
-		return fail(fmt.Errorf("lifecycle hook %s of %s names no environment: set its notification metadata to {\"environment\":\"NAME\",\"playbook\":\"FILE\"}", l.LifecycleHookName, l.AutoScalingGroupName))
-	}
 	g := *r.g
 	g.ctx = ctx
+	env := meta.Environment
+	if env == "" {
+		if env, err = r.envOfGroup(&g, l); err != nil {
+			return fail(err)
+		}
+	}
 	t, err := g.resolveTarget(env, "", len(r.c.Inventory) > 0, false, true)
 	if err != nil {
 		return fail(err)
@@ -92,6 +94,47 @@ func (r *cliRunner) Launch(ctx context.Context, m awsapi.Message, l *worker.Laun
 	}
 	args = append(args, "-e", "version="+rel.Version)
 	return r.run(ctx, prefix, args...)
+}
+
+// envOfGroup finds the environment of ferry.yml whose inventory holds
+// the launched instance or other instances of its group, for hooks whose
+// metadata names none.
+func (r *cliRunner) envOfGroup(g *Globals, l *worker.Launch) (string, error) {
+	hint := fmt.Sprintf("name it in the notification metadata of hook %s: {\"environment\":\"NAME\"}", l.LifecycleHookName)
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return "", err
+	}
+	if cfg == nil {
+		return "", fmt.Errorf("no ferry.yml to find the environment of auto scaling group %s in: %s", l.AutoScalingGroupName, hint)
+	}
+	var found []string
+	for _, name := range cfg.Names() {
+		t, err := g.resolveTarget(name, "", len(r.c.Inventory) > 0, false, true)
+		if err != nil {
+			return "", err
+		}
+		hf := HostFlags{Inventory: r.c.Inventory}
+		e, err := hf.loadEnv(g.ctx, t)
+		if err != nil {
+			continue // an environment that selects no host holds no instance either
+		}
+		for _, h := range e.all {
+			id, _ := h.Vars["instance_id"].(string)
+			group, _ := h.Vars["autoscaling_group"].(string)
+			if id == l.EC2InstanceID || group == l.AutoScalingGroupName {
+				found = append(found, name)
+				break
+			}
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return "", fmt.Errorf("no environment of ferry.yml holds instances of auto scaling group %s: %s", l.AutoScalingGroupName, hint)
+	}
+	return "", fmt.Errorf("environments %s all hold instances of auto scaling group %s: %s", strings.Join(found, ", "), l.AutoScalingGroupName, hint)
 }
 
 // currentRelease is the release most hosts of the status run: of the

@@ -33,7 +33,8 @@ func launchQueue(t *testing.T, s *sqsQueues) string {
 // v1) into the group of environment demo, which runs v2. The first gets
 // v2 and CONTINUE reaches the endpoint, heartbeats having been sent while
 // it ran; with the release broken, the second is ABANDONed; the test
-// notification is ignored. No other host is touched.
+// notification is ignored. No other host is touched. The second hook
+// names no environment: the worker finds it in ferry.yml.
 func TestWorkerLaunchHook(t *testing.T) {
 	l := lab.StartT(t, lab.Options{Hosts: 4})
 	isolate(t)
@@ -119,7 +120,9 @@ func TestWorkerLaunchHook(t *testing.T) {
 	broken, _ := os.ReadFile(filepath.Join(d.dist, "v3-broken", "app"))
 	os.WriteFile(filepath.Join(d.dist, "v2", "app"), broken, 0o755)
 	a.Server.ResetRequests()
-	n, err = a.Launch("app4", meta)
+	// This hook's metadata names no environment: the worker finds the
+	// environment of ferry.yml that holds the group's instances.
+	n, err = a.Launch("app4", `{"playbook":"`+slow+`"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +144,8 @@ func TestWorkerLaunchHook(t *testing.T) {
 	if _, lc, _, _ := a.Server.ASGState(a.Account, a.Region, awslab.Group); lc[app4] != "" {
 		t.Errorf("app4 is %q in the group after ABANDON", lc[app4])
 	}
-	if rc := recapOf(t, d.lastRecord(t))["app4"]; rc.Failed == 0 {
-		t.Errorf("app4's deploy did not fail: %+v", rc)
+	if evs := d.lastRecord(t); evs[0].Env != "demo" || recapOf(t, evs)["app4"].Failed == 0 {
+		t.Errorf("app4's deploy (env %q) did not fail: %+v", evs[0].Env, recapOf(t, evs)["app4"])
 	}
 	for h, pid := range map[string]int{"app1": pid1, "app2": pid2} {
 		if v, p := d.status(t, h); v != "v2" || p != pid {

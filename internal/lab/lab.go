@@ -151,7 +151,9 @@ func StartT(t testing.TB, opts Options) *Lab {
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*defaultTimeout)
+	// Namespaces, links and hosts take about 0.1-0.3 s each on a busy 2-core machine.
+	limit := max(2*defaultTimeout, opts.StartTimeout+time.Duration(opts.Hosts)*300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	l, err := Start(ctx, opts)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -257,6 +258,13 @@ func (w *worker) launch(ctx, qctx context.Context, q Queue, m awsapi.Message, l 
 		result = "ABANDON"
 	}
 	if err := w.o.Lifecycle.CompleteLifecycle(qctx, a, result); err != nil {
+		if strings.Contains(err.Error(), "No active Lifecycle Action") {
+			// Completed already (a duplicate delivery) or timed out: the
+			// hook has moved on, nothing is left to do with this message.
+			ev.Action, ev.Detail = "deleted", fmt.Sprintf("deploy %s; the lifecycle action is no longer pending (%v)", out, err)
+			w.delete(qctx, q, m, ev)
+			return
+		}
 		ev.Action, ev.Detail = "left", fmt.Sprintf("deploy %s, but %v", out, err)
 		w.log(ev)
 		return

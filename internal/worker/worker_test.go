@@ -208,3 +208,73 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+type okLaunch struct{ launched chan string }
+
+func (o okLaunch) Deploy(context.Context, awsapi.Message, *worker.Request) worker.Outcome {
+	return worker.Outcome{ExitCode: 4}
+}
+func (o okLaunch) Launch(_ context.Context, _ awsapi.Message, l *worker.Launch) worker.Outcome {
+	o.launched <- l.EC2InstanceID
+	return worker.Outcome{}
+}
+
+// A launch notification delivered twice (SQS standard queues deliver at
+// least once): the first completes the action with CONTINUE, the second
+// finds it no longer pending and is deleted, not retried into the DLQ.
+func TestDuplicateLaunchNotification(t *testing.T) {
+	s := awsemu.StartTest(t, awsemu.Options{})
+	ids := s.AddInstances("111111111111", "eu-west-1", 2, nil)
+	s.AddASG("111111111111", "eu-west-1", awsemu.ASG{Name: "web", Min: 1, Max: 2, InstanceIDs: ids[:1]})
+	e := sqsemu.StartT(t)
+	t.Setenv("AWS_ENDPOINT_URL_SQS", e.URL)
+	ctx := context.Background()
+	f, err := awsapi.NewFactory(ctx, awsapi.Config{Region: "eu-west-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, _, err := f.CreateQueue(ctx, "launches", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := f.Queue(url)
+	n, err := s.Launch("111111111111", "eu-west-1", "web", "hook", ids[1], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := q.Send(ctx, n, "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := okLaunch{launched: make(chan string, 2)}
+	evs := make(chan worker.Event, 100)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- worker.Run(wctx, worker.Options{Queues: map[string]worker.Queue{url: q}, Runner: r, Lifecycle: f,
+			Region: "eu-west-1", Visibility: 3 * time.Second, Wait: time.Second,
+			Log: func(e worker.Event) { t.Logf("%+v", e); evs <- e }})
+	}()
+	deleted := 0
+	deadline := time.After(30 * time.Second)
+	for deleted < 2 {
+		select {
+		case e := <-evs:
+			if e.Action == "deleted" {
+				deleted++
+			}
+		case <-deadline:
+			t.Fatalf("%d of 2 notifications deleted in 30s", deleted)
+		}
+	}
+	cancel()
+	<-done
+	var results []string
+	for _, a := range s.LifecycleActions("111111111111", "eu-west-1", "web") {
+		results = append(results, a.Result)
+	}
+	if strings.Join(results, ",") != "CONTINUE" {
+		t.Errorf("lifecycle actions %v, want one CONTINUE", results)
+	}
+}
