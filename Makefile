@@ -21,14 +21,15 @@ build:
 deps:
 	scripts/deps.sh test containers ansible sqs
 
-# The whole suite: unit tests, fuzz seeds, and the integration tests that
+# The whole suite (scripts/test.sh: internal/cli's lab tests in parallel
+# shards, each its own process and lab): unit tests, fuzz seeds, and the integration tests that
 # start real sshd processes in network namespaces (they need root; elsewhere
 # they skip with the reason).
 test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo 'go.mod/go.sum are not tidy: run go mod tidy'; exit 1; }
-	$(GO) test -count=1 -timeout 20m ./...
+	GO=$(GO) scripts/test.sh
 	$(MAKE) test-nonroot
 
 # The CLI scripts (cmd/ferry/testdata/script) need no host and no root:

@@ -570,7 +570,7 @@ func TestOptionsValidation(t *testing.T) {
 	if err := Available(); err != nil {
 		t.Skip(err)
 	}
-	for _, o := range []Options{{Hosts: -1}, {Hosts: 1000}, {Jumps: 3}, {Prefix: "Bad_Prefix"}, {Prefix: "waytoolongprefix"}} {
+	for _, o := range []Options{{Hosts: -1}, {Hosts: 1001}, {Jumps: 3}, {Prefix: "Bad_Prefix"}, {Prefix: "waytoolongprefix"}} {
 		if l, err := Start(context.Background(), o); err == nil {
 			l.Close()
 			t.Errorf("Start(%+v) succeeded", o)
