@@ -1,127 +1,271 @@
+// How a play runs: preflight, before, its batches under the failure rules
+// (max_fail_percentage, max_failures, rollback_completed) and pauses, after.
+
 package playbooks
 
 import (
-	"math"
-	"math/rand/v2"
+	"context"
+	"fmt"
 	"sort"
-	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/parallel"
+	"github.com/ferrydeploy/ferry/inventory"
+	"github.com/ferrydeploy/ferry/tasks"
 )
 
-func (s SerialStep) String() string {
-	if s.Percent > 0 {
-		return strconv.FormatFloat(s.Percent, 'f', -1, 64) + "%"
+// runPlay runs one play: preflight, before, batches, after.
+func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.Status, string) {
+	play := pp.play
+	names := make([]string, len(pp.hosts))
+	byName := map[string]*hostRun{}
+	for i, h := range pp.hosts {
+		names[i] = h.Name
+		byName[h.Name] = r.hostRunFor(h)
 	}
-	return strconv.Itoa(s.Count)
-}
+	r.emit(events.Event{Kind: events.PlayStart, Play: play.Name, Hosts: names, Batches: len(pp.batches)})
 
-// size is the number of hosts this step takes, out of total hosts in the play:
-// a percentage is rounded down, and is at least 1.
-func (s SerialStep) size(total int) int {
-	if s.Percent > 0 {
-		n := int(math.Floor(float64(total) * s.Percent / 100))
-		return max(n, 1)
+	if code, msg := r.preflight(ctx, play, pp.hosts, byName); code != exitcode.OK {
+		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusUnreachable})
+		return code, events.StatusUnreachable, msg
 	}
-	return s.Count
-}
+	if code, msg := r.takeLock(ctx); code != exitcode.OK {
+		r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: events.StatusFailed})
+		return code, events.StatusFailed, msg
+	}
 
-// Batches cuts hosts (already in play order) into batches per serial: each
-// step takes its size, the last step repeats until no host is left, and the
-// last batch may be smaller. An empty serial (or a single 0) is one batch of
-// every host. No hosts: no batches.
-func Batches(hosts []string, serial []SerialStep) [][]string {
-	if len(hosts) == 0 {
-		return nil
+	r.ctlVars = controllerVars(pp.hosts)
+	code, status, msg := exitcode.OK, events.StatusOK, ""
+	if !r.controllerTasks(ctx, hard, play, play.Before, "running") {
+		code, status, msg = exitcode.Failed, events.StatusFailed, "a `before` task failed: no host was touched"
 	}
-	steps := make([]SerialStep, 0, len(serial))
-	for _, s := range serial {
-		if s.Count > 0 || s.Percent > 0 {
-			steps = append(steps, s)
+
+	var completed []*hostRun // finished hosts, in completion order
+	totalFailed := 0
+	for bi, batch := range pp.batches {
+		if code != exitcode.OK || ctx.Err() != nil {
+			break
 		}
-	}
-	if len(steps) == 0 {
-		return [][]string{append([]string(nil), hosts...)}
-	}
-	var out [][]string
-	rest := hosts
-	for i := 0; len(rest) > 0; i++ {
-		step := steps[min(i, len(steps)-1)]
-		n := min(step.size(len(hosts)), len(rest))
-		out = append(out, append([]string(nil), rest[:n]...))
-		rest = rest[n:]
-	}
-	return out
-}
-
-// OrderOptions are what some orders need.
-type OrderOptions struct {
-	Seed uint64                   // for OrderShuffle: the same seed gives the same order
-	Zone func(host string) string // for OrderByZone: the host's availability zone ("" if unknown)
-}
-
-// OrderHosts returns hosts (in inventory order) in the play's order. The
-// input is not modified.
-func OrderHosts(hosts []string, order Order, opt OrderOptions) []string {
-	out := append([]string(nil), hosts...)
-	switch order {
-	case OrderSorted:
-		sort.Strings(out)
-	case OrderReverseSorted:
-		sort.Sort(sort.Reverse(sort.StringSlice(out)))
-	case OrderShuffle:
-		r := rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15))
-		r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	case OrderByZone:
-		out = byZone(out, opt.Zone)
-	}
-	return out
-}
-
-// byZone interleaves zones in proportion to their size: the next host comes
-// from the zone that, after giving it, has given the smallest share of its
-// hosts (ties: the zone that has given fewer, then the zone seen first). Any run of
-// consecutive hosts — a batch — then takes from each zone about its share,
-// so a batch empties a zone only when the batch is as large as the zone's
-// share requires (a zone of one host is emptied by whichever batch takes it).
-func byZone(hosts []string, zoneOf func(string) string) []string {
-	if zoneOf == nil {
-		return hosts
-	}
-	type zone struct {
-		hosts []string
-		taken int
-	}
-	var zones []*zone
-	index := map[string]*zone{}
-	for _, h := range hosts {
-		name := zoneOf(h)
-		z := index[name]
-		if z == nil {
-			z = &zone{}
-			index[name] = z
-			zones = append(zones, z)
-		}
-		z.hosts = append(z.hosts, h)
-	}
-	out := make([]string, 0, len(hosts))
-	for len(out) < len(hosts) {
-		var best *zone
-		for _, z := range zones {
-			if z.taken == len(z.hosts) {
-				continue
-			}
-			if best == nil {
-				best = z
-				continue
-			}
-			// compare (z.taken+1)/len(z.hosts) with (best.taken+1)/len(best.hosts)
-			a := (z.taken + 1) * len(best.hosts)
-			b := (best.taken + 1) * len(z.hosts)
-			if a < b || (a == b && z.taken < best.taken) {
-				best = z
+		num := bi + 1
+		r.emit(events.Event{Kind: events.BatchStart, Play: play.Name, Batch: num, Batches: len(pp.batches), Hosts: batch})
+		failed, worked := r.runBatch(ctx, hard, play, batch, byName, num)
+		totalFailed += failed
+		for _, n := range batch {
+			if hr := byName[n]; hr.finished && !hr.failed {
+				completed = append(completed, hr)
 			}
 		}
-		out = append(out, best.hosts[best.taken])
-		best.taken++
+		halt, why := false, ""
+		pct := 0.0
+		if worked > 0 {
+			pct = float64(failed) * 100 / float64(worked)
+		}
+		switch {
+		case ctx.Err() != nil:
+			// Hosts stopped by the interrupt are not a verdict on the release.
+			halt, why = true, r.interruptedSummary(batch, byName)
+		case failed > 0 && pct > play.MaxFailPercentage:
+			halt, why = true, fmt.Sprintf("%d of %d hosts failed (%.0f%%), max_fail_percentage is %g", failed, worked, pct, play.MaxFailPercentage)
+		case play.MaxFailures != nil && totalFailed > *play.MaxFailures:
+			halt, why = true, fmt.Sprintf("%d hosts failed in this run, max_failures is %d", totalFailed, *play.MaxFailures)
+		}
+		interrupted := ctx.Err() != nil
+		r.emit(events.Event{Kind: events.BatchEnd, Play: play.Name, Batch: num, Batches: len(pp.batches), Failed: failed, Halted: halt, Msg: why})
+		if interrupted {
+			code, status, msg = exitcode.Interrupted, events.StatusInterrupted, why
+			break
+		}
+		if halt {
+			code, status, msg = exitcode.Failed, events.StatusFailed, "rollout halted: "+why
+			if play.RollbackCompleted {
+				r.rollbackCompleted(ctx, play, completed, num)
+			}
+			break
+		}
+		if num == len(pp.batches) {
+			continue
+		}
+		if containsInt(play.PauseAfter, num) || r.pauseReq.Swap(false) {
+			if !r.approve(ctx, fmt.Sprintf("batch %d of %d done (%s). Continue with batch %d (%s)?", num, len(pp.batches), strings.Join(batch, ", "), num+1, strings.Join(pp.batches[num], ", "))) {
+				if ctx.Err() == nil {
+					code, status, msg = exitcode.Failed, events.StatusFailed, fmt.Sprintf("rollout stopped by the operator after batch %d", num)
+				}
+				break
+			}
+		}
 	}
-	return out
+	if ctx.Err() != nil && code == exitcode.OK {
+		code, status = exitcode.Interrupted, events.StatusInterrupted
+	}
+	if code == exitcode.OK && totalFailed > 0 {
+		code, status, msg = exitcode.Failed, events.StatusFailed, fmt.Sprintf("%d hosts failed (within max_fail_percentage %g): the rollout went on", totalFailed, play.MaxFailPercentage)
+	}
+	if code == exitcode.OK {
+		var skipped []string
+		for _, h := range pp.hosts {
+			if byName[h.Name].conn == nil {
+				skipped = append(skipped, h.Name)
+			}
+		}
+		if len(skipped) > 0 {
+			// --allow-unreachable: the others are deployed; exit 3 still tells CI these were not.
+			code, status, msg = exitcode.Unreachable, events.StatusUnreachable, fmt.Sprintf("deployed to every reachable host; not reached: %s", strings.Join(skipped, ", "))
+		}
+	}
+	runStatus := "ok"
+	switch {
+	case ctx.Err() != nil:
+		runStatus = "interrupted"
+	case code != exitcode.OK:
+		runStatus = "failed"
+	}
+	after, cancelAfter := r.cleanup(ctx)
+	defer cancelAfter()
+	if !r.controllerTasks(after, after, play, play.After, runStatus) && code == exitcode.OK {
+		code, status, msg = exitcode.Failed, events.StatusFailed, "an `after` task failed"
+	}
+	r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: status})
+	return code, status, msg
+}
+
+func containsInt(list []int, n int) bool {
+	for _, v := range list {
+		if v == n {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Runner) approve(ctx context.Context, msg string) bool {
+	r.emit(events.Event{Kind: events.PauseWait, Msg: msg})
+	ok := r.opts.Yes
+	if !ok && r.opts.Approve != nil {
+		var err error
+		ok, err = r.opts.Approve(ctx, msg)
+		if err != nil {
+			ok = false
+		}
+	}
+	st := events.StatusOK
+	if !ok {
+		st = events.StatusFailed
+	}
+	r.emit(events.Event{Kind: events.PauseEnd, Status: st})
+	return ok
+}
+
+// needsBecome reports whether any task of the play may run through sudo.
+func needsBecome(p *Play) bool {
+	for _, t := range append(p.HostTasks(), p.Rollback...) {
+		if b, _ := p.BecomeFor(t); b {
+			return true
+		}
+	}
+	return false
+}
+
+// preflight connects to every host in parallel and checks sudo when the
+// play needs it, so an unreachable host stops the run before anything changes.
+func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.Host, byName map[string]*hostRun) (int, string) {
+	sudo := needsBecome(play) && r.opts.BecomePass == ""
+	var mu sync.Mutex
+	var bad []string
+	forks := max(r.opts.Forks, 32)
+	r.parallel(ctx, hosts, forks, func(h *inventory.Host) {
+		hr := byName[h.Name]
+		if hr.conn != nil {
+			return
+		}
+		ch := h
+		if play.RemoteUser != "" && h.User() == "" {
+			ch = h.WithUser(play.RemoteUser) // Ansible's remote_user: below ansible_user
+		}
+		conn, err := r.opts.Connector.Connect(ctx, ch)
+		msg := ""
+		if err == nil && sudo {
+			var res tasks.Result
+			res, err = conn.Run(ctx, "sudo -n true", tasks.RunOptions{})
+			if err == nil && res.ExitCode != 0 {
+				err = fmt.Errorf("sudo -n fails for the login user (%s): give it passwordless sudo, or set FERRY_BECOME_PASSWORD", strings.TrimSpace(string(res.Stderr)))
+			}
+			msg = "sudo ok"
+		}
+		if err != nil {
+			mu.Lock()
+			bad = append(bad, h.Name)
+			hr.recap.Unreachable++
+			mu.Unlock()
+			r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusUnreachable, Msg: strings.TrimPrefix(err.Error(), h.Name+": ")})
+			return
+		}
+		hr.conn = conn
+		r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusOK, Msg: msg})
+	})
+	if ctx.Err() != nil {
+		return exitcode.Interrupted, "interrupted during preflight"
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		if r.opts.AllowUnreachable {
+			r.emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("continuing without unreachable hosts (--allow-unreachable): %s", strings.Join(bad, ", "))})
+			return exitcode.OK, ""
+		}
+		return exitcode.Unreachable, fmt.Sprintf("preflight: %d unreachable (%s); nothing was changed. Fix them, narrow with --limit, or pass --allow-unreachable", len(bad), strings.Join(bad, ", "))
+	}
+	return exitcode.OK, ""
+}
+
+// parallel runs fn for each host, at most n at once. Hosts not yet started
+// when ctx ends are skipped.
+func (r *Runner) parallel(ctx context.Context, hosts []*inventory.Host, n int, fn func(*inventory.Host)) {
+	parallel.Each(ctx, len(hosts), n, func(i int) { fn(hosts[i]) })
+}
+
+// runBatch runs the batch's hosts in parallel and returns how many failed.
+// Hosts that failed preflight (kept out by --allow-unreachable) are not
+// part of the batch: they are neither worked on nor counted; it returns the
+// failed hosts and the hosts worked on.
+func (r *Runner) runBatch(ctx, hard context.Context, play *Play, batch []string, byName map[string]*hostRun, num int) (int, int) {
+	hosts := make([]*inventory.Host, 0, len(batch))
+	for _, n := range batch {
+		if byName[n].conn != nil {
+			hosts = append(hosts, byName[n].h)
+		}
+	}
+	var failed atomic.Int32
+	// A batch that has started runs to the end on every host in it: hosts
+	// waiting for a fork slot still start unless the run is interrupted.
+	r.parallel(ctx, hosts, r.opts.Forks, func(h *inventory.Host) {
+		if !r.runHost(ctx, hard, play, byName[h.Name], num) {
+			failed.Add(1)
+		}
+	})
+	return int(failed.Load()), len(hosts)
+}
+
+// rollbackCompleted rolls back hosts this run already finished, newest first, one at a time.
+func (r *Runner) rollbackCompleted(ctx context.Context, play *Play, done []*hostRun, batch int) {
+	sort.SliceStable(done, func(i, j int) bool { return done[i].finishedAt.After(done[j].finishedAt) })
+	for _, hr := range done {
+		r.emit(events.Event{Kind: events.Warning, Host: hr.h.Name, Msg: "rollback_completed: rolling back this finished host"})
+		rbCtx, cancel := r.cleanup(ctx)
+		ok := r.rollback(rbCtx, play, hr, batch)
+		cancel()
+		st := events.StatusRolledBack
+		if !ok {
+			st = events.StatusFailed
+		}
+		r.emit(events.Event{Kind: events.HostEnd, Host: hr.h.Name, Batch: batch, Status: st, Msg: "rolled back (rollback_completed)"})
+	}
+}
+
+func (r *Runner) approver() func(ctx context.Context, msg string) (bool, error) {
+	return func(ctx context.Context, msg string) (bool, error) {
+		return r.approve(ctx, msg), nil
+	}
 }

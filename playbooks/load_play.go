@@ -1,0 +1,279 @@
+// Play keys: what a play may say, and how each key is read.
+
+package playbooks
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/ssh"
+	"gopkg.in/yaml.v3"
+)
+
+var playKeys = []string{"name", "hosts", "serial", "order", "max_fail_percentage", "max_failures",
+	"rollback_completed", "pause_after", "vars", "secrets", "before", "pre_tasks", "tasks",
+	"post_tasks", "rollback", "after", "become", "become_user", "environment", "tags", "handlers", "roles",
+	"vars_files", "any_errors_fatal", "remote_user", "become_method", "connection", "strategy", "force_handlers", "gather_facts"}
+
+// Reserved are the variables every expression sees, set by the runner; plays,
+// `register` and `-e` cannot define them.
+var Reserved = []string{"env", "env_vars", "run", "host", "extra", "inventory_hostname", "groups", "group_names", "hostvars"}
+
+func (l *loader) play(n *yaml.Node) *Play {
+	p := &Play{Pos: l.pos(n), Order: OrderInventory}
+	if n.Kind != yaml.MappingNode {
+		l.errorf(l.pos(n), "a play is a mapping: `- hosts: PATTERN`", "play must be a mapping, not %s", kindName(n))
+		return nil
+	}
+	ps := l.pairs(n, "play")
+	var hostsSeen bool
+	vars := map[string]bool{}
+	for _, kv := range ps {
+		if kv.key == "vars" {
+			p.Vars = l.vars(kv.v)
+			for _, v := range p.Vars {
+				vars[v.Name] = true
+			}
+		}
+	}
+	for _, kv := range ps {
+		k, v := kv.k, kv.v
+		switch kv.key {
+		case "name":
+			p.Name = l.str(v, "name")
+		case "hosts":
+			hostsSeen = true
+			p.Hosts = l.hosts(v)
+			if HasTemplate(p.Hosts) {
+				if t := l.template(p.Hosts, v); t != nil {
+					p.hostsTmpl = t
+				}
+			}
+		case "serial":
+			p.Serial = l.serial(v)
+		case "order":
+			s := l.str(v, "order")
+			if s != "" && !contains(orders, s) {
+				l.errorf(l.pos(v), l.choiceHint(s, orders), "order: %q is not one of %s", s, strings.Join(orders, ", "))
+			} else if s != "" {
+				p.Order = Order(s)
+			}
+		case "max_fail_percentage":
+			p.MaxFailPercentage = l.percent(v)
+		case "max_failures":
+			if i, ok := l.int(v, "max_failures"); ok {
+				if i < 0 {
+					l.errorf(l.pos(v), "use 0 to halt at the first failure", "max_failures: must be 0 or more, got %d", i)
+				}
+				p.MaxFailures = &i
+			}
+		case "rollback_completed":
+			p.RollbackCompleted = l.bool(v, "rollback_completed")
+		case "pause_after":
+			p.PauseAfter = l.pauseAfter(v)
+		case "vars":
+		case "secrets":
+			p.Secrets = l.strList(v, "secrets")
+		case "before":
+			p.Before = l.tasks(v, "before")
+		case "pre_tasks":
+			p.PreTasks = l.tasks(v, "pre_tasks")
+		case "tasks":
+			p.Tasks = l.tasks(v, "tasks")
+		case "post_tasks":
+			p.PostTasks = l.tasks(v, "post_tasks")
+		case "rollback":
+			p.Rollback = l.tasks(v, "rollback")
+		case "after":
+			p.After = l.tasks(v, "after")
+		case "become":
+			p.Become = l.bool(v, "become")
+		case "become_user":
+			p.BecomeUser = l.str(v, "become_user")
+		case "environment":
+			p.Environment, p.envTmpls = l.environment(v)
+		case "tags":
+			p.Tags = l.strList(v, "tags")
+		case "gather_facts":
+			if l.bool(v, "gather_facts") {
+				l.errorf(l.pos(v), "remove gather_facts (or set it to false): host variables come from the inventory", "gather_facts: ferry does not gather facts")
+			}
+		case "handlers", "roles", "vars_files", "any_errors_fatal", "remote_user", "become_method", "connection",
+			"strategy", "force_handlers":
+			l.ansiblePlayKey(p, kv)
+		default:
+			hint := diag.Suggest(kv.key, playKeys)
+			if hint == "" && (contains(taskKeys, kv.key) || isModule(kv.key)) {
+				hint = fmt.Sprintf("%q belongs to a task: put it under `tasks:`", kv.key)
+			}
+			if hint == "" {
+				hint = "play keys: " + strings.Join(playKeys[:len(playKeys)-1], ", ")
+			}
+			l.errorf(l.pos(k), hint, "unknown play key %q", kv.key)
+		}
+	}
+	p.Tasks = append(p.roleTasks, p.Tasks...)
+	l.checkNotify(p)
+	if !hostsSeen {
+		l.errorf(p.Pos, "add `hosts: PATTERN` (a group, a host, `all`, ...)", "play has no hosts")
+	}
+	return p
+}
+
+func (l *loader) hosts(v *yaml.Node) string {
+	switch v.Kind {
+	case yaml.ScalarNode:
+		if v.Tag == "!!null" || strings.TrimSpace(v.Value) == "" {
+			l.errorf(l.pos(v), "e.g. `hosts: web` or `hosts: all`", "hosts: empty host pattern")
+			return ""
+		}
+		return v.Value
+	case yaml.SequenceNode:
+		parts := l.strList(v, "hosts")
+		if len(parts) == 0 {
+			l.errorf(l.pos(v), "e.g. `hosts: web` or `hosts: all`", "hosts: empty host pattern")
+		}
+		return strings.Join(parts, ",")
+	}
+	l.errorf(l.pos(v), "e.g. `hosts: web` or `hosts: all`", "hosts: want a host pattern, not %s", kindName(v))
+	return ""
+}
+
+func (l *loader) percent(v *yaml.Node) float64 {
+	if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+		s := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v.Value), "%"))
+		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) {
+			if f < 0 || f > 100 {
+				l.errorf(l.pos(v), "0 halts at the first failure; 100 never halts on a batch", "max_fail_percentage: must be between 0 and 100, got %s", v.Value)
+				return 0
+			}
+			return f
+		}
+	}
+	l.errorf(l.pos(v), "e.g. max_fail_percentage: 10", "max_fail_percentage: want a number between 0 and 100, not %s", kindName(v))
+	return 0
+}
+
+func (l *loader) serial(v *yaml.Node) []SerialStep {
+	items := []*yaml.Node{v}
+	if v.Kind == yaml.SequenceNode {
+		items = v.Content
+		if len(items) == 0 {
+			l.errorf(l.pos(v), "omit serial for one batch of every host", "serial: empty list")
+		}
+	}
+	var out []SerialStep
+	for _, it := range items {
+		it = l.resolve(it)
+		step, ok := l.serialStep(it, v.Kind == yaml.SequenceNode)
+		if ok && (step.Count > 0 || step.Percent > 0) {
+			out = append(out, step)
+		}
+	}
+	return out
+}
+
+func (l *loader) serialStep(v *yaml.Node, inList bool) (SerialStep, bool) {
+	const hint = `serial is a host count (2), a percentage ("25%") or a list of them ([1, "25%", "100%"])`
+	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+		l.errorf(l.pos(v), hint, "serial: want a number or a percentage, not %s", kindName(v))
+		return SerialStep{}, false
+	}
+	s := strings.TrimSpace(v.Value)
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || math.IsNaN(f) {
+			l.errorf(l.pos(v), hint, "serial: %q is not a percentage", s)
+			return SerialStep{}, false
+		}
+		if f <= 0 || f > 100 {
+			l.errorf(l.pos(v), "a percentage step is between 1% and 100%", "serial: %s is out of range", s)
+			return SerialStep{}, false
+		}
+		return SerialStep{Percent: f}, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		l.errorf(l.pos(v), hint, "serial: %q is not a number or a percentage", s)
+		return SerialStep{}, false
+	}
+	if n < 0 || (n == 0 && inList) {
+		l.errorf(l.pos(v), "a batch has at least 1 host; omit serial for one batch of every host", "serial: %d is out of range", n)
+		return SerialStep{}, false
+	}
+	return SerialStep{Count: n}, true
+}
+
+func (l *loader) pauseAfter(v *yaml.Node) []int {
+	items := []*yaml.Node{v}
+	if v.Kind == yaml.SequenceNode {
+		items = v.Content
+	}
+	var out []int
+	for _, it := range items {
+		it = l.resolve(it)
+		if n, ok := l.int(it, "pause_after"); ok {
+			if n < 1 {
+				l.errorf(l.pos(it), "batches are numbered from 1", "pause_after: %d is not a batch number", n)
+				continue
+			}
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (l *loader) vars(v *yaml.Node) []*VarDef {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return nil
+	}
+	if v.Kind != yaml.MappingNode {
+		l.errorf(l.pos(v), "e.g. vars: {unit: api}", "vars: want a mapping, not %s", kindName(v))
+		return nil
+	}
+	var out []*VarDef
+	for _, kv := range l.pairs(v, "vars") {
+		if !identRe.MatchString(kv.key) {
+			l.errorf(l.pos(kv.k), "use letters, digits and _ (expressions read variables by name)", "vars: %q is not a valid variable name", kv.key)
+			continue
+		}
+		if contains(Reserved, kv.key) {
+			l.errorf(l.pos(kv.k), "pick another name", "vars: %q is reserved (set by ferry for every host)", kv.key)
+			continue
+		}
+		d := &VarDef{Name: kv.key, Pos: l.pos(kv.k), nodes: map[string]*yaml.Node{}, path: l.path, src: l.src}
+		d.Value = l.value(kv.v, "", d.nodes)
+		d.templates = l.templates(d.nodes)
+		out = append(out, d)
+	}
+	return out
+}
+
+func (l *loader) environment(v *yaml.Node) (map[string]any, []*Template) {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return nil, nil
+	}
+	if v.Kind != yaml.MappingNode {
+		l.errorf(l.pos(v), "e.g. environment: {RELEASE: \"{{ version }}\"}", "environment: want a mapping, not %s", kindName(v))
+		return nil, nil
+	}
+	env := map[string]any{}
+	nodes := map[string]*yaml.Node{}
+	for _, kv := range l.pairs(v, "environment") {
+		if !ssh.ValidEnvName(kv.key) {
+			// The name is exported in a shell on the host: anything else is code.
+			l.errorf(l.pos(kv.k), "a variable name has letters, digits and _, and does not start with a digit", "environment: %q is not a variable name", kv.key)
+			continue
+		}
+		if kv.v.Kind != yaml.ScalarNode {
+			l.errorf(l.pos(kv.v), "", "environment: %s: want a string, not %s", kv.key, kindName(kv.v))
+			continue
+		}
+		env[kv.key] = kv.v.Value
+		nodes[kv.key] = kv.v
+	}
+	return env, l.templates(nodes)
+}

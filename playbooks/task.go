@@ -1,0 +1,493 @@
+// Running a host's task list and its tasks: retries, until, rollback.
+
+package playbooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/tasks"
+)
+
+// runHost runs the host's task list; on failure or interrupt it runs the
+// play's rollback. It returns true when the host ended healthy.
+func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, batch int) bool {
+	start := r.opts.Now()
+	list := play.HostTasks()
+	names := make([]string, len(list))
+	for i, t := range list {
+		names[i] = t.DisplayName()
+	}
+	r.emit(events.Event{Kind: events.HostStart, Host: hr.h.Name, Batch: batch, Tasks: names})
+	failMsg := ""
+	interrupted := false
+	for i, t := range list {
+		// After an interrupt a host in flight goes on with its task list
+		// until the grace period ends (hard); one that has not started
+		// yet is left alone.
+		if hard.Err() != nil || (!hr.touched && ctx.Err() != nil) {
+			interrupted = true
+			break
+		}
+		if err := r.reconnect(hard, hr, false); err != nil {
+			failMsg = fmt.Sprintf("%s: %v", t.DisplayName(), err)
+			break
+		}
+		hr.touched = true
+		ok, msg := r.runEntry(hard, play, hr, t, i, batch)
+		if !ok {
+			failMsg = fmt.Sprintf("%s: %s", t.DisplayName(), msg)
+			interrupted = hard.Err() != nil
+			break
+		}
+		if r.hostEnded(hr) {
+			break
+		}
+	}
+	if failMsg == "" && !interrupted && len(play.Handlers) > 0 {
+		if ok, msg := r.flushHandlers(hard, play, hr, batch); !ok {
+			failMsg = msg
+		}
+	}
+	status := events.StatusOK
+	switch {
+	case failMsg == "" && !interrupted:
+		r.hostDone(hard, play, hr, batch)
+		hr.finished, hr.finishedAt = true, r.opts.Now()
+		if hr.recap.Changed > 0 {
+			status = events.StatusChanged
+		}
+		r.emit(events.Event{Kind: events.HostEnd, Host: hr.h.Name, Batch: batch, Status: status, Duration: r.opts.Now().Sub(start)})
+		return true
+	case interrupted && !hr.touched:
+		return true // never started: untouched, not failed
+	}
+	hr.failed = true
+	if interrupted {
+		failMsg = "interrupted: the grace period ended before its task list did"
+	}
+	rbCtx, cancel := r.cleanup(ctx)
+	defer cancel()
+	rolled := r.rollback(rbCtx, play, hr, batch)
+	status = events.StatusFailed
+	if rolled {
+		status = events.StatusRolledBack
+		failMsg += "; rolled back"
+	} else if len(play.Rollback) > 0 {
+		failMsg += "; ROLLBACK FAILED"
+	}
+	if left := r.leftState(hr); left != events.LeftInService {
+		failMsg += "; left " + left
+	}
+	if interrupted {
+		status = events.StatusInterrupted
+		if rolled {
+			status = events.StatusRolledBack
+		}
+	}
+	r.emit(events.Event{Kind: events.HostEnd, Host: hr.h.Name, Batch: batch, Status: status, Msg: failMsg, Duration: r.opts.Now().Sub(start)})
+	return false
+}
+
+// rollback runs the play's rollback tasks on hr; every task is attempted
+// even after one fails, since a partial restore beats stopping halfway.
+func (r *Runner) rollback(ctx context.Context, play *Play, hr *hostRun, batch int) bool {
+	if len(play.Rollback) == 0 {
+		return false
+	}
+	ok := true
+	for i, t := range play.Rollback {
+		if ctx.Err() != nil {
+			return false
+		}
+		// A rollback gets reconnection attempts for as long as its budget
+		// lasts: a bastion back within the grace period still restores the host.
+		if err := r.reconnect(ctx, hr, true); err != nil {
+			r.emit(events.Event{Kind: events.Warning, Host: hr.h.Name, Msg: "rollback: " + err.Error()})
+			return false
+		}
+		if good, _ := r.runTask(ctx, play, hr, t, i, batch, true); !good {
+			ok = false
+		}
+	}
+	hr.recap.RolledBack = ok
+	if ok {
+		hr.unknown = "" // the rollback ran whole: the host is what it restored
+	}
+	return ok
+}
+
+// controllerTasks runs before/after tasks once, on the controller.
+func (r *Runner) controllerTasks(ctx, hard context.Context, play *Play, list []*Task, status string) bool {
+	ok := true
+	for i, t := range list {
+		if ctx.Err() != nil {
+			return false
+		}
+		good, _ := r.runTaskOn(hard, play, nil, t, i, 0, false, status)
+		if !good {
+			ok = false
+			if status == "running" {
+				return false // before: stop at the first failure
+			}
+		}
+	}
+	return ok
+}
+
+func (r *Runner) runTask(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int, rollback bool) (bool, string) {
+	if t.RunOnce && hr != nil && !rollback {
+		return r.runOnce(ctx, play, hr, t, idx, batch)
+	}
+	return r.runTaskOn(ctx, play, hr, t, idx, batch, rollback, "running")
+}
+
+// runTaskOn runs t on hr (nil: the controller). It returns whether the host
+// may go on, and a one-line reason when not.
+func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int, rollback bool, status string) (bool, string) {
+	hostName := ""
+	if hr != nil {
+		hostName = hr.h.Name
+	}
+	start := r.opts.Now()
+	ev := events.Event{Host: hostName, Task: t.DisplayName(), TaskIndex: idx, Module: t.Module, Rollback: rollback, Batch: batch}
+	end := func(st events.Status, msg string) {
+		e := ev
+		e.Kind, e.Status, e.Msg, e.Duration = events.TaskEnd, st, msg, r.opts.Now().Sub(start)
+		if t.NoLog && st != events.StatusSkipped {
+			e.Msg = noLogMsg
+		}
+		r.emit(e)
+		if hr != nil {
+			switch st {
+			case events.StatusOK:
+				hr.recap.OK++
+			case events.StatusChanged:
+				hr.recap.OK++
+				hr.recap.Changed++
+			case events.StatusFailed:
+				hr.recap.Failed++
+			case events.StatusSkipped:
+				hr.recap.Skipped++
+			}
+		}
+	}
+	if !rollback && !Selected(append(append([]string{}, play.Tags...), t.Tags...), r.opts.Tags, r.opts.SkipTags) {
+		return true, ""
+	}
+	vars, err := r.vars(play, hr, batch, status)
+	if err == nil {
+		vars, err = taskVars(t, vars)
+	}
+	if err != nil {
+		r.emit(withKind(ev, events.TaskStart))
+		end(events.StatusFailed, err.Error())
+		return false, err.Error()
+	}
+	if name, err := t.RenderName(vars); err == nil && name != "" {
+		ev.Task = name
+	}
+	r.emit(withKind(ev, events.TaskStart))
+	if ok, err := t.When.True(vars); err != nil {
+		end(events.StatusFailed, err.Error())
+		return false, err.Error()
+	} else if !ok {
+		end(events.StatusSkipped, "when: condition false")
+		return true, ""
+	}
+	items, err := t.LoopItems(vars)
+	if err != nil {
+		end(events.StatusFailed, err.Error())
+		return false, err.Error()
+	}
+	var out outcome
+	if !t.HasLoop {
+		out = r.attempts(ctx, play, hr, t, vars, ev)
+	} else {
+		results := make([]any, 0, len(items))
+		out.status = events.StatusOK
+		for _, item := range items {
+			loopVar := "item"
+			if t.LoopVar != "" {
+				loopVar = t.LoopVar
+			}
+			iv := Merge(vars, map[string]any{loopVar: item})
+			o := r.attempts(ctx, play, hr, t, iv, ev)
+			results = append(results, o.result)
+			for k, v := range o.facts {
+				if out.facts == nil {
+					out.facts = map[string]any{}
+				}
+				out.facts[k] = v // set_fact in a loop: the last item wins, as in Ansible
+			}
+			if o.status == events.StatusChanged && out.status == events.StatusOK {
+				out.status = events.StatusChanged
+			}
+			if o.status == events.StatusFailed {
+				out.status, out.msg = events.StatusFailed, fmt.Sprintf("item %s: %s", Text(item), o.msg)
+				break
+			}
+			out.msg = o.msg
+		}
+		out.result = map[string]any{"results": results, "changed": out.status == events.StatusChanged, "failed": out.status == events.StatusFailed}
+		if len(items) == 0 {
+			out.status = events.StatusSkipped
+			out.msg = "loop: no items"
+		}
+	}
+	if hr != nil && t.Register != "" {
+		hr.facts[t.Register] = out.result
+	}
+	r.notify(hr, t, out.status)
+	if hr != nil {
+		for k, v := range out.facts {
+			hr.facts[k] = v
+		}
+	}
+	if out.status == events.StatusFailed && t.IgnoreErrors {
+		end(events.StatusFailed, out.msg+" (ignored)")
+		if hr != nil {
+			hr.recap.Failed-- // ignored failures do not fail the host
+			hr.recap.OK++
+		}
+		return true, ""
+	}
+	end(out.status, out.msg)
+	if out.status == events.StatusFailed {
+		if t.NoLog {
+			// The reason goes on into the host's failure line (HostEnd).
+			return false, noLogMsg
+		}
+		return false, out.msg
+	}
+	return true, ""
+}
+
+// noLogMsg replaces what a no_log task would have said in any event.
+const noLogMsg = "(output hidden by no_log)"
+
+func withKind(e events.Event, k events.Kind) events.Event {
+	e.Kind = k
+	return e
+}
+
+type outcome struct {
+	status events.Status
+	msg    string
+	result map[string]any
+	facts  map[string]any
+}
+
+// attempts runs the module with retries/delay/until, changed_when and failed_when.
+func (r *Runner) attempts(ctx context.Context, play *Play, hr *hostRun, t *Task, vars map[string]any, ev events.Event) outcome {
+	tries := 1
+	if t.Retries > 0 {
+		tries = 1 + t.Retries
+	} else if len(t.Until) > 0 {
+		tries = 4 // Ansible's default: 3 retries
+	}
+	delay := t.Delay
+	if delay == 0 && tries > 1 {
+		delay = 5 * time.Second
+	}
+	var o outcome
+	for attempt := 1; attempt <= tries; attempt++ {
+		o = r.once(ctx, play, hr, t, vars, ev)
+		done := o.status != events.StatusFailed
+		if len(t.Until) > 0 {
+			uv := Merge(vars, map[string]any{"result": o.result})
+			if t.Register != "" {
+				uv[t.Register] = o.result
+			}
+			ok, err := t.Until.True(uv)
+			if err != nil {
+				return outcome{status: events.StatusFailed, msg: err.Error(), result: o.result}
+			}
+			done = ok
+			if !ok && o.status != events.StatusFailed {
+				o.status, o.msg = events.StatusFailed, fmt.Sprintf("until: condition still false after %d attempts", attempt)
+			}
+		}
+		if done || attempt == tries || ctx.Err() != nil {
+			break
+		}
+		if hr != nil {
+			why := o.msg
+			if t.NoLog {
+				why = noLogMsg
+			}
+			r.emit(events.Event{Kind: events.TaskOutput, Host: hr.h.Name, Task: ev.Task, TaskIndex: ev.TaskIndex,
+				Line: fmt.Sprintf("attempt %d/%d failed (%s); retrying in %s", attempt, tries, why, delay)})
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+	}
+	return o
+}
+
+// once runs the module a single time and applies changed_when/failed_when.
+func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, vars map[string]any, ev events.Event) outcome {
+	mod, ok := tasks.Lookup(t.Module)
+	if !ok {
+		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("unknown module %q", t.Module)}
+	}
+	args, err := t.RenderArgs(vars)
+	if err != nil {
+		return outcome{status: events.StatusFailed, msg: err.Error()}
+	}
+	env := map[string]string{}
+	for _, layer := range []map[string]any{play.Environment, t.Environment} {
+		if len(layer) == 0 {
+			continue
+		}
+		rendered, err := RenderValue(layer, vars)
+		if err != nil {
+			return outcome{status: events.StatusFailed, msg: "environment: " + err.Error()}
+		}
+		if m, ok := rendered.(map[string]any); ok {
+			for k, v := range m {
+				env[k] = Text(v)
+			}
+		}
+	}
+	become, becomeUser := play.BecomeFor(t)
+	th := &tasks.Host{
+		Vars:       vars,
+		Dir:        t.srcDir(filepath.Dir(r.pb.Path)),
+		Check:      r.opts.Check && !readOnly(t),
+		Become:     tasks.RunOptions{Become: become || becomeUser != "", BecomeUser: becomeUser, BecomePass: r.opts.BecomePass, Env: env},
+		Controller: &tasks.Controller{Approve: r.approver(), AWS: r.opts.AWS},
+		Timeout:    t.Timeout,
+		Rollback:   ev.Rollback,
+		Eval: func(src string) (any, error) {
+			e, err := CompileExpr(src, t.Pos)
+			if err != nil {
+				return nil, err
+			}
+			return e.Eval(vars)
+		},
+		Render: func(text string) (string, error) {
+			return RenderTemplateFile(text, t.Pos, vars)
+		},
+	}
+	if hr != nil {
+		th.Name, th.Conn, th.State = hr.h.Name, hr.conn, hr.state
+		if !t.NoLog {
+			th.Output = func(line string) {
+				r.emit(events.Event{Kind: events.TaskOutput, Host: hr.h.Name, Task: ev.Task, TaskIndex: ev.TaskIndex, Rollback: ev.Rollback, Line: line})
+			}
+		}
+	} else {
+		th.Name, th.State = "controller", map[string]any{}
+	}
+	if th.Output == nil {
+		th.Output = func(string) {}
+	}
+	if t.DelegateTo != "" {
+		if err := r.delegate(ctx, t, vars, th); err != nil {
+			return outcome{status: events.StatusFailed, msg: err.Error()}
+		}
+	}
+	if !mod.Spec().Controller && th.Conn == nil {
+		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("module %s runs on hosts; it cannot be used in before/after", t.Module)}
+	}
+	if !th.Check {
+		th.Journal = r.elbJournal(hr, args, vars)
+		if c, ok := intentOf(t.Module, args, vars, th.Become.Become, becomeUser); ok {
+			if err := r.intent(hr, c); err != nil {
+				return outcome{status: events.StatusFailed, msg: err.Error()}
+			}
+		}
+	}
+	tctx := ctx
+	if t.Timeout > 0 {
+		var cancel context.CancelFunc
+		tctx, cancel = context.WithTimeout(ctx, t.Timeout)
+		defer cancel()
+	}
+	res, err := tasks.Call(tctx, mod, th, args)
+	if !th.Check {
+		r.settle(hr, t.Module, args, err != nil || res.Failed)
+	}
+	if hr != nil && connectionLost(err, hr.conn) {
+		// Whatever the task did on the host, nobody saw it end.
+		hr.unknown = "connection lost during " + ev.Task
+		if !strings.Contains(err.Error(), "outcome is unknown") {
+			err = fmt.Errorf("%w: outcome unknown", err)
+		}
+	}
+	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
+	if o.result == nil {
+		o.result = map[string]any{}
+	}
+	switch {
+	case err != nil:
+		o.status = events.StatusFailed
+		o.msg = err.Error()
+		if errors.Is(err, context.DeadlineExceeded) && t.Timeout > 0 && tctx.Err() != nil {
+			o.msg = fmt.Sprintf("timed out after %s", t.Timeout)
+		}
+	case res.Failed:
+		o.status = events.StatusFailed
+	case res.Skipped:
+		o.status = events.StatusSkipped
+	case res.Changed:
+		o.status = events.StatusChanged
+	default:
+		o.status = events.StatusOK
+	}
+	o.result["changed"] = o.status == events.StatusChanged
+	o.result["failed"] = o.status == events.StatusFailed
+	o.result["skipped"] = o.status == events.StatusSkipped
+	if o.msg != "" {
+		o.result["msg"] = o.msg
+	}
+	if o.status == events.StatusSkipped {
+		return o
+	}
+	cv := Merge(vars, map[string]any{"result": o.result})
+	if t.Register != "" {
+		cv[t.Register] = o.result
+	}
+	if len(t.ChangedWhen) > 0 && err == nil {
+		ch, cerr := t.ChangedWhen.True(cv)
+		if cerr != nil {
+			return outcome{status: events.StatusFailed, msg: cerr.Error(), result: o.result}
+		}
+		if o.status != events.StatusFailed {
+			o.status = events.StatusOK
+			if ch {
+				o.status = events.StatusChanged
+			}
+		}
+	}
+	if len(t.FailedWhen) > 0 && err == nil {
+		f, ferr := t.FailedWhen.True(cv)
+		if ferr != nil {
+			return outcome{status: events.StatusFailed, msg: ferr.Error(), result: o.result}
+		}
+		if f {
+			o.status = events.StatusFailed
+			if o.msg == "" {
+				o.msg = "failed_when: condition true"
+			}
+		} else if o.status == events.StatusFailed {
+			o.status = events.StatusOK
+		}
+	}
+	return o
+}
+
+// readOnly reports whether t declares itself a probe (`changed_when: false`):
+// such a task changes nothing, so it runs even under --check, and the tasks
+// that depend on what it read can say truthfully what they would do.
+func readOnly(t *Task) bool {
+	return len(t.ChangedWhen) == 1 && strings.TrimSpace(t.ChangedWhen[0].Src) == "false"
+}
