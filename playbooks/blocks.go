@@ -394,8 +394,8 @@ func (t *Task) srcDir(playbookDir string) string {
 		return playbookDir
 	}
 	sub := "files"
-	if t.Module == "template" {
-		sub = "templates"
+	if t.Spec.RoleDir != "" {
+		sub = t.Spec.RoleDir
 	}
 	if st, err := os.Stat(filepath.Join(t.Dir, sub)); err == nil && st.IsDir() {
 		return filepath.Join(t.Dir, sub)

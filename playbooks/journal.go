@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
@@ -28,100 +27,27 @@ type openChange struct {
 	undo events.Undo
 }
 
-// Change keys.
-const (
-	changeELB     = "elb"
-	changeStandby = "standby"
-	changeSuspend = "suspend"
-	unitPrefix    = "unit:"
-)
-
-// intentOf returns the change a task with these rendered arguments is about
-// to make, when it must be undone if the run dies. vars are the task's
-// variables (controller sections: the play's AWS settings).
-func intentOf(module string, args, vars map[string]any, become bool, becomeUser string) (openChange, bool) {
-	str := func(k string) string { s, _ := args[k].(string); return s }
-	switch module {
-	case "systemd":
-		if str("state") != "stopped" || str("name") == "" {
-			return openChange{}, false
-		}
-		name := str("name")
-		return openChange{key: unitPrefix + unitName(name), what: "unit " + unitName(name) + " stopped",
-			undo: events.Undo{Module: "systemd", Args: map[string]any{"name": name, "state": "started"}, Become: become, BecomeUser: becomeUser}}, true
-	case "elb":
-		// The elb module journals its own intent, with the load balancers it
-		// is about to leave (Host.Journal); only it knows them.
+// intentOf returns the change a task of the module spec, with these
+// rendered arguments, is about to make, when it must be undone if the run
+// dies. vars are the task's variables (controller sections: the play's AWS
+// settings). The undo of a host module runs with the task's become.
+func intentOf(spec tasks.Spec, args, vars map[string]any, become bool, becomeUser string) (openChange, bool) {
+	if spec.Leaves == nil || spec.Undo != "" {
+		return openChange{}, false // a module with Undo journals its own change (moduleJournal)
+	}
+	c, ok := spec.Leaves(args, vars)
+	if !ok {
 		return openChange{}, false
-	case "asg":
-		aws := awsArgs(args, vars)
-		if str("state") == "standby" {
-			return openChange{key: changeStandby, what: "in Auto Scaling standby",
-				undo: events.Undo{Module: "asg", Args: merged(aws, map[string]any{"state": "in_service"})}}, true
-		}
-		if procs, ok := args["suspend"]; ok {
-			groups := args["groups"]
-			if groups == nil {
-				groups = vars["autoscaling_groups"]
-			}
-			if groups == nil {
-				if g, _ := vars[awsapi.VarAutoScalingGroup].(string); g != "" {
-					groups = []any{g}
-				}
-			}
-			return openChange{key: changeSuspend, what: "Auto Scaling processes suspended",
-				undo: events.Undo{Module: "asg", Args: merged(aws, map[string]any{"resume": procs, "groups": groups})}}, true
-		}
 	}
-	return openChange{}, false
+	oc := changeOf(c)
+	if !spec.Controller {
+		oc.undo.Become, oc.undo.BecomeUser = become, becomeUser
+	}
+	return oc, true
 }
 
-// undoneBy lists the open changes a successful task with these arguments
-// undoes. elb is reconciled from the module's memory instead (see settle).
-func undoneBy(module string, args map[string]any) []string {
-	str := func(k string) string { s, _ := args[k].(string); return s }
-	switch module {
-	case "systemd":
-		switch str("state") {
-		case "started", "restarted", "reloaded":
-			return []string{unitPrefix + unitName(str("name"))}
-		}
-	case "asg":
-		if str("state") == "in_service" {
-			return []string{changeStandby}
-		}
-		if _, ok := args["resume"]; ok {
-			return []string{changeSuspend}
-		}
-	}
-	return nil
-}
-
-func unitName(n string) string { return strings.TrimSuffix(n, ".service") }
-
-// awsArgs pins where an AWS undo acts: a resumed run must reach the same
-// instance in the same region and account, whatever its variables say then.
-func awsArgs(args, vars map[string]any) map[string]any {
-	out := map[string]any{}
-	for arg, v := range map[string]string{"instance_id": awsapi.VarInstanceID, "region": awsapi.VarRegion, "account": awsapi.VarAccountID} {
-		if s, _ := args[arg].(string); s != "" {
-			out[arg] = s
-		} else if s, _ := vars[v].(string); s != "" {
-			out[arg] = s
-		}
-	}
-	return out
-}
-
-func merged(a, b map[string]any) map[string]any {
-	out := make(map[string]any, len(a)+len(b))
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		out[k] = v
-	}
-	return out
+func changeOf(c tasks.Change) openChange {
+	return openChange{key: c.Key, what: c.What, undo: events.Undo{Module: c.Module, Args: c.Args}}
 }
 
 // journal is the open changes of one host (or of the controller).
@@ -205,36 +131,48 @@ func (r *Runner) undone(hr *hostRun, key string) {
 	}
 }
 
-// elbJournal is the Host.Journal given to modules: elb names what it is
-// about to drain.
-func (r *Runner) elbJournal(hr *hostRun, args map[string]any, vars map[string]any) func(key string, data any) error {
+// moduleJournal is the Host.Journal given to modules: a module with Undo
+// (elb) journals the change it is about to make, with what it writes under
+// its State key, which the undo restores first.
+func (r *Runner) moduleJournal(hr *hostRun, spec tasks.Spec, args, vars map[string]any) func(key string, data any) error {
 	return func(key string, data any) error {
-		if key != tasks.ElbStateKey {
+		if spec.Undo == "" || key != spec.Undo || spec.Leaves == nil {
 			return fmt.Errorf("journal: unknown change %q", key)
 		}
-		return r.intent(hr, openChange{key: changeELB, what: "out of load balancer",
-			undo: events.Undo{Module: "elb", Args: merged(awsArgs(args, vars), map[string]any{"state": "registered"}),
-				State: map[string]any{tasks.ElbStateKey: data}}})
+		c, ok := spec.Leaves(args, vars)
+		if !ok {
+			return fmt.Errorf("journal: unknown change %q", key)
+		}
+		oc := changeOf(c)
+		oc.undo.State = map[string]any{key: data}
+		return r.intent(hr, oc)
 	}
 }
 
-// settle journals what a task undid: the changes it names when it did not
-// fail, and a drain that elb's memory no longer holds (registered again, or
-// nothing was drained after all).
-func (r *Runner) settle(hr *hostRun, module string, args map[string]any, failed bool) {
-	if module == "elb" && hr != nil {
+// settle journals what a task undid: the changes it restores when it did
+// not fail, and, for a module with Undo (elb), a change its State no longer
+// holds (registered again, or nothing was drained after all).
+func (r *Runner) settle(hr *hostRun, spec tasks.Spec, args, vars map[string]any, failed bool) {
+	if spec.Undo != "" {
+		if hr == nil || spec.Leaves == nil {
+			return
+		}
+		c, ok := spec.Leaves(args, vars)
+		if !ok {
+			return
+		}
 		r.mu.Lock()
-		open := hr.journal.has(changeELB)
+		open := hr.journal.has(c.Key)
 		r.mu.Unlock()
-		if open && hr.state[tasks.ElbStateKey] == nil {
-			r.undone(hr, changeELB)
+		if open && hr.state[spec.Undo] == nil {
+			r.undone(hr, c.Key)
 		}
 		return
 	}
-	if failed {
+	if failed || spec.Restores == nil {
 		return
 	}
-	for _, k := range undoneBy(module, args) {
+	for _, k := range spec.Restores(args) {
 		r.undone(hr, k)
 	}
 }

@@ -399,8 +399,8 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("module %s runs on hosts; it cannot be used in before/after", t.Module)}
 	}
 	if !th.Check {
-		th.Journal = r.elbJournal(hr, args, vars)
-		if c, ok := intentOf(t.Module, args, vars, th.Become.Become, becomeUser); ok {
+		th.Journal = r.moduleJournal(hr, mod.Spec(), args, vars)
+		if c, ok := intentOf(mod.Spec(), args, vars, th.Become.Become, becomeUser); ok {
 			if err := r.intent(hr, c); err != nil {
 				return outcome{status: events.StatusFailed, msg: err.Error()}
 			}
@@ -414,7 +414,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	}
 	res, err := tasks.Call(tctx, mod, th, args)
 	if !th.Check {
-		r.settle(hr, t.Module, args, err != nil || res.Failed)
+		r.settle(hr, mod.Spec(), args, vars, err != nil || res.Failed)
 	}
 	if hr != nil && connectionLost(err, hr.conn) {
 		// Whatever the task did on the host, nobody saw it end.

@@ -33,8 +33,50 @@ func (asgModule) Spec() Spec {
 			"region":                     {Type: String, Doc: "default: the host's region"},
 			"account":                    {Type: String, Doc: "default: the host's account_id"},
 		},
-		OneOf: [][]string{{"state", "suspend", "resume"}},
+		OneOf:    [][]string{{"state", "suspend", "resume"}},
+		Leaves:   asgLeaves,
+		Restores: asgRestores,
 	}
+}
+
+// Change keys of asg.
+const (
+	changeStandby = "standby"
+	changeSuspend = "suspend"
+)
+
+// asgLeaves: standby is left by in_service, suspended processes are resumed,
+// in the same groups, region and account.
+func asgLeaves(args, vars map[string]any) (Change, bool) {
+	aws := awsArgs(args, vars)
+	if s, _ := args["state"].(string); s == "standby" {
+		aws["state"] = "in_service"
+		return Change{Key: changeStandby, What: "in Auto Scaling standby", Module: "asg", Args: aws}, true
+	}
+	if procs, ok := args["suspend"]; ok {
+		groups := args["groups"]
+		if groups == nil {
+			groups = vars["autoscaling_groups"]
+		}
+		if groups == nil {
+			if g, _ := vars[awsapi.VarAutoScalingGroup].(string); g != "" {
+				groups = []any{g}
+			}
+		}
+		aws["resume"], aws["groups"] = procs, groups
+		return Change{Key: changeSuspend, What: "Auto Scaling processes suspended", Module: "asg", Args: aws}, true
+	}
+	return Change{}, false
+}
+
+func asgRestores(args map[string]any) []string {
+	if s, _ := args["state"].(string); s == "in_service" {
+		return []string{changeStandby}
+	}
+	if _, ok := args["resume"]; ok {
+		return []string{changeSuspend}
+	}
+	return nil
 }
 
 func (asgModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {

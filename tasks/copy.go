@@ -82,8 +82,9 @@ type templateModule struct{}
 
 func (templateModule) Spec() Spec {
 	return Spec{
-		Name: "template",
-		Doc:  "Render a local template with the task's variables and copy the result to the host (as copy does)",
+		Name:    "template",
+		Doc:     "Render a local template with the task's variables and copy the result to the host (as copy does)",
+		RoleDir: "templates",
 		Params: withParams(copyParams, map[string]Param{
 			"src": {Type: String, Required: true, Doc: "local template file, rendered with the task's variables"},
 		}),

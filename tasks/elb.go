@@ -51,7 +51,30 @@ func (elbModule) Spec() Spec {
 			"region":         {Type: String, Doc: "default: the host's region"},
 			"account":        {Type: String, Doc: "default: the host's account_id"},
 		},
+		Leaves: elbLeaves,
 	}
+}
+
+// elbLeaves: a drained host is registered again. elb journals it itself,
+// through Host.Journal, when it knows which load balancers it leaves.
+func elbLeaves(args, vars map[string]any) (Change, bool) {
+	aws := awsArgs(args, vars)
+	aws["state"] = "registered"
+	return Change{Key: "elb", What: "out of load balancer", Module: "elb", Args: aws}, true
+}
+
+// awsArgs pins where an AWS undo acts: a resumed run must reach the same
+// instance in the same region and account, whatever its variables say then.
+func awsArgs(args, vars map[string]any) map[string]any {
+	out := map[string]any{}
+	for arg, v := range map[string]string{"instance_id": awsapi.VarInstanceID, "region": awsapi.VarRegion, "account": awsapi.VarAccountID} {
+		if s, _ := args[arg].(string); s != "" {
+			out[arg] = s
+		} else if s, _ := vars[v].(string); s != "" {
+			out[arg] = s
+		}
+	}
+	return out
 }
 
 // awsTarget reads the instance, region and account (and role) from the

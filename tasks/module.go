@@ -64,6 +64,30 @@ type Spec struct {
 	// the host from). A host whose State holds it at the end of a run is
 	// reported as left out of service.
 	Undo string
+	// Leaves returns the change a call with these rendered arguments is
+	// about to make that must be undone if the run dies (a unit stopped, a
+	// host in standby), so the runner journals it before the call. vars are
+	// the task's variables. For a module with Undo, the change is journaled
+	// only when the module calls Host.Journal, with what it wrote. nil: none.
+	Leaves func(args, vars map[string]any) (Change, bool)
+	// Restores lists the Change keys a successful call with these rendered
+	// arguments undoes (a unit started again). A module with Undo is
+	// reconciled from its State instead.
+	Restores func(args map[string]any) []string
+	// RoleDir is the directory of a role where the module's relative local
+	// paths (src) resolve, as in Ansible: "templates" for template; "" means
+	// files.
+	RoleDir string
+}
+
+// Change is something a call leaves that must be undone if the run dies:
+// the runner journals it, and `ferry run --resume` undoes it by calling
+// Module with Args.
+type Change struct {
+	Key    string         // names the change in the journal: "unit:app", "standby"
+	What   string         // what it leaves the host as, for the recap: "unit app stopped"
+	Module string         // the module that undoes it
+	Args   map[string]any // that module's arguments
 }
 
 // Module is one task type. Run must honour Host.Check (report, change nothing)

@@ -28,8 +28,34 @@ func (systemdModule) Spec() Spec {
 			"daemon_reload": {Type: Bool, Doc: "systemctl daemon-reload first (after changing unit files)"},
 			"wait_timeout":  {Type: Duration, Doc: "how long to wait for is-active to agree (default 60s)"},
 		},
+		Leaves:   systemdLeaves,
+		Restores: systemdRestores,
 	}
 }
+
+// systemdLeaves: a stopped unit is started again if the run dies.
+func systemdLeaves(args, _ map[string]any) (Change, bool) {
+	name, _ := args["name"].(string)
+	if state, _ := args["state"].(string); state != "stopped" || name == "" {
+		return Change{}, false
+	}
+	return Change{Key: unitPrefix + unitName(name), What: "unit " + unitName(name) + " stopped",
+		Module: "systemd", Args: map[string]any{"name": name, "state": "started"}}, true
+}
+
+func systemdRestores(args map[string]any) []string {
+	name, _ := args["name"].(string)
+	switch state, _ := args["state"].(string); state {
+	case "started", "restarted", "reloaded":
+		return []string{unitPrefix + unitName(name)}
+	}
+	return nil
+}
+
+// unitPrefix starts the Change key of a stopped unit.
+const unitPrefix = "unit:"
+
+func unitName(n string) string { return strings.TrimSuffix(n, ".service") }
 
 func (systemdModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("systemd", args)
