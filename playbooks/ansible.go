@@ -48,7 +48,6 @@ var unsupportedModules = map[string]string{
 	"git":           "ferry deploys build artifacts: build on the controller (or in CI) and ship them with `copy:` or `release:`",
 	"synchronize":   "use `copy:` (a directory with a trailing / copies its contents; unchanged files are skipped by SHA-256)",
 	"nagios":        "ferry has no nagios module: silence alerts with `shell:` (or `webhook:`) in `before:`/`after:`",
-	"haproxy":       "drain through the HAProxy admin socket with `shell: echo \"disable server BACKEND/HOST\" | socat stdio /run/haproxy.sock` (delegate_to the LB host), or use `elb:` on AWS",
 	"mysql_db":      "run the client with `shell:`",
 	"mysql_user":    "run the client with `shell:`",
 	"postgresql_db": "run the client with `shell:`",
