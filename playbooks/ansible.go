@@ -64,7 +64,6 @@ var unsupportedModules = map[string]string{
 	"add_host": "ferry's hosts come from the inventory: use `-i` with a group, or a host pattern", "group_by": "use a host pattern (`a:&b`) or the inventory's keyed_groups",
 	"blockinfile": "use `template:` or `copy:` for the whole file, or `lineinfile:` line by line",
 	"replace":     "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
-	"get_url":   "download on the controller and `copy:`, or `shell: curl -fsSLo DEST URL`",
 	"unarchive": "use `release:` (it unpacks nothing: ship the files), or `shell: tar -xf ...`",
 	"include":   "use `include_tasks:` or `import_tasks:`", "include_role": "list the role under the play's `roles:`", "import_role": "list the role under the play's `roles:`",
 	"import_playbook": "run the playbooks one after the other with `ferry run`",
