@@ -26,7 +26,7 @@ func TestAnsibleCorpus(t *testing.T) {
 		"jboss_standalone":            {"deploy-application.yml", []string{"jboss"}},
 		"deployments_rolling":         {"playbooks/deploy.yml", []string{"cron", "git", "npm"}},
 		"deployments_balancer":        {"playbooks/deploy.yml", nil}, // passes since haproxy
-		"foxylion_ansible_sample":     {"rolling_update.yml", []string{"nagios", "seboolean", "unarchive"}},
+		"foxylion_ansible_sample":     {"rolling_update.yml", []string{"nagios", "seboolean"}},
 		"dfederlein_ansible_demos":    {"rolling_update.yml", []string{"git", "nagios", "seboolean", "yum"}},
 		"ansible_examples_delegation": {"delegation.yml", nil}, // passes as it is
 	}
