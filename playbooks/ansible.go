@@ -38,6 +38,10 @@ var ansibleAliases = map[string]moduleAlias{
 	"elb_target":          {module: "elb", params: map[string]string{"target_group_name": "target_groups", "target_group_arn": "target_groups", "target_id": "instance_id", "target_port": "-", "deregister_unused": "-", "target_status_timeout": "timeout", "target_status": "-"}, values: map[string]map[string]string{"state": {"absent": "drained", "present": "registered"}}},
 	"slack":               {module: "webhook", params: map[string]string{"msg": "text", "token": "-", "color": "-", "icon_url": "-", "icon_emoji": "-", "link_names": "-", "parse": "-", "validate_certs": "-"}},
 	"wait_for_connection": {module: "wait_for_connection"},
+	// ferry always writes through a temp file and a rename.
+	"lineinfile": {module: "lineinfile", params: map[string]string{"unsafe_writes": "-"}},
+	"get_url":    {module: "get_url", params: map[string]string{"unsafe_writes": "-"}},
+	"unarchive":  {module: "unarchive", params: map[string]string{"unsafe_writes": "-"}},
 }
 
 // unsupportedModules are Ansible modules ferry does not have, with what to

@@ -153,7 +153,7 @@ func TestLoadAnsibleArgStrings(t *testing.T) {
     - copy:
       args: {content: x, dest: /y}
     - notify: {webhook: "https://hooks.example/x", text: deployed}
-    - ansible.builtin.lineinfile: path=/etc/app.conf regexp=^port= line=port=8080 backup=yes
+    - ansible.builtin.lineinfile: path=/etc/app.conf regexp=^port= line=port=8080 backup=yes unsafe_writes=yes
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +181,9 @@ func TestLoadAnsibleArgStrings(t *testing.T) {
 	// ferry's former Slack module keeps working, with a warning
 	check(8, "webhook", map[string]any{"url": "https://hooks.example/x", "text": "deployed"})
 	check(9, "lineinfile", map[string]any{"path": "/etc/app.conf", "regexp": "^port=", "line": "port=8080", "backup": "yes"})
+	if _, ok := ts[9].Args["unsafe_writes"]; ok {
+		t.Errorf("unsafe_writes kept: %v", ts[9].Args)
+	}
 	if len(pb.Warnings) != 1 || !strings.Contains(pb.Warnings[0].Msg, "now called webhook") {
 		t.Errorf("warnings: %v", pb.Warnings)
 	}
