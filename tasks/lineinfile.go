@@ -37,6 +37,7 @@ func (lineinfileModule) Spec() Spec {
 			"backrefs":     {Type: Bool, Default: "false", Doc: `line may use \1 or \g<name> for the regexp's groups; when regexp matches nothing the file is left alone`},
 			"create":       {Type: Bool, Default: "false", Doc: "create the file (and its directory) when it does not exist, instead of failing"},
 			"backup":       {Type: Bool, Default: "false", Doc: "keep the replaced file as path.<timestamp>~"},
+			"validate":     validateParam,
 			"mode":         {Type: String, Doc: `octal mode, quoted ("0644")`},
 			"owner":        {Type: String, Doc: "owner name or uid"},
 			"group":        {Type: String, Doc: "group name or gid"},

@@ -133,3 +133,31 @@ func TestLineinfileBadArgs(t *testing.T) {
 		t.Fatalf("bad arguments ran %d commands", n)
 	}
 }
+
+func TestLineinfileCopyValidate(t *testing.T) {
+	h, _, _ := testHost(t)
+	d := t.TempDir()
+	f := filepath.Join(d, "sudoers")
+	mustWrite(t, f, "root ALL=(ALL) ALL\n", 0o440)
+	// The validator sees the new content, not dest.
+	out := runModule(t, h, "lineinfile", map[string]any{"path": f, "line": "deploy ALL=(ALL) NOPASSWD: ALL", "validate": "grep -q '^deploy ' %s"})
+	if !out.Changed || out.Failed || !strings.Contains(mustRead(t, f), "deploy ALL") {
+		t.Fatalf("%+v", out)
+	}
+	// A rejected file leaves dest as it was, and nothing behind.
+	out = runModule(t, h, "lineinfile", map[string]any{"path": f, "line": "broken", "validate": "sh -c 'echo syntax error near line 3; exit 1' %s"})
+	if !out.Failed || !strings.Contains(out.Msg, "syntax error near line 3") || strings.Contains(mustRead(t, f), "broken") {
+		t.Fatalf("%+v", out)
+	}
+	out = runModule(t, h, "copy", map[string]any{"content": "x\n", "dest": f, "validate": "false %s"})
+	if !out.Failed || !strings.Contains(out.Msg, "rejected") || mustRead(t, f) == "x\n" {
+		t.Fatalf("copy: %+v", out)
+	}
+	if entries, _ := os.ReadDir(d); len(entries) != 1 {
+		t.Fatalf("leftovers: %v", entries)
+	}
+	m, _ := Lookup("copy")
+	if _, err := m.Run(t.Context(), h, map[string]any{"content": "x", "dest": f, "validate": "visudo -c"}); err == nil || !strings.Contains(err.Error(), "%s") {
+		t.Fatalf("validate without %%s: %v", err)
+	}
+}
