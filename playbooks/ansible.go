@@ -38,6 +38,10 @@ var ansibleAliases = map[string]moduleAlias{
 	"elb_target":          {module: "elb", params: map[string]string{"target_group_name": "target_groups", "target_group_arn": "target_groups", "target_id": "instance_id", "target_port": "-", "deregister_unused": "-", "target_status_timeout": "timeout", "target_status": "-"}, values: map[string]map[string]string{"state": {"absent": "drained", "present": "registered"}}},
 	"slack":               {module: "webhook", params: map[string]string{"msg": "text", "token": "-", "color": "-", "icon_url": "-", "icon_emoji": "-", "link_names": "-", "parse": "-", "validate_certs": "-"}},
 	"wait_for_connection": {module: "wait_for_connection"},
+	// ferry always writes through a temp file and a rename.
+	"lineinfile": {module: "lineinfile", params: map[string]string{"unsafe_writes": "-"}},
+	"get_url":    {module: "get_url", params: map[string]string{"unsafe_writes": "-"}},
+	"unarchive":  {module: "unarchive", params: map[string]string{"unsafe_writes": "-"}},
 }
 
 // unsupportedModules are Ansible modules ferry does not have, with what to
@@ -48,7 +52,6 @@ var unsupportedModules = map[string]string{
 	"git":           "ferry deploys build artifacts: build on the controller (or in CI) and ship them with `copy:` or `release:`",
 	"synchronize":   "use `copy:` (a directory with a trailing / copies its contents; unchanged files are skipped by SHA-256)",
 	"nagios":        "ferry has no nagios module: silence alerts with `shell:` (or `webhook:`) in `before:`/`after:`",
-	"haproxy":       "drain through the HAProxy admin socket with `shell: echo \"disable server BACKEND/HOST\" | socat stdio /run/haproxy.sock` (delegate_to the LB host), or use `elb:` on AWS",
 	"mysql_db":      "run the client with `shell:`",
 	"mysql_user":    "run the client with `shell:`",
 	"postgresql_db": "run the client with `shell:`",
@@ -63,11 +66,9 @@ var unsupportedModules = map[string]string{
 	"async_status": "ferry has no async tasks: give the task a `timeout:`",
 	"mail":         "use `webhook:`", "hipchat": "use `webhook:`", "mattermost": "use `webhook:`",
 	"add_host": "ferry's hosts come from the inventory: use `-i` with a group, or a host pattern", "group_by": "use a host pattern (`a:&b`) or the inventory's keyed_groups",
-	"lineinfile": "use `template:` or `copy:` for the whole file (ferry replaces files atomically)", "blockinfile": "use `template:` or `copy:` for the whole file",
-	"replace": "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
-	"get_url":   "download on the controller and `copy:`, or `shell: curl -fsSLo DEST URL`",
-	"unarchive": "use `release:` (it unpacks nothing: ship the files), or `shell: tar -xf ...`",
-	"include":   "use `include_tasks:` or `import_tasks:`", "include_role": "list the role under the play's `roles:`", "import_role": "list the role under the play's `roles:`",
+	"blockinfile": "use `template:` or `copy:` for the whole file, or `lineinfile:` line by line",
+	"replace":     "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
+	"include": "use `include_tasks:` or `import_tasks:`", "include_role": "list the role under the play's `roles:`", "import_role": "list the role under the play's `roles:`",
 	"import_playbook": "run the playbooks one after the other with `ferry run`",
 	"include_vars":    "use the play's `vars_files:`",
 	"jboss":           "copy the .war into the deployments directory with `copy:` (JBoss deploys what appears there)",

@@ -153,6 +153,7 @@ func TestLoadAnsibleArgStrings(t *testing.T) {
     - copy:
       args: {content: x, dest: /y}
     - notify: {webhook: "https://hooks.example/x", text: deployed}
+    - ansible.builtin.lineinfile: path=/etc/app.conf regexp=^port= line=port=8080 backup=yes unsafe_writes=yes
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +180,10 @@ func TestLoadAnsibleArgStrings(t *testing.T) {
 	check(7, "copy", map[string]any{"content": "x", "dest": "/y"})
 	// ferry's former Slack module keeps working, with a warning
 	check(8, "webhook", map[string]any{"url": "https://hooks.example/x", "text": "deployed"})
+	check(9, "lineinfile", map[string]any{"path": "/etc/app.conf", "regexp": "^port=", "line": "port=8080", "backup": "yes"})
+	if _, ok := ts[9].Args["unsafe_writes"]; ok {
+		t.Errorf("unsafe_writes kept: %v", ts[9].Args)
+	}
 	if len(pb.Warnings) != 1 || !strings.Contains(pb.Warnings[0].Msg, "now called webhook") {
 		t.Errorf("warnings: %v", pb.Warnings)
 	}

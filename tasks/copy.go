@@ -43,8 +43,9 @@ func (copyModule) Spec() Spec {
 		Name: "copy",
 		Doc:  "Copy a local file or directory, or inline content, to the host: atomic replacement, skipped when the SHA-256 matches",
 		Params: withParams(copyParams, map[string]Param{
-			"src":     {Type: String, Doc: "local file or directory (a trailing / copies the directory's contents)"},
-			"content": {Type: String, Doc: "literal content for dest, instead of src"},
+			"src":      {Type: String, Doc: "local file or directory (a trailing / copies the directory's contents)"},
+			"content":  {Type: String, Doc: "literal content for dest, instead of src"},
+			"validate": validateParam,
 		}),
 		OneOf: [][]string{{"src", "content"}},
 	}
@@ -86,7 +87,8 @@ func (templateModule) Spec() Spec {
 		Doc:     "Render a local template with the task's variables and copy the result to the host (as copy does)",
 		RoleDir: "templates",
 		Params: withParams(copyParams, map[string]Param{
-			"src": {Type: String, Required: true, Doc: "local template file, rendered with the task's variables"},
+			"src":      {Type: String, Required: true, Doc: "local template file, rendered with the task's variables"},
+			"validate": validateParam,
 		}),
 	}
 }
@@ -127,10 +129,18 @@ func (templateModule) Run(ctx context.Context, h *Host, args map[string]any) (Ou
 type copyOpts struct {
 	mode, owner, group string // mode: octal digits, "preserve" or ""
 	backup, force      bool
+	validate           string // command run on the new file (%s: its path) before it replaces dest
 }
 
+// validateParam checks a new file before it replaces dest (copy, template, lineinfile).
+var validateParam = Param{Type: String, Doc: "command that must succeed on the new file before it replaces dest; %s is the file's path (e.g. visudo -cf %s)"}
+
 func readCopyOpts(a *Args) copyOpts {
-	o := copyOpts{owner: a.String("owner", ""), group: a.String("group", ""), backup: a.Bool("backup", false), force: a.Bool("force", true)}
+	o := copyOpts{owner: a.String("owner", ""), group: a.String("group", ""), backup: a.Bool("backup", false), force: a.Bool("force", true),
+		validate: a.String("validate", "")}
+	if o.validate != "" && !strings.Contains(o.validate, "%s") {
+		a.fail("validate", "must contain %%s where the new file's path goes, e.g. visudo -cf %%s")
+	}
 	if s, ok := a.Raw("mode").(string); ok && s == "preserve" {
 		o.mode = "preserve"
 	} else {
@@ -653,6 +663,12 @@ func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) stri
 		fmt.Fprintf(&b, "sync -- %s 2>/dev/null; ", tmp)
 	}
 	fmt.Fprintf(&b, "v %s %s %s; ", tmp, a.it.sum, dest)
+	if p.opts.validate != "" {
+		// The private directory is the cwd: "$PWD/fN" is the new file.
+		cmd := strings.ReplaceAll(p.opts.validate, "%s", `"$PWD/`+path.Base(a.tmp)+`"`)
+		fmt.Fprintf(&b, `vo=$( ( %s ) </dev/null 2>&1 ) || { printf 'validate (%%s) rejected the new %%s: %%s\n' %s %s "$(printf '%%s\n' "$vo" | tail -n 1)" >&2; exit 1; }; `,
+			cmd, shell.Quote(p.opts.validate), dest)
+	}
 	if a.exists && p.opts.backup {
 		a.backup = a.it.dest + "." + stamp + "~"
 		bak := shell.Quote(a.backup)

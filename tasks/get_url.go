@@ -1,0 +1,156 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
+)
+
+func init() { Register(getURLModule{}) }
+
+// getURLModule downloads a URL on the host, as Ansible's get_url does, with
+// the host's curl (or wget): into a private temp directory next to dest,
+// checked against checksum, then renamed over dest. One command.
+type getURLModule struct{}
+
+func (getURLModule) Spec() Spec {
+	return Spec{
+		Name: "get_url",
+		Doc:  "Download a file from an HTTP(S) or FTP URL on the host (with its curl or wget) and put it at dest atomically, checked against a checksum",
+		Params: map[string]Param{
+			"url":            {Type: String, Required: true, Doc: "what to download (http, https or ftp)"},
+			"dest":           {Type: String, Required: true, Doc: "file on the host, or a directory to download into under the URL's file name"},
+			"checksum":       {Type: String, Doc: "sha256:HEX (or sha1:, sha512:, md5:): the download must match, and a dest that matches is not downloaded again"},
+			"force":          {Type: Bool, Default: "false", Doc: "download even when dest exists (it is replaced only when the content differs)"},
+			"mode":           {Type: String, Doc: `octal mode, quoted ("0644"); default: dest's, or the umask's for a new file`},
+			"owner":          {Type: String, Doc: "owner name or uid"},
+			"group":          {Type: String, Doc: "group name or gid"},
+			"timeout":        {Type: Duration, Default: "10s", Doc: "how long the download may take"},
+			"validate_certs": {Type: Bool, Default: "true", Doc: "verify the server's TLS certificate"},
+		},
+		Returns: map[string]string{
+			"dest":          "the file written",
+			"checksum_dest": "SHA-256 of dest after the task",
+		},
+	}
+}
+
+var checksumRe = regexp.MustCompile(`^(sha1|sha224|sha256|sha384|sha512|md5):([0-9a-fA-F]+)$`)
+
+func (getURLModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
+	a := NewArgs("get_url", args)
+	u, dest := a.String("url", ""), a.String("dest", "")
+	checksum := a.String("checksum", "")
+	force := a.Bool("force", false)
+	mode := a.Mode("mode")
+	owner, group := a.String("owner", ""), a.String("group", "")
+	timeout := a.Duration("timeout", 10*time.Second)
+	validate := a.Bool("validate_certs", true)
+	if err := a.Err(); err != nil {
+		return Outcome{}, err
+	}
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https" && pu.Scheme != "ftp") || pu.Host == "" {
+		return Outcome{}, fmt.Errorf("get_url: url %q: want an http, https or ftp URL", u)
+	}
+	if pu.User != nil {
+		return Outcome{}, fmt.Errorf("get_url: url %q has credentials in it: they would show in the host's process list; download on the controller and copy: instead", pu.Redacted())
+	}
+	if dest == "" {
+		return Outcome{}, fmt.Errorf("get_url: dest is required")
+	}
+	var algo, want string
+	if checksum != "" {
+		m := checksumRe.FindStringSubmatch(checksum)
+		if m == nil {
+			return Outcome{}, fmt.Errorf("get_url: checksum %q: want ALGORITHM:HEX, e.g. sha256:3b0c...", checksum)
+		}
+		algo, want = m[1], strings.ToLower(m[2])
+	}
+	name := path.Base(pu.Path)
+	if name == "/" || name == "." || name == "" {
+		name = "index.html"
+	}
+	secs := int(timeout.Seconds())
+	if secs < 1 {
+		secs = 1
+	}
+	q := shell.Quote
+	var b strings.Builder
+	fmt.Fprintf(&b, "u=%s; d=%s; n=%s; c=%s; f=%s; chk=%s; want=%s; ", q(u), q(dest), q(name), boolDigit(h.Check), boolDigit(force), q(algo), q(want))
+	b.WriteString(`case "$d" in */) d="$d$n";; *) [ -d "$d" ] && d="$d/$n";; esac; `)
+	b.WriteString(`echo "DEST $d"; `)
+	b.WriteString(`[ -d "$d" ] && { echo "$d is a directory" >&2; exit 2; }; `)
+	b.WriteString(`sum() { "$1"sum < "$2" | cut -d' ' -f1; }; `)
+	b.WriteString(`if [ -e "$d" ]; then if [ -n "$chk" ]; then [ "$(sum "$chk" "$d")" = "$want" ] && { echo "HAVE $(sum sha256 "$d")"; exit 0; }; elif [ "$f" = 0 ]; then echo "HAVE $(sum sha256 "$d")"; exit 0; fi; fi; `)
+	b.WriteString(`[ "$c" = 1 ] && { echo WOULD; exit 0; }; `)
+	b.WriteString(`t=$(mktemp -d "$(dirname -- "$d")/.$(basename -- "$d").ferry-tmp-XXXXXX") || exit 1; trap 'rm -rf -- "$t"' EXIT; `)
+	insecureCurl, insecureWget := "", ""
+	if !validate {
+		insecureCurl, insecureWget = "-k ", "--no-check-certificate "
+	}
+	fmt.Fprintf(&b, `if command -v curl >/dev/null 2>&1; then curl -fsSL %s--max-time %d -o "$t/f" -- "$u" || { echo "download $u failed (curl exit $?)" >&2; exit 4; }; `, insecureCurl, secs)
+	fmt.Fprintf(&b, `elif command -v wget >/dev/null 2>&1; then wget -q %s-T %d -O "$t/f" -- "$u" || { echo "download $u failed (wget exit $?)" >&2; exit 4; }; `, insecureWget, secs)
+	b.WriteString(`else echo "the host has neither curl nor wget: install one, or download on the controller and copy:" >&2; exit 3; fi; `)
+	b.WriteString(`if [ -n "$chk" ]; then got=$(sum "$chk" "$t/f"); [ "$got" = "$want" ] || { echo "checksum mismatch: $u has $chk:$got, want $chk:$want" >&2; exit 5; }; fi; `)
+	b.WriteString(`new=$(sum sha256 "$t/f"); `)
+	attrs := ""
+	if mode != "" {
+		attrs += fmt.Sprintf(`[ "$(stat -c %%a -- "$d" 2>/dev/null)" = %s ] || ch=1; chmod %s "$t/f" || exit 1; `, q(strings.TrimLeft(mode, "0")), q(mode))
+	} else {
+		attrs += `[ -f "$d" ] && chmod --reference="$d" -- "$t/f"; `
+	}
+	if owner != "" || group != "" {
+		attrs += fmt.Sprintf(`chown -- %s "$t/f" || exit 1; `, q(ownerText(owner, group)))
+	}
+	b.WriteString(`ch=0; [ -f "$d" ] && [ "$(sum sha256 "$d")" = "$new" ] || ch=1; ` + attrs)
+	b.WriteString(`[ "$ch" = 0 ] && { echo "HAVE $new"; exit 0; }; mv -f -- "$t/f" "$d" || exit 1; echo "GOT $new"`)
+	if h.Timeout == 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout+30*time.Second)
+		defer cancel()
+	}
+	res, err := runOn(ctx, h, b.String(), false)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("get_url %s: %w", pu.Redacted(), err)
+	}
+	result := map[string]any{"url": pu.Redacted(), "dest": dest}
+	var got string
+	for _, l := range strings.Split(string(res.Stdout), "\n") {
+		k, v, _ := strings.Cut(l, " ")
+		switch k {
+		case "DEST":
+			result["dest"] = v
+		case "HAVE", "GOT":
+			result["checksum_dest"], got = v, k
+		case "WOULD":
+			got = k
+		}
+	}
+	if res.ExitCode != 0 {
+		return Outcome{Failed: true, Msg: failMsg("get_url", res), Result: result}, nil
+	}
+	d := result["dest"].(string)
+	switch got {
+	case "HAVE":
+		return Outcome{Msg: "unchanged: " + d, Result: result}, nil
+	case "WOULD":
+		return Outcome{Changed: true, Msg: checkMsg("download %s to %s", pu.Redacted(), d), Result: result}, nil
+	case "GOT":
+		return Outcome{Changed: true, Msg: fmt.Sprintf("downloaded %s to %s", pu.Redacted(), d), Diff: "+ " + d + " (from " + pu.Redacted() + ")\n", Result: result}, nil
+	}
+	return Outcome{Failed: true, Msg: "get_url: unexpected output: " + lastLine(res.Stdout), Result: result}, nil
+}
+
+func boolDigit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
