@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
 )
 
@@ -94,6 +95,30 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 	return false
 }
 
+// rollbackTries bounds the runs of one rollback task whose connection
+// dropped under it.
+const rollbackTries = 3
+
+// linkDropped reports whether conn is closed, giving the connection a
+// moment (bounded) to notice a drop that a task has just run into.
+func linkDropped(ctx context.Context, conn tasks.Conn) bool {
+	c, ok := conn.(interface{ Closed() bool })
+	if !ok {
+		return false
+	}
+	for range 20 {
+		if c.Closed() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return false
+}
+
 // rollback runs the play's rollback tasks on hr; every task is attempted
 // even after one fails, since a partial restore beats stopping halfway.
 func (r *Runner) rollback(ctx context.Context, play *Play, hr *hostRun, batch int) bool {
@@ -105,14 +130,24 @@ func (r *Runner) rollback(ctx context.Context, play *Play, hr *hostRun, batch in
 		if ctx.Err() != nil {
 			return false
 		}
-		// A rollback gets reconnection attempts for as long as its budget
-		// lasts: a bastion back within the grace period still restores the host.
-		if err := r.reconnect(ctx, hr, true); err != nil {
-			r.emit(events.Event{Kind: events.Warning, Host: hr.h.Name, Msg: "rollback: " + err.Error()})
-			return false
-		}
-		if good, _ := r.runTask(ctx, play, hr, t, i, batch, true); !good {
-			ok = false
+		for try := 1; ; try++ {
+			// A rollback gets reconnection attempts for as long as its budget
+			// lasts: a bastion back within the grace period still restores the host.
+			if err := r.reconnect(ctx, hr, true); err != nil {
+				r.emit(events.Event{Kind: events.Warning, Host: hr.h.Name, Msg: "rollback: " + err.Error()})
+				return false
+			}
+			if good, _ := r.runTask(ctx, play, hr, t, i, batch, true); good {
+				break
+			}
+			// A task that failed because the link dropped under it (a drop
+			// noticed only when the task tried it) is run again on a new
+			// connection: rollback tasks restore a state, so running one
+			// twice is safe, and losing the race must not leave the host down.
+			if try >= rollbackTries || !linkDropped(ctx, hr.conn) {
+				ok = false
+				break
+			}
 		}
 	}
 	hr.recap.RolledBack = ok
@@ -416,7 +451,9 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	if !th.Check {
 		r.settle(hr, mod.Spec(), args, vars, err != nil || res.Failed)
 	}
-	if hr != nil && connectionLost(err, hr.conn) {
+	// A task whose session never opened did nothing on the host: the
+	// host's state is what the tasks before it left.
+	if hr != nil && connectionLost(err, hr.conn) && !ssh.NotStarted(err) {
 		// Whatever the task did on the host, nobody saw it end.
 		hr.unknown = "connection lost during " + ev.Task
 		if !strings.Contains(err.Error(), "outcome is unknown") {

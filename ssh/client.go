@@ -173,7 +173,8 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 func (c *Client) sessionErr(what string, err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		return &Error{Host: c.name, Kind: KindUnreachable, Err: err, Msg: what + ": connection closed",
-			Hint: "the host or the bastion dropped the connection; check that it is up"}
+			Hint:       "the host or the bastion dropped the connection; check that it is up",
+			NotStarted: strings.HasPrefix(what, "open ")}
 	}
 	if strings.Contains(err.Error(), "administratively prohibited") || strings.Contains(err.Error(), "open failed") {
 		return fmt.Errorf("%s: %s: %w (the server refused a new session: MaxSessions in its sshd_config may be too low)", c.name, what, err)

@@ -47,6 +47,9 @@ type Error struct {
 	Msg  string // what happened, lowercase
 	Hint string // what to do next
 	Err  error
+	// NotStarted: the connection failed before the command could start on
+	// the host (no session opened), so the command did nothing there.
+	NotStarted bool
 }
 
 func (e *Error) Error() string {
@@ -68,6 +71,14 @@ func (e *Error) Unwrap() error { return e.Err }
 // rejected credentials never get better by retrying.
 func (e *Error) Retryable() bool {
 	return e.Kind == KindUnreachable || e.Kind == KindTimeout || e.Kind == KindOther
+}
+
+// NotStarted reports whether err says a command never started on its host
+// (the session could not be opened): whatever the host's state, this
+// command did not change it.
+func NotStarted(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.NotStarted
 }
 
 // KindOf returns the Kind of err, KindOther when it is not an *Error.

@@ -157,15 +157,14 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 		var hosts []environments.LockHost
 		var skipped []string
 		for _, h := range e.all {
-			cl, err := conn.client(ctx, h)
-			if err != nil {
+			if _, err := conn.client(ctx, h); err != nil {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
 				skipped = append(skipped, h.Name)
 				continue
 			}
-			hosts = append(hosts, environments.LockHost{Name: h.Name, Conn: cl})
+			hosts = append(hosts, environments.LockHost{Name: h.Name, Conn: hostConn{conn, h}})
 		}
 		if len(hosts) == 0 {
 			return nil, fmt.Errorf("no host of %s is reachable to hold its lock", e.name())
@@ -337,4 +336,20 @@ func (k hostSet) list(b []byte) ([]byte, error) {
 		}
 	}
 	return json.MarshalIndent(m, "", "    ")
+}
+
+// hostConn runs each command on the host's current connection (the
+// manager's, made again after a drop), so a lock taken before a link
+// dropped is still heartbeated and released over the new one.
+type hostConn struct {
+	c *connector
+	h *inventory.Host
+}
+
+func (hc hostConn) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error) {
+	cl, err := hc.c.client(ctx, hc.h)
+	if err != nil {
+		return ssh.Result{}, err
+	}
+	return cl.Run(ctx, cmd, opts)
 }
