@@ -65,7 +65,6 @@ var unsupportedModules = map[string]string{
 	"raw":          "use `shell:` (ferry needs no Python on hosts)",
 	"async_status": "ferry has no async tasks: give the task a `timeout:`",
 	"mail":         "use `webhook:`", "hipchat": "use `webhook:`", "mattermost": "use `webhook:`",
-	"add_host": "ferry's hosts come from the inventory: use `-i` with a group, or a host pattern", "group_by": "use a host pattern (`a:&b`) or the inventory's keyed_groups",
 	"blockinfile": "use `template:` or `copy:` for the whole file, or `lineinfile:` line by line",
 	"replace":     "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
 	"include": "use `include_tasks:` or `import_tasks:`", "include_role": "list the role under the play's `roles:`", "import_role": "list the role under the play's `roles:`",

@@ -188,6 +188,9 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 		return t
 	}
 	t.Spec = mod.Spec()
+	if t.Spec.Once {
+		t.RunOnce = true
+	}
 	t.Args = l.args(t, modKey, modVal)
 	if t.Spec.Controller && t.Become != nil && *t.Become {
 		l.errorf(t.ModulePos, "remove become: it applies to commands on hosts", "%s runs on the controller: become has no effect", t.Module)
@@ -246,7 +249,7 @@ func (l *loader) args(t *Task, k, v *yaml.Node) map[string]any {
 				l.errorf(l.pos(kv.k), "use letters, digits and _", "%s: %q is not a valid variable name", name, kv.key)
 				continue
 			}
-			if anyKeys && contains(Reserved, kv.key) {
+			if anyKeys && !ok && contains(Reserved, kv.key) { // a declared param is no variable
 				l.errorf(l.pos(kv.k), "pick another name", "%s: %q is reserved (set by ferry for every host)", name, kv.key)
 				continue
 			}

@@ -4,6 +4,7 @@
 package playbooks
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -19,6 +20,9 @@ type playPlan struct {
 	hosts   []*inventory.Host
 	batches [][]string
 	done    []*inventory.Host // --resume: hosts an earlier run finished
+	// empty: the play matched no host, which is allowed after a play that
+	// changes the inventory (group_by, add_host): it is skipped, as in Ansible.
+	empty bool
 }
 
 // Plan resolves every play's hosts and batches without connecting, so bad
@@ -36,10 +40,20 @@ func (r *Runner) plan() ([]playPlan, error) {
 			limit[h.Name] = true
 		}
 	}
+	dynamic := false // an earlier play changes the inventory
 	for _, p := range r.pb.Plays {
 		hs, err := r.opts.Inventory.Match(p.Hosts)
+		var nomatch *inventory.NoMatchError
+		if err != nil && dynamic && errors.As(err, &nomatch) {
+			// The group may be made by the earlier play: planned again after it.
+			plans = append(plans, playPlan{play: p, empty: true})
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("play %q: %w", p.Name, err)
+		}
+		if p.ChangesInventory() {
+			dynamic = true
 		}
 		if limit != nil {
 			var kept []*inventory.Host
@@ -47,6 +61,10 @@ func (r *Runner) plan() ([]playPlan, error) {
 				if limit[h.Name] {
 					kept = append(kept, h)
 				}
+			}
+			if len(kept) == 0 && dynamic {
+				plans = append(plans, playPlan{play: p, empty: true})
+				continue
 			}
 			if len(kept) == 0 {
 				return nil, &inputError{fmt.Errorf("play %q: --limit %q leaves none of its hosts (%q)", p.Name, r.opts.Limit, p.Hosts)}
@@ -99,6 +117,17 @@ type inputError struct{ err error }
 func (e *inputError) Error() string { return e.err.Error() }
 
 func (e *inputError) Unwrap() error { return e.err }
+
+// ChangesInventory reports whether a task of p changes the run's inventory
+// (Spec.Inventory), so later plays' hosts are known only after it.
+func (p *Play) ChangesInventory() bool {
+	for _, t := range p.AllTasks() {
+		if t.Spec.Inventory {
+			return true
+		}
+	}
+	return false
+}
 
 func needsApproval(p *Play) bool {
 	if len(p.PauseAfter) > 0 {

@@ -2,6 +2,7 @@ package playbooks
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,6 +95,9 @@ type Runner struct {
 	builtins map[string]any
 	ctlVars  map[string]any // what before/after tasks know of the play's hosts
 	flow     *flowState     // handlers, run_once, delegation (flow.go)
+	// invChanges: what group_by/add_host (Spec.Inventory) did this play,
+	// applied to the inventory before the next play is planned again.
+	invChanges []tasks.InventoryChange
 
 	ctlJournal journal // controller changes still open (suspended scaling)
 	lockTaken  bool
@@ -198,14 +202,29 @@ func (r *Runner) Run(ctx context.Context) Result {
 	if r.opts.Resume != nil {
 		code, status, msg = r.restore(ctx, plans)
 	}
-	for _, pp := range plans {
+	for i := 0; i < len(plans); i++ {
 		if code != exitcode.OK {
 			break
 		}
-		c, s, m := r.runPlay(ctx, hard, pp)
+		if plans[i].empty {
+			continue // no host matched, even after group_by/add_host
+		}
+		c, s, m := r.runPlay(ctx, hard, plans[i])
 		if c != exitcode.OK {
 			code, status, msg = c, s, m
 			break
+		}
+		if changed, err := r.applyInventory(); err != nil || changed {
+			// Later plays' hosts: patterns see the groups and hosts added.
+			again, perr := r.plan()
+			if err == nil {
+				err = perr
+			}
+			if err != nil {
+				code, status, msg = exitcode.Invalid, events.StatusFailed, err.Error()
+				break
+			}
+			plans = append(plans[:i+1:i+1], again[i+1:]...)
 		}
 	}
 	r.releaseLock(ctx)
@@ -386,4 +405,25 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 // survives the run's cancellation and is bounded by Grace from now.
 func (r *Runner) cleanup(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), r.opts.Grace)
+}
+
+// applyInventory applies what group_by and add_host did to the run's
+// inventory, and reports whether there was anything.
+func (r *Runner) applyInventory() (bool, error) {
+	r.mu.Lock()
+	changes := r.invChanges
+	r.invChanges = nil
+	r.mu.Unlock()
+	inv := r.opts.Inventory
+	for _, c := range changes {
+		inv.AddHost(&inventory.Host{Name: c.Host, Vars: c.Vars}, c.Groups...)
+		for _, g := range c.Groups {
+			for _, p := range c.Parents {
+				if err := inv.AddChild(p, g); err != nil {
+					return true, fmt.Errorf("group_by: parent %q of %q: %w: pick parents that are not children of the group", p, g, err)
+				}
+			}
+		}
+	}
+	return len(changes) > 0, nil
 }

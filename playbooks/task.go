@@ -461,6 +461,11 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		}
 	}
 	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
+	if err == nil && !res.Failed && len(res.Inventory) > 0 {
+		r.mu.Lock()
+		r.invChanges = append(r.invChanges, res.Inventory...)
+		r.mu.Unlock()
+	}
 	if o.result == nil {
 		o.result = map[string]any{}
 	}

@@ -59,6 +59,13 @@ type Spec struct {
 	// DefinesFacts: every argument's key becomes a host variable
 	// (set_fact), so `ferry check` knows those names are defined after it.
 	DefinesFacts bool
+	// Inventory: the module changes the run's inventory (group_by,
+	// add_host): the runner applies its Outcome.Inventory before the next
+	// play and resolves the later plays' `hosts:` against the result.
+	Inventory bool
+	// Once: the task runs once per batch, on its first host, whatever the
+	// play's hosts (add_host, as in Ansible), as if it had run_once.
+	Once bool
 	// Undo names the Host.State key under which the module keeps what it did
 	// that the play still has to undo (elb: the load balancers it drained
 	// the host from). A host whose State holds it at the end of a run is
@@ -146,6 +153,17 @@ type Outcome struct {
 	Result  map[string]any // what `register` stores (stdout, stderr, rc, status, json, ...)
 	Facts   map[string]any // set_fact: variables to set on the host
 	Diff    string         // --check / changed: what would change / changed, human-readable
+	// Inventory lists the changes to the run's inventory (Spec.Inventory).
+	Inventory []InventoryChange
+}
+
+// InventoryChange puts Host (created if needed, with Vars set over its
+// own) in Groups, creating them; Parents become parents of each of Groups.
+type InventoryChange struct {
+	Host    string
+	Vars    map[string]any
+	Groups  []string
+	Parents []string
 }
 
 var registry = map[string]Module{}

@@ -314,10 +314,17 @@ func (c *CheckCmd) check(g *Globals) error {
 		return err
 	}
 	nTasks := 0
+	dynamic := false // an earlier play changes the inventory (group_by, add_host)
 	for _, p := range pb.Plays {
 		nTasks += len(p.HostTasks()) + len(p.Before) + len(p.After) + len(p.Rollback)
 		if inv != nil {
 			hs, err := inv.Match(p.Hosts)
+			var nomatch *inventory.NoMatchError
+			if err != nil && dynamic && errors.As(err, &nomatch) {
+				fmt.Fprintf(g.stdout, "play %q: hosts known once the plays before it ran (group_by, add_host)\n", p.Name)
+				continue
+			}
+			dynamic = dynamic || p.ChangesInventory()
 			if err != nil {
 				var ie *diag.Invalid
 				if errors.As(err, &ie) {
