@@ -98,7 +98,9 @@ func (r *Record) Close() error {
 	return r.err
 }
 
-// ReadRecord loads a record's events (tests, `ferry promote`).
+// ReadRecord loads a record's events (history, promote, --resume, the
+// worker). A run killed mid-write leaves a torn last line: the events
+// before it are the journal, and are returned without an error.
 func ReadRecord(path string) ([]events.Event, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -110,6 +112,9 @@ func ReadRecord(path string) ([]events.Event, error) {
 	for dec.More() {
 		var e events.Event
 		if err := dec.Decode(&e); err != nil {
+			if len(out) > 0 {
+				return out, nil
+			}
 			return out, fmt.Errorf("read record %s: %w", path, err)
 		}
 		out = append(out, e)

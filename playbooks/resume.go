@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
+	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/tasks"
 )
 
@@ -70,26 +70,6 @@ type recordHead struct {
 	end   *events.Event
 }
 
-func readEvents(path string) ([]events.Event, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []events.Event
-	dec := json.NewDecoder(f)
-	for dec.More() {
-		var e events.Event
-		if err := dec.Decode(&e); err != nil {
-			// A run killed mid-write leaves a torn last line: what came
-			// before it is the journal.
-			return out, nil
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
 func heads(dir string) ([]recordHead, map[string][]events.Event, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
 	if err != nil {
@@ -98,7 +78,7 @@ func heads(dir string) ([]recordHead, map[string][]events.Event, error) {
 	var hs []recordHead
 	all := map[string][]events.Event{}
 	for _, f := range files {
-		evs, err := readEvents(f)
+		evs, err := output.ReadRecord(f)
 		if err != nil || len(evs) == 0 || evs[0].Kind != events.RunStart {
 			continue
 		}
