@@ -451,9 +451,10 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	if !th.Check {
 		r.settle(hr, mod.Spec(), args, vars, err != nil || res.Failed)
 	}
-	// A task whose session never opened did nothing on the host: the
-	// host's state is what the tasks before it left.
-	if hr != nil && connectionLost(err, hr.conn) && !ssh.NotStarted(err) {
+	// A lost connection makes the host's state unknown (it may have
+	// crashed); a task whose session never opened keeps the reason an
+	// earlier task gave, since it did nothing on the host itself.
+	if hr != nil && connectionLost(err, hr.conn) && !(ssh.NotStarted(err) && hr.unknown != "") {
 		// Whatever the task did on the host, nobody saw it end.
 		hr.unknown = "connection lost during " + ev.Task
 		if !strings.Contains(err.Error(), "outcome is unknown") {
