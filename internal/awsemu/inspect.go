@@ -18,8 +18,8 @@ func (s *Server) TargetHealth(account, region, arn string) (map[string]string, e
 		s.mu.Unlock()
 		return nil, fmt.Errorf("no target group %s in %s/%s", arn, account, region)
 	}
-	tg.targets = prune(tg.targets, now)
-	ms, states := snapshot(r, tg.targets)
+	s.prune(&tg.pool, now)
+	ms, states := snapshot(r, tg.members)
 	s.mu.Unlock()
 	out := make(map[string]string, len(ms))
 	for i, m := range ms {
@@ -40,7 +40,7 @@ func (s *Server) InstanceHealth(account, region, name string) (map[string]string
 		s.mu.Unlock()
 		return nil, fmt.Errorf("no load balancer %s in %s/%s", name, account, region)
 	}
-	lb.members = prune(lb.members, now)
+	s.prune(&lb.pool, now)
 	ms, states := snapshot(r, lb.members)
 	s.mu.Unlock()
 	out := make(map[string]string, len(ms))

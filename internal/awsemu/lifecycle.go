@@ -131,12 +131,12 @@ func (s *Server) lifecycleAction(c call, r *regionState, g *ASG) (string, *apiEr
 		g.lifecycle[a.InstanceID] = "InService"
 		for _, arn := range g.TargetGroupARNs {
 			if tg := r.tg(arn); tg != nil {
-				tg.targets = s.register(tg.targets, a.InstanceID, tg.Port, now)
+				s.register(&tg.pool, a.InstanceID, tg.Port, now)
 			}
 		}
 		for _, n := range g.LoadBalancerNames {
 			if lb := r.elb(n); lb != nil {
-				lb.members = s.register(lb.members, a.InstanceID, 0, now)
+				s.register(&lb.pool, a.InstanceID, 0, now)
 			}
 		}
 	case "ABANDON":

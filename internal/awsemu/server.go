@@ -11,7 +11,9 @@
 package awsemu
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -26,8 +28,10 @@ type Options struct {
 	// issue. Default "111111111111".
 	DefaultAccount string
 	// TimeScale multiplies AWS-side waits (target group deregistration
-	// delay, classic ELB connection draining), so tests can use realistic
-	// settings (300 s) and wait milliseconds. Default 1.
+	// delay, classic ELB connection draining, health check intervals), so
+	// tests can use realistic settings (300 s) and wait milliseconds. The
+	// API reports the scaled settings (whole seconds, rounded up), so a
+	// client that paces itself by them sees the truth. Default 1.
 	TimeScale float64
 	// InitialFor is how long a newly registered target stays "initial"
 	// (classic ELB: OutOfService, registration in progress) before its
@@ -36,6 +40,15 @@ type Options struct {
 	// HealthCheck decides whether a registered instance is healthy once
 	// InitialFor has passed. Nil means always healthy.
 	HealthCheck func(instanceID string) (healthy bool, reason string)
+	// HealthChecks makes load balancers check their targets actively, at
+	// each one's HealthCheck interval and thresholds (through the
+	// HealthCheck hook), so target states change over time on their own
+	// and are logged (Changes); ServeLoadBalancer needs it. Without it a
+	// target is "initial" for InitialFor, then asks the hook when described.
+	HealthChecks bool
+	// Dial connects the load balancers' proxies to a target's port
+	// (ServeLoadBalancer).
+	Dial func(ctx context.Context, instanceID string, port int) (net.Conn, error)
 	// MaxPageSize caps every page size (EC2 MaxResults, ELB PageSize,
 	// ASG MaxRecords), to exercise pagination. Default 1000.
 	MaxPageSize int
@@ -59,12 +72,17 @@ type Server struct {
 	regions  map[scope]*regionState
 	keys     map[string]string // issued access key id → account
 	log      []Request
+	changes  []Change
 	throttle map[string]int // action → remaining throttled calls
 	denials  []denial
 	seq      int
 
 	httpSrv *http.Server
 	ln      net.Listener
+
+	stopChecks chan struct{}
+	checksDone chan struct{}
+	proxies    []*http.Server
 }
 
 type scope struct{ account, region string }
@@ -108,13 +126,30 @@ func (s *Server) Start(addr string) (string, error) {
 	s.ln = ln
 	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.httpSrv.Serve(ln) }()
+	if s.opts.HealthChecks {
+		s.stopChecks, s.checksDone = make(chan struct{}), make(chan struct{})
+		go s.checkLoop()
+	}
 	return "http://" + ln.Addr().String(), nil
 }
 
-// Close stops a server started with Start.
+// Close stops a server started with Start, its health checks and its
+// load balancers' proxies.
 func (s *Server) Close() error {
 	if s.httpSrv == nil {
 		return nil
+	}
+	if s.stopChecks != nil {
+		close(s.stopChecks)
+		<-s.checksDone
+		s.stopChecks = nil
+	}
+	s.mu.Lock()
+	proxies := s.proxies
+	s.proxies = nil
+	s.mu.Unlock()
+	for _, p := range proxies {
+		_ = p.Close()
 	}
 	return s.httpSrv.Close()
 }
@@ -130,6 +165,7 @@ func (s *Server) Requests() []Request {
 func (s *Server) ResetRequests() {
 	s.mu.Lock()
 	s.log = nil
+	s.changes = nil
 	s.mu.Unlock()
 }
 
@@ -420,4 +456,13 @@ func page(total int, token string, n int) (from, to int, next string, err *apiEr
 
 func (s *Server) scaled(seconds int) time.Duration {
 	return time.Duration(float64(seconds) * s.opts.TimeScale * float64(time.Second))
+}
+
+// reported is a setting of seconds as the API shows it: scaled, whole
+// seconds rounded up (0 stays 0).
+func (s *Server) reported(seconds int) int {
+	if seconds <= 0 {
+		return 0
+	}
+	return int(math.Ceil(float64(seconds) * s.opts.TimeScale))
 }
