@@ -8,6 +8,12 @@
 //
 // A "broken" build (a version containing "broken", or APP_BROKEN=1) answers
 // /status with 500, to exercise failed smoke tests and rollbacks.
+//
+// Like a real service it takes a moment to become ready after it starts
+// (-ready-delay, env APP_READY_DELAY, default 500ms): until then every
+// request gets 503. On SIGTERM it stops accepting connections and
+// finishes the requests in flight (for up to -drain-timeout) before it
+// exits.
 package main
 
 import (
@@ -37,7 +43,10 @@ type status struct {
 
 func main() {
 	listen := flag.String("listen", envOr("APP_LISTEN", "127.0.0.1:8080"), "address to listen on (env APP_LISTEN)")
+	readyDelay := flag.Duration("ready-delay", envDuration("APP_READY_DELAY", 500*time.Millisecond), "time from start to ready; 503 until then (env APP_READY_DELAY)")
+	drainTimeout := flag.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	flag.Parse()
+	started := time.Now()
 	if v := os.Getenv("APP_VERSION"); v != "" {
 		version = v
 	}
@@ -55,7 +64,16 @@ func main() {
 		}
 		_ = json.NewEncoder(w).Encode(st)
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// ?delay=50ms: a request that takes that long (at most 10 s), so a
+		// load test has requests in flight when a host is drained or stopped.
+		if d, err := time.ParseDuration(r.URL.Query().Get("delay")); err == nil && d > 0 {
+			select {
+			case <-time.After(min(d, 10*time.Second)):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		fmt.Fprintf(w, "app %s on %s\n", st.Version, st.Hostname)
 	})
 
@@ -68,22 +86,43 @@ func main() {
 		}
 	}()
 
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Not ready yet (warming up): 503, as a starting service behind a
+	// load balancer answers its health checks.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if time.Since(started) < *readyDelay {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Addr: *listen, Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	log.Printf("app %s listening on %s (pid %d)", version, *listen, os.Getpid())
+	done := make(chan struct{})
 	go func() {
 		<-ctx.Done()
-		// Graceful: finish requests in flight, then exit 0.
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer close(done)
+		// Graceful: stop accepting, finish requests in flight, then exit 0.
+		shutdown, cancel := context.WithTimeout(context.Background(), *drainTimeout)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	log.Printf("app %s listening on %s (pid %d)", version, *listen, os.Getpid())
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Printf("app: %v", err)
 		os.Exit(1)
 	}
+	// ListenAndServe returns as soon as Shutdown starts: wait for the
+	// requests in flight before exiting.
+	<-done
 	log.Printf("app %s stopped", version)
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(key)); err == nil {
+		return d
+	}
+	return def
 }
 
 func envOr(key, def string) string {
