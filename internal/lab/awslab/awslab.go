@@ -35,15 +35,15 @@ import (
 type Options struct {
 	Region  string // default eu-west-1
 	Account string // default 111111111111 (the emulator's default account)
-	// TimeScale multiplies AWS-side waits (default 0.002): the realistic
-	// 300 s deregistration delay and connection draining then last 0.6 s.
+	// DeregistrationDelay is the target group's deregistration delay and
+	// the classic ELB's connection draining timeout, in seconds (default 3).
+	DeregistrationDelay int
+	// HealthCheck is both load balancers' health check (default: every
+	// 1 s, healthy after 2 passes, unhealthy after 2 failures).
+	HealthCheck awsemu.HealthCheck
+	// TimeScale multiplies those delays and intervals (default 1: the
+	// emulator's delays are real, and the API reports them).
 	TimeScale float64
-	// InitialFor is how long a newly registered instance stays "initial"
-	// before its health checks count (default 300ms).
-	InitialFor time.Duration
-	// HealthInterval is how long one health probe's answer is reused, like a
-	// load balancer's check interval (default 100ms).
-	HealthInterval time.Duration
 	// Port and Path are what the health check asks on each host's loopback
 	// (default 8080 and /status: the example app).
 	Port int
@@ -84,6 +84,9 @@ type AWS struct {
 	TargetGroupARN string            // of TargetGroup
 	Instances      map[string]string // lab host name → instance ID
 	BastionID      string
+	// ALB and ELB are the URLs of the load balancers' listeners: the
+	// target group's (as its ALB) and the classic ELB's.
+	ALB, ELB string
 
 	lab   *lab.Lab
 	opts  Options
@@ -92,21 +95,12 @@ type AWS struct {
 	// launchable are the instances of Options.Launching hosts, by host name.
 	launchable map[string]awsemu.Instance
 
-	probeMu sync.Mutex
-	probes  map[string]probe
-
 	histMu  sync.Mutex
 	history []Sample
 	stop    chan struct{}
 	done    chan struct{}
 
 	closeOnce sync.Once
-}
-
-type probe struct {
-	at      time.Time
-	healthy bool
-	reason  string
 }
 
 // Sample is the health of the load balancers at one moment: instance ID →
@@ -141,13 +135,13 @@ func Start(ctx context.Context, l *lab.Lab, opts Options) (*AWS, error) {
 		opts.Account = "111111111111"
 	}
 	if opts.TimeScale <= 0 {
-		opts.TimeScale = 0.002
+		opts.TimeScale = 1
 	}
-	if opts.InitialFor <= 0 {
-		opts.InitialFor = 300 * time.Millisecond
+	if opts.DeregistrationDelay <= 0 {
+		opts.DeregistrationDelay = 3
 	}
-	if opts.HealthInterval <= 0 {
-		opts.HealthInterval = 100 * time.Millisecond
+	if opts.HealthCheck == (awsemu.HealthCheck{}) {
+		opts.HealthCheck = awsemu.HealthCheck{Interval: 1, HealthyThreshold: 2, UnhealthyThreshold: 2}
 	}
 	if opts.Port == 0 {
 		opts.Port = 8080
@@ -160,13 +154,14 @@ func Start(ctx context.Context, l *lab.Lab, opts Options) (*AWS, error) {
 	}
 	a := &AWS{
 		Region: opts.Region, Account: opts.Account, lab: l, opts: opts,
-		Instances: map[string]string{}, hosts: map[string]string{}, probes: map[string]probe{},
+		Instances: map[string]string{}, hosts: map[string]string{},
 	}
 	a.Server = awsemu.New(awsemu.Options{
 		DefaultAccount: opts.Account,
 		TimeScale:      opts.TimeScale,
-		InitialFor:     opts.InitialFor,
+		HealthChecks:   true,
 		HealthCheck:    a.healthCheck,
+		Dial:           a.dial,
 	})
 	a.seed()
 	endpoint, err := a.Server.Start("127.0.0.1:0")
@@ -174,6 +169,17 @@ func Start(ctx context.Context, l *lab.Lab, opts Options) (*AWS, error) {
 		return nil, err
 	}
 	a.Endpoint = endpoint
+	for _, lb := range []struct {
+		url  *string
+		name string
+	}{{&a.ALB, a.TargetGroupARN}, {&a.ELB, LoadBalancer}} {
+		u, err := a.Server.ServeLoadBalancer(a.Account, a.Region, lb.name, "127.0.0.1:0")
+		if err != nil {
+			a.Server.Close()
+			return nil, fmt.Errorf("awslab: %w", err)
+		}
+		*lb.url = u
+	}
 	a.Inventory = filepath.Join(opts.Dir, "inventory.aws_ec2.yml")
 	if err := os.WriteFile(a.Inventory, []byte(a.inventory()), 0o644); err != nil {
 		a.Server.Close()
@@ -248,11 +254,12 @@ func (a *AWS) seed() {
 	albARN := fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/app/app-alb/50dc6c495c0c9188", region, acct)
 	a.TargetGroupARN = s.AddTargetGroup(acct, region, awsemu.TargetGroup{
 		Name: TargetGroup, Port: a.opts.Port, Protocol: "HTTP", VpcID: "vpc-0a1b2c3d",
-		DeregistrationDelay: 300, LoadBalancerARNs: []string{albARN}, Targets: targets,
+		DeregistrationDelay: a.opts.DeregistrationDelay, LoadBalancerARNs: []string{albARN}, Targets: targets,
+		HealthCheck: a.opts.HealthCheck,
 	})
 	s.AddClassicELB(acct, region, awsemu.ClassicELB{
-		Name: LoadBalancer, ConnectionDraining: true, DrainingTimeout: 300,
-		Instances: ids, AZs: a.azs,
+		Name: LoadBalancer, ConnectionDraining: true, DrainingTimeout: a.opts.DeregistrationDelay,
+		Instances: ids, AZs: a.azs, InstancePort: a.opts.Port, HealthCheck: a.opts.HealthCheck,
 	})
 	s.AddASG(acct, region, awsemu.ASG{
 		Name: Group, Min: 1, Max: len(ids), Desired: len(ids), InstanceIDs: ids,
@@ -312,33 +319,33 @@ func (a *AWS) Env() []string {
 		"AWS_CONFIG_FILE=/dev/null",
 		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"AWS_EC2_METADATA_DISABLED=true",
-		// AWS-side waits are scaled down: poll as often.
-		"FERRY_AWS_POLL_INTERVAL=100ms",
 		"FERRY_LAB_AWS_INVENTORY=" + a.Inventory,
 		"FERRY_LAB_AWS_ENDPOINT=" + a.Endpoint,
+		"FERRY_LAB_ALB_URL=" + a.ALB,
+		"FERRY_LAB_ELB_URL=" + a.ELB,
 	}
 }
 
 // HostOf returns the lab host name of an instance ID ("" when unknown).
 func (a *AWS) HostOf(instanceID string) string { return a.hosts[instanceID] }
 
-// healthCheck is the emulator's HealthCheck hook.
+// healthCheck is the emulator's HealthCheck hook: one check.
 func (a *AWS) healthCheck(instanceID string) (bool, string) {
 	host, ok := a.hosts[instanceID]
 	if !ok {
 		return true, ""
 	}
-	a.probeMu.Lock()
-	p, ok := a.probes[instanceID]
-	a.probeMu.Unlock()
-	if ok && time.Since(p.at) < a.opts.HealthInterval {
-		return p.healthy, p.reason
+	return a.Probe(host)
+}
+
+// dial is the emulator's Dial hook: the load balancers reach a target's
+// port inside its host.
+func (a *AWS) dial(ctx context.Context, instanceID string, port int) (net.Conn, error) {
+	host, ok := a.hosts[instanceID]
+	if !ok {
+		return nil, fmt.Errorf("awslab: instance %s is no lab host", instanceID)
 	}
-	healthy, reason := a.Probe(host)
-	a.probeMu.Lock()
-	a.probes[instanceID] = probe{at: time.Now(), healthy: healthy, reason: reason}
-	a.probeMu.Unlock()
-	return healthy, reason
+	return a.lab.Dial(ctx, host, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 }
 
 // Probe asks the app on a lab host for its health page, from inside the

@@ -3,6 +3,7 @@ package awslab_test
 import (
 	"bufio"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -74,12 +75,38 @@ func TestSeededFromLab(t *testing.T) {
 	if ok, why := a.Probe("app1"); ok || !strings.Contains(why, "connection refused") {
 		t.Errorf("probe with no app: %v %q", ok, why)
 	}
-	tg, err := a.Server.TargetHealth(a.Account, a.Region, a.TargetGroupARN)
-	if err != nil || len(tg) != len(l.Hosts) || tg[a.Instances["app2"]] != "unhealthy" {
-		t.Errorf("target health with no app: %v %v", tg, err)
+	// The load balancers find out after UnhealthyThreshold checks.
+	for i := 0; ; i++ {
+		tg, err := a.Server.TargetHealth(a.Account, a.Region, a.TargetGroupARN)
+		if err != nil || len(tg) != len(l.Hosts) {
+			t.Fatalf("target health: %v %v", tg, err)
+		}
+		unhealthy := 0
+		for _, st := range tg {
+			if st == "unhealthy" {
+				unhealthy++
+			}
+		}
+		if unhealthy == len(l.Hosts) {
+			break
+		}
+		if i > 200 {
+			t.Fatalf("target health with no app: %v", tg)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if h := a.History(); len(h) == 0 || h[len(h)-1].Healthy() != 0 {
-		t.Errorf("history: %d samples, want some, with nothing healthy", len(h))
+	found := false
+	for _, c := range a.Server.Changes() {
+		found = found || c.Instance == a.Instances["app2"] && c.Kind == "target-group" && c.From == "healthy" && c.To == "unhealthy"
+	}
+	if !found {
+		t.Errorf("no healthy→unhealthy change of app2 logged: %+v", a.Server.Changes())
+	}
+	// Nothing healthy: the load balancer answers 503.
+	if resp, err := http.Get(a.ALB + "/"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("ALB with no healthy target: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	// A real HTTP server on app1's loopback: healthy once /status answers 200.

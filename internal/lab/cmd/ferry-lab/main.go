@@ -58,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	quiet := fs.Bool("q", false, "no progress output")
 	withAWS := fs.Bool("aws", false, "also emulate AWS: EC2 instances, load balancers, an Auto Scaling group")
 	startTimeout := fs.Duration("start-timeout", 0, "how long every sshd may take to answer (default 30s; more for hundreds of hosts on a busy machine)")
-	timeScale := fs.Float64("aws-time-scale", 0.01, "with --aws: AWS-side waits are this fraction of real ones (300 s draining → 3 s)")
+	timeScale := fs.Float64("aws-time-scale", 1, "with --aws: multiplies the load balancers' delays (3 s draining, health checks every 1 s)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
