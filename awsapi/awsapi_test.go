@@ -85,12 +85,14 @@ func newLab(t *testing.T, health func(string) (bool, string)) *lab {
 	s := env(t, awsemu.Options{TimeScale: 0.0005, InitialFor: 20 * time.Millisecond, HealthCheck: health})
 	ids := s.AddInstances(base, "eu-west-1", 2, nil)
 	l := &lab{s: s, id: ids[0], peer: ids[1]}
+	// Health checks that pass once are enough: waits for health start at once.
+	hc := awsemu.HealthCheck{HealthyThreshold: 1}
 	l.tgAPI = s.AddTargetGroup(base, "eu-west-1", awsemu.TargetGroup{Name: "api", Port: 8080, DeregistrationDelay: 300,
-		Targets: []awsemu.Target{{ID: ids[0]}, {ID: ids[1]}}})
+		Targets: []awsemu.Target{{ID: ids[0]}, {ID: ids[1]}}, HealthCheck: hc})
 	l.tgAdmin = s.AddTargetGroup(base, "eu-west-1", awsemu.TargetGroup{Name: "admin", Port: 9000, DeregistrationDelay: 30,
-		Targets: []awsemu.Target{{ID: ids[0], Port: 9001}}})
-	l.tgOther = s.AddTargetGroup(base, "eu-west-1", awsemu.TargetGroup{Name: "other", Targets: []awsemu.Target{{ID: ids[1]}}})
-	s.AddClassicELB(base, "eu-west-1", awsemu.ClassicELB{Name: "legacy", ConnectionDraining: true, DrainingTimeout: 60, Instances: ids[:1]})
+		Targets: []awsemu.Target{{ID: ids[0], Port: 9001}}, HealthCheck: hc})
+	l.tgOther = s.AddTargetGroup(base, "eu-west-1", awsemu.TargetGroup{Name: "other", Targets: []awsemu.Target{{ID: ids[1]}}, HealthCheck: hc})
+	s.AddClassicELB(base, "eu-west-1", awsemu.ClassicELB{Name: "legacy", ConnectionDraining: true, DrainingTimeout: 60, Instances: ids[:1], HealthCheck: hc})
 	s.AddClassicELB(base, "eu-west-1", awsemu.ClassicELB{Name: "unrelated", Instances: ids[1:]})
 	return l
 }

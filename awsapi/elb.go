@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -245,12 +244,14 @@ func (f *Factory) Drain(ctx context.Context, instanceID, region, account string,
 		return fmt.Errorf("drain %s: %w", instanceID, Explain(err, region, account, c.RoleARN))
 	}
 
+	since := map[lbKey]time.Time{} // when each load balancer took the instance out
 	for _, name := range d.LoadBalancers {
 		_, err := c.ELB.DeregisterInstancesFromLoadBalancer(ctx, &elb.DeregisterInstancesFromLoadBalancerInput{
 			LoadBalancerName: aws.String(name), Instances: []elbtypes.Instance{{InstanceId: aws.String(instanceID)}}})
 		if err != nil {
 			return d, explain(fmt.Errorf("deregister from elb %s: %w", name, err))
 		}
+		since[lbKey{region, c.RoleARN, "elb", name}] = time.Now()
 	}
 	for _, tg := range d.TargetGroups {
 		_, err := c.ELBv2.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{
@@ -258,36 +259,23 @@ func (f *Factory) Drain(ctx context.Context, instanceID, region, account string,
 		if err != nil {
 			return d, explain(fmt.Errorf("deregister from target group %s: %w", tg.Name, err))
 		}
+		since[lbKey{region, c.RoleARN, "tg", tg.ARN}] = time.Now()
 	}
 	if opts.NoWait {
 		return d, nil
 	}
 
-	// The longest delay bounds the whole wait.
+	// Each load balancer drains for its own delay; the longest bounds the
+	// whole wait.
+	settings := map[lbKey]lbSettings{}
 	longest := time.Duration(0)
-	drainingELBs := []string{}
-	for _, name := range d.LoadBalancers {
-		out, err := c.ELB.DescribeLoadBalancerAttributes(ctx, &elb.DescribeLoadBalancerAttributesInput{LoadBalancerName: aws.String(name)})
+	for k := range since {
+		st, err := f.lbPace(ctx, c, k)
 		if err != nil {
-			return d, explain(fmt.Errorf("attributes of elb %s: %w", name, err))
+			return d, explain(fmt.Errorf("settings of %s %s: %w", kindName(k), k.id, err))
 		}
-		if cd := out.LoadBalancerAttributes.ConnectionDraining; cd != nil && cd.Enabled {
-			drainingELBs = append(drainingELBs, name)
-			longest = max(longest, time.Duration(aws.ToInt32(cd.Timeout))*time.Second)
-		}
-	}
-	for _, tg := range uniqueARNs(d.TargetGroups) {
-		out, err := c.ELBv2.DescribeTargetGroupAttributes(ctx, &elbv2.DescribeTargetGroupAttributesInput{TargetGroupArn: aws.String(tg)})
-		if err != nil {
-			return d, explain(fmt.Errorf("attributes of target group %s: %w", tg, err))
-		}
-		for _, a := range out.Attributes {
-			if aws.ToString(a.Key) == "deregistration_delay.timeout_seconds" {
-				if n, err := strconv.Atoi(aws.ToString(a.Value)); err == nil {
-					longest = max(longest, time.Duration(n)*time.Second)
-				}
-			}
-		}
+		settings[k] = st
+		longest = max(longest, st.delay)
 	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
@@ -297,20 +285,16 @@ func (f *Factory) Drain(ctx context.Context, instanceID, region, account string,
 	deadline := time.Now().Add(timeout)
 
 	for _, tg := range d.TargetGroups {
+		k := lbKey{region, c.RoleARN, "tg", tg.ARN}
 		var last string
-		err := wait(ctx, interval, deadline, func() (bool, error) {
-			out, err := c.ELBv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(tg.ARN),
-				Targets: []elbv2types.TargetDescription{{Id: aws.String(instanceID), Port: aws.Int32(tg.Port)}}})
-			if err != nil {
-				return false, err
+		key := targetKey(instanceID, tg.Port)
+		err := f.paced(ctx, c, k, since[k].Add(settings[k].delay), deadline, interval, func(h lbHealth) bool {
+			th, ok := h.tg[key]
+			if ok && th.State == elbv2types.TargetHealthStateEnumDraining {
+				last = describeHealth(&th)
+				return false
 			}
-			for _, th := range out.TargetHealthDescriptions {
-				if th.TargetHealth != nil && th.TargetHealth.State == elbv2types.TargetHealthStateEnumDraining {
-					last = describeHealth(th.TargetHealth)
-					return false, nil
-				}
-			}
-			return true, nil
+			return true
 		})
 		if errors.Is(err, errTimeout) {
 			return d, fmt.Errorf("drain %s: target group %s (port %d) still draining after %s (%s); raise the task timeout or lower its deregistration delay", instanceID, tg.Name, tg.Port, timeout, last)
@@ -319,13 +303,14 @@ func (f *Factory) Drain(ctx context.Context, instanceID, region, account string,
 			return d, explain(fmt.Errorf("wait for target group %s: %w", tg.Name, err))
 		}
 	}
-	for _, name := range drainingELBs {
-		err := wait(ctx, interval, deadline, func() (bool, error) {
-			st, err := classicState(ctx, c, name, instanceID)
-			if err != nil {
-				return false, err
-			}
-			return st == nil || !strings.Contains(aws.ToString(st.Description), "deregistration"), nil
+	for _, name := range d.LoadBalancers {
+		k := lbKey{region, c.RoleARN, "elb", name}
+		if settings[k].delay == 0 {
+			continue // no connection draining: out at once
+		}
+		err := f.paced(ctx, c, k, since[k].Add(settings[k].delay), deadline, interval, func(h lbHealth) bool {
+			st, ok := h.elb[instanceID]
+			return !ok || !strings.Contains(aws.ToString(st.Description), "deregistration")
 		})
 		if errors.Is(err, errTimeout) {
 			return d, fmt.Errorf("drain %s: elb %s still draining connections after %s; raise the task timeout", instanceID, name, timeout)
@@ -335,6 +320,13 @@ func (f *Factory) Drain(ctx context.Context, instanceID, region, account string,
 		}
 	}
 	return d, nil
+}
+
+func kindName(k lbKey) string {
+	if k.kind == "tg" {
+		return "target group"
+	}
+	return "elb"
 }
 
 // Register puts the instance back in exactly the load balancers of d and
@@ -351,12 +343,14 @@ func (f *Factory) Register(ctx context.Context, d Drained, opts RegisterOptions)
 	explain := func(err error) error {
 		return fmt.Errorf("register %s: %w", id, Explain(err, d.Region, d.Account, c.RoleARN))
 	}
+	since := map[lbKey]time.Time{}
 	for _, tg := range d.TargetGroups {
 		_, err := c.ELBv2.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{
 			TargetGroupArn: aws.String(tg.ARN), Targets: []elbv2types.TargetDescription{{Id: aws.String(id), Port: aws.Int32(tg.Port)}}})
 		if err != nil {
 			return explain(fmt.Errorf("target group %s: %w", tg.Name, err))
 		}
+		since[lbKey{d.Region, c.RoleARN, "tg", tg.ARN}] = time.Now()
 	}
 	for _, name := range d.LoadBalancers {
 		_, err := c.ELB.RegisterInstancesWithLoadBalancer(ctx, &elb.RegisterInstancesWithLoadBalancerInput{
@@ -364,6 +358,7 @@ func (f *Factory) Register(ctx context.Context, d Drained, opts RegisterOptions)
 		if err != nil {
 			return explain(fmt.Errorf("elb %s: %w", name, err))
 		}
+		since[lbKey{d.Region, c.RoleARN, "elb", name}] = time.Now()
 	}
 	if opts.NoWait {
 		return nil
@@ -374,24 +369,33 @@ func (f *Factory) Register(ctx context.Context, d Drained, opts RegisterOptions)
 	}
 	interval := f.interval(opts.PollInterval)
 	deadline := time.Now().Add(timeout)
+	// A target can be healthy no sooner than its health check's interval
+	// times (healthy threshold - 1) after registration.
+	earliest := func(k lbKey) (time.Time, error) {
+		st, err := f.lbPace(ctx, c, k)
+		if err != nil {
+			return time.Time{}, explain(fmt.Errorf("settings of %s %s: %w", kindName(k), k.id, err))
+		}
+		return since[k].Add(st.firstHealthy()), nil
+	}
 	for _, tg := range d.TargetGroups {
+		k := lbKey{d.Region, c.RoleARN, "tg", tg.ARN}
+		at, err := earliest(k)
+		if err != nil {
+			return err
+		}
 		last := "no health reported yet"
-		err := wait(ctx, interval, deadline, func() (bool, error) {
-			out, err := c.ELBv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(tg.ARN),
-				Targets: []elbv2types.TargetDescription{{Id: aws.String(id), Port: aws.Int32(tg.Port)}}})
-			if err != nil {
-				return false, err
+		key := targetKey(id, tg.Port)
+		err = f.paced(ctx, c, k, at, deadline, interval, func(h lbHealth) bool {
+			th, ok := h.tg[key]
+			if !ok {
+				return false
 			}
-			for _, th := range out.TargetHealthDescriptions {
-				if th.TargetHealth == nil {
-					continue
-				}
-				if th.TargetHealth.State == elbv2types.TargetHealthStateEnumHealthy {
-					return true, nil
-				}
-				last = describeHealth(th.TargetHealth)
+			if th.State == elbv2types.TargetHealthStateEnumHealthy {
+				return true
 			}
-			return false, nil
+			last = describeHealth(&th)
+			return false
 		})
 		if errors.Is(err, errTimeout) {
 			return fmt.Errorf("register %s: target group %s (port %d) not healthy after %s: %s", id, tg.Name, tg.Port, timeout, last)
@@ -401,17 +405,22 @@ func (f *Factory) Register(ctx context.Context, d Drained, opts RegisterOptions)
 		}
 	}
 	for _, name := range d.LoadBalancers {
+		k := lbKey{d.Region, c.RoleARN, "elb", name}
+		at, err := earliest(k)
+		if err != nil {
+			return err
+		}
 		last := "no health reported yet"
-		err := wait(ctx, interval, deadline, func() (bool, error) {
-			st, err := classicState(ctx, c, name, id)
-			if err != nil || st == nil {
-				return false, err
+		err = f.paced(ctx, c, k, at, deadline, interval, func(h lbHealth) bool {
+			st, ok := h.elb[id]
+			if !ok {
+				return false
 			}
 			if aws.ToString(st.State) == "InService" {
-				return true, nil
+				return true
 			}
 			last = fmt.Sprintf("%s, %s: %s", aws.ToString(st.State), aws.ToString(st.ReasonCode), aws.ToString(st.Description))
-			return false, nil
+			return false
 		})
 		if errors.Is(err, errTimeout) {
 			return fmt.Errorf("register %s: elb %s not InService after %s: %s", id, name, timeout, last)

@@ -38,8 +38,9 @@ type Config struct {
 	Credentials aws.CredentialsProvider
 	MaxAttempts int           // per call, throttling included; default 10
 	MaxBackoff  time.Duration // longest wait between attempts; default 20s
-	// PollInterval is how often waits (draining, health, standby) poll;
-	// default 5s.
+	// PollInterval is how often waits (draining, health, standby) poll
+	// once the state they wait for can have changed; default 1s. Waits on
+	// load balancers first sleep until that moment (see Drain, Register).
 	PollInterval time.Duration
 }
 
@@ -63,6 +64,8 @@ type Factory struct {
 	creds       map[string]aws.CredentialsProvider
 	clients     map[[2]string]*Clients
 	baseAccount string
+
+	pace pacer // shared health reads, load balancer settings
 }
 
 // NewFactory loads the base AWS configuration (profile, credentials,
@@ -75,7 +78,7 @@ func NewFactory(ctx context.Context, cfg Config) (*Factory, error) {
 		cfg.MaxBackoff = 20 * time.Second
 	}
 	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 5 * time.Second
+		cfg.PollInterval = time.Second
 	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
@@ -316,19 +319,28 @@ func iamService(serviceID string) string {
 	return strings.ToLower(strings.ReplaceAll(serviceID, " ", ""))
 }
 
-// wait polls check every interval until it reports done, ctx ends or
-// deadline passes (then it returns errTimeout wrapped with what check said last).
+// wait polls check at once, then every interval (jittered) until it
+// reports done, ctx ends or deadline passes (then it returns errTimeout).
+// Throttling doubles the interval (up to 30 s) instead of failing.
 func wait(ctx context.Context, interval time.Duration, deadline time.Time, check func() (done bool, err error)) error {
+	backoff := interval
 	for {
 		done, err := check()
-		if err != nil || done {
+		switch {
+		case err == nil && done:
+			return nil
+		case err == nil:
+			backoff = interval
+		case isThrottle(err):
+			backoff = min(2*backoff, 30*time.Second)
+		default:
 			return err
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			return errTimeout
 		}
-		t := time.NewTimer(min(interval, left))
+		t := time.NewTimer(min(jitter(backoff), left))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -24,7 +24,8 @@ func awsHost(t *testing.T) (*Host, *awsemu.Server, []string) {
 		t.Setenv(k, v)
 	}
 	ids := s.AddInstances("111111111111", "eu-west-1", 2, nil)
-	s.AddTargetGroup("111111111111", "eu-west-1", awsemu.TargetGroup{Name: "api", Port: 8080, Targets: []awsemu.Target{{ID: ids[0]}, {ID: ids[1]}}})
+	s.AddTargetGroup("111111111111", "eu-west-1", awsemu.TargetGroup{Name: "api", Port: 8080, Targets: []awsemu.Target{{ID: ids[0]}, {ID: ids[1]}},
+		HealthCheck: awsemu.HealthCheck{HealthyThreshold: 1}})
 	s.AddASG("111111111111", "eu-west-1", awsemu.ASG{Name: "api-asg", Min: 0, Max: 2, InstanceIDs: ids})
 	f, err := awsapi.NewFactory(context.Background(), awsapi.Config{Region: "eu-west-1", PollInterval: 5 * time.Millisecond})
 	if err != nil {

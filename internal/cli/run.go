@@ -41,7 +41,7 @@ type RunCmd struct {
 	RecordDir        string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
 	Resume           string   `placeholder:"RUN_ID" help:"Finish an interrupted run: restore what it left out of service, then deploy the hosts it did not finish (default: the last unfinished run of this playbook and env)."`
-	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"5s" help:"How often elb/asg ask AWS while waiting for draining, health or standby."`
+	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"1s" help:"How often elb/asg ask AWS, once the draining, health or standby they wait for can have changed (they sleep until then)."`
 	requestFlags
 }
 
