@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks on the lab: ferry vs OpenSSH vs Ansible, same fleet,
 # same run. Prints markdown tables (hyperfine) for BENCHMARKS.md.
-# Usage: scripts/bench.sh [exec|playbook|inventory|status|all]   (needs root: the lab uses namespaces)
+# Usage: scripts/bench.sh [exec|playbook|inventory|status|zero-downtime|all]   (needs root: the lab uses namespaces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -26,5 +26,22 @@ if [ "$what" = status ] || [ "$what" = all ]; then
 	for n in ${STATUS_HOSTS:-20 240}; do
 		"$lab" run -q --hosts "$n" --start-timeout 5m -- scripts/bench-status.sh "$out"
 	done
+fi
+if [ "$what" = zero-downtime ] || [ "$what" = all ]; then
+	# The example deploy under a constant load through the emulated ALB
+	# and classic ELB: serial 1 and serial 25 %. Ansible's elb_target /
+	# elb_instance need the amazon.aws collection (and boto3): compared
+	# only where it is installed.
+	n=${ZD_HOSTS:-20}
+	tags=()
+	for serial in 1 '"25%"'; do
+		tag=serial-$(echo "$serial" | tr -dc '0-9')
+		"$lab" run -q --aws --hosts "$n" --aws-report "$out/zd-$tag-aws.json" -- scripts/bench-zero-downtime.sh "$out" "$tag" "$serial"
+		tags+=("$tag")
+	done
+	scripts/bench-zero-downtime-report.py "$out" "${tags[@]}" | tee "$out/zero-downtime.md"
+	if ! ansible-galaxy collection list amazon.aws 2>/dev/null | grep -q amazon.aws; then
+		echo "zero-downtime: Ansible's amazon.aws collection is not installed: ferry measured alone" | tee -a "$out/zero-downtime.md"
+	fi
 fi
 echo "results in $out/"

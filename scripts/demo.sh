@@ -4,9 +4,12 @@
 # and a classic ELB, in an Auto Scaling group, health-checked for real).
 # ferry finds them through an aws_ec2 inventory, installs v1, then rolls out
 # v2: Auto Scaling suspended, each host drained from both load balancers,
-# stopped, upgraded, started, smoke-tested and put back once healthy. The
-# TUI shows it on a terminal (press q to leave the recap); plain output
-# otherwise. The lab and the emulator are torn down at the end, even on
+# stopped, upgraded, started, smoke-tested and put back once healthy. Both
+# load balancers carry traffic: a constant load (DEMO_RATE requests/s,
+# default 200) runs through them during the rollout; its live counters are
+# in the terminal's title (printed every 5 s without a terminal) and the
+# end says how many requests failed. The TUI shows the rollout on a
+# terminal (press q to leave the recap); plain output otherwise. The lab and the emulator are torn down at the end, even on
 # Ctrl-C, and every step is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +20,7 @@ for v in v1 v2; do
 	mkdir -p "$dist/$v"
 	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$v" -o "$dist/$v/app" ./playbooks/examples/app
 done
-export DEMO_DIST=$dist
+export DEMO_DIST=$dist DEMO_RATE=${DEMO_RATE:-200}
 # On a terminal the TUI owns the screen until the operator leaves it, so
 # only non-interactive runs get a deadline on the rollout. --foreground keeps
 # each command in the terminal's process group (keys, Ctrl-C).
@@ -32,8 +35,9 @@ exec bin/ferry-lab run --aws --hosts "$hosts" -- bash -c '
 	timeout --foreground 60 bin/ferry ping -i "$inv"
 	echo "== installing v1 on every host"
 	timeout --foreground 300 bin/ferry run playbooks/examples/setup.yml -i "$inv" -e dist="$DEMO_DIST" -e version=v1 --output plain
-	echo "== rolling out v2: drain, stop, upload, start, smoke test, re-register"
-	timeout --foreground "$DEMO_LIMIT" bin/ferry run playbooks/examples/deploy.yml -i "$inv" -e dist="$DEMO_DIST" -e version=v2
+	echo "== rolling out v2 under $DEMO_RATE requests/s through the ALB and the ELB: drain, stop, upload, start, smoke test, re-register"
+	bin/ferry-lab load --rate "$DEMO_RATE" -- \
+		timeout --foreground "$DEMO_LIMIT" bin/ferry run playbooks/examples/deploy.yml -i "$inv" -e dist="$DEMO_DIST" -e version=v2
 	echo "== every host now reports:"
 	timeout --foreground 60 bin/ferry exec -i "$inv" -- "curl -s 127.0.0.1:8080/status 2>/dev/null || wget -qO- 127.0.0.1:8080/status"
 '

@@ -507,3 +507,38 @@ func (a *AWS) WriteCalls(w io.Writer) {
 		fmt.Fprintf(w, "%s  %-36s %-8s %s\n", c.Time.Format("15:04:05.000"), c.Action, c.Target, who)
 	}
 }
+
+// Log is the emulator's request log and load balancer state changes in
+// the lab's terms, for benchmarks (ferry-lab run --aws-report).
+type Log struct {
+	Calls   []LogCall   `json:"calls"`
+	Changes []LogChange `json:"changes"`
+}
+
+// LogCall is one API call.
+type LogCall struct {
+	Time    time.Time `json:"time"`
+	Service string    `json:"service"`
+	Action  string    `json:"action"`
+}
+
+// LogChange is one target's state change in a load balancer.
+type LogChange struct {
+	Time         time.Time `json:"time"`
+	LoadBalancer string    `json:"load_balancer"` // "target-group/NAME" or "elb/NAME"
+	Host         string    `json:"host"`
+	From         string    `json:"from"`
+	To           string    `json:"to"`
+}
+
+// Log returns the log so far.
+func (a *AWS) Log() Log {
+	var l Log
+	for _, r := range a.Server.Requests() {
+		l.Calls = append(l.Calls, LogCall{Time: r.Time, Service: r.Service, Action: r.Action})
+	}
+	for _, c := range a.Server.Changes() {
+		l.Changes = append(l.Changes, LogChange{Time: c.Time, LoadBalancer: c.Kind + "/" + c.Name, Host: a.hosts[c.Instance], From: c.From, To: c.To})
+	}
+	return l
+}

@@ -66,6 +66,7 @@ type Second struct {
 // Report is what the load saw from Start to Stop.
 type Report struct {
 	Rate       int
+	Start, End time.Time
 	Duration   time.Duration
 	Requests   int
 	Failures   int            // connection errors, timeouts and 5xx
@@ -163,7 +164,8 @@ func (g *Generator) Stop() Report {
 		defer g.mu.Unlock()
 		g.metrics.Close()
 		r := &g.rep
-		r.Duration = time.Since(g.started)
+		r.Start, r.End = g.started, time.Now()
+		r.Duration = r.End.Sub(r.Start)
 		r.Requests = int(g.requests.Load())
 		r.Failures = int(g.failures.Load())
 		r.ConnErrors, r.Status, r.Errors = g.conn, g.status, g.errs

@@ -4,6 +4,7 @@
 //
 //	ferry-lab run [--hosts N] [--jumps 1|2] [--dir DIR] [--aws] -- COMMAND...
 //	ferry-lab up  [--hosts N] [--jumps 1|2] [--dir DIR] [--aws]
+//	ferry-lab load [--rate N] -- COMMAND...   (inside run --aws)
 //
 // run exports FERRY_LAB_DIR, FERRY_LAB_INVENTORY, FERRY_LAB_KEY,
 // FERRY_LAB_KNOWN_HOSTS, FERRY_LAB_SSH_CONFIG and FERRY_LAB_BASTION
@@ -16,11 +17,15 @@
 // Auto Scaling group, health-checked for real. It exports AWS_ENDPOINT_URL,
 // credentials, AWS_REGION, AWS_EC2_METADATA_DISABLED and
 // FERRY_LAB_AWS_INVENTORY (an aws_ec2 inventory of the hosts), and run prints
-// the load balancer and Auto Scaling calls made at the end.
+// the load balancer and Auto Scaling calls made at the end. Both load
+// balancers carry traffic (FERRY_LAB_ALB_URL, FERRY_LAB_ELB_URL); `load`
+// drives a constant load through them while its COMMAND runs (see
+// runLoad).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,11 +45,15 @@ func main() {
 }
 
 const usage = `usage:
-  ferry-lab run [--hosts N] [--jumps 1|2] [--dir DIR] [--aws [--aws-time-scale F]] [-q] -- COMMAND...
+  ferry-lab run [--hosts N] [--jumps 1|2] [--dir DIR] [--aws [--aws-time-scale F] [--aws-report FILE]] [-q] -- COMMAND...
   ferry-lab up  [--hosts N] [--jumps 1|2] [--dir DIR] [--aws [--aws-time-scale F]] [-q]
+  ferry-lab load [--rate N] [--path P] [--url URL]... [--status FILE] -- COMMAND...
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "load" {
+		return runLoad(args[1:], stderr)
+	}
 	if len(args) == 0 || (args[0] != "run" && args[0] != "up") {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -58,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	quiet := fs.Bool("q", false, "no progress output")
 	withAWS := fs.Bool("aws", false, "also emulate AWS: EC2 instances, load balancers, an Auto Scaling group")
 	startTimeout := fs.Duration("start-timeout", 0, "how long every sshd may take to answer (default 30s; more for hundreds of hosts on a busy machine)")
+	awsReport := fs.String("aws-report", "", "with --aws: at the end, write the emulator's API calls and load balancer state changes to this file (JSON)")
 	timeScale := fs.Float64("aws-time-scale", 1, "with --aws: multiplies the load balancers' delays (3 s draining, health checks every 1 s)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -127,6 +137,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer a.Close()
+		if *awsReport != "" {
+			defer func() {
+				b, _ := json.Marshal(a.Log())
+				if err := os.WriteFile(*awsReport, b, 0o644); err != nil {
+					fmt.Fprintf(stderr, "ferry-lab: %v\n", err)
+				}
+			}()
+		}
 		if !*quiet {
 			fmt.Fprintf(stderr, "ferry-lab: emulated AWS at %s (%s): %d instances behind target group %s and elb %s, in %s\n",
 				a.Endpoint, a.Region, len(a.Instances), awslab.TargetGroup, awslab.LoadBalancer, awslab.Group)
