@@ -108,9 +108,14 @@ func TestRunWithAWS(t *testing.T) {
 	script := `env | grep -E '^(FERRY_LAB_|AWS_)' > ` + envFile + `
 test -f "$FERRY_LAB_AWS_INVENTORY" || exit 9
 curl -sf -H "Authorization: AWS4-HMAC-SHA256 Credential=AKIAX/20240101/$AWS_REGION/autoscaling/aws4_request, SignedHeaders=host, Signature=0" \
-	-d 'Action=SuspendProcesses&Version=2011-01-01&AutoScalingGroupName=app-asg&ScalingProcesses.member.1=Launch' "$AWS_ENDPOINT_URL" >/dev/null || exit 8`
+	-d 'Action=SuspendProcesses&Version=2011-01-01&AutoScalingGroupName=app-asg&ScalingProcesses.member.1=Launch' "$AWS_ENDPOINT_URL" >/dev/null || exit 8
+# The load balancers answer as load balancers: no app runs on the hosts.
+for u in "$FERRY_LAB_ALB_URL" "$FERRY_LAB_ELB_URL"; do
+	case $(curl -s -o /dev/null -w '%{http_code}' "$u/") in 502|503) ;; *) exit 7 ;; esac
+done`
+	report := filepath.Join(t.TempDir(), "aws.json")
 	var out, errb bytes.Buffer
-	if code := run([]string{"run", "--aws", "--hosts", "2", "--", "bash", "-c", script}, &out, &errb); code != 0 {
+	if code := run([]string{"run", "--aws", "--aws-report", report, "--hosts", "2", "--", "bash", "-c", script}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d; stderr: %s", code, errb.String())
 	}
 	b, err := os.ReadFile(envFile)
@@ -131,6 +136,9 @@ curl -sf -H "Authorization: AWS4-HMAC-SHA256 Credential=AKIAX/20240101/$AWS_REGI
 	}
 	if !strings.Contains(errb.String(), "SuspendProcesses") || !strings.Contains(errb.String(), "app-asg  Launch") {
 		t.Errorf("the calls made are not listed at the end:\n%s", errb.String())
+	}
+	if b, err := os.ReadFile(report); err != nil || !strings.Contains(string(b), `"action":"SuspendProcesses"`) {
+		t.Errorf("--aws-report: %s %v", b, err)
 	}
 	if c, err := net.DialTimeout("tcp", strings.TrimPrefix(env["AWS_ENDPOINT_URL"], "http://"), time.Second); err == nil {
 		c.Close()
