@@ -80,15 +80,35 @@ func (f *Factory) standby(ctx context.Context, region, account, group, id string
 	if err != nil {
 		return false, fmt.Errorf("%s %s in %s: %w", verb, id, g, Explain(err, region, account, c.RoleARN))
 	}
+	called := time.Now()
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}
-	err = wait(ctx, f.interval(opts.PollInterval), time.Now().Add(timeout), func() (bool, error) {
+	deadline := called.Add(timeout)
+	check := func() (bool, error) {
 		_, st, err := f.GroupOf(ctx, id, region, account)
 		state = st
 		return st == want, err
-	})
+	}
+	// Entering standby takes the instance out of the group's load
+	// balancers: unless it is there at once, it cannot be before their
+	// deregistration delay is over, so the wait sleeps until then.
+	if enter {
+		if done, err := check(); err == nil && done {
+			return true, nil
+		}
+		if d := f.groupDrain(ctx, c, region, g); d > 0 {
+			until := called.Add(d)
+			if until.After(deadline) {
+				until = deadline
+			}
+			if err := sleepUntil(ctx, until); err != nil {
+				return true, fmt.Errorf("%s: %w", verb, err)
+			}
+		}
+	}
+	err = wait(ctx, f.interval(opts.PollInterval), deadline, check)
 	if errors.Is(err, errTimeout) {
 		return true, fmt.Errorf("%s: %s still %s after %s (want %s)", verb, id, state, timeout, want)
 	}
@@ -96,6 +116,45 @@ func (f *Factory) standby(ctx context.Context, region, account, group, id string
 		return true, fmt.Errorf("%s: %w", verb, err)
 	}
 	return true, nil
+}
+
+// groupDrain is the longest deregistration delay of the group's load
+// balancers (0 when it cannot be read: the wait then polls from the start).
+func (f *Factory) groupDrain(ctx context.Context, c *Clients, region, group string) time.Duration {
+	out, err := c.ASG.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}})
+	if err != nil || len(out.AutoScalingGroups) == 0 {
+		return 0
+	}
+	g := out.AutoScalingGroups[0]
+	var longest time.Duration
+	var keys []lbKey
+	for _, arn := range g.TargetGroupARNs {
+		keys = append(keys, lbKey{region, c.RoleARN, "tg", arn})
+	}
+	for _, name := range g.LoadBalancerNames {
+		keys = append(keys, lbKey{region, c.RoleARN, "elb", name})
+	}
+	for _, k := range keys {
+		if st, err := f.lbPace(ctx, c, k); err == nil {
+			longest = max(longest, st.delay)
+		}
+	}
+	return longest
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
 
 // Suspend suspends processes (all of them when empty) of each group.

@@ -41,6 +41,9 @@ func startAWSDeployLab(t *testing.T, hosts int) *awsDeployLab {
 	if r := d.run(t, "run", example("setup.yml"), "-e", "version=v1"); r.code != 0 {
 		t.Fatalf("setup: exit %d", r.code)
 	}
+	// The load balancers found no app before setup: they take their
+	// health checks' time to put the hosts back in service.
+	d.waitAllHealthy(t, hosts)
 	return d
 }
 
