@@ -495,8 +495,14 @@ func members(p url.Values, format string) []string {
 	}
 }
 
-// WriteCalls prints Calls, one line each, for the operator.
+// WriteCalls prints Calls, one line each, for the operator, with the load
+// balancers' state changes between them.
 func (a *AWS) WriteCalls(w io.Writer) {
+	type line struct {
+		t    time.Time
+		text string
+	}
+	var lines []line
 	for _, c := range a.Calls() {
 		who := c.Host
 		if who == "" {
@@ -504,7 +510,14 @@ func (a *AWS) WriteCalls(w io.Writer) {
 		} else {
 			who += " (" + c.Instance + ")"
 		}
-		fmt.Fprintf(w, "%s  %-36s %-8s %s\n", c.Time.Format("15:04:05.000"), c.Action, c.Target, who)
+		lines = append(lines, line{c.Time, fmt.Sprintf("%-36s %-8s %s", c.Action, c.Target, who)})
+	}
+	for _, c := range a.Server.Changes() {
+		lines = append(lines, line{c.Time, fmt.Sprintf("  %-34s %-8s %s (%s)", c.From+" → "+c.To, c.Name, a.hosts[c.Instance], c.Instance)})
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].t.Before(lines[j].t) })
+	for _, l := range lines {
+		fmt.Fprintf(w, "%s  %s\n", l.t.Format("15:04:05.000"), l.text)
 	}
 }
 
