@@ -85,3 +85,43 @@ func TestDrainWaitsShareReads(t *testing.T) {
 		t.Errorf("health read at %s, before the first drain could end (%s)", reads[0].Format("15:04:05.000"), first.Format("15:04:05.000"))
 	}
 }
+
+// Entering standby lasts as long as the group's load balancers drain the
+// instance: the wait checks once, sleeps through the deregistration delay,
+// then polls (default interval) until Standby.
+func TestStandbyWaitsForTheDrain(t *testing.T) {
+	s := env(t, awsemu.Options{HealthChecks: true})
+	ids := s.AddInstances(base, "eu-west-1", 2, nil)
+	arn := s.AddTargetGroup(base, "eu-west-1", awsemu.TargetGroup{Name: "web", Port: 80, DeregistrationDelay: 2,
+		Targets: []awsemu.Target{{ID: ids[0]}, {ID: ids[1]}}})
+	s.AddASG(base, "eu-west-1", awsemu.ASG{Name: "web-asg", Min: 0, Max: 2, InstanceIDs: ids, TargetGroupARNs: []string{arn}})
+	f, err := awsapi.NewFactory(context.Background(), awsapi.Config{Region: "eu-west-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, err := f.EnterStandby(context.Background(), "eu-west-1", base, "web-asg", ids[0], false, awsapi.ASGOptions{})
+	if err != nil || !changed {
+		t.Fatalf("enter standby: %v %v", changed, err)
+	}
+	var called time.Time
+	var reads []time.Time
+	for _, r := range s.Requests() {
+		switch {
+		case r.Action == "EnterStandby":
+			called = r.Time
+		case r.Action == "DescribeAutoScalingInstances" && !called.IsZero():
+			reads = append(reads, r.Time)
+		}
+	}
+	// One read at once, then none until the 2 s drain is over, then the
+	// one that finds Standby (within a poll interval).
+	if len(reads) != 2 {
+		t.Fatalf("%d lifecycle reads after EnterStandby, want 2: %v", len(reads), reads)
+	}
+	if lag := reads[1].Sub(called); lag < 2*time.Second || lag > 3*time.Second {
+		t.Errorf("Standby read %s after EnterStandby, want between the 2 s delay and a poll later", lag)
+	}
+	if _, lc, _, _ := s.ASGState(base, "eu-west-1", "web-asg"); lc[ids[0]] != "Standby" {
+		t.Errorf("lifecycle %v", lc)
+	}
+}

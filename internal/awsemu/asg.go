@@ -17,7 +17,8 @@ type ASG struct {
 	TargetGroupARNs   []string
 	LoadBalancerNames []string
 
-	lifecycle map[string]string // instance → Pending:Wait, InService, Standby
+	lifecycle map[string]string // instance → Pending:Wait, InService, EnteringStandby, Standby
+	standbyAt map[string]time.Time // EnteringStandby until then
 	suspended map[string]bool
 	actions   map[string]*LifecycleAction // token → launch held by a hook (lifecycle.go)
 }
@@ -32,6 +33,7 @@ func (s *Server) AddASG(account, region string, g ASG) {
 	defer s.mu.Unlock()
 	r := s.region(account, region)
 	g.lifecycle = map[string]string{}
+	g.standbyAt = map[string]time.Time{}
 	g.suspended = map[string]bool{}
 	for _, id := range g.InstanceIDs {
 		g.lifecycle[id] = "InService"
@@ -57,6 +59,7 @@ func (s *Server) ASGState(account, region, name string) (desired int, lifecycle 
 	if g == nil {
 		return 0, nil, nil, false
 	}
+	g.settle(time.Now())
 	lifecycle = map[string]string{}
 	for k, v := range g.lifecycle {
 		lifecycle[k] = v
@@ -66,6 +69,17 @@ func (s *Server) ASGState(account, region, name string) (desired int, lifecycle 
 	}
 	sort.Strings(suspended)
 	return g.Desired, lifecycle, suspended, true
+}
+
+// settle moves instances whose load balancers have drained them from
+// EnteringStandby to Standby. Caller holds s.mu.
+func (g *ASG) settle(now time.Time) {
+	for id, at := range g.standbyAt {
+		if !now.Before(at) {
+			g.lifecycle[id] = "Standby"
+			delete(g.standbyAt, id)
+		}
+	}
 }
 
 func (r *regionState) asg(name string) *ASG {
@@ -82,6 +96,9 @@ func (s *Server) autoscaling(c call) (string, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.region(c.account, c.region)
+	for _, g := range r.asgs {
+		g.settle(now)
+	}
 	group := func() (*ASG, *apiError) {
 		name := c.params.Get("AutoScalingGroupName")
 		g := r.asg(name)
@@ -224,8 +241,26 @@ func (s *Server) autoscaling(c call) (string, *apiError) {
 			g.Desired += len(ids)
 		}
 		// Standby takes the instances out of the group's load balancers, as AWS does.
+		// Entering standby lasts as long as the group's load balancers
+		// drain the instance, as AWS's does.
+		var drain time.Duration
+		if to == "Standby" {
+			for _, arn := range g.TargetGroupARNs {
+				if tg := r.tg(arn); tg != nil {
+					drain = max(drain, s.scaled(tg.DeregistrationDelay))
+				}
+			}
+			for _, n := range g.LoadBalancerNames {
+				if lb := r.elb(n); lb != nil && lb.ConnectionDraining {
+					drain = max(drain, s.scaled(lb.DrainingTimeout))
+				}
+			}
+		}
 		for _, id := range ids {
 			g.lifecycle[id] = to
+			if drain > 0 {
+				g.lifecycle[id], g.standbyAt[id] = "EnteringStandby", now.Add(drain)
+			}
 			for _, arn := range g.TargetGroupARNs {
 				if tg := r.tg(arn); tg != nil {
 					if to == "Standby" {
@@ -238,7 +273,11 @@ func (s *Server) autoscaling(c call) (string, *apiError) {
 			for _, n := range g.LoadBalancerNames {
 				if lb := r.elb(n); lb != nil {
 					if to == "Standby" {
-						s.deregister(&lb.pool, id, 0, now, 0)
+						delay := time.Duration(0)
+						if lb.ConnectionDraining {
+							delay = s.scaled(lb.DrainingTimeout)
+						}
+						s.deregister(&lb.pool, id, 0, now, delay)
 					} else {
 						s.register(&lb.pool, id, 0, now)
 					}
