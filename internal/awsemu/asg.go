@@ -17,7 +17,7 @@ type ASG struct {
 	TargetGroupARNs   []string
 	LoadBalancerNames []string
 
-	lifecycle map[string]string // instance → Pending:Wait, InService, EnteringStandby, Standby
+	lifecycle map[string]string    // instance → Pending:Wait, InService, EnteringStandby, Standby
 	standbyAt map[string]time.Time // EnteringStandby until then
 	suspended map[string]bool
 	actions   map[string]*LifecycleAction // token → launch held by a hook (lifecycle.go)
