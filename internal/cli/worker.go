@@ -123,6 +123,17 @@ type WorkerCmd struct {
 	AllowVar    []string `name:"allow-var" env:"FERRY_ALLOW_VAR" sep:";" placeholder:"NAME=REGEX" help:"An -e variable requests may set, with the pattern its value must match whole (version=[A-Za-z0-9][A-Za-z0-9._+-]* is always allowed unless given here). Others are refused."`
 }
 
+// protectedEnv reports whether ferry.yml protects env; ferry.yml is read
+// again each time, as each run reads it. An unreadable one protects all.
+func (g *Globals) protectedEnv(env string) bool {
+	cfg, err := g.loadConfig()
+	if err != nil || cfg == nil {
+		return err != nil
+	}
+	e, ok := cfg.Environments[env]
+	return ok && e.Protected
+}
+
 // policy is the worker's allow-list, from its flags.
 func (c *WorkerCmd) policy() (*worker.Policy, error) {
 	p := &worker.Policy{PlaybookDir: c.PlaybookDir, Envs: c.AllowEnv}
@@ -160,21 +171,13 @@ func (c *WorkerCmd) Run(g *Globals) error {
 	}
 	var mu sync.Mutex
 	logw := &lockedWriter{mu: &mu, w: g.stdout}
-	r := &cliRunner{c: c, g: g, mu: &mu}
+	r := &cliRunner{c: c, g: g, mu: &mu, policy: policy}
 	return worker.Run(g.ctx, worker.Options{
 		Queues: queues, Runner: r, Lifecycle: f, Region: region,
 		Concurrency: c.Concurrency, Visibility: timeDuration(c.Visibility), Heartbeat: timeDuration(c.Heartbeat),
-		Log:    func(e worker.Event) { c.logEvent(logw, e) },
-		Policy: policy,
-		Protected: func(env string) bool {
-			// ferry.yml is read again for each request, as the run reads it.
-			cfg, err := g.loadConfig()
-			if err != nil || cfg == nil {
-				return err != nil // an unreadable ferry.yml: treat every environment as protected
-			}
-			e, ok := cfg.Environments[env]
-			return ok && e.Protected
-		},
+		Log:       func(e worker.Event) { c.logEvent(logw, e) },
+		Policy:    policy,
+		Protected: g.protectedEnv,
 	})
 }
 
@@ -221,9 +224,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // cliRunner runs messages through the same code path as `ferry run`, in
 // this process, with the worker's flags.
 type cliRunner struct {
-	c  *WorkerCmd
-	g  *Globals
-	mu *sync.Mutex
+	c      *WorkerCmd
+	g      *Globals
+	mu     *sync.Mutex
+	policy *worker.Policy
 }
 
 // flags are the worker's flags that a run takes too.
