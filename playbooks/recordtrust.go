@@ -14,6 +14,10 @@ import (
 // nobody else can write it or the directory it is in, as OpenSSH's
 // StrictModes judges authorized_keys.
 
+// UntrustedRecord says why the invoking user must not act on the record
+// at path ("" when they may): the worker's check before it resumes one.
+func UntrustedRecord(path string) string { return untrustedRecord(path) }
+
 // untrustedRecord says why the invoking user must not act on the record
 // at path ("" when they may).
 func untrustedRecord(path string) string {

@@ -337,6 +337,9 @@ func (r *cliRunner) diedRun(msgID string) string {
 	files, _ := filepath.Glob(filepath.Join(r.c.RecordDir, "*.jsonl"))
 	var latest []events.Event
 	for _, f := range files {
+		if playbooks.UntrustedRecord(f) != "" {
+			continue // not this worker's to resume (--resume would refuse it)
+		}
 		evs, err := output.ReadRecord(f)
 		if err != nil || len(evs) == 0 || evs[0].Kind != events.RunStart || !strings.HasSuffix(evs[0].Origin, ", message "+msgID) {
 			continue
