@@ -25,6 +25,10 @@ type Message struct {
 	ID, Body, Receipt string
 	GroupID           string
 	ReceiveCount      int // ApproximateReceiveCount: 1 on the first delivery
+	// SenderID is who sent it, as SQS authenticated them (the IAM user or
+	// role's unique ID; "" when the queue did not say): unlike anything in
+	// the body, the sender cannot choose it.
+	SenderID string
 }
 
 // Queue returns the queue at queueURL, in the region its host names
@@ -83,6 +87,7 @@ func (q *Queue) Receive(ctx context.Context, n int, wait, visibility time.Durati
 		msgs = append(msgs, Message{
 			ID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body), Receipt: aws.ToString(m.ReceiptHandle),
 			GroupID: m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)], ReceiveCount: n,
+			SenderID: m.Attributes[string(types.MessageSystemAttributeNameSenderId)],
 		})
 	}
 	return msgs, nil

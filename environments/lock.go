@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/ssh"
 )
 
@@ -55,13 +56,15 @@ type LockInfo struct {
 	Host      string        `json:"host,omitempty"`
 }
 
+// String shows the holder on one line; what the lock file claims (its
+// holder wrote it, and root on the host could) is escaped.
 func (i LockInfo) String() string {
-	s := fmt.Sprintf("%s (run %s", i.Holder, i.RunID)
+	s := fmt.Sprintf("%s (run %s", output.SafeText(i.Holder), output.SafeText(i.RunID))
 	if i.Origin != "" {
-		s += ", from " + i.Origin
+		s += ", from " + output.SafeText(i.Origin)
 	}
 	if i.Version != "" {
-		s += ", version " + i.Version
+		s += ", version " + output.SafeText(i.Version)
 	}
 	if !i.Started.IsZero() {
 		s += ", since " + i.Started.UTC().Format("2006-01-02 15:04:05Z")

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"regexp/syntax"
+	"sort"
 	"strings"
 	"time"
 
@@ -147,7 +150,9 @@ func resolveEnv(cfg *Config, req Request) (*Target, error) {
 	}
 	if p := cfg.Personal; p != nil {
 		if groups, ok := p.invert(name); ok {
-			return p.target(cfg, name, "", groups)
+			// The same guard rails as --branch: a name is only another
+			// way to write the branch's groups.
+			return guardedTarget(cfg, name, "", fmt.Sprintf("--env %q", name), groups)
 		}
 	}
 	names := cfg.Names()
@@ -181,22 +186,90 @@ func resolveBranch(cfg *Config, branch, from string) (*Target, error) {
 	if err != nil {
 		return nil, diag.Invalidf("%s: personal env for branch %q: %v", cfg.Path, branch, err)
 	}
-	for k, v := range groups {
+	return guardedTarget(cfg, name, branch, fmt.Sprintf("branch %q", branch), groups)
+}
+
+// guardedTarget is the personal environment name with the pattern's
+// groups, once the guard rails let it through: whether it came from a
+// branch or from --env (by hand, or a worker's queue message), it never
+// reaches a named or protected environment: not by its name, not by a
+// group naming one, not by a group the branch pattern would not let
+// through, not by an inventory source or limit a named environment uses.
+func guardedTarget(cfg *Config, name, branch, what string, groups map[string]string) (*Target, error) {
+	p := cfg.Personal
+	for _, k := range sortedGroups(groups) {
+		v := groups[k]
 		if e, ok := cfg.Environments[strings.ToLower(v)]; ok {
-			return nil, diag.Invalidf("branch %q names environment %q (group %s=%q): a branch never deploys to a named environment; deploy there with --env %s%s", branch, e.Name, k, v, e.Name, protectedNote(e))
+			return nil, diag.Invalidf("%s names environment %q (group %s=%q): a personal environment never deploys to a named environment; deploy there with --env %s%s", what, e.Name, k, v, e.Name, protectedNote(e))
+		}
+		if v == "" || strings.Contains(v, "..") || !p.groupAllows(k, v) {
+			return nil, diag.Invalidf("%s: %s=%q is not what personal.branch_pattern (%s) in %s lets a branch give: a personal environment by name takes the same values as by branch", what, k, v, p.Pattern, cfg.Path)
 		}
 	}
 	if e, ok := cfg.Environments[name]; ok {
-		return nil, diag.Invalidf("branch %q resolves to %q, a named environment: a branch never deploys there; use --env %s%s, or change personal.env in %s", branch, name, name, protectedNote(e), cfg.Path)
+		return nil, diag.Invalidf("%s resolves to %q, a named environment: a personal environment never deploys there; use --env %s%s, or change personal.env in %s", what, name, name, protectedNote(e), cfg.Path)
 	}
 	if !nameRe.MatchString(name) {
-		return nil, diag.Invalidf("branch %q gives environment name %q, which is not valid (letters, digits, '-', '_', '.'): tighten personal.branch_pattern in %s", branch, name, cfg.Path)
+		return nil, diag.Invalidf("%s gives environment name %q, which is not valid (letters, digits, '-', '_', '.'): tighten personal.branch_pattern in %s", what, name, cfg.Path)
 	}
 	t, err := p.target(cfg, name, branch, groups)
 	if err != nil {
 		return nil, err
 	}
+	for _, en := range cfg.Names() {
+		e := cfg.Environments[en]
+		vars := map[string]any{"env": en}
+		for _, inv := range e.Inventory {
+			s, err := renderText(inv, e.Pos, vars)
+			if err != nil {
+				continue
+			}
+			for _, mine := range t.Inventory {
+				if filepath.Clean(mine) == filepath.Clean(s) && (t.Limit == "" || e.Limit == "" || t.Limit == e.Limit) {
+					return nil, diag.Invalidf("%s: personal environment %q would use %s, the inventory of environment %q%s: a personal environment never reaches a named one; use --env %s, or give personal.inventory a source of its own in %s", what, name, mine, en, protectedNote(e), en, cfg.Path)
+				}
+			}
+		}
+	}
 	return t, nil
+}
+
+func sortedGroups(groups map[string]string) []string {
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// groupAllows reports whether the branch pattern's named group g can
+// match v whole: what --env gives a group is held to what a branch could.
+func (p *Personal) groupAllows(g, v string) bool {
+	re, err := syntax.Parse(p.Pattern.String(), syntax.Perl)
+	if err != nil {
+		return false
+	}
+	var sub *syntax.Regexp
+	var walk func(r *syntax.Regexp)
+	walk = func(r *syntax.Regexp) {
+		if sub != nil {
+			return
+		}
+		if r.Op == syntax.OpCapture && r.Name == g {
+			sub = r.Sub[0]
+			return
+		}
+		for _, s := range r.Sub {
+			walk(s)
+		}
+	}
+	walk(re)
+	if sub == nil {
+		return false
+	}
+	whole, err := regexp.Compile(`^(?:` + sub.String() + `)$`)
+	return err == nil && whole.MatchString(v)
 }
 
 func protectedNote(e *Env) string {

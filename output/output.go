@@ -279,6 +279,36 @@ func (m *Mask) Apply(s string) string {
 	return s
 }
 
+// applyValue masks every text in v, a decoded JSON value, in a copy.
+func (m *Mask) applyValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return m.Apply(x)
+	case map[string]any:
+		if x == nil {
+			return x
+		}
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = m.applyValue(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = m.applyValue(e)
+		}
+		return out
+	case []string:
+		out := make([]string, len(x))
+		for i, e := range x {
+			out[i] = m.Apply(e)
+		}
+		return out
+	}
+	return v
+}
+
 // Emit implements events.Sink. Every free-text field is masked, including
 // those set from -e or rendered names (Version, Play, the host's task list).
 func (m *Mask) Emit(e events.Event) {
@@ -294,6 +324,18 @@ func (m *Mask) Emit(e events.Event) {
 	e.Task = m.Apply(e.Task)
 	e.Play = m.Apply(e.Play)
 	e.Version = m.Apply(e.Version)
+	e.User = m.Apply(e.User)
+	e.Origin = m.Apply(e.Origin)
+	if e.Undo != nil {
+		// An undo's arguments are rendered task arguments: they can hold a secret.
+		u := *e.Undo
+		u.Args, _ = m.applyValue(u.Args).(map[string]any)
+		u.State, _ = m.applyValue(u.State).(map[string]any)
+		e.Undo = &u
+	}
+	if len(e.Extra) > 0 {
+		e.Extra, _ = m.applyValue(e.Extra).(map[string]any)
+	}
 	if len(e.Tasks) > 0 {
 		tasks := make([]string, len(e.Tasks))
 		for i, t := range e.Tasks {

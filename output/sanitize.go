@@ -110,3 +110,35 @@ func safeLine(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// SafeText neutralises text that a request or a record claims (who,
+// origin, version, a lock's holder) for one line of output: control
+// characters and line breaks show as escapes (\n, \x1b), and a leading "::"
+// (a GitHub Actions command) as "\x3a:".
+func SafeText(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == 0x85:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r == 0x2028 || r == 0x2029:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	out := b.String()
+	if strings.HasPrefix(strings.TrimLeft(out, " \t"), "::") {
+		i := strings.Index(out, "::")
+		out = out[:i] + `\x3a` + out[i+1:]
+	}
+	return out
+}

@@ -26,6 +26,9 @@ type HostDone struct {
 	Conn tasks.Conn
 	Play *Play
 	Vars map[string]any // the host's variables at the end (version, app, ...)
+	// Extra is what of -e the host's release record may keep (PublicExtra:
+	// no secret of any play, a later one's included).
+	Extra map[string]any
 }
 
 // takeLock runs the Locker once per run.
@@ -70,7 +73,7 @@ func (r *Runner) hostDone(ctx context.Context, play *Play, hr *hostRun, batch in
 	}
 	vars, err := r.vars(play, hr, batch, "running")
 	if err == nil {
-		err = r.opts.HostDone(ctx, HostDone{Host: hr.h, Conn: hr.conn, Play: play, Vars: vars})
+		err = r.opts.HostDone(ctx, HostDone{Host: hr.h, Conn: hr.conn, Play: play, Vars: vars, Extra: PublicExtra(r.pb, r.opts.Extra)})
 	}
 	if err != nil {
 		r.emit(events.Event{Kind: events.Warning, Host: hr.h.Name, Msg: fmt.Sprintf("deployed, but its release state was not recorded: %v", err)})

@@ -1430,6 +1430,12 @@ func jLookup(a []any, kw kwargs) (any, error) {
 	for _, x := range a[min(1, len(a)):] {
 		switch kind {
 		case "env", "ansible.builtin.env":
+			// The same rule as env_vars: the controller's credentials are
+			// not for playbooks to read unless a play names them (and so
+			// masks them); ferry's own never are.
+			if name := Text(x); credentialEnv(name) {
+				return nil, fmt.Errorf("lookup('env', %q): it holds a credential; name it in the play's secrets: as env_vars.%s and use {{ env_vars.%s }} (masked in output); ferry's own SSH key, passphrase and become password are never exposed", name, name, name)
+			}
 			v, ok := os.LookupEnv(Text(x))
 			if !ok {
 				v = Text(kw["default"])

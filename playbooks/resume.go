@@ -68,6 +68,9 @@ type recordHead struct {
 	path  string
 	start events.Event
 	end   *events.Event
+	// untrusted says why the invoking user must not act on this record
+	// ("" when it may): someone else owns it or can write it.
+	untrusted string
 }
 
 func heads(dir string) ([]recordHead, map[string][]events.Event, error) {
@@ -82,7 +85,7 @@ func heads(dir string) ([]recordHead, map[string][]events.Event, error) {
 		if err != nil || len(evs) == 0 || evs[0].Kind != events.RunStart {
 			continue
 		}
-		h := recordHead{path: f, start: evs[0]}
+		h := recordHead{path: f, start: evs[0], untrusted: untrustedRecord(f)}
 		for i := len(evs) - 1; i >= 0; i-- {
 			if evs[i].Kind == events.RunEnd {
 				h.end = &evs[i]
@@ -103,11 +106,38 @@ func samePath(a, b string) bool {
 }
 
 // LoadJournal reads the run to resume from the records in dir: runID, or
-// ("" or "last") the newest unfinished run of playbook in env.
+// ("" or "last") the newest unfinished run of playbook in env that the
+// invoking user owns. A record is what a resumed run acts on, as whoever
+// resumes it: one that another user owns or can write, or in a directory
+// another user can write, is refused (see untrustedRecord).
 func LoadJournal(dir, runID, playbook, env string) (*Resumed, error) {
+	if why := untrustedDir(dir); why != "" {
+		return nil, &inputError{fmt.Errorf("--resume: refusing the run records in %s: %s; records are what a resumed run acts on: keep the directory yours (chmod go-w), or pass --record-dir", dir, why)}
+	}
+	return loadJournal(dir, runID, playbook, env, true)
+}
+
+// loadJournal is LoadJournal; trusting reports records nobody may act on
+// (untrusted) as errors, or, picking the newest run, passes them over.
+// `ferry status` only reads what dead runs left, and reads every record.
+func loadJournal(dir, runID, playbook, env string, trusting bool) (*Resumed, error) {
 	hs, all, err := heads(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read run records in %s: %w", dir, err)
+	}
+	if trusting {
+		kept := hs[:0]
+		for _, h := range hs {
+			if h.untrusted != "" && h.start.RunID == runID {
+				return nil, &inputError{fmt.Errorf("--resume %s: refusing its record %s: %s; a resumed run acts on what its record says, so only records you own and only you can write are resumed", runID, h.path, h.untrusted)}
+			}
+			if h.untrusted != "" {
+				delete(all, h.start.RunID) // a chain reaching it is refused below
+				continue
+			}
+			kept = append(kept, h)
+		}
+		hs = kept
 	}
 	resumedBy := map[string]string{}
 	for _, h := range hs {
@@ -152,7 +182,7 @@ func LoadJournal(dir, runID, playbook, env string) (*Resumed, error) {
 		seen[id] = true
 		evs, ok := all[id]
 		if !ok {
-			return nil, &inputError{fmt.Errorf("--resume: the record of run %s (resumed by a later run) is missing from %s", id, dir)}
+			return nil, &inputError{fmt.Errorf("--resume: the record of run %s (resumed by a later run) is missing from %s, or is not yours to resume", id, dir)}
 		}
 		chain = append([][]events.Event{evs}, chain...)
 		id = evs[0].ResumeOf
@@ -233,7 +263,10 @@ func (r *Resumed) Check(pb *Playbook, inv *inventory.Inventory, env, version str
 	if version != r.Version {
 		return refuse("it deployed version %q, this run version %q", r.Version, version)
 	}
-	if d := PlaybookDigest(pb.Path); r.Digest != "" && d != r.Digest {
+	if r.Digest == "" {
+		return refuse("its record holds no playbook digest, so nothing proves %s is the playbook it ran", pb.Path)
+	}
+	if d := PlaybookDigest(pb.Path); d != r.Digest {
 		for _, p := range pb.Plays {
 			was, ok := r.tasks[p.Name]
 			if !ok {
@@ -391,7 +424,20 @@ func (r *Runner) restore(ctx context.Context, plans []playPlan) (int, events.Sta
 // restoreOn journals j's changes again (this run now owns them) and undoes
 // them on hr (nil: the controller), newest first.
 func (r *Runner) restoreOn(ctx context.Context, play *Play, hr *hostRun, j *journal) error {
+	// What undoes each change comes from the playbook, never from the
+	// record: a record names a change, the playbook's task that makes it
+	// says (through its module's Spec.Leaves) which call undoes it.
+	var errs []error
+	open := make([]openChange, 0, len(j.open))
 	for _, c := range j.open {
+		u, err := r.undoFromPlaybook(hr, c)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		open = append(open, u)
+	}
+	for _, c := range open {
 		if err := r.intent(hr, c); err != nil {
 			return err
 		}
@@ -406,9 +452,8 @@ func (r *Runner) restoreOn(ctx context.Context, play *Play, hr *hostRun, j *jour
 		}
 		hr.touched = true
 	}
-	var errs []error
-	for i := len(j.open) - 1; i >= 0; i-- {
-		c := j.open[i]
+	for i := len(open) - 1; i >= 0; i-- {
+		c := open[i]
 		mod, ok := tasks.Lookup(c.undo.Module)
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: unknown module %q", c.what, c.undo.Module))
@@ -429,6 +474,71 @@ func (r *Runner) restoreOn(ctx context.Context, play *Play, hr *hostRun, j *jour
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// undoFromPlaybook returns the journaled change c with the undo that the
+// playbook says: a task of the playbook whose module leaves the change c
+// names (Spec.Leaves, with the task's arguments rendered for hr, nil: the
+// controller) gives the module, its arguments and the task's become. Of
+// the record, only the change's key is used, and, for a module that keeps
+// its own memory (Spec.Undo, elb), that memory under the module's own key.
+// A change no task of the playbook makes is not undone.
+func (r *Runner) undoFromPlaybook(hr *hostRun, c openChange) (openChange, error) {
+	host := "the controller"
+	if hr != nil {
+		host = hr.h.Name
+	}
+	for _, play := range r.pb.Plays {
+		for _, t := range play.AllTasks() {
+			if t.Spec.Leaves == nil {
+				continue
+			}
+			vars, err := r.vars(play, hr, 0, "restoring")
+			if err == nil {
+				vars, err = taskVars(t, vars)
+			}
+			if err != nil {
+				continue
+			}
+			items := []any{nil}
+			if t.HasLoop {
+				if items, err = t.LoopItems(vars); err != nil {
+					continue
+				}
+			}
+			for _, item := range items {
+				iv := vars
+				if t.HasLoop {
+					loopVar := "item"
+					if t.LoopVar != "" {
+						loopVar = t.LoopVar
+					}
+					iv = Merge(vars, map[string]any{loopVar: item})
+				}
+				args, err := t.RenderArgs(iv)
+				if err != nil {
+					continue
+				}
+				ch, ok := t.Spec.Leaves(args, iv)
+				if !ok || ch.Key != c.key {
+					continue
+				}
+				u := changeOf(ch)
+				if undoMod, ok := tasks.Lookup(ch.Module); ok {
+					if key := undoMod.Spec().Undo; key != "" && c.undo.State[key] != nil {
+						u.undo.State = map[string]any{key: c.undo.State[key]}
+					}
+					if !undoMod.Spec().Controller {
+						u.undo.Become, u.undo.BecomeUser = play.BecomeFor(t)
+						u.undo.Become = u.undo.Become || u.undo.BecomeUser != ""
+					}
+				}
+				return u, nil
+			}
+		}
+	}
+	return openChange{}, fmt.Errorf("the record of run %s says it left change %q on %s, but no task of %s makes that change: not undoing what only the record says; check the host and restore it by hand",
+		r.opts.Resume.ID(), c.key, host, r.pb.Path)
 }
 
 // interruptedSummary says truthfully what became of a batch's hosts after
@@ -497,7 +607,7 @@ func LeftByDeadRuns(dir, env string) ([]LeftOut, error) {
 		if norm(h.start.Env) != norm(env) || h.start.Check || resumed[h.start.RunID] || (h.end != nil && h.end.Status == events.StatusOK) {
 			continue
 		}
-		r, err := LoadJournal(dir, h.start.RunID, h.start.Playbook, h.start.Env)
+		r, err := loadJournal(dir, h.start.RunID, h.start.Playbook, h.start.Env, false)
 		if err != nil {
 			continue
 		}

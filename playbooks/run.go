@@ -176,7 +176,7 @@ func (r *Runner) Run(ctx context.Context) Result {
 	start := r.opts.Now()
 	r.emit(events.Event{Kind: events.RunStart, Playbook: r.opts.Playbook, Env: r.opts.Env, Version: r.opts.Version,
 		Inventory: r.opts.Source, User: r.opts.User, Origin: r.opts.Origin, Check: r.opts.Check, Hosts: r.allHosts(plans),
-		Digest: PlaybookDigest(r.pb.Path), ResumeOf: r.opts.Resume.ID()})
+		Digest: PlaybookDigest(r.pb.Path), ResumeOf: r.opts.Resume.ID(), Extra: PublicExtra(r.pb, r.opts.Extra)})
 	if err != nil {
 		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
 	}

@@ -89,3 +89,25 @@ func lookupEnv(environ []string, k string) (string, bool) {
 	}
 	return v, ok
 }
+
+// PublicExtra is what of the -e values extra may be written down (the run
+// record, the hosts' release records): not version (recorded on its own),
+// not a name any play of pb declares in secrets: (a later play's too),
+// and not a name that looks like a credential.
+func PublicExtra(pb *Playbook, extra map[string]any) map[string]any {
+	secret := map[string]bool{}
+	if pb != nil {
+		for _, p := range pb.Plays {
+			for _, s := range p.Secrets {
+				secret[s] = true
+			}
+		}
+	}
+	out := map[string]any{}
+	for k, v := range extra {
+		if k != "version" && !secret[k] && !credentialEnv(k) {
+			out[k] = v
+		}
+	}
+	return out
+}

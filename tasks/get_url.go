@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
 	"regexp"
@@ -43,6 +44,9 @@ func (getURLModule) Spec() Spec {
 
 var checksumRe = regexp.MustCompile(`^(sha1|sha224|sha256|sha384|sha512|md5):([0-9a-fA-F]+)$`)
 
+// getURLEnv carries the URL to the host's shell, on stdin (RunOptions.Env).
+const getURLEnv = "FERRY_GET_URL"
+
 func (getURLModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcome, error) {
 	a := NewArgs("get_url", args)
 	u, dest := a.String("url", ""), a.String("dest", "")
@@ -60,7 +64,10 @@ func (getURLModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		return Outcome{}, fmt.Errorf("get_url: url %q: want an http, https or ftp URL", u)
 	}
 	if pu.User != nil {
-		return Outcome{}, fmt.Errorf("get_url: url %q has credentials in it: they would show in the host's process list; download on the controller and copy: instead", pu.Redacted())
+		return Outcome{}, fmt.Errorf("get_url: url %q has credentials in it: they would show in the host's process list; download on the controller and copy: instead", shownURL(u))
+	}
+	if strings.ContainsFunc(u, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f }) {
+		return Outcome{}, fmt.Errorf("get_url: url %q has spaces, quotes, backslashes or control characters: percent-encode them", shownURL(u))
 	}
 	if dest == "" {
 		return Outcome{}, fmt.Errorf("get_url: dest is required")
@@ -83,7 +90,11 @@ func (getURLModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	}
 	q := shell.Quote
 	var b strings.Builder
-	fmt.Fprintf(&b, "u=%s; d=%s; n=%s; c=%s; f=%s; chk=%s; want=%s; ", q(u), q(dest), q(name), boolDigit(h.Check), boolDigit(force), q(algo), q(want))
+	// The URL (its query may be a token, a presigned signature) reaches
+	// the host on stdin, with the environment, and curl or wget reads it
+	// from a pipe: never on a command line (ps, sudo's log). Messages show
+	// it without its query ($s).
+	fmt.Fprintf(&b, "u=$%s; unset %s; s=%s; d=%s; n=%s; c=%s; f=%s; chk=%s; want=%s; ", getURLEnv, getURLEnv, q(shownURL(u)), q(dest), q(name), boolDigit(h.Check), boolDigit(force), q(algo), q(want))
 	b.WriteString(`case "$d" in */) d="$d$n";; *) [ -d "$d" ] && d="$d/$n";; esac; `)
 	b.WriteString(`echo "DEST $d"; `)
 	b.WriteString(`[ -d "$d" ] && { echo "$d is a directory" >&2; exit 2; }; `)
@@ -95,10 +106,10 @@ func (getURLModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	if !validate {
 		insecureCurl, insecureWget = "-k ", "--no-check-certificate "
 	}
-	fmt.Fprintf(&b, `if command -v curl >/dev/null 2>&1; then curl -fsSL %s--max-time %d -o "$t/f" -- "$u" || { echo "download $u failed (curl exit $?)" >&2; exit 4; }; `, insecureCurl, secs)
-	fmt.Fprintf(&b, `elif command -v wget >/dev/null 2>&1; then wget -q %s-T %d -O "$t/f" -- "$u" || { echo "download $u failed (wget exit $?)" >&2; exit 4; }; `, insecureWget, secs)
+	fmt.Fprintf(&b, `if command -v curl >/dev/null 2>&1; then printf 'url = "%%s"\n' "$u" | curl -fsSL %s--max-time %d -o "$t/f" -K - || { echo "download $s failed (curl exit $?)" >&2; exit 4; }; `, insecureCurl, secs)
+	fmt.Fprintf(&b, `elif command -v wget >/dev/null 2>&1; then printf '%%s\n' "$u" | wget -q %s-T %d -O "$t/f" -i - || { echo "download $s failed (wget exit $?)" >&2; exit 4; }; `, insecureWget, secs)
 	b.WriteString(`else echo "the host has neither curl nor wget: install one, or download on the controller and copy:" >&2; exit 3; fi; `)
-	b.WriteString(`if [ -n "$chk" ]; then got=$(sum "$chk" "$t/f"); [ "$got" = "$want" ] || { echo "checksum mismatch: $u has $chk:$got, want $chk:$want" >&2; exit 5; }; fi; `)
+	b.WriteString(`if [ -n "$chk" ]; then got=$(sum "$chk" "$t/f"); [ "$got" = "$want" ] || { echo "checksum mismatch: $s has $chk:$got, want $chk:$want" >&2; exit 5; }; fi; `)
 	b.WriteString(`new=$(sum sha256 "$t/f"); `)
 	attrs := ""
 	if mode != "" {
@@ -116,11 +127,17 @@ func (getURLModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		ctx, cancel = context.WithTimeout(ctx, timeout+30*time.Second)
 		defer cancel()
 	}
-	res, err := runOn(ctx, h, b.String(), false)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("get_url %s: %w", pu.Redacted(), err)
+	hu := *h
+	hu.Become.Env = maps.Clone(h.Become.Env)
+	if hu.Become.Env == nil {
+		hu.Become.Env = map[string]string{}
 	}
-	result := map[string]any{"url": pu.Redacted(), "dest": dest}
+	hu.Become.Env[getURLEnv] = u
+	res, err := runOn(ctx, &hu, b.String(), false)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("get_url %s: %w", shownURL(u), err)
+	}
+	result := map[string]any{"url": shownURL(u), "dest": dest}
 	var got string
 	for _, l := range strings.Split(string(res.Stdout), "\n") {
 		k, v, _ := strings.Cut(l, " ")
@@ -141,9 +158,9 @@ func (getURLModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	case "HAVE":
 		return Outcome{Msg: "unchanged: " + d, Result: result}, nil
 	case "WOULD":
-		return Outcome{Changed: true, Msg: checkMsg("download %s to %s", pu.Redacted(), d), Result: result}, nil
+		return Outcome{Changed: true, Msg: checkMsg("download %s to %s", shownURL(u), d), Result: result}, nil
 	case "GOT":
-		return Outcome{Changed: true, Msg: fmt.Sprintf("downloaded %s to %s", pu.Redacted(), d), Diff: "+ " + d + " (from " + pu.Redacted() + ")\n", Result: result}, nil
+		return Outcome{Changed: true, Msg: fmt.Sprintf("downloaded %s to %s", shownURL(u), d), Diff: "+ " + d + " (from " + shownURL(u) + ")\n", Result: result}, nil
 	}
 	return Outcome{Failed: true, Msg: "get_url: unexpected output: " + lastLine(res.Stdout), Result: result}, nil
 }

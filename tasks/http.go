@@ -94,7 +94,7 @@ func (httpModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 		c.jsonBody = true
 	}
 	if h.Check {
-		return Outcome{Skipped: true, Msg: fmt.Sprintf("check mode: would request %s %s", c.method, c.url)}, nil
+		return Outcome{Skipped: true, Msg: fmt.Sprintf("check mode: would request %s %s", c.method, shownURL(c.url))}, nil
 	}
 	if h.Conn == nil {
 		return Outcome{}, errors.New("http: no connection to the host")
@@ -113,8 +113,9 @@ func (httpModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 	for attempt := 1; ; attempt++ {
 		result, reason = c.try(ctx, client)
 		result["attempts"] = attempt
+		result["url"], reason = shownURL(c.url), hideURL(reason, c.url) // a query may be the credential
 		if reason == "" {
-			return Outcome{Msg: fmt.Sprintf("%s %s: %v", c.method, c.url, result["status"]), Result: result}, nil
+			return Outcome{Msg: fmt.Sprintf("%s %s: %v", c.method, shownURL(c.url), result["status"]), Result: result}, nil
 		}
 		if attempt > retries || ctx.Err() != nil {
 			break
@@ -128,9 +129,9 @@ func (httpModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return Outcome{}, fmt.Errorf("http %s: %w (last: %s)", c.url, err, reason)
+		return Outcome{}, fmt.Errorf("http %s: %w (last: %s)", shownURL(c.url), err, reason)
 	}
-	return Outcome{Failed: true, Msg: fmt.Sprintf("%s %s: %s", c.method, c.url, reason), Result: result}, nil
+	return Outcome{Failed: true, Msg: fmt.Sprintf("%s %s: %s", c.method, shownURL(c.url), reason), Result: result}, nil
 }
 
 // try makes one request; reason says why it did not pass ("" if it did).

@@ -199,25 +199,15 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 			emit(events.Event{Kind: events.Lock, Env: e.name(), Status: events.StatusSkipped, Msg: e.name() + " released"})
 		}, nil
 	}
-	secret := map[string]bool{}
 	opts.HostDone = func(ctx context.Context, d playbooks.HostDone) error {
-		for _, s := range d.Play.Secrets {
-			secret[s] = true
-		}
 		version := playbooks.Text(d.Vars["version"])
 		if version == "" {
 			version = opts.Version
 		}
 		app, _ := d.Vars["app"].(string)
-		extra := map[string]any{}
-		for k, v := range opts.Extra {
-			if !secret[k] && k != "version" {
-				extra[k] = v
-			}
-		}
 		return environments.WriteRelease(ctx, d.Conn, environments.Release{
 			App: environments.AppName(app, c.Playbook), Env: e.name(), Version: version, RunID: opts.RunID,
-			User: opts.User, Origin: opts.Origin, Playbook: c.Playbook, Time: time.Now().UTC(), Extra: extra,
+			User: opts.User, Origin: opts.Origin, Playbook: c.Playbook, Time: time.Now().UTC(), Extra: d.Extra,
 		}, become())
 	}
 }

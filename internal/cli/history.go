@@ -197,8 +197,10 @@ func (c *HistoryCmd) Run(g *Globals) error {
 		if r.Check {
 			outcome += " (check)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.Started.Local().Format("2006-01-02 15:04:05"), dash(r.User), dash(r.Env),
-			dash(filepath.Base(r.Playbook)), dash(r.Version), outcome, r.Duration.Round(100*time.Millisecond), dash(strings.Join(r.FailedHosts, ",")))
+		// Records hold what requests claimed (who, origin, version): text
+		// to show, never to let steer the terminal or the CI log.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safe(r.RunID), r.Started.Local().Format("2006-01-02 15:04:05"), safe(dash(r.User)), safe(dash(r.Env)),
+			safe(dash(filepath.Base(r.Playbook))), safe(dash(r.Version)), outcome, r.Duration.Round(100*time.Millisecond), safe(dash(strings.Join(r.FailedHosts, ","))))
 	}
 	return tw.Flush()
 }
@@ -213,20 +215,20 @@ func (c *HistoryCmd) show(g *Globals, r runSummary, hosts []hostDetail) error {
 		return nil
 	}
 	w := g.stdout
-	fmt.Fprintf(w, "run %s · %s · env %s · version %s\n", r.RunID, r.Playbook, dash(r.Env), dash(r.Version))
-	fmt.Fprintf(w, "by %s from %s, started %s, %s\n", dash(r.User), dash(r.Origin), r.Started.Local().Format("2006-01-02 15:04:05"), r.Duration.Round(100*time.Millisecond))
+	fmt.Fprintf(w, "run %s · %s · env %s · version %s\n", safe(r.RunID), safe(r.Playbook), safe(dash(r.Env)), safe(dash(r.Version)))
+	fmt.Fprintf(w, "by %s from %s, started %s, %s\n", safe(dash(r.User)), safe(dash(r.Origin)), r.Started.Local().Format("2006-01-02 15:04:05"), r.Duration.Round(100*time.Millisecond))
 	fmt.Fprintf(w, "outcome: %s (exit %d)", r.Outcome, r.ExitCode)
 	if r.Msg != "" {
-		fmt.Fprintf(w, ": %s", r.Msg)
+		fmt.Fprintf(w, ": %s", safe(r.Msg))
 	}
 	fmt.Fprintf(w, "\nrecord: %s\n", r.Record)
 	for _, h := range hosts {
-		fmt.Fprintf(w, "\n%s: %s", h.Host, h.Status)
+		fmt.Fprintf(w, "\n%s: %s", safe(h.Host), h.Status)
 		if h.Batch > 0 {
 			fmt.Fprintf(w, " (batch %d, %s)", h.Batch, h.Duration.Round(10*time.Millisecond))
 		}
 		if h.Msg != "" {
-			fmt.Fprintf(w, " — %s", h.Msg)
+			fmt.Fprintf(w, " — %s", safe(h.Msg))
 		}
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -239,7 +241,7 @@ func (c *HistoryCmd) show(g *Globals, r runSummary, hosts []hostDetail) error {
 			if t.Status == string(events.StatusFailed) && t.Msg != "" {
 				msg = firstLine(t.Msg)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", name, t.Status, t.Duration.Round(time.Millisecond), msg)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", safe(name), t.Status, t.Duration.Round(time.Millisecond), safe(msg))
 		}
 		tw.Flush()
 	}
@@ -266,3 +268,6 @@ func suggestSuffix(word string, candidates []string) string {
 	}
 	return ""
 }
+
+// safe shows text from a record (or a host) on one line of output.
+func safe(s string) string { return output.SafeText(s) }

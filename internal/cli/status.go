@@ -209,7 +209,7 @@ func printStatus(w io.Writer, st *envStatus) {
 	apps := sortedKeys(st.Versions)
 	fmt.Fprintf(w, "environment %s: %d hosts", st.Env, len(st.Hosts))
 	for _, a := range apps {
-		fmt.Fprintf(w, " · %s %s", a, st.Versions[a])
+		fmt.Fprintf(w, " · %s %s", safe(a), safe(st.Versions[a]))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -248,16 +248,17 @@ func printStatus(w io.Writer, st *envStatus) {
 			rel := r.Releases[a]
 			state := "ok"
 			if rel.Version != st.Versions[a] {
-				state = "DRIFT (majority " + st.Versions[a] + ")"
+				state = "DRIFT (majority " + safe(st.Versions[a]) + ")"
 			}
 			if r.OutOfLB {
 				state += ", OUT OF SERVICE"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", r.Host, a, rel.Version, rel.RunID, rel.Time.Local().Format("2006-01-02 15:04:05"), rel.User, state, lb)
+			// A release record is what a host says, and root there could write anything.
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", r.Host, safe(a), safe(rel.Version), safe(rel.RunID), rel.Time.Local().Format("2006-01-02 15:04:05"), safe(rel.User), state, lb)
 		}
 		for _, a := range apps {
 			if _, ok := r.Releases[a]; !ok {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\tDRIFT (not deployed; majority %s)%s\n", r.Host, a, st.Versions[a], lb)
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\tDRIFT (not deployed; majority %s)%s\n", r.Host, safe(a), safe(st.Versions[a]), lb)
 			}
 		}
 	}
@@ -267,7 +268,7 @@ func printStatus(w io.Writer, st *envStatus) {
 		if who == "" {
 			who = "controller"
 		}
-		fmt.Fprintf(w, "LEFT BY RUN %s (it did not finish): %s %s; restore with: ferry run %s --resume %s\n", l.RunID, who, strings.ToUpper(l.Left), l.Playbook, l.RunID)
+		fmt.Fprintf(w, "LEFT BY RUN %s (it did not finish): %s %s; restore with: ferry run %s --resume %s\n", l.RunID, who, safe(strings.ToUpper(l.Left)), safe(l.Playbook), safe(l.RunID))
 	}
 	if st.LBError != "" {
 		fmt.Fprintf(w, "load balancers: %s\n", st.LBError)
@@ -295,7 +296,7 @@ func printLocks(w io.Writer, env string, locks []environments.LockInfo, hosts in
 				youngest = l
 			}
 		}
-		fmt.Fprintf(w, "lock: %s held by %s on %d of %d hosts (%s)\n", env, youngest, len(ls), hosts, strings.Join(on, ", "))
+		fmt.Fprintf(w, "lock: %s held by %s on %d of %d hosts (%s)\n", env, safe(youngest.String()), len(ls), hosts, strings.Join(on, ", "))
 	}
 }
 
@@ -383,7 +384,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 	defer cancel()
 	was, err := environments.ForceRelease(ctx, hosts, e.name(), become())
 	for _, l := range was {
-		fmt.Fprintf(g.stdout, "%s: released the lock of %s held by %s\n", l.Host, e.name(), l)
+		fmt.Fprintf(g.stdout, "%s: released the lock of %s held by %s\n", l.Host, e.name(), safe(l.String()))
 	}
 	if len(was) == 0 && err == nil {
 		fmt.Fprintf(g.stdout, "%s was not locked\n", e.name())

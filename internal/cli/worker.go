@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -115,6 +116,38 @@ type WorkerCmd struct {
 	RecordDir      string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace          Duration `env:"FERRY_GRACE" default:"2m" help:"After SIGTERM: how long the in-flight host may take to finish or roll back."`
 	LockWait       Duration `env:"FERRY_LOCK_WAIT" default:"30m" placeholder:"DURATION" help:"How long a run queues for its environment's deploy lock (held by another worker's run) before it fails."`
+	// The allow-list: a message is data from whoever can send to the
+	// queue, so it asks only for what the worker's operator allows.
+	PlaybookDir string   `name:"playbook-dir" env:"FERRY_PLAYBOOK_DIR" default:"." placeholder:"DIR" help:"Requests name playbooks relative to this directory (no absolute paths, no '..', no symlinks out of it)."`
+	AllowEnv    []string `name:"allow-env" env:"FERRY_ALLOW_ENV" sep:"," placeholder:"PATTERN" help:"Environments requests may deploy to (glob patterns, e.g. staging,dev-*; default: any that is not protected). A protected environment only when named exactly."`
+	AllowVar    []string `name:"allow-var" env:"FERRY_ALLOW_VAR" sep:";" placeholder:"NAME=REGEX" help:"An -e variable requests may set, with the pattern its value must match whole (version=[A-Za-z0-9][A-Za-z0-9._+-]* is always allowed unless given here). Others are refused."`
+}
+
+// protectedEnv reports whether ferry.yml protects env; ferry.yml is read
+// again each time, as each run reads it. An unreadable one protects all.
+func (g *Globals) protectedEnv(env string) bool {
+	cfg, err := g.loadConfig()
+	if err != nil || cfg == nil {
+		return err != nil
+	}
+	e, ok := cfg.Environments[env]
+	return ok && e.Protected
+}
+
+// policy is the worker's allow-list, from its flags.
+func (c *WorkerCmd) policy() (*worker.Policy, error) {
+	p := &worker.Policy{PlaybookDir: c.PlaybookDir, Envs: c.AllowEnv}
+	if len(c.AllowVar) > 0 {
+		p.Vars = maps.Clone(worker.DefaultVars) // version, unless overridden
+		for _, a := range c.AllowVar {
+			name, re, err := worker.ParseAllowVar(a)
+			if err != nil {
+				return nil, diag.Invalidf("%v", err)
+			}
+			p.Vars[name] = re
+		}
+	}
+	return p, nil
 }
 
 // Run implements the command.
@@ -132,13 +165,19 @@ func (c *WorkerCmd) Run(g *Globals) error {
 		}
 		queues[u], region = q, q.Region
 	}
+	policy, err := c.policy()
+	if err != nil {
+		return err
+	}
 	var mu sync.Mutex
 	logw := &lockedWriter{mu: &mu, w: g.stdout}
-	r := &cliRunner{c: c, g: g, mu: &mu}
+	r := &cliRunner{c: c, g: g, mu: &mu, policy: policy}
 	return worker.Run(g.ctx, worker.Options{
 		Queues: queues, Runner: r, Lifecycle: f, Region: region,
 		Concurrency: c.Concurrency, Visibility: timeDuration(c.Visibility), Heartbeat: timeDuration(c.Heartbeat),
-		Log: func(e worker.Event) { c.logEvent(logw, e) },
+		Log:       func(e worker.Event) { c.logEvent(logw, e) },
+		Policy:    policy,
+		Protected: g.protectedEnv,
 	})
 }
 
@@ -147,6 +186,10 @@ func (c *WorkerCmd) logEvent(w io.Writer, e worker.Event) {
 		b, _ := json.Marshal(e)
 		w.Write(append(b, '\n'))
 		return
+	}
+	// Messages carry text their sender chose (who, origin, playbook).
+	for _, p := range []*string{&e.Message, &e.Env, &e.Detail, &e.Queue} {
+		*p = output.SafeText(*p)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s worker %s", e.Time.Format("15:04:05.000"), e.Action)
@@ -181,9 +224,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // cliRunner runs messages through the same code path as `ferry run`, in
 // this process, with the worker's flags.
 type cliRunner struct {
-	c  *WorkerCmd
-	g  *Globals
-	mu *sync.Mutex
+	c      *WorkerCmd
+	g      *Globals
+	mu     *sync.Mutex
+	policy *worker.Policy
 }
 
 // flags are the worker's flags that a run takes too.
@@ -236,8 +280,10 @@ func (r *cliRunner) run(ctx context.Context, prefix string, args ...string) work
 	errw := newPrefixWriter(r.mu, r.g.stderr, prefix)
 	defer out.Flush()
 	defer errw.Flush()
-	argv := append(append(r.flags(), "run"), args...)
-	argv = append(argv, r.runFlags()...)
+	// The worker's own flags come first: a run's arguments may end with
+	// "--" and the playbook.
+	argv := append(append(r.flags(), "run"), r.runFlags()...)
+	argv = append(argv, args...)
 	code := run(ctx, argv, strings.NewReader(""), out, errw)
 	return worker.Outcome{ExitCode: code}
 }
@@ -249,9 +295,10 @@ func extraJSON(extra map[string]any) string {
 
 // Deploy implements worker.Runner.
 func (r *cliRunner) Deploy(ctx context.Context, m awsapi.Message, req *worker.Request) worker.Outcome {
-	args := []string{req.Playbook, "--env", req.Environment, "--requested-by", req.Who, "--requested-from", requestOrigin(req, m.ID)}
+	// Values from the message go as --flag=value: none can pass for a flag.
+	args := []string{"--env=" + req.Environment, "--requested-by=" + requester(req, m), "--requested-from=" + requestOrigin(req, m.ID)}
 	if len(req.ExtraVars) > 0 {
-		args = append(args, "-e", extraJSON(req.ExtraVars))
+		args = append(args, "--extra-vars="+extraJSON(req.ExtraVars))
 	}
 	prefix := "[" + req.Environment + "] "
 	// A message seen before may have a run that died with its worker
@@ -262,18 +309,25 @@ func (r *cliRunner) Deploy(ctx context.Context, m awsapi.Message, req *worker.Re
 			args = append(args, "--resume="+id)
 		}
 	}
-	return r.run(ctx, prefix, args...)
+	return r.run(ctx, prefix, append(args, "--", req.Playbook)...)
+}
+
+// requester is who the run's record says asked for it: the sender SQS
+// authenticated, and, marked as such, who the message claims to be from.
+func requester(req *worker.Request, m awsapi.Message) string {
+	return fmt.Sprintf("%s (claims: %s)", worker.Sender(m), output.SafeText(req.Who))
 }
 
 // requestOrigin is the run's origin in its record: the worker, the CI job
-// that asked, and the message (how diedRun finds the run again).
+// that asked (as the message claims), and the message (how diedRun finds
+// the run again).
 func requestOrigin(req *worker.Request, msgID string) string {
 	from := req.JobURL
 	if from == "" {
 		from = req.Origin
 	}
 	h, _ := os.Hostname()
-	return fmt.Sprintf("ferry worker on %s for %s, message %s", h, from, msgID)
+	return fmt.Sprintf("ferry worker on %s for claimed %s, message %s", h, output.SafeText(from), msgID)
 }
 
 // diedRun returns the ID of the latest run of message msgID in the record
@@ -283,6 +337,9 @@ func (r *cliRunner) diedRun(msgID string) string {
 	files, _ := filepath.Glob(filepath.Join(r.c.RecordDir, "*.jsonl"))
 	var latest []events.Event
 	for _, f := range files {
+		if playbooks.UntrustedRecord(f) != "" {
+			continue // not this worker's to resume (--resume would refuse it)
+		}
 		evs, err := output.ReadRecord(f)
 		if err != nil || len(evs) == 0 || evs[0].Kind != events.RunStart || !strings.HasSuffix(evs[0].Origin, ", message "+msgID) {
 			continue

@@ -182,7 +182,7 @@ func TestWorkerDeploysEnqueuedRequest(t *testing.T) {
 	t.Setenv("GITHUB_SERVER_URL", "https://ci.example")
 	t.Setenv("GITHUB_REPOSITORY", "acme/app")
 	t.Setenv("GITHUB_RUN_ID", "4242")
-	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", example("deploy.yml"), "--env", "staging",
+	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", "deploy.yml", "--env", "staging",
 		"-e", "version=v2", "-e", "dist="+d.dist, "--queue", s.url)
 	if r.code != 0 {
 		t.Fatalf("enqueue: exit %d", r.code)
@@ -193,7 +193,7 @@ func TestWorkerDeploysEnqueuedRequest(t *testing.T) {
 	}
 	t.Setenv("GITHUB_ACTIONS", "")
 
-	w := startWorker(t, "--queue", s.url, "-i", d.Inventory, "--visibility", "30s")
+	w := startWorker(t, "--queue", s.url, "-i", d.Inventory, "--visibility", "30s", "--playbook-dir", filepath.Dir(example("deploy.yml")), "--allow-var", "dist=/.*")
 	w.waitLog(t, "worker deleted message "+msgID, 2*time.Minute)
 	if code := w.stop(t); code != 0 {
 		t.Fatalf("worker exit %d after SIGTERM, want 0", code)
@@ -217,6 +217,11 @@ func TestWorkerDeploysEnqueuedRequest(t *testing.T) {
 	if evs[0].Kind != events.RunStart || evs[0].Env != "staging" || evs[0].Version != "v2" || !strings.Contains(evs[0].Origin, "https://ci.example/acme/app/actions/runs/4242") {
 		t.Errorf("record starts with %+v", evs[0])
 	}
+	// The identity is the sender SQS names (local-aws-sqs gives every
+	// message the same SenderId); who the message says it is, is claimed.
+	if !strings.HasPrefix(evs[0].User, "sqs:ABCDEFGHI1JKLMNOPQ23R (claims: ") || !strings.Contains(evs[0].Origin, "for claimed https://ci.example/") {
+		t.Errorf("record's user %q, origin %q: want the SQS sender, and the message's who and origin marked as claimed", evs[0].User, evs[0].Origin)
+	}
 }
 
 // Acceptance 4: a request whose playbook fails validation reaches the
@@ -230,12 +235,12 @@ func TestWorkerInvalidPlaybookGoesToDeadLetterQueue(t *testing.T) {
 	for _, h := range []string{"app1", "app2"} {
 		_, before[h] = d.status(t, h)
 	}
-	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", bad, "--env", "staging", "-e", "version=v2", "--queue", s.url)
+	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", "bad.yml", "--env", "staging", "-e", "version=v2", "--queue", s.url)
 	if r.code != 0 {
 		t.Fatalf("enqueue: exit %d", r.code)
 	}
 	// A short visibility: the failed message comes back within seconds.
-	w := startWorker(t, "--queue", s.url, "-i", d.Inventory, "--visibility", "2s")
+	w := startWorker(t, "--queue", s.url, "-i", d.Inventory, "--visibility", "2s", "--playbook-dir", filepath.Dir(bad))
 	if !eventually(90*time.Second, func() bool { v, _ := depth(t, s.dlq); return v == 1 }) {
 		w.stop(t)
 		t.Fatal("the request did not reach the dead-letter queue in 90s")
@@ -276,7 +281,7 @@ func TestWorkerKilledAnotherResumes(t *testing.T) {
 	d := startAWSDeployLab(t, 5)
 	a := d.aws
 	s := startSQS(t, "1000", true)
-	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", example("deploy.yml"), "--env", "demo",
+	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", "deploy.yml", "--env", "demo",
 		"-e", "version=v2", "-e", "dist="+d.dist, "--queue", s.url)
 	if r.code != 0 {
 		t.Fatalf("enqueue: exit %d", r.code)
@@ -291,7 +296,7 @@ func TestWorkerKilledAnotherResumes(t *testing.T) {
 			return true
 		}
 		return false
-	}, "worker", "--queue", s.url, "-i", a.Inventory, "-o", "json", "--visibility", "3s")
+	}, "worker", "--queue", s.url, "-i", a.Inventory, "-o", "json", "--visibility", "3s", "--playbook-dir", filepath.Dir(example("deploy.yml")), "--allow-var", "dist=/.*")
 	if code := waitExit(t, cmd, done); code != -1 || victim == "" {
 		t.Fatalf("worker exit %d, victim %q: want it SIGKILLed after a batch-2 host stopped", code, victim)
 	}
@@ -305,7 +310,7 @@ func TestWorkerKilledAnotherResumes(t *testing.T) {
 		t.Fatalf("%s answers (%s) after its unit was stopped", victim, v)
 	}
 
-	w := startWorker(t, "--queue", s.url, "-i", a.Inventory, "--visibility", "3s")
+	w := startWorker(t, "--queue", s.url, "-i", a.Inventory, "--visibility", "3s", "--playbook-dir", filepath.Dir(example("deploy.yml")), "--allow-var", "dist=/.*")
 	w.waitLog(t, "worker deleted message "+msgID, 3*time.Minute)
 	if code := w.stop(t); code != 0 {
 		t.Fatalf("second worker exit %d", code)
@@ -350,7 +355,7 @@ func TestWorkerSIGTERMHandsMessageBack(t *testing.T) {
 	pb := filepath.Join(t.TempDir(), "slow.yml")
 	src, _ := os.ReadFile(example("deploy.yml"))
 	os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 2\n    - name: Smoke test\n", 1)), 0o600)
-	if r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", pb, "--env", "staging", "-e", "version=v2", "-e", "dist="+d.dist, "--queue", s.url); r.code != 0 {
+	if r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", filepath.Base(pb), "--env", "staging", "-e", "version=v2", "-e", "dist="+d.dist, "--queue", s.url); r.code != 0 {
 		t.Fatalf("enqueue: exit %d", r.code)
 	}
 	signalled := false
@@ -360,7 +365,7 @@ func TestWorkerSIGTERMHandsMessageBack(t *testing.T) {
 			signalled = true
 		}
 		return false
-	}, "worker", "--queue", s.url, "-i", d.Inventory, "-o", "json", "--visibility", "60s")
+	}, "worker", "--queue", s.url, "-i", d.Inventory, "-o", "json", "--visibility", "60s", "--playbook-dir", filepath.Dir(pb), "--allow-var", "dist=/.*")
 	if code := waitExit(t, cmd, done); code != 0 || !signalled {
 		t.Fatalf("worker exit %d (signalled %v), want 0 after SIGTERM", code, signalled)
 	}
@@ -422,14 +427,14 @@ func TestWorkersSerialiseAnEnvironment(t *testing.T) {
 	os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 1\n    - name: Smoke test\n", 1)), 0o600)
 	enqueue := func(env, version string) string {
 		t.Helper()
-		r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", pb, "--env", env, "-e", "version="+version, "-e", "dist="+d.dist, "--queue", s.url)
+		r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", filepath.Base(pb), "--env", env, "-e", "version="+version, "-e", "dist="+d.dist, "--queue", s.url)
 		if r.code != 0 {
 			t.Fatalf("enqueue: exit %d", r.code)
 		}
 		return strings.TrimSpace(r.stdout)
 	}
-	w1 := startWorker(t, "--queue", s.url, "--visibility", "20s")
-	w2 := startWorker(t, "--queue", s.url, "--visibility", "20s")
+	w1 := startWorker(t, "--queue", s.url, "--visibility", "20s", "--playbook-dir", filepath.Dir(pb), "--allow-var", "dist=/.*")
+	w2 := startWorker(t, "--queue", s.url, "--visibility", "20s", "--playbook-dir", filepath.Dir(pb), "--allow-var", "dist=/.*")
 	deleted := func(id string) bool {
 		return strings.Contains(w1.out.String()+w2.out.String(), "worker deleted message "+id)
 	}

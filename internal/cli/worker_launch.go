@@ -2,16 +2,15 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/ferrydeploy/ferry/awsapi"
-	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/worker"
 	"github.com/ferrydeploy/ferry/inventory"
+	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
 )
 
@@ -41,6 +40,12 @@ func (r *cliRunner) Launch(ctx context.Context, m awsapi.Message, l *worker.Laun
 			return fail(err)
 		}
 	}
+	if meta.Environment != "" {
+		// Named in the message: held to the worker's allow-list.
+		if err := r.policy.Env(env, g.protectedEnv(env)); err != nil {
+			return fail(fmt.Errorf("hook %s: %w", l.LifecycleHookName, err))
+		}
+	}
 	t, err := g.resolveTarget(env, "", len(r.c.Inventory) > 0, false, true)
 	if err != nil {
 		return fail(err)
@@ -65,34 +70,52 @@ func (r *cliRunner) Launch(ctx context.Context, m awsapi.Message, l *worker.Laun
 	if len(others) == 0 {
 		return fail(fmt.Errorf("environment %s has no host but the new instance %s: no release to give it", env, l.EC2InstanceID))
 	}
-	e.selected = others
-	st, err := readEnvStatus(&g, &hf, e)
-	if err != nil {
-		return fail(err)
-	}
+	// What to deploy comes from the worker's own records, never from the
+	// hosts: root on one host could write a release file naming any
+	// playbook and variables, and steer every new instance.
 	playbook := meta.Playbook
-	if playbook == "" {
+	if playbook != "" {
+		// The hook's metadata travels in the message: held to the
+		// worker's allow-list, as a deploy request's playbook is.
+		if playbook, err = r.policy.Playbook(playbook); err != nil {
+			return fail(fmt.Errorf("hook %s: %w", l.LifecycleHookName, err))
+		}
+	} else {
 		playbook = r.c.LaunchPlaybook
 	}
-	rel, err := currentRelease(st, playbook)
+	var match func(string) bool
+	if playbook != "" {
+		pb, err := playbooks.Load(playbook)
+		if err != nil {
+			return fail(err)
+		}
+		app := appOf(pb, playbook)
+		match = func(recorded string) bool {
+			rpb, err := playbooks.Load(recorded)
+			return err == nil && appOf(rpb, recorded) == app
+		}
+	}
+	last, ok, err := playbooks.LastDeploy(r.c.RecordDir, env, match)
 	if err != nil {
 		return fail(fmt.Errorf("environment %s: %w", env, err))
 	}
-	if playbook == "" {
-		playbook = rel.Playbook
+	if !ok {
+		return fail(fmt.Errorf("environment %s: no run in this worker's records (%s) deployed it successfully: nothing to give the new instance; deploy it through the worker (or with --record-dir %s) first", env, r.c.RecordDir, r.c.RecordDir))
 	}
 	if playbook == "" {
-		return fail(fmt.Errorf("no playbook for launches of %s: name it in the hook's metadata or with --launch-playbook", l.AutoScalingGroupName))
+		playbook = last.Playbook
 	}
-	say("deploying %s %s (run %s by %s) to %s with %s", rel.App, rel.Version, rel.RunID, rel.User, host.Name, playbook)
+	say("deploying %s (run %s by %s) to %s with %s", last.Version, last.RunID, output.SafeText(last.User), host.Name, playbook)
 	h, _ := os.Hostname()
-	args := []string{playbook, "--env", env, "--limit", host.Name,
-		"--requested-by", "autoscaling", "--requested-from",
-		fmt.Sprintf("ferry worker on %s for the launch of %s in %s (hook %s), message %s", h, l.EC2InstanceID, l.AutoScalingGroupName, l.LifecycleHookName, m.ID)}
-	if len(rel.Extra) > 0 {
-		args = append(args, "-e", extraJSON(rel.Extra))
+	args := []string{"--env=" + env, "--limit=" + host.Name,
+		"--requested-by=autoscaling", "--requested-from=" +
+			fmt.Sprintf("ferry worker on %s for the launch of %s in %s (hook %s), message %s", h, l.EC2InstanceID, l.AutoScalingGroupName, l.LifecycleHookName, m.ID)}
+	extra := map[string]any{}
+	for k, v := range last.Extra {
+		extra[k] = v
 	}
-	args = append(args, "-e", "version="+rel.Version)
+	extra["version"] = last.Version
+	args = append(args, "--extra-vars="+extraJSON(extra), "--", playbook)
 	return r.run(ctx, prefix, args...)
 }
 
@@ -135,53 +158,6 @@ func (r *cliRunner) envOfGroup(g *Globals, l *worker.Launch) (string, error) {
 		return "", fmt.Errorf("no environment of ferry.yml holds instances of auto scaling group %s: %s", l.AutoScalingGroupName, hint)
 	}
 	return "", fmt.Errorf("environments %s all hold instances of auto scaling group %s: %s", strings.Join(found, ", "), l.AutoScalingGroupName, hint)
-}
-
-// currentRelease is the release most hosts of the status run: of the
-// playbook's app, or of the only app they record when playbook is "".
-func currentRelease(st *envStatus, playbook string) (environments.Release, error) {
-	app := ""
-	if playbook != "" {
-		pb, err := playbooks.Load(playbook)
-		if err != nil {
-			return environments.Release{}, err
-		}
-		app = appOf(pb, playbook)
-	}
-	var states []environments.HostState
-	apps := map[string]bool{}
-	var unreachable []string
-	for _, h := range st.Hosts {
-		if h.Error != "" {
-			unreachable = append(unreachable, h.Host)
-			continue
-		}
-		states = append(states, environments.HostState{Host: h.Host, Releases: h.Releases})
-		for a := range h.Releases {
-			apps[a] = true
-		}
-	}
-	if app == "" {
-		if len(apps) != 1 {
-			return environments.Release{}, fmt.Errorf("its hosts record %d apps (%s): name the playbook in the hook's metadata", len(apps), strings.Join(sortedKeys(apps), ", "))
-		}
-		app = sortedKeys(apps)[0]
-	}
-	version, _ := environments.Drift(states, app)
-	var best *environments.Release
-	for _, s := range states {
-		if rel, ok := s.Releases[app]; ok && rel.Version == version && (best == nil || rel.Time.After(best.Time)) {
-			best = &rel
-		}
-	}
-	if best == nil {
-		why := "no host records a release of " + app
-		if len(unreachable) > 0 {
-			why += " (unreachable: " + strings.Join(unreachable, ", ") + ")"
-		}
-		return environments.Release{}, errors.New(why)
-	}
-	return *best, nil
 }
 
 // say writes one line to the worker's output.

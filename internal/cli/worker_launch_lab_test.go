@@ -65,9 +65,18 @@ func TestWorkerLaunchHook(t *testing.T) {
 	slow := filepath.Join(t.TempDir(), "launch.yml")
 	src, _ := os.ReadFile(example("deploy.yml"))
 	os.WriteFile(slow, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 2\n    - name: Smoke test\n", 1)), 0o600)
-	meta := `{"environment":"demo","playbook":"` + slow + `"}`
+	meta := `{"environment":"demo","playbook":"launch.yml"}`
 
-	w := startWorker(t, "--queue", url, "--visibility", "30s", "--heartbeat", "1s")
+	// Root on the fleet's hosts claims, in their release records, a newer
+	// release with other variables: the worker deploys what its own
+	// records say (v2), never what the hosts claim.
+	for _, h := range []string{"app1", "app2"} {
+		if _, err := l.Exec(context.Background(), h, `sed -E -i 's/"version": ?"v2"/"version":"v3-broken"/; s/"time": ?"[^"]*"/"time":"2099-01-01T00:00:00Z"/; s/"dist": ?"[^"]*"/"dist":"\/nonexistent"/' /var/lib/ferry/demo.json && grep -q v3-broken /var/lib/ferry/demo.json`); err != nil {
+			t.Fatalf("tamper with %s's release record: %v", h, err)
+		}
+	}
+
+	w := startWorker(t, "--queue", url, "--visibility", "30s", "--heartbeat", "1s", "--playbook-dir", filepath.Dir(slow))
 	send := func(body string) {
 		t.Helper()
 		if _, err := q.Send(context.Background(), body, "", ""); err != nil {
@@ -122,7 +131,7 @@ func TestWorkerLaunchHook(t *testing.T) {
 	a.Server.ResetRequests()
 	// This hook's metadata names no environment: the worker finds the
 	// environment of ferry.yml that holds the group's instances.
-	n, err = a.Launch("app4", `{"playbook":"`+slow+`"}`)
+	n, err = a.Launch("app4", `{"playbook":"launch.yml"}`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,6 +78,10 @@ type Options struct {
 	// default 1m (hooks time out after HeartbeatTimeout, 1h by default).
 	Heartbeat time.Duration
 	Log       func(Event)
+	// Policy, when set, is what a deploy request may ask for; Protected
+	// says whether an environment is protected (ferry.yml).
+	Policy    *Policy
+	Protected func(env string) bool
 }
 
 func (o *Options) defaults() {
@@ -215,8 +219,17 @@ func (w *worker) deploy(ctx, qctx context.Context, q Queue, m awsapi.Message, r 
 		return
 	}
 	ev.Action = "received"
-	ev.Detail = fmt.Sprintf("deploy %s to %s, version %q, asked by %s%s (receive %d)", r.Playbook, r.Environment, r.Version(), r.Who, jobSuffix(r.JobURL), m.ReceiveCount)
+	ev.Detail = fmt.Sprintf("deploy %s to %s, version %q, sent by %s, claims to be from %s%s (receive %d)", r.Playbook, r.Environment, r.Version(), Sender(m), r.Who, jobSuffix(r.JobURL), m.ReceiveCount)
 	w.log(ev)
+	if w.o.Policy != nil {
+		checked, err := w.allowed(r)
+		if err != nil {
+			ev.Action, ev.Detail = "refused", fmt.Sprintf("%v; nothing ran; the message goes to the dead-letter queue after maxReceiveCount receives (this was receive %d)", err, m.ReceiveCount)
+			w.log(ev)
+			return
+		}
+		r = checked
+	}
 	out := w.o.Runner.Deploy(ctx, m, r)
 	switch {
 	case out.OK():
@@ -228,6 +241,34 @@ func (w *worker) deploy(ctx, qctx context.Context, q Queue, m awsapi.Message, r 
 		ev.Action, ev.Detail = "left", fmt.Sprintf("deploy failed (%s); the message comes back after its visibility timeout, and goes to the dead-letter queue after maxReceiveCount receives (this was receive %d)", out, m.ReceiveCount)
 		w.log(ev)
 	}
+}
+
+// allowed checks r against the worker's policy and returns it with its
+// playbook's path under the worker's playbook directory.
+func (w *worker) allowed(r *Request) (*Request, error) {
+	full, err := w.o.Policy.Playbook(r.Playbook)
+	if err != nil {
+		return nil, fmt.Errorf("refused by the worker's allow-list: %w", err)
+	}
+	protected := w.o.Protected != nil && w.o.Protected(r.Environment)
+	if err := w.o.Policy.Env(r.Environment, protected); err != nil {
+		return nil, fmt.Errorf("refused by the worker's allow-list: %w", err)
+	}
+	if err := w.o.Policy.ExtraVars(r.ExtraVars); err != nil {
+		return nil, fmt.Errorf("refused by the worker's allow-list: %w", err)
+	}
+	checked := *r
+	checked.Playbook = full
+	return &checked, nil
+}
+
+// Sender is who sent m as SQS says (SenderId): the identity a run
+// records; what the message says of itself (who, origin) is only claimed.
+func Sender(m awsapi.Message) string {
+	if m.SenderID == "" {
+		return "an unknown sender (the queue gave no SenderId)"
+	}
+	return "sqs:" + m.SenderID
 }
 
 func (w *worker) launch(ctx, qctx context.Context, q Queue, m awsapi.Message, l *Launch, ev Event) {
