@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 )
 
 func FuzzLoad(f *testing.F) {
@@ -69,7 +70,7 @@ func FuzzTemplate(f *testing.F) {
 	}
 	vars := map[string]any{"a": 1, "l": []any{1, 2, 3}, "extra": map[string]any{}, "s": "text"}
 	f.Fuzz(func(t *testing.T, src string) {
-		tp, err := CompileTemplate(src, diag.Pos{File: "f", Line: 1, Col: 1})
+		tp, err := template.CompileTemplate(src, diag.Pos{File: "f", Line: 1, Col: 1})
 		if err != nil {
 			if !diag.IsInvalidInput(err) {
 				t.Fatalf("compile error %T is not a diag error: %v", err, err)
@@ -78,17 +79,17 @@ func FuzzTemplate(f *testing.F) {
 		}
 		v, err := tp.Render(vars)
 		if err != nil {
-			var ee *EvalError
+			var ee *template.EvalError
 			if !errors.As(err, &ee) || ee.Pos.Line != 1 {
 				t.Fatalf("render error %T is not a positioned EvalError: %v", err, err)
 			}
 			return
 		}
-		if !HasTemplate(src) && v != src {
+		if !template.HasTemplate(src) && v != src {
 			t.Fatalf("text without {{ changed: %q -> %v", src, v)
 		}
-		_ = tp.refs()
-		if e, err := CompileExpr(src, diag.Pos{}); err == nil {
+		_ = tp.Refs()
+		if e, err := template.CompileExpr(src, diag.Pos{}); err == nil {
 			_, _ = e.Eval(vars)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -291,7 +292,7 @@ func secretValues(v any, out []string) []string {
 	case []string:
 		out = append(out, x...)
 	default:
-		out = append(out, Text(x))
+		out = append(out, template.Text(x))
 	}
 	return out
 }

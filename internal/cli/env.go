@@ -13,6 +13,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/playbooks"
 	"github.com/ferrydeploy/ferry/ssh"
@@ -204,7 +205,7 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 		for _, s := range d.Play.Secrets {
 			secret[s] = true
 		}
-		version := playbooks.Text(d.Vars["version"])
+		version := template.Text(d.Vars["version"])
 		if version == "" {
 			version = opts.Version
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/playbooks"
 )
 
@@ -23,7 +24,7 @@ type PromoteCmd struct {
 func appOf(pb *playbooks.Playbook, path string) string {
 	for _, p := range pb.Plays {
 		for _, v := range p.Vars {
-			if s, ok := v.Value.(string); ok && v.Name == "app" && !playbooks.HasTemplate(s) {
+			if s, ok := v.Value.(string); ok && v.Name == "app" && !template.HasTemplate(s) {
 				return environments.AppName(s, path)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
@@ -70,7 +71,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	}
 	version := ""
 	if v, ok := extra["version"]; ok {
-		version = playbooks.Text(v)
+		version = template.Text(v)
 	}
 	var resumed *playbooks.Resumed
 	if c.Resume != "" {

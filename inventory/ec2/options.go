@@ -13,9 +13,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/internal/value"
 	"github.com/ferrydeploy/ferry/internal/yamlnode"
-	"github.com/ferrydeploy/ferry/playbooks"
 )
 
 // filterSet is one set of EC2 filters (name → values), in file order.
@@ -235,21 +235,21 @@ func (p *parser) scalar(n *yaml.Node) string {
 // the playbooks' template engine: the same expressions, functions and
 // errors as in a playbook.
 func (p *parser) render(n *yaml.Node, s string) string {
-	if !playbooks.HasTemplate(s) {
+	if !template.HasTemplate(s) {
 		return s
 	}
 	vars := p.vars
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	t, err := playbooks.CompileTemplate(s, diag.Pos{File: p.file, Line: n.Line, Col: n.Column})
+	t, err := template.CompileTemplate(s, diag.Pos{File: p.file, Line: n.Line, Col: n.Column})
 	var out string
 	if err == nil {
 		out, err = t.RenderString(vars)
 	}
 	if err != nil {
 		msg := err.Error()
-		var ee *playbooks.EvalError
+		var ee *template.EvalError
 		var de *diag.Error
 		switch {
 		case errors.As(err, &ee):

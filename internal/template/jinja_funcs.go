@@ -1,4 +1,4 @@
-package playbooks
+package template
 
 import (
 	"encoding/base64"
@@ -376,7 +376,7 @@ func fLength(a []any, _ kwargs) (any, error) {
 	if v == nil {
 		return 0, nil
 	}
-	return nil, fmt.Errorf("length: want a string, list or mapping, got %s", describe(v))
+	return nil, fmt.Errorf("length: want a string, list or mapping, got %s", Describe(v))
 }
 
 // toList turns lists of any element type (and maps: their sorted keys) into []any.
@@ -408,7 +408,7 @@ func toList(v any) ([]any, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("want a list, got %s", describe(v))
+	return nil, fmt.Errorf("want a list, got %s", Describe(v))
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -818,7 +818,7 @@ func fCombine(a []any, kw kwargs) (any, error) {
 		}
 		m, ok := x.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("combine: want mappings, got %s", describe(x))
+			return nil, fmt.Errorf("combine: want mappings, got %s", Describe(x))
 		}
 		merge(out, m)
 	}
@@ -828,7 +828,7 @@ func fCombine(a []any, kw kwargs) (any, error) {
 func fDict2items(a []any, kw kwargs) (any, error) {
 	m, ok := arg(a, 0).(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("dict2items: want a mapping, got %s", describe(arg(a, 0)))
+		return nil, fmt.Errorf("dict2items: want a mapping, got %s", Describe(arg(a, 0)))
 	}
 	kn, vn := Text(opt(a, kw, 1, "key_name", "key")), Text(opt(a, kw, 2, "value_name", "value"))
 	out := make([]any, 0, len(m))
@@ -998,7 +998,7 @@ func fSum(a []any, kw kwargs) (any, error) {
 		}
 		n, ok := toNumber(x)
 		if !ok {
-			return nil, fmt.Errorf("sum: %s is not a number", describe(x))
+			return nil, fmt.Errorf("sum: %s is not a number", Describe(x))
 		}
 		total += n
 	}
@@ -1095,7 +1095,7 @@ func resultTest(key string, want bool) jfunc {
 	return func(a []any, _ kwargs) (any, error) {
 		m, ok := arg(a, 0).(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("is %s: want a registered result, got %s", key, describe(arg(a, 0)))
+			return nil, fmt.Errorf("is %s: want a registered result, got %s", key, Describe(arg(a, 0)))
 		}
 		v := toBool(m[key])
 		if key == "failed" && !want {
@@ -1257,7 +1257,7 @@ func jAdd(x, y any) (any, error) {
 			return append(append([]any{}, a...), b...), nil
 		}
 	}
-	return nil, fmt.Errorf("+: cannot add %s and %s (use ~ to join as text)", describe(x), describe(y))
+	return nil, fmt.Errorf("+: cannot add %s and %s (use ~ to join as text)", Describe(x), Describe(y))
 }
 
 var pyFmtRe = regexp.MustCompile(`%[-+ 0#]*\d*(?:\.\d+)?[sdifrxXoeEgG%]`)
@@ -1379,7 +1379,7 @@ func jMethod(p ...any) (any, error) {
 					return i, nil
 				}
 			}
-			return nil, fmt.Errorf("index: %s is not in the list", describe(arg(args, 0)))
+			return nil, fmt.Errorf("index: %s is not in the list", Describe(arg(args, 0)))
 		case "count":
 			n := 0
 			for _, x := range r {
@@ -1390,7 +1390,7 @@ func jMethod(p ...any) (any, error) {
 			return n, nil
 		}
 	}
-	return nil, fmt.Errorf("%s has no method %s()", describe(recv), name)
+	return nil, fmt.Errorf("%s has no method %s()", Describe(recv), name)
 }
 
 func jRange(a []any, _ kwargs) (any, error) {
@@ -1423,18 +1423,24 @@ func jRange(a []any, _ kwargs) (any, error) {
 	return out, nil
 }
 
-// jLookup supports the lookups a deploy playbook uses on the controller: env, file.
+// jLookup supports the lookups a deploy playbook uses on the controller: env,
+// file. Its first argument is the variables (envArg puts them there): env
+// reads their env_vars, the environment the runner chose to show playbooks,
+// never the process's own (which holds credentials a play did not name).
 func jLookup(a []any, kw kwargs) (any, error) {
+	vars, _ := arg(a, 0).(map[string]any)
+	environ, _ := vars["env_vars"].(map[string]any)
+	a = a[min(1, len(a)):]
 	kind := Text(arg(a, 0))
 	var out []any
 	for _, x := range a[min(1, len(a)):] {
 		switch kind {
 		case "env", "ansible.builtin.env":
-			v, ok := os.LookupEnv(Text(x))
+			v, ok := environ[Text(x)]
 			if !ok {
-				v = Text(kw["default"])
+				v = kw["default"]
 			}
-			out = append(out, v)
+			out = append(out, Text(v))
 		case "file", "ansible.builtin.file":
 			b, err := os.ReadFile(Text(x))
 			if err != nil {
