@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrydeploy/ferry/diag"
@@ -200,22 +201,27 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 			emit(events.Event{Kind: events.Lock, Env: e.name(), Status: events.StatusSkipped, Msg: e.name() + " released"})
 		}, nil
 	}
+	// The secrets of every play so far stay out of every later record.
+	// HostDone runs on every host's goroutine at once: mu guards secret.
+	var mu sync.Mutex
 	secret := map[string]bool{}
 	opts.HostDone = func(ctx context.Context, d playbooks.HostDone) error {
-		for _, s := range d.Play.Secrets {
-			secret[s] = true
-		}
 		version := template.Text(d.Vars["version"])
 		if version == "" {
 			version = opts.Version
 		}
 		app, _ := d.Vars["app"].(string)
 		extra := map[string]any{}
+		mu.Lock()
+		for _, s := range d.Play.Secrets {
+			secret[s] = true
+		}
 		for k, v := range opts.Extra {
 			if !secret[k] && k != "version" {
 				extra[k] = v
 			}
 		}
+		mu.Unlock()
 		return environments.WriteRelease(ctx, d.Conn, environments.Release{
 			App: environments.AppName(app, c.Playbook), Env: e.name(), Version: version, RunID: opts.RunID,
 			User: opts.User, Origin: opts.Origin, Playbook: c.Playbook, Time: time.Now().UTC(), Extra: extra,
