@@ -7,7 +7,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/ferrydeploy/ferry/internal/cli.Version=$(VERSION)
 HOSTS    ?= 5
 
-.PHONY: all build test test-nonroot test-short vet fuzz bench scale demo deps clean docs
+.PHONY: all build test test-nonroot unit lint fuzz bench scale demo deps clean docs
 
 all: build
 
@@ -25,12 +25,24 @@ deps:
 # shards, each its own process and lab): unit tests, fuzz seeds, and the integration tests that
 # start real sshd processes in network namespaces (they need root; elsewhere
 # they skip with the reason).
-test: deps
+test: deps lint
+	GO=$(GO) scripts/test.sh
+	$(MAKE) test-nonroot
+
+# The edit-test loop, in seconds: every test that needs no root, no lab and
+# nothing from apt (-short: labs, the SQS emulator and long cases skip,
+# saying why), and vet. Runs as any user.
+unit:
+	$(GO) vet ./...
+	$(GO) test -short -count=1 ./...
+
+# gofmt, vet, a tidy go.mod, and staticcheck (pinned in go.mod as a tool;
+# staticcheck.conf says which checks and why).
+lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo 'go.mod/go.sum are not tidy: run go mod tidy'; exit 1; }
-	GO=$(GO) scripts/test.sh
-	$(MAKE) test-nonroot
+	$(GO) tool staticcheck ./...
 
 # The CLI scripts (cmd/ferry/testdata/script) need no host and no root:
 # run them again as an unprivileged user, which proves it.
@@ -51,9 +63,6 @@ docs:
 SCALE_HOSTS ?= 1000
 scale:
 	FERRY_SCALE_HOSTS=$(SCALE_HOSTS) $(GO) test -count=1 -timeout 40m -run 'TestScale$$' -v ./internal/cli
-
-test-short:
-	$(GO) test -short ./...
 
 # Runs each fuzz target for a while (FUZZTIME=30s by default).
 FUZZTIME ?= 30s

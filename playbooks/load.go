@@ -28,8 +28,6 @@ func Load(path string) (*Playbook, error) {
 	return Parse(path, src)
 }
 
-var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // loader holds the state of one Parse.
 type loader struct {
 	dir    string // relative src paths of tasks resolve here ("" = the playbook's directory)
@@ -365,8 +363,6 @@ func (l *loader) conds(v *yaml.Node, what string) Conds {
 	}
 	return out
 }
-
-var wholeTemplateRe = regexp.MustCompile(`^\s*\{\{(.*)\}\}\s*$`)
 
 // expr compiles a bare expression node.
 func (l *loader) expr(n *yaml.Node, what string) *template.Expr {

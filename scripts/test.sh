@@ -17,8 +17,19 @@ logs=()
 tmp=$(mktemp -d)
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
 
-# Every package but the CLI's, in one go test.
-others=$($go list ./... | grep -vx "$cli")
+# The race detector, on the packages that run hosts concurrently: all their
+# tests, and internal/cli's in-process ones (-short; its lab tests run
+# below without -race, which would make them several times slower).
+race=(./playbooks ./ssh ./environments ./internal/worker ./output ./tui)
+$go test -race -count=1 -timeout "$timeout" "${race[@]}" >"$tmp/race.log" 2>&1 &
+pids+=($!)
+logs+=("$tmp/race.log")
+$go test -race -short -count=1 -timeout "$timeout" ./internal/cli >"$tmp/race-cli.log" 2>&1 &
+pids+=($!)
+logs+=("$tmp/race-cli.log")
+
+# Every other package but the CLI's, in one go test.
+others=$($go list ./... | grep -vx "$cli" | grep -vxF "$(printf 'github.com/ferrydeploy/ferry/%s\n' "${race[@]#./}")")
 $go test -count=1 -timeout "$timeout" $others >"$tmp/others.log" 2>&1 &
 pids+=($!)
 logs+=("$tmp/others.log")

@@ -60,7 +60,7 @@ func init() {
 			}
 			return strings.ToUpper(s[:1]) + strings.ToLower(s[1:])
 		}),
-		"title":  str1(func(s string) string { return strings.Title(strings.ToLower(s)) }), //nolint:staticcheck // Jinja's title is this simple
+		"title":  str1(title),
 		"length": fLength, "count": fLength,
 		"join": fJoin, "split": fSplit, "replace": fReplace,
 		"regex_replace": fRegexReplace, "regex_search": fRegexSearch, "regex_findall": fRegexFindall,
@@ -263,6 +263,22 @@ func one(f func(any) (any, error)) jfunc {
 
 func str1(f func(string) string) jfunc {
 	return func(a []any, _ kwargs) (any, error) { return f(Text(arg(a, 0))), nil }
+}
+
+// title is Jinja's: each word (after a space, '-', '(', '{', '[' or '<')
+// starts upper case, the rest of it is lower case.
+func title(s string) string {
+	var b strings.Builder
+	start := true
+	for _, r := range s {
+		if start {
+			b.WriteRune(unicode.ToUpper(r))
+		} else {
+			b.WriteRune(unicode.ToLower(r))
+		}
+		start = unicode.IsSpace(r) || strings.ContainsRune("-({[<", r)
+	}
+	return b.String()
 }
 
 func kindTest(f func(any) bool) jfunc {
