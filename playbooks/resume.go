@@ -169,11 +169,13 @@ func LoadJournal(dir, runID, playbook, env string) (*Resumed, error) {
 	first := chain[0][0]
 	res.Digest, res.Version = first.Digest, first.Version
 	for ci, evs := range chain {
-		play := ""
+		// inPlay: host_end before any play_start is a resumed run reporting
+		// hosts finished earlier; a play's name may be "" (an unnamed play).
+		play, inPlay := "", false
 		for _, e := range evs {
 			switch e.Kind {
 			case events.PlayStart:
-				play = e.Play
+				play, inPlay = e.Play, true
 				if ci == 0 {
 					if _, ok := res.order[play]; !ok {
 						res.plays = append(res.plays, play)
@@ -188,7 +190,7 @@ func LoadJournal(dir, runID, playbook, env string) (*Resumed, error) {
 					res.tasks[play] = e.Tasks
 				}
 			case events.HostEnd:
-				if play == "" {
+				if !inPlay {
 					continue
 				}
 				ok := e.Status == events.StatusOK || e.Status == events.StatusChanged
