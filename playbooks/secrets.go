@@ -1,9 +1,6 @@
 package playbooks
 
-import (
-	"os"
-	"strings"
-)
+import "strings"
 
 // The controller's environment holds credentials (AWS keys, CI tokens,
 // ferry's own SSH key and become password). A playbook sees the controller's
@@ -35,12 +32,12 @@ func credentialEnv(k string) bool {
 }
 
 // ControllerSecrets returns the values of the controller's own credentials
-// in the environment (ferry's SSH key and passphrase, the become password,
+// in the environment getenv reads (ferry's SSH key and passphrase, the become password,
 // AWS secret keys), for the output mask.
-func ControllerSecrets() []string {
+func ControllerSecrets(getenv func(string) string) []string {
 	var out []string
 	for _, k := range []string{"FERRY_SSH_KEY", "FERRY_SSH_KEY_PASSPHRASE", "FERRY_BECOME_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"} {
-		if v := os.Getenv(k); v != "" {
+		if v := getenv(k); v != "" {
 			out = append(out, v)
 		}
 	}

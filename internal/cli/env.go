@@ -50,7 +50,7 @@ func (g *Globals) resolveTarget(env, branch string, haveInventory, guard, yes bo
 	return environments.Resolve(g.ctx, cfg, environments.Request{
 		Env: env, Branch: branch, Detect: !haveInventory, Guard: guard, Yes: yes,
 		Interactive: isTerminal(os.Stdin) && isTerminal(os.Stdout),
-		Getenv:      os.Getenv,
+		Getenv:      g.env.Get,
 	})
 }
 
@@ -136,8 +136,12 @@ func (f *HostFlags) loadEnv(ctx context.Context, t *environments.Target) (*envHo
 }
 
 // become is how ferry reaches root on hosts for its own files.
-func become() ssh.RunOptions {
-	return ssh.RunOptions{Become: true, BecomePass: os.Getenv("FERRY_BECOME_PASSWORD")}
+func (g *Globals) become() ssh.RunOptions {
+	return becomeWith(g.env.Get("FERRY_BECOME_PASSWORD"))
+}
+
+func becomeWith(pass string) ssh.RunOptions {
+	return ssh.RunOptions{Become: true, BecomePass: pass}
 }
 
 // lockHeldError makes a held lock exit 5 through the runner.
@@ -179,7 +183,7 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 				Version: opts.Version, Playbook: opts.Playbook},
 			Timeout: timeDuration(c.LockTimeout),
 			Wait:    timeDuration(c.LockWait),
-			Become:  become(),
+			Become:  becomeWith(opts.BecomePass),
 			Warn:    func(msg string) { emit(events.Event{Kind: events.Warning, Msg: msg}) },
 			Lost:    func(error) { stop() },
 			Resumes: opts.Resume.ID(),
@@ -225,7 +229,7 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 		return environments.WriteRelease(ctx, d.Conn, environments.Release{
 			App: environments.AppName(app, c.Playbook), Env: e.name(), Version: version, RunID: opts.RunID,
 			User: opts.User, Origin: opts.Origin, Playbook: c.Playbook, Time: time.Now().UTC(), Extra: extra,
-		}, become())
+		}, becomeWith(opts.BecomePass))
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -83,7 +82,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 			row.Error = "unreachable: " + trimHost(err, h.Name)
 			return
 		}
-		hs, err := environments.ReadState(ctx, h.Name, cl, become())
+		hs, err := environments.ReadState(ctx, h.Name, cl, g.become())
 		if err != nil {
 			row.Error = trimHost(err, h.Name)
 			return
@@ -121,7 +120,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 	}
 	sort.Slice(st.Locks, func(i, j int) bool { return st.Locks[i].Host < st.Locks[j].Host })
 	st.Hosts = rows
-	if err := lbStates(g.ctx, e.selected, rows); err != nil {
+	if err := lbStates(g.ctx, g.env.Get("AWS_PROFILE"), e.selected, rows); err != nil {
 		st.LBError = err.Error()
 	}
 	return st, nil
@@ -129,7 +128,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 
 // lbStates fills the load balancer state of EC2 hosts (those with an
 // instance_id), a few calls per region.
-func lbStates(ctx context.Context, hosts []*inventory.Host, rows []*hostStatus) error {
+func lbStates(ctx context.Context, profile string, hosts []*inventory.Host, rows []*hostStatus) error {
 	type key struct{ region, account string }
 	byRegion := map[key][]string{}
 	for _, h := range hosts {
@@ -144,7 +143,7 @@ func lbStates(ctx context.Context, hosts []*inventory.Host, rows []*hostStatus) 
 	if len(byRegion) == 0 {
 		return nil
 	}
-	f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE")})
+	f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: profile})
 	if err != nil {
 		return err
 	}
@@ -381,7 +380,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 	})
 	ctx, cancel := context.WithTimeout(g.ctx, time.Minute)
 	defer cancel()
-	was, err := environments.ForceRelease(ctx, hosts, e.name(), become())
+	was, err := environments.ForceRelease(ctx, hosts, e.name(), g.become())
 	for _, l := range was {
 		fmt.Fprintf(g.stdout, "%s: released the lock of %s held by %s\n", l.Host, e.name(), l)
 	}
