@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,7 +111,7 @@ func (f *Factory) Membership(ctx context.Context, instanceID, region, account st
 		// An instance already draining from a classic ELB is no longer
 		// listed: ask the named ones directly.
 		for _, name := range opts.LoadBalancers {
-			if contains(d.LoadBalancers, name) {
+			if slices.Contains(d.LoadBalancers, name) {
 				continue
 			}
 			st, err := classicState(ctx, c, name, instanceID)
@@ -444,20 +445,11 @@ func (f *Factory) interval(override time.Duration) time.Duration {
 func uniqueARNs(tgs []TargetGroupRef) []string {
 	var out []string
 	for _, t := range tgs {
-		if !contains(out, t.ARN) {
+		if !slices.Contains(out, t.ARN) {
 			out = append(out, t.ARN)
 		}
 	}
 	return out
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Targets resolves load balancer names and target groups (ARNs or names)

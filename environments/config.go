@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -117,7 +118,7 @@ func (p *parser) mapping(n *yaml.Node, what string, known []string) [][2]*yaml.N
 		if p.doc.Err() != nil {
 			return nil
 		}
-		if known != nil && !contains(known, k.Value) {
+		if known != nil && !slices.Contains(known, k.Value) {
 			p.fail(k, diag.Suggest(k.Value, known), "unknown key %q in %s (known: %s)", k.Value, what, strings.Join(known, ", "))
 			continue
 		}
@@ -176,7 +177,7 @@ func (p *parser) vars(n *yaml.Node, what string) map[string]any {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i].Value
-		if k == "env" || contains(template.Reserved, k) {
+		if k == "env" || slices.Contains(template.Reserved, k) {
 			p.fail(n.Content[i], "", "%s: %q is reserved (set by ferry)", what, k)
 		}
 	}
@@ -371,15 +372,6 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Names returns the named environments, sorted.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -428,7 +429,7 @@ func (l *loader) checkNotify(p *Play) {
 	}
 	for _, t := range flattenTasks(append(append(append([]*Task{}, p.PreTasks...), p.Tasks...), append(p.PostTasks, p.Handlers...)...)) {
 		for _, n := range t.Notify {
-			if template.HasTemplate(n) || contains(names, n) {
+			if template.HasTemplate(n) || slices.Contains(names, n) {
 				continue
 			}
 			hint := diag.Suggest(n, names)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -76,7 +77,7 @@ func checkExtraKey(key string) error {
 	if !template.IsIdent(key) {
 		return fmt.Errorf("%q is not a variable name (letters, digits and _)", key)
 	}
-	if contains(template.Reserved, key) {
+	if slices.Contains(template.Reserved, key) {
 		return fmt.Errorf("%q is reserved (set by ferry); every -e value is also readable as extra.NAME", key)
 	}
 	return nil

@@ -125,7 +125,7 @@ func (r *Runner) notify(hr *hostRun, t *Task, st events.Status) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	for _, n := range t.Notify {
-		if !contains(fs.notified[hr], n) {
+		if !slices.Contains(fs.notified[hr], n) {
 			fs.notified[hr] = append(fs.notified[hr], n)
 		}
 	}
@@ -158,11 +158,11 @@ func (r *Runner) flushHandlers(ctx context.Context, play *Play, hr *hostRun, bat
 }
 
 func handlerMatches(h *Task, names []string) bool {
-	if contains(names, h.Name) {
+	if slices.Contains(names, h.Name) {
 		return true
 	}
 	for _, l := range h.Listen {
-		if contains(names, l) {
+		if slices.Contains(names, l) {
 			return true
 		}
 	}

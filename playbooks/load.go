@@ -391,15 +391,6 @@ func (l *loader) expr(n *yaml.Node, what string) *template.Expr {
 	return e
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // scalarPosAt maps a rune offset in a scalar's value to its place in the
 // file, when the scalar's text can be found there unchanged (one line, or a
 // literal block); otherwise every offset maps to the scalar's start.

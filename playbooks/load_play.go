@@ -5,6 +5,7 @@ package playbooks
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -53,7 +54,7 @@ func (l *loader) play(n *yaml.Node) *Play {
 			p.Serial = l.serial(v)
 		case "order":
 			s := l.str(v, "order")
-			if s != "" && !contains(orders, s) {
+			if s != "" && !slices.Contains(orders, s) {
 				l.errorf(l.pos(v), l.choiceHint(s, orders), "order: %q is not one of %s", s, strings.Join(orders, ", "))
 			} else if s != "" {
 				p.Order = Order(s)
@@ -103,7 +104,7 @@ func (l *loader) play(n *yaml.Node) *Play {
 			l.ansiblePlayKey(p, kv)
 		default:
 			hint := diag.Suggest(kv.key, playKeys)
-			if hint == "" && (contains(taskKeys, kv.key) || isModule(kv.key)) {
+			if hint == "" && (slices.Contains(taskKeys, kv.key) || isModule(kv.key)) {
 				hint = fmt.Sprintf("%q belongs to a task: put it under `tasks:`", kv.key)
 			}
 			if hint == "" {
@@ -237,7 +238,7 @@ func (l *loader) vars(v *yaml.Node) []*VarDef {
 			l.errorf(l.pos(kv.k), "use letters, digits and _ (expressions read variables by name)", "vars: %q is not a valid variable name", kv.key)
 			continue
 		}
-		if contains(template.Reserved, kv.key) {
+		if slices.Contains(template.Reserved, kv.key) {
 			l.errorf(l.pos(kv.k), "pick another name", "vars: %q is reserved (set by ferry for every host)", kv.key)
 			continue
 		}

@@ -5,6 +5,7 @@ package playbooks
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -98,7 +99,7 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			case t.Register == "":
 			case !template.IsIdent(t.Register):
 				l.errorf(l.pos(v), "use letters, digits and _", "register: %q is not a valid variable name", t.Register)
-			case contains(template.Reserved, t.Register):
+			case slices.Contains(template.Reserved, t.Register):
 				l.errorf(l.pos(v), "pick another name", "register: %q is reserved (set by ferry for every host)", t.Register)
 			}
 		case "loop":
@@ -250,7 +251,7 @@ func (l *loader) args(t *Task, k, v *yaml.Node) map[string]any {
 				l.errorf(l.pos(kv.k), "use letters, digits and _", "%s: %q is not a valid variable name", name, kv.key)
 				continue
 			}
-			if anyKeys && !ok && contains(template.Reserved, kv.key) { // a declared param is no variable
+			if anyKeys && !ok && slices.Contains(template.Reserved, kv.key) { // a declared param is no variable
 				l.errorf(l.pos(kv.k), "pick another name", "%s: %q is reserved (set by ferry for every host)", name, kv.key)
 				continue
 			}

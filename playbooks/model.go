@@ -25,6 +25,7 @@
 package playbooks
 
 import (
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -312,15 +313,15 @@ func (p *Play) RenderHosts(vars map[string]any) (string, error) {
 // "all" in only selects every task.
 func Selected(tags, only, skip []string) bool {
 	for _, t := range tags {
-		if contains(skip, t) {
+		if slices.Contains(skip, t) {
 			return false
 		}
 	}
-	if len(only) == 0 || contains(only, "all") {
+	if len(only) == 0 || slices.Contains(only, "all") {
 		return true
 	}
 	for _, t := range tags {
-		if t == "always" || contains(only, t) {
+		if t == "always" || slices.Contains(only, t) {
 			return true
 		}
 	}

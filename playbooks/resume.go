@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -260,7 +261,7 @@ func (r *Resumed) Check(pb *Playbook, inv *inventory.Inventory, env, version str
 		}
 	}
 	for _, h := range r.openOrd {
-		if _, ok := inv.Host(h); h != "" && !ok && !contains(gone, h) {
+		if _, ok := inv.Host(h); h != "" && !ok && !slices.Contains(gone, h) {
 			gone = append(gone, h)
 		}
 	}

@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
@@ -91,7 +93,7 @@ func (c *PromoteCmd) Run(g *Globals) error {
 	}
 	if len(versions) != 1 || first == nil {
 		var parts []string
-		vs := sortedKeys(versions)
+		vs := slices.Sorted(maps.Keys(versions))
 		for _, v := range vs {
 			parts = append(parts, fmt.Sprintf("%s on %s", v, strings.Join(versions[v], ", ")))
 		}

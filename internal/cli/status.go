@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -205,7 +207,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 }
 
 func printStatus(w io.Writer, st *envStatus) {
-	apps := sortedKeys(st.Versions)
+	apps := slices.Sorted(maps.Keys(st.Versions))
 	fmt.Fprintf(w, "environment %s: %d hosts", st.Env, len(st.Hosts))
 	for _, a := range apps {
 		fmt.Fprintf(w, " · %s %s", a, st.Versions[a])
@@ -243,7 +245,7 @@ func printStatus(w io.Writer, st *envStatus) {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\tNO RELEASE RECORDED (drift)%s\n", r.Host, lb)
 			continue
 		}
-		for _, a := range sortedKeys(r.Releases) {
+		for _, a := range slices.Sorted(maps.Keys(r.Releases)) {
 			rel := r.Releases[a]
 			state := "ok"
 			if rel.Version != st.Versions[a] {
@@ -284,7 +286,7 @@ func printLocks(w io.Writer, env string, locks []environments.LockInfo, hosts in
 	for _, l := range locks {
 		byRun[l.RunID] = append(byRun[l.RunID], l)
 	}
-	for _, id := range sortedKeys(byRun) {
+	for _, id := range slices.Sorted(maps.Keys(byRun)) {
 		ls := byRun[id]
 		youngest := ls[0]
 		var on []string

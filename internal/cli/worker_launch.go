@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/ferrydeploy/ferry/awsapi"
@@ -163,9 +165,9 @@ func currentRelease(st *envStatus, playbook string) (environments.Release, error
 	}
 	if app == "" {
 		if len(apps) != 1 {
-			return environments.Release{}, fmt.Errorf("its hosts record %d apps (%s): name the playbook in the hook's metadata", len(apps), strings.Join(sortedKeys(apps), ", "))
+			return environments.Release{}, fmt.Errorf("its hosts record %d apps (%s): name the playbook in the hook's metadata", len(apps), strings.Join(slices.Sorted(maps.Keys(apps)), ", "))
 		}
-		app = sortedKeys(apps)[0]
+		app = slices.Sorted(maps.Keys(apps))[0]
 	}
 	version, _ := environments.Drift(states, app)
 	var best *environments.Release

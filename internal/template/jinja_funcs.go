@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -409,7 +411,7 @@ func toList(v any) ([]any, error) {
 		}
 		return out, nil
 	case map[string]any:
-		keys := sortedKeys(x)
+		keys := slices.Sorted(maps.Keys(x))
 		out := make([]any, len(keys))
 		for i, k := range keys {
 			out[i] = k
@@ -425,15 +427,6 @@ func toList(v any) ([]any, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("want a list, got %s", Describe(v))
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func fList(a []any, _ kwargs) (any, error) { return toList(arg(a, 0)) }
@@ -848,7 +841,7 @@ func fDict2items(a []any, kw kwargs) (any, error) {
 	}
 	kn, vn := Text(opt(a, kw, 1, "key_name", "key")), Text(opt(a, kw, 2, "value_name", "value"))
 	out := make([]any, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, map[string]any{kn: k, vn: m[k]})
 	}
 	return out, nil
@@ -1376,13 +1369,13 @@ func jMethod(p ...any) (any, error) {
 			return toList(r)
 		case "values":
 			out := []any{}
-			for _, k := range sortedKeys(r) {
+			for _, k := range slices.Sorted(maps.Keys(r)) {
 				out = append(out, r[k])
 			}
 			return out, nil
 		case "items":
 			out := []any{}
-			for _, k := range sortedKeys(r) {
+			for _, k := range slices.Sorted(maps.Keys(r)) {
 				out = append(out, []any{k, r[k]})
 			}
 			return out, nil
