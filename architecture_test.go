@@ -230,3 +230,42 @@ func TestTemplateIsALeaf(t *testing.T) {
 		}
 	}
 }
+
+// ARCHITECTURE.md names every package (in backquotes); README's layout
+// table names every top-level package (a top-level directory, or
+// internal/NAME).
+func TestArchitectureNamesEveryPackage(t *testing.T) {
+	arch, err := os.ReadFile("ARCHITECTURE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "## Layout")
+	if !ok {
+		t.Fatal("README.md has no ## Layout section")
+	}
+	layout, _, _ = strings.Cut(layout, "\n## ")
+	for _, p := range goList(t, "./...") {
+		r, _ := rel(p.path)
+		if r == "" {
+			if !bytes.Contains(arch, []byte("`architecture_test.go`")) {
+				t.Error("ARCHITECTURE.md does not name the root package (`architecture_test.go`)")
+			}
+			continue
+		}
+		if !bytes.Contains(arch, []byte("`"+r+"`")) {
+			t.Errorf("ARCHITECTURE.md does not name package `%s`", r)
+		}
+		top, rest, _ := strings.Cut(r, "/")
+		if top == "internal" {
+			sub, _, _ := strings.Cut(rest, "/")
+			top += "/" + sub
+		}
+		if !strings.Contains(layout, "`"+top) {
+			t.Errorf("README.md's layout table does not name `%s`", top)
+		}
+	}
+}
