@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,20 +40,11 @@ func factory(t *testing.T) *awsapi.Factory {
 func actions(reqs []awsemu.Request, services ...string) []string {
 	var out []string
 	for _, r := range reqs {
-		if len(services) == 0 || contains(services, r.Service) {
+		if len(services) == 0 || slices.Contains(services, r.Service) {
 			out = append(out, r.Action)
 		}
 	}
 	return out
-}
-
-func contains(l []string, v string) bool {
-	for _, x := range l {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func index(l []string, v string) int {

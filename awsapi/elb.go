@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -109,7 +110,7 @@ func (f *Factory) Membership(ctx context.Context, instanceID, region, account st
 		// An instance already draining from a classic ELB is no longer
 		// listed: ask the named ones directly.
 		for _, name := range opts.LoadBalancers {
-			if contains(d.LoadBalancers, name) {
+			if slices.Contains(d.LoadBalancers, name) {
 				continue
 			}
 			st, err := classicState(ctx, c, name, instanceID)
@@ -448,25 +449,6 @@ func (f *Factory) interval(override time.Duration) time.Duration {
 		return override
 	}
 	return f.cfg.PollInterval
-}
-
-func uniqueARNs(tgs []TargetGroupRef) []string {
-	var out []string
-	for _, t := range tgs {
-		if !contains(out, t.ARN) {
-			out = append(out, t.ARN)
-		}
-	}
-	return out
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Targets resolves load balancer names and target groups (ARNs or names)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -131,7 +132,7 @@ func (f *Factory) AddRoles(arns ...string) error {
 		if _, err := AccountOfRole(arn); err != nil {
 			return err
 		}
-		if !contains(f.cfg.AssumeRoles, arn) {
+		if !slices.Contains(f.cfg.AssumeRoles, arn) {
 			f.cfg.AssumeRoles = append(f.cfg.AssumeRoles, arn)
 		}
 	}

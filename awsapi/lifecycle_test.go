@@ -28,13 +28,15 @@ func TestLifecycleActions(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n struct {
-			LifecycleTransition, AutoScalingGroupName, LifecycleHookName, LifecycleActionToken, EC2InstanceId, AccountId, NotificationMetadata string
+			LifecycleTransition, AutoScalingGroupName, LifecycleHookName, LifecycleActionToken, NotificationMetadata string
+			EC2InstanceID                                                                                            string `json:"EC2InstanceId"`
+			AccountID                                                                                                string `json:"AccountId"`
 		}
-		if err := json.Unmarshal([]byte(body), &n); err != nil || n.LifecycleTransition != "autoscaling:EC2_INSTANCE_LAUNCHING" || n.EC2InstanceId != id || n.NotificationMetadata != `{"env":"prod"}` {
+		if err := json.Unmarshal([]byte(body), &n); err != nil || n.LifecycleTransition != "autoscaling:EC2_INSTANCE_LAUNCHING" || n.EC2InstanceID != id || n.NotificationMetadata != `{"env":"prod"}` {
 			t.Fatalf("notification %s (%v)", body, err)
 		}
-		return awsapi.LifecycleAction{Region: "us-east-1", Account: n.AccountId, Group: n.AutoScalingGroupName,
-			Hook: n.LifecycleHookName, Token: n.LifecycleActionToken, InstanceID: n.EC2InstanceId}
+		return awsapi.LifecycleAction{Region: "us-east-1", Account: n.AccountID, Group: n.AutoScalingGroupName,
+			Hook: n.LifecycleHookName, Token: n.LifecycleActionToken, InstanceID: n.EC2InstanceID}
 	}
 	ok, bad := launch(ids[1]), launch(ids[2])
 	if _, lc, _, _ := s.ASGState(base, "us-east-1", "web"); lc[ids[1]] != "Pending:Wait" {

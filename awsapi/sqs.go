@@ -74,8 +74,9 @@ func (q *Queue) Receive(ctx context.Context, n int, wait, visibility time.Durati
 		WaitTimeSeconds:             int32(min(wait/time.Second, 20)),
 		VisibilityTimeout:           int32(visibility / time.Second),
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
-		// local-aws-sqs reads only the older name of the same parameter;
-		// SQS accepts both.
+		// local-aws-sqs (the worker tests' SQS) reads only the older,
+		// deprecated name of the same parameter; SQS accepts both.
+		//lint:ignore SA1019 sent on purpose, for local-aws-sqs (see above)
 		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll},
 	})
 	if err != nil {

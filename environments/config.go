@@ -9,15 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/internal/value"
 	"github.com/ferrydeploy/ferry/internal/yamlnode"
-	"github.com/ferrydeploy/ferry/playbooks"
 )
 
 // DefaultFile is the configuration read when --config is not given (if present).
@@ -44,9 +45,9 @@ type Env struct {
 // Personal derives a developer's environment from a branch name.
 type Personal struct {
 	Pattern   *regexp.Regexp
-	Env       *playbooks.Template
-	Inventory []*playbooks.Template
-	Limit     *playbooks.Template // nil: none
+	Env       *template.Template
+	Inventory []*template.Template
+	Limit     *template.Template // nil: none
 	Vars      map[string]any
 	Pos       diag.Pos
 	envSrc    string
@@ -117,7 +118,7 @@ func (p *parser) mapping(n *yaml.Node, what string, known []string) [][2]*yaml.N
 		if p.doc.Err() != nil {
 			return nil
 		}
-		if known != nil && !contains(known, k.Value) {
+		if known != nil && !slices.Contains(known, k.Value) {
 			p.fail(k, diag.Suggest(k.Value, known), "unknown key %q in %s (known: %s)", k.Value, what, strings.Join(known, ", "))
 			continue
 		}
@@ -176,7 +177,7 @@ func (p *parser) vars(n *yaml.Node, what string) map[string]any {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i].Value
-		if k == "env" || contains(playbooks.Reserved, k) {
+		if k == "env" || slices.Contains(template.Reserved, k) {
 			p.fail(n.Content[i], "", "%s: %q is reserved (set by ferry)", what, k)
 		}
 	}
@@ -264,8 +265,8 @@ func (p *parser) env(k, v *yaml.Node) *Env {
 	return e
 }
 
-func (p *parser) template(n *yaml.Node, s string) *playbooks.Template {
-	t, err := playbooks.CompileTemplate(s, p.pos(n))
+func (p *parser) template(n *yaml.Node, s string) *template.Template {
+	t, err := template.CompileTemplate(s, p.pos(n))
 	if err != nil {
 		_ = p.errs.Collect(err)
 		return nil
@@ -371,15 +372,6 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Names returns the named environments, sorted.

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/diag"
-	"github.com/ferrydeploy/ferry/playbooks"
+	"github.com/ferrydeploy/ferry/internal/template"
 )
 
 // Target is where a command goes: a named or personal environment resolved
@@ -363,10 +363,10 @@ func (p *Personal) invert(name string) (map[string]string, bool) {
 
 // renderText renders {{ }} in s (a path or pattern from ferry.yml).
 func renderText(s string, pos diag.Pos, vars map[string]any) (string, error) {
-	if !playbooks.HasTemplate(s) {
+	if !template.HasTemplate(s) {
 		return s, nil
 	}
-	t, err := playbooks.CompileTemplate(s, pos)
+	t, err := template.CompileTemplate(s, pos)
 	if err != nil {
 		return "", err
 	}

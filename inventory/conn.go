@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ferrydeploy/ferry/internal/value"
 )
 
 // Aliases of each connection setting, most specific first: within one
@@ -135,13 +138,7 @@ func scalarString(v any) string {
 }
 
 func parsePort(v any) (int, error) {
-	p, ok := toInt(v)
-	if s, isStr := v.(string); isStr {
-		p, ok = 0, false
-		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
-			p, ok = n, true
-		}
-	}
+	p, ok := value.Int(v)
 	if !ok {
 		return 0, fmt.Errorf("port must be a number from 1 to 65535, not %s", describe(v))
 	}
@@ -174,7 +171,7 @@ func checkVar(key string, v any) error {
 	if isTemplate(v) {
 		return nil
 	}
-	in := func(list []string) bool { return contains(list, key) }
+	in := func(list []string) bool { return slices.Contains(list, key) }
 	switch {
 	case in(aliasHost), in(aliasUser), in(aliasKey):
 		switch v.(type) {

@@ -3,6 +3,7 @@ package inventory
 import (
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
@@ -50,7 +51,7 @@ func parseINI(file string, src []byte) (*Inventory, error) {
 			if kind == "" {
 				kind = "hosts"
 			}
-			if !contains(iniSectionKinds, kind) {
+			if !slices.Contains(iniSectionKinds, kind) {
 				col := indent + 1 + len(m[1]) + 2
 				fail(lineNo, col, suggest(kind, iniSectionKinds), "section [%s:%s] has unknown type %q (known: hosts, vars, children)", m[1], kind, kind)
 				kind = "skip"

@@ -7,6 +7,7 @@ package inventory
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -144,10 +145,10 @@ func (inv *Inventory) host(name string) *Host {
 // check for cycles (see addChild).
 func (inv *Inventory) link(parent, child string) {
 	p, c := inv.Groups[parent], inv.Groups[child]
-	if !contains(p.Children, child) {
+	if !slices.Contains(p.Children, child) {
 		p.Children = append(p.Children, child)
 	}
-	if !contains(c.parents, parent) {
+	if !slices.Contains(c.parents, parent) {
 		c.parents = append(c.parents, parent)
 	}
 	inv.dirty = true
@@ -351,13 +352,4 @@ func (inv *Inventory) reconcile() {
 			inv.link("all", name)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -203,7 +204,7 @@ func TestPatternErrors(t *testing.T) {
 	if !errors.As(err, &nm) || nm.Term != "webservres" || !reflect.DeepEqual(nm.Closest, []string{"webservers"}) {
 		t.Errorf("NoMatchError: %#v", err)
 	}
-	if !contains(nm.Groups, "prod") || contains(nm.Groups, "all") {
+	if !slices.Contains(nm.Groups, "prod") || slices.Contains(nm.Groups, "all") {
 		t.Errorf("known groups: %v", nm.Groups)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -42,7 +43,7 @@ func Load(ctx context.Context, paths []string, opts Options) (*Inventory, error)
 			continue
 		}
 		inv.Merge(sub)
-		if base != "" && !contains(bases, base) {
+		if base != "" && !slices.Contains(bases, base) {
 			bases = append(bases, base)
 		}
 	}

@@ -1,8 +1,10 @@
 package inventory
 
 import (
+	"slices"
 	"sort"
-	"strconv"
+
+	"github.com/ferrydeploy/ferry/internal/value"
 )
 
 // resolve computes group depths, ungrouped membership, each host's groups
@@ -39,7 +41,7 @@ func (inv *Inventory) resolve() {
 	}
 	priority := func(n string) int {
 		if v, ok := inv.Groups[n].Vars["ansible_group_priority"]; ok {
-			if p, ok := toInt(v); ok {
+			if p, ok := value.Int(v); ok {
 				return p
 			}
 		}
@@ -126,7 +128,7 @@ func (inv *Inventory) resolve() {
 		h.Vars = vars
 	}
 	for _, w := range warns {
-		if !contains(inv.Warnings, w) {
+		if !slices.Contains(inv.Warnings, w) {
 			inv.Warnings = append(inv.Warnings, w)
 		}
 	}
@@ -237,28 +239,4 @@ func normalize(h *Host, vars map[string]any) {
 		}
 		vars["jumps"] = hops
 	}
-}
-
-// toInt converts YAML/INI numbers and numeric strings to int.
-func toInt(v any) (int, bool) {
-	switch n := v.(type) {
-	case int:
-		return n, true
-	case int64:
-		return int(n), true
-	case uint64:
-		if n > 1<<31 {
-			return 0, false
-		}
-		return int(n), true
-	case float64:
-		if n != float64(int(n)) {
-			return 0, false
-		}
-		return int(n), true
-	case string:
-		i, err := strconv.Atoi(n)
-		return i, err == nil
-	}
-	return 0, false
 }

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/tasks"
 )
 
@@ -274,10 +275,9 @@ func (l *loader) actionValue(v *yaml.Node) (string, *yaml.Node, bool) {
 func (l *loader) loopFilter(v *yaml.Node, filter string) *yaml.Node {
 	src := ""
 	switch {
-	case v.Kind == yaml.ScalarNode && HasTemplate(v.Value):
-		segs, err := splitTemplate(v.Value)
-		if err == nil && len(segs) == 1 && segs[0].whole {
-			src = segs[0].text
+	case v.Kind == yaml.ScalarNode && template.HasTemplate(v.Value):
+		if e, _, ok := template.SingleExpr(v.Value); ok {
+			src = e
 		}
 	case v.Kind == yaml.ScalarNode:
 		src = v.Value // Ansible's bare `with_items: names`
@@ -384,7 +384,7 @@ type kvToken struct {
 // kv splits `key=value` (value unquoted) when the word is one.
 func (t kvToken) kv() (string, string, bool) {
 	k, v, ok := strings.Cut(t.raw, "=")
-	if !ok || !identRe.MatchString(k) {
+	if !ok || !template.IsIdent(k) {
 		return "", "", false
 	}
 	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/tasks"
 )
 
@@ -51,7 +53,7 @@ func (l *loader) ansibleKey(t *Task, kv pair, other map[string]*yaml.Node) {
 			switch p.key {
 			case "loop_var":
 				t.LoopVar = l.str(p.v, "loop_var")
-				if !identRe.MatchString(t.LoopVar) {
+				if !template.IsIdent(t.LoopVar) {
 					l.errorf(l.pos(p.v), "use letters, digits and _", "loop_var: %q is not a valid variable name", t.LoopVar)
 				}
 			case "label", "pause", "index_var", "extended":
@@ -117,7 +119,7 @@ func (l *loader) includeFile(file string, at *yaml.Node, what string) []*Task {
 		l.errorf(l.pos(at), "e.g. import_tasks: deploy.yml", "%s: want a file name", what)
 		return nil
 	}
-	if HasTemplate(file) {
+	if template.HasTemplate(file) {
 		l.errorf(l.pos(at), "name the file literally: ferry reads task files when the playbook loads", "%s: {{ }} in a task file name is not supported", what)
 		return nil
 	}
@@ -241,7 +243,7 @@ func (l *loader) ansiblePlayKey(p *Play, kv pair) {
 		l.roles(p, v)
 	case "remote_user":
 		p.RemoteUser = l.str(v, "remote_user")
-		if HasTemplate(p.RemoteUser) {
+		if template.HasTemplate(p.RemoteUser) {
 			l.errorf(l.pos(v), "name the user literally, or set ansible_user in the inventory", "remote_user: {{ }} is not supported")
 		}
 	case "become_method":
@@ -267,7 +269,7 @@ func (l *loader) ansiblePlayKey(p *Play, kv pair) {
 
 // varsFile reads a YAML mapping of variables (vars_files, role defaults and vars).
 func (l *loader) varsFile(file string, at *yaml.Node, isDefault bool) []*VarDef {
-	if HasTemplate(file) {
+	if template.HasTemplate(file) {
 		l.errorf(l.pos(at), "name the file literally, or pass values with -e @file.yml", "vars_files: {{ }} in a file name is not supported")
 		return nil
 	}
@@ -322,7 +324,7 @@ func (l *loader) roles(p *Play, v *yaml.Node) {
 				}
 			}
 		}
-		if name == "" || HasTemplate(name) {
+		if name == "" || template.HasTemplate(name) {
 			l.errorf(l.pos(item), "e.g. roles: [api] or roles: [{role: api, vars: {...}}]", "roles: want a role name")
 			continue
 		}
@@ -427,7 +429,7 @@ func (l *loader) checkNotify(p *Play) {
 	}
 	for _, t := range flattenTasks(append(append(append([]*Task{}, p.PreTasks...), p.Tasks...), append(p.PostTasks, p.Handlers...)...)) {
 		for _, n := range t.Notify {
-			if HasTemplate(n) || contains(names, n) {
+			if template.HasTemplate(n) || slices.Contains(names, n) {
 				continue
 			}
 			hint := diag.Suggest(n, names)

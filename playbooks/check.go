@@ -5,10 +5,11 @@ import (
 	"sort"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 )
 
 // Check reports variables that expressions read and nothing defines: not a
-// builtin (Reserved), not a play var, not registered or set_fact'ed by an
+// builtin (template.Reserved), not a play var, not registered or set_fact'ed by an
 // earlier task, not `item` inside a loop, and not in known.
 //
 // known is what the caller knows exists besides the playbook: the inventory's
@@ -49,7 +50,7 @@ func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
 		}
 	}
 	base := map[string]bool{}
-	for _, n := range Reserved {
+	for _, n := range template.Reserved {
 		base[n] = true
 	}
 	for _, d := range play.Vars {
@@ -62,15 +63,15 @@ func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
 	}
 	for _, d := range play.Vars {
 		for _, t := range d.templates {
-			c.refs(t.refs(), "")
+			c.refs(t.Refs(), "")
 		}
 	}
 	c.defined = copySet(base)
 	if play.hostsTmpl != nil {
-		c.refs(play.hostsTmpl.refs(), "")
+		c.refs(play.hostsTmpl.Refs(), "")
 	}
 	for _, t := range play.envTmpls {
-		c.refs(t.refs(), "")
+		c.refs(t.Refs(), "")
 	}
 
 	// controller lists see no host results
@@ -132,7 +133,7 @@ func (c *checker) tasks(list []*Task) {
 			c.refsExpr(e, extra)
 		}
 		for _, tm := range t.templates {
-			c.refs(tm.refs(), extra)
+			c.refs(tm.Refs(), extra)
 		}
 		for _, e := range t.argExprs {
 			c.refsExpr(e, extra)
@@ -156,21 +157,21 @@ func (c *checker) tasks(list []*Task) {
 	}
 }
 
-func (c *checker) refsExpr(e *Expr, extra string) {
-	c.refs(e.refs(), extra)
+func (c *checker) refsExpr(e *template.Expr, extra string) {
+	c.refs(e.Refs(), extra)
 }
 
-func (c *checker) refs(refs []ref, extra string) {
+func (c *checker) refs(refs []template.Ref, extra string) {
 	for _, r := range refs {
 		c.ref(r, extra)
 	}
 }
 
-func (c *checker) ref(r ref, extra string) {
+func (c *checker) ref(r template.Ref, extra string) {
 	if !r.Strict || c.defined[r.Name] || c.known[r.Name] || r.Name == extra {
 		return
 	}
-	pos := r.pos
+	pos := r.Pos
 	var candidates []string
 	for n := range c.defined {
 		candidates = append(candidates, n)

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 )
 
 // ParseExtraVars reads the values of repeated -e flags, later ones winning
@@ -19,7 +21,7 @@ import (
 //   - @FILE: a YAML or JSON file holding a mapping (typed values).
 //   - a JSON or YAML flow mapping starting with `{`: `-e '{"replicas": 3}'` (typed).
 //
-// Keys must be variable names (letters, digits, _) and not one of Reserved.
+// Keys must be variable names (letters, digits, _) and not one of template.Reserved.
 // Errors are diag errors: positioned in a file, or naming the flag value.
 func ParseExtraVars(values []string) (map[string]any, error) {
 	out := map[string]any{}
@@ -72,10 +74,10 @@ func parseExtra(v string) (map[string]any, error) {
 }
 
 func checkExtraKey(key string) error {
-	if !identRe.MatchString(key) {
+	if !template.IsIdent(key) {
 		return fmt.Errorf("%q is not a variable name (letters, digits and _)", key)
 	}
-	if contains(Reserved, key) {
+	if slices.Contains(template.Reserved, key) {
 		return fmt.Errorf("%q is reserved (set by ferry); every -e value is also readable as extra.NAME", key)
 	}
 	return nil

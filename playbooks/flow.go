@@ -7,9 +7,12 @@ package playbooks
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -122,7 +125,7 @@ func (r *Runner) notify(hr *hostRun, t *Task, st events.Status) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	for _, n := range t.Notify {
-		if !contains(fs.notified[hr], n) {
+		if !slices.Contains(fs.notified[hr], n) {
 			fs.notified[hr] = append(fs.notified[hr], n)
 		}
 	}
@@ -155,11 +158,11 @@ func (r *Runner) flushHandlers(ctx context.Context, play *Play, hr *hostRun, bat
 }
 
 func handlerMatches(h *Task, names []string) bool {
-	if contains(names, h.Name) {
+	if slices.Contains(names, h.Name) {
 		return true
 	}
 	for _, l := range h.Listen {
-		if contains(names, l) {
+		if slices.Contains(names, l) {
 			return true
 		}
 	}
@@ -216,8 +219,8 @@ func taskVars(t *Task, vars map[string]any) (map[string]any, error) {
 		return vars, nil
 	}
 	out := Merge(vars, nil)
-	for _, k := range sortedKeys(t.Vars) {
-		v, err := renderValue(t.Vars[k], out, "\x00vars."+k, t.posOf)
+	for _, k := range slices.Sorted(maps.Keys(t.Vars)) {
+		v, err := template.RenderValueAt(t.Vars[k], out, "\x00vars."+k, t.posOf)
 		if err != nil {
 			return nil, fmt.Errorf("vars: %s: %w", k, err)
 		}
@@ -230,11 +233,11 @@ func taskVars(t *Task, vars map[string]any) (map[string]any, error) {
 // for localhost, else that inventory host's own connection. Variables stay
 // the current host's, as in Ansible.
 func (r *Runner) delegate(ctx context.Context, t *Task, vars map[string]any, th *tasks.Host) error {
-	v, err := renderValue(t.DelegateTo, vars, "\x00delegate_to", t.posOf)
+	v, err := template.RenderValueAt(t.DelegateTo, vars, "\x00delegate_to", t.posOf)
 	if err != nil {
 		return err
 	}
-	target := Text(v)
+	target := template.Text(v)
 	fs := r.flowState()
 	if isLocalhost(target) {
 		fs.mu.Lock()

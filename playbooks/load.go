@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/internal/value"
 	"github.com/ferrydeploy/ferry/internal/yamlnode"
 )
@@ -26,8 +27,6 @@ func Load(path string) (*Playbook, error) {
 	}
 	return Parse(path, src)
 }
-
-var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // loader holds the state of one Parse.
 type loader struct {
@@ -287,7 +286,7 @@ func (l *loader) value(n *yaml.Node, path string, nodes map[string]*yaml.Node) a
 	case yaml.MappingNode:
 		m := map[string]any{}
 		for _, kv := range l.pairs(n, "mapping") {
-			m[kv.key] = l.value(kv.v, joinPath(path, kv.key), nodes)
+			m[kv.key] = l.value(kv.v, template.JoinPath(path, kv.key), nodes)
 		}
 		return m
 	case yaml.SequenceNode:
@@ -322,16 +321,16 @@ func (l *loader) scalar(n *yaml.Node, path string, nodes map[string]*yaml.Node) 
 }
 
 // templates compiles every string holding {{ }} among nodes, reporting syntax errors.
-func (l *loader) templates(nodes map[string]*yaml.Node) []*Template {
+func (l *loader) templates(nodes map[string]*yaml.Node) []*template.Template {
 	keys := make([]string, 0, len(nodes))
 	for k := range nodes {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var out []*Template
+	var out []*template.Template
 	for _, k := range keys {
 		n := nodes[k]
-		if HasTemplate(n.Value) {
+		if template.HasTemplate(n.Value) {
 			if t := l.template(n.Value, n); t != nil {
 				out = append(out, t)
 			}
@@ -340,8 +339,8 @@ func (l *loader) templates(nodes map[string]*yaml.Node) []*Template {
 	return out
 }
 
-func (l *loader) template(s string, n *yaml.Node) *Template {
-	t, err := compileTemplateAt(s, l.pos(n), scalarPosAt(l.path, l.src, n))
+func (l *loader) template(s string, n *yaml.Node) *template.Template {
+	t, err := template.CompileTemplateAt(s, l.pos(n), scalarPosAt(l.path, l.src, n))
 	if err != nil {
 		l.add(err)
 		return nil
@@ -365,43 +364,31 @@ func (l *loader) conds(v *yaml.Node, what string) Conds {
 	return out
 }
 
-var wholeTemplateRe = regexp.MustCompile(`^\s*\{\{(.*)\}\}\s*$`)
-
 // expr compiles a bare expression node.
-func (l *loader) expr(n *yaml.Node, what string) *Expr {
+func (l *loader) expr(n *yaml.Node, what string) *template.Expr {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
 		l.errorf(l.pos(n), `e.g. result.rc == 0`, "%s: want an expression, not %s", what, kindName(n))
 		return nil
 	}
 	src := n.Value
 	posAt := scalarPosAt(l.path, l.src, n)
-	if HasTemplate(src) {
+	if template.HasTemplate(src) {
 		// `when: "{{ x }}"` is accepted as `when: x`; {{ }} inside an expression is not
-		segs, err := splitTemplate(src)
-		if err != nil || len(segs) != 1 || !segs[0].whole {
+		inner, off, ok := template.SingleExpr(src)
+		if !ok {
 			l.errorf(l.pos(n), fmt.Sprintf("%s is already an expression: write the variables without {{ }}", what), "%s: {{ }} inside a bare expression", what)
 			return nil
 		}
-		off := segs[0].offset
-		src = segs[0].text
+		src = inner
 		outer := posAt
 		posAt = func(o int) diag.Pos { return outer(off + o) }
 	}
-	e, err := compileExprAt(src, l.pos(n), posAt)
+	e, err := template.CompileExprAt(src, l.pos(n), posAt)
 	if err != nil {
 		l.add(err)
 		return nil
 	}
 	return e
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // scalarPosAt maps a rune offset in a scalar's value to its place in the

@@ -5,10 +5,12 @@ package playbooks
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/ssh"
 	"gopkg.in/yaml.v3"
 )
@@ -17,10 +19,6 @@ var playKeys = []string{"name", "hosts", "serial", "order", "max_fail_percentage
 	"rollback_completed", "pause_after", "vars", "secrets", "before", "pre_tasks", "tasks",
 	"post_tasks", "rollback", "after", "become", "become_user", "environment", "tags", "handlers", "roles",
 	"vars_files", "any_errors_fatal", "remote_user", "become_method", "connection", "strategy", "force_handlers", "gather_facts"}
-
-// Reserved are the variables every expression sees, set by the runner; plays,
-// `register` and `-e` cannot define them.
-var Reserved = []string{"env", "env_vars", "run", "host", "extra", "inventory_hostname", "groups", "group_names", "hostvars"}
 
 func (l *loader) play(n *yaml.Node) *Play {
 	p := &Play{Pos: l.pos(n), Order: OrderInventory}
@@ -47,7 +45,7 @@ func (l *loader) play(n *yaml.Node) *Play {
 		case "hosts":
 			hostsSeen = true
 			p.Hosts = l.hosts(v)
-			if HasTemplate(p.Hosts) {
+			if template.HasTemplate(p.Hosts) {
 				if t := l.template(p.Hosts, v); t != nil {
 					p.hostsTmpl = t
 				}
@@ -56,7 +54,7 @@ func (l *loader) play(n *yaml.Node) *Play {
 			p.Serial = l.serial(v)
 		case "order":
 			s := l.str(v, "order")
-			if s != "" && !contains(orders, s) {
+			if s != "" && !slices.Contains(orders, s) {
 				l.errorf(l.pos(v), l.choiceHint(s, orders), "order: %q is not one of %s", s, strings.Join(orders, ", "))
 			} else if s != "" {
 				p.Order = Order(s)
@@ -106,7 +104,7 @@ func (l *loader) play(n *yaml.Node) *Play {
 			l.ansiblePlayKey(p, kv)
 		default:
 			hint := diag.Suggest(kv.key, playKeys)
-			if hint == "" && (contains(taskKeys, kv.key) || isModule(kv.key)) {
+			if hint == "" && (slices.Contains(taskKeys, kv.key) || isModule(kv.key)) {
 				hint = fmt.Sprintf("%q belongs to a task: put it under `tasks:`", kv.key)
 			}
 			if hint == "" {
@@ -236,11 +234,11 @@ func (l *loader) vars(v *yaml.Node) []*VarDef {
 	}
 	var out []*VarDef
 	for _, kv := range l.pairs(v, "vars") {
-		if !identRe.MatchString(kv.key) {
+		if !template.IsIdent(kv.key) {
 			l.errorf(l.pos(kv.k), "use letters, digits and _ (expressions read variables by name)", "vars: %q is not a valid variable name", kv.key)
 			continue
 		}
-		if contains(Reserved, kv.key) {
+		if slices.Contains(template.Reserved, kv.key) {
 			l.errorf(l.pos(kv.k), "pick another name", "vars: %q is reserved (set by ferry for every host)", kv.key)
 			continue
 		}
@@ -252,7 +250,7 @@ func (l *loader) vars(v *yaml.Node) []*VarDef {
 	return out
 }
 
-func (l *loader) environment(v *yaml.Node) (map[string]any, []*Template) {
+func (l *loader) environment(v *yaml.Node) (map[string]any, []*template.Template) {
 	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 		return nil, nil
 	}

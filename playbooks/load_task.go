@@ -5,10 +5,12 @@ package playbooks
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/tasks"
 	"gopkg.in/yaml.v3"
 )
@@ -95,9 +97,9 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			t.Register = l.str(v, "register")
 			switch {
 			case t.Register == "":
-			case !identRe.MatchString(t.Register):
+			case !template.IsIdent(t.Register):
 				l.errorf(l.pos(v), "use letters, digits and _", "register: %q is not a valid variable name", t.Register)
-			case contains(Reserved, t.Register):
+			case slices.Contains(template.Reserved, t.Register):
 				l.errorf(l.pos(v), "pick another name", "register: %q is reserved (set by ferry for every host)", t.Register)
 			}
 		case "loop":
@@ -105,7 +107,7 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			switch {
 			case v.Kind == yaml.SequenceNode:
 				t.Loop = l.value(v, "\x00loop", other)
-			case v.Kind == yaml.ScalarNode && v.Tag == "!!str" && HasTemplate(v.Value):
+			case v.Kind == yaml.ScalarNode && v.Tag == "!!str" && template.HasTemplate(v.Value):
 				t.Loop = l.value(v, "\x00loop", other)
 			default:
 				l.errorf(l.pos(v), `e.g. loop: [a, b] or loop: "{{ names }}"`, "loop: want a list, not %s", kindName(v))
@@ -133,7 +135,7 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 		case "no_log":
 			t.NoLog = l.bool(v, "no_log")
 		case "environment":
-			var tm []*Template
+			var tm []*template.Template
 			t.Environment, tm = l.environment(v)
 			t.templates = append(t.templates, tm...)
 		case "notify", "listen", "delegate_to", "run_once", "loop_control", "vars", "block", "rescue", "always",
@@ -245,11 +247,11 @@ func (l *loader) args(t *Task, k, v *yaml.Node) map[string]any {
 				l.errorf(l.pos(kv.k), hint, "%s: unknown parameter %q", name, kv.key)
 				continue
 			}
-			if anyKeys && !identRe.MatchString(kv.key) {
+			if anyKeys && !template.IsIdent(kv.key) {
 				l.errorf(l.pos(kv.k), "use letters, digits and _", "%s: %q is not a valid variable name", name, kv.key)
 				continue
 			}
-			if anyKeys && !ok && contains(Reserved, kv.key) { // a declared param is no variable
+			if anyKeys && !ok && slices.Contains(template.Reserved, kv.key) { // a declared param is no variable
 				l.errorf(l.pos(kv.k), "pick another name", "%s: %q is reserved (set by ferry for every host)", name, kv.key)
 				continue
 			}
@@ -306,7 +308,7 @@ func (l *loader) paramsHint(spec tasks.Spec) string {
 // checked when rendered. String params keep the YAML text (`mode: 0755` stays "0755").
 func (l *loader) param(t *Task, key string, p tasks.Param, v *yaml.Node) any {
 	name := t.Spec.Name
-	templated := v.Kind == yaml.ScalarNode && v.Tag == "!!str" && HasTemplate(v.Value)
+	templated := v.Kind == yaml.ScalarNode && v.Tag == "!!str" && template.HasTemplate(v.Value)
 	bad := func(want string) {
 		l.errorf(l.pos(v), p.Doc, "%s: %s: want %s, not %s", name, key, want, kindName(v))
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 )
 
 func TestLoadExample(t *testing.T) {
@@ -110,7 +111,7 @@ func TestRunnerFlow(t *testing.T) {
 	}
 	// an undefined variable at run time names itself and its place
 	_, err = p.Tasks[5].RenderArgs(vars)
-	var ee *EvalError
+	var ee *template.EvalError
 	if !errors.As(err, &ee) || ee.Name != "deployed" || ee.Pos.Line != 46 || ee.Pos.Col != 37 {
 		t.Errorf("render before set_fact: %v", err)
 	}

@@ -25,11 +25,13 @@
 package playbooks
 
 import (
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/tasks"
 )
 
@@ -76,15 +78,15 @@ type Play struct {
 	After             []*Task // once, on the controller, always
 	Become            bool
 	BecomeUser        string
-	Environment       map[string]any // raw; render with RenderValue
+	Environment       map[string]any // raw; render with template.RenderValue
 	Tags              []string
 	Handlers          []*Task // run at the end of a host's tasks when notified (and at meta: flush_handlers)
 	RemoteUser        string  // SSH user for hosts whose inventory names none
 	Pos               diag.Pos
 
-	roleTasks []*Task   // tasks of `roles:`, run before `tasks:`
-	hostsTmpl *Template // when Hosts holds {{ }}
-	envTmpls  []*Template
+	roleTasks []*Task            // tasks of `roles:`, run before `tasks:`
+	hostsTmpl *template.Template // when Hosts holds {{ }}
+	envTmpls  []*template.Template
 }
 
 // HostTasks is the task list every host runs in a batch: pre_tasks, tasks, post_tasks.
@@ -129,7 +131,7 @@ type VarDef struct {
 	// Default: a role default, below the inventory (Ansible's lowest precedence).
 	Default bool
 
-	templates []*Template // every {{ }} string inside Value
+	templates []*template.Template // every {{ }} string inside Value
 	nodes     map[string]*yaml.Node
 	path      string
 	src       []byte
@@ -137,7 +139,7 @@ type VarDef struct {
 
 // Conds is a list of bare expressions that must all be true (a YAML list of
 // conditions, or one).
-type Conds []*Expr
+type Conds []*template.Expr
 
 // True reports whether every condition holds (true for an empty list).
 func (c Conds) True(vars map[string]any) (bool, error) {
@@ -152,7 +154,7 @@ func (c Conds) True(vars map[string]any) (bool, error) {
 
 // Task is one task.
 type Task struct {
-	Name         string // raw; may hold {{ }} (render with RenderValue)
+	Name         string // raw; may hold {{ }} (render with template.RenderValue)
 	Module       string // canonical module name (ansible.builtin.X is accepted as X)
 	Spec         tasks.Spec
 	Args         map[string]any // raw module arguments, {{ }} not yet rendered
@@ -171,7 +173,7 @@ type Task struct {
 	NoLog        bool
 	ChangedWhen  Conds
 	FailedWhen   Conds
-	Environment  map[string]any // raw; render with RenderValue
+	Environment  map[string]any // raw; render with template.RenderValue
 	Pos          diag.Pos       // the task's first key
 	ModulePos    diag.Pos       // the module key
 
@@ -190,7 +192,7 @@ type Task struct {
 	Dir        string // directory relative src paths resolve against ("" = the playbook's)
 
 	argNodes  map[string]*yaml.Node // path in Args ("json.version", "cmd[0]") → its node
-	templates []*Template           // every {{ }} string of the task but conditions
+	templates []*template.Template  // every {{ }} string of the task but conditions
 	argExprs  Conds                 // bare expressions among the arguments (assert's that)
 	path      string
 	src       []byte
@@ -220,7 +222,7 @@ func (t *Task) RenderArgs(vars map[string]any) (map[string]any, error) {
 			out[k] = v
 			continue
 		}
-		r, err := renderValue(v, vars, k, t.posOf)
+		r, err := template.RenderValueAt(v, vars, k, t.posOf)
 		if err != nil {
 			return nil, err
 		}
@@ -234,7 +236,7 @@ func (t *Task) LoopItems(vars map[string]any) ([]any, error) {
 	if !t.HasLoop {
 		return nil, nil
 	}
-	v, err := renderValue(t.Loop, vars, "\x00loop", t.posOf)
+	v, err := template.RenderValueAt(t.Loop, vars, "\x00loop", t.posOf)
 	if err != nil {
 		return nil, err
 	}
@@ -253,17 +255,17 @@ func (t *Task) LoopItems(vars map[string]any) ([]any, error) {
 	case nil:
 		return nil, nil
 	default:
-		return nil, &EvalError{Pos: t.Pos, Expr: Text(t.Loop), Msg: "loop: want a list, got " + describe(v)}
+		return nil, &template.EvalError{Pos: t.Pos, Expr: template.Text(t.Loop), Msg: "loop: want a list, got " + template.Describe(v)}
 	}
 }
 
 // RenderName renders the task's name (which may hold {{ }}).
 func (t *Task) RenderName(vars map[string]any) (string, error) {
-	v, err := renderValue(t.Name, vars, "\x00name", t.posOf)
+	v, err := template.RenderValueAt(t.Name, vars, "\x00name", t.posOf)
 	if err != nil {
 		return "", err
 	}
-	return Text(v), nil
+	return template.Text(v), nil
 }
 
 func (t *Task) posOf(path string) (diag.Pos, func(int) diag.Pos) {
@@ -302,7 +304,7 @@ func (p *Play) RenderHosts(vars map[string]any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return Text(v), nil
+	return template.Text(v), nil
 }
 
 // Selected reports whether a task with these tags (the play's and its own)
@@ -311,15 +313,15 @@ func (p *Play) RenderHosts(vars map[string]any) (string, error) {
 // "all" in only selects every task.
 func Selected(tags, only, skip []string) bool {
 	for _, t := range tags {
-		if contains(skip, t) {
+		if slices.Contains(skip, t) {
 			return false
 		}
 	}
-	if len(only) == 0 || contains(only, "all") {
+	if len(only) == 0 || slices.Contains(only, "all") {
 		return true
 	}
 	for _, t := range tags {
-		if t == "always" || contains(only, t) {
+		if t == "always" || slices.Contains(only, t) {
 			return true
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -94,7 +95,7 @@ func (r *Runner) plan() ([]playPlan, error) {
 				names = append(names, b...) // finished hosts are not connected to again
 			}
 			for _, n := range all {
-				if !contains(names, n) {
+				if !slices.Contains(names, n) {
 					done = append(done, byName[n])
 				}
 			}

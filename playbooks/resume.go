@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -199,11 +200,13 @@ func loadJournal(dir, runID, playbook, env string, trusting bool) (*Resumed, err
 	first := chain[0][0]
 	res.Digest, res.Version = first.Digest, first.Version
 	for ci, evs := range chain {
-		play := ""
+		// inPlay: host_end before any play_start is a resumed run reporting
+		// hosts finished earlier; a play's name may be "" (an unnamed play).
+		play, inPlay := "", false
 		for _, e := range evs {
 			switch e.Kind {
 			case events.PlayStart:
-				play = e.Play
+				play, inPlay = e.Play, true
 				if ci == 0 {
 					if _, ok := res.order[play]; !ok {
 						res.plays = append(res.plays, play)
@@ -218,7 +221,7 @@ func loadJournal(dir, runID, playbook, env string, trusting bool) (*Resumed, err
 					res.tasks[play] = e.Tasks
 				}
 			case events.HostEnd:
-				if play == "" {
+				if !inPlay {
 					continue
 				}
 				ok := e.Status == events.StatusOK || e.Status == events.StatusChanged
@@ -291,7 +294,7 @@ func (r *Resumed) Check(pb *Playbook, inv *inventory.Inventory, env, version str
 		}
 	}
 	for _, h := range r.openOrd {
-		if _, ok := inv.Host(h); h != "" && !ok && !contains(gone, h) {
+		if _, ok := inv.Host(h); h != "" && !ok && !slices.Contains(gone, h) {
 			gone = append(gone, h)
 		}
 	}

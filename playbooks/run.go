@@ -11,6 +11,7 @@ import (
 	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -291,15 +292,9 @@ func secretValues(v any, out []string) []string {
 	case []string:
 		out = append(out, x...)
 	default:
-		out = append(out, Text(x))
+		out = append(out, template.Text(x))
 	}
 	return out
-}
-
-// controllerSecrets are environment variables that hold ferry's own
-// credentials; playbooks never see them through env_vars (see secrets.go).
-var controllerSecrets = map[string]bool{
-	"FERRY_SSH_KEY": true, "FERRY_SSH_KEY_PASSPHRASE": true, "FERRY_BECOME_PASSWORD": true,
 }
 
 func (r *Runner) makeBuiltins() map[string]any {
@@ -323,7 +318,7 @@ func (r *Runner) makeBuiltins() map[string]any {
 	}
 	envVars := map[string]any{}
 	for _, kv := range r.opts.Environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && !credentialEnv(k) {
+		if k, v, ok := strings.Cut(kv, "="); ok && !template.CredentialEnv(k) {
 			envVars[k] = v
 		}
 	}

@@ -1,8 +1,9 @@
 package playbooks
 
 import (
-	"os"
 	"strings"
+
+	"github.com/ferrydeploy/ferry/internal/template"
 )
 
 // The controller's environment holds credentials (AWS keys, CI tokens,
@@ -16,31 +17,13 @@ import (
 // envSecretPrefix marks an environment variable in a play's secrets: list.
 const envSecretPrefix = "env_vars."
 
-// credentialMarks are parts of variable names that say "credential".
-var credentialMarks = []string{"TOKEN", "PASSWORD", "PASSWD", "SECRET", "PASSPHRASE", "PRIVATE_KEY", "API_KEY", "APIKEY", "CREDENTIAL"}
-
-// credentialEnv reports whether the controller variable k looks like a
-// credential, and so stays out of env_vars unless a play names it.
-func credentialEnv(k string) bool {
-	u := strings.ToUpper(k)
-	if controllerSecrets[u] || strings.HasPrefix(u, "AWS_ACCESS_KEY") || u == "AWS_SESSION_TOKEN" || u == "AWS_SECURITY_TOKEN" {
-		return true
-	}
-	for _, m := range credentialMarks {
-		if strings.Contains(u, m) {
-			return true
-		}
-	}
-	return false
-}
-
 // ControllerSecrets returns the values of the controller's own credentials
-// in the environment (ferry's SSH key and passphrase, the become password,
+// in the environment getenv reads (ferry's SSH key and passphrase, the become password,
 // AWS secret keys), for the output mask.
-func ControllerSecrets() []string {
+func ControllerSecrets(getenv func(string) string) []string {
 	var out []string
 	for _, k := range []string{"FERRY_SSH_KEY", "FERRY_SSH_KEY_PASSPHRASE", "FERRY_BECOME_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"} {
-		if v := os.Getenv(k); v != "" {
+		if v := getenv(k); v != "" {
 			out = append(out, v)
 		}
 	}
@@ -53,7 +36,7 @@ func namedEnv(play *Play, environ []string) map[string]string {
 	var out map[string]string
 	for _, name := range play.Secrets {
 		k, ok := strings.CutPrefix(name, envSecretPrefix)
-		if !ok || controllerSecrets[k] {
+		if !ok || template.ControllerSecrets[k] {
 			continue
 		}
 		if v, ok := lookupEnv(environ, k); ok {
@@ -105,7 +88,7 @@ func PublicExtra(pb *Playbook, extra map[string]any) map[string]any {
 	}
 	out := map[string]any{}
 	for k, v := range extra {
-		if k != "version" && !secret[k] && !credentialEnv(k) {
+		if k != "version" && !secret[k] && !template.CredentialEnv(k) {
 			out[k] = v
 		}
 	}

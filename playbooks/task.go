@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -264,7 +265,7 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 				out.status = events.StatusChanged
 			}
 			if o.status == events.StatusFailed {
-				out.status, out.msg = events.StatusFailed, fmt.Sprintf("item %s: %s", Text(item), o.msg)
+				out.status, out.msg = events.StatusFailed, fmt.Sprintf("item %s: %s", template.Text(item), o.msg)
 				break
 			}
 			out.msg = o.msg
@@ -382,13 +383,13 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		if len(layer) == 0 {
 			continue
 		}
-		rendered, err := RenderValue(layer, vars)
+		rendered, err := template.RenderValue(layer, vars)
 		if err != nil {
 			return outcome{status: events.StatusFailed, msg: "environment: " + err.Error()}
 		}
 		if m, ok := rendered.(map[string]any); ok {
 			for k, v := range m {
-				env[k] = Text(v)
+				env[k] = template.Text(v)
 			}
 		}
 	}
@@ -402,14 +403,14 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		Timeout:    t.Timeout,
 		Rollback:   ev.Rollback,
 		Eval: func(src string) (any, error) {
-			e, err := CompileExpr(src, t.Pos)
+			e, err := template.CompileExpr(src, t.Pos)
 			if err != nil {
 				return nil, err
 			}
 			return e.Eval(vars)
 		},
 		Render: func(text string) (string, error) {
-			return RenderTemplateFile(text, t.Pos, vars)
+			return template.RenderTemplateFile(text, t.Pos, vars)
 		},
 	}
 	if hr != nil {

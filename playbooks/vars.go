@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 )
 
 // Merge overlays maps, later ones winning (shallow: a key's whole value is
@@ -114,7 +115,7 @@ func (r *resolver) resolve(name string) error {
 	r.state[name] = 1
 	r.stack = append(r.stack, name)
 	for _, t := range d.templates {
-		for _, ref := range t.refs() {
+		for _, ref := range t.Refs() {
 			if r.defs[ref.Name] != nil {
 				if err := r.resolve(ref.Name); err != nil {
 					return err
@@ -122,7 +123,7 @@ func (r *resolver) resolve(name string) error {
 			}
 		}
 	}
-	v, err := renderValue(d.Value, r.vars, "", d.posOf)
+	v, err := template.RenderValueAt(d.Value, r.vars, "", d.posOf)
 	if err != nil {
 		return fmt.Errorf("vars: %s: %w", name, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 )
 
 func mustPlay(t *testing.T, src string) *Play {
@@ -106,7 +107,7 @@ func TestPlayVarsCycle(t *testing.T) {
 func TestPlayVarsUndefined(t *testing.T) {
 	p := mustPlay(t, "- hosts: all\n  vars:\n    a: \"{{ nope }}\"\n")
 	_, err := ResolveVars(p, nil)
-	var ee *EvalError
+	var ee *template.EvalError
 	if !errors.As(err, &ee) || ee.Name != "nope" || ee.Pos != (diag.Pos{File: "pb.yml", Line: 3, Col: 12}) {
 		t.Fatalf("err = %v", err)
 	}

@@ -1,39 +1,41 @@
 #!/usr/bin/env bash
-# The test suite as CI runs it. Every package's tests run as `go test`
-# would, except internal/cli: its lab tests (each starts its own fleet of
-# sshd hosts) set process-wide environment variables, so they cannot run in
-# parallel in one process; here they run in SHARDS processes at once, each
-# with a share of the tests (labs are independent: each has its own
-# network). Usage: scripts/test.sh [SHARDS] (default 3).
+# The test suite as CI runs it (make test, after make lint), in three go
+# test processes at once:
+#   race    the packages that run hosts concurrently, under -race, and
+#           internal/cli's in-process tests (-short) under -race too;
+#   cli     internal/cli with its lab tests: each starts its own fleet of
+#           sshd hosts (its own network) and gives its ferry commands their
+#           own environment, so they run in parallel in one process
+#           (-parallel, default 6: they mostly wait on sshd, not the CPU);
+#   others  every other package.
+# The 100- and 1,000-host scale runs are make scale; here TestScale is a
+# 20-host smoke of the same path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-shards=${1:-${SHARDS:-3}}
 go=${GO:-go}
 timeout=${TEST_TIMEOUT:-30m}
-cli=github.com/ferrydeploy/ferry/internal/cli
+parallel=${TEST_PARALLEL:-6}
+mod=github.com/ferrydeploy/ferry
+race=(playbooks ssh environments internal/worker output tui)
 
+tmp=$(mktemp -d)
 pids=()
 logs=()
-tmp=$(mktemp -d)
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
 
-# Every package but the CLI's, in one go test.
-others=$($go list ./... | grep -vx "$cli")
-$go test -count=1 -timeout "$timeout" $others >"$tmp/others.log" 2>&1 &
-pids+=($!)
-logs+=("$tmp/others.log")
-
-# The CLI's tests, dealt round-robin into shards.
-mapfile -t tests < <($go test -list '.*' ./internal/cli | grep -E '^(Test|Example)')
-for ((i = 0; i < shards; i++)); do
-	names=()
-	for ((j = i; j < ${#tests[@]}; j += shards)); do names+=("${tests[j]}"); done
-	[ ${#names[@]} -gt 0 ] || continue
-	re="^($(IFS='|'; echo "${names[*]}"))\$"
-	$go test -count=1 -timeout "$timeout" -run "$re" ./internal/cli >"$tmp/cli$i.log" 2>&1 &
+start() { # start NAME COMMAND...: run it in the background, output to a log
+	local name=$1
+	shift
+	"$@" >"$tmp/$name.log" 2>&1 &
 	pids+=($!)
-	logs+=("$tmp/cli$i.log")
-done
+	logs+=("$tmp/$name.log")
+}
+
+start race $go test -race -count=1 -timeout "$timeout" "${race[@]/#/./}"
+start race-cli $go test -race -short -count=1 -timeout "$timeout" ./internal/cli
+start cli $go test -count=1 -timeout "$timeout" -parallel "$parallel" ./internal/cli
+others=$($go list ./... | grep -vxF -e "$mod/internal/cli" $(printf -- "-e $mod/%s " "${race[@]}"))
+start others $go test -count=1 -timeout "$timeout" $others
 
 rc=0
 for k in "${!pids[@]}"; do

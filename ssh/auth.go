@@ -91,7 +91,7 @@ func (k *keyring) signers(e endpoint) ([]namedSigner, []string, error) {
 		}
 	}
 	if !k.cfg.NoDefaultKeys && len(files) == 0 {
-		home, _ := os.UserHomeDir()
+		home := k.cfg.home()
 		for _, n := range defaultKeyNames {
 			p := filepath.Join(home, ".ssh", n)
 			ss, err := k.file(p, false)

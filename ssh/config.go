@@ -54,6 +54,12 @@ type Config struct {
 	AgentSocket string
 	// NoDefaultKeys skips ~/.ssh/id_* (tests).
 	NoDefaultKeys bool
+	// Home and User are the local user's home directory (~, %d, ~/.ssh) and
+	// name (%u, the default remote user); empty: the process's ($HOME,
+	// $USER). The CLI passes its own environment's, so that tests in one
+	// process can each have their own.
+	Home string
+	User string
 
 	// SSHConfigFiles to consult, in order; nil means ~/.ssh/config then
 	// /etc/ssh/ssh_config; an empty non-nil slice disables ssh_config.
@@ -196,15 +202,15 @@ var defaultGlobalKnownHosts = []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh
 
 // sshConfig answers ssh_config questions for an alias across the configured files.
 type sshConfig struct {
-	files []*ssh_config.Config
+	files      []*ssh_config.Config
+	home, user string // the local user's (Config.home, Config.localUser)
 }
 
-func loadSSHConfig(paths []string) (*sshConfig, error) {
+func loadSSHConfig(paths []string, cfg *Config) (*sshConfig, error) {
 	if paths == nil {
-		home, _ := os.UserHomeDir()
-		paths = []string{filepath.Join(home, ".ssh", "config"), "/etc/ssh/ssh_config"}
+		paths = []string{filepath.Join(cfg.home(), ".ssh", "config"), "/etc/ssh/ssh_config"}
 	}
-	sc := &sshConfig{}
+	sc := &sshConfig{home: cfg.home(), user: cfg.localUser()}
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
@@ -253,7 +259,20 @@ func (sc *sshConfig) getAll(alias, key string) []string {
 	return out
 }
 
-func currentUser() string {
+// home is the local user's home directory: Config.Home, else the process's.
+func (c *Config) home() string {
+	if c != nil && c.Home != "" {
+		return c.Home
+	}
+	home, _ := os.UserHomeDir()
+	return home
+}
+
+// localUser is the local user's name: Config.User, else the process's.
+func (c *Config) localUser() string {
+	if c != nil && c.User != "" {
+		return c.User
+	}
 	if u := os.Getenv("USER"); u != "" {
 		return u
 	}
@@ -264,8 +283,8 @@ func currentUser() string {
 }
 
 // expandPath expands ~ and OpenSSH's %d %u %h %r %% tokens.
-func expandPath(p string, e endpoint) string {
-	home, _ := os.UserHomeDir()
+func (sc *sshConfig) expandPath(p string, e endpoint) string {
+	home := sc.home
 	if p == "~" {
 		return home
 	}
@@ -273,7 +292,7 @@ func expandPath(p string, e endpoint) string {
 		p = filepath.Join(home, p[2:])
 	}
 	if strings.Contains(p, "%") {
-		r := strings.NewReplacer("%d", home, "%u", currentUser(), "%h", e.addr, "%r", e.user, "%%", "%")
+		r := strings.NewReplacer("%d", home, "%u", sc.user, "%h", e.addr, "%r", e.user, "%%", "%")
 		p = r.Replace(p)
 	}
 	return p
@@ -305,18 +324,18 @@ func (sc *sshConfig) resolve(alias, addr string, port int, user, identity string
 	if e.user == "" {
 		e.user = sc.get(lookup, "User")
 		if e.user == "" {
-			e.user = currentUser()
+			e.user = sc.user
 		}
 	}
 	if identity != "" {
-		e.identities = []string{expandPath(identity, e)}
+		e.identities = []string{sc.expandPath(identity, e)}
 	} else {
 		for _, f := range sc.getAll(lookup, "IdentityFile") {
-			e.identities = append(e.identities, expandPath(f, e))
+			e.identities = append(e.identities, sc.expandPath(f, e))
 		}
 	}
 	for _, f := range strings.Fields(sc.get(lookup, "UserKnownHostsFile")) {
-		e.knownHosts = append(e.knownHosts, expandPath(f, e))
+		e.knownHosts = append(e.knownHosts, sc.expandPath(f, e))
 	}
 	e.globalHosts = defaultGlobalKnownHosts
 	if g := sc.get(lookup, "GlobalKnownHostsFile"); strings.EqualFold(g, "none") {
@@ -324,7 +343,7 @@ func (sc *sshConfig) resolve(alias, addr string, port int, user, identity string
 	} else if g != "" {
 		e.globalHosts = nil
 		for _, f := range strings.Fields(g) {
-			e.globalHosts = append(e.globalHosts, expandPath(f, e))
+			e.globalHosts = append(e.globalHosts, sc.expandPath(f, e))
 		}
 	}
 	e.strictness = strings.ToLower(sc.get(lookup, "StrictHostKeyChecking"))

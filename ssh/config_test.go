@@ -65,8 +65,9 @@ Host bastion1
   HostName 192.0.2.1
   ServerAliveInterval 5
 `), 0o600)
-	t.Setenv("HOME", dir)
-	sc, err := loadSSHConfig([]string{cfg})
+	// Home and user come from the Config, not the process (tests run in parallel).
+	local := &Config{Home: dir, User: "me"}
+	sc, err := loadSSHConfig([]string{cfg}, local)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ Host bastion1
 	for _, e := range chain {
 		got = append(got, e.String())
 	}
-	if strings.Join(got, ">") != "ops@192.0.2.1:2200>"+currentUser()+"@10.9.0.2:22" {
+	if strings.Join(got, ">") != "ops@192.0.2.1:2200>me@10.9.0.2:22" {
 		t.Fatalf("chain %v", got)
 	}
 	if chain[0].keepAlive.Seconds() != 5 {
@@ -98,7 +99,7 @@ Host bastion1
 	}
 	// A loop in ProxyJump is an error, not a hang.
 	os.WriteFile(cfg, []byte("Host a\n ProxyJump b\nHost b\n ProxyJump a\n"), 0o600)
-	sc, _ = loadSSHConfig([]string{cfg})
+	sc, _ = loadSSHConfig([]string{cfg}, local)
 	if _, err := sc.chain(Target{Name: "a"}, sc.resolve("a", "", 0, "", "")); err == nil {
 		t.Fatal("ProxyJump loop accepted")
 	}

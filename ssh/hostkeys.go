@@ -37,8 +37,7 @@ func (hk *hostKeys) files(e endpoint) []string {
 	if len(e.knownHosts) > 0 {
 		return e.knownHosts
 	}
-	home, _ := os.UserHomeDir()
-	return []string{filepath.Join(home, ".ssh", "known_hosts")}
+	return []string{filepath.Join(hk.cfg.home(), ".ssh", "known_hosts")}
 }
 
 // lookupFiles are the files a key is checked against: the user's, then the

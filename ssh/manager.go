@@ -69,7 +69,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Policy == "" {
 		cfg.Policy = AcceptNew
 	}
-	sc, err := loadSSHConfig(cfg.SSHConfigFiles)
+	sc, err := loadSSHConfig(cfg.SSHConfigFiles, &cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func (m *Manager) configFile(path string) (*sshConfig, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("ssh config -F %s: %w", path, err)
 	}
-	sc, err := loadSSHConfig([]string{path})
+	sc, err := loadSSHConfig([]string{path}, &m.cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ func TestSSHConfigStrictNoWarnsEveryRun(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "config")
 	os.WriteFile(conf, []byte("Host app*\n  StrictHostKeyChecking no\n"), 0o600)
-	sc, err := loadSSHConfig([]string{conf})
+	sc, err := loadSSHConfig([]string{conf}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestGlobalKnownHostsHonoured(t *testing.T) {
 	user := filepath.Join(dir, "known_hosts")
 	conf := filepath.Join(dir, "config")
 	os.WriteFile(conf, []byte("Host *\n  GlobalKnownHostsFile "+global+"\n"), 0o600)
-	sc, err := loadSSHConfig([]string{conf})
+	sc, err := loadSSHConfig([]string{conf}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

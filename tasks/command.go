@@ -318,17 +318,6 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	return out, nil
 }
 
-// removeRemote deletes a temporary file on the host, best effort, with a
-// fresh bounded context.
-func removeRemote(h *Host, paths ...string) {
-	if len(paths) == 0 || h.Conn == nil {
-		return
-	}
-	ctx, cancel := cleanupContext()
-	defer cancel()
-	_, _ = runOn(ctx, h, "rm -f -- "+shell.Join(paths...), false)
-}
-
 // sanitizeName keeps a file name readable in a temp path and free of
 // anything a shell or a listing would trip on.
 func sanitizeName(s string) string {

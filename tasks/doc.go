@@ -2,6 +2,8 @@ package tasks
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -61,7 +63,7 @@ func (s Spec) Markdown() string {
 	if len(s.Params) > 0 {
 		b.WriteString("| parameter | type | required | choices | description |\n")
 		b.WriteString("| --- | --- | --- | --- | --- |\n")
-		for _, k := range sortedKeys(s.Params) {
+		for _, k := range slices.Sorted(maps.Keys(s.Params)) {
 			p := s.Params[k]
 			req := ""
 			if p.Required {

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
@@ -51,7 +53,7 @@ type dockerSpec struct {
 func (d *dockerSpec) hash() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "image=%s\nrestart=%s\nnetwork=%s\n", d.image, d.restart, d.network)
-	for _, k := range sortedKeys(d.env) {
+	for _, k := range slices.Sorted(maps.Keys(d.env)) {
 		fmt.Fprintf(h, "env=%s=%s\n", k, d.env[k])
 	}
 	for _, l := range [][]string{d.ports, d.volumes, d.command} {
@@ -274,7 +276,7 @@ func uploadEnv(ctx context.Context, h *Host, dir, remote string, env map[string]
 		return err
 	}
 	var buf bytes.Buffer
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		fmt.Fprintf(&buf, "%s=%s\n", k, env[k])
 	}
 	if err := makePrivateDir(client, dir); err != nil {

@@ -76,7 +76,7 @@ func (getURLModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	if checksum != "" {
 		m := checksumRe.FindStringSubmatch(checksum)
 		if m == nil {
-			return Outcome{}, fmt.Errorf("get_url: checksum %q: want ALGORITHM:HEX, e.g. sha256:3b0c...", checksum)
+			return Outcome{}, fmt.Errorf("get_url: checksum %q: want ALGORITHM:HEX (sha256:HEX, sha512:HEX, ...)", checksum)
 		}
 		algo, want = m[1], strings.ToLower(m[2])
 	}

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -197,7 +199,7 @@ func (c *httpCheck) try(ctx context.Context, client *http.Client) (map[string]an
 		if jsonErr != nil {
 			return result, "response is not JSON" + bodyHint(data)
 		}
-		for _, p := range sortedKeys(c.want) {
+		for _, p := range slices.Sorted(maps.Keys(c.want)) {
 			got, ok := JSONPath(doc, p)
 			if !ok {
 				return result, fmt.Sprintf("json %s: missing", p)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,7 +53,7 @@ func (c *localConn) Run(ctx context.Context, cmd string, opts RunOptions) (Resul
 	c.cmds = append(c.cmds, cmd)
 	c.mu.Unlock()
 	var pre strings.Builder
-	for _, k := range sortedKeys(opts.Env) {
+	for _, k := range slices.Sorted(maps.Keys(opts.Env)) {
 		pre.WriteString("export " + k + "=" + shell.Quote(opts.Env[k]) + "; ")
 	}
 	x := exec.CommandContext(ctx, "bash", "-c", pre.String()+cmd)

@@ -3,7 +3,9 @@ package tasks
 import (
 	"context"
 	"errors"
+	"maps"
 	"regexp"
+	"slices"
 )
 
 func init() { Register(setFactModule{}) }
@@ -24,7 +26,7 @@ func (setFactModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 		return Outcome{}, errors.New("set_fact: give at least one name: value")
 	}
 	facts := make(map[string]any, len(args))
-	for _, k := range sortedKeys(args) {
+	for _, k := range slices.Sorted(maps.Keys(args)) {
 		if k == "cacheable" { // Ansible's fact-cache flag: nothing to cache here
 			continue
 		}
@@ -38,7 +40,7 @@ func (setFactModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 
 func joinKeys(m map[string]any) string {
 	s := ""
-	for i, k := range sortedKeys(m) {
+	for i, k := range slices.Sorted(maps.Keys(m)) {
 		if i > 0 {
 			s += ", "
 		}

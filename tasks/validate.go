@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -28,7 +29,7 @@ func (s Spec) Validate(args map[string]any) error {
 		errs = append(errs, fmt.Errorf("%s: %s: %s", s.Name, key, fmt.Sprintf(format, v...)))
 	}
 	anyKeys := s.AnyParams || (s.Params == nil && s.FreeForm == "")
-	for _, k := range sortedKeys(args) {
+	for _, k := range slices.Sorted(maps.Keys(args)) {
 		p, ok := s.Params[k]
 		if !ok {
 			if !anyKeys {
@@ -43,7 +44,7 @@ func (s Spec) Validate(args map[string]any) error {
 			fail(k, "%v", err)
 		}
 	}
-	for _, k := range sortedKeys(s.Params) {
+	for _, k := range slices.Sorted(maps.Keys(s.Params)) {
 		if s.Params[k].Required && args[k] == nil {
 			fail(k, "is required")
 		}

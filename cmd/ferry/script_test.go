@@ -19,7 +19,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"ferry": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		"ferry": func() { os.Exit(cli.Main(os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)) },
 		// ferry-exit N ARGS...: runs ferry ARGS and succeeds when it exits with N.
 		"ferry-exit": func() {
 			if len(os.Args) < 2 {
@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(2)
 			}
-			if got := cli.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr); got != want {
+			if got := cli.Main(os.Args[2:], os.Environ(), os.Stdin, os.Stdout, os.Stderr); got != want {
 				fmt.Fprintf(os.Stderr, "ferry exited %d, want %d\n", got, want)
 				os.Exit(1)
 			}

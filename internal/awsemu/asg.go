@@ -3,6 +3,7 @@ package awsemu
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -112,7 +113,7 @@ func (s *Server) autoscaling(c call) (string, *apiError) {
 		names := members(c.params, "AutoScalingGroupNames")
 		var sel []*ASG
 		for _, g := range r.asgs {
-			if len(names) == 0 || contains(names, g.Name) {
+			if len(names) == 0 || slices.Contains(names, g.Name) {
 				sel = append(sel, g)
 			}
 		}
@@ -179,7 +180,7 @@ func (s *Server) autoscaling(c call) (string, *apiError) {
 		var rows []row
 		for _, g := range r.asgs {
 			for _, id := range g.InstanceIDs {
-				if len(ids) == 0 || contains(ids, id) {
+				if len(ids) == 0 || slices.Contains(ids, id) {
 					rows = append(rows, row{g, id})
 				}
 			}
@@ -314,7 +315,7 @@ func (s *Server) autoscaling(c call) (string, *apiError) {
 		}
 		procs := members(c.params, "ScalingProcesses")
 		for _, p := range procs {
-			if !contains(ScalingProcesses, p) {
+			if !slices.Contains(ScalingProcesses, p) {
 				return "", validation("Process %s is not a valid process.", p)
 			}
 		}

@@ -3,6 +3,7 @@ package awsemu
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -229,8 +230,8 @@ func (s *Server) elbv2(c call) (string, *apiError) {
 		r := s.region(c.account, c.region)
 		var sel []*TargetGroup
 		for _, tg := range r.tgs {
-			if (len(arns) == 0 || contains(arns, tg.ARN)) && (len(names) == 0 || contains(names, tg.Name)) &&
-				(lbArn == "" || contains(tg.LoadBalancerARNs, lbArn)) {
+			if (len(arns) == 0 || slices.Contains(arns, tg.ARN)) && (len(names) == 0 || slices.Contains(names, tg.Name)) &&
+				(lbArn == "" || slices.Contains(tg.LoadBalancerARNs, lbArn)) {
 				sel = append(sel, tg)
 			}
 		}
@@ -461,15 +462,6 @@ func instState(r *regionState, id string) string {
 	return ""
 }
 
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // targetsParam reads Targets.member.N.Id/Port; at least min of them.
 func targetsParam(c call, minN int) ([]Target, *apiError) {
 	var out []Target
@@ -518,7 +510,7 @@ func (s *Server) elb(c call) (string, *apiError) {
 			}
 		}
 		for _, lb := range r.elbs {
-			if len(names) == 0 || contains(names, lb.Name) {
+			if len(names) == 0 || slices.Contains(names, lb.Name) {
 				sel = append(sel, lb)
 			}
 		}
@@ -594,7 +586,7 @@ func (s *Server) elb(c call) (string, *apiError) {
 		}
 		var rows []row
 		for _, m := range lb.members {
-			if len(want) == 0 || contains(want, m.id) {
+			if len(want) == 0 || slices.Contains(want, m.id) {
 				rows = append(rows, row{*m, instState(r, m.id)})
 			}
 		}

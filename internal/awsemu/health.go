@@ -81,11 +81,9 @@ func (s *Server) checkLoop() {
 }
 
 type checkJob struct {
-	p      *pool
-	m      *member
-	due    time.Time
-	ok     bool
-	reason string
+	p   *pool
+	m   *member
+	due time.Time
 }
 
 func (s *Server) checkDue(now time.Time) {

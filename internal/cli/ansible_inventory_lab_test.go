@@ -14,6 +14,7 @@ import (
 // named by `-F FILE` in ansible_ssh_common_args, with the login user given
 // as `-o User=...`: ferry reaches the hosts through it, as ssh -F would.
 func TestLabSSHArgsConfigFile(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 2})
 	isolate(t) // ~/.ssh is empty: only the -F file knows "jumpbox"
 	dir := t.TempDir()

@@ -54,6 +54,7 @@ type Globals struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	ctx            context.Context
+	env            environ // the command's environment (environ.go)
 }
 
 // CLI is the command tree.
@@ -77,18 +78,25 @@ type CLI struct {
 	Completion kongplete.InstallCompletions `cmd:"" help:"Install shell completion (bash, zsh, fish)."`
 }
 
-// Main runs ferry with args and returns the process exit code.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// Main runs ferry with args and env (KEY=VALUE, as os.Environ gives it: the
+// only environment ferry reads) and returns the process exit code.
+func Main(args, env []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signalContext()
 	defer stop()
-	return run(ctx, args, stdin, stdout, stderr)
+	return runEnv(ctx, args, environOf(env), stdin, stdout, stderr)
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+// run is Main with the process's environment, without signal handling (tests).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runEnv(ctx, args, environOf(os.Environ()), stdin, stdout, stderr)
+}
+
+// runEnv runs one command with env as its environment (environ.go).
+func runEnv(ctx context.Context, args []string, env environ, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	var cli CLI
-	cli.stdout, cli.stderr, cli.stdin, cli.ctx = stdout, stderr, stdin, ctx
+	cli.stdout, cli.stderr, cli.stdin, cli.ctx, cli.env = stdout, stderr, stdin, ctx, env
 	exited := -1
-	parser, err := kong.New(&cli,
+	parser, err := kong.New(&cli, append([]kong.Option{
 		kong.Name("ferry"),
 		kong.Description("Agentless SSH orchestrator for rolling deploys: EC2 inventory, bastions, playbooks, a TUI."),
 		kong.UsageOnError(),
@@ -96,7 +104,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { exited = c; panic(exitPanic{}) }),
 		kong.Bind(&cli.Globals),
-	)
+	}, kongEnv(env)...)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return 1

@@ -144,11 +144,17 @@ func (g *Globals) sshManager() (*ssh.Manager, error) {
 	default:
 		cfg.SSHConfigFiles = []string{g.SSHConfig}
 	}
-	if k := os.Getenv("FERRY_SSH_KEY"); k != "" {
+	if k := g.env.Get("FERRY_SSH_KEY"); k != "" {
 		cfg.KeyPEM = []byte(k)
 	}
-	if p := os.Getenv("FERRY_SSH_KEY_PASSPHRASE"); p != "" {
+	if p := g.env.Get("FERRY_SSH_KEY_PASSPHRASE"); p != "" {
 		cfg.Passphrase = []byte(p)
+	}
+	// The local user and agent are the command's environment's, not the
+	// process's (tests give each command its own).
+	cfg.Home, cfg.User = g.env.Get("HOME"), g.env.Get("USER")
+	if cfg.AgentSocket = g.env.Get("SSH_AUTH_SOCK"); cfg.AgentSocket == "" {
+		cfg.AgentSocket = "none"
 	}
 	cfg.Prompt = ttyPrompt()
 	return ssh.NewManager(cfg)

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/playbooks"
 	"github.com/ferrydeploy/ferry/ssh"
@@ -48,7 +48,7 @@ func (g *Globals) resolveTarget(env, branch string, haveInventory, guard, yes bo
 	return environments.Resolve(g.ctx, cfg, environments.Request{
 		Env: env, Branch: branch, Detect: !haveInventory, Guard: guard, Yes: yes,
 		Interactive: isTerminal(os.Stdin) && isTerminal(os.Stdout),
-		Getenv:      os.Getenv,
+		Getenv:      g.env.Get,
 	})
 }
 
@@ -134,8 +134,12 @@ func (f *HostFlags) loadEnv(ctx context.Context, t *environments.Target) (*envHo
 }
 
 // become is how ferry reaches root on hosts for its own files.
-func become() ssh.RunOptions {
-	return ssh.RunOptions{Become: true, BecomePass: os.Getenv("FERRY_BECOME_PASSWORD")}
+func (g *Globals) become() ssh.RunOptions {
+	return becomeWith(g.env.Get("FERRY_BECOME_PASSWORD"))
+}
+
+func becomeWith(pass string) ssh.RunOptions {
+	return ssh.RunOptions{Become: true, BecomePass: pass}
 }
 
 // lockHeldError makes a held lock exit 5 through the runner.
@@ -177,7 +181,7 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 				Version: opts.Version, Playbook: opts.Playbook},
 			Timeout: timeDuration(c.LockTimeout),
 			Wait:    timeDuration(c.LockWait),
-			Become:  become(),
+			Become:  becomeWith(opts.BecomePass),
 			Warn:    func(msg string) { emit(events.Event{Kind: events.Warning, Msg: msg}) },
 			Lost:    func(error) { stop() },
 			Resumes: opts.Resume.ID(),
@@ -200,7 +204,7 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 		}, nil
 	}
 	opts.HostDone = func(ctx context.Context, d playbooks.HostDone) error {
-		version := playbooks.Text(d.Vars["version"])
+		version := template.Text(d.Vars["version"])
 		if version == "" {
 			version = opts.Version
 		}
@@ -208,7 +212,7 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 		return environments.WriteRelease(ctx, d.Conn, environments.Release{
 			App: environments.AppName(app, c.Playbook), Env: e.name(), Version: version, RunID: opts.RunID,
 			User: opts.User, Origin: opts.Origin, Playbook: c.Playbook, Time: time.Now().UTC(), Extra: d.Extra,
-		}, become())
+		}, becomeWith(opts.BecomePass))
 	}
 }
 
@@ -236,16 +240,6 @@ func (c *RunCmd) prepareEnv(g *Globals, extra map[string]any) (*envHosts, error)
 	}
 	c.Limit = e.limit
 	return e, nil
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // load is the inventory of --env/--branch (ferry.yml), else of -i; with an

@@ -117,6 +117,7 @@ func (e *envLab) statusJSON(t *testing.T, env string) envStatus {
 }
 
 func TestEnvironments(t *testing.T) {
+	t.Parallel()
 	e := startEnvLab(t)
 	deploy := example("deploy.yml")
 
@@ -136,7 +137,7 @@ func TestEnvironments(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("CI branch deploy: exit %d", r.code)
 	}
-	t.Setenv("CI_COMMIT_REF_NAME", "")
+	setTestEnv(t, "CI_COMMIT_REF_NAME=")
 	wantVersions(t, e.versions(t), map[string]string{"app3": "v2", "app4": "v1"})
 
 	// Guard rails: each refusal is exit 4, says what to do, and touches nothing.
@@ -277,20 +278,18 @@ func runIDOf(t *testing.T, stdout string) string {
 	return m[1]
 }
 
-// inProcess runs ferry in this process without touching the test's
-// environment (for concurrent runs; the environment is set beforehand).
-func inProcess(ctx context.Context, args ...string) result {
+// inProcess runs ferry in this process with the test's environment
+// (commandEnv), without logging (for concurrent runs).
+func inProcess(t *testing.T, ctx context.Context, args ...string) result {
 	var out, errb strings.Builder
-	code := run(ctx, args, strings.NewReader(""), &out, &errb)
+	code := runEnv(ctx, args, commandEnv(t), strings.NewReader(""), &out, &errb)
 	return result{code, out.String(), errb.String()}
 }
 
 func TestDeployLock(t *testing.T) {
+	t.Parallel()
 	e := startEnvLab(t)
-	for _, kv := range e.env {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	setTestEnv(t, e.env...)
 	slow := filepath.Join(e.dir, "slow.yml")
 	os.WriteFile(slow, []byte("- hosts: app\n  become: true\n  tasks:\n    - shell: sleep {{ extra.nap ?? 1 }}\n"), 0o600)
 	grown := filepath.Join(e.dir, "grown.yml")
@@ -311,8 +310,8 @@ func TestDeployLock(t *testing.T) {
 		start := make(chan struct{})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		wg.Add(2)
-		go func() { defer wg.Done(); <-start; ra = inProcess(ctx, argsA...) }()
-		go func() { defer wg.Done(); <-start; rb = inProcess(ctx, argsB...) }()
+		go func() { defer wg.Done(); <-start; ra = inProcess(t, ctx, argsA...) }()
+		go func() { defer wg.Done(); <-start; rb = inProcess(t, ctx, argsB...) }()
 		close(start)
 		wg.Wait()
 		cancel()
@@ -324,7 +323,7 @@ func TestDeployLock(t *testing.T) {
 		if win.code != 0 || lose.code != exitcode.Locked {
 			t.Fatalf("round %d: exits %d and %d, want 0 and 5", i, ra.code, rb.code)
 		}
-		if id := runIDOf(t, win.stdout); !strings.Contains(lose.stdout+lose.stderr, "locked by "+whoami()+" (run "+id) {
+		if id := runIDOf(t, win.stdout); !strings.Contains(lose.stdout+lose.stderr, "locked by "+whoami(environOf(os.Environ()))+" (run "+id) {
 			t.Errorf("round %d: the refused run does not name the holder (run %s)", i, id)
 		}
 	}
@@ -335,10 +334,10 @@ func TestDeployLock(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		ra = inProcess(context.Background(), "run", slow, "--env", "staging", "-o", "json", "-e", "nap=3")
+		ra = inProcess(t, context.Background(), "run", slow, "--env", "staging", "-o", "json", "-e", "nap=3")
 	}()
 	waitForLock(t, e, "staging")
-	rb = inProcess(context.Background(), "run", slow, "--env", "staging", "-o", "json", "--lock-wait", "60s")
+	rb = inProcess(t, context.Background(), "run", slow, "--env", "staging", "-o", "json", "--lock-wait", "60s")
 	wg.Wait()
 	if ra.code != 0 || rb.code != 0 {
 		t.Fatalf("--lock-wait: exits %d and %d\n%s\n%s", ra.code, rb.code, ra.stderr, rb.stderr)
@@ -352,11 +351,11 @@ func TestDeployLock(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		ra = inProcess(context.Background(), "run", slow, "--env", "staging", "-o", "json", "-e", "nap=2")
+		ra = inProcess(t, context.Background(), "run", slow, "--env", "staging", "-o", "json", "-e", "nap=2")
 	}()
 	go func() {
 		defer wg.Done()
-		rb = inProcess(context.Background(), "run", slow, "--branch", "dev/ben/y", "-o", "json", "-e", "nap=2")
+		rb = inProcess(t, context.Background(), "run", slow, "--branch", "dev/ben/y", "-o", "json", "-e", "nap=2")
 	}()
 	wg.Wait()
 	if ra.code != 0 || rb.code != 0 {

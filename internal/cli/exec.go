@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 
@@ -45,7 +44,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 	}
 	defer conn.Close()
 	// A become password, when sudo needs one, goes on sudo's stdin (never argv).
-	opts := ssh.RunOptions{Become: c.Become || c.BecomeUser != "", BecomeUser: c.BecomeUser, BecomePass: os.Getenv("FERRY_BECOME_PASSWORD")}
+	opts := ssh.RunOptions{Become: c.Become || c.BecomeUser != "", BecomeUser: c.BecomeUser, BecomePass: g.env.Get("FERRY_BECOME_PASSWORD")}
 
 	var outMu sync.Mutex
 	var he hostErrors

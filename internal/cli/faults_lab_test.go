@@ -20,6 +20,7 @@ import (
 // exit code and a recap that name the host and the cause, a complete
 // record, and a binary that is v1 or v2 whole (by SHA-256), never partial.
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("lab fault tests")
 	}

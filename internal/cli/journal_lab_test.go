@@ -255,6 +255,7 @@ func noRollback(t *testing.T) string {
 // task list within the grace period and are in service; the recap and the
 // record say so, and the exit code is 130.
 func TestInterruptHostsInFlightFinish(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("30-host lab")
 	}
@@ -311,6 +312,7 @@ func TestInterruptHostsInFlightFinish(t *testing.T) {
 // previous release; the recap says each host was rolled back and is in
 // service.
 func TestBastionBackWithinGrace(t *testing.T) {
+	t.Parallel()
 	d := startDeployLab(t, 3)
 	bastion := d.Bastions[0].Name
 	pb := filepath.Join(t.TempDir(), "deploy.yml")

@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +27,11 @@ type result struct {
 	stdout, stderr string
 }
 
-// ferry runs the CLI with args; env entries (KEY=VALUE) are set for the call only.
+// ferry runs the CLI in-process with args; env entries (KEY=VALUE) hold for
+// the rest of the test (and its subtests), in the commands' environment, not
+// the process's, so that tests can run in parallel. AWS_* entries are set in
+// the process too (t.Setenv): the AWS SDK reads the process environment, so
+// a test that passes them cannot be parallel.
 func ferry(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	return ferryWithin(t, 2*time.Minute, env, args...)
@@ -35,26 +41,66 @@ func ferry(t *testing.T, env []string, args ...string) result {
 func ferryWithin(t *testing.T, limit time.Duration, env []string, args ...string) result {
 	t.Helper()
 	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
+			t.Setenv(k, v)
+		}
 	}
+	setTestEnv(t, env...)
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	code := run(ctx, args, strings.NewReader(""), &out, &errb)
+	code := runEnv(ctx, args, commandEnv(t), strings.NewReader(""), &out, &errb)
 	r := result{code, out.String(), errb.String()}
 	t.Logf("ferry %s → %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, r.stdout, r.stderr)
 	return r
 }
 
-// isolate gives the test its own HOME (so ~/.ssh is empty) and no agent.
+// isolate gives the test's ferry commands their own HOME (so ~/.ssh is
+// empty) and record directory, and no agent or key from the environment. It sets nothing in the
+// process: tests that call it may run in parallel.
 func isolate(t *testing.T) string {
 	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("SSH_AUTH_SOCK", "")
-	t.Setenv("FERRY_SSH_KEY", "")
-	t.Setenv("FERRY_SSH_KEY_PASSPHRASE", "")
+	setTestEnv(t, "HOME="+home, "SSH_AUTH_SOCK=", "FERRY_SSH_KEY=", "FERRY_SSH_KEY_PASSPHRASE=",
+		"FERRY_RECORD_DIR="+filepath.Join(home, "runs"))
 	return home
+}
+
+// testEnvs holds, by test name, the environment entries ferry and isolate
+// gave a test; a subtest sees its parents'.
+var testEnvs sync.Map // string → []string
+
+func setTestEnv(t *testing.T, kv ...string) {
+	if len(kv) == 0 {
+		return
+	}
+	old, _ := testEnvs.Load(t.Name())
+	prev, _ := old.([]string)
+	if old == nil {
+		t.Cleanup(func() { testEnvs.Delete(t.Name()) })
+	}
+	testEnvs.Store(t.Name(), append(slices.Clone(prev), kv...))
+}
+
+// ownEnv is what t's parents and t set (setTestEnv), in that order.
+func ownEnv(t *testing.T) []string {
+	var own []string
+	for name := t.Name(); ; {
+		if v, ok := testEnvs.Load(name); ok {
+			own = append(slices.Clone(v.([]string)), own...)
+		}
+		i := strings.LastIndex(name, "/")
+		if i < 0 {
+			break
+		}
+		name = name[:i]
+	}
+	return own
+}
+
+// commandEnv is the environment of a ferry command in test t: the
+// process's, then ownEnv (later entries win).
+func commandEnv(t *testing.T) environ {
+	return environOf(append(os.Environ(), ownEnv(t)...))
 }
 
 // inventoryWithoutKey writes an inventory of the lab's app hosts naming no key,
@@ -73,6 +119,7 @@ func inventoryWithoutKey(t *testing.T, l *lab.Lab) string {
 }
 
 func TestLabPingExec(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 5})
 	isolate(t)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
@@ -140,6 +187,7 @@ func TestLabPingExec(t *testing.T) {
 }
 
 func TestLabKnownHosts(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 2})
 	isolate(t)
 	dir := t.TempDir()
@@ -216,6 +264,7 @@ func keygen(t *testing.T, dir, name, pass string) (priv string, pub []byte) {
 }
 
 func TestLabAuth(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("ssh-agent"); err != nil {
 		t.Skip("ssh-agent not installed")
 	}
@@ -317,6 +366,7 @@ func TestLabAuth(t *testing.T) {
 }
 
 func TestLabSSHConfig(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 2, Jumps: 2})
 	home := isolate(t)
 	// The inventory says nothing but names; ~/.ssh/config supplies the rest,
@@ -347,6 +397,7 @@ func TestLabSSHConfig(t *testing.T) {
 }
 
 func TestInvalidInventories(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	dir := t.TempDir()
 	cases := []struct{ name, src, want string }{

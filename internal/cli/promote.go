@@ -3,11 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/playbooks"
 )
 
@@ -23,7 +26,7 @@ type PromoteCmd struct {
 func appOf(pb *playbooks.Playbook, path string) string {
 	for _, p := range pb.Plays {
 		for _, v := range p.Vars {
-			if s, ok := v.Value.(string); ok && v.Name == "app" && !playbooks.HasTemplate(s) {
+			if s, ok := v.Value.(string); ok && v.Name == "app" && !template.HasTemplate(s) {
 				return environments.AppName(s, path)
 			}
 		}
@@ -90,7 +93,7 @@ func (c *PromoteCmd) Run(g *Globals) error {
 	}
 	if len(versions) != 1 || first == nil {
 		var parts []string
-		vs := sortedKeys(versions)
+		vs := slices.Sorted(maps.Keys(versions))
 		for _, v := range vs {
 			parts = append(parts, fmt.Sprintf("%s on %s", v, strings.Join(versions[v], ", ")))
 		}

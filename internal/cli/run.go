@@ -18,6 +18,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
@@ -70,7 +71,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	}
 	version := ""
 	if v, ok := extra["version"]; ok {
-		version = playbooks.Text(v)
+		version = template.Text(v)
 	}
 	var resumed *playbooks.Resumed
 	if c.Resume != "" {
@@ -107,20 +108,20 @@ func (c *RunCmd) Run(g *Globals) error {
 	case "json":
 		renderer = output.NewJSON(g.stdout)
 	case "plain":
-		renderer = output.NewPlain(g.stdout, g.Verbose, os.Getenv("GITHUB_ACTIONS") == "true")
+		renderer = output.NewPlain(g.stdout, g.Verbose, g.env.Get("GITHUB_ACTIONS") == "true")
 	case "tui":
 		tuiCh = make(chan events.Event, 4096)
 		renderer = events.SinkFunc(func(e events.Event) { tuiCh <- e })
 	}
 	mask := output.NewMask(events.Fanout{rec, renderer})
-	mask.Add(playbooks.ControllerSecrets()...) // SSH key (line by line), passphrase, become password, AWS keys
+	mask.Add(playbooks.ControllerSecrets(g.env.Get)...) // SSH key (line by line), passphrase, become password, AWS keys
 
 	// stop is the graceful abort: signals (via g.ctx) and the TUI's `a`.
 	stopCtx, stop := context.WithCancel(ctx)
 	defer stop()
 
 	opts := playbooks.Options{
-		Environ:          os.Environ(),
+		Environ:          g.env.List(),
 		Inventory:        inv,
 		Connector:        conn,
 		Sink:             mask,
@@ -132,8 +133,8 @@ func (c *RunCmd) Run(g *Globals) error {
 		Extra:            extra,
 		Env:              c.Env,
 		RunID:            runID,
-		User:             c.requester(),
-		Origin:           c.requestOrigin(),
+		User:             c.requester(g.env),
+		Origin:           c.requestOrigin(g.env),
 		Branch:           c.Branch,
 		Version:          version,
 		Playbook:         c.Playbook,
@@ -142,13 +143,13 @@ func (c *RunCmd) Run(g *Globals) error {
 		Yes:              c.Yes,
 		AllowUnreachable: c.AllowUnreachable,
 		Grace:            timeDuration(c.Grace),
-		BecomePass:       os.Getenv("FERRY_BECOME_PASSWORD"),
+		BecomePass:       g.env.Get("FERRY_BECOME_PASSWORD"),
 		Mask:             mask.Add,
 		JournalErr:       rec.Err,
 		Resume:           resumed,
 	}
 	if usesAWS(pb) {
-		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE"), PollInterval: timeDuration(c.AWSPollInterval)})
+		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE"), PollInterval: timeDuration(c.AWSPollInterval)})
 		if err != nil {
 			return err
 		}
@@ -258,19 +259,19 @@ func newRunID() string {
 	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
-func whoami() string {
+func whoami(env environ) string {
 	if u, err := user.Current(); err == nil {
 		return u.Username
 	}
-	return os.Getenv("USER")
+	return env.Get("USER")
 }
 
 // origin says where the run comes from: the CI job, else the controller's hostname.
-func origin() string {
-	if os.Getenv("GITHUB_ACTIONS") == "true" {
-		return fmt.Sprintf("github-actions %s run %s", os.Getenv("GITHUB_REPOSITORY"), os.Getenv("GITHUB_RUN_ID"))
+func origin(env environ) string {
+	if env.Get("GITHUB_ACTIONS") == "true" {
+		return fmt.Sprintf("github-actions %s run %s", env.Get("GITHUB_REPOSITORY"), env.Get("GITHUB_RUN_ID"))
 	}
-	if id := os.Getenv("CI_JOB_ID"); id != "" {
+	if id := env.Get("CI_JOB_ID"); id != "" {
 		return "gitlab job " + id
 	}
 	h, _ := os.Hostname()

@@ -149,6 +149,7 @@ func recapOf(t *testing.T, evs []events.Event) map[string]events.HostRecap {
 }
 
 func TestRollingDeploy(t *testing.T) {
+	t.Parallel()
 	d := startDeployLab(t, 5)
 	names := []string{"app1", "app2", "app3", "app4", "app5"}
 	pids := map[string]int{}
@@ -270,6 +271,7 @@ func TestRollingDeploy(t *testing.T) {
 }
 
 func TestMaxFailPercentage(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 4})
 	isolate(t)
 	pb := filepath.Join(t.TempDir(), "failing.yml")
@@ -299,8 +301,9 @@ func TestMaxFailPercentage(t *testing.T) {
 }
 
 func TestBadPlaybooksTouchNothing(t *testing.T) {
+	t.Parallel()
 	isolate(t)
-	t.Setenv("FERRY_RECORD_DIR", t.TempDir())
+	setTestEnv(t, "FERRY_RECORD_DIR="+t.TempDir())
 	dir := t.TempDir()
 	// Hosts that do not exist: connecting would fail with exit 3, not 4.
 	inv := filepath.Join(dir, "hosts.ini")
@@ -331,6 +334,7 @@ func TestBadPlaybooksTouchNothing(t *testing.T) {
 // the first batch is in flight: the host finishes or rolls back, no host is
 // left stopped, and the exit code is 130.
 func TestSIGTERMDuringRollout(t *testing.T) {
+	t.Parallel()
 	d := startDeployLab(t, 3)
 	bin, binEnv := ferryBinary(t)
 	// A deploy with a slow smoke test gives the signal time to land mid-host.

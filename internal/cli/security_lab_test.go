@@ -38,6 +38,7 @@ func asNobody(ctx context.Context, l *lab.Lab, host, script string) (*os.Process
 // no process list on the host and no file another user can read holds the
 // value (issue 8 finding 3).
 func TestLabEnvironmentNeverVisibleOnHost(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 1})
 	isolate(t)
 	records := t.TempDir()

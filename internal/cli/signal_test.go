@@ -53,6 +53,7 @@ func TestSignalsAfterStopAreIgnored(t *testing.T) {
 
 // Ctrl-C during ping is an interruption (130), not unreachable hosts (3).
 func TestPingInterruptedExits130(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	// A key, so ferry gets as far as the handshake (and waits there).
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -63,7 +64,7 @@ func TestPingInterruptedExits130(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("FERRY_SSH_KEY", string(pem.EncodeToMemory(block)))
+	setTestEnv(t, "FERRY_SSH_KEY="+string(pem.EncodeToMemory(block)))
 	// An SSH port that accepts and never answers: the signal comes while
 	// ferry waits for the handshake.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -90,7 +91,7 @@ func TestPingInterruptedExits130(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	code := run(ctx, []string{"--ssh-config", "none", "--known-hosts-policy", "off", "ping", "-i", inv}, strings.NewReader(""), &out, &errb)
+	code := runEnv(ctx, []string{"--ssh-config", "none", "--known-hosts-policy", "off", "ping", "-i", inv}, commandEnv(t), strings.NewReader(""), &out, &errb)
 	if code != exitcode.Interrupted {
 		t.Fatalf("exit %d, want %d; stdout %q stderr %q", code, exitcode.Interrupted, out.String(), errb.String())
 	}

@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -83,7 +84,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 			row.Error = "unreachable: " + trimHost(err, h.Name)
 			return
 		}
-		hs, err := environments.ReadState(ctx, h.Name, cl, become())
+		hs, err := environments.ReadState(ctx, h.Name, cl, g.become())
 		if err != nil {
 			row.Error = trimHost(err, h.Name)
 			return
@@ -121,7 +122,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 	}
 	sort.Slice(st.Locks, func(i, j int) bool { return st.Locks[i].Host < st.Locks[j].Host })
 	st.Hosts = rows
-	if err := lbStates(g.ctx, e.selected, rows); err != nil {
+	if err := lbStates(g.ctx, g.env.Get("AWS_PROFILE"), e.selected, rows); err != nil {
 		st.LBError = err.Error()
 	}
 	return st, nil
@@ -129,7 +130,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 
 // lbStates fills the load balancer state of EC2 hosts (those with an
 // instance_id), a few calls per region.
-func lbStates(ctx context.Context, hosts []*inventory.Host, rows []*hostStatus) error {
+func lbStates(ctx context.Context, profile string, hosts []*inventory.Host, rows []*hostStatus) error {
 	type key struct{ region, account string }
 	byRegion := map[key][]string{}
 	for _, h := range hosts {
@@ -144,7 +145,7 @@ func lbStates(ctx context.Context, hosts []*inventory.Host, rows []*hostStatus) 
 	if len(byRegion) == 0 {
 		return nil
 	}
-	f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE")})
+	f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: profile})
 	if err != nil {
 		return err
 	}
@@ -206,7 +207,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 }
 
 func printStatus(w io.Writer, st *envStatus) {
-	apps := sortedKeys(st.Versions)
+	apps := slices.Sorted(maps.Keys(st.Versions))
 	fmt.Fprintf(w, "environment %s: %d hosts", st.Env, len(st.Hosts))
 	for _, a := range apps {
 		fmt.Fprintf(w, " · %s %s", safe(a), safe(st.Versions[a]))
@@ -244,7 +245,7 @@ func printStatus(w io.Writer, st *envStatus) {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\tNO RELEASE RECORDED (drift)%s\n", r.Host, lb)
 			continue
 		}
-		for _, a := range sortedKeys(r.Releases) {
+		for _, a := range slices.Sorted(maps.Keys(r.Releases)) {
 			rel := r.Releases[a]
 			state := "ok"
 			if rel.Version != st.Versions[a] {
@@ -286,7 +287,7 @@ func printLocks(w io.Writer, env string, locks []environments.LockInfo, hosts in
 	for _, l := range locks {
 		byRun[l.RunID] = append(byRun[l.RunID], l)
 	}
-	for _, id := range sortedKeys(byRun) {
+	for _, id := range slices.Sorted(maps.Keys(byRun)) {
 		ls := byRun[id]
 		youngest := ls[0]
 		var on []string
@@ -382,7 +383,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 	})
 	ctx, cancel := context.WithTimeout(g.ctx, time.Minute)
 	defer cancel()
-	was, err := environments.ForceRelease(ctx, hosts, e.name(), become())
+	was, err := environments.ForceRelease(ctx, hosts, e.name(), g.become())
 	for _, l := range was {
 		fmt.Fprintf(g.stdout, "%s: released the lock of %s held by %s\n", l.Host, e.name(), safe(l.String()))
 	}

@@ -50,7 +50,7 @@ func startPane(t *testing.T, w, h int, env []string, args ...string) *pane {
 		pidDir:   dir,
 	}
 	words := []string{"env", "-u", "TMUX", "LC_ALL=C.UTF-8", "TERM=xterm-256color"}
-	for _, kv := range append(append(binEnv, env...), "HOME="+os.Getenv("HOME"), "SSH_AUTH_SOCK=") {
+	for _, kv := range append(append(binEnv, env...), "HOME="+commandEnv(t).Get("HOME"), "SSH_AUTH_SOCK=") {
 		words = append(words, shell.Quote(kv))
 	}
 	// sh writes its pid then becomes ferry, so signals reach ferry itself.
@@ -234,6 +234,7 @@ func (d *deployLab) versions(t *testing.T, hosts ...string) map[string]string {
 // (batches of 1, 2 and 2): the live view, the canary pause, the abort key,
 // a signal, NO_COLOR, an 80x24 terminal, and Ctrl-C twice.
 func TestTUIRollout(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux is not installed: the TUI end-to-end tests need a real terminal")
 	}

@@ -41,7 +41,7 @@ func (c *EnqueueCmd) Run(g *Globals) error {
 	}
 	r := worker.Request{
 		Kind: worker.RequestKind, Playbook: c.Playbook, Environment: c.Env, ExtraVars: extra,
-		Who: whoami(), Origin: origin(), JobURL: ciJobURL(os.Getenv), DedupID: c.DedupID, Time: time.Now().UTC(),
+		Who: whoami(g.env), Origin: origin(g.env), JobURL: ciJobURL(g.env.Get), DedupID: c.DedupID, Time: time.Now().UTC(),
 	}
 	if r.DedupID == "" {
 		r.DedupID = dedupID(r)
@@ -50,7 +50,7 @@ func (c *EnqueueCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE")})
+	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE")})
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func (c *WorkerCmd) policy() (*worker.Policy, error) {
 
 // Run implements the command.
 func (c *WorkerCmd) Run(g *Globals) error {
-	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: os.Getenv("AWS_PROFILE")})
+	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE")})
 	if err != nil {
 		return err
 	}
@@ -365,16 +365,16 @@ type requestFlags struct {
 	RequestedFrom string `hidden:"" placeholder:"WHERE" help:"Where the request came from (set by ferry worker)."`
 }
 
-func (f *requestFlags) requester() string {
+func (f *requestFlags) requester(env environ) string {
 	if f.RequestedBy != "" {
 		return f.RequestedBy
 	}
-	return whoami()
+	return whoami(env)
 }
 
-func (f *requestFlags) requestOrigin() string {
+func (f *requestFlags) requestOrigin(env environ) string {
 	if f.RequestedFrom != "" {
 		return f.RequestedFrom
 	}
-	return origin()
+	return origin(env)
 }

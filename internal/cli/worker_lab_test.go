@@ -109,7 +109,7 @@ func startWorker(t *testing.T, args ...string) *bgWorker {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &bgWorker{cancel: cancel, done: make(chan int, 1)}
 	go func() {
-		w.done <- run(ctx, append([]string{"worker"}, args...), strings.NewReader(""), &w.out, &w.errb)
+		w.done <- runEnv(ctx, append([]string{"worker"}, args...), commandEnv(t), strings.NewReader(""), &w.out, &w.errb)
 	}()
 	t.Cleanup(func() { w.stop(t) })
 	return w

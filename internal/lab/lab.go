@@ -118,6 +118,9 @@ var labCounter atomic.Int64
 // Available returns nil when a lab can run on this machine, or a one-line
 // reason (for t.Skip) when it cannot.
 func Available() error {
+	if testing.Testing() && testing.Short() {
+		return errors.New("no lab in -short mode (make unit): make test runs the lab tests")
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("lab needs root (network namespaces, mounts): run the tests as root")
 	}

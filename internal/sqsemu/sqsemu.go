@@ -63,6 +63,9 @@ func ModuleDir() string {
 
 // Available says why the emulator cannot run here, or nil.
 func Available() error {
+	if testing.Testing() && testing.Short() {
+		return errors.New("no SQS emulator in -short mode (make unit): make test runs these tests")
+	}
 	if _, err := exec.LookPath("node"); err != nil {
 		return errors.New("node is not installed: run scripts/deps.sh sqs (make test does)")
 	}

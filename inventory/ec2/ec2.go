@@ -15,9 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,6 +25,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/expr-lang/expr"
 	"github.com/ferrydeploy/ferry/awsapi"
+	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/internal/value"
 	"github.com/ferrydeploy/ferry/inventory"
 )
@@ -164,31 +165,13 @@ func Build(ctx context.Context, path string, src []byte, vars map[string]any) (*
 	errs := make([]error, len(jobs))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < min(concurrency, len(jobs)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				j := jobs[i]
-				results[i], errs[i] = describe(ctx, f, j.acct, j.region, j.filters)
-				if errs[i] != nil {
-					cancel() // one failure fails the inventory: stop the rest early
-				}
-			}
-		}()
-	}
-feed:
-	for i := range jobs {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+	parallel.Each(ctx, len(jobs), concurrency, func(i int) {
+		j := jobs[i]
+		results[i], errs[i] = describe(ctx, f, j.acct, j.region, j.filters)
+		if errs[i] != nil {
+			cancel() // one failure fails the inventory: stop the rest early
 		}
-	}
-	close(next)
-	wg.Wait()
+	})
 	// Report the error that caused the cancellation, not the ones it caused.
 	var firstErr error
 	for _, e := range errs {
@@ -412,7 +395,7 @@ func buildHosts(cfg *config, all []found, bastion, bastionID string, res *Result
 
 		groups := []string{"aws_ec2"}
 		add := func(g string) {
-			if g != "" && !contains(groups, g) {
+			if g != "" && !slices.Contains(groups, g) {
 				groups = append(groups, g)
 			}
 		}
@@ -446,7 +429,7 @@ func buildHosts(cfg *config, all []found, bastion, bastionID string, res *Result
 				add(g)
 				if kg.ParentGroup != "" {
 					parent := sanitize(kg.ParentGroup)
-					if !contains(res.Children[parent], g) {
+					if !slices.Contains(res.Children[parent], g) {
 						res.Children[parent] = append(res.Children[parent], g)
 					}
 				}

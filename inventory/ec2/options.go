@@ -3,8 +3,9 @@ package ec2
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,9 +14,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/internal/value"
 	"github.com/ferrydeploy/ferry/internal/yamlnode"
-	"github.com/ferrydeploy/ferry/playbooks"
 )
 
 // filterSet is one set of EC2 filters (name → values), in file order.
@@ -176,7 +177,7 @@ func parseConfig(file string, src []byte, vars map[string]any) (*config, error) 
 		case "leading_separator":
 			leading = p.boolean(v)
 		default:
-			if contains(ignoredKeys, k.Value) {
+			if slices.Contains(ignoredKeys, k.Value) {
 				c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: option %q is ignored by ferry", file, k.Line, k.Value))
 				continue
 			}
@@ -235,21 +236,21 @@ func (p *parser) scalar(n *yaml.Node) string {
 // the playbooks' template engine: the same expressions, functions and
 // errors as in a playbook.
 func (p *parser) render(n *yaml.Node, s string) string {
-	if !playbooks.HasTemplate(s) {
+	if !template.HasTemplate(s) {
 		return s
 	}
 	vars := p.vars
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	t, err := playbooks.CompileTemplate(s, diag.Pos{File: p.file, Line: n.Line, Col: n.Column})
+	t, err := template.CompileTemplate(s, diag.Pos{File: p.file, Line: n.Line, Col: n.Column})
 	var out string
 	if err == nil {
 		out, err = t.RenderString(vars)
 	}
 	if err != nil {
 		msg := err.Error()
-		var ee *playbooks.EvalError
+		var ee *template.EvalError
 		var de *diag.Error
 		switch {
 		case errors.As(err, &ee):
@@ -257,7 +258,7 @@ func (p *parser) render(n *yaml.Node, s string) string {
 		case errors.As(err, &de):
 			msg = de.Msg
 		}
-		p.fail(n, "variables available here: "+strings.Join(sortedKeys(p.vars), ", "), "cannot render %q: %s", s, msg)
+		p.fail(n, "variables available here: "+strings.Join(slices.Sorted(maps.Keys(p.vars)), ", "), "cannot render %q: %s", s, msg)
 		return ""
 	}
 	return out
@@ -331,7 +332,7 @@ func validFilter(name string) bool {
 	if strings.HasPrefix(name, "tag:") && len(name) > 4 {
 		return true
 	}
-	if contains(ec2FilterNames, name) {
+	if slices.Contains(ec2FilterNames, name) {
 		return true
 	}
 	// Other documented filters are dotted/dashed lowercase names; reject
@@ -351,7 +352,7 @@ func (p *parser) hostnames(n *yaml.Node) []hostnamePref {
 		if strings.HasPrefix(name, "tag:") && len(name) > 4 {
 			return
 		}
-		if !contains(hostnameNames, name) || name == "name" || name == "tag:NAME" {
+		if !slices.Contains(hostnameNames, name) || name == "name" || name == "tag:NAME" {
 			p.fail(node, suggest(name, hostnameNames), "unknown hostname preference %q (known: private-ip-address, ip-address, private-dns-name, dns-name, tag:NAME, instance-id)", name)
 		}
 	}
@@ -537,22 +538,4 @@ func suggest(word string, candidates []string) string {
 		}
 	}
 	return diag.Suggest(word, candidates)
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

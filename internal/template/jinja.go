@@ -1,4 +1,4 @@
-package playbooks
+package template
 
 // Jinja → expr translation.
 //
@@ -22,6 +22,7 @@ package playbooks
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -442,7 +443,7 @@ func (p *jparser) filters(a string) (string, error) {
 			f, ok := jinjaFilters[name]
 			switch {
 			case ok:
-			case contains(funcNames, name) || isExprBuiltin(name):
+			case slices.Contains(funcNames, name) || isExprBuiltin(name):
 				f = name // expr's own pipe: `x | upper()`
 			default:
 				return "", &jinjaError{msg: fmt.Sprintf("unknown filter %q", name), offset: t.off,
@@ -472,7 +473,7 @@ func (p *jparser) filters(a string) (string, error) {
 					return "", err
 				}
 				args = append(args, more...)
-			case nt.kind == 's' || nt.kind == 'd' || nt.kind == 'n' && !contains([]string{"and", "or", "else", "if", "in", "not", "is"}, nt.val):
+			case nt.kind == 's' || nt.kind == 'd' || nt.kind == 'n' && !slices.Contains([]string{"and", "or", "else", "if", "in", "not", "is"}, nt.val):
 				arg, err := p.postfix()
 				if err != nil {
 					return "", err

@@ -1,4 +1,4 @@
-package playbooks
+package template
 
 import (
 	"encoding/json"
@@ -67,19 +67,19 @@ func (e *EvalError) Unwrap() error { return e.Err }
 type program struct {
 	src      string
 	prog     *vm.Program
-	refs     []ref // every variable the expression reads, in source order
+	refs     []Ref // every variable the expression reads, in source order
 	optional bool  // the top node is `??` or nil: a nil result is intended
 	// jinja: src was Jinja, translated (jinja.go); offsets inside the
 	// translation do not match src, so positions fall on its start.
 	jinja bool
 }
 
-// ref is a top-level variable an expression reads.
-type ref struct {
+// Ref is a top-level variable an expression reads.
+type Ref struct {
 	Name   string
 	Offset int  // rune offset in the expression source
 	Strict bool // false when read on the left of ?? (a default covers it)
-	pos    diag.Pos
+	Pos    diag.Pos
 }
 
 var (
@@ -241,7 +241,7 @@ func lookupVar(params ...any) (any, error) {
 
 // analyzer collects the top-level variables an expression reads, with scope:
 // names bound by `let` are not variables of the playbook.
-type analyzer struct{ refs []ref }
+type analyzer struct{ refs []Ref }
 
 func (a *analyzer) walk(n ast.Node, bound []string, optional bool) {
 	if n == nil {
@@ -257,7 +257,7 @@ func (a *analyzer) walk(n ast.Node, bound []string, optional bool) {
 				return
 			}
 		}
-		a.refs = append(a.refs, ref{Name: n.Value, Offset: n.Location().From, Strict: !optional})
+		a.refs = append(a.refs, Ref{Name: n.Value, Offset: n.Location().From, Strict: !optional})
 	case *ast.BinaryNode:
 		if n.Operator == "??" {
 			a.walk(n.Left, bound, true)
@@ -409,6 +409,10 @@ func (b *bindVisitor) Visit(node *ast.Node) {
 type rewriter struct{}
 
 func (r *rewriter) Visit(node *ast.Node) {
+	if c, ok := (*node).(*ast.CallNode); ok {
+		envArg(c)
+		return
+	}
 	n, ok := (*node).(*ast.IdentifierNode)
 	if !ok {
 		return
@@ -551,10 +555,11 @@ type Expr struct {
 // CompileExpr compiles a bare expression found at pos. Syntax errors come back
 // as *diag.Error pointing into the expression.
 func CompileExpr(s string, pos diag.Pos) (*Expr, error) {
-	return compileExprAt(s, pos, nil)
+	return CompileExprAt(s, pos, nil)
 }
 
-func compileExprAt(s string, pos diag.Pos, posAt func(int) diag.Pos) (*Expr, error) {
+// CompileExprAt is CompileExpr with a map from rune offsets in s to positions.
+func CompileExprAt(s string, pos diag.Pos, posAt func(int) diag.Pos) (*Expr, error) {
 	if posAt == nil {
 		posAt = func(int) diag.Pos { return pos }
 	}
@@ -600,7 +605,7 @@ func (e *Expr) Bool(vars map[string]any) (bool, error) {
 	b, ok := v.(bool)
 	if !ok {
 		return false, &EvalError{Pos: e.Pos, Expr: strings.TrimSpace(e.Src),
-			Msg:  fmt.Sprintf("want true or false, got %s", describe(v)),
+			Msg:  fmt.Sprintf("want true or false, got %s", Describe(v)),
 			Hint: "compare explicitly, e.g. x == \"yes\" or len(x) > 0"}
 	}
 	return b, nil
@@ -608,16 +613,17 @@ func (e *Expr) Bool(vars map[string]any) (bool, error) {
 
 // Refs lists the top-level variables the expression reads, and whether each is
 // strict (an error when undefined) or covered by `??`.
-func (e *Expr) refs() []ref {
-	out := make([]ref, len(e.p.refs))
+func (e *Expr) Refs() []Ref {
+	out := make([]Ref, len(e.p.refs))
 	for i, r := range e.p.refs {
-		r.pos = e.posAt(r.Offset)
+		r.Pos = e.posAt(r.Offset)
 		out[i] = r
 	}
 	return out
 }
 
-func describe(v any) string {
+// Describe names a value for an error message: its Go type and its text, cut at 40 bytes.
+func Describe(v any) string {
 	if v == nil {
 		return "nil"
 	}
@@ -651,11 +657,11 @@ func HasTemplate(s string) bool { return strings.Contains(s, "{{") }
 // CompileTemplate compiles s, found at pos. Syntax errors come back as
 // *diag.Error at the `{{` of the bad part (or at the bad token when it can be placed).
 func CompileTemplate(s string, pos diag.Pos) (*Template, error) {
-	return compileTemplateAt(s, pos, nil)
+	return CompileTemplateAt(s, pos, nil)
 }
 
-// compileTemplateAt is CompileTemplate with a map from rune offsets in s to positions.
-func compileTemplateAt(s string, pos diag.Pos, posAt func(int) diag.Pos) (*Template, error) {
+// CompileTemplateAt is CompileTemplate with a map from rune offsets in s to positions.
+func CompileTemplateAt(s string, pos diag.Pos, posAt func(int) diag.Pos) (*Template, error) {
 	if posAt == nil {
 		posAt = func(int) diag.Pos { return pos }
 	}
@@ -737,12 +743,12 @@ func (t *Template) RenderString(vars map[string]any) (string, error) {
 	return Text(v), nil
 }
 
-func (t *Template) refs() []ref {
-	var out []ref
+func (t *Template) Refs() []Ref {
+	var out []Ref
 	for _, pt := range t.parts {
 		if pt.p != nil {
 			for _, r := range pt.p.refs {
-				r.pos = pt.posAt(r.Offset)
+				r.Pos = pt.posAt(r.Offset)
 				r.Offset += pt.offset
 				out = append(out, r)
 			}
@@ -845,12 +851,12 @@ func scanExpr(s string, i int) (int, error) {
 // per distinct source and cached. Errors are *EvalError (or *diag.Error for a
 // syntax error, which Load reports first).
 func RenderValue(v any, vars map[string]any) (any, error) {
-	return renderValue(v, vars, "", nil)
+	return RenderValueAt(v, vars, "", nil)
 }
 
-// renderValue walks v; pathOf names where a string sits ("json.version") so
+// RenderValueAt walks v; at names where a string sits ("json.version") so
 // that posOf can say where it came from in the playbook.
-func renderValue(v any, vars map[string]any, at string, posOf func(path string) (diag.Pos, func(int) diag.Pos)) (any, error) {
+func RenderValueAt(v any, vars map[string]any, at string, posOf func(path string) (diag.Pos, func(int) diag.Pos)) (any, error) {
 	switch x := v.(type) {
 	case string:
 		if !HasTemplate(x) {
@@ -861,7 +867,7 @@ func renderValue(v any, vars map[string]any, at string, posOf func(path string) 
 		if posOf != nil {
 			pos, posAt = posOf(at)
 		}
-		t, err := compileTemplateAt(x, pos, posAt)
+		t, err := CompileTemplateAt(x, pos, posAt)
 		if err != nil {
 			return nil, err
 		}
@@ -869,7 +875,7 @@ func renderValue(v any, vars map[string]any, at string, posOf func(path string) 
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			r, err := renderValue(e, vars, joinPath(at, k), posOf)
+			r, err := RenderValueAt(e, vars, JoinPath(at, k), posOf)
 			if err != nil {
 				return nil, err
 			}
@@ -879,7 +885,7 @@ func renderValue(v any, vars map[string]any, at string, posOf func(path string) 
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			r, err := renderValue(e, vars, fmt.Sprintf("%s[%d]", at, i), posOf)
+			r, err := RenderValueAt(e, vars, fmt.Sprintf("%s[%d]", at, i), posOf)
 			if err != nil {
 				return nil, err
 			}
@@ -891,7 +897,9 @@ func renderValue(v any, vars map[string]any, at string, posOf func(path string) 
 	}
 }
 
-func joinPath(at, k string) string {
+// JoinPath names key k inside the value at path at ("vars" + "port" is "vars.port"),
+// as RenderValueAt names the places it asks positions for.
+func JoinPath(at, k string) string {
 	if at == "" {
 		return k
 	}

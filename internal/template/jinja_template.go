@@ -1,4 +1,4 @@
-package playbooks
+package template
 
 import (
 	"fmt"
@@ -233,7 +233,7 @@ func (p *tparser) statement(word, rest string, line int) (*tnode, error) {
 		n := &tnode{kind: 'f', line: line}
 		for _, name := range strings.Split(lhs, ",") {
 			name = strings.TrimSpace(name)
-			if !identRe.MatchString(name) {
+			if !IsIdent(name) {
 				return nil, fmt.Errorf("line %d: for: %q is not a variable name", line, name)
 			}
 			n.names = append(n.names, name)
@@ -259,7 +259,7 @@ func (p *tparser) statement(word, rest string, line int) (*tnode, error) {
 	case "set":
 		name, val, ok := strings.Cut(rest, "=")
 		name = strings.TrimSpace(name)
-		if !ok || !identRe.MatchString(name) {
+		if !ok || !IsIdent(name) {
 			return nil, fmt.Errorf("line %d: want {%% set name = expression %%}", line)
 		}
 		prog, err := compile(val)

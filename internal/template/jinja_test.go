@@ -1,4 +1,4 @@
-package playbooks
+package template
 
 import (
 	"errors"

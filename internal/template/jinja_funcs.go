@@ -1,15 +1,17 @@
-package playbooks
+package template
 
 import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,7 +62,7 @@ func init() {
 			}
 			return strings.ToUpper(s[:1]) + strings.ToLower(s[1:])
 		}),
-		"title":  str1(func(s string) string { return strings.Title(strings.ToLower(s)) }), //nolint:staticcheck // Jinja's title is this simple
+		"title":  str1(title),
 		"length": fLength, "count": fLength,
 		"join": fJoin, "split": fSplit, "replace": fReplace,
 		"regex_replace": fRegexReplace, "regex_search": fRegexSearch, "regex_findall": fRegexFindall,
@@ -265,6 +267,22 @@ func str1(f func(string) string) jfunc {
 	return func(a []any, _ kwargs) (any, error) { return f(Text(arg(a, 0))), nil }
 }
 
+// title is Jinja's: each word (after a space, '-', '(', '{', '[' or '<')
+// starts upper case, the rest of it is lower case.
+func title(s string) string {
+	var b strings.Builder
+	start := true
+	for _, r := range s {
+		if start {
+			b.WriteRune(unicode.ToUpper(r))
+		} else {
+			b.WriteRune(unicode.ToLower(r))
+		}
+		start = unicode.IsSpace(r) || strings.ContainsRune("-({[<", r)
+	}
+	return b.String()
+}
+
 func kindTest(f func(any) bool) jfunc {
 	return func(a []any, _ kwargs) (any, error) { return f(arg(a, 0)), nil }
 }
@@ -376,7 +394,7 @@ func fLength(a []any, _ kwargs) (any, error) {
 	if v == nil {
 		return 0, nil
 	}
-	return nil, fmt.Errorf("length: want a string, list or mapping, got %s", describe(v))
+	return nil, fmt.Errorf("length: want a string, list or mapping, got %s", Describe(v))
 }
 
 // toList turns lists of any element type (and maps: their sorted keys) into []any.
@@ -393,7 +411,7 @@ func toList(v any) ([]any, error) {
 		}
 		return out, nil
 	case map[string]any:
-		keys := sortedKeys(x)
+		keys := slices.Sorted(maps.Keys(x))
 		out := make([]any, len(keys))
 		for i, k := range keys {
 			out[i] = k
@@ -408,16 +426,7 @@ func toList(v any) ([]any, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("want a list, got %s", describe(v))
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return nil, fmt.Errorf("want a list, got %s", Describe(v))
 }
 
 func fList(a []any, _ kwargs) (any, error) { return toList(arg(a, 0)) }
@@ -818,7 +827,7 @@ func fCombine(a []any, kw kwargs) (any, error) {
 		}
 		m, ok := x.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("combine: want mappings, got %s", describe(x))
+			return nil, fmt.Errorf("combine: want mappings, got %s", Describe(x))
 		}
 		merge(out, m)
 	}
@@ -828,11 +837,11 @@ func fCombine(a []any, kw kwargs) (any, error) {
 func fDict2items(a []any, kw kwargs) (any, error) {
 	m, ok := arg(a, 0).(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("dict2items: want a mapping, got %s", describe(arg(a, 0)))
+		return nil, fmt.Errorf("dict2items: want a mapping, got %s", Describe(arg(a, 0)))
 	}
 	kn, vn := Text(opt(a, kw, 1, "key_name", "key")), Text(opt(a, kw, 2, "value_name", "value"))
 	out := make([]any, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, map[string]any{kn: k, vn: m[k]})
 	}
 	return out, nil
@@ -998,7 +1007,7 @@ func fSum(a []any, kw kwargs) (any, error) {
 		}
 		n, ok := toNumber(x)
 		if !ok {
-			return nil, fmt.Errorf("sum: %s is not a number", describe(x))
+			return nil, fmt.Errorf("sum: %s is not a number", Describe(x))
 		}
 		total += n
 	}
@@ -1095,7 +1104,7 @@ func resultTest(key string, want bool) jfunc {
 	return func(a []any, _ kwargs) (any, error) {
 		m, ok := arg(a, 0).(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("is %s: want a registered result, got %s", key, describe(arg(a, 0)))
+			return nil, fmt.Errorf("is %s: want a registered result, got %s", key, Describe(arg(a, 0)))
 		}
 		v := toBool(m[key])
 		if key == "failed" && !want {
@@ -1257,7 +1266,7 @@ func jAdd(x, y any) (any, error) {
 			return append(append([]any{}, a...), b...), nil
 		}
 	}
-	return nil, fmt.Errorf("+: cannot add %s and %s (use ~ to join as text)", describe(x), describe(y))
+	return nil, fmt.Errorf("+: cannot add %s and %s (use ~ to join as text)", Describe(x), Describe(y))
 }
 
 var pyFmtRe = regexp.MustCompile(`%[-+ 0#]*\d*(?:\.\d+)?[sdifrxXoeEgG%]`)
@@ -1360,13 +1369,13 @@ func jMethod(p ...any) (any, error) {
 			return toList(r)
 		case "values":
 			out := []any{}
-			for _, k := range sortedKeys(r) {
+			for _, k := range slices.Sorted(maps.Keys(r)) {
 				out = append(out, r[k])
 			}
 			return out, nil
 		case "items":
 			out := []any{}
-			for _, k := range sortedKeys(r) {
+			for _, k := range slices.Sorted(maps.Keys(r)) {
 				out = append(out, []any{k, r[k]})
 			}
 			return out, nil
@@ -1379,7 +1388,7 @@ func jMethod(p ...any) (any, error) {
 					return i, nil
 				}
 			}
-			return nil, fmt.Errorf("index: %s is not in the list", describe(arg(args, 0)))
+			return nil, fmt.Errorf("index: %s is not in the list", Describe(arg(args, 0)))
 		case "count":
 			n := 0
 			for _, x := range r {
@@ -1390,7 +1399,7 @@ func jMethod(p ...any) (any, error) {
 			return n, nil
 		}
 	}
-	return nil, fmt.Errorf("%s has no method %s()", describe(recv), name)
+	return nil, fmt.Errorf("%s has no method %s()", Describe(recv), name)
 }
 
 func jRange(a []any, _ kwargs) (any, error) {
@@ -1423,8 +1432,14 @@ func jRange(a []any, _ kwargs) (any, error) {
 	return out, nil
 }
 
-// jLookup supports the lookups a deploy playbook uses on the controller: env, file.
+// jLookup supports the lookups a deploy playbook uses on the controller: env,
+// file. Its first argument is the variables (envArg puts them there): env
+// reads their env_vars, the environment the runner chose to show playbooks,
+// never the process's own (which holds credentials a play did not name).
 func jLookup(a []any, kw kwargs) (any, error) {
+	vars, _ := arg(a, 0).(map[string]any)
+	environ, _ := vars["env_vars"].(map[string]any)
+	a = a[min(1, len(a)):]
 	kind := Text(arg(a, 0))
 	var out []any
 	for _, x := range a[min(1, len(a)):] {
@@ -1433,14 +1448,14 @@ func jLookup(a []any, kw kwargs) (any, error) {
 			// The same rule as env_vars: the controller's credentials are
 			// not for playbooks to read unless a play names them (and so
 			// masks them); ferry's own never are.
-			if name := Text(x); credentialEnv(name) {
+			if name := Text(x); CredentialEnv(name) {
 				return nil, fmt.Errorf("lookup('env', %q): it holds a credential; name it in the play's secrets: as env_vars.%s and use {{ env_vars.%s }} (masked in output); ferry's own SSH key, passphrase and become password are never exposed", name, name, name)
 			}
-			v, ok := os.LookupEnv(Text(x))
+			v, ok := environ[Text(x)]
 			if !ok {
-				v = Text(kw["default"])
+				v = kw["default"]
 			}
-			out = append(out, v)
+			out = append(out, Text(v))
 		case "file", "ansible.builtin.file":
 			b, err := os.ReadFile(Text(x))
 			if err != nil {
