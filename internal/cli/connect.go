@@ -20,7 +20,7 @@ import (
 
 // HostFlags select hosts: the inventory sources, a limit and a bastion override.
 type HostFlags struct {
-	Inventory []string `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory file or directory (repeatable; several merge)."`
+	Inventory []string `short:"i" sep:"none" env:"FERRY_INVENTORY" placeholder:"FILE|DIR|HOST,..." help:"Inventory file or directory, or an inline host list such as web1,web2, (repeatable; several merge)."`
 	Limit     string   `short:"l" env:"FERRY_LIMIT" placeholder:"PATTERN" help:"Host pattern: group, host, glob, a:b (union), a:&b (intersection), a:!b (exclusion)."`
 	Bastion   string   `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
 	Forks     int      `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once."`
