@@ -103,7 +103,7 @@ func ciJobURL(getenv func(string) string) string {
 // WorkerCmd consumes deploy requests and launch notifications.
 type WorkerCmd struct {
 	// The host flags of a run, but no --limit: a request deploys to its whole environment.
-	Inventory      []string `short:"i" sep:"none" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory for requests whose environment ferry.yml does not define."`
+	Inventory      inventorySources `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory for requests whose environment ferry.yml does not define."`
 	Bastion        string   `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
 	Forks          int      `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once, per run."`
 	Queue          []string `required:"" env:"FERRY_QUEUE_URL" sep:"," placeholder:"URL" help:"SQS queue(s) to consume: the FIFO queue of deploy requests, and a standard queue for Auto Scaling lifecycle hooks (hooks cannot notify FIFO queues)."`
