@@ -281,9 +281,9 @@ func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // CheckCmd validates a playbook without connecting.
 type CheckCmd struct {
-	Playbook  string   `arg:"" type:"path" help:"Playbook file."`
+	Playbook  string           `arg:"" type:"path" help:"Playbook file."`
 	Inventory inventorySources `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Also check host patterns and variables against this inventory."`
-	Extra     []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
+	Extra     []string         `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
 }
 
 // Run implements the command. It stops on the first signal.

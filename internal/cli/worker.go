@@ -104,17 +104,17 @@ func ciJobURL(getenv func(string) string) string {
 type WorkerCmd struct {
 	// The host flags of a run, but no --limit: a request deploys to its whole environment.
 	Inventory      inventorySources `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory for requests whose environment ferry.yml does not define."`
-	Bastion        string   `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
-	Forks          int      `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once, per run."`
-	Queue          []string `required:"" env:"FERRY_QUEUE_URL" sep:"," placeholder:"URL" help:"SQS queue(s) to consume: the FIFO queue of deploy requests, and a standard queue for Auto Scaling lifecycle hooks (hooks cannot notify FIFO queues)."`
-	Concurrency    int      `default:"1" env:"FERRY_CONCURRENCY" help:"Messages worked on at once, per queue (rollouts of different environments in parallel)."`
-	Visibility     Duration `default:"2m" env:"FERRY_VISIBILITY" help:"How long a received message stays hidden from other workers; extended every third of it while its run lasts."`
-	Heartbeat      Duration `default:"1m" env:"FERRY_HEARTBEAT" help:"How often a launch's lifecycle action is kept alive while its deploy runs."`
-	LaunchPlaybook string   `env:"FERRY_LAUNCH_PLAYBOOK" placeholder:"FILE" help:"Playbook for launched instances when the hook's metadata names none."`
-	Output         string   `short:"o" env:"FERRY_OUTPUT" enum:"plain,json" default:"plain" help:"Log format of the worker and its runs: plain or json."`
-	RecordDir      string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
-	Grace          Duration `env:"FERRY_GRACE" default:"2m" help:"After SIGTERM: how long the in-flight host may take to finish or roll back."`
-	LockWait       Duration `env:"FERRY_LOCK_WAIT" default:"30m" placeholder:"DURATION" help:"How long a run queues for its environment's deploy lock (held by another worker's run) before it fails."`
+	Bastion        string           `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
+	Forks          int              `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once, per run."`
+	Queue          []string         `required:"" env:"FERRY_QUEUE_URL" sep:"," placeholder:"URL" help:"SQS queue(s) to consume: the FIFO queue of deploy requests, and a standard queue for Auto Scaling lifecycle hooks (hooks cannot notify FIFO queues)."`
+	Concurrency    int              `default:"1" env:"FERRY_CONCURRENCY" help:"Messages worked on at once, per queue (rollouts of different environments in parallel)."`
+	Visibility     Duration         `default:"2m" env:"FERRY_VISIBILITY" help:"How long a received message stays hidden from other workers; extended every third of it while its run lasts."`
+	Heartbeat      Duration         `default:"1m" env:"FERRY_HEARTBEAT" help:"How often a launch's lifecycle action is kept alive while its deploy runs."`
+	LaunchPlaybook string           `env:"FERRY_LAUNCH_PLAYBOOK" placeholder:"FILE" help:"Playbook for launched instances when the hook's metadata names none."`
+	Output         string           `short:"o" env:"FERRY_OUTPUT" enum:"plain,json" default:"plain" help:"Log format of the worker and its runs: plain or json."`
+	RecordDir      string           `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
+	Grace          Duration         `env:"FERRY_GRACE" default:"2m" help:"After SIGTERM: how long the in-flight host may take to finish or roll back."`
+	LockWait       Duration         `env:"FERRY_LOCK_WAIT" default:"30m" placeholder:"DURATION" help:"How long a run queues for its environment's deploy lock (held by another worker's run) before it fails."`
 }
 
 // Run implements the command.
