@@ -74,7 +74,7 @@ type CLI struct {
 	Enqueue   EnqueueCmd   `cmd:"" help:"Put a deploy request on the workers' SQS queue; prints the message ID."`
 	Version   VersionCmd   `cmd:"" help:"Print ferry's version."`
 
-	Completion kongplete.InstallCompletions `cmd:"" help:"Install shell completion (bash, zsh, fish)."`
+	Completion CompletionCmd `cmd:"" help:"Shell completion for bash, zsh or fish: print the script, --install it, --uninstall it."`
 }
 
 // Main runs ferry with args and returns the process exit code.
