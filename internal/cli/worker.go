@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/worker"
 	"github.com/ferrydeploy/ferry/output"
@@ -38,6 +39,9 @@ func (c *EnqueueCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if err := c.checkLocal(g); err != nil {
+		return err
+	}
 	r := worker.Request{
 		Kind: worker.RequestKind, Playbook: c.Playbook, Environment: c.Env, ExtraVars: extra,
 		Who: whoami(), Origin: origin(), JobURL: ciJobURL(os.Getenv), DedupID: c.DedupID, Time: time.Now().UTC(),
@@ -57,11 +61,35 @@ func (c *EnqueueCmd) Run(g *Globals) error {
 	if err != nil {
 		return diag.Invalidf("--queue: %v", err)
 	}
+	if err := f.CheckCredentials(g.ctx); err != nil {
+		return diag.Invalidf("%v: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where a role provides them (CI: the cloud's OIDC login)", err)
+	}
 	id, err := q.Send(g.ctx, string(body), c.Env, r.DedupID)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(g.stdout, id)
+	return nil
+}
+
+// checkLocal refuses, before anything is sent, a request the worker would
+// only fail on: in the deploy repository (a ferry.yml here), an
+// environment it does not define and a playbook that is not there or does
+// not validate. Elsewhere nothing local says what the worker has.
+func (c *EnqueueCmd) checkLocal(g *Globals) error {
+	cfg, err := g.loadConfig()
+	if err != nil || cfg == nil {
+		return err
+	}
+	if _, err := environments.Resolve(g.ctx, cfg, environments.Request{Env: c.Env, Getenv: os.Getenv}); err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.Playbook); err != nil {
+		return diag.Invalidf("playbook %s is not in this checkout: the worker reads it relative to its working directory, which should be the same checkout (%v)", c.Playbook, err)
+	}
+	if _, err := playbooks.Load(c.Playbook); err != nil {
+		return err
+	}
 	return nil
 }
 
