@@ -137,6 +137,9 @@ type hostRun struct {
 	finishedAt                time.Time
 	journal                   journal // changes still open on the host (guarded by Runner.mu)
 	unknown                   string  // why the host's state is unknown (a task's connection dropped); "" when known
+	// failedTask and failedResult are the last failure, for a rescue's
+	// ansible_failed_task and ansible_failed_result.
+	failedTask, failedResult map[string]any
 }
 
 // NewRunner prepares a run of pb.
