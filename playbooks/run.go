@@ -184,6 +184,9 @@ func (r *Runner) Run(ctx context.Context) Result {
 		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
 	}
 	r.builtins = r.makeBuiltins()
+	if err := r.pb.MissingLocalFiles(r.localVars(plans), r.opts.Tags, r.opts.SkipTags); err != nil {
+		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
+	}
 
 	// hard outlives ctx by Grace: running tasks use it. Rollbacks and
 	// `after` get their own budget (cleanup), so a task that used the whole
@@ -238,6 +241,25 @@ func (r *Runner) Run(ctx context.Context) Result {
 		}
 	}
 	return r.finish(code, status, msg, start)
+}
+
+// localVars gives each play's hosts' variables as the play's first batch
+// will see them, for the check of controller-side files before preflight.
+func (r *Runner) localVars(plans []playPlan) func(*Play) []map[string]any {
+	return func(play *Play) []map[string]any {
+		var out []map[string]any
+		for _, pp := range plans {
+			if pp.play != play {
+				continue
+			}
+			for _, h := range pp.hosts {
+				if v, err := r.vars(play, r.hostRunFor(h), 1, "running"); err == nil {
+					out = append(out, v)
+				}
+			}
+		}
+		return out
+	}
 }
 
 func (r *Runner) allHosts(plans []playPlan) []string {

@@ -454,7 +454,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	}
 	res, err := tasks.Call(tctx, mod, th, args)
 	if !th.Check {
-		r.settle(hr, mod.Spec(), args, vars, err != nil || res.Failed)
+		r.settle(hr, mod.Spec(), args, vars, err != nil || res.Failed, err == nil && res.Untouched)
 	}
 	// A lost connection makes the host's state unknown (it may have
 	// crashed); a task whose session never opened keeps the reason an

@@ -313,6 +313,9 @@ func (c *CheckCmd) check(g *Globals) error {
 	if err := pb.Check(knownVars(inv, extra)); err != nil {
 		return err
 	}
+	if err := pb.MissingLocalFiles(playbooks.CheckVars(inv, extra), nil, nil); err != nil {
+		return err
+	}
 	nTasks := 0
 	dynamic := false // an earlier play changes the inventory (group_by, add_host)
 	for _, p := range pb.Plays {
