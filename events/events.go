@@ -119,6 +119,9 @@ type Event struct {
 	Undo      *Undo         `json:"undo,omitempty"`      // Intent: how to restore it
 	Digest    string        `json:"digest,omitempty"`    // RunStart: SHA-256 of the playbook file, for --resume
 	ResumeOf  string        `json:"resume_of,omitempty"` // RunStart: the run this one resumes
+	// ExtraVars (RunStart): the run's -e values but the plays' secrets, so
+	// that --resume needs none of them again.
+	ExtraVars map[string]any `json:"extra_vars,omitempty"`
 }
 
 // Sink receives events. Emit must be safe for concurrent use and must not block

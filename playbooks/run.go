@@ -179,7 +179,7 @@ func (r *Runner) Run(ctx context.Context) Result {
 	start := r.opts.Now()
 	r.emit(events.Event{Kind: events.RunStart, Playbook: r.opts.Playbook, Env: r.opts.Env, Version: r.opts.Version,
 		Inventory: r.opts.Source, User: r.opts.User, Origin: r.opts.Origin, Check: r.opts.Check, Hosts: r.allHosts(plans),
-		Digest: PlaybookDigest(r.pb.Path), ResumeOf: r.opts.Resume.ID()})
+		Digest: PlaybookDigest(r.pb.Path), ResumeOf: r.opts.Resume.ID(), ExtraVars: r.recordedExtra()})
 	if err != nil {
 		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
 	}
@@ -241,6 +241,27 @@ func (r *Runner) Run(ctx context.Context) Result {
 		}
 	}
 	return r.finish(code, status, msg, start)
+}
+
+// recordedExtra is what the record keeps of -e: every value but those a
+// play declares secret.
+func (r *Runner) recordedExtra() map[string]any {
+	secret := map[string]bool{}
+	for _, p := range r.pb.Plays {
+		for _, n := range p.Secrets {
+			secret[n] = true
+		}
+	}
+	out := map[string]any{}
+	for k, v := range r.opts.Extra {
+		if !secret[k] {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // localVars gives each play's hosts' variables as the play's first batch

@@ -215,7 +215,12 @@ func (c *HistoryCmd) show(g *Globals, r runSummary, hosts []hostDetail) error {
 	w := g.stdout
 	fmt.Fprintf(w, "run %s · %s · env %s · version %s\n", r.RunID, r.Playbook, dash(r.Env), dash(r.Version))
 	fmt.Fprintf(w, "by %s from %s, started %s, %s\n", dash(r.User), dash(r.Origin), r.Started.Local().Format("2006-01-02 15:04:05"), r.Duration.Round(100*time.Millisecond))
-	fmt.Fprintf(w, "outcome: %s (exit %d)", r.Outcome, r.ExitCode)
+	if r.Outcome == "unfinished" {
+		// No run_end: the process was killed (or still runs); it exited with no code of its own.
+		fmt.Fprint(w, "outcome: unfinished (the record has no end: the run was killed, or is still running; `ferry status` shows what it left)")
+	} else {
+		fmt.Fprintf(w, "outcome: %s (exit %d)", r.Outcome, r.ExitCode)
+	}
 	if r.Msg != "" {
 		fmt.Fprintf(w, ": %s", r.Msg)
 	}
