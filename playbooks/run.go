@@ -274,7 +274,8 @@ func (r *Runner) localVars(plans []playPlan) func(*Play) []map[string]any {
 				continue
 			}
 			for _, h := range pp.hosts {
-				if v, err := r.vars(play, r.hostRunFor(h), 1, "running"); err == nil {
+				// A bare hostRun: the recap lists only hosts a play started on.
+				if v, err := r.vars(play, &hostRun{h: h, facts: map[string]any{}}, 1, "running"); err == nil {
 					out = append(out, v)
 				}
 			}
