@@ -20,7 +20,7 @@ import (
 // and a deploy playbook.
 type InitCmd struct {
 	Dir       string           `arg:"" optional:"" default:"." type:"path" help:"Directory to write into (default: the current one)."`
-	Inventory inventorySources `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR|HOST,..." help:"Share the hosts of this inventory out among the environments (one for you, then staging, then prod) instead of writing example hosts."`
+	Inventory inventorySources `short:"i" placeholder:"FILE|DIR|HOST,..." help:"Share the hosts of this inventory out among the environments (one for you, then staging, then prod) instead of writing example hosts."`
 	User      string           `placeholder:"NAME" help:"Your name in the personal environment (default: the login name)."`
 }
 
