@@ -44,12 +44,12 @@ var allowedImports = map[string][]string{
 	"internal/worker":   {"awsapi"},
 
 	// The runner.
-	"playbooks": {"awsapi", "diag", "events", "internal/exitcode", "internal/parallel", "internal/template",
+	"playbooks": {"awsapi", "diag", "events", "internal/exitcode", "internal/parallel", "internal/shell", "internal/template",
 		"internal/value", "internal/yamlnode", "inventory", "output", "ssh", "tasks"},
 	"playbooks/examples/app": nil,
 
 	// The commands, and the binary.
-	"internal/cli": {"awsapi", "diag", "environments", "events", "internal/exitcode", "internal/parallel",
+	"internal/cli": {"awsapi", "diag", "environments", "events", "internal/exitcode", "internal/parallel", "internal/shell",
 		"internal/template", "internal/worker", "inventory", "inventory/ec2", "output", "playbooks", "ssh", "tasks", "tui"},
 	"cmd/ferry": {"internal/cli"},
 

@@ -352,3 +352,16 @@ func wait(ctx context.Context, interval time.Duration, deadline time.Time, check
 }
 
 var errTimeout = errors.New("timed out")
+
+// CheckCredentials gets the base credentials once, so that a command
+// without any says so before its first call instead of with the SDK's
+// error from deep inside it.
+func (f *Factory) CheckCredentials(ctx context.Context) error {
+	if f.base.Credentials == nil {
+		return errors.New("no AWS credentials")
+	}
+	if _, err := f.base.Credentials.Retrieve(ctx); err != nil {
+		return fmt.Errorf("no AWS credentials (%v)", err)
+	}
+	return nil
+}

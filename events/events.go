@@ -119,8 +119,9 @@ type Event struct {
 	Undo      *Undo         `json:"undo,omitempty"`      // Intent: how to restore it
 	Digest    string        `json:"digest,omitempty"`    // RunStart: SHA-256 of the playbook file, for --resume
 	ResumeOf  string        `json:"resume_of,omitempty"` // RunStart: the run this one resumes
-	// RunStart: the run's -e values but version and the names any play
-	// declares secret: what a launch of the environment deploys again.
+	// Extra (RunStart): the run's -e values but version (Version holds it)
+	// and anything a play declares secret or that looks like a credential:
+	// what --resume and a launch of the environment need again.
 	Extra map[string]any `json:"extra_vars,omitempty"`
 }
 

@@ -73,7 +73,7 @@ func loadSource(ctx context.Context, p string, opts Options) (*Inventory, string
 			return hostList(p)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, "", &diag.Error{Pos: diag.Pos{File: p}, Msg: "inventory source not found", Hint: "check the path given to -i (a file, a directory, or host names separated by commas)"}
+			return nil, "", &diag.Error{Pos: diag.Pos{File: p}, Msg: "inventory source not found", Hint: "check the path given to -i: a file, a directory, or a host list with a comma in it (-i web1,web2 or -i web1,)"}
 		}
 		return nil, "", fmt.Errorf("inventory %s: %w", p, err)
 	}

@@ -24,6 +24,7 @@ type Plain struct {
 	github  bool // GITHUB_ACTIONS=true: ::group:: per batch, ::error:: per failed host
 	width   int
 	inGroup bool
+	check   bool // a --check run: each task's message is what it would do
 	now     func() time.Time
 }
 
@@ -46,6 +47,7 @@ func (p *Plain) Emit(e events.Event) {
 	host := func() string { return fmt.Sprintf("%s %-*s | ", stamp, p.width, e.Host) }
 	switch e.Kind {
 	case events.RunStart:
+		p.check = e.Check
 		parts := []string{"ferry run " + e.RunID, e.Playbook}
 		if e.Env != "" {
 			parts = append(parts, "env "+e.Env)
@@ -90,7 +92,7 @@ func (p *Plain) Emit(e events.Event) {
 		if e.Duration > 0 {
 			line += fmt.Sprintf(" (%s)", round(e.Duration))
 		}
-		if e.Msg != "" && (e.Status == events.StatusFailed || p.verbose > 0 || e.Module == "debug") {
+		if e.Msg != "" && (e.Status == events.StatusFailed || p.verbose > 0 || e.Module == "debug" || p.check) {
 			line += ": " + e.Msg
 		}
 		fmt.Fprintln(p.w, line)

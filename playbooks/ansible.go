@@ -444,3 +444,18 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// AnsibleAlias says which of ferry's modules runs an Ansible module name
+// (short or FQCN) in a playbook, and how its parameters map: Ansible's name
+// to ferry's, "-" for accepted and ignored. `ferry doc` uses it so that doc
+// and playbooks resolve a name the same way.
+func AnsibleAlias(name string) (module string, params map[string]string, ok bool) {
+	m, a, ok := lookupAnsible(name)
+	if !ok {
+		return "", nil, false
+	}
+	if a != nil {
+		params = a.params
+	}
+	return m, params, true
+}

@@ -158,6 +158,7 @@ func (l *loader) subLoader(path string, at *yaml.Node, what string) (*loader, *y
 		l.errs = append(l.errs, sub.yamlError(err))
 		return nil, nil
 	}
+	sub.statements(&doc)
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return sub, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
 	}

@@ -36,12 +36,16 @@ type checker struct {
 	defined map[string]bool
 	later   map[string]diag.Pos // registered by some task of the play, for the hint
 	onCtl   bool                // checking before/after, which run on the controller
+	rescue  map[*Task]bool      // tasks of a rescue: list, which see ansible_failed_task and _result
 	src     []byte              // the file of the task being checked (roles and includes have their own)
 	errs    diag.List
 }
 
 func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
-	c := &checker{pb: p, known: known, later: map[string]diag.Pos{}}
+	c := &checker{pb: p, known: known, later: map[string]diag.Pos{}, rescue: map[*Task]bool{}}
+	for _, list := range [][]*Task{play.HostTasks(), play.Rollback, play.Handlers} {
+		markRescue(list, c.rescue)
+	}
 	for _, t := range play.AllTasks() {
 		for _, n := range t.defines() {
 			if _, ok := c.later[n]; !ok {
@@ -121,12 +125,20 @@ func (c *checker) tasks(list []*Task) {
 			}
 		}
 		c.src = t.src
-		// the task's own vars exist while it runs
+		// the task's own vars exist while it runs, and in a rescue what failed
 		var scoped []string
-		for k := range t.Vars {
+		scope := func(k string) {
 			if !c.defined[k] {
 				c.defined[k] = true
 				scoped = append(scoped, k)
+			}
+		}
+		for k := range t.Vars {
+			scope(k)
+		}
+		if c.rescue[t] {
+			for _, k := range FailureVars {
+				scope(k)
 			}
 		}
 		for _, e := range t.When {
@@ -198,4 +210,23 @@ func (c *checker) ref(r template.Ref, extra string) {
 		src = c.pb.src
 	}
 	c.errs = append(c.errs, diag.New(src, pos, hint, "undefined variable %q", r.Name))
+}
+
+// FailureVars are Ansible's variables of a rescue: section: the task that
+// failed (name, action) and its result (msg, rc, ...).
+var FailureVars = []string{"ansible_failed_task", "ansible_failed_result"}
+
+// markRescue marks every task that runs in a rescue: section of list.
+func markRescue(list []*Task, in map[*Task]bool) {
+	for _, t := range list {
+		if !t.IsBlock {
+			continue
+		}
+		for _, r := range flattenTasks(t.Rescue) {
+			in[r] = true
+		}
+		markRescue(t.Block, in)
+		markRescue(t.Rescue, in)
+		markRescue(t.Always, in)
+	}
 }

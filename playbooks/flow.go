@@ -106,7 +106,12 @@ func (r *Runner) runBlock(ctx context.Context, play *Play, hr *hostRun, t *Task,
 	if !ok && len(t.Rescue) > 0 {
 		hr.recap.Failed-- // rescued, as Ansible counts it
 		hr.recap.OK++
+		// Ansible's view of what failed exists during the rescue only.
+		hr.facts[FailureVars[0]], hr.facts[FailureVars[1]] = hr.failedTask, hr.failedResult
 		ok, msg = run(t.Rescue)
+		for _, k := range FailureVars {
+			delete(hr.facts, k)
+		}
 	}
 	if len(t.Always) > 0 {
 		if aok, amsg := run(t.Always); !aok && ok {

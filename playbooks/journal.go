@@ -152,7 +152,14 @@ func (r *Runner) moduleJournal(hr *hostRun, spec tasks.Spec, args, vars map[stri
 // settle journals what a task undid: the changes it restores when it did
 // not fail, and, for a module with Undo (elb), a change its State no longer
 // holds (registered again, or nothing was drained after all).
-func (r *Runner) settle(hr *hostRun, spec tasks.Spec, args, vars map[string]any, failed bool) {
+func (r *Runner) settle(hr *hostRun, spec tasks.Spec, args, vars map[string]any, failed, untouched bool) {
+	if failed && untouched && spec.Undo == "" && spec.Leaves != nil && hr != nil {
+		// The call changed nothing: what it was about to leave was never left.
+		if c, ok := spec.Leaves(args, vars); ok {
+			r.undone(hr, c.Key)
+		}
+		return
+	}
 	if spec.Undo != "" {
 		if hr == nil || spec.Leaves == nil {
 			return

@@ -67,16 +67,39 @@ func TestSettleAsksSpec(t *testing.T) {
 		t.Errorf("elb intent: %+v %+v", evs[0], u)
 	}
 
-	r.settle(hr, spec(t, "systemd"), map[string]any{"name": "app", "state": "started"}, vars, true)
+	r.settle(hr, spec(t, "systemd"), map[string]any{"name": "app", "state": "started"}, vars, true, false)
 	hr.state[tasks.ElbStateKey] = "lbs" // a register that failed: State still holds the drain
-	r.settle(hr, elb, map[string]any{"state": "registered"}, vars, true)
+	r.settle(hr, elb, map[string]any{"state": "registered"}, vars, true, false)
 	if got := hr.journal.left(); got != "out of load balancer, unit app stopped" {
 		t.Fatalf("a failed start or an elb whose State holds the drain closed a change: left %q", got)
 	}
-	r.settle(hr, spec(t, "systemd"), map[string]any{"name": "app.service", "state": "restarted"}, vars, false)
+	r.settle(hr, spec(t, "systemd"), map[string]any{"name": "app.service", "state": "restarted"}, vars, false, false)
 	hr.state[tasks.ElbStateKey] = nil
-	r.settle(hr, elb, map[string]any{"state": "registered"}, vars, false)
+	r.settle(hr, elb, map[string]any{"state": "registered"}, vars, false, false)
 	if got := hr.journal.left(); got != "" {
 		t.Errorf("left %q after start and register", got)
+	}
+}
+
+// A stop that failed before changing anything (the unit does not exist)
+// leaves nothing stopped: the recap must not say so.
+func TestSettleUntouchedFailureClosesIntent(t *testing.T) {
+	r := NewRunner(&Playbook{}, Options{})
+	hr := r.hostRunFor(&inventory.Host{Name: "web1"})
+	args := map[string]any{"name": "api", "state": "stopped"}
+	c, ok := intentOf(spec(t, "systemd"), args, nil, false, "")
+	if !ok {
+		t.Fatal("a stop journals its intent")
+	}
+	if err := r.intent(hr, c); err != nil {
+		t.Fatal(err)
+	}
+	r.settle(hr, spec(t, "systemd"), args, nil, true, false)
+	if got := hr.journal.left(); got != "unit api stopped" {
+		t.Fatalf("a stop that failed after acting: left %q, want the unit stopped", got)
+	}
+	r.settle(hr, spec(t, "systemd"), args, nil, true, true)
+	if got := hr.journal.left(); got != "" {
+		t.Errorf("a stop of a unit that does not exist: left %q, want nothing", got)
 	}
 }

@@ -72,6 +72,7 @@ func Parse(path string, src []byte) (*Playbook, error) {
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		return nil, diag.List{l.yamlError(err)}.Err()
 	}
+	l.statements(&doc)
 	if doc.Kind == 0 || len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
 		l.errorf(diag.Pos{File: path, Line: 1, Col: 1}, "a playbook is a list of plays: start with `- hosts: PATTERN`", "playbook is empty")
 		return nil, l.errs.Err()

@@ -33,6 +33,9 @@ type Resumed struct {
 	Env      string
 	Version  string
 	Digest   string
+	// Extra is the -e values the run recorded (not the plays' secrets):
+	// --resume takes each one not given again.
+	Extra    map[string]any
 	ended    bool                       // the run wrote its run_end
 	status   events.Status              // ... with this status
 	open     map[string]*journal        // host ("" = controller) → changes still open
@@ -198,7 +201,7 @@ func loadJournal(dir, runID, playbook, env string, trusting bool) (*Resumed, err
 	// The first run of the chain fixes the plan (order, task list) and the
 	// fingerprint the playbook is checked against.
 	first := chain[0][0]
-	res.Digest, res.Version = first.Digest, first.Version
+	res.Digest, res.Version, res.Extra = first.Digest, first.Version, first.Extra
 	for ci, evs := range chain {
 		// inPlay: host_end before any play_start is a resumed run reporting
 		// hosts finished earlier; a play's name may be "" (an unnamed play).
@@ -583,14 +586,19 @@ func (r *Runner) interruptedSummary(batch []string, byName map[string]*hostRun) 
 type LeftOut struct {
 	RunID    string `json:"run_id"`
 	Playbook string `json:"playbook"`
+	Env      string `json:"env,omitempty"`       // the run's --env ("" for -i only)
+	Source   string `json:"inventory,omitempty"` // the run's -i
 	Host     string `json:"host"`
 	Left     string `json:"left"` // "out of load balancer, unit app stopped"
+	// Ended is how the run ended ("failed", "interrupted", ...); "" when it
+	// did not finish (killed, or still running).
+	Ended string `json:"ended,omitempty"`
 }
 
 // LeftByDeadRuns lists, for env, what the runs in dir that neither
 // finished nor were resumed left undone (`ferry status`).
 func LeftByDeadRuns(dir, env string) ([]LeftOut, error) {
-	hs, _, err := heads(dir)
+	hs, all, err := heads(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -614,11 +622,41 @@ func LeftByDeadRuns(dir, env string) ([]LeftOut, error) {
 		if err != nil {
 			continue
 		}
+		ended := ""
+		if h.end != nil {
+			ended = string(h.end.Status)
+		}
 		for _, host := range r.openOrd {
-			if left := r.open[host].left(); left != "" {
-				out = append(out, LeftOut{RunID: r.RunID, Playbook: r.Playbook, Host: host, Left: left})
+			if left := r.open[host].left(); left != "" && !restoredLater(hs, all, h, host) {
+				out = append(out, LeftOut{RunID: r.RunID, Playbook: r.Playbook, Env: h.start.Env, Source: h.start.Inventory, Host: host, Left: left, Ended: ended})
 			}
 		}
 	}
 	return out, nil
+}
+
+// restoredLater reports whether a run started after h's finished host's
+// task list, or left it in service: what h left there is gone.
+func restoredLater(hs []recordHead, all map[string][]events.Event, h recordHead, host string) bool {
+	if host == "" {
+		return false
+	}
+	for _, later := range hs {
+		if !later.start.Time.After(h.start.Time) || later.start.Check {
+			continue
+		}
+		if later.end != nil {
+			for _, rc := range later.end.Recap {
+				if rc.Host == host && rc.Left == events.LeftInService {
+					return true
+				}
+			}
+		}
+		for _, e := range all[later.start.RunID] {
+			if e.Kind == events.HostEnd && e.Host == host && (e.Status == events.StatusOK || e.Status == events.StatusChanged) {
+				return true
+			}
+		}
+	}
+	return false
 }

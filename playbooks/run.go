@@ -138,6 +138,9 @@ type hostRun struct {
 	finishedAt                time.Time
 	journal                   journal // changes still open on the host (guarded by Runner.mu)
 	unknown                   string  // why the host's state is unknown (a task's connection dropped); "" when known
+	// failedTask and failedResult are the last failure, for a rescue's
+	// ansible_failed_task and ansible_failed_result.
+	failedTask, failedResult map[string]any
 }
 
 // NewRunner prepares a run of pb.
@@ -182,6 +185,9 @@ func (r *Runner) Run(ctx context.Context) Result {
 		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
 	}
 	r.builtins = r.makeBuiltins()
+	if err := r.pb.MissingLocalFiles(r.localVars(plans), r.opts.Tags, r.opts.SkipTags); err != nil {
+		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
+	}
 
 	// hard outlives ctx by Grace: running tasks use it. Rollbacks and
 	// `after` get their own budget (cleanup), so a task that used the whole
@@ -236,6 +242,26 @@ func (r *Runner) Run(ctx context.Context) Result {
 		}
 	}
 	return r.finish(code, status, msg, start)
+}
+
+// localVars gives each play's hosts' variables as the play's first batch
+// will see them, for the check of controller-side files before preflight.
+func (r *Runner) localVars(plans []playPlan) func(*Play) []map[string]any {
+	return func(play *Play) []map[string]any {
+		var out []map[string]any
+		for _, pp := range plans {
+			if pp.play != play {
+				continue
+			}
+			for _, h := range pp.hosts {
+				// A bare hostRun: the recap lists only hosts a play started on.
+				if v, err := r.vars(play, &hostRun{h: h, facts: map[string]any{}}, 1, "running"); err == nil {
+					out = append(out, v)
+				}
+			}
+		}
+		return out
+	}
 }
 
 func (r *Runner) allHosts(plans []playPlan) []string {

@@ -192,6 +192,7 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 	}
 	start := r.opts.Now()
 	ev := events.Event{Host: hostName, Task: t.DisplayName(), TaskIndex: idx, Module: t.Module, Rollback: rollback, Batch: batch}
+	var result any // the task's result, once it ran: ansible_failed_result when it fails
 	end := func(st events.Status, msg string) {
 		e := ev
 		e.Kind, e.Status, e.Msg, e.Duration = events.TaskEnd, st, msg, r.opts.Now().Sub(start)
@@ -199,6 +200,9 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 			e.Msg = noLogMsg
 		}
 		r.emit(e)
+		if hr != nil && st == events.StatusFailed {
+			hr.failedTask, hr.failedResult = failure(t, e.Task, e.Msg, result)
+		}
 		if hr != nil {
 			switch st {
 			case events.StatusOK:
@@ -285,6 +289,7 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 			hr.facts[k] = v
 		}
 	}
+	result = out.result
 	if out.status == events.StatusFailed && t.IgnoreErrors {
 		end(events.StatusFailed, out.msg+" (ignored)")
 		if hr != nil {
@@ -450,7 +455,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	}
 	res, err := tasks.Call(tctx, mod, th, args)
 	if !th.Check {
-		r.settle(hr, mod.Spec(), args, vars, err != nil || res.Failed)
+		r.settle(hr, mod.Spec(), args, vars, err != nil || res.Failed, err == nil && res.Untouched)
 	}
 	// A lost connection makes the host's state unknown (it may have
 	// crashed); a task whose session never opened keeps the reason an
@@ -534,4 +539,24 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 // that depend on what it read can say truthfully what they would do.
 func readOnly(t *Task) bool {
 	return len(t.ChangedWhen) == 1 && strings.TrimSpace(t.ChangedWhen[0].Src) == "false"
+}
+
+// failure is what a rescue: section sees of a failed task, as Ansible's
+// ansible_failed_task and ansible_failed_result (no_log hides the result).
+func failure(t *Task, name, msg string, result any) (task, res map[string]any) {
+	task = map[string]any{"name": name, "action": t.Module}
+	res = map[string]any{}
+	if m, ok := result.(map[string]any); ok && !t.NoLog {
+		for k, v := range m {
+			res[k] = v
+		}
+	}
+	if t.NoLog {
+		res["censored"] = noLogMsg
+	}
+	res["failed"] = true
+	if _, ok := res["msg"]; !ok || t.NoLog {
+		res["msg"] = msg
+	}
+	return task, res
 }

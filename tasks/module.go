@@ -153,6 +153,10 @@ type Outcome struct {
 	Result  map[string]any // what `register` stores (stdout, stderr, rc, status, json, ...)
 	Facts   map[string]any // set_fact: variables to set on the host
 	Diff    string         // --check / changed: what would change / changed, human-readable
+	// Untouched: the call failed before it changed anything on the host (a
+	// unit that does not exist), so what Spec.Leaves said it was about to
+	// leave was never left.
+	Untouched bool
 	// Inventory lists the changes to the run's inventory (Spec.Inventory).
 	Inventory []InventoryChange
 }

@@ -84,23 +84,32 @@ func (systemdModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	}
 	var changes []string
 	active := ""
+	missing := false
 	for _, l := range strings.Split(string(res.Stdout), "\n") {
 		if c, ok := strings.CutPrefix(l, "changed: "); ok {
 			changes = append(changes, c)
 		} else if s, ok := strings.CutPrefix(l, "state: "); ok {
 			active = s
+		} else if strings.HasPrefix(l, "missing: ") {
+			missing = true
 		}
 	}
 	result := map[string]any{"name": name, "state": active, "changes": toAnyList(changes)}
 	if hasEnabled {
 		result["enabled"] = enabled
 	}
+	if missing {
+		// --check: an earlier task may install the unit, which --check did not do.
+		result["found"] = false
+		return Outcome{Msg: fmt.Sprintf("unit %s does not exist on the host: the run fails here unless an earlier task installs it", name), Result: result}, nil
+	}
 	if res.ExitCode != 0 {
 		msg := lastLine(res.Stderr)
 		if msg == "" {
 			msg = failMsg("systemctl", res)
 		}
-		return Outcome{Failed: true, Msg: msg, Result: result, Diff: strings.Join(changes, "\n")}, nil
+		// Exit 3: the unit does not exist, so nothing was stopped.
+		return Outcome{Failed: true, Untouched: res.ExitCode == 3, Msg: msg, Result: result, Diff: strings.Join(changes, "\n")}, nil
 	}
 	if len(changes) == 0 {
 		return Outcome{Msg: fmt.Sprintf("%s is %s", name, orNone(active)), Result: result}, nil
@@ -137,7 +146,7 @@ func systemdScript(name, state string, hasEnabled, enabled, reload bool, wait ti
 	}
 	// A unit that does not exist fails at once, not after the wait.
 	b.WriteString(`l=$(systemctl show -p LoadState --value "$u" 2>/dev/null) || l=""; ` +
-		`if [ "$l" = not-found ] && [ "$c" = 0 ]; then echo "unit $u not found: check the name (systemctl list-unit-files)" >&2; exit 3; fi; `)
+		`if [ "$l" = not-found ]; then if [ "$c" = 1 ]; then echo "missing: $u"; exit 0; fi; echo "unit $u not found: check the name (systemctl list-unit-files)" >&2; exit 3; fi; `)
 	if hasEnabled {
 		b.WriteString(`e=$(systemctl is-enabled "$u" 2>/dev/null) || true; `)
 		if enabled {

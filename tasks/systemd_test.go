@@ -74,10 +74,15 @@ func TestSystemdCheckModeAndFailures(t *testing.T) {
 	if !out.Changed || strings.Contains(calls(t, d), "start") {
 		t.Fatalf("check mode: %+v %q", out, calls(t, d))
 	}
+	// --check says a unit does not exist (an earlier task may install it).
+	out = runModule(t, h, "systemd", map[string]any{"name": "missing", "state": "stopped"})
+	if out.Failed || out.Changed || !strings.Contains(out.Msg, "unit missing does not exist") {
+		t.Fatalf("check mode, missing unit: %+v", out)
+	}
 	h.Check = false
 	out = runModule(t, h, "systemd", map[string]any{"name": "missing", "state": "started"})
-	if !out.Failed || !strings.Contains(out.Msg, "not found") {
-		t.Fatalf("missing unit: %+v", out)
+	if !out.Failed || !strings.Contains(out.Msg, "not found") || !out.Untouched {
+		t.Fatalf("missing unit: %+v (want failed, and untouched: nothing was stopped)", out)
 	}
 	out = runModule(t, h, "systemd", map[string]any{"name": "crashy", "state": "started", "wait_timeout": "2s"})
 	if !out.Failed || !strings.Contains(out.Msg, "crashy failed to start") {

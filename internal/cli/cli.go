@@ -73,9 +73,10 @@ type CLI struct {
 	Lock      LockCmd      `cmd:"" help:"The deploy lock of an environment: status, release."`
 	Worker    WorkerCmd    `cmd:"" help:"Run deploy requests and Auto Scaling launches from SQS (see docs/worker.md)."`
 	Enqueue   EnqueueCmd   `cmd:"" help:"Put a deploy request on the workers' SQS queue; prints the message ID."`
+	Init      InitCmd      `cmd:"" help:"Start a deploy repository: a commented ferry.yml, an inventory per environment, a deploy playbook."`
 	Version   VersionCmd   `cmd:"" help:"Print ferry's version."`
 
-	Completion kongplete.InstallCompletions `cmd:"" help:"Install shell completion (bash, zsh, fish)."`
+	Completion CompletionCmd `cmd:"" help:"Shell completion for bash, zsh or fish: print the script, --install it, --uninstall it."`
 }
 
 // Main runs ferry with args and env (KEY=VALUE, as os.Environ gives it: the

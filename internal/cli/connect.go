@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/alecthomas/kong"
 	"golang.org/x/term"
 
 	"github.com/ferrydeploy/ferry/diag"
@@ -20,10 +21,10 @@ import (
 
 // HostFlags select hosts: the inventory sources, a limit and a bastion override.
 type HostFlags struct {
-	Inventory []string `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory file or directory (repeatable; several merge)."`
-	Limit     string   `short:"l" env:"FERRY_LIMIT" placeholder:"PATTERN" help:"Host pattern: group, host, glob, a:b (union), a:&b (intersection), a:!b (exclusion)."`
-	Bastion   string   `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
-	Forks     int      `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once."`
+	Inventory inventorySources `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR|HOST,..." help:"Inventory file or directory, or an inline host list such as web1,web2, (repeatable; several merge)."`
+	Limit     string           `short:"l" env:"FERRY_LIMIT" placeholder:"PATTERN" help:"Host pattern: group, host, glob, a:b (union), a:&b (intersection), a:!b (exclusion)."`
+	Bastion   string           `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
+	Forks     int              `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once."`
 }
 
 // loadInventory loads -i sources; with none, it says how to give one.
@@ -257,6 +258,23 @@ func (he *hostErrors) err(verb string) error {
 		return exit(exitcode.Unreachable, fmt.Errorf("%s", strings.Join(parts, "; ")))
 	case len(he.failed) > 0:
 		return exit(exitcode.Failed, fmt.Errorf("%s", strings.Join(parts, "; ")))
+	}
+	return nil
+}
+
+// inventorySources are the -i arguments, each taken whole: Ansible's inline
+// host list ("web1,web2," or "web1,") has commas in it, so neither -i nor
+// FERRY_INVENTORY is split on them. An empty FERRY_INVENTORY names none.
+type inventorySources []string
+
+// Decode implements kong.MapperValue.
+func (s *inventorySources) Decode(ctx *kong.DecodeContext) error {
+	var v string
+	if err := ctx.Scan.PopValueInto("inventory", &v); err != nil {
+		return err
+	}
+	if v != "" {
+		*s = append(*s, v)
 	}
 	return nil
 }

@@ -242,16 +242,18 @@ func (c *RunCmd) prepareEnv(g *Globals, extra map[string]any) (*envHosts, error)
 	return e, nil
 }
 
-// load is the inventory of --env/--branch (ferry.yml), else of -i; with an
-// environment, keep names its hosts (its limit applied).
+// load is the inventory of the environment resolved as run resolves it
+// (--env, --branch, else the CI's or git's branch through ferry.yml's
+// personal pattern when there is no -i), else of -i; with an environment,
+// keep names its hosts (its limit applied).
 func (c *InventoryCmd) load(g *Globals, hf *HostFlags) (*inventory.Inventory, hostSet, error) {
-	if c.Env == "" && c.Branch == "" {
-		inv, err := hf.loadInventory(g.ctx)
-		return inv, nil, err
-	}
 	t, err := g.resolveTarget(c.Env, c.Branch, len(hf.Inventory) > 0, false, false)
 	if err != nil {
 		return nil, nil, err
+	}
+	if t == nil {
+		inv, err := hf.loadInventory(g.ctx)
+		return inv, nil, err
 	}
 	e, err := hf.loadEnv(g.ctx, t)
 	if err != nil {

@@ -19,7 +19,7 @@ type ExecCmd struct {
 	Become     bool     `short:"b" env:"FERRY_BECOME" help:"Run the command as root (sudo -n), or as --become-user."`
 	BecomeUser string   `env:"FERRY_BECOME_USER" placeholder:"USER" help:"User to become (implies --become)."`
 	Timeout    Duration `env:"FERRY_COMMAND_TIMEOUT" default:"0" help:"Stop the command on a host after this long (0: no limit)."`
-	Command    []string `arg:"" passthrough:"" placeholder:"-- COMMAND" help:"Command line, run by the remote login shell."`
+	Command    []string `arg:"" passthrough:"partial" placeholder:"-- COMMAND" help:"Command line, run by the remote login shell."`
 }
 
 // Run implements the command.

@@ -35,8 +35,8 @@ type runSummary struct {
 	Playbook    string        `json:"playbook,omitempty"`
 	Version     string        `json:"version,omitempty"`
 	Check       bool          `json:"check,omitempty"`
-	Outcome     string        `json:"outcome"` // ok, failed, interrupted, unreachable, locked, unfinished
-	ExitCode    int           `json:"exit_code"`
+	Outcome     string        `json:"outcome"`   // ok, failed, interrupted, unreachable, locked, unfinished
+	ExitCode    *int          `json:"exit_code"` // null for an unfinished run: it ended with no code of its own
 	Duration    time.Duration `json:"duration_ns"`
 	Hosts       int           `json:"hosts"`
 	FailedHosts []string      `json:"failed_hosts,omitempty"`
@@ -70,7 +70,8 @@ func summarize(path string, evs []events.Event) runSummary {
 			s.RunID, s.Started, s.User, s.Origin, s.Env, s.Playbook, s.Version, s.Check = e.RunID, e.Time, e.User, e.Origin, e.Env, e.Playbook, e.Version, e.Check
 			s.Hosts = len(e.Hosts)
 		case events.RunEnd:
-			s.Outcome, s.ExitCode, s.Duration, s.Msg = string(e.Status), e.ExitCode, e.Duration, e.Msg
+			code := e.ExitCode
+			s.Outcome, s.ExitCode, s.Duration, s.Msg = string(e.Status), &code, e.Duration, e.Msg
 			if e.ExitCode == exitcode.Locked {
 				s.Outcome = "locked"
 			}
@@ -217,7 +218,12 @@ func (c *HistoryCmd) show(g *Globals, r runSummary, hosts []hostDetail) error {
 	w := g.stdout
 	fmt.Fprintf(w, "run %s · %s · env %s · version %s\n", safe(r.RunID), safe(r.Playbook), safe(dash(r.Env)), safe(dash(r.Version)))
 	fmt.Fprintf(w, "by %s from %s, started %s, %s\n", safe(dash(r.User)), safe(dash(r.Origin)), r.Started.Local().Format("2006-01-02 15:04:05"), r.Duration.Round(100*time.Millisecond))
-	fmt.Fprintf(w, "outcome: %s (exit %d)", r.Outcome, r.ExitCode)
+	if r.Outcome == "unfinished" {
+		// No run_end: the process was killed (or still runs); it exited with no code of its own.
+		fmt.Fprint(w, "outcome: unfinished (the record has no end: the run was killed, or is still running; `ferry status` shows what it left)")
+	} else {
+		fmt.Fprintf(w, "outcome: %s (exit %d)", r.Outcome, *r.ExitCode)
+	}
 	if r.Msg != "" {
 		fmt.Fprintf(w, ": %s", safe(r.Msg))
 	}

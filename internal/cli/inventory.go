@@ -10,12 +10,12 @@ import (
 
 // InventoryCmd shows the inventory like ansible-inventory.
 type InventoryCmd struct {
-	Inventory []string `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory file or directory (repeatable)."`
-	List      bool     `xor:"mode" help:"All groups and host variables, as ansible-inventory --list (JSON). The default."`
-	Graph     bool     `xor:"mode" help:"The group tree."`
-	Host      string   `xor:"mode" placeholder:"NAME" help:"One host's variables (JSON)."`
-	Group     string   `arg:"" optional:"" help:"With --graph: the group to start from (default all)."`
-	FerryVars bool     `name:"ferry-vars" help:"Also show the variables ferry computes for every host (address, user, port, groups, ...)."`
+	Inventory inventorySources `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR|HOST,..." help:"Inventory file or directory, or an inline host list such as web1,web2, (repeatable)."`
+	List      bool             `xor:"mode" help:"All groups and host variables, as ansible-inventory --list (JSON). The default."`
+	Graph     bool             `xor:"mode" help:"The group tree."`
+	Host      string           `xor:"mode" placeholder:"NAME" help:"One host's variables (JSON)."`
+	Group     string           `arg:"" optional:"" help:"With --graph: the group to start from (default all)."`
+	FerryVars bool             `name:"ferry-vars" help:"Also show the variables ferry computes for every host (address, user, port, groups, ...)."`
 	EnvFlags
 }
 

@@ -76,6 +76,19 @@ func (c *RunCmd) Run(g *Globals) error {
 	var resumed *playbooks.Resumed
 	if c.Resume != "" {
 		if resumed, err = playbooks.LoadJournal(c.RecordDir, c.Resume, c.Playbook, c.Env); err == nil {
+			// The record holds the run's -e values (not its secrets): what
+			// is not given again is taken from there, version included.
+			for k, v := range resumed.Extra {
+				if _, given := extra[k]; !given {
+					extra[k] = v
+				}
+			}
+			if version == "" {
+				version = resumed.Version
+				if _, given := extra["version"]; !given && version != "" {
+					extra["version"] = version
+				}
+			}
 			err = resumed.Check(pb, inv, c.Env, version)
 		}
 		if err != nil {
@@ -102,23 +115,29 @@ func (c *RunCmd) Run(g *Globals) error {
 			mode = "tui"
 		}
 	}
+	// stop is the graceful abort: signals (via g.ctx), the TUI's `a`, and
+	// an output that can no longer be written.
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	defer catchSIGPIPE()()
+	stdout := &closedOutput{w: g.stdout, closed: func(err error) {
+		rec.Emit(events.Event{Kind: events.Warning, RunID: runID, Time: time.Now().UTC(), Msg: outputClosedMsg(err)})
+		stop()
+	}}
+
 	var renderer events.Sink
 	var tuiCh chan events.Event
 	switch mode {
 	case "json":
-		renderer = output.NewJSON(g.stdout)
+		renderer = output.NewJSON(stdout)
 	case "plain":
-		renderer = output.NewPlain(g.stdout, g.Verbose, g.env.Get("GITHUB_ACTIONS") == "true")
+		renderer = output.NewPlain(stdout, g.Verbose, g.env.Get("GITHUB_ACTIONS") == "true")
 	case "tui":
 		tuiCh = make(chan events.Event, 4096)
 		renderer = events.SinkFunc(func(e events.Event) { tuiCh <- e })
 	}
 	mask := output.NewMask(events.Fanout{rec, renderer})
 	mask.Add(playbooks.ControllerSecrets(g.env.Get)...) // SSH key (line by line), passphrase, become password, AWS keys
-
-	// stop is the graceful abort: signals (via g.ctx) and the TUI's `a`.
-	stopCtx, stop := context.WithCancel(ctx)
-	defer stop()
 
 	opts := playbooks.Options{
 		Environ:          g.env.List(),
@@ -282,9 +301,9 @@ func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // CheckCmd validates a playbook without connecting.
 type CheckCmd struct {
-	Playbook  string   `arg:"" type:"path" help:"Playbook file."`
-	Inventory []string `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Also check host patterns and variables against this inventory."`
-	Extra     []string `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
+	Playbook  string           `arg:"" type:"path" help:"Playbook file."`
+	Inventory inventorySources `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Also check host patterns and variables against this inventory."`
+	Extra     []string         `short:"e" name:"extra-vars" sep:"none" placeholder:"KEY=VALUE|@FILE" help:"Extra variables the run will get."`
 }
 
 // Run implements the command. It stops on the first signal.
@@ -312,6 +331,9 @@ func (c *CheckCmd) check(g *Globals) error {
 		}
 	}
 	if err := pb.Check(knownVars(inv, extra)); err != nil {
+		return err
+	}
+	if err := pb.MissingLocalFiles(playbooks.CheckVars(inv, extra), nil, nil); err != nil {
 		return err
 	}
 	nTasks := 0

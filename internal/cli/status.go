@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/shell"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/playbooks"
 )
@@ -249,7 +251,7 @@ func printStatus(w io.Writer, st *envStatus) {
 			rel := r.Releases[a]
 			state := "ok"
 			if rel.Version != st.Versions[a] {
-				state = "DRIFT (majority " + safe(st.Versions[a]) + ")"
+				state = "DRIFT" + majority(safe(st.Versions[a]), "")
 			}
 			if r.OutOfLB {
 				state += ", OUT OF SERVICE"
@@ -259,7 +261,7 @@ func printStatus(w io.Writer, st *envStatus) {
 		}
 		for _, a := range apps {
 			if _, ok := r.Releases[a]; !ok {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\tDRIFT (not deployed; majority %s)%s\n", r.Host, safe(a), safe(st.Versions[a]), lb)
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\tDRIFT%s%s\n", r.Host, safe(a), majority(safe(st.Versions[a]), "not deployed"), lb)
 			}
 		}
 	}
@@ -269,12 +271,57 @@ func printStatus(w io.Writer, st *envStatus) {
 		if who == "" {
 			who = "controller"
 		}
-		fmt.Fprintf(w, "LEFT BY RUN %s (it did not finish): %s %s; restore with: ferry run %s --resume %s\n", l.RunID, who, safe(strings.ToUpper(l.Left)), safe(l.Playbook), safe(l.RunID))
+		how := "it did not finish"
+		if l.Ended != "" {
+			how = "it ended " + l.Ended
+		}
+		fmt.Fprintf(w, "LEFT BY RUN %s (%s): %s %s; restore with: %s\n", safe(l.RunID), how, who, safe(strings.ToUpper(l.Left)), safe(resumeCommand(l)))
 	}
 	if st.LBError != "" {
 		fmt.Fprintf(w, "load balancers: %s\n", st.LBError)
 	}
 	printLocks(w, st.Env, st.Locks, len(st.Hosts))
+}
+
+// majority says, in parentheses, what the other hosts run (and why the
+// host drifts); nothing about a majority when there is none to name.
+func majority(version, why string) string {
+	var parts []string
+	if why != "" {
+		parts = append(parts, why)
+	}
+	if version != "" {
+		parts = append(parts, "majority "+version)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+// resumeCommand is the command that finishes (or restores) what a run
+// left: the record holds its version and -e values, so only where it
+// deployed must be said again.
+func resumeCommand(l playbooks.LeftOut) string {
+	where := ""
+	switch {
+	case l.Env != "":
+		where = " --env " + shell.Quote(l.Env)
+	case l.Source != "":
+		// The record joins the -i sources with commas; an inline host list
+		// has commas of its own, so split only into sources that exist.
+		parts := strings.Split(l.Source, ",")
+		for _, p := range parts {
+			if _, err := os.Stat(p); err != nil {
+				parts = []string{l.Source}
+				break
+			}
+		}
+		for _, p := range parts {
+			where += " -i " + shell.Quote(p)
+		}
+	}
+	return fmt.Sprintf("ferry run %s%s --resume %s", shell.Quote(l.Playbook), where, l.RunID)
 }
 
 // printLocks summarises the lock files of env found on the hosts.

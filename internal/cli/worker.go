@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/worker"
 	"github.com/ferrydeploy/ferry/output"
@@ -39,6 +40,9 @@ func (c *EnqueueCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if err := c.checkLocal(g); err != nil {
+		return err
+	}
 	r := worker.Request{
 		Kind: worker.RequestKind, Playbook: c.Playbook, Environment: c.Env, ExtraVars: extra,
 		Who: whoami(g.env), Origin: origin(g.env), JobURL: ciJobURL(g.env.Get), DedupID: c.DedupID, Time: time.Now().UTC(),
@@ -58,11 +62,35 @@ func (c *EnqueueCmd) Run(g *Globals) error {
 	if err != nil {
 		return diag.Invalidf("--queue: %v", err)
 	}
+	if err := f.CheckCredentials(g.ctx); err != nil {
+		return diag.Invalidf("%v: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where a role provides them (CI: the cloud's OIDC login)", err)
+	}
 	id, err := q.Send(g.ctx, string(body), c.Env, r.DedupID)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(g.stdout, id)
+	return nil
+}
+
+// checkLocal refuses, before anything is sent, a request the worker would
+// only fail on: in the deploy repository (a ferry.yml here), an
+// environment it does not define and a playbook that is not there or does
+// not validate. Elsewhere nothing local says what the worker has.
+func (c *EnqueueCmd) checkLocal(g *Globals) error {
+	cfg, err := g.loadConfig()
+	if err != nil || cfg == nil {
+		return err
+	}
+	if _, err := environments.Resolve(g.ctx, cfg, environments.Request{Env: c.Env, Getenv: g.env.Get}); err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.Playbook); err != nil {
+		return diag.Invalidf("playbook %s is not in this checkout: the worker reads it relative to its working directory, which should be the same checkout (%v)", c.Playbook, err)
+	}
+	if _, err := playbooks.Load(c.Playbook); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -104,18 +132,18 @@ func ciJobURL(getenv func(string) string) string {
 // WorkerCmd consumes deploy requests and launch notifications.
 type WorkerCmd struct {
 	// The host flags of a run, but no --limit: a request deploys to its whole environment.
-	Inventory      []string `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory for requests whose environment ferry.yml does not define."`
-	Bastion        string   `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
-	Forks          int      `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once, per run."`
-	Queue          []string `required:"" env:"FERRY_QUEUE_URL" sep:"," placeholder:"URL" help:"SQS queue(s) to consume: the FIFO queue of deploy requests, and a standard queue for Auto Scaling lifecycle hooks (hooks cannot notify FIFO queues)."`
-	Concurrency    int      `default:"1" env:"FERRY_CONCURRENCY" help:"Messages worked on at once, per queue (rollouts of different environments in parallel)."`
-	Visibility     Duration `default:"2m" env:"FERRY_VISIBILITY" help:"How long a received message stays hidden from other workers; extended every third of it while its run lasts."`
-	Heartbeat      Duration `default:"1m" env:"FERRY_HEARTBEAT" help:"How often a launch's lifecycle action is kept alive while its deploy runs."`
-	LaunchPlaybook string   `env:"FERRY_LAUNCH_PLAYBOOK" placeholder:"FILE" help:"Playbook for launched instances when the hook's metadata names none."`
-	Output         string   `short:"o" env:"FERRY_OUTPUT" enum:"plain,json" default:"plain" help:"Log format of the worker and its runs: plain or json."`
-	RecordDir      string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
-	Grace          Duration `env:"FERRY_GRACE" default:"2m" help:"After SIGTERM: how long the in-flight host may take to finish or roll back."`
-	LockWait       Duration `env:"FERRY_LOCK_WAIT" default:"30m" placeholder:"DURATION" help:"How long a run queues for its environment's deploy lock (held by another worker's run) before it fails."`
+	Inventory      inventorySources `short:"i" env:"FERRY_INVENTORY" placeholder:"FILE|DIR" help:"Inventory for requests whose environment ferry.yml does not define."`
+	Bastion        string           `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
+	Forks          int              `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once, per run."`
+	Queue          []string         `required:"" env:"FERRY_QUEUE_URL" sep:"," placeholder:"URL" help:"SQS queue(s) to consume: the FIFO queue of deploy requests, and a standard queue for Auto Scaling lifecycle hooks (hooks cannot notify FIFO queues)."`
+	Concurrency    int              `default:"1" env:"FERRY_CONCURRENCY" help:"Messages worked on at once, per queue (rollouts of different environments in parallel)."`
+	Visibility     Duration         `default:"2m" env:"FERRY_VISIBILITY" help:"How long a received message stays hidden from other workers; extended every third of it while its run lasts."`
+	Heartbeat      Duration         `default:"1m" env:"FERRY_HEARTBEAT" help:"How often a launch's lifecycle action is kept alive while its deploy runs."`
+	LaunchPlaybook string           `env:"FERRY_LAUNCH_PLAYBOOK" placeholder:"FILE" help:"Playbook for launched instances when the hook's metadata names none."`
+	Output         string           `short:"o" env:"FERRY_OUTPUT" enum:"plain,json" default:"plain" help:"Log format of the worker and its runs: plain or json."`
+	RecordDir      string           `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
+	Grace          Duration         `env:"FERRY_GRACE" default:"2m" help:"After SIGTERM: how long the in-flight host may take to finish or roll back."`
+	LockWait       Duration         `env:"FERRY_LOCK_WAIT" default:"30m" placeholder:"DURATION" help:"How long a run queues for its environment's deploy lock (held by another worker's run) before it fails."`
 	// The allow-list: a message is data from whoever can send to the
 	// queue, so it asks only for what the worker's operator allows.
 	PlaybookDir string   `name:"playbook-dir" env:"FERRY_PLAYBOOK_DIR" default:"." placeholder:"DIR" help:"Requests name playbooks relative to this directory (no absolute paths, no '..', no symlinks out of it)."`
