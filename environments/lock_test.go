@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -279,5 +280,28 @@ func TestAcquireWithoutPrivilege(t *testing.T) {
 		if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
 			t.Errorf("%s: lock left after the failure: %v", h.Name, err)
 		}
+	}
+}
+
+// passwordFirst is a connection whose sudo left the become password
+// unread on stdin (NOPASSWD): it must not end up in the record.
+type passwordFirst struct{ *dirConn }
+
+func (c passwordFirst) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error) {
+	if opts.Stdin != nil {
+		opts.Stdin = io.MultiReader(strings.NewReader("hunter2\n"), opts.Stdin)
+	}
+	return c.dirConn.Run(ctx, cmd, opts)
+}
+
+func TestWriteReleaseSkipsUnreadPassword(t *testing.T) {
+	hosts, _ := dirHosts(t, "app1")
+	dc := hosts[0].Conn.(*dirConn)
+	if err := WriteRelease(context.Background(), passwordFirst{dc}, Release{App: "demo", Version: "v3"}, ssh.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dc.dir, "demo.json"))
+	if err != nil || strings.Contains(string(b), "hunter2") || !strings.HasPrefix(string(b), `{"app":"demo"`) {
+		t.Errorf("record %q, %v", b, err)
 	}
 }

@@ -54,9 +54,9 @@ func AppName(app, playbook string) string {
 }
 
 // WriteRelease records rel on the host in one round trip: the file is
-// written in a private temporary directory next to its destination, given
-// its mode, then renamed over the old one, so readers see the old or the
-// new file, never a part. (A run records its hosts' releases with the
+// written to a private temporary file next to its destination, then
+// renamed over the old one, so readers see the old or the new file, never
+// a part. (A run records its hosts' releases with the
 // release of its lock instead: Lock.Release.)
 func WriteRelease(ctx context.Context, conn Conn, rel Release, become ssh.RunOptions) error {
 	script, stdin, err := recordScript([]Release{rel})
@@ -83,29 +83,32 @@ const stateFailed = "FERRY-STATE-ERROR"
 
 // recordScript writes rels (one per app: the last one of an app wins) on
 // the host: the script and its stdin, where the records travel (never on
-// a command line), one JSON line each after stateMarker.
+// a command line), one JSON line each after stateMarker. Each file is
+// written to a fresh private temporary file next to it (mktemp: 0600,
+// in root's 0700 directory), then renamed over the old one.
 func recordScript(rels []Release) (string, io.Reader, error) {
 	byApp := map[string]Release{}
 	for _, rel := range rels {
 		rel.App = AppName(rel.App, "")
 		byApp[rel.App] = rel
 	}
+	// Shell builtins read the records; two processes per file (mktemp, mv):
+	// on hundreds of hosts at once, every extra process shows.
 	var script, payload strings.Builder
 	fmt.Fprintf(&script, `set -e; umask 077
-d=%s; mkdir -p "$d"
-t=$(mktemp -d "$d/.tmp.XXXXXX")
-trap 'rm -rf "$t"' EXIT
-sed -n '/^%s$/,$p' | sed 1d >"$t/all"
+d=%s; [ -d "$d" ] || mkdir -p "$d"
+t=; trap '[ -z "$t" ] || rm -f "$t"' EXIT
+while IFS= read -r l; do [ "$l" != %s ] || break; done
 `, stateDir, stateMarker)
 	payload.WriteString("\n" + stateMarker + "\n")
-	for n, app := range sortedApps(byApp) {
+	for _, app := range sortedApps(byApp) {
 		b, err := json.Marshal(byApp[app])
 		if err != nil {
 			return "", nil, err
 		}
 		payload.Write(b)
 		payload.WriteString("\n")
-		fmt.Fprintf(&script, "sed -n %dp \"$t/all\" >\"$t/f\"; [ -s \"$t/f\" ]; chmod 0600 \"$t/f\"; mv -f \"$t/f\" \"$d/\"%s.json\n", n+1, shell.Quote(app))
+		fmt.Fprintf(&script, "IFS= read -r r; [ -n \"$r\" ]; t=$(mktemp \"$d/.tmp.XXXXXX\"); printf '%%s\\n' \"$r\" >\"$t\"; mv -f \"$t\" \"$d/\"%s.json; t=\n", shell.Quote(app))
 	}
 	return script.String(), strings.NewReader(payload.String()), nil
 }
