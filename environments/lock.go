@@ -279,10 +279,15 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// yieldWait bounds how long a run waits for a holder whose gate comes
-// after its own to give way: that holder gives up as soon as it meets
-// this run, so this is a few round trips unless it has proceeded.
-const yieldWait = 2 * time.Second
+// How long a run waits for a holder whose gate comes after its own to give
+// way: that holder gives up as soon as it meets this run and gives back
+// what it took, about two round trips, so the wait is a few of this run's
+// own round trips (bounded), not a queue behind a holder that proceeded.
+const (
+	yieldRoundTrips = 4
+	yieldMin        = 250 * time.Millisecond
+	yieldMax        = 2 * time.Second
+)
 
 // Acquire takes the environment's lock on every host: the first host in
 // sorted order (the gate) alone, then all the others at once. When a host
@@ -383,15 +388,18 @@ func (l *Lock) tryAll(ctx context.Context, raw []byte) (*HeldError, error) {
 	}
 	todo := []int{0} // the gate alone first
 	gatePassed := false
-	var yieldUntil time.Time
+	var yieldFrom time.Time
+	var slowest time.Duration // this run's slowest round so far
 	pause := 20 * time.Millisecond
 	for adoptions := 0; ; {
 		adopt := append([]string(nil), l.adopt...)
 		answers := make([]lockAnswer, len(todo))
 		errs := make([]error, len(todo))
+		began := time.Now()
 		parallel.Each(ctx, len(todo), 0, func(k int) {
 			answers[k], errs[k] = l.opts.run(ctx, l.hosts[todo[k]], "acquire", l.Info.Token, raw, adopt)
 		})
+		slowest = max(slowest, time.Since(began))
 		var retry []int
 		var conflict, yielding *HeldError // a holder that goes first; one that gives way
 		var failed error
@@ -466,10 +474,10 @@ func (l *Lock) tryAll(ctx context.Context, raw []byte) (*HeldError, error) {
 					return nil, fmt.Errorf("lock %s: could not take over the lock of a dead run", l.Info.Env)
 				}
 			} else {
-				if yieldUntil.IsZero() {
-					yieldUntil = time.Now().Add(yieldWait)
+				if yieldFrom.IsZero() {
+					yieldFrom = time.Now()
 				}
-				if !time.Now().Before(yieldUntil) {
+				if time.Since(yieldFrom) >= min(max(yieldRoundTrips*slowest, yieldMin), yieldMax) {
 					giveBack()
 					return yielding, nil
 				}
