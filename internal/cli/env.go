@@ -194,19 +194,18 @@ func (c *RunCmd) runHooks(pb *playbooks.Playbook, e *envHosts, conn *connector, 
 	var mu sync.Mutex
 	records := map[string][]environments.Release{} // by host, written at the release of the lock
 	targets := map[string]*inventory.Host{}
-	writeRecords := func(ctx context.Context, locked map[string]bool) {
-		// Hosts the lock does not cover (added by add_host): a command of their own.
-		mu.Lock()
+	// writeRecords records the releases of hosts the lock does not cover
+	// (added by add_host): a command of their own.
+	writeRecords := func(ctx context.Context, recs map[string][]environments.Release, locked map[string]bool) {
 		var rest []string
-		for name := range records {
+		for name := range recs {
 			if !locked[name] {
 				rest = append(rest, name)
 			}
 		}
-		mu.Unlock()
 		parallel.Each(ctx, len(rest), 0, func(i int) {
 			name := rest[i]
-			for _, rel := range records[name] {
+			for _, rel := range recs[name] {
 				if err := environments.WriteRelease(ctx, hostConn{conn, targets[name]}, rel, become()); err != nil {
 					emit(events.Event{Kind: events.Warning, Host: name, Msg: fmt.Sprintf("deployed, but its release state was not recorded: %v", err)})
 				}
@@ -277,14 +276,7 @@ func (c *RunCmd) runHooks(pb *playbooks.Playbook, e *envHosts, conn *connector, 
 			} else {
 				emit(events.Event{Kind: events.Lock, Env: e.name(), Status: events.StatusSkipped, Duration: time.Since(started), Msg: e.name() + " released"})
 			}
-			mu.Lock()
-			for name, rs := range recs {
-				if !locked[name] {
-					records[name] = rs
-				}
-			}
-			mu.Unlock()
-			writeRecords(ctx, locked)
+			writeRecords(ctx, recs, locked)
 		}, nil
 	}
 	secret := map[string]bool{}
