@@ -90,7 +90,8 @@ func TestLockScopeBastionInventory(t *testing.T) {
 	if n, _ := d.sessionsSince(t, "app1", appMark); n == 0 {
 		t.Fatal("app1's log shows no command either: the bastion check proves nothing")
 	}
-	if out, err := d.Exec(context.Background(), bastion.Name, "ls -A /var/lib/ferry 2>&1; true"); err != nil || !strings.Contains(out, "No such file") {
+	// (Files, not the directory: a lab host's /var shows the machine's own beneath it.)
+	if out, err := d.Exec(context.Background(), bastion.Name, "ls /var/lib/ferry/locks/default.json /var/lib/ferry/demo.json 2>/dev/null; true"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("the bastion has ferry state: %q %v", out, err)
 	}
 
@@ -181,7 +182,15 @@ func TestLockLocalConnection(t *testing.T) {
 	pb := filepath.Join(dir, "local.yml")
 	os.WriteFile(pb, []byte(fmt.Sprintf("- hosts: ctl\n  vars: {app: %s}\n  tasks:\n    - command: 'true'\n", app)), 0o600)
 	state := filepath.Join("/var/lib/ferry", app+".json")
-	t.Cleanup(func() { exec.Command("sudo", "-n", "rm", "-f", state).Run() })
+	_, err := os.Stat("/var/lib/ferry")
+	existed := err == nil
+	t.Cleanup(func() {
+		exec.Command("sudo", "-n", "rm", "-f", state).Run()
+		if !existed { // leave the machine as it was (lab hosts see its /var beneath theirs)
+			exec.Command("sudo", "-n", "rm", "-f", "/var/lib/ferry/locks/.guard").Run()
+			exec.Command("sudo", "-n", "rmdir", "/var/lib/ferry/locks", "/var/lib/ferry").Run()
+		}
+	})
 
 	r := ferry(t, []string{"FERRY_CONFIG=" + cfg, "FERRY_RECORD_DIR=" + t.TempDir()}, "run", pb, "--env", env, "-e", "version=v7", "--output", "plain")
 	if r.code != 0 || !strings.Contains(r.stdout, env+" locked on 1 hosts") {
