@@ -116,7 +116,10 @@ func TestRoundTripBudget(t *testing.T) {
 					per[kind(c)]++
 				}
 				n := tasksRun[h.Name]
-				if n == 0 || len(cmds) > n+3 || per["lock"] != 2 || per["preflight"] > 1 || per["task"] > n {
+				// The total is the budget; the lock's two are checked apart so that
+				// a lock or release record that costs a command per task or per
+				// write shows as such.
+				if n == 0 || len(cmds) > n+3 || per["lock"] != 2 {
 					var list []string
 					for i, c := range cmds {
 						list = append(list, fmt.Sprintf("  %2d %-9s %s", i+1, kind(c), short(c)))
