@@ -2,12 +2,14 @@ package environments
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"sort"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/internal/shell"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/ssh"
@@ -23,10 +26,12 @@ import (
 // The deploy lock of an environment lives on its hosts: one file per host,
 // /var/lib/ferry/locks/<env>.json, changed only under flock(1) on that host,
 // so each host's check-and-set is atomic. A run holds the environment when
-// it holds the file on every host of the environment; it takes them one by
-// one in sorted host order and gives back all it took at the first host
-// held by someone else. docs/environments.md has the argument for why two
-// contenders can never both proceed.
+// it holds the file on every host of its list; it takes the first host of
+// the list (in sorted order: its gate) alone, then all the others at once,
+// and gives back all it took when one is held by someone else (after
+// waiting briefly for a holder whose gate comes later, which gives way).
+// docs/environments.md has the argument for why two contenders never both
+// proceed and one of them does.
 
 // Conn runs a command on a host (an *ssh.Client, a tasks.Conn).
 type Conn interface {
@@ -54,6 +59,15 @@ type LockInfo struct {
 	Heartbeat time.Time     `json:"heartbeat"`
 	Age       time.Duration `json:"age_ns"`
 	Host      string        `json:"host,omitempty"`
+	// Gate is the first host of the holder's list: of two runs that meet,
+	// the one with the earlier gate goes first.
+	Gate string `json:"gate,omitempty"`
+	// Machine, BootID, PID and PIDStart name the holder's process, so a
+	// run on the same machine can tell that the holder is dead.
+	Machine  string `json:"machine,omitempty"`
+	BootID   string `json:"boot_id,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	PIDStart string `json:"pid_start,omitempty"`
 }
 
 // String shows the holder on one line; what the lock file claims (its
@@ -70,6 +84,18 @@ func (i LockInfo) String() string {
 		s += ", since " + i.Started.UTC().Format("2006-01-02 15:04:05Z")
 	}
 	return s + fmt.Sprintf(", heartbeat %s ago)", i.Age.Round(time.Second))
+}
+
+// PrivilegeError: the lock file cannot be written on a host because the
+// login user cannot become root there without a password.
+type PrivilegeError struct {
+	Host string
+	Msg  string // what sudo said
+}
+
+func (e *PrivilegeError) Error() string {
+	return fmt.Sprintf("the deploy lock cannot be written on %s: the login user cannot become root there (%s); ferry keeps the lock in %s as root: give that user passwordless sudo on %s, set FERRY_BECOME_PASSWORD, or, if the playbook never deploys to %s, keep it out of the plays' hosts: patterns or of the environment's limit",
+		e.Host, e.Msg, lockDir, e.Host, e.Host)
 }
 
 // HeldError: someone else holds the environment's lock (exit 5).
@@ -114,6 +140,10 @@ type Lock struct {
 	done     chan struct{}
 	once     sync.Once
 	lostOnce sync.Once
+	// adopt: run ids whose files acquire takes over (the resumed run, dead
+	// holders of this machine); warned: dead holders already reported.
+	adopt  []string
+	warned map[string]bool
 }
 
 // DefaultLockTimeout is how old a heartbeat makes a lock stale.
@@ -123,16 +153,22 @@ const lockDir = "/var/lib/ferry/locks"
 
 // lockScript runs one operation on one host's lock file under flock. Output:
 // a line "FERRY-LOCK <state> <age seconds>", then the file (one JSON line).
-func lockScript(op, env, token string, timeout time.Duration, info []byte, resumes string) string {
+// adopt lists the run ids whose files acquire takes over at once (a run
+// this one resumes, a holder whose process is gone).
+func lockScript(op, env, token string, timeout time.Duration, info []byte, adopt []string) string {
+	quoted := make([]string, len(adopt))
+	for i, a := range adopt {
+		quoted[i] = shell.Quote(a)
+	}
 	return fmt.Sprintf(`set -u; umask 077
-d=%[1]s; f="$d/"%[2]s.json; tok=%[3]s; res=%[7]s
+d=%[1]s; f="$d/"%[2]s.json; tok=%[3]s
 mkdir -p "$d" || exit 90
 exec 9>"$d/.guard"
 flock -w 10 9 || { echo "FERRY-LOCK busy 0"; exit 0; }
 now=$(date +%%s)
 age=0; [ -f "$f" ] && age=$(( now - $(stat -c %%Y "$f") ))
 mine=no; [ -f "$f" ] && grep -q "\"token\":\"$tok\"" "$f" && mine=yes
-adopt=no; [ -n "$res" ] && [ -f "$f" ] && grep -q "\"run_id\":\"$res\"" "$f" && adopt=yes
+adopt=no; if [ -f "$f" ]; then for res in %[7]s; do grep -q "\"run_id\":\"$res\"" "$f" && adopt=yes; done; fi
 write() { t=$(mktemp "$d/.tmp.XXXXXX") && printf '%%s\n' %[5]s >"$t" && mv -f "$t" "$f"; }
 case %[4]s in
 acquire)
@@ -149,13 +185,14 @@ release)
 force)
   if [ -f "$f" ]; then echo "FERRY-LOCK released $age"; cat "$f"; rm -f "$f"; else echo "FERRY-LOCK free 0"; fi ;;
 esac
-`, lockDir, shell.Quote(env), shell.Quote(token), op, shell.Quote(string(info)), int(timeout.Seconds()), shell.Quote(resumes))
+`, lockDir, shell.Quote(env), shell.Quote(token), op, shell.Quote(string(info)), int(timeout.Seconds()), strings.Join(quoted, " "))
 }
 
 // lockAnswer is one host's answer to a lock operation.
 type lockAnswer struct {
-	state string
-	info  *LockInfo // the file as it was (held, stale, lost, force)
+	state    string
+	info     *LockInfo // the file as it was (held, stale, lost, force)
+	stateErr error     // the release record written with it failed
 }
 
 func parseLockAnswer(out []byte) (lockAnswer, error) {
@@ -194,16 +231,33 @@ func parseLockAnswer(out []byte) (lockAnswer, error) {
 	return a, nil
 }
 
-func (o LockOptions) run(ctx context.Context, h LockHost, op, token string, info []byte) (lockAnswer, error) {
+// deniedBySudo reports whether sudo's complaint means the login user
+// cannot become root without a password (as opposed to a failing command).
+func deniedBySudo(stderr string) bool {
+	for _, m := range []string{"a password is required", "a terminal is required", "is not in the sudoers", "is not allowed to run sudo", "may not run sudo"} {
+		if strings.Contains(stderr, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// exec runs one lock script (op names it in errors) as root on h.
+func (o LockOptions) exec(ctx context.Context, h LockHost, op, script string, stdin io.Reader) (lockAnswer, error) {
 	ro := o.Become
 	ro.Become = true
-	ro.Stdin, ro.Stdout, ro.Stderr = nil, nil, nil
-	res, err := h.Conn.Run(ctx, lockScript(op, o.Info.Env, token, o.Timeout, info, o.Resumes), ro)
+	ro.Stdout, ro.Stderr = nil, nil
+	ro.Stdin = stdin
+	res, err := h.Conn.Run(ctx, script, ro)
 	if err != nil {
 		return lockAnswer{}, fmt.Errorf("lock %s on %s: %w", op, h.Name, err)
 	}
+	stderr := strings.TrimSpace(string(res.Stderr))
 	if res.ExitCode != 0 {
-		return lockAnswer{}, fmt.Errorf("lock %s on %s: exit %d: %s", op, h.Name, res.ExitCode, strings.TrimSpace(string(res.Stderr)))
+		if deniedBySudo(stderr) {
+			return lockAnswer{}, &PrivilegeError{Host: h.Name, Msg: stderr}
+		}
+		return lockAnswer{}, fmt.Errorf("lock %s on %s: exit %d: %s", op, h.Name, res.ExitCode, stderr)
 	}
 	a, err := parseLockAnswer(res.Stdout)
 	if err != nil {
@@ -212,7 +266,14 @@ func (o LockOptions) run(ctx context.Context, h LockHost, op, token string, info
 	if a.info != nil {
 		a.info.Host = h.Name
 	}
+	if bytes.Contains(res.Stdout, []byte(stateFailed)) {
+		a.stateErr = fmt.Errorf("record release on %s: %s", h.Name, stderr)
+	}
 	return a, nil
+}
+
+func (o LockOptions) run(ctx context.Context, h LockHost, op, token string, info []byte, adopt []string) (lockAnswer, error) {
+	return o.exec(ctx, h, op, lockScript(op, o.Info.Env, token, o.Timeout, info, adopt), nil)
 }
 
 func newToken() string {
@@ -221,11 +282,23 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Acquire takes the environment's lock on every host, in sorted host
-// order, one after the other. At the first host held by another run it
-// gives back what it took and, within opts.Wait, tries again after a
-// random back-off; then it returns a *HeldError naming the holder. The returned Lock heartbeats
-// until Release.
+// How long a run waits for a holder whose gate comes after its own to give
+// way: that holder gives up as soon as it meets this run and gives back
+// what it took, about two round trips, so the wait is a few of this run's
+// own round trips (bounded), not a queue behind a holder that proceeded.
+const (
+	yieldRoundTrips = 4
+	yieldMin        = 250 * time.Millisecond
+	yieldMax        = 2 * time.Second
+)
+
+// Acquire takes the environment's lock on every host: the first host in
+// sorted order (the gate) alone, then all the others at once. When a host
+// is held by another run it gives back what it took and, within
+// opts.Wait, tries again after a random back-off; then it returns a
+// *HeldError naming the holder. A holder that is a dead process of this
+// machine is taken over at once (with a warning). The returned Lock
+// heartbeats until Release.
 func Acquire(ctx context.Context, hosts []LockHost, opts LockOptions) (*Lock, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultLockTimeout
@@ -244,6 +317,8 @@ func Acquire(ctx context.Context, hosts []LockHost, opts LockOptions) (*Lock, er
 		info.Started = time.Now().UTC()
 	}
 	info.Heartbeat, info.Age, info.Host = time.Time{}, 0, ""
+	info.Gate = hosts[0].Name
+	info.Machine, info.BootID, info.PID, info.PIDStart = thisProcess()
 	raw, err := json.Marshal(struct {
 		Env      string    `json:"env"`
 		Holder   string    `json:"holder"`
@@ -253,11 +328,20 @@ func Acquire(ctx context.Context, hosts []LockHost, opts LockOptions) (*Lock, er
 		Playbook string    `json:"playbook,omitempty"`
 		Started  time.Time `json:"started"`
 		Token    string    `json:"token"`
-	}{info.Env, info.Holder, info.Origin, info.RunID, info.Version, info.Playbook, info.Started, info.Token})
+		Gate     string    `json:"gate"`
+		Machine  string    `json:"machine,omitempty"`
+		BootID   string    `json:"boot_id,omitempty"`
+		PID      int       `json:"pid,omitempty"`
+		PIDStart string    `json:"pid_start,omitempty"`
+	}{info.Env, info.Holder, info.Origin, info.RunID, info.Version, info.Playbook, info.Started, info.Token,
+		info.Gate, info.Machine, info.BootID, info.PID, info.PIDStart})
 	if err != nil {
 		return nil, err
 	}
-	l := &Lock{Info: info, hosts: hosts, opts: opts}
+	l := &Lock{Info: info, hosts: hosts, opts: opts, warned: map[string]bool{}}
+	if opts.Resumes != "" {
+		l.adopt = []string{opts.Resumes}
+	}
 	deadline := time.Now().Add(opts.Wait)
 	var lastHeld *HeldError
 	for {
@@ -270,9 +354,8 @@ func Acquire(ctx context.Context, hosts []LockHost, opts LockOptions) (*Lock, er
 			go l.heartbeat()
 			return l, nil
 		}
-		// No retry without --lock-wait: with hosts taken one at a time in
-		// one global order, of two contenders at least one never meets
-		// the other's lock, so giving up at once cannot starve both.
+		// No retry without --lock-wait: of two contenders one always gets
+		// through (docs/environments.md), so giving up cannot starve both.
 		if opts.Wait <= 0 || !time.Now().Before(deadline) {
 			return nil, held
 		}
@@ -289,66 +372,174 @@ func Acquire(ctx context.Context, hosts []LockHost, opts LockOptions) (*Lock, er
 	}
 }
 
-// tryAll takes every host in order; at the first one held by another run
-// it releases what it took and returns who holds it.
+// tryAll takes the gate, then every other host at once. A host held by a
+// run whose gate comes after ours is asked again for a while (that run
+// gives way); any other holder makes it give back what it took and
+// return who holds the lock.
 func (l *Lock) tryAll(ctx context.Context, raw []byte) (*HeldError, error) {
-	var taken []LockHost
+	taken := make([]bool, len(l.hosts))
 	giveBack := func() {
+		var mine []LockHost
+		for i, ok := range taken {
+			if ok {
+				mine = append(mine, l.hosts[i])
+			}
+		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		l.releaseHosts(rctx, taken)
+		l.releaseHosts(rctx, mine, nil)
 	}
-	for _, h := range l.hosts {
-		a, err := l.opts.run(ctx, h, "acquire", l.Info.Token, raw)
-		if err != nil {
-			giveBack()
-			return nil, err
+	todo := []int{0} // the gate alone first
+	gatePassed := false
+	var yieldFrom time.Time
+	var slowest time.Duration // this run's slowest round so far
+	pause := 20 * time.Millisecond
+	for adoptions := 0; ; {
+		adopt := append([]string(nil), l.adopt...)
+		answers := make([]lockAnswer, len(todo))
+		errs := make([]error, len(todo))
+		began := time.Now()
+		parallel.Each(ctx, len(todo), 0, func(k int) {
+			answers[k], errs[k] = l.opts.run(ctx, l.hosts[todo[k]], "acquire", l.Info.Token, raw, adopt)
+		})
+		slowest = max(slowest, time.Since(began))
+		var retry []int
+		var conflict, yielding *HeldError // a holder that goes first; one that gives way
+		var failed error
+		adopted := false
+		for k, i := range todo {
+			h, a := l.hosts[i], answers[k]
+			if err := errs[k]; err != nil {
+				var pe *PrivilegeError
+				if failed == nil || errors.As(err, &pe) {
+					failed = err
+				}
+				continue
+			}
+			switch a.state {
+			case "acquired":
+				taken[i] = true
+			case "taken":
+				taken[i] = true
+				was := "a dead run"
+				if a.info != nil {
+					was = a.info.String()
+				}
+				l.opts.Warn(fmt.Sprintf("took over the stale lock of %s on %s from %s: no heartbeat for longer than the lock timeout (%s)",
+					l.Info.Env, h.Name, was, l.opts.Timeout))
+			case "adopted":
+				taken[i] = true
+				if a.info != nil && a.info.RunID == l.opts.Resumes {
+					l.opts.Warn(fmt.Sprintf("took over on %s the lock of run %s, which this run resumes", h.Name, l.opts.Resumes))
+				}
+			case "held":
+				holder := LockInfo{Holder: "another run", Host: h.Name}
+				if a.info != nil {
+					holder = *a.info
+				}
+				switch {
+				case deadHere(holder):
+					l.adoptDead(holder)
+					adopted = true
+					retry = append(retry, i)
+				case gatePassed && holder.Gate > l.Info.Gate:
+					// Its gate comes after ours: it gives way when it meets us.
+					retry = append(retry, i)
+					if yielding == nil {
+						yielding = &HeldError{Env: l.Info.Env, Holder: holder}
+					}
+				case conflict == nil:
+					conflict = &HeldError{Env: l.Info.Env, Holder: holder}
+				}
+			case "":
+				// not asked: ctx ended
+			default: // busy: another contender is in this host's critical section right now
+				if conflict == nil {
+					conflict = &HeldError{Env: l.Info.Env, Holder: LockInfo{Holder: "another ferry (taking the lock right now)", Host: h.Name}}
+				}
+			}
 		}
-		switch a.state {
-		case "acquired":
-			taken = append(taken, h)
-		case "taken":
-			taken = append(taken, h)
-			was := "a dead run"
-			if a.info != nil {
-				was = a.info.String()
-			}
-			l.opts.Warn(fmt.Sprintf("took over the stale lock of %s on %s from %s: no heartbeat for longer than the lock timeout (%s)",
-				l.Info.Env, h.Name, was, l.opts.Timeout))
-		case "adopted":
-			taken = append(taken, h)
-			l.opts.Warn(fmt.Sprintf("took over on %s the lock of run %s, which this run resumes", h.Name, l.opts.Resumes))
-		case "held":
+		switch {
+		case ctx.Err() != nil:
 			giveBack()
-			holder := LockInfo{Holder: "another run", Host: h.Name}
-			if a.info != nil {
-				holder = *a.info
-			}
-			return &HeldError{Env: l.Info.Env, Holder: holder}, nil
-		default: // busy: another contender is in this host's critical section right now
+			return nil, ctx.Err()
+		case failed != nil:
 			giveBack()
-			return &HeldError{Env: l.Info.Env, Holder: LockInfo{Holder: "another ferry (taking the lock right now)", Host: h.Name}}, nil
+			return nil, failed
+		case conflict != nil:
+			giveBack()
+			return conflict, nil
+		case len(retry) > 0:
+			if adopted {
+				adoptions++
+				if adoptions > 3 {
+					giveBack()
+					return nil, fmt.Errorf("lock %s: could not take over the lock of a dead run", l.Info.Env)
+				}
+			} else {
+				if yieldFrom.IsZero() {
+					yieldFrom = time.Now()
+				}
+				if time.Since(yieldFrom) >= min(max(yieldRoundTrips*slowest, yieldMin), yieldMax) {
+					giveBack()
+					return yielding, nil
+				}
+				select {
+				case <-ctx.Done():
+					giveBack()
+					return nil, ctx.Err()
+				case <-time.After(pause):
+				}
+				pause = min(2*pause, 500*time.Millisecond)
+			}
+			todo = retry
+			continue
+		}
+		if gatePassed || len(l.hosts) == 1 {
+			return nil, nil
+		}
+		gatePassed = true
+		todo = make([]int, len(l.hosts)-1)
+		for i := range todo {
+			todo[i] = i + 1
 		}
 	}
-	return nil, nil
 }
 
-func (l *Lock) releaseHosts(ctx context.Context, hosts []LockHost) error {
-	var errs []error
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := l.opts.run(ctx, h, "release", l.Info.Token, nil); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
+// adoptDead makes the next attempts take over the files of holder, a run
+// of this machine whose process is gone, and says so once.
+func (l *Lock) adoptDead(holder LockInfo) {
+	if l.warned[holder.RunID] {
+		return
 	}
-	wg.Wait()
+	l.warned[holder.RunID] = true
+	l.adopt = append(l.adopt, holder.RunID)
+	l.opts.Warn(fmt.Sprintf("took over the lock of %s from %s: that run's process (pid %d on this machine) is gone",
+		l.Info.Env, holder, holder.PID))
+}
+
+// releaseHosts removes this run's lock file from hosts, all at once; the
+// releases in records (by host) are written in the same command.
+func (l *Lock) releaseHosts(ctx context.Context, hosts []LockHost, records map[string][]Release) error {
+	errs := make([]error, len(hosts))
+	parallel.Each(ctx, len(hosts), 0, func(i int) {
+		h := hosts[i]
+		script := lockScript("release", l.Info.Env, l.Info.Token, l.opts.Timeout, nil, nil)
+		var stdin io.Reader
+		if rels := records[h.Name]; len(rels) > 0 {
+			write, in, err := recordScript(rels)
+			if err != nil {
+				errs[i] = fmt.Errorf("record release on %s: %w", h.Name, err)
+			} else {
+				// The record first: once the lock is free, the host says what it runs.
+				// (Not `( ... ) || echo`: that would turn off set -e inside.)
+				script = "( " + write + ")\n[ $? -eq 0 ] || echo " + stateFailed + "\n" + script
+				stdin = in
+			}
+		}
+		a, err := l.opts.exec(ctx, h, "release", script, stdin)
+		errs[i] = errors.Join(errs[i], err, a.stateErr)
+	})
 	return errors.Join(errs...)
 }
 
@@ -366,43 +557,39 @@ func (l *Lock) heartbeat() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), every)
-		var wg sync.WaitGroup
-		for _, h := range l.hosts {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				a, err := l.opts.run(ctx, h, "heartbeat", l.Info.Token, nil)
-				switch {
-				case err != nil:
-					l.opts.Warn(fmt.Sprintf("lock heartbeat: %v", err))
-				case a.state == "lost":
-					by := "`ferry lock release` (the file is gone)"
-					if a.info != nil {
-						by = a.info.String()
-					}
-					err := fmt.Errorf("the lock of %s on %s was taken over by %s: this run stops", l.Info.Env, h.Name, by)
-					l.lostOnce.Do(func() {
-						l.opts.Warn(err.Error())
-						if l.opts.Lost != nil {
-							l.opts.Lost(err)
-						}
-					})
+		parallel.Each(ctx, len(l.hosts), 0, func(i int) {
+			h := l.hosts[i]
+			a, err := l.opts.run(ctx, h, "heartbeat", l.Info.Token, nil, nil)
+			switch {
+			case err != nil:
+				l.opts.Warn(fmt.Sprintf("lock heartbeat: %v", err))
+			case a.state == "lost":
+				by := "`ferry lock release` (the file is gone)"
+				if a.info != nil {
+					by = a.info.String()
 				}
-			}()
-		}
-		wg.Wait()
+				err := fmt.Errorf("the lock of %s on %s was taken over by %s: this run stops", l.Info.Env, h.Name, by)
+				l.lostOnce.Do(func() {
+					l.opts.Warn(err.Error())
+					if l.opts.Lost != nil {
+						l.opts.Lost(err)
+					}
+				})
+			}
+		})
 		cancel()
 	}
 }
 
 // Release stops the heartbeat and removes this run's lock file from every
-// host (files another run took over are left alone).
-func (l *Lock) Release(ctx context.Context) error {
+// host at once (files another run took over are left alone). records, by
+// host, are the releases to record there: they ride on the same command.
+func (l *Lock) Release(ctx context.Context, records map[string][]Release) error {
 	var err error
 	l.once.Do(func() {
 		close(l.stop)
 		<-l.done
-		err = l.releaseHosts(ctx, l.hosts)
+		err = l.releaseHosts(ctx, l.hosts, records)
 	})
 	return err
 }
@@ -420,25 +607,18 @@ func (l *Lock) Hosts() []string {
 // whoever holds it, and returns what was there.
 func ForceRelease(ctx context.Context, hosts []LockHost, env string, become ssh.RunOptions) ([]LockInfo, error) {
 	o := LockOptions{Info: LockInfo{Env: env}, Become: become, Timeout: DefaultLockTimeout}
+	found := make([]*LockInfo, len(hosts))
+	errs := make([]error, len(hosts))
+	parallel.Each(ctx, len(hosts), 0, func(i int) {
+		a, err := o.run(ctx, hosts[i], "force", "", nil, nil)
+		found[i], errs[i] = a.info, err
+	})
 	var out []LockInfo
-	var errs []error
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a, err := o.run(ctx, h, "force", "", nil)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-			} else if a.info != nil {
-				out = append(out, *a.info)
-			}
-		}()
+	for _, f := range found {
+		if f != nil {
+			out = append(out, *f)
+		}
 	}
-	wg.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
 	return out, errors.Join(errs...)
 }

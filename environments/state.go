@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -53,27 +54,19 @@ func AppName(app, playbook string) string {
 }
 
 // WriteRelease records rel on the host in one round trip: the file is
-// written in a private temporary directory next to its destination, given
-// its mode, then renamed over the old one, so readers see the old or the
-// new file, never a part.
+// written to a private temporary file next to its destination, then
+// renamed over the old one, so readers see the old or the new file, never
+// a part. (A run records its hosts' releases with the
+// release of its lock instead: Lock.Release.)
 func WriteRelease(ctx context.Context, conn Conn, rel Release, become ssh.RunOptions) error {
-	rel.App = AppName(rel.App, "")
-	b, err := json.Marshal(rel)
+	script, stdin, err := recordScript([]Release{rel})
 	if err != nil {
 		return err
 	}
-	script := fmt.Sprintf(`set -e; umask 077
-d=%s; mkdir -p "$d"
-t=$(mktemp -d "$d/.tmp.XXXXXX")
-trap 'rm -rf "$t"' EXIT
-sed -n '/^%s$/,$p' | sed 1d >"$t/f"
-chmod 0600 "$t/f"
-mv -f "$t/f" "$d/"%s.json
-`, stateDir, stateMarker, shell.Quote(rel.App))
 	ro := become
 	ro.Become = true
 	ro.Stdout, ro.Stderr = nil, nil
-	ro.Stdin = strings.NewReader("\n" + stateMarker + "\n" + string(b) + "\n")
+	ro.Stdin = stdin
 	res, err := conn.Run(ctx, script, ro)
 	if err != nil {
 		return fmt.Errorf("record release: %w", err)
@@ -82,6 +75,51 @@ mv -f "$t/f" "$d/"%s.json
 		return fmt.Errorf("record release in %s: exit %d: %s", stateDir, res.ExitCode, strings.TrimSpace(string(res.Stderr)))
 	}
 	return nil
+}
+
+// stateFailed is what the release command prints when the records it
+// carries could not be written (the lock is released regardless).
+const stateFailed = "FERRY-STATE-ERROR"
+
+// recordScript writes rels (one per app: the last one of an app wins) on
+// the host: the script and its stdin, where the records travel (never on
+// a command line), one JSON line each after stateMarker. Each file is
+// written to a fresh private temporary file next to it (mktemp: 0600,
+// in root's 0700 directory), then renamed over the old one.
+func recordScript(rels []Release) (string, io.Reader, error) {
+	byApp := map[string]Release{}
+	for _, rel := range rels {
+		rel.App = AppName(rel.App, "")
+		byApp[rel.App] = rel
+	}
+	// Shell builtins read the records; two processes per file (mktemp, mv):
+	// on hundreds of hosts at once, every extra process shows.
+	var script, payload strings.Builder
+	fmt.Fprintf(&script, `set -e; umask 077
+d=%s; [ -d "$d" ] || mkdir -p "$d"
+t=; trap '[ -z "$t" ] || rm -f "$t"' EXIT
+while IFS= read -r l; do [ "$l" != %s ] || break; done
+`, stateDir, stateMarker)
+	payload.WriteString("\n" + stateMarker + "\n")
+	for _, app := range sortedApps(byApp) {
+		b, err := json.Marshal(byApp[app])
+		if err != nil {
+			return "", nil, err
+		}
+		payload.Write(b)
+		payload.WriteString("\n")
+		fmt.Fprintf(&script, "IFS= read -r r; [ -n \"$r\" ]; t=$(mktemp \"$d/.tmp.XXXXXX\"); printf '%%s\\n' \"$r\" >\"$t\"; mv -f \"$t\" \"$d/\"%s.json; t=\n", shell.Quote(app))
+	}
+	return script.String(), strings.NewReader(payload.String()), nil
+}
+
+func sortedApps(m map[string]Release) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // HostState is what one host says in one round trip: its releases and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
@@ -14,7 +15,7 @@ import (
 // Locker takes the environment's deploy lock. The runner calls it once,
 // after the first play's preflight and before anything changes, and calls
 // the returned release at the end of the run, whatever happened. An error
-// that is a LockHeld ends the run with exit 5.
+// that is a LockHeld ends the run with exit 5, invalid input (diag) with 4.
 type Locker func(ctx context.Context) (release func(context.Context), err error)
 
 // LockHeld is implemented by lock errors meaning another run holds the lock.
@@ -44,6 +45,8 @@ func (r *Runner) takeLock(ctx context.Context) (int, string) {
 		switch {
 		case errors.As(err, &held) && held.LockHeld():
 			code = exitcode.Locked
+		case diag.IsInvalidInput(err):
+			code = exitcode.Invalid // e.g. a host where the lock needs sudo it lacks
 		case ctx.Err() != nil:
 			code = exitcode.Interrupted
 		}

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs inside `ferry-lab run --hosts 20` (FERRY_LAB_* set): ferry run vs
 # ansible-playbook on the same fleet — 10 `command: true` tasks on 20 hosts,
-# and the serial-1 rolling deploy on 5 and 20 hosts (each run flips v1<->v2,
-# so every measured run really deploys).
+# and the serial-1 rolling deploy on 5 and 20 hosts next to Ansible and to
+# the hand-written OpenSSH ControlMaster floor (scripts/bench-deploy-floor.sh);
+# each run flips v1<->v2, so every measured run really deploys. ferry runs
+# on an environment of ferry.yml (`--env bench`), so the deploy lock and the
+# release state are on, as in production.
+# RUNS / DEPLOY_RUNS: hyperfine runs; DEPLOY_SIZES (default "5 20").
 set -euo pipefail
 out=$1
 root=$PWD
@@ -19,6 +23,8 @@ done
 state=$(mktemp)
 echo v1 >"$state"
 "$ferry" run playbooks/examples/setup.yml -i "$inv" -e dist="$dist" -e version=v1 -o plain >/dev/null
+export FERRY_CONFIG=$dist/ferry.yml
+printf 'environments:\n  bench: {inventory: %s}\n' "$inv" >"$FERRY_CONFIG"
 
 # Each call deploys the other version than the previous call.
 cat >"$dist/flip.sh" <<FLIP
@@ -26,7 +32,8 @@ cat >"$dist/flip.sh" <<FLIP
 set -e
 v=\$(cat $state); if [ "\$v" = v1 ]; then v=v2; else v=v1; fi; echo \$v > $state
 case "\$1" in
-ferry) exec "$ferry" run "$root/playbooks/examples/deploy.yml" -i "$inv" -l "\$2" -e dist="$dist" -e version=\$v -o plain >/dev/null ;;
+ferry) exec "$ferry" run "$root/playbooks/examples/deploy.yml" --env bench -l "\$2" -e dist="$dist" -e version=\$v -o plain >/dev/null ;;
+floor) exec "$root/scripts/bench-deploy-floor.sh" "$dist" \$v \$(echo "\$2" | tr , ' ') ;;
 ansible) exec ansible-playbook -i "$inv" -l "\$2" "$root/testdata/bench/deploy.ansible.yml" -e dist="$dist" -e extra_version=\$v >/dev/null ;;
 esac
 FLIP
@@ -36,13 +43,14 @@ sed 's/^  serial: \[1, "50%"\]/  serial: 1/' playbooks/examples/deploy.yml >"$se
 sed -i "s|$root/playbooks/examples/deploy.yml|$serial1|" "$dist/flip.sh"
 
 hyperfine -N --warmup 1 --runs ${RUNS:-5} --export-markdown "$out/ten-tasks.md" --export-json "$out/ten-tasks.json" \
-	-n "ferry run, 10 tasks x 20 hosts (forks 20)" "$ferry run testdata/bench/ten-tasks.yml -i $inv -f 20 -o plain" \
+	-n "ferry run, 10 tasks x 20 hosts (forks 20, lock and release state on)" "$ferry run testdata/bench/ten-tasks.yml --env bench -f 20 -o plain" \
 	-n "ansible-playbook, 10 tasks x 20 hosts (forks 20)" -i "ansible-playbook -i $inv -f 20 testdata/bench/ten-tasks.ansible.yml" \
 	-n "ansible-playbook, 10 tasks x 20 hosts (forks 5)" "ansible-playbook -i $inv -f 5 testdata/bench/ten-tasks.ansible.yml"
 
-for n in 5 20; do
+for n in ${DEPLOY_SIZES:-5 20}; do
 	lim=$(seq -f 'app%g' 1 $n | paste -sd, -)
 	hyperfine -N --runs ${DEPLOY_RUNS:-3} --export-markdown "$out/deploy-$n.md" --export-json "$out/deploy-$n.json" \
 		-n "ferry run deploy, serial 1, $n hosts" "$dist/flip.sh ferry $lim" \
+		-n "OpenSSH ControlMaster floor, serial 1, $n hosts" "$dist/flip.sh floor $lim" \
 		-n "ansible-playbook deploy, serial 1, $n hosts" "$dist/flip.sh ansible $lim"
 done

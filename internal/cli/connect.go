@@ -98,11 +98,24 @@ func (c *connector) client(ctx context.Context, h *inventory.Host) (*ssh.Client,
 
 // Connect implements playbooks.Connector.
 func (c *connector) Connect(ctx context.Context, h *inventory.Host) (tasks.Conn, error) {
-	if h.Local() {
-		return &tasks.LocalConn{}, nil // ansible_connection: local
+	var conn tasks.Conn = &tasks.LocalConn{} // ansible_connection: local
+	if !h.Local() {
+		cl, err := c.client(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		conn = cl
 	}
-	return c.client(ctx, h)
+	if countConn != nil {
+		return countConn(h.Name, conn), nil
+	}
+	return conn, nil
 }
+
+// countConn, when a test sets it, wraps every connection a command uses
+// (tasks, preflight, lock, release state), to count the commands each host
+// receives (TestRoundTripBudget).
+var countConn func(host string, c tasks.Conn) tasks.Conn
 
 // Close closes every connection.
 func (c *connector) Close() error { return c.m.Close() }

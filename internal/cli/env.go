@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/template"
+	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/playbooks"
 	"github.com/ferrydeploy/ferry/ssh"
@@ -147,24 +149,87 @@ type lockHeldError struct{ *environments.HeldError }
 
 func (lockHeldError) LockHeld() bool { return true }
 
-// runHooks wires the environment into a run: the deploy lock (on every
-// host of the environment) and the release record each finished host keeps.
-func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options, stop context.CancelFunc) {
+// lockScope is what the deploy lock covers: the environment's hosts that
+// the playbook's plays can target (their hosts: patterns within the
+// environment's limit, before -l, so runs with different -l still meet).
+// Hosts no play targets (a bastion, a database) are never locked. Plays
+// whose hosts exist only once an earlier play ran (group_by, add_host)
+// add nothing; when no play names a host yet, the run's hosts are used.
+func (e *envHosts) lockScope(pb *playbooks.Playbook) []*inventory.Host {
+	inEnv := map[string]bool{}
+	for _, h := range e.all {
+		inEnv[h.Name] = true
+	}
+	seen := map[string]bool{}
+	var out []*inventory.Host
+	for _, p := range pb.Plays {
+		hs, err := e.inv.Match(p.Hosts)
+		if err != nil {
+			continue
+		}
+		for _, h := range hs {
+			if inEnv[h.Name] && !seen[h.Name] {
+				seen[h.Name] = true
+				out = append(out, h)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return e.selected
+	}
+	return out
+}
+
+// runHooks wires the environment into a run: the deploy lock (on the
+// environment's hosts the playbook can target) and the release record each
+// finished host keeps, written when the lock is released, in the same
+// command.
+func (c *RunCmd) runHooks(pb *playbooks.Playbook, e *envHosts, conn *connector, opts *playbooks.Options, stop context.CancelFunc) {
 	if c.Check {
 		return // nothing changes: no lock, no release
 	}
 	emit := func(ev events.Event) {
 		ev.RunID = opts.RunID
+		if ev.Time.IsZero() {
+			ev.Time = time.Now()
+		}
 		opts.Sink.Emit(ev)
 	}
+	var mu sync.Mutex
+	records := map[string][]environments.Release{} // by host, written at the release of the lock
+	targets := map[string]*inventory.Host{}
+	// writeRecords records the releases of hosts the lock does not cover
+	// (added by add_host): a command of their own.
+	writeRecords := func(ctx context.Context, recs map[string][]environments.Release, locked map[string]bool) {
+		var rest []string
+		for name := range recs {
+			if !locked[name] {
+				rest = append(rest, name)
+			}
+		}
+		parallel.Each(ctx, len(rest), 0, func(i int) {
+			name := rest[i]
+			for _, rel := range recs[name] {
+				if err := environments.WriteRelease(ctx, hostConn{conn, targets[name]}, rel, becomeWith(opts.BecomePass)); err != nil {
+					emit(events.Event{Kind: events.Warning, Host: name, Msg: fmt.Sprintf("deployed, but its release state was not recorded: %v", err)})
+				}
+			}
+		})
+	}
 	opts.Lock = func(ctx context.Context) (func(context.Context), error) {
+		scope := e.lockScope(pb)
+		reached := make([]bool, len(scope))
+		parallel.Each(ctx, len(scope), max(c.Forks, 32), func(i int) {
+			_, err := conn.Connect(ctx, scope[i])
+			reached[i] = err == nil
+		})
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		var hosts []environments.LockHost
 		var skipped []string
-		for _, h := range e.all {
-			if _, err := conn.client(ctx, h); err != nil {
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
+		for i, h := range scope {
+			if !reached[i] {
 				skipped = append(skipped, h.Name)
 				continue
 			}
@@ -176,6 +241,7 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 		if len(skipped) > 0 {
 			emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("deploy lock: unreachable, not locked: %s", strings.Join(skipped, ", "))})
 		}
+		started := time.Now()
 		l, err := environments.Acquire(ctx, hosts, environments.LockOptions{
 			Info: environments.LockInfo{Env: e.name(), Holder: opts.User, Origin: opts.Origin, RunID: opts.RunID,
 				Version: opts.Version, Playbook: opts.Playbook},
@@ -188,31 +254,51 @@ func (c *RunCmd) runHooks(e *envHosts, conn *connector, opts *playbooks.Options,
 		})
 		if err != nil {
 			var held *environments.HeldError
-			if errors.As(err, &held) {
+			var denied *environments.PrivilegeError
+			switch {
+			case errors.As(err, &held):
 				return nil, lockHeldError{held}
+			case errors.As(err, &denied):
+				return nil, &diag.Invalid{Err: err} // exit 4: nothing was changed, the host needs sudo
 			}
 			return nil, err
 		}
-		emit(events.Event{Kind: events.Lock, Env: e.name(), Status: events.StatusOK,
+		emit(events.Event{Kind: events.Lock, Env: e.name(), Status: events.StatusOK, Duration: time.Since(started),
 			Msg: fmt.Sprintf("%s locked on %d hosts (run %s)", e.name(), len(hosts), opts.RunID)})
 		return func(ctx context.Context) {
-			if err := l.Release(ctx); err != nil {
-				emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("deploy lock not released everywhere: %v; `ferry lock release --env %s` removes it", err, e.name())})
-				return
+			locked := map[string]bool{}
+			for _, h := range hosts {
+				locked[h.Name] = true
 			}
-			emit(events.Event{Kind: events.Lock, Env: e.name(), Status: events.StatusSkipped, Msg: e.name() + " released"})
+			mu.Lock()
+			recs := records
+			records = map[string][]environments.Release{}
+			mu.Unlock()
+			started := time.Now()
+			if err := l.Release(ctx, recs); err != nil {
+				emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("deploy lock not released everywhere, or release state not recorded: %v; `ferry lock release --env %s` removes a lock left behind", err, e.name())})
+			} else {
+				emit(events.Event{Kind: events.Lock, Env: e.name(), Status: events.StatusSkipped, Duration: time.Since(started), Msg: e.name() + " released"})
+			}
+			writeRecords(ctx, recs, locked)
 		}, nil
 	}
 	opts.HostDone = func(ctx context.Context, d playbooks.HostDone) error {
+		mu.Lock()
+		defer mu.Unlock()
 		version := template.Text(d.Vars["version"])
 		if version == "" {
 			version = opts.Version
 		}
 		app, _ := d.Vars["app"].(string)
-		return environments.WriteRelease(ctx, d.Conn, environments.Release{
+		// Recorded when the lock is released, on the round trip that
+		// releases it: no command of its own on the host.
+		targets[d.Host.Name] = d.Host
+		records[d.Host.Name] = append(records[d.Host.Name], environments.Release{
 			App: environments.AppName(app, c.Playbook), Env: e.name(), Version: version, RunID: opts.RunID,
 			User: opts.User, Origin: opts.Origin, Playbook: c.Playbook, Time: time.Now().UTC(), Extra: d.Extra,
-		}, becomeWith(opts.BecomePass))
+		})
+		return nil
 	}
 }
 
@@ -333,7 +419,7 @@ type hostConn struct {
 }
 
 func (hc hostConn) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error) {
-	cl, err := hc.c.client(ctx, hc.h)
+	cl, err := hc.c.Connect(ctx, hc.h) // ansible_connection=local: the controller holds its own lock
 	if err != nil {
 		return ssh.Result{}, err
 	}

@@ -300,7 +300,10 @@ func TestDeployLock(t *testing.T) {
 	// proceeds, the other exits 5 naming the holder.
 	const rounds = 6
 	for i := range rounds {
-		argsA := []string{"run", slow, "--env", "staging", "-o", "plain"}
+		// Runs long enough that the loser cannot simply find the lock free
+		// again after the winner's whole run (a run whose gate comes first
+		// waits a few round trips for the other to give way).
+		argsA := []string{"run", slow, "--env", "staging", "-o", "plain", "-e", "nap=3"}
 		argsB := append([]string{}, argsA...)
 		if i%2 == 1 {
 			argsB = append(argsB, "-i", grown)
@@ -393,6 +396,14 @@ func TestDeployLock(t *testing.T) {
 	r := ferry(t, nil, "lock", "status", "--env", "staging")
 	if r.code != exitcode.Locked || !strings.Contains(r.stdout, "held by") {
 		t.Errorf("lock status: exit %d\n%s", r.code, r.stdout)
+	}
+	// A dead holder of this machine would be taken over at once
+	// (TestLockScopeBastionInventory): make it a holder of another machine,
+	// which only staleness clears.
+	for _, h := range envGroups["staging"] {
+		if out, err := e.Exec(context.Background(), h, `sed -i 's/"boot_id":"[^"]*"/"boot_id":"another-machine"/' /var/lib/ferry/locks/staging.json`); err != nil {
+			t.Fatalf("%s: %v %s", h, err, out)
+		}
 	}
 	r = ferry(t, nil, "run", slow, "--env", "staging", "-o", "plain", "--lock-timeout", "3s", "--lock-wait", "60s")
 	if r.code != 0 || !strings.Contains(r.stdout, "took over the stale lock") {

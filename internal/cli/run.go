@@ -186,7 +186,7 @@ func (c *RunCmd) Run(g *Globals) error {
 			}
 		}
 	}
-	c.runHooks(envh, conn, &opts, stop)
+	c.runHooks(pb, envh, conn, &opts, stop)
 	runner := playbooks.NewRunner(pb, opts)
 
 	var res playbooks.Result

@@ -81,7 +81,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 		if id, _ := h.Vars[awsapi.VarInstanceID].(string); id != "" {
 			row.InstID = id
 		}
-		cl, err := conn.client(ctx, h)
+		cl, err := conn.Connect(ctx, h) // local hosts too
 		if err != nil {
 			row.Error = "unreachable: " + trimHost(err, h.Name)
 			return
@@ -418,7 +418,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 	var he hostErrors
 	var mu sync.Mutex
 	forEach(g.ctx, e.all, c.Forks, func(ctx context.Context, h *inventory.Host) {
-		cl, err := conn.client(ctx, h)
+		cl, err := conn.Connect(ctx, h)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {

@@ -1,0 +1,307 @@
+package environments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferrydeploy/ferry/ssh"
+)
+
+// dirConn runs the lock and state scripts with bash on this machine, with
+// /var/lib/ferry replaced by the host's own directory: the real protocol
+// (flock, rename) without SSH. It records each command it runs.
+type dirConn struct {
+	name, dir string
+	log       *cmdLog
+	deny      bool // answer as sudo does without passwordless sudo
+}
+
+type cmdLog struct {
+	mu   sync.Mutex
+	seq  atomic.Int64
+	cmds []logged
+}
+
+type logged struct {
+	host       string
+	op         string
+	start, end int64
+}
+
+func (c *dirConn) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error) {
+	start := c.log.seq.Add(1)
+	defer func() {
+		end := c.log.seq.Add(1)
+		op := "?"
+		for _, o := range []string{"acquire", "heartbeat", "release", "force"} {
+			if strings.Contains(cmd, "case "+o+" in") {
+				op = o
+			}
+		}
+		c.log.mu.Lock()
+		c.log.cmds = append(c.log.cmds, logged{c.name, op, start, end})
+		c.log.mu.Unlock()
+	}()
+	if c.deny {
+		return ssh.Result{ExitCode: 1, Stderr: []byte("sudo: a password is required\n")}, nil
+	}
+	sh := exec.CommandContext(ctx, "bash", "-c", strings.ReplaceAll(cmd, stateDir, c.dir))
+	sh.Stdin = opts.Stdin
+	var out, errb strings.Builder
+	sh.Stdout, sh.Stderr = &out, &errb
+	err := sh.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ssh.Result{ExitCode: ee.ExitCode(), Stdout: []byte(out.String()), Stderr: []byte(errb.String())}, nil
+	}
+	return ssh.Result{Stdout: []byte(out.String()), Stderr: []byte(errb.String())}, err
+}
+
+func (l *cmdLog) count(host, op string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.cmds {
+		if c.host == host && (op == "" || c.op == op) {
+			n++
+		}
+	}
+	return n
+}
+
+func dirHosts(t *testing.T, names ...string) ([]LockHost, *cmdLog) {
+	t.Helper()
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("no flock(1)")
+	}
+	root := t.TempDir()
+	log := &cmdLog{}
+	var hs []LockHost
+	for _, n := range names {
+		d := filepath.Join(root, n)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, LockHost{Name: n, Conn: &dirConn{name: n, dir: d, log: log}})
+	}
+	return hs, log
+}
+
+func lockFile(h LockHost, env string) string {
+	return filepath.Join(h.Conn.(*dirConn).dir, "locks", env+".json")
+}
+
+func testOpts(run string, warn func(string)) LockOptions {
+	return LockOptions{Info: LockInfo{Env: "staging", Holder: "ben", RunID: run}, Timeout: time.Minute, Warn: warn}
+}
+
+// The gate is taken alone, then every other host at once: one command per
+// host, and none of the others starts before the gate's has answered.
+func TestAcquireGateThenTheRest(t *testing.T) {
+	hosts, log := dirHosts(t, "app3", "app1", "app5", "app2", "app4")
+	l, err := Acquire(context.Background(), hosts, testOpts("r1", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gateEnd, firstOther int64 = 0, 1 << 62
+	for _, c := range log.cmds {
+		if c.host == "app1" {
+			gateEnd = c.end
+		} else {
+			firstOther = min(firstOther, c.start)
+		}
+	}
+	if gateEnd == 0 || firstOther < gateEnd {
+		t.Errorf("the gate app1 answered at %d, another host started at %d: %+v", gateEnd, firstOther, log.cmds)
+	}
+	for _, h := range hosts {
+		if n := log.count(h.Name, ""); n != 1 {
+			t.Errorf("%s: %d commands to acquire, want 1", h.Name, n)
+		}
+		if _, err := os.Stat(lockFile(h, "staging")); err != nil {
+			t.Errorf("%s: no lock file: %v", h.Name, err)
+		}
+	}
+	// Releasing carries each host's release record: still one command per host.
+	recs := map[string][]Release{"app2": {{App: "demo", Env: "staging", Version: "v2", RunID: "r1"}, {App: "other", Version: "v9"}}}
+	if err := l.Release(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		if n := log.count(h.Name, "release"); n != 1 {
+			t.Errorf("%s: %d release commands, want 1", h.Name, n)
+		}
+		if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
+			t.Errorf("%s: lock file left after release: %v", h.Name, err)
+		}
+	}
+	dir := hosts[3].Conn.(*dirConn).dir // app2
+	for app, want := range map[string]string{"demo": `"version":"v2"`, "other": `"version":"v9"`} {
+		b, err := os.ReadFile(filepath.Join(dir, app+".json"))
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("app2 %s record: %q %v", app, b, err)
+		}
+		if st, err := os.Stat(filepath.Join(dir, app+".json")); err == nil && st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v", app, st.Mode())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(hosts[0].Conn.(*dirConn).dir, "demo.json")); !os.IsNotExist(err) {
+		t.Errorf("app3 got a record it was not given: %v", err)
+	}
+}
+
+// Two contenders started together, many times, with the same list and
+// with lists whose first hosts differ: exactly one proceeds each time.
+func TestAcquireTwoContenders(t *testing.T) {
+	all, _ := dirHosts(t, "app1", "app2", "app3", "app4", "app5", "app6")
+	lists := [][2][]LockHost{
+		{all[1:], all[1:]},          // same gate
+		{all[0:4], all[1:]},         // gates app1 and app2
+		{all[2:], {all[0], all[5]}}, // gates app3 and app1, one host in common
+	}
+	for round := range 12 {
+		pair := lists[round%len(lists)]
+		var wg sync.WaitGroup
+		var locks [2]*Lock
+		var errs [2]error
+		start := make(chan struct{})
+		for k := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				locks[k], errs[k] = Acquire(context.Background(), pair[k], testOpts(fmt.Sprintf("run%d-%d", round, k), nil))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		won := 0
+		for k := range 2 {
+			var held *HeldError
+			switch {
+			case errs[k] == nil:
+				won++
+			case !errors.As(errs[k], &held):
+				t.Fatalf("round %d: contender %d: %v", round, k, errs[k])
+			}
+		}
+		t.Logf("round %d: %v %v", round, errs[0], errs[1])
+		if won != 1 {
+			t.Fatalf("round %d: %d contenders proceeded (errors %v, %v)", round, won, errs[0], errs[1])
+		}
+		for _, l := range locks {
+			if l != nil {
+				l.Release(context.Background(), nil)
+			}
+		}
+		for _, h := range all {
+			if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
+				t.Fatalf("round %d: %s still locked (the loser left its file?)", round, h.Name)
+			}
+		}
+	}
+}
+
+// writeHolder leaves a lock file as a run of this machine with pid would.
+func writeHolder(t *testing.T, hosts []LockHost, pid int, bootID string) {
+	t.Helper()
+	machine, _, _, _ := thisProcess()
+	_, start := procStat(pid)
+	for _, h := range hosts {
+		os.MkdirAll(filepath.Dir(lockFile(h, "staging")), 0o700)
+		js := fmt.Sprintf(`{"env":"staging","holder":"ann","run_id":"dead-run","started":"2026-12-01T00:00:00Z","token":"t0","gate":"app1","machine":%q,"boot_id":%q,"pid":%d,"pid_start":%q}`,
+			machine, bootID, pid, start)
+		if err := os.WriteFile(lockFile(h, "staging"), []byte(js+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A holder that was a process of this machine and is gone is taken over at
+// once, with a warning; one elsewhere (another boot) is not.
+func TestAcquireDeadHolderHere(t *testing.T) {
+	hosts, _ := dirHosts(t, "app1", "app2", "app3")
+	_, bootID, _, _ := thisProcess()
+	if bootID == "" {
+		t.Skip("no boot id on this system")
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	writeHolder(t, hosts, dead.Process.Pid, bootID)
+	var warns []string
+	var mu sync.Mutex
+	warn := func(s string) { mu.Lock(); warns = append(warns, s); mu.Unlock() }
+	l, err := Acquire(context.Background(), hosts, testOpts("r2", warn))
+	if err != nil {
+		t.Fatalf("a dead holder of this machine was not taken over: %v", err)
+	}
+	l.Release(context.Background(), nil)
+	if len(warns) != 1 || !strings.Contains(warns[0], "dead-run") || !strings.Contains(warns[0], "is gone") {
+		t.Errorf("warnings %q, want one naming the dead run", warns)
+	}
+
+	// The same PID on another boot (another machine): held, exit 5.
+	writeHolder(t, hosts, dead.Process.Pid, "another-boot")
+	_, err = Acquire(context.Background(), hosts, testOpts("r3", nil))
+	var held *HeldError
+	if !errors.As(err, &held) || held.Holder.RunID != "dead-run" {
+		t.Errorf("holder from another boot: %v", err)
+	}
+	// A live process of this machine (this test) holds it: held.
+	writeHolder(t, hosts, os.Getpid(), bootID)
+	if _, err = Acquire(context.Background(), hosts, testOpts("r4", nil)); !errors.As(err, &held) {
+		t.Errorf("live holder: %v", err)
+	}
+}
+
+// A host where sudo needs a password: a PrivilegeError naming it, and the
+// hosts taken before are given back.
+func TestAcquireWithoutPrivilege(t *testing.T) {
+	hosts, _ := dirHosts(t, "app1", "app2", "bastion")
+	hosts[2].Conn.(*dirConn).deny = true
+	_, err := Acquire(context.Background(), hosts, testOpts("r5", nil))
+	var pe *PrivilegeError
+	if !errors.As(err, &pe) || pe.Host != "bastion" || !strings.Contains(err.Error(), "passwordless sudo") {
+		t.Fatalf("got %v, want a PrivilegeError for bastion", err)
+	}
+	for _, h := range hosts[:2] {
+		if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
+			t.Errorf("%s: lock left after the failure: %v", h.Name, err)
+		}
+	}
+}
+
+// passwordFirst is a connection whose sudo left the become password
+// unread on stdin (NOPASSWD): it must not end up in the record.
+type passwordFirst struct{ *dirConn }
+
+func (c passwordFirst) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error) {
+	if opts.Stdin != nil {
+		opts.Stdin = io.MultiReader(strings.NewReader("hunter2\n"), opts.Stdin)
+	}
+	return c.dirConn.Run(ctx, cmd, opts)
+}
+
+func TestWriteReleaseSkipsUnreadPassword(t *testing.T) {
+	hosts, _ := dirHosts(t, "app1")
+	dc := hosts[0].Conn.(*dirConn)
+	if err := WriteRelease(context.Background(), passwordFirst{dc}, Release{App: "demo", Version: "v3"}, ssh.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dc.dir, "demo.json"))
+	if err != nil || strings.Contains(string(b), "hunter2") || !strings.HasPrefix(string(b), `{"app":"demo"`) {
+		t.Errorf("record %q, %v", b, err)
+	}
+}

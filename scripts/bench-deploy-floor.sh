@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The floor of a serial-1 rolling deploy: what a careful hand-written
+# OpenSSH script does for playbooks/examples/deploy.yml on each host, one
+# host after the other, over ControlMaster connections opened at the start
+# (in parallel, as ferry's preflight does; their cost is part of the run):
+# read the running release, stop, upload the binary and switch `current`
+# atomically (one command), start, smoke test until /status answers the
+# new version. No lock, no release state, no journal: the yardstick for
+# what those cost ferry (issue 17: within 1.05x).
+# Runs inside `ferry-lab run` (FERRY_LAB_SSH_CONFIG set).
+# Usage: scripts/bench-deploy-floor.sh DIST VERSION HOST...   (DIST/VERSION/app is the binary)
+set -euo pipefail
+dist=$1 v=$2
+shift 2
+cfg=$FERRY_LAB_SSH_CONFIG
+cm=$(mktemp -d)
+ssh_() { ssh -F "$cfg" -o ControlPath="$cm/%h" -o BatchMode=yes "$@"; }
+for h in "$@"; do
+	ssh -F "$cfg" -o ControlMaster=yes -o ControlPath="$cm/%h" -o ControlPersist=600 -o BatchMode=yes -fN "$h" &
+done
+wait
+cleanup() { for h in "$@"; do ssh -F "$cfg" -o ControlPath="$cm/%h" -O exit "$h" 2>/dev/null || true; done; rm -rf "$cm"; }
+trap 'cleanup "$@"' EXIT
+rel=/opt/app/releases/$v
+for h in "$@"; do
+	running=$(ssh_ "$h" 'readlink /opt/app/current || true')
+	if [ "$running" != "$rel" ]; then
+		ssh_ "$h" 'sudo -n systemctl stop app'
+	fi
+	ssh_ "$h" "sudo -n sh -c 'set -e; mkdir -p $rel; cat >$rel/.app.tmp; chmod 0755 $rel/.app.tmp; mv -f $rel/.app.tmp $rel/app; ln -sfn $rel /opt/app/.current.tmp; mv -T /opt/app/.current.tmp /opt/app/current'" <"$dist/$v/app"
+	ssh_ "$h" 'sudo -n systemctl start app'
+	ssh_ "$h" "for i in \$(seq 10); do
+		if exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /status HTTP/1.0\r\n\r\n' >&3 && grep -q '\"version\":\"$v\"' <&3; then exit 0; fi
+		exec 3>&- 3<&-; sleep 0.3
+	done; echo 'smoke test failed' >&2; exit 1"
+done
