@@ -25,7 +25,7 @@ for group in "$@"; do
 		need openssh-server openssh-client iproute2 sudo util-linux tmux procps
 		;;
 	bench)
-		need openssh-server openssh-client iproute2 sudo util-linux ansible-core hyperfine python3
+		need openssh-server openssh-client iproute2 sudo util-linux ansible-core hyperfine python3 jq
 		;;
 	ansible)
 		need ansible-core python3
