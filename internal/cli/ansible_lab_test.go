@@ -34,7 +34,13 @@ func TestLabAnsiblePlaybookBothTools(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", h, err)
 			}
+			// A handler restarts the app last: it answers once ready (the
+			// example app takes a moment after start).
 			v, _ := d.status(t, h)
+			for i := 0; i < 50 && v == ""; i++ {
+				time.Sleep(100 * time.Millisecond)
+				v, _ = d.status(t, h)
+			}
 			out[h] = s + "status " + v
 		}
 		return out

@@ -85,10 +85,16 @@ func (c *EnqueueCmd) checkLocal(g *Globals) error {
 	if _, err := environments.Resolve(g.ctx, cfg, environments.Request{Env: c.Env, Getenv: g.env.Get}); err != nil {
 		return err
 	}
-	if _, err := os.Stat(c.Playbook); err != nil {
-		return diag.Invalidf("playbook %s is not in this checkout: the worker reads it relative to its working directory, which should be the same checkout (%v)", c.Playbook, err)
+	// The checkout is the working directory, or the one that holds the
+	// ferry.yml given with --config (CI steps often run elsewhere).
+	path := c.Playbook
+	if _, err := os.Stat(path); err != nil && g.Config != "" && !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(g.Config), c.Playbook)
 	}
-	if _, err := playbooks.Load(c.Playbook); err != nil {
+	if _, err := os.Stat(path); err != nil {
+		return diag.Invalidf("playbook %s is not in this checkout: the worker reads it relative to its --playbook-dir, a checkout of the same repository (%v)", c.Playbook, err)
+	}
+	if _, err := playbooks.Load(path); err != nil {
 		return err
 	}
 	return nil

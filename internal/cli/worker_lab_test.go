@@ -422,7 +422,7 @@ func TestWorkersSerialiseAnEnvironment(t *testing.T) {
 	os.WriteFile(cfg, []byte("environments:\n  staging: {inventory: "+d.Inventory+", limit: 'app1:app2'}\n  qa: {inventory: "+d.Inventory+", limit: 'app3:app4'}\n"), 0o600)
 	s := startSQS(t, "1000", false)
 	t.Setenv("FERRY_CONFIG", cfg)
-	pb := filepath.Join(t.TempDir(), "slow.yml")
+	pb := filepath.Join(filepath.Dir(cfg), "slow.yml") // in the deploy repository, beside its ferry.yml
 	src, _ := os.ReadFile(example("deploy.yml"))
 	os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 1\n    - name: Smoke test\n", 1)), 0o600)
 	enqueue := func(env, version string) string {
