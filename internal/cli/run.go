@@ -21,6 +21,7 @@ import (
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
+	runreport "github.com/ferrydeploy/ferry/report"
 	"github.com/ferrydeploy/ferry/tui"
 )
 
@@ -41,6 +42,7 @@ type RunCmd struct {
 	RecordDir        string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
 	Resume           string   `placeholder:"RUN_ID" help:"Finish an interrupted run: restore what it left out of service, then deploy the hosts it did not finish (default: the last unfinished run of this playbook and env)."`
+	Report           bool     `env:"FERRY_REPORT" help:"Also write the run's HTML page (ferry report) next to its record; the worker always does."`
 	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"5s" help:"How often elb/asg ask AWS while waiting for draining, health or standby."`
 	requestFlags
 }
@@ -91,6 +93,15 @@ func (c *RunCmd) Run(g *Globals) error {
 	rec, err := output.NewRecord(c.RecordDir, runID)
 	if err != nil {
 		return err
+	}
+	if c.Report {
+		// Deferred before the record's Close, so it runs after it: the
+		// page is made from the whole record.
+		defer func() {
+			if err := runreport.WriteFile(rec.Path(), runreport.PathFor(rec.Path())); err != nil {
+				fmt.Fprintf(g.stderr, "ferry: run %s: %v\n", runID, err)
+			}
+		}()
 	}
 	defer rec.Close()
 

@@ -1,0 +1,101 @@
+package report_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/output"
+	"github.com/ferrydeploy/ferry/report"
+	"github.com/ferrydeploy/ferry/report/reporttest"
+)
+
+// sampleRecord is a canary that failed and was rolled back: app1 failed
+// its smoke test, two hosts were never touched, the controller drained
+// nothing. The hostile task name must stay text.
+func sampleRecord(t *testing.T) string {
+	t.Helper()
+	t0 := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	hosts := []string{"app1", "app2", "app3"}
+	evs := []events.Event{
+		{Time: at(0), Kind: events.RunStart, RunID: "r1", Playbook: "deploy.yml", Env: "prod", Version: "v2", User: "alice", Origin: "laptop (branch main)", Hosts: hosts},
+		{Time: at(1), Kind: events.PlayStart, Play: "deploy", Hosts: hosts, Batches: 2},
+		{Time: at(2), Kind: events.TaskStart, Task: "Suspend scaling", Module: "asg"},
+		{Time: at(40), Kind: events.TaskEnd, Task: "Suspend scaling", Module: "asg", Status: events.StatusChanged, Msg: "suspended Launch"},
+		{Time: at(50), Kind: events.BatchStart, Play: "deploy", Batch: 1, Batches: 2, Hosts: []string{"app1"}},
+		{Time: at(51), Kind: events.HostStart, Host: "app1", Batch: 1},
+		{Time: at(52), Kind: events.TaskStart, Host: "app1", Task: "Upload release", Module: "release"},
+		{Time: at(300), Kind: events.TaskEnd, Host: "app1", Task: "Upload release", Module: "release", Status: events.StatusChanged, Msg: "release v2: copied 1 file; current -> v2 (was v1)"},
+		{Time: at(301), Kind: events.TaskStart, Host: "app1", Task: "<script>alert(1)</script>", TaskIndex: 1, Module: "http"},
+		{Time: at(305), Kind: events.TaskOutput, Host: "app1", Task: "<script>alert(1)</script>", TaskIndex: 1, Line: "connection refused"},
+		{Time: at(900), Kind: events.TaskEnd, Host: "app1", Task: "<script>alert(1)</script>", TaskIndex: 1, Module: "http", Status: events.StatusFailed, Msg: "status 500, want 200"},
+		{Time: at(901), Kind: events.TaskStart, Host: "app1", Task: "Previous release", Module: "release", Rollback: true},
+		{Time: at(950), Kind: events.TaskEnd, Host: "app1", Task: "Previous release", Module: "release", Rollback: true, Status: events.StatusChanged, Msg: "rolled back: current -> v1 (was v2)"},
+		{Time: at(960), Kind: events.HostEnd, Host: "app1", Batch: 1, Status: events.StatusRolledBack, Msg: "Smoke test failed; rolled back"},
+		{Time: at(961), Kind: events.BatchEnd, Play: "deploy", Batch: 1, Batches: 2, Failed: 1, Halted: true},
+		{Time: at(970), Kind: events.RunEnd, Status: events.StatusFailed, ExitCode: 2, Recap: []events.HostRecap{
+			{Host: "app1", Changed: 2, Failed: 1, RolledBack: true, Left: events.LeftInService},
+			{Host: "app2", Untouched: true}, {Host: "app3", Untouched: true}}},
+	}
+	dir := t.TempDir()
+	rec, err := output.NewRecord(dir, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		rec.Emit(e)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return rec.Path()
+}
+
+func TestBuild(t *testing.T) {
+	evs, err := output.ReadRecord(sampleRecord(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := report.Build(evs, "r1.jsonl")
+	if len(r.Hosts) != 3 || r.Controller == nil || len(r.AWS) != 1 {
+		t.Fatalf("hosts %d, controller %v, AWS calls %d", len(r.Hosts), r.Controller, len(r.AWS))
+	}
+	app1 := r.Hosts[0]
+	if app1.Status != "rolled_back" || !app1.Failed() || app1.Before != "v1" || app1.After != "v1" || len(app1.Tasks) != 3 {
+		t.Errorf("app1: %s failed=%v %s→%s, %d tasks", app1.Status, app1.Failed(), app1.Before, app1.After, len(app1.Tasks))
+	}
+	if got := app1.Tasks[1].Output; len(got) != 1 {
+		t.Errorf("output of the smoke test: %q", got)
+	}
+	if r.Hosts[1].Status != "untouched" || r.Hosts[1].Failed() {
+		t.Errorf("app2: %s", r.Hosts[1].Status)
+	}
+	// A record cut anywhere still renders.
+	for n := range evs {
+		var b bytes.Buffer
+		if err := report.Write(&b, report.Build(evs[:n], "")); err != nil {
+			t.Fatalf("first %d events: %v", n, err)
+		}
+	}
+}
+
+// TestReportInBrowser loads the page in headless chromium: no console
+// error, nothing fetched but the file, one row per host, the failed
+// host's bar marked and linked to its output.
+func TestReportInBrowser(t *testing.T) {
+	record := sampleRecord(t)
+	page := filepath.Join(t.TempDir(), "r1.html")
+	if err := report.WriteFile(record, page); err != nil {
+		t.Fatal(err)
+	}
+	reporttest.CheckPage(t, page, map[string]string{"app1": "rolled_back", "app2": "untouched", "app3": "untouched"}, "app1")
+	b, _ := os.ReadFile(page)
+	if strings.Contains(string(b), "<script") {
+		t.Error("the page holds a script element: record text was not escaped")
+	}
+}
