@@ -120,8 +120,15 @@ func Build(evs []events.Event, record string) *Run {
 		return e.Host + "\x00" + e.Task + "\x00" + boolStr(e.Rollback)
 	}
 	var pause *Span
+	var last time.Time
 	for _, e := range evs {
-		if r.Start.IsZero() || e.Time.Before(r.Start) {
+		// Some events carry no time (the CLI's own, such as the lock):
+		// they happened when the one before them did.
+		if e.Time.IsZero() {
+			e.Time = last
+		}
+		last = e.Time
+		if !e.Time.IsZero() && (r.Start.IsZero() || e.Time.Before(r.Start)) {
 			r.Start = e.Time
 		}
 		if e.Time.After(r.End) {

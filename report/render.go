@@ -158,6 +158,7 @@ func chart(r *Run) Chart {
 				row.HostBar.Link = "#" + h.ID()
 			}
 		}
+		var failedBars []Bar
 		for _, t := range h.Tasks {
 			cls := "bar st-" + t.Status
 			if t.Rollback {
@@ -174,9 +175,16 @@ func chart(r *Run) Chart {
 			b := Bar{X: x(t.Start), W: width(t.Start, t.End), Y: y + (rowH-barH)/2, H: barH, Class: cls, Title: title}
 			if t.Status == string(events.StatusFailed) {
 				b.Link = "#" + h.ID()
+				b.W = max(b.W, 4) // a failure must be seen however short
 			}
-			row.Bars = append(row.Bars, b)
+			if b.Link != "" {
+				failedBars = append(failedBars, b)
+			} else {
+				row.Bars = append(row.Bars, b)
+			}
 		}
+		// Failed bars are drawn last, on top of the rollback that follows.
+		row.Bars = append(row.Bars, failedBars...)
 		c.Rows = append(c.Rows, row)
 	}
 	return c

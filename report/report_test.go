@@ -27,6 +27,7 @@ func sampleRecord(t *testing.T) string {
 		{Time: at(1), Kind: events.PlayStart, Play: "deploy", Hosts: hosts, Batches: 2},
 		{Time: at(2), Kind: events.TaskStart, Task: "Suspend scaling", Module: "asg"},
 		{Time: at(40), Kind: events.TaskEnd, Task: "Suspend scaling", Module: "asg", Status: events.StatusChanged, Msg: "suspended Launch"},
+		{Kind: events.Lock, Env: "prod", Status: events.StatusOK, Msg: "taken"}, // the CLI's events carry no time
 		{Time: at(50), Kind: events.BatchStart, Play: "deploy", Batch: 1, Batches: 2, Hosts: []string{"app1"}},
 		{Time: at(51), Kind: events.HostStart, Host: "app1", Batch: 1},
 		{Time: at(52), Kind: events.TaskStart, Host: "app1", Task: "Upload release", Module: "release"},
@@ -64,6 +65,9 @@ func TestBuild(t *testing.T) {
 	r := report.Build(evs, "r1.jsonl")
 	if len(r.Hosts) != 3 || r.Controller == nil || len(r.AWS) != 1 {
 		t.Fatalf("hosts %d, controller %v, AWS calls %d", len(r.Hosts), r.Controller, len(r.AWS))
+	}
+	if got := r.End.Sub(r.Start); got != 970*time.Millisecond {
+		t.Errorf("run took %s, want 970ms", got)
 	}
 	app1 := r.Hosts[0]
 	if app1.Status != "rolled_back" || !app1.Failed() || app1.Before != "v1" || app1.After != "v1" || len(app1.Tasks) != 3 {

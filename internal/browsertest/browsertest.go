@@ -152,10 +152,11 @@ func (p *Page) Click(t testing.TB, selector string) {
 	}
 }
 
-// Screenshot writes a PNG of the whole page (its full height) to path.
+// Screenshot writes a PNG of what the window shows (the top of the page)
+// to path.
 func (p *Page) Screenshot(t testing.TB, path string) {
 	t.Helper()
-	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
