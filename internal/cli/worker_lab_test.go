@@ -217,6 +217,10 @@ func TestWorkerDeploysEnqueuedRequest(t *testing.T) {
 	if evs[0].Kind != events.RunStart || evs[0].Env != "staging" || evs[0].Version != "v2" || !strings.Contains(evs[0].Origin, "https://ci.example/acme/app/actions/runs/4242") {
 		t.Errorf("record starts with %+v", evs[0])
 	}
+	// The worker's run wrote its page next to its record (setup's did not ask).
+	if pages, _ := filepath.Glob(filepath.Join(d.records, "*.html")); len(pages) != 1 || !strings.HasPrefix(filepath.Base(pages[0]), evs[0].RunID) {
+		t.Errorf("report pages %v, want one for run %s", pages, evs[0].RunID)
+	}
 }
 
 // Acceptance 4: a request whose playbook fails validation reaches the
