@@ -68,6 +68,15 @@ func (p *Plain) Emit(e events.Event) {
 		} else if p.verbose > 0 {
 			fmt.Fprintf(p.w, "%spreflight ok %s\n", host(), e.Msg)
 		}
+	case events.StageEnd:
+		switch e.Status {
+		case events.StatusOK:
+			fmt.Fprintf(p.w, "%sSTAGED %s\n", host(), e.Version)
+		case events.StatusSkipped:
+			fmt.Fprintf(p.w, "%sSTAGE SKIPPED: %s\n", host(), e.Msg)
+		default:
+			fmt.Fprintf(p.w, "%sSTAGE FAILED: %s\n", host(), e.Msg)
+		}
 	case events.BatchStart:
 		if p.github {
 			if p.inGroup {
@@ -148,6 +157,9 @@ func rb(e events.Event) string {
 	if e.Rollback {
 		return "ROLLBACK "
 	}
+	if e.Stage {
+		return "STAGE "
+	}
 	return ""
 }
 
@@ -185,6 +197,9 @@ func Recap(e events.Event) string {
 		}
 		if r.Untouched {
 			notes = append(notes, "untouched")
+		}
+		if r.OutOfService > 0 {
+			notes = append(notes, "out of service "+round(r.OutOfService).String())
 		}
 		if len(notes) > 0 {
 			fmt.Fprintf(&b, "  (%s)", strings.Join(notes, ", "))

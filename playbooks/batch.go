@@ -43,6 +43,11 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	if !r.controllerTasks(ctx, hard, play, play.Before, "running") {
 		code, status, msg = exitcode.Failed, events.StatusFailed, "a `before` task failed: no host was touched"
 	}
+	if code == exitcode.OK && len(play.Stage) > 0 && ctx.Err() == nil {
+		if failed := r.stage(ctx, play, pp.batches, byName); len(failed) > 0 {
+			code, status, msg = exitcode.Failed, events.StatusFailed, stageSummary(failed)
+		}
+	}
 
 	var completed []*hostRun // finished hosts, in completion order
 	totalFailed := 0
@@ -161,7 +166,7 @@ func (r *Runner) approve(ctx context.Context, msg string) bool {
 
 // needsBecome reports whether any task of the play may run through sudo.
 func needsBecome(p *Play) bool {
-	for _, t := range append(p.HostTasks(), p.Rollback...) {
+	for _, t := range append(append(p.HostTasks(), p.Stage...), p.Rollback...) {
 		if b, _ := p.BecomeFor(t); b {
 			return true
 		}

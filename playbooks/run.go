@@ -137,6 +137,12 @@ type hostRun struct {
 	finishedAt                time.Time
 	journal                   journal // changes still open on the host (guarded by Runner.mu)
 	unknown                   string  // why the host's state is unknown (a task's connection dropped); "" when known
+	staging                   bool    // running the play's stage list
+	staged                    bool    // its stage list ended ok (or a resumed run's had)
+	// The host's time out of service (guarded by Runner.mu): since when a
+	// journaled change is open, and the total of the closed stretches.
+	outSince time.Time
+	outFor   time.Duration
 }
 
 // NewRunner prepares a run of pb.
@@ -264,6 +270,12 @@ func (r *Runner) finish(code int, status events.Status, msg string, start time.T
 			}
 		}
 		rc.Left = r.leftState(hr)
+		r.mu.Lock()
+		rc.OutOfService = hr.outFor
+		if !hr.outSince.IsZero() {
+			rc.OutOfService += r.opts.Now().Sub(hr.outSince) // still out: until now
+		}
+		r.mu.Unlock()
 		recap = append(recap, rc)
 	}
 	r.emit(events.Event{Kind: events.RunEnd, Status: status, ExitCode: code, Msg: msg, Recap: recap,
