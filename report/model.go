@@ -29,6 +29,7 @@ type Run struct {
 	Plays                                                            []string
 	Batches                                                          []*Batch
 	Hosts                                                            []*Host
+	Stage                                                            *Span   // the play's stage list on every host, before batch 1 (nil: none)
 	Waits                                                            []*Span // approvals: pause_wait → pause_end
 	Gates                                                            []*Span // verify gates (bake time), when the record has them
 	Warnings                                                         []events.Event
@@ -58,17 +59,19 @@ type Span struct {
 
 // Host is one host's row.
 type Host struct {
-	Name       string
-	Batch      int
-	Status     string // ok, changed, failed, rolled_back, unreachable, untouched, running (unfinished record)
-	Msg        string
-	Start, End time.Time
-	Tasks      []*Task
-	Before     string // release current before the run ("" unknown)
-	After      string // release current after it
-	Left       string // what the run left it as (recap)
-	Recap      *events.HostRecap
-	id         string
+	Name         string
+	Batch        int
+	Status       string // ok, changed, failed, rolled_back, unreachable, untouched, running (unfinished record)
+	Msg          string
+	Start, End   time.Time
+	Tasks        []*Task
+	Before       string // release current before the run ("" unknown)
+	After        string // release current after it
+	Left         string // what the run left it as (recap)
+	Staged       string // its stage list: ok, failed, skipped (staged by a resumed run); "" none
+	OutOfService time.Duration
+	Recap        *events.HostRecap
+	id           string
 }
 
 // Failed reports whether the row is marked as a failure.
@@ -89,6 +92,7 @@ type Task struct {
 	Host, Name, Module string
 	Index              int
 	Rollback           bool
+	Stage              bool // part of the play's stage list
 	Start, End         time.Time
 	Status             string
 	Msg                string
@@ -176,7 +180,13 @@ func Build(evs []events.Event, record string) *Run {
 				h.Start = e.Time.Add(-e.Duration)
 			}
 		case events.TaskStart:
-			t := &Task{Host: e.Host, Name: e.Task, Module: e.Module, Index: e.TaskIndex, Rollback: e.Rollback, Start: e.Time, Status: string(events.StatusRunning)}
+			t := &Task{Host: e.Host, Name: e.Task, Module: e.Module, Index: e.TaskIndex, Rollback: e.Rollback, Stage: e.Stage, Start: e.Time, Status: string(events.StatusRunning)}
+			if e.Stage {
+				if r.Stage == nil {
+					r.Stage = &Span{Label: "stage", Start: e.Time, Status: string(events.StatusOK)}
+				}
+				r.Stage.End = e.Time
+			}
 			h := host(e.Host)
 			h.Tasks = append(h.Tasks, t)
 			open[key(e)] = t
@@ -203,6 +213,16 @@ func Build(evs []events.Event, record string) *Run {
 				r.AWS = append(r.AWS, t)
 			}
 			noteRelease(host(e.Host), t)
+		case events.StageEnd:
+			h := host(e.Host)
+			h.Staged = string(e.Status)
+			if r.Stage == nil {
+				r.Stage = &Span{Label: "stage", Start: e.Time, Status: string(events.StatusOK)}
+			}
+			r.Stage.End = e.Time
+			if e.Status == events.StatusFailed {
+				r.Stage.Status = string(events.StatusFailed)
+			}
 		case events.PauseWait:
 			pause = &Span{Label: "waiting for approval", Start: e.Time, Msg: e.Msg}
 			r.Waits = append(r.Waits, pause)
@@ -218,7 +238,7 @@ func Build(evs []events.Event, record string) *Run {
 			for i := range e.Recap {
 				rc := e.Recap[i]
 				h := host(rc.Host)
-				h.Recap, h.Left = &rc, rc.Left
+				h.Recap, h.Left, h.OutOfService = &rc, rc.Left, rc.OutOfService
 			}
 		}
 	}

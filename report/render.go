@@ -139,6 +139,10 @@ func chart(r *Run) Chart {
 		}
 		c.Bands = append(c.Bands, Band{X: x(b.Start), W: width(b.Start, b.End), Class: cls, Label: fmt.Sprintf("batch %d", b.Num), Title: title})
 	}
+	if s := r.Stage; s != nil {
+		c.Bands = append(c.Bands, Band{X: x(s.Start), W: width(s.Start, s.End), Class: "stage " + s.Status, Label: "stage",
+			Title: fmt.Sprintf("stage on every host before batch 1: %s, %s", s.Status, roundDur(s.End.Sub(s.Start)))})
+	}
 	for _, w := range r.Waits {
 		c.Bands = append(c.Bands, Band{X: x(w.Start), W: width(w.Start, w.End), Class: "wait", Label: "approval",
 			Title: fmt.Sprintf("%s: %s, %s", w.Label, orDash(w.Status), roundDur(w.End.Sub(w.Start)))})
@@ -164,9 +168,15 @@ func chart(r *Run) Chart {
 			if t.Rollback {
 				cls += " rollback"
 			}
+			if t.Stage {
+				cls += " stage"
+			}
 			name := t.Name
 			if t.Rollback {
 				name = "rollback: " + name
+			}
+			if t.Stage {
+				name = "stage: " + name
 			}
 			title := fmt.Sprintf("%s (%s): %s, %s", name, t.Module, t.Status, roundDur(t.End.Sub(t.Start)))
 			if t.Msg != "" {

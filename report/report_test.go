@@ -28,6 +28,9 @@ func sampleRecord(t *testing.T) string {
 		{Time: at(2), Kind: events.TaskStart, Task: "Suspend scaling", Module: "asg"},
 		{Time: at(40), Kind: events.TaskEnd, Task: "Suspend scaling", Module: "asg", Status: events.StatusChanged, Msg: "suspended Launch"},
 		{Kind: events.Lock, Env: "prod", Status: events.StatusOK, Msg: "taken"}, // the CLI's events carry no time
+		{Time: at(41), Kind: events.TaskStart, Host: "app1", Task: "Stage release", Module: "release", Stage: true},
+		{Time: at(45), Kind: events.TaskEnd, Host: "app1", Task: "Stage release", Module: "release", Stage: true, Status: events.StatusChanged, Msg: "release v2 staged: copied 1 file"},
+		{Time: at(46), Kind: events.StageEnd, Host: "app1", Status: events.StatusOK, Version: "v2"},
 		{Time: at(50), Kind: events.BatchStart, Play: "deploy", Batch: 1, Batches: 2, Hosts: []string{"app1"}},
 		{Time: at(51), Kind: events.HostStart, Host: "app1", Batch: 1},
 		{Time: at(52), Kind: events.TaskStart, Host: "app1", Task: "Upload release", Module: "release"},
@@ -40,7 +43,7 @@ func sampleRecord(t *testing.T) string {
 		{Time: at(960), Kind: events.HostEnd, Host: "app1", Batch: 1, Status: events.StatusRolledBack, Msg: "Smoke test failed; rolled back"},
 		{Time: at(961), Kind: events.BatchEnd, Play: "deploy", Batch: 1, Batches: 2, Failed: 1, Halted: true},
 		{Time: at(970), Kind: events.RunEnd, Status: events.StatusFailed, ExitCode: 2, Recap: []events.HostRecap{
-			{Host: "app1", Changed: 2, Failed: 1, RolledBack: true, Left: events.LeftInService},
+			{Host: "app1", Changed: 2, Failed: 1, RolledBack: true, Left: events.LeftInService, OutOfService: 700 * time.Millisecond},
 			{Host: "app2", Untouched: true}, {Host: "app3", Untouched: true}}},
 	}
 	dir := t.TempDir()
@@ -70,10 +73,13 @@ func TestBuild(t *testing.T) {
 		t.Errorf("run took %s, want 970ms", got)
 	}
 	app1 := r.Hosts[0]
-	if app1.Status != "rolled_back" || !app1.Failed() || app1.Before != "v1" || app1.After != "v1" || len(app1.Tasks) != 3 {
+	if app1.Status != "rolled_back" || !app1.Failed() || app1.Before != "v1" || app1.After != "v1" || len(app1.Tasks) != 4 {
 		t.Errorf("app1: %s failed=%v %s→%s, %d tasks", app1.Status, app1.Failed(), app1.Before, app1.After, len(app1.Tasks))
 	}
-	if got := app1.Tasks[1].Output; len(got) != 1 {
+	if app1.Staged != "ok" || !app1.Tasks[0].Stage || app1.OutOfService != 700*time.Millisecond || r.Stage == nil || r.Stage.End.Sub(r.Stage.Start) != 5*time.Millisecond {
+		t.Errorf("app1: staged %q, out of service %s; stage span %+v", app1.Staged, app1.OutOfService, r.Stage)
+	}
+	if got := app1.Tasks[2].Output; len(got) != 1 {
 		t.Errorf("output of the smoke test: %q", got)
 	}
 	if r.Hosts[1].Status != "untouched" || r.Hosts[1].Failed() {

@@ -295,6 +295,13 @@ func (s *state) apply(e events.Event) {
 		}
 		s.setCat(h, catRunning)
 		s.followTo(h)
+	case events.StageEnd:
+		h := s.row(e.Host)
+		line := "stage " + string(e.Status)
+		if e.Msg != "" {
+			line += ": " + oneLine(e.Msg)
+		}
+		s.logLine(h, line)
 	case events.TaskStart:
 		h := s.row(e.Host)
 		h.cur, h.inRB, h.taskRun = e.Task, e.Rollback, true
