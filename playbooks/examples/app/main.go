@@ -7,7 +7,13 @@
 //	CGO_ENABLED=0 go build -ldflags "-X main.version=v2" -o dist/app ./playbooks/examples/app
 //
 // A "broken" build (a version containing "broken", or APP_BROKEN=1) answers
-// /status with 500, to exercise failed smoke tests and rollbacks.
+// /status with 500, to exercise failed smoke tests and rollbacks. A "flaky"
+// build (a version containing "flaky", or APP_ERROR_RATE=0.2) answers
+// /status, so it passes its smoke test, but fails that share of the
+// other requests with 500: what only a gate watching real traffic catches.
+//
+// GET /metrics reports, in Prometheus' text format, the requests served
+// by status code and a histogram of their latency.
 package main
 
 import (
@@ -20,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +49,14 @@ func main() {
 		version = v
 	}
 	broken := os.Getenv("APP_BROKEN") == "1" || strings.Contains(version, "broken")
+	errorRate := 0.0
+	if strings.Contains(version, "flaky") {
+		errorRate = 0.2
+	}
+	if v, err := strconv.ParseFloat(os.Getenv("APP_ERROR_RATE"), 64); err == nil {
+		errorRate = v
+	}
+	m := newMetrics()
 	host, _ := os.Hostname()
 	st := status{Version: version, Hostname: host, PID: os.Getpid(), Started: time.Now().UTC().Format(time.RFC3339Nano)}
 
@@ -56,8 +71,13 @@ func main() {
 		_ = json.NewEncoder(w).Encode(st)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		if m.fail(errorRate) {
+			http.Error(w, "flaky build", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintf(w, "app %s on %s\n", st.Version, st.Hostname)
 	})
+	mux.HandleFunc("/metrics", m.serve)
 
 	// SIGHUP (systemctl reload) must not kill the service.
 	hup := make(chan os.Signal, 1)
@@ -68,7 +88,7 @@ func main() {
 		}
 	}()
 
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: *listen, Handler: m.count(mux), ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() {
