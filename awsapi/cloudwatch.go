@@ -89,3 +89,13 @@ func (c *Clients) MetricValue(ctx context.Context, q MetricQuery) (value float64
 	}
 	return 0, false, nil
 }
+
+// Alarms reads alarms in region ("" the default) with the base credentials.
+func (f *Factory) Alarms(ctx context.Context, region string, names []string, prefix string) ([]Alarm, error) {
+	return f.ForRole(region, "").Alarms(ctx, names, prefix)
+}
+
+// MetricValue runs a metric query in region ("" the default) with the base credentials.
+func (f *Factory) MetricValue(ctx context.Context, region string, q MetricQuery) (float64, bool, error) {
+	return f.ForRole(region, "").MetricValue(ctx, q)
+}

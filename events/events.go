@@ -21,6 +21,9 @@ const (
 	TaskOutput Kind = "task_output" // one line of a running command's output: Host, Task, TaskIndex, Line
 	TaskEnd    Kind = "task_end"    // Host, Task, TaskIndex, Module, Status, Msg, Duration
 	HostEnd    Kind = "host_end"    // Host, Status (ok|changed|failed|rolled_back|unreachable), Msg, Duration
+	GateStart  Kind = "gate_start"  // a verify gate begins its bake after a batch: Play, Batch, Hosts (the batch), Duration (bake), Msg (its checks)
+	GateCheck  Kind = "gate_check"  // one check of one poll: Batch, Task (check name), Module (its kind), TaskIndex (poll, from 1), Status (ok|failed|skipped), Msg (measured values)
+	GateEnd    Kind = "gate_end"    // the gate's verdict: Batch, Status (ok|failed|interrupted), Msg (the check that failed, with its values), Duration (time baked)
 	BatchEnd   Kind = "batch_end"   // Batch, Batches, Failed (count), Halted (rollout stops), Msg
 	PauseWait  Kind = "pause_wait"  // waiting for the operator to approve: Msg; answer through the runner's approver
 	PauseEnd   Kind = "pause_end"   // approval given (Status ok) or refused (Status failed)

@@ -77,6 +77,21 @@ func (p *Plain) Emit(e events.Event) {
 		default:
 			fmt.Fprintf(p.w, "%sSTAGE FAILED: %s\n", host(), e.Msg)
 		}
+	case events.GateStart:
+		fmt.Fprintf(p.w, "%s GATE after batch %d (%s): %s\n", stamp, e.Batch, strings.Join(e.Hosts, " "), e.Msg)
+	case events.GateCheck:
+		if e.Status == events.StatusFailed || p.verbose > 0 {
+			fmt.Fprintf(p.w, "%s   gate check %s #%d: %s: %s\n", stamp, e.Task, e.TaskIndex, e.Status, e.Msg)
+		}
+	case events.GateEnd:
+		if e.Status == events.StatusOK {
+			fmt.Fprintf(p.w, "%s GATE after batch %d passed: %s\n", stamp, e.Batch, e.Msg)
+		} else {
+			fmt.Fprintf(p.w, "%s GATE after batch %d %s: %s\n", stamp, e.Batch, strings.ToUpper(string(e.Status)), e.Msg)
+			if p.github {
+				fmt.Fprintf(p.w, "::error title=verify gate after batch %d::%s\n", e.Batch, ghMessage(safeLine(raw.Msg)))
+			}
+		}
 	case events.BatchStart:
 		if p.github {
 			if p.inGroup {
@@ -198,11 +213,11 @@ func Recap(e events.Event) string {
 		if r.Untouched {
 			notes = append(notes, "untouched")
 		}
-		if r.OutOfService > 0 {
-			notes = append(notes, "out of service "+round(r.OutOfService).String())
-		}
 		if len(notes) > 0 {
 			fmt.Fprintf(&b, "  (%s)", strings.Join(notes, ", "))
+		}
+		if r.OutOfService > 0 {
+			fmt.Fprintf(&b, "  out of service %s", round(r.OutOfService))
 		}
 		b.WriteString("\n")
 	}

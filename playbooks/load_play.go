@@ -14,7 +14,7 @@ import (
 )
 
 var playKeys = []string{"name", "hosts", "serial", "order", "max_fail_percentage", "max_failures",
-	"rollback_completed", "pause_after", "vars", "secrets", "before", "stage", "pre_tasks", "tasks",
+	"rollback_completed", "pause_after", "vars", "secrets", "before", "stage", "verify", "pre_tasks", "tasks",
 	"post_tasks", "rollback", "after", "become", "become_user", "environment", "tags", "handlers", "roles",
 	"vars_files", "any_errors_fatal", "remote_user", "become_method", "connection", "strategy", "force_handlers", "gather_facts"}
 
@@ -84,6 +84,8 @@ func (l *loader) play(n *yaml.Node) *Play {
 			for _, t := range flattenTasks(p.Stage) {
 				l.stageTask(t)
 			}
+		case "verify":
+			p.Verify = l.verify(l.resolve(v))
 		case "pre_tasks":
 			p.PreTasks = l.tasks(v, "pre_tasks")
 		case "tasks":

@@ -70,6 +70,7 @@ type Play struct {
 	Secrets           []string // names of variables whose values are masked
 	Before            []*Task  // once, on the controller, before batch 1
 	Stage             []*Task  // on every host of the play in parallel, before batch 1: nothing that changes service
+	Verify            *Verify  // the gate after batches (nil: none)
 	PreTasks          []*Task
 	Tasks             []*Task
 	PostTasks         []*Task

@@ -56,6 +56,8 @@ type Options struct {
 	Mask func(values ...string)
 	// AWS is handed to controller modules (elb, asg).
 	AWS tasks.AWS
+	// CloudWatch answers verify gates' alarms and metrics checks.
+	CloudWatch GateAWS
 	// Environ is the controller's environment (KEY=VALUE, as os.Environ
 	// gives it): what env_vars and env secrets read. The runner does not
 	// read the process's environment itself.

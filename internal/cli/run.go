@@ -163,7 +163,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		if err != nil {
 			return err
 		}
-		opts.AWS = f
+		opts.AWS, opts.CloudWatch = f, f
 	}
 	var approvals chan bool
 	if mode == "tui" {
@@ -355,6 +355,9 @@ func (c *CheckCmd) check(g *Globals) error {
 // that need it.
 func usesAWS(pb *playbooks.Playbook) bool {
 	for _, p := range pb.Plays {
+		if p.Verify.UsesAWS() {
+			return true
+		}
 		for _, t := range p.AllTasks() {
 			if t.Spec.AWS {
 				return true
