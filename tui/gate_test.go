@@ -14,7 +14,7 @@ func TestGateBanner(t *testing.T) {
 	h := midRollout(t, 160, 24)
 	h.at(40*time.Second, events.Event{Kind: events.GateStart, Batch: 2, Hosts: []string{"api-02"}, Duration: 30 * time.Second})
 	h.at(41*time.Second, events.Event{Kind: events.GateCheck, Batch: 2, Task: "pages", Module: "http", TaskIndex: 1, Status: events.StatusOK, Msg: "api-02: 200 in 3ms"})
-	h.at(52*time.Second)
+	h.at(52 * time.Second)
 	v := h.view()
 	if !strings.Contains(v, "GATE after batch 2: baking, 18s left") || !strings.Contains(v, "pages ok: api-02: 200 in 3ms") {
 		t.Fatalf("no gate banner:\n%s", v)
