@@ -55,6 +55,24 @@ type Span struct {
 	Start, End time.Time
 	Status     string
 	Msg        string
+	Checks     []events.Event // a gate's polls (gate_check events)
+}
+
+// LastChecks is a gate's latest value of each check, and its failed polls.
+func (s *Span) LastChecks() []events.Event {
+	var out []events.Event
+	idx := map[string]int{}
+	for _, c := range s.Checks {
+		if i, ok := idx[c.Task]; ok && out[i].Status != events.StatusFailed {
+			out[i] = c
+			continue
+		}
+		if _, ok := idx[c.Task]; !ok || c.Status == events.StatusFailed {
+			idx[c.Task] = len(out)
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Host is one host's row.
@@ -123,7 +141,7 @@ func Build(evs []events.Event, record string) *Run {
 	key := func(e events.Event) string {
 		return e.Host + "\x00" + e.Task + "\x00" + boolStr(e.Rollback)
 	}
-	var pause *Span
+	var pause, gate *Span
 	var last time.Time
 	for _, e := range evs {
 		// Some events carry no time (the CLI's own, such as the lock):
@@ -223,6 +241,18 @@ func Build(evs []events.Event, record string) *Run {
 			if e.Status == events.StatusFailed {
 				r.Stage.Status = string(events.StatusFailed)
 			}
+		case events.GateStart:
+			gate = &Span{Label: fmt.Sprintf("verify gate after batch %d (bake %s)", e.Batch, roundDur(e.Duration)), Start: e.Time, Status: string(events.StatusRunning), Msg: e.Msg}
+			r.Gates = append(r.Gates, gate)
+		case events.GateCheck:
+			if gate != nil {
+				gate.Checks = append(gate.Checks, e)
+			}
+		case events.GateEnd:
+			if gate != nil {
+				gate.End, gate.Status, gate.Msg = e.Time, string(e.Status), e.Msg
+				gate = nil
+			}
 		case events.PauseWait:
 			pause = &Span{Label: "waiting for approval", Start: e.Time, Msg: e.Msg}
 			r.Waits = append(r.Waits, pause)
@@ -248,6 +278,9 @@ func Build(evs []events.Event, record string) *Run {
 	}
 	if pause != nil {
 		pause.End = r.End
+	}
+	if gate != nil {
+		gate.End = r.End
 	}
 	for _, b := range r.Batches {
 		if b.End.IsZero() {

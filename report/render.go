@@ -148,7 +148,7 @@ func chart(r *Run) Chart {
 			Title: fmt.Sprintf("%s: %s, %s", w.Label, orDash(w.Status), roundDur(w.End.Sub(w.Start)))})
 	}
 	for _, g := range r.Gates {
-		c.Bands = append(c.Bands, Band{X: x(g.Start), W: width(g.Start, g.End), Class: "gate " + g.Status, Label: "gate",
+		c.Bands = append(c.Bands, Band{X: x(g.Start), W: width(g.Start, g.End), Class: "gate " + g.Status, Label: "gate " + g.Status,
 			Title: fmt.Sprintf("%s: %s, %s. %s", g.Label, orDash(g.Status), roundDur(g.End.Sub(g.Start)), g.Msg)})
 	}
 	for i, h := range rows {

@@ -41,6 +41,10 @@ func sampleRecord(t *testing.T) string {
 		{Time: at(901), Kind: events.TaskStart, Host: "app1", Task: "Previous release", Module: "release", Rollback: true},
 		{Time: at(950), Kind: events.TaskEnd, Host: "app1", Task: "Previous release", Module: "release", Rollback: true, Status: events.StatusChanged, Msg: "rolled back: current -> v1 (was v2)"},
 		{Time: at(960), Kind: events.HostEnd, Host: "app1", Batch: 1, Status: events.StatusRolledBack, Msg: "Smoke test failed; rolled back"},
+		{Time: at(700), Kind: events.GateStart, Batch: 1, Hosts: []string{"app1"}, Duration: 5 * time.Second},
+		{Time: at(750), Kind: events.GateCheck, Batch: 1, Task: "pages", Module: "http", TaskIndex: 1, Status: events.StatusOK, Msg: "app1: 200 in 2ms"},
+		{Time: at(800), Kind: events.GateCheck, Batch: 1, Task: "pages", Module: "http", TaskIndex: 2, Status: events.StatusFailed, Msg: "app1: status 500"},
+		{Time: at(850), Kind: events.GateEnd, Batch: 1, Status: events.StatusFailed, Msg: "pages (http) failed: app1: status 500"},
 		{Time: at(961), Kind: events.BatchEnd, Play: "deploy", Batch: 1, Batches: 2, Failed: 1, Halted: true},
 		{Time: at(970), Kind: events.RunEnd, Status: events.StatusFailed, ExitCode: 2, Recap: []events.HostRecap{
 			{Host: "app1", Changed: 2, Failed: 1, RolledBack: true, Left: events.LeftInService, OutOfService: 700 * time.Millisecond},
@@ -78,6 +82,9 @@ func TestBuild(t *testing.T) {
 	}
 	if app1.Staged != "ok" || !app1.Tasks[0].Stage || app1.OutOfService != 700*time.Millisecond || r.Stage == nil || r.Stage.End.Sub(r.Stage.Start) != 5*time.Millisecond {
 		t.Errorf("app1: staged %q, out of service %s; stage span %+v", app1.Staged, app1.OutOfService, r.Stage)
+	}
+	if len(r.Gates) != 1 || r.Gates[0].Status != "failed" || len(r.Gates[0].LastChecks()) != 1 || r.Gates[0].LastChecks()[0].TaskIndex != 2 {
+		t.Errorf("gates %+v", r.Gates)
 	}
 	if got := app1.Tasks[2].Output; len(got) != 1 {
 		t.Errorf("output of the smoke test: %q", got)
