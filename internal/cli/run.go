@@ -327,7 +327,7 @@ func (c *CheckCmd) check(g *Globals) error {
 	nTasks := 0
 	dynamic := false // an earlier play changes the inventory (group_by, add_host)
 	for _, p := range pb.Plays {
-		nTasks += len(p.HostTasks()) + len(p.Before) + len(p.After) + len(p.Rollback)
+		nTasks += len(p.HostTasks()) + len(p.Before) + len(p.Stage) + len(p.After) + len(p.Rollback)
 		if inv != nil {
 			hs, err := inv.Match(p.Hosts)
 			var nomatch *inventory.NoMatchError
