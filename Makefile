@@ -19,7 +19,7 @@ build:
 # on a lab host (tasks/lab_test.go); ansible: ansible-core, for the test that
 # runs one Ansible playbook with both tools (internal/cli/ansible_lab_test.go).
 deps:
-	scripts/deps.sh test containers ansible sqs
+	scripts/deps.sh test containers ansible browser sqs
 
 # The whole suite (scripts/test.sh: internal/cli's lab tests in parallel
 # shards, each its own process and lab): unit tests, fuzz seeds, and the integration tests that
