@@ -163,3 +163,23 @@ func TestLoadVerifyErrors(t *testing.T) {
 		}
 	}
 }
+
+// The canary's approval comes after its gate: gate_end, then pause_wait.
+func TestGateBeforeApproval(t *testing.T) {
+	src := strings.Replace(gatePlay, "batches: [2]", "batches: [1]", 1)
+	src = strings.Replace(src, "  rollback_completed: true\n", "  pause_after: [1]\n", 1)
+	res, rec := runPB(t, src, 2, func(o *Options) { o.CloudWatch = &fakeCloudWatch{}; o.Yes = true })
+	if res.ExitCode != exitcode.OK {
+		t.Fatalf("exit %d", res.ExitCode)
+	}
+	var order []string
+	for _, e := range rec.evs {
+		switch e.Kind {
+		case events.GateEnd, events.PauseWait, events.BatchStart:
+			order = append(order, string(e.Kind))
+		}
+	}
+	if got := strings.Join(order, " "); got != "batch_start gate_end pause_wait batch_start" {
+		t.Errorf("order %s", got)
+	}
+}
