@@ -12,24 +12,28 @@ import (
 )
 
 // TestLabReport renders the record of a real failed canary (the AWS lab,
-// the example deploy, a build that fails its smoke test) and checks the
-// page in headless chromium. FERRY_REPORT_SCREENSHOT=FILE also saves a
-// screenshot of it (docs/images/report.png is made that way).
+// the example deploy with a verify gate after the canary, a build that
+// passes its smoke test but fails 20% of its requests, stopped by the
+// gate and rolled back) and checks the page in headless chromium.
+// FERRY_REPORT_SCREENSHOT=FILE also saves a screenshot of it
+// (docs/images/report.png is made that way).
 func TestLabReport(t *testing.T) {
 	d := startAWSDeployLab(t, 4)
-	r := d.run(t, "run", example("deploy.yml"), "-e", "version=v3-broken", "--report", "--requested-by", "alice")
+	addBuild(t, d.dist, "v4-flaky")
+	pb := gated(t, gateSpec("5s", "200ms", httpGate))
+	r := d.run(t, "run", pb, "-e", "version=v4-flaky", "--report", "--requested-by", "alice")
 	if r.code != exitcode.Failed {
-		t.Fatalf("deploy v3-broken: exit %d, want %d", r.code, exitcode.Failed)
+		t.Fatalf("deploy v4-flaky: exit %d, want %d", r.code, exitcode.Failed)
 	}
 	files, _ := filepath.Glob(filepath.Join(d.records, "*.jsonl"))
 	var record string
 	for _, f := range files {
-		if b, _ := os.ReadFile(f); strings.Contains(string(b), "v3-broken") {
+		if b, _ := os.ReadFile(f); strings.Contains(string(b), "v4-flaky") {
 			record = f
 		}
 	}
 	if record == "" {
-		t.Fatal("no record of the v3-broken run")
+		t.Fatal("no record of the v4-flaky run")
 	}
 	runID := strings.TrimSuffix(filepath.Base(record), ".jsonl")
 	// --report wrote the page next to the record.
@@ -62,7 +66,7 @@ func TestLabReport(t *testing.T) {
 	}
 
 	page, _ := os.ReadFile(out)
-	for _, want := range []string{"alice", "v3-broken", "AWS calls", "Drain"} {
+	for _, want := range []string{"alice", "v4-flaky", "AWS calls", "Drain", "verify gate after batch 1", "pages (http) failed", "stage: Stage release"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("page does not mention %q", want)
 		}
