@@ -33,6 +33,9 @@ func CheckPage(t *testing.T, path string, hosts map[string]string, failed string
 			t.Errorf("row %s: class %q", r.Host, r.Class)
 		}
 	}
+	if os.Getenv("FERRY_REPORT_SCREENSHOT") != "" {
+		p.Screenshot(t, os.Getenv("FERRY_REPORT_SCREENSHOT")) // before the click below scrolls to the output
+	}
 	if failed != "" {
 		var link struct {
 			Href, Target string
@@ -69,10 +72,5 @@ func CheckPage(t *testing.T, path string, hosts map[string]string, failed string
 		if u != url {
 			t.Errorf("the page fetched %s: a report must be self-contained", u)
 		}
-	}
-	if os.Getenv("FERRY_REPORT_SCREENSHOT") != "" {
-		var ok bool
-		p.Eval(t, `(window.scrollTo(0, 0), true)`, &ok) // the click above scrolled to the output
-		p.Screenshot(t, os.Getenv("FERRY_REPORT_SCREENSHOT"))
 	}
 }
