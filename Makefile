@@ -17,9 +17,10 @@ build:
 
 # containers: podman, for the docker module's test against real containers
 # on a lab host (tasks/lab_test.go); ansible: ansible-core, for the test that
-# runs one Ansible playbook with both tools (internal/cli/ansible_lab_test.go).
+# runs one Ansible playbook with both tools (internal/cli/ansible_lab_test.go);
+# browser: chromium, for the tests that load `ferry report` pages headless.
 deps:
-	scripts/deps.sh test containers ansible sqs
+	scripts/deps.sh test containers ansible browser sqs
 
 # The whole suite: make lint, then scripts/test.sh (the race detector on
 # the packages that run hosts concurrently; internal/cli's lab tests in

@@ -42,15 +42,17 @@ var allowedImports = map[string][]string{
 	"tui":               {"events"},
 	"tasks":             {"awsapi", "internal/parallel", "internal/shell", "internal/value", "ssh"},
 	"internal/worker":   {"awsapi"},
+	"internal/promtext": nil,
+	"report":            {"events", "output", "tasks"},
 
 	// The runner.
-	"playbooks": {"awsapi", "diag", "events", "internal/exitcode", "internal/parallel", "internal/shell", "internal/template",
+	"playbooks": {"awsapi", "diag", "events", "internal/exitcode", "internal/parallel", "internal/promtext", "internal/shell", "internal/template",
 		"internal/value", "internal/yamlnode", "inventory", "output", "ssh", "tasks"},
 	"playbooks/examples/app": nil,
 
 	// The commands, and the binary.
 	"internal/cli": {"awsapi", "diag", "environments", "events", "internal/exitcode", "internal/parallel", "internal/shell",
-		"internal/template", "internal/worker", "inventory", "inventory/ec2", "output", "playbooks", "ssh", "tasks", "tui"},
+		"internal/template", "internal/worker", "inventory", "inventory/ec2", "output", "playbooks", "report", "ssh", "tasks", "tui"},
 	"cmd/ferry": {"internal/cli"},
 
 	// Test rigs: the lab, the emulators, the TUI demo. No product package
@@ -63,6 +65,8 @@ var allowedImports = map[string][]string{
 	"internal/awsemu":                  nil,
 	"internal/awsemu/cmd/awsemu-serve": {"internal/awsemu"},
 	"internal/sqsemu":                  nil,
+	"internal/browsertest":             nil,
+	"report/reporttest":                {"internal/browsertest"},
 	"tui/internal/demo":                {"events", "internal/parallel"},
 	"tui/cmd/tuidemo":                  {"events", "tui", "tui/internal/demo"},
 

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -54,6 +55,8 @@ type Clients struct {
 	ELBv2   *elbv2.Client
 	ASG     *autoscaling.Client
 	STS     *sts.Client
+	// CloudWatch: alarms and metrics for verify gates.
+	CloudWatch *cloudwatch.Client
 }
 
 // Factory builds and caches Clients per (region, role).
@@ -178,6 +181,7 @@ func (f *Factory) ForRole(region, roleARN string) *Clients {
 		Region: region, RoleARN: roleARN,
 		EC2: ec2.NewFromConfig(cfg), ELB: elb.NewFromConfig(cfg), ELBv2: elbv2.NewFromConfig(cfg),
 		ASG: autoscaling.NewFromConfig(cfg), STS: sts.NewFromConfig(cfg),
+		CloudWatch: newCloudWatch(cfg),
 	}
 	f.clients[k] = c
 	return c

@@ -14,12 +14,16 @@ const (
 	RunStart   Kind = "run_start"   // a run began: RunID, Playbook, Env, Version, Inventory, Hosts
 	PlayStart  Kind = "play_start"  // a play began: Play, Hosts (all hosts of the play), Batches
 	Preflight  Kind = "preflight"   // one host checked before batch 1: Host, Status (ok|unreachable|failed), Msg
+	StageEnd   Kind = "stage_end"   // a host's play-level stage list ended, before batch 1: Host, Status (ok|failed|skipped: staged by the resumed run), Version, Msg
 	BatchStart Kind = "batch_start" // Batch (1-based), Batches, Hosts (this batch)
 	HostStart  Kind = "host_start"  // a host began its task list: Host, Tasks (names, in order)
 	TaskStart  Kind = "task_start"  // Host, Task, TaskIndex, Module
 	TaskOutput Kind = "task_output" // one line of a running command's output: Host, Task, TaskIndex, Line
 	TaskEnd    Kind = "task_end"    // Host, Task, TaskIndex, Module, Status, Msg, Duration
 	HostEnd    Kind = "host_end"    // Host, Status (ok|changed|failed|rolled_back|unreachable), Msg, Duration
+	GateStart  Kind = "gate_start"  // a verify gate begins its bake after a batch: Play, Batch, Hosts (the batch), Duration (bake), Msg (its checks)
+	GateCheck  Kind = "gate_check"  // one check of one poll: Batch, Task (check name), Module (its kind), TaskIndex (poll, from 1), Status (ok|failed|skipped), Msg (measured values)
+	GateEnd    Kind = "gate_end"    // the gate's verdict: Batch, Status (ok|failed|interrupted), Msg (the check that failed, with its values), Duration (time baked)
 	BatchEnd   Kind = "batch_end"   // Batch, Batches, Failed (count), Halted (rollout stops), Msg
 	PauseWait  Kind = "pause_wait"  // waiting for the operator to approve: Msg; answer through the runner's approver
 	PauseEnd   Kind = "pause_end"   // approval given (Status ok) or refused (Status failed)
@@ -73,6 +77,10 @@ type HostRecap struct {
 	// Left is the state the run left the host in: "in service", or what is
 	// still undone ("out of load balancer, unit app stopped"), or "unknown".
 	Left string `json:"left,omitempty"`
+	// OutOfService is how long the host had a journaled change open (out
+	// of its load balancers, its unit stopped): from the first such change
+	// to the moment none was left, summed over the run.
+	OutOfService time.Duration `json:"out_of_service_ns,omitempty"`
 }
 
 // LeftOut reports whether the run left the host not in service (or unknown).
@@ -106,6 +114,7 @@ type Event struct {
 	TaskIndex int           `json:"task_index,omitempty"`
 	Module    string        `json:"module,omitempty"`
 	Rollback  bool          `json:"rollback,omitempty"` // the task belongs to the host's rollback list
+	Stage     bool          `json:"stage,omitempty"`    // the task belongs to the play's stage list (before batch 1)
 	Status    Status        `json:"status,omitempty"`
 	Msg       string        `json:"msg,omitempty"`
 	Line      string        `json:"line,omitempty"`

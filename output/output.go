@@ -70,6 +70,30 @@ func (p *Plain) Emit(e events.Event) {
 		} else if p.verbose > 0 {
 			fmt.Fprintf(p.w, "%spreflight ok %s\n", host(), e.Msg)
 		}
+	case events.StageEnd:
+		switch e.Status {
+		case events.StatusOK:
+			fmt.Fprintf(p.w, "%sSTAGED %s\n", host(), e.Version)
+		case events.StatusSkipped:
+			fmt.Fprintf(p.w, "%sSTAGE SKIPPED: %s\n", host(), e.Msg)
+		default:
+			fmt.Fprintf(p.w, "%sSTAGE FAILED: %s\n", host(), e.Msg)
+		}
+	case events.GateStart:
+		fmt.Fprintf(p.w, "%s GATE after batch %d (%s): %s\n", stamp, e.Batch, strings.Join(e.Hosts, " "), e.Msg)
+	case events.GateCheck:
+		if e.Status == events.StatusFailed || p.verbose > 0 {
+			fmt.Fprintf(p.w, "%s   gate check %s #%d: %s: %s\n", stamp, e.Task, e.TaskIndex, e.Status, e.Msg)
+		}
+	case events.GateEnd:
+		if e.Status == events.StatusOK {
+			fmt.Fprintf(p.w, "%s GATE after batch %d passed: %s\n", stamp, e.Batch, e.Msg)
+		} else {
+			fmt.Fprintf(p.w, "%s GATE after batch %d %s: %s\n", stamp, e.Batch, strings.ToUpper(string(e.Status)), e.Msg)
+			if p.github {
+				fmt.Fprintf(p.w, "::error title=verify gate after batch %d::%s\n", e.Batch, ghMessage(safeLine(raw.Msg)))
+			}
+		}
 	case events.BatchStart:
 		if p.github {
 			if p.inGroup {
@@ -150,6 +174,9 @@ func rb(e events.Event) string {
 	if e.Rollback {
 		return "ROLLBACK "
 	}
+	if e.Stage {
+		return "STAGE "
+	}
 	return ""
 }
 
@@ -190,6 +217,9 @@ func Recap(e events.Event) string {
 		}
 		if len(notes) > 0 {
 			fmt.Fprintf(&b, "  (%s)", strings.Join(notes, ", "))
+		}
+		if r.OutOfService > 0 {
+			fmt.Fprintf(&b, "  out of service %s", round(r.OutOfService))
 		}
 		b.WriteString("\n")
 	}

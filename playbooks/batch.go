@@ -6,6 +6,7 @@ package playbooks
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -43,6 +44,11 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	if !r.controllerTasks(ctx, hard, play, play.Before, "running") {
 		code, status, msg = exitcode.Failed, events.StatusFailed, "a `before` task failed: no host was touched"
 	}
+	if code == exitcode.OK && len(play.Stage) > 0 && ctx.Err() == nil {
+		if failed := r.stage(ctx, play, pp.batches, byName); len(failed) > 0 {
+			code, status, msg = exitcode.Failed, events.StatusFailed, stageSummary(failed)
+		}
+	}
 
 	var completed []*hostRun // finished hosts, in completion order
 	totalFailed := 0
@@ -72,6 +78,12 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 			halt, why = true, fmt.Sprintf("%d of %d hosts failed (%.0f%%), max_fail_percentage is %g", failed, worked, pct, play.MaxFailPercentage)
 		case play.MaxFailures != nil && totalFailed > *play.MaxFailures:
 			halt, why = true, fmt.Sprintf("%d hosts failed in this run, max_failures is %d", totalFailed, *play.MaxFailures)
+		}
+		if !halt && ctx.Err() == nil && play.Verify.After(num) {
+			if gateWhy := r.verifyBatch(ctx, play, pp, bi, byName); gateWhy != "" && ctx.Err() == nil {
+				completed = slices.DeleteFunc(completed, func(hr *hostRun) bool { return slices.Contains(batch, hr.h.Name) })
+				halt, why = true, fmt.Sprintf("verify gate after batch %d: %s", num, gateWhy)
+			}
 		}
 		interrupted := ctx.Err() != nil
 		r.emit(events.Event{Kind: events.BatchEnd, Play: play.Name, Batch: num, Batches: len(pp.batches), Failed: failed, Halted: halt, Msg: why})
@@ -161,7 +173,7 @@ func (r *Runner) approve(ctx context.Context, msg string) bool {
 
 // needsBecome reports whether any task of the play may run through sudo.
 func needsBecome(p *Play) bool {
-	for _, t := range append(p.HostTasks(), p.Rollback...) {
+	for _, t := range append(append(p.HostTasks(), p.Stage...), p.Rollback...) {
 		if b, _ := p.BecomeFor(t); b {
 			return true
 		}
@@ -246,6 +258,50 @@ func (r *Runner) runBatch(ctx, hard context.Context, play *Play, batch []string,
 		}
 	})
 	return int(failed.Load()), len(hosts)
+}
+
+// verifyBatch runs the play's gate on the hosts batch bi finished; when it
+// fails, they are rolled back (in parallel, as a failed batch's are) and
+// it returns why.
+func (r *Runner) verifyBatch(ctx context.Context, play *Play, pp playPlan, bi int, byName map[string]*hostRun) string {
+	var done, baseline []*hostRun
+	for _, n := range pp.batches[bi] {
+		if hr := byName[n]; hr.finished && !hr.failed {
+			done = append(done, hr)
+		}
+	}
+	for _, b := range pp.batches[bi+1:] {
+		for _, n := range b {
+			if hr := byName[n]; hr.conn != nil {
+				baseline = append(baseline, hr)
+			}
+		}
+	}
+	if len(done) == 0 {
+		return ""
+	}
+	why := r.gate(ctx, play, bi+1, done, baseline)
+	if why == "" || ctx.Err() != nil {
+		return why
+	}
+	parallel.Each(ctx, len(done), r.opts.Forks, func(i int) {
+		hr := done[i]
+		rbCtx, cancel := r.cleanup(ctx)
+		defer cancel()
+		hr.failed = true
+		st, msg := events.StatusRolledBack, "rolled back: the verify gate failed"
+		if !r.rollback(rbCtx, play, hr, bi+1) {
+			st, msg = events.StatusFailed, "the verify gate failed; ROLLBACK FAILED"
+			if len(play.Rollback) == 0 {
+				msg = "the verify gate failed; no rollback tasks"
+			}
+		}
+		if left := r.leftState(hr); left != events.LeftInService {
+			msg += "; left " + left
+		}
+		r.emit(events.Event{Kind: events.HostEnd, Host: hr.h.Name, Batch: bi + 1, Status: st, Msg: msg})
+	})
+	return why
 }
 
 // rollbackCompleted rolls back hosts this run already finished, newest first, one at a time.

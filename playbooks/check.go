@@ -82,6 +82,7 @@ func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
 	c.defined, c.onCtl = copySet(base), true
 	c.tasks(play.Before)
 	c.defined, c.onCtl = copySet(base), false
+	c.tasks(flattenTasks(play.Stage)) // what stage registers, the host's tasks see
 	c.tasks(flattenTasks(play.HostTasks()))
 	c.tasks(play.Rollback)
 	c.tasks(flattenTasks(play.Handlers)) // handlers run after the tasks that notify them

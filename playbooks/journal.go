@@ -6,6 +6,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/ssh"
@@ -105,6 +106,9 @@ func (r *Runner) intent(hr *hostRun, c openChange) error {
 	}
 	undo := c.undo
 	r.mu.Lock()
+	if hr != nil && len(j.open) == 0 && hr.outSince.IsZero() {
+		hr.outSince = r.opts.Now()
+	}
 	j.add(c)
 	r.mu.Unlock()
 	r.emit(events.Event{Kind: events.Intent, Host: name, Change: c.key, Msg: c.what, Undo: &undo})
@@ -125,6 +129,10 @@ func (r *Runner) undone(hr *hostRun, key string) {
 	}
 	r.mu.Lock()
 	ok := j.remove(key)
+	if ok && hr != nil && len(j.open) == 0 && !hr.outSince.IsZero() {
+		hr.outFor += r.opts.Now().Sub(hr.outSince)
+		hr.outSince = time.Time{}
+	}
 	r.mu.Unlock()
 	if ok {
 		r.emit(events.Event{Kind: events.Undone, Host: name, Change: key})

@@ -16,7 +16,7 @@ import (
 )
 
 var playKeys = []string{"name", "hosts", "serial", "order", "max_fail_percentage", "max_failures",
-	"rollback_completed", "pause_after", "vars", "secrets", "before", "pre_tasks", "tasks",
+	"rollback_completed", "pause_after", "vars", "secrets", "before", "stage", "verify", "pre_tasks", "tasks",
 	"post_tasks", "rollback", "after", "become", "become_user", "environment", "tags", "handlers", "roles",
 	"vars_files", "any_errors_fatal", "remote_user", "become_method", "connection", "strategy", "force_handlers", "gather_facts"}
 
@@ -77,6 +77,13 @@ func (l *loader) play(n *yaml.Node) *Play {
 			p.Secrets = l.strList(v, "secrets")
 		case "before":
 			p.Before = l.tasks(v, "before")
+		case "stage":
+			p.Stage = l.tasks(v, "stage")
+			for _, t := range flattenTasks(p.Stage) {
+				l.stageTask(t)
+			}
+		case "verify":
+			p.Verify = l.verify(l.resolve(v))
 		case "pre_tasks":
 			p.PreTasks = l.tasks(v, "pre_tasks")
 		case "tasks":
@@ -119,6 +126,29 @@ func (l *loader) play(n *yaml.Node) *Play {
 		l.errorf(p.Pos, "add `hosts: PATTERN` (a group, a host, `all`, ...)", "play has no hosts")
 	}
 	return p
+}
+
+// stageTask refuses, in `stage:`, a task whose module changes what the
+// host serves: staging runs on every host at once, before any is drained,
+// so it may only prepare (upload, verify, unpack). What a module does is
+// read from its Spec: a change the journal must undo (Leaves, Restores,
+// Undo), a call to AWS, or Service.
+func (l *loader) stageTask(t *Task) {
+	if t.Module == "" {
+		return
+	}
+	s := t.Spec
+	why := ""
+	switch {
+	case s.Undo != "" || s.AWS:
+		why = "takes hosts in or out of service"
+	case s.Leaves != nil || s.Restores != nil || s.Service:
+		why = "changes the state of a running service"
+	default:
+		return
+	}
+	l.errorf(t.ModulePos, "move it to `tasks:` (the batches); `stage:` may only prepare: upload, verify, unpack",
+		"stage: %s %s, and stage runs on every host before batch 1", t.Module, why)
 }
 
 func (l *loader) hosts(v *yaml.Node) string {

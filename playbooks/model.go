@@ -71,6 +71,8 @@ type Play struct {
 	Vars              []*VarDef
 	Secrets           []string // names of variables whose values are masked
 	Before            []*Task  // once, on the controller, before batch 1
+	Stage             []*Task  // on every host of the play in parallel, before batch 1: nothing that changes service
+	Verify            *Verify  // the gate after batches (nil: none)
 	PreTasks          []*Task
 	Tasks             []*Task
 	PostTasks         []*Task
@@ -101,6 +103,7 @@ func (p *Play) HostTasks() []*Task {
 // Blocks are opened: their tasks are listed in place of the block; handlers come last.
 func (p *Play) AllTasks() []*Task {
 	out := append([]*Task{}, p.Before...)
+	out = append(out, p.Stage...)
 	out = append(out, p.HostTasks()...)
 	out = append(out, p.Rollback...)
 	out = append(out, p.After...)

@@ -44,7 +44,17 @@ type Resumed struct {
 	order    map[string][]string        // play → its hosts in the run's order
 	tasks    map[string][]string        // play → its task names, as run
 	plays    []string
-	finisher map[string]string // host → run that finished it
+	finisher map[string]string            // host → run that finished it
+	staged   map[string]map[string]string // play → host → run that staged it for Version
+}
+
+// stagedBy returns the run of the chain that staged host for version in
+// play, or "" (nil: not a resumed run).
+func (r *Resumed) stagedBy(play, host, version string) string {
+	if r == nil || version != r.Version {
+		return ""
+	}
+	return r.staged[play][host]
 }
 
 // ID is the resumed run's ID ("" for nil: not a resumed run).
@@ -194,7 +204,7 @@ func loadJournal(dir, runID, playbook, env string, trusting bool) (*Resumed, err
 	res := &Resumed{RunID: pick.start.RunID, Path: pick.path, Playbook: pick.start.Playbook, Env: pick.start.Env,
 		Version: pick.start.Version, Digest: pick.start.Digest, ended: pick.end != nil,
 		open: map[string]*journal{}, done: map[string]map[string]bool{}, order: map[string][]string{},
-		tasks: map[string][]string{}, finisher: map[string]string{}}
+		tasks: map[string][]string{}, finisher: map[string]string{}, staged: map[string]map[string]string{}}
 	if pick.end != nil {
 		res.status = pick.end.Status
 	}
@@ -231,6 +241,16 @@ func loadJournal(dir, runID, playbook, env string, trusting bool) (*Resumed, err
 				res.done[play][e.Host] = ok
 				if ok && res.finisher[e.Host] == "" {
 					res.finisher[e.Host] = e.RunID
+				}
+			case events.StageEnd:
+				if play == "" || e.Status != events.StatusOK || e.Version != res.Version {
+					continue
+				}
+				if res.staged[play] == nil {
+					res.staged[play] = map[string]string{}
+				}
+				if res.staged[play][e.Host] == "" {
+					res.staged[play][e.Host] = e.RunID
 				}
 			case events.Intent:
 				j := res.open[e.Host]

@@ -57,6 +57,8 @@ type Options struct {
 	Mask func(values ...string)
 	// AWS is handed to controller modules (elb, asg).
 	AWS tasks.AWS
+	// CloudWatch answers verify gates' alarms and metrics checks.
+	CloudWatch GateAWS
 	// Environ is the controller's environment (KEY=VALUE, as os.Environ
 	// gives it): what env_vars and env secrets read. The runner does not
 	// read the process's environment itself.
@@ -141,6 +143,12 @@ type hostRun struct {
 	// failedTask and failedResult are the last failure, for a rescue's
 	// ansible_failed_task and ansible_failed_result.
 	failedTask, failedResult map[string]any
+	staging                   bool    // running the play's stage list
+	staged                    bool    // its stage list ended ok (or a resumed run's had)
+	// The host's time out of service (guarded by Runner.mu): since when a
+	// journaled change is open, and the total of the closed stretches.
+	outSince time.Time
+	outFor   time.Duration
 }
 
 // NewRunner prepares a run of pb.
@@ -291,6 +299,12 @@ func (r *Runner) finish(code int, status events.Status, msg string, start time.T
 			}
 		}
 		rc.Left = r.leftState(hr)
+		r.mu.Lock()
+		rc.OutOfService = hr.outFor
+		if !hr.outSince.IsZero() {
+			rc.OutOfService += r.opts.Now().Sub(hr.outSince) // still out: until now
+		}
+		r.mu.Unlock()
 		recap = append(recap, rc)
 	}
 	r.emit(events.Event{Kind: events.RunEnd, Status: status, ExitCode: code, Msg: msg, Recap: recap,

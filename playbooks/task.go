@@ -191,7 +191,8 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 		hostName = hr.h.Name
 	}
 	start := r.opts.Now()
-	ev := events.Event{Host: hostName, Task: t.DisplayName(), TaskIndex: idx, Module: t.Module, Rollback: rollback, Batch: batch}
+	ev := events.Event{Host: hostName, Task: t.DisplayName(), TaskIndex: idx, Module: t.Module, Rollback: rollback, Batch: batch,
+		Stage: hr != nil && hr.staging}
 	var result any // the task's result, once it ran: ansible_failed_result when it fails
 	end := func(st events.Status, msg string) {
 		e := ev

@@ -5,7 +5,8 @@
 # test, demo, bench, containers (podman for the docker module's lab test;
 # it also writes /etc/containers/containers.conf when there is none),
 # ansible (ansible-core: the test that runs one playbook with both tools, and
-# the golden comparison with ansible-inventory) and sqs
+# the golden comparison with ansible-inventory), browser (Debian's chromium:
+# the tests that load `ferry report` pages in a headless browser) and sqs
 # (node and the npm package local-aws-sqs, the SQS emulator of the worker's
 # tests, into the git-ignored .deps/npm of the repo).
 set -euo pipefail
@@ -30,6 +31,9 @@ for group in "$@"; do
 	ansible)
 		need ansible-core python3
 		;;
+	browser)
+		need chromium
+		;;
 	sqs)
 		command -v node >/dev/null 2>&1 || need nodejs
 		command -v npm >/dev/null 2>&1 || need npm
@@ -40,7 +44,7 @@ for group in "$@"; do
 		containers=true
 		;;
 	*)
-		echo "deps.sh: unknown group $group (test, demo, bench, containers, ansible, sqs)" >&2
+		echo "deps.sh: unknown group $group (test, demo, bench, containers, ansible, browser, sqs)" >&2
 		exit 2
 		;;
 	esac

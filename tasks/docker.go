@@ -25,8 +25,9 @@ type dockerModule struct{}
 
 func (dockerModule) Spec() Spec {
 	return Spec{
-		Name: "docker",
-		Doc:  "Run, stop or remove a container on the host with docker or podman, recreated when its image or configuration changes",
+		Name:    "docker",
+		Service: true,
+		Doc:     "Run, stop or remove a container on the host with docker or podman, recreated when its image or configuration changes",
 		Params: map[string]Param{
 			"name":    {Type: String, Required: true, Doc: "container name"},
 			"image":   {Type: String, Doc: "image (required for state: started)"},

@@ -22,8 +22,9 @@ type haproxyModule struct{}
 
 func (haproxyModule) Spec() Spec {
 	return Spec{
-		Name: "haproxy",
-		Doc:  "Drain, disable or enable a server in HAProxy backends through the admin socket (delegate_to the load balancer), optionally waiting until HAProxy reports the new state",
+		Name:    "haproxy",
+		Service: true,
+		Doc:     "Drain, disable or enable a server in HAProxy backends through the admin socket (delegate_to the load balancer), optionally waiting until HAProxy reports the new state",
 		Params: map[string]Param{
 			"state":             {Type: String, Required: true, Choices: []string{"enabled", "disabled", "drain"}, Doc: "enabled: back in service; drain: no new sessions; disabled: maintenance"},
 			"host":              {Type: String, Required: true, Doc: "the server's name in the HAProxy configuration"},

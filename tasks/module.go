@@ -81,6 +81,10 @@ type Spec struct {
 	// arguments undoes (a unit started again). A module with Undo is
 	// reconciled from its State instead.
 	Restores func(args map[string]any) []string
+	// Service: the module changes what a host serves (starts or stops a
+	// container, drains a server in a load balancer) beyond what Leaves,
+	// Restores and Undo say; `stage:` refuses it.
+	Service bool
 	// RoleDir is the directory of a role where the module's relative local
 	// paths (src) resolve, as in Ansible: "templates" for template; "" means
 	// files.

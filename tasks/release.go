@@ -35,6 +35,7 @@ func (releaseModule) Spec() Spec {
 			"version":  {Type: String, Doc: "release name (default: a UTC timestamp)"},
 			"keep":     {Type: Int, Doc: "releases to keep (default 5); current and previous are never removed"},
 			"rollback": {Type: Bool, Doc: "point current back to the previously activated release"},
+			"activate": {Type: Bool, Default: "true", Doc: "false: only put the files in releases/<version>, checksums verified (for `stage:`); a later call with the same src and version finds them in place and switches"},
 			"mode":     {Type: String, Doc: `mode of the copied files ("0755")`},
 			"owner":    {Type: String, Doc: "owner of the copied files"},
 			"group":    {Type: String, Doc: "group of the copied files"},
@@ -58,6 +59,7 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	version := a.String("version", time.Now().UTC().Format("20060102150405"))
 	keep := a.Int("keep", 5)
 	rollback := a.Bool("rollback", false)
+	activateIt := a.Bool("activate", true)
 	o := readCopyOpts(a)
 	if err := a.Err(); err != nil {
 		return Outcome{}, err
@@ -98,6 +100,17 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 			err = errors.New(copied.Msg)
 		}
 		return Outcome{Failed: true, Msg: fmt.Sprintf("release %s: %v", version, err), Diff: copied.Diff}, nil
+	}
+	if !activateIt {
+		// Staged: current, the history and older releases stay as they are.
+		result := map[string]any{"release": dir, "version": version, "previous": st.current, "current": path.Join(base, "current"), "pruned": []any{}}
+		if !copied.Changed {
+			return Outcome{Msg: "release " + version + " is staged", Result: result}, nil
+		}
+		if h.Check {
+			return Outcome{Changed: true, Msg: checkMsg("stage release %s: %s", version, copied.Msg), Diff: copied.Diff, Result: result}, nil
+		}
+		return Outcome{Changed: true, Msg: "release " + version + " staged: " + copied.Msg, Diff: copied.Diff, Result: result}, nil
 	}
 
 	// 2. Activate and prune in one command.

@@ -147,3 +147,40 @@ func TestReleaseRollbackUndoesOnlyThisRun(t *testing.T) {
 		t.Fatalf("a second rollback went back again: %+v", out)
 	}
 }
+
+// activate: false stages a release (files in place, checksums checked)
+// without touching current or the history; the same call with activate
+// then copies nothing and only switches.
+func TestReleaseStageThenActivate(t *testing.T) {
+	h, _, _ := testHost(t)
+	base := filepath.Join(t.TempDir(), "app")
+	src := filepath.Join(h.Dir, "dist")
+	os.Mkdir(src, 0o755)
+	mustWrite(t, filepath.Join(src, "api"), "build 1", 0o755)
+	runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": "v1"})
+
+	mustWrite(t, filepath.Join(src, "api"), "build 2", 0o755)
+	out := runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": "v2", "activate": false})
+	if !out.Changed || out.Failed || !strings.Contains(out.Msg, "staged") {
+		t.Fatalf("stage: %+v", out)
+	}
+	if current(t, base) != "v1" || mustRead(t, filepath.Join(base, "releases", "v2", "api")) != "build 2" {
+		t.Fatalf("after staging: current %s", current(t, base))
+	}
+	if hist := strings.Fields(mustRead(t, filepath.Join(base, ".ferry-releases"))); !reflect.DeepEqual(hist, []string{"v1"}) {
+		t.Fatalf("staging changed the history: %v", hist)
+	}
+	out = runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": "v2", "activate": false})
+	if out.Changed || out.Failed {
+		t.Fatalf("staging again: %+v", out)
+	}
+	out = runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": "v2"})
+	if !out.Changed || current(t, base) != "v2" || strings.Contains(out.Msg, "updated") || !strings.Contains(out.Msg, "current -> v2 (was v1)") {
+		t.Fatalf("switch: %+v", out)
+	}
+	// A rollback goes back to v1: staging was not an activation.
+	h.State = map[string]any{}
+	if out := runModule(t, h, "release", map[string]any{"path": base, "rollback": true}); current(t, base) != "v1" {
+		t.Fatalf("rollback: %+v", out)
+	}
+}

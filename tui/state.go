@@ -2,6 +2,7 @@ package tui
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -108,16 +109,21 @@ type state struct {
 	// widest name and longest mark list in the table, kept for the column widths
 	maxName, maxMarks int
 
-	batch, batches         int
-	batchList              []batchInfo
-	batchSize, batchDone   int
-	batchFailed            int
-	halted                 bool
-	haltMsg                string
-	warnings               []string
-	warnTotal              int
-	pausePending           bool
-	pauseMsg               string
+	batch, batches       int
+	batchList            []batchInfo
+	batchSize, batchDone int
+	batchFailed          int
+	halted               bool
+	haltMsg              string
+	warnings             []string
+	warnTotal            int
+	pausePending         bool
+	pauseMsg             string
+	// a verify gate baking: until when, and each check's latest value
+	gateBatch              int
+	gateUntil              time.Time
+	gateChecks             []string
+	gateValues             map[string]string
 	pauseRequested         bool
 	aborting               int // number of abort requests sent
 	refused                bool
@@ -295,6 +301,28 @@ func (s *state) apply(e events.Event) {
 		}
 		s.setCat(h, catRunning)
 		s.followTo(h)
+	case events.GateStart:
+		s.gateBatch, s.gateUntil, s.gateChecks, s.gateValues = e.Batch, evTime(e, now).Add(e.Duration), nil, map[string]string{}
+	case events.GateCheck:
+		if s.gateValues != nil {
+			if _, ok := s.gateValues[e.Task]; !ok {
+				s.gateChecks = append(s.gateChecks, e.Task)
+			}
+			s.gateValues[e.Task] = string(e.Status) + ": " + oneLine(e.Msg)
+		}
+	case events.GateEnd:
+		s.gateBatch, s.gateValues = 0, nil
+		if e.Status != events.StatusOK {
+			// The halt banner says the rollout stopped; the warning says which check and what it measured.
+			s.apply(events.Event{Kind: events.Warning, Time: e.Time, Msg: "verify gate after batch " + strconv.Itoa(e.Batch) + " " + string(e.Status) + ": " + e.Msg})
+		}
+	case events.StageEnd:
+		h := s.row(e.Host)
+		line := "stage " + string(e.Status)
+		if e.Msg != "" {
+			line += ": " + oneLine(e.Msg)
+		}
+		s.logLine(h, line)
 	case events.TaskStart:
 		h := s.row(e.Host)
 		h.cur, h.inRB, h.taskRun = e.Task, e.Rollback, true

@@ -38,6 +38,13 @@ func (s *state) bannerText() (string, bool) {
 			msg = "too many failures"
 		}
 		return "rollout halted: " + msg + " (no further batch starts)", true
+	case s.gateBatch > 0 && !s.finished:
+		left := s.gateUntil.Sub(s.now())
+		msg := fmt.Sprintf("GATE after batch %d: baking, %s left", s.gateBatch, max(left, 0).Round(time.Second))
+		for _, c := range s.gateChecks {
+			msg += s.sym.sep + c + " " + s.gateValues[c]
+		}
+		return msg, true
 	case s.pauseRequested && !s.finished:
 		return fmt.Sprintf("%s will pause after batch %d for approval", s.sym.pause, max(s.batch, 1)), true
 	}

@@ -57,7 +57,7 @@ type Options struct {
 // Request is one API call as the emulator saw it.
 type Request struct {
 	Time    time.Time
-	Service string // ec2, sts, elb, elbv2, autoscaling
+	Service string // ec2, sts, elb, elbv2, autoscaling, monitoring (CloudWatch)
 	Action  string
 	Region  string
 	Account string
@@ -95,6 +95,7 @@ type regionState struct {
 	tgs       []*TargetGroup
 	elbs      []*ClassicELB
 	asgs      []*ASG
+	cw        cloudWatch
 }
 
 // New returns an emulator with no resources.
@@ -287,6 +288,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body, e = s.elbv2(c)
 	case "autoscaling":
 		body, e = s.autoscaling(c)
+	case "monitoring":
+		body, e = s.cloudwatch(c)
 	default:
 		e = errf(http.StatusBadRequest, "UnknownService", "service %q is not emulated", svc)
 	}
@@ -390,6 +393,8 @@ func namespace(service string) string {
 		return "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
 	case "autoscaling":
 		return "http://autoscaling.amazonaws.com/doc/2011-01-01/"
+	case "monitoring":
+		return "http://monitoring.amazonaws.com/doc/2010-08-01/"
 	}
 	return "http://ec2.amazonaws.com/doc/2016-11-15/"
 }

@@ -35,3 +35,6 @@ func (b *xmlw) num(tag string, n int) { b.elem(tag, strconv.Itoa(n)) }
 func (b *xmlw) boolean(tag string, v bool) { b.elem(tag, strconv.FormatBool(v)) }
 
 func (b *xmlw) ts(tag string, t time.Time) { b.elem(tag, t.UTC().Format("2006-01-02T15:04:05.000Z")) }
+
+func (b *xmlw) open(tag string)  { b.WriteString("<" + tag + ">") }
+func (b *xmlw) close(tag string) { b.WriteString("</" + tag + ">") }

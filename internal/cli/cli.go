@@ -69,6 +69,7 @@ type CLI struct {
 	Doc       DocCmd       `cmd:"" help:"Show module documentation, like ansible-doc."`
 	Status    StatusCmd    `cmd:"" help:"What runs where: the release on every host of an environment, drift, lock, load balancers."`
 	History   HistoryCmd   `cmd:"" help:"Past runs from the records; one run in detail."`
+	Report    ReportCmd    `cmd:"" help:"One self-contained HTML page of a run: timeline, failures, versions, AWS calls."`
 	Promote   PromoteCmd   `cmd:"" help:"Deploy the release running on one environment to another."`
 	Lock      LockCmd      `cmd:"" help:"The deploy lock of an environment: status, release."`
 	Worker    WorkerCmd    `cmd:"" help:"Run deploy requests and Auto Scaling launches from SQS (see docs/worker.md)."`

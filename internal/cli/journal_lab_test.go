@@ -187,6 +187,17 @@ func TestSIGKILLThenResume(t *testing.T) {
 		t.Errorf("app1 (batch 1) binary rewritten by the resume: %s → %s", stamp1, s)
 	}
 
+	// The killed run staged v2 on every host before batch 1: the resume
+	// stages none of them again.
+	for _, e := range resumed {
+		if e.Kind == events.TaskStart && e.Stage {
+			t.Errorf("%s staged again by the resume", e.Host)
+		}
+		if e.Kind == events.StageEnd && (e.Status != events.StatusSkipped || !strings.Contains(e.Msg, "staged for v2 by run "+runID)) {
+			t.Errorf("%s: stage %s on resume: %q", e.Host, e.Status, e.Msg)
+		}
+	}
+
 	// Each deploy of a host takes it out of its load balancers once and
 	// puts it back once; app1 was deployed only by the killed run.
 	if rc := recapOf(t, resumed)["app1"]; rc.Left != events.LeftInService {

@@ -22,6 +22,7 @@ import (
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/output"
 	"github.com/ferrydeploy/ferry/playbooks"
+	runreport "github.com/ferrydeploy/ferry/report"
 	"github.com/ferrydeploy/ferry/tui"
 )
 
@@ -42,6 +43,7 @@ type RunCmd struct {
 	RecordDir        string   `env:"FERRY_RECORD_DIR" default:".ferry/runs" placeholder:"DIR" help:"Where run records go."`
 	Grace            Duration `env:"FERRY_GRACE" default:"2m" help:"After an interrupt: how long running tasks and rollbacks may take."`
 	Resume           string   `placeholder:"RUN_ID" help:"Finish an interrupted run: restore what it left out of service, then deploy the hosts it did not finish (default: the last unfinished run of this playbook and env)."`
+	Report           bool     `env:"FERRY_REPORT" help:"Also write the run's HTML page (ferry report) next to its record; the worker always does."`
 	AWSPollInterval  Duration `name:"aws-poll-interval" env:"FERRY_AWS_POLL_INTERVAL" default:"1s" help:"How often elb/asg ask AWS, once the draining, health or standby they wait for can have changed (they sleep until then)."`
 	requestFlags
 }
@@ -105,6 +107,15 @@ func (c *RunCmd) Run(g *Globals) error {
 	rec, err := output.NewRecord(c.RecordDir, runID)
 	if err != nil {
 		return err
+	}
+	if c.Report {
+		// Deferred before the record's Close, so it runs after it: the
+		// page is made from the whole record.
+		defer func() {
+			if err := runreport.WriteFile(rec.Path(), runreport.PathFor(rec.Path())); err != nil {
+				fmt.Fprintf(g.stderr, "ferry: run %s: %v\n", runID, err)
+			}
+		}()
 	}
 	defer rec.Close()
 
@@ -172,7 +183,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		if err != nil {
 			return err
 		}
-		opts.AWS = f
+		opts.AWS, opts.CloudWatch = f, f
 	}
 	var approvals chan bool
 	if mode == "tui" {
@@ -339,7 +350,7 @@ func (c *CheckCmd) check(g *Globals) error {
 	nTasks := 0
 	dynamic := false // an earlier play changes the inventory (group_by, add_host)
 	for _, p := range pb.Plays {
-		nTasks += len(p.HostTasks()) + len(p.Before) + len(p.After) + len(p.Rollback)
+		nTasks += len(p.HostTasks()) + len(p.Before) + len(p.Stage) + len(p.After) + len(p.Rollback)
 		if inv != nil {
 			hs, err := inv.Match(p.Hosts)
 			var nomatch *inventory.NoMatchError
@@ -367,6 +378,9 @@ func (c *CheckCmd) check(g *Globals) error {
 // that need it.
 func usesAWS(pb *playbooks.Playbook) bool {
 	for _, p := range pb.Plays {
+		if p.Verify.UsesAWS() {
+			return true
+		}
 		for _, t := range p.AllTasks() {
 			if t.Spec.AWS {
 				return true

@@ -300,7 +300,7 @@ func (r *cliRunner) runFlags() []string {
 		a = append(a, "--bastion", c.Bastion)
 	}
 	a = append(a, "--forks", strconv.Itoa(c.Forks), "--record-dir", c.RecordDir,
-		"--grace", timeDuration(c.Grace).String(), "--lock-wait", timeDuration(c.LockWait).String(), "--output", c.Output, "--yes")
+		"--grace", timeDuration(c.Grace).String(), "--lock-wait", timeDuration(c.LockWait).String(), "--output", c.Output, "--yes", "--report")
 	return a
 }
 

@@ -222,6 +222,10 @@ func TestWorkerDeploysEnqueuedRequest(t *testing.T) {
 	if !strings.HasPrefix(evs[0].User, "sqs:ABCDEFGHI1JKLMNOPQ23R (claims: ") || !strings.Contains(evs[0].Origin, "for claimed https://ci.example/") {
 		t.Errorf("record's user %q, origin %q: want the SQS sender, and the message's who and origin marked as claimed", evs[0].User, evs[0].Origin)
 	}
+	// The worker's run wrote its page next to its record (setup's did not ask).
+	if pages, _ := filepath.Glob(filepath.Join(d.records, "*.html")); len(pages) != 1 || !strings.HasPrefix(filepath.Base(pages[0]), evs[0].RunID) {
+		t.Errorf("report pages %v, want one for run %s", pages, evs[0].RunID)
+	}
 }
 
 // Acceptance 4: a request whose playbook fails validation reaches the

@@ -7,7 +7,13 @@
 //	CGO_ENABLED=0 go build -ldflags "-X main.version=v2" -o dist/app ./playbooks/examples/app
 //
 // A "broken" build (a version containing "broken", or APP_BROKEN=1) answers
-// /status with 500, to exercise failed smoke tests and rollbacks.
+// /status with 500, to exercise failed smoke tests and rollbacks. A "flaky"
+// build (a version containing "flaky", or APP_ERROR_RATE=0.2) answers
+// /status, so it passes its smoke test, but fails that share of the
+// other requests with 500: what only a gate watching real traffic catches.
+//
+// GET /metrics reports, in Prometheus' text format, the requests served
+// by status code and a histogram of their latency.
 //
 // Like a real service it takes a moment to become ready after it starts
 // (-ready-delay, env APP_READY_DELAY, default 500ms): until then every
@@ -26,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +58,14 @@ func main() {
 		version = v
 	}
 	broken := os.Getenv("APP_BROKEN") == "1" || strings.Contains(version, "broken")
+	errorRate := 0.0
+	if strings.Contains(version, "flaky") {
+		errorRate = 0.2
+	}
+	if v, err := strconv.ParseFloat(os.Getenv("APP_ERROR_RATE"), 64); err == nil {
+		errorRate = v
+	}
+	m := newMetrics()
 	host, _ := os.Hostname()
 	st := status{Version: version, Hostname: host, PID: os.Getpid(), Started: time.Now().UTC().Format(time.RFC3339Nano)}
 
@@ -74,8 +89,13 @@ func main() {
 				return
 			}
 		}
+		if m.fail(errorRate) {
+			http.Error(w, "flaky build", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintf(w, "app %s on %s\n", st.Version, st.Hostname)
 	})
+	mux.HandleFunc("/metrics", m.serve)
 
 	// SIGHUP (systemctl reload) must not kill the service.
 	hup := make(chan os.Signal, 1)
@@ -95,7 +115,7 @@ func main() {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	srv := &http.Server{Addr: *listen, Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: *listen, Handler: m.count(handler), ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log.Printf("app %s listening on %s (pid %d)", version, *listen, os.Getpid())
