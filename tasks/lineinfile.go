@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() { Register(lineinfileModule{}) }
@@ -124,8 +125,9 @@ func (lineinfileModule) Run(ctx context.Context, h *Host, args map[string]any) (
 	}
 
 	// One round trip reads the file: a marker says whether it exists.
-	script := fmt.Sprintf(`p=%s; if [ -d "$p" ]; then echo "$p is a directory, not a file" >&2; exit 2; fi; `+
-		`if [ -e "$p" ]; then printf E; exec cat -- "$p"; else printf N; fi`, shell.Quote(p))
+	// hostfs reads it: parents entered physically, a symlink another user
+	// could have placed refused, never followed as root.
+	script := hostfs.Script(fmt.Sprintf(`p=%s; hf_at_file "$p" 2 follow || { printf N; exit 0; }; hf_read "$hf_b"`, shell.Quote(p)))
 	res, err := runOn(ctx, h, script, false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("lineinfile: read %s: %w", p, err)

@@ -1,0 +1,217 @@
+// Package hostfs is the one place where ferry changes, moves, reads or
+// removes files on a host, usually as root. Every module that touches host
+// files builds its command from these shell functions, so none of them acts
+// by a path that another user of the host could redirect.
+//
+// Agentless: the functions are POSIX sh sent at the head of the module's
+// one command (one round trip per operation, as before); they need only
+// sh, coreutils, find and /proc, and leave nothing installed.
+//
+// The rules (docs/security.md, "Host files: one primitive"):
+//
+//   - A path is entered one component at a time from / (hf_in): each
+//     directory is lstat'ed, entered with cd -P and checked to be the same
+//     inode, so a directory swapped for a symlink is noticed, never
+//     followed. A symlink on the way is followed only when root owns it and
+//     only root can write the directory that holds it (as /lib -> usr/lib);
+//     any other is refused, naming the link and its owner. A directory
+//     that its group or everyone may write (without the sticky bit) is
+//     refused too, as OpenSSH's StrictModes does.
+//   - Everything after that is relative to the held directory (the cwd, or
+//     /proc/self/fd/N for a directory held open), never by absolute path.
+//   - Where a regular file or a directory is expected, its name is lstat'ed
+//     and opened, and the open file's inode checked against the name's: its
+//     mode and owner are then set through the open file (/proc/self/fd/3).
+//   - New files and links are made in a private directory (0700, root's)
+//     next to their destination, get mode and owner there, then are
+//     renamed over the destination relative to the held directory.
+//   - Archives are unpacked in a private directory with no owner and no
+//     permission taken from the archive, setuid/setgid bits dropped, and
+//     names with a newline refused; entries are installed one by one
+//     relative to held directories.
+package hostfs
+
+import (
+	"path"
+	"strings"
+
+	"github.com/ferrydeploy/ferry/internal/shell"
+)
+
+// Lib defines the hf_* shell functions. Script puts it in front of a body.
+//
+// Conventions: hf_die prints "ferry: ..." on stderr and exits 2. Functions
+// use and set hf_* variables only; fd 8 holds the directory a private
+// directory was made in, fd 7 a source tree, fd 6 a destination directory,
+// fd 3 an opened file.
+const Lib = `hf_die() { printf 'ferry: %s\n' "$*" >&2; exit 2; }
+hf_who() { stat -c %U -- "$1" 2>/dev/null || echo unknown; }
+hf_dmode=$(printf '%o' $(( 0777 & ~0$(umask) )))
+hf_safe() { set -- $(stat -c '%u %a' .); [ "$1" = 0 ] && { [ $(( 0$2 & 022 )) = 0 ] || [ $(( 0$2 & 01000 )) != 0 ]; }; }
+hf_strict() { [ $(( 0$2 & 01000 )) != 0 ] && return 0; [ $(( 0$2 & 02 )) = 0 ] && { [ "$1" = 0 ] || [ $(( 0$2 & 020 )) = 0 ]; }; }
+hf_walk() {
+  hf_r=$1 hf_cr=$2 hf_n=0
+  while [ -n "$hf_r" ]; do
+    hf_c=${hf_r%%/*}; case $hf_r in */*) hf_r=${hf_r#*/};; *) hf_r=;; esac
+    case $hf_c in ''|.) continue;; ..) hf_die "$hf_w: '..' is not allowed in a path";; esac
+    hf_p=${hf_at%/}/$hf_c
+    if [ -L "$hf_c" ]; then
+      if ! hf_safe || [ "$(stat -c %u -- "$hf_c")" != 0 ]; then
+        hf_die "$hf_p is a symlink owned by $(hf_who "$hf_c") in $hf_at (owned by $(hf_who .), mode $(stat -c %a .)): ferry does not follow, as root, a link another user could have placed; use the real path or make it a directory"
+      fi
+      hf_n=$((hf_n+1)); [ $hf_n -le 40 ] || hf_die "$hf_w: too many levels of symlinks"
+      hf_t=$(cd -P -- "$hf_c" 2>/dev/null && pwd -P) || hf_die "$hf_p is a symlink to a missing directory"
+      hf_r=$hf_t/$hf_r; cd / || exit 1; hf_at=/; continue
+    fi
+    hf_mk=0
+    if [ ! -e "$hf_c" ]; then
+      case $hf_cr in 1) ;; 2) return 1;; *) hf_die "$hf_p does not exist";; esac
+      mkdir -m 700 -- "$hf_c" || hf_die "cannot create $hf_p"; hf_mk=1
+    fi
+    [ -d "$hf_c" ] || hf_die "$hf_p is not a directory"
+    hf_i=$(stat -c %d:%i -- "$hf_c") && cd -P -- "$hf_c" && set -- $(stat -c '%d:%i %g %a' .) && [ "$1" = "$hf_i" ] ||
+      hf_die "$hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_at"
+    if [ $hf_mk = 1 ]; then chmod "$hf_dmode" . || exit 1; hf_made="$hf_made$hf_p
+"; set -- "$1" "$2" "$hf_dmode"; fi
+    hf_strict "$2" "$3" || hf_die "$hf_p is writable by its group or by everyone (owner $(hf_who .), mode $3): ferry does not act as root below it; make it writable by its owner only"
+    hf_at=$hf_p
+  done
+}
+hf_in() {
+  hf_w=$1; case $1 in /*) ;; *) hf_w=$(pwd -P)/$1;; esac
+  cd / || exit 1; hf_at=/; hf_walk "$hf_w" "$2"
+}
+hf_type() { if [ -L "$1" ]; then hf_ty=l; elif [ -d "$1" ]; then hf_ty=d; elif [ -f "$1" ]; then hf_ty=f; elif [ -e "$1" ]; then hf_ty=o; else hf_ty=n; fi; }
+hf_open() {
+  exec 3<&-; hf_type "$1"; case $hf_ty in f|d) ;; *) return 1;; esac
+  exec 3< "./$1" || hf_die "cannot open ${hf_at%/}/$1"
+  [ ! -L "$1" ] && [ "$(stat -c %d:%i -- "$1")" = "$(stat -L -c %d:%i /proc/self/fd/3)" ] ||
+    hf_die "${hf_at%/}/$1 changed while ferry opened it (swapped for a symlink?): check who can write to $hf_at"
+}
+hf_at_file() {
+  hf_q=$1 hf_k=0
+  while :; do
+    case $hf_q in */*) hf_in "${hf_q%/*}/" "$2" || return 1;; *) hf_in . "$2" || return 1;; esac
+    hf_b=${hf_q##*/}; [ -n "$hf_b" ] && [ "$hf_b" != . ] && [ "$hf_b" != .. ] || hf_die "$1 does not name a file"
+    [ -L "$hf_b" ] && [ "$3" = follow ] || return 0
+    hf_safe && [ "$(stat -c %u -- "$hf_b")" = 0 ] ||
+      hf_die "${hf_at%/}/$hf_b is a symlink owned by $(hf_who "$hf_b") in $hf_at (owned by $(hf_who .), mode $(stat -c %a .)): ferry does not follow, as root, a link another user could have placed; use the real path"
+    hf_k=$((hf_k+1)); [ $hf_k -le 40 ] || hf_die "$1: too many levels of symlinks"
+    hf_q=$(readlink -- "$hf_b") || exit 1; case $hf_q in /*) ;; *) hf_q=${hf_at%/}/$hf_q;; esac
+  done
+}
+hf_read() {
+  hf_type "$1"
+  case $hf_ty in
+    n) printf N; return 0;;
+    l) hf_die "${hf_at%/}/$1 is a symlink owned by $(hf_who "$1"): ferry does not read through it as root; use the real path";;
+    d) hf_die "${hf_at%/}/$1 is a directory, not a file";;
+    o) hf_die "${hf_at%/}/$1 is not a regular file";;
+  esac
+  hf_open "$1" || hf_die "${hf_at%/}/$1 changed while ferry read it"
+  if [ "$(stat -L -c %h /proc/self/fd/3)" != 1 ] && ! hf_safe; then
+    hf_die "${hf_at%/}/$1 has other hard links, in a directory $(hf_who .) can write: ferry does not read it as root"
+  fi
+  printf E; cat <&3
+}
+hf_say() { [ -n "$hf_quiet" ] || printf '%s\n' "$*"; }
+hf_attr() {
+  if [ -n "$2" ]; then
+    hf_m=$(stat -L -c %a "$1") || exit 1
+    [ "$hf_m" = "$2" ] || { hf_say "mode $hf_m -> $2"; [ "$hf_check" = 1 ] || chmod -- "$2" "$1" || exit 1; }
+  fi
+  if [ -n "$3" ]; then
+    hf_o=$(stat -L -c '%U %u' "$1") || exit 1
+    case " $hf_o " in *" $3 "*) ;; *) hf_say "owner ${hf_o%% *} -> $3"; [ "$hf_check" = 1 ] || chown -- "$3" "$1" || exit 1;; esac
+  fi
+  if [ -n "$4" ]; then
+    hf_o=$(stat -L -c '%G %g' "$1") || exit 1
+    case " $hf_o " in *" $4 "*) ;; *) hf_say "group ${hf_o%% *} -> $4"; [ "$hf_check" = 1 ] || chgrp -- "$4" "$1" || exit 1;; esac
+  fi
+}
+hf_private() {
+  exec 8< . || exit 1
+  hf_pd=$(mktemp -d "./.$1.ferry-tmp-XXXXXX") || hf_die "cannot make a temp directory in $hf_at"
+  hf_pd=${hf_pd#./}; trap 'hf_clean' EXIT
+  cd -P -- "$hf_pd" && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] ||
+    hf_die "the temp directory ${hf_at%/}/$hf_pd is not private any more: check who can write to $hf_at"
+}
+hf_clean() { [ -z "$hf_pd" ] || rm -rf -- "/proc/self/fd/8/$hf_pd"; hf_pd=; }
+hf_place() {
+  if [ -d "/proc/self/fd/8/$2" ] && [ ! -L "/proc/self/fd/8/$2" ]; then hf_die "${hf_at%/}/$2 is a directory: remove it or choose another path"; fi
+  mv -fT -- "$1" "/proc/self/fd/8/$2" || exit 1
+}
+hf_link() { ln -s -- "$1" ./l || exit 1; hf_place ./l "$2"; }
+hf_rmtree() { case $1 in ''|.|..|*/*) hf_die "cannot remove '$1'";; esac; rm -rf -- "./$1" || exit 1; }
+hf_setnew() {
+  [ -z "$3" ] || chown -h -- "$3" "$1" || exit 1
+  [ -z "$2" ] || [ -L "$1" ] || chmod -- "$2" "$1" || exit 1
+}
+hf_unpack() {
+  hf_a=$1 hf_ow=$2; shift 2
+  mkdir -m 700 x && cd -P x || exit 1
+  if [ "$(head -c 2 /proc/self/fd/3)" = PK ]; then
+    command -v unzip >/dev/null 2>&1 || hf_die "$hf_a is a zip archive and the host has no unzip: install it, or ship a tar"
+    unzip -q -o "$@" /proc/self/fd/3 -d . || hf_die "unzip $hf_a failed"
+  else tar -xf /proc/self/fd/3 --no-same-owner --no-same-permissions "$@" || hf_die "tar -xf $hf_a failed (is it an archive?)"; fi
+  [ -z "$(find . -name '*
+*' -print -quit)" ] || hf_die "$hf_a has an entry with a newline in its name: refused"
+  chmod -R u-s,g-s . || exit 1
+  [ -z "$hf_ow" ] || chown -R -h -- "$hf_ow" . || exit 1
+  exec 7< . || exit 1
+  find . -mindepth 1 -print | sed 's|^\./||' > ../list || exit 1
+}
+hf_sync() {
+  hf_changed=0 hf_last=
+  while IFS= read -r hf_f; do
+    hf_s=/proc/self/fd/7/$hf_f; hf_d=${hf_f%/*}; [ "$hf_d" = "$hf_f" ] && hf_d=.
+    if [ "$hf_d" != "$hf_last" ]; then
+      cd -P /proc/self/fd/8 || exit 1; hf_at=$hf_dest hf_w=$hf_dest/$hf_f hf_last=
+      if [ "$hf_d" != . ]; then hf_walk "$hf_d" "$1" || { hf_say "CH $hf_f"; hf_changed=1; continue; }; fi
+      hf_last=$hf_d
+    fi
+    hf_b=${hf_f##*/}; hf_type "$hf_b"; hf_same=0 hf_fmt=%a
+    [ -z "$2" ] || hf_fmt=%a:%u:%g
+    if [ -L "$hf_s" ]; then
+      [ $hf_ty = l ] && [ "$(readlink -- "$hf_s")" = "$(readlink -- "$hf_b")" ] && hf_same=1
+    elif [ -d "$hf_s" ]; then
+      [ $hf_ty = d ] && [ "$(stat -c $hf_fmt -- "$hf_s")" = "$(stat -c $hf_fmt -- "$hf_b")" ] && hf_same=1
+    else
+      [ $hf_ty = f ] && hf_open "$hf_b" && cmp -s -- "$hf_s" /proc/self/fd/3 && [ "$(stat -c $hf_fmt -- "$hf_s")" = "$(stat -L -c $hf_fmt /proc/self/fd/3)" ] && hf_same=1
+    fi
+    [ $hf_same = 1 ] && continue
+    hf_changed=1; hf_say "CH $hf_f"; [ "$1" = 1 ] || continue
+    if [ -d "$hf_s" ] && [ ! -L "$hf_s" ]; then
+      case $hf_ty in d|n) ;; *) hf_rmtree "$hf_b";; esac
+      hf_w=$hf_dest/$hf_f; hf_walk "$hf_b" 1; chmod --reference="$hf_s" . || exit 1
+      [ -z "$2" ] || chown --reference="$hf_s" . || exit 1
+      hf_last=$hf_f
+    else
+      [ $hf_ty = d ] && hf_die "${hf_at%/}/$hf_b is a directory where the archive has a file: remove it first"
+      mv -fT -- "$hf_s" "./$hf_b" || exit 1
+    fi
+  done
+}
+`
+
+// Script is Lib followed by the body of a module's command.
+func Script(body ...string) string {
+	return Lib + strings.Join(body, "")
+}
+
+// Q quotes a word for the shell.
+func Q(s string) string { return shell.Quote(s) }
+
+// Split returns the directory and the last name of a path on the host, as
+// the hf_* functions take them ("" dir for a bare name).
+func Split(p string) (dir, name string) {
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		return "/", ""
+	}
+	d, n := path.Split(p)
+	if d == "" {
+		d = "."
+	}
+	return d, n
+}
