@@ -129,6 +129,17 @@ hf_attr() {
     case " $hf_o " in *" $4 "*) ;; *) hf_say "group ${hf_o%% *} -> $4"; [ "$hf_check" = 1 ] || chgrp -- "$4" "$1" || exit 1;; esac
   fi
 }
+hf_attr_tree() {
+  [ -z "$1" ] || [ -z "$(find . ! -perm "$1" -print -quit)" ] || { hf_say "mode $1 (recursive)"; [ "$hf_check" = 1 ] || chmod -R -- "$1" . || exit 1; }
+  [ -z "$2" ] || [ -z "$(find . ! -user "$2" -print -quit)" ] || { hf_say "owner $2 (recursive)"; [ "$hf_check" = 1 ] || chown -R -- "$2" . || exit 1; }
+  [ -z "$3" ] || [ -z "$(find . ! -group "$3" -print -quit)" ] || { hf_say "group $3 (recursive)"; [ "$hf_check" = 1 ] || chgrp -R -- "$3" . || exit 1; }
+}
+hf_lattr() {
+  if [ -n "$2" ]; then hf_o=$(stat -c '%U %u' -- "$1") || exit 1
+    case " $hf_o " in *" $2 "*) ;; *) hf_say "owner ${hf_o%% *} -> $2"; [ "$hf_check" = 1 ] || chown -h -- "$2" "./$1" || exit 1;; esac; fi
+  if [ -n "$3" ]; then hf_o=$(stat -c '%G %g' -- "$1") || exit 1
+    case " $hf_o " in *" $3 "*) ;; *) hf_say "group ${hf_o%% *} -> $3"; [ "$hf_check" = 1 ] || chgrp -h -- "$3" "./$1" || exit 1;; esac; fi
+}
 hf_private() {
   exec 8< . || exit 1
   hf_pd=$(mktemp -d "./.$1.ferry-tmp-XXXXXX") || hf_die "cannot make a temp directory in $hf_at"
