@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() {
@@ -282,30 +283,49 @@ type remoteFile struct {
 }
 
 // probeScript prints, in one round trip, the type, mode, owner and group of
-// every path under roots (depth 0 for single files), then the SHA-256 of the
-// regular files, NUL-separated so any file name survives. GNU find and
-// coreutils are assumed on the host. With mkdirs (not in check mode) it then
-// creates the directories the copy needs.
-func probeScript(roots []string, depth0 bool, mkdirs []string, info string) string {
-	q := shell.Join(roots...)
-	// A single dest is looked at as it is (a symlink there is replaced); a
-	// directory root is followed (-H), as current -> releases/v1 must be.
-	find, d := "find -H ", ""
-	if depth0 {
-		find, d = "find ", " -maxdepth 0"
-	}
-	sums := " -type f -exec sha256sum -z -- {} + 2>/dev/null"
-	if depth0 {
-		sums = singleFileSums
-	}
-	s := find + q + d + ` -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; ` +
-		find + q + d + sums + "; " + info
-	if len(mkdirs) > 0 {
-		s += "mkdir -p -- " + shell.Join(mkdirs...)
+// every path under the copy's root (depth 0 for single files), then the
+// SHA-256 of the regular files, NUL-separated so any file name survives,
+// with paths relative to base (the root's directory for a single file, the
+// root itself for a tree). GNU find and coreutils are assumed on the host.
+// base is entered physically (hostfs): a symlink on the way that another
+// user could have placed is refused, never followed. With mk (not in check
+// mode) it then creates base and the directories the copy needs (relative
+// to base), the same way.
+func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info string) string {
+	var b strings.Builder
+	b.WriteString("hf_quiet=1; " + info)
+	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
+	if tree {
+		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; find . -type f -exec sha256sum -z -- {} + 2>/dev/null; `)
 	} else {
-		s += "true"
+		// dest/name is looked at only when dest is a real directory.
+		b.WriteString("set -- " + shell.Quote("./"+names[0]) + "; ")
+		if len(names) > 1 {
+			fmt.Fprintf(&b, `[ -d %s ] && [ ! -L %s ] && set -- "$@" %s; `, shell.Quote("./"+names[0]), shell.Quote("./"+names[0]), shell.Quote("./"+names[1]))
+		}
+		b.WriteString(`find "$@" -maxdepth 0 -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; find "$@" -maxdepth 0` + singleFileSums + "; ")
 	}
-	return s
+	b.WriteString("fi; ")
+	if mk {
+		fmt.Fprintf(&b, "hf_in %s 1; hf_mkdirs%s; ", shell.Quote(base), func() string {
+			if len(mkdirs) == 0 {
+				return ""
+			}
+			return " " + shell.Join(mkdirs...)
+		}())
+	}
+	b.WriteString("true")
+	return hostfs.Script(b.String())
+}
+
+// rebase turns the probe's paths (relative to base) into the host paths
+// the plan names.
+func rebase(files map[string]*remoteFile, base string) map[string]*remoteFile {
+	out := make(map[string]*remoteFile, len(files))
+	for p, f := range files {
+		out[path.Join(base, p)] = f
+	}
+	return out
 }
 
 // staleTempAge is how old a temp file next to dest must be before a later
@@ -319,8 +339,7 @@ func sweepStaleTemps(dest string) string {
 	pattern := "." + sanitizeName(path.Base(dest)) + ".ferry-tmp-*"
 	// Private directories now, plain files from older versions; rm does
 	// not follow a symlink put in their place.
-	return fmt.Sprintf("find %s -mindepth 1 -maxdepth 1 -name %s -mmin +%d -exec rm -rf -- {} + 2>/dev/null; ",
-		shell.Quote(path.Dir(dest)), shell.Quote(pattern), staleTempAge)
+	return fmt.Sprintf("hf_sweep %s %s %d; ", shell.Quote(path.Dir(dest)), shell.Quote(pattern), staleTempAge)
 }
 
 func parseProbe(out []byte) map[string]*remoteFile {
@@ -377,30 +396,33 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if h.Conn == nil {
 		return Outcome{}, errors.New("copy: no connection to the host")
 	}
-	roots := []string{p.root}
+	base, names := p.root, []string(nil)
+	var rel []string
 	if !p.isDir {
-		roots = []string{p.items[0].dest}
-		if p.items[0].altDest != "" {
-			roots = append(roots, p.items[0].altDest)
+		base, names = path.Dir(p.items[0].dest), []string{path.Base(p.items[0].dest)}
+		if alt := p.items[0].altDest; alt != "" {
+			names = append(names, path.Join(names[0], path.Base(alt)))
+		}
+	} else {
+		for _, d := range p.dirs {
+			if r := strings.TrimPrefix(d, p.root+"/"); r != d {
+				rel = append(rel, r)
+			}
 		}
 	}
-	var mk []string
 	sweep := ""
-	if !h.Check {
-		mk = p.dirs
-		if !p.isDir {
-			sweep = sweepStaleTemps(p.items[0].dest)
-		}
+	if !h.Check && !p.isDir {
+		sweep = sweepStaleTemps(p.items[0].dest)
 	}
-	res, err := runOn(ctx, h, sweep+probeScript(roots, !p.isDir, mk, p.infoScript()), false)
+	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, sweep+p.infoScript()), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
 	if res.ExitCode != 0 {
 		return Outcome{Failed: true, Msg: failMsg("create directories for "+p.root, res)}, nil
 	}
-	probed, infoOut, _ := bytes.Cut(res.Stdout, []byte(infoMark))
-	remote := parseProbe(probed)
+	infoOut, probed, _ := bytes.Cut(res.Stdout, []byte(infoEnd))
+	remote := rebase(parseProbe(probed), base)
 	info := parseInfo(infoOut)
 
 	// Decide, per file, what has to happen.
@@ -572,32 +594,47 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 		return explainUploadFailure(ctx, h, acts, err)
 	}
 
-	// Verify and backups: one command per chunk of files, working inside
-	// each private directory (its cwd), after checking it is still ours.
-	_, posix := client.HasExtension("posix-rename@openssh.com")
+	// Verify, keep backups, then rename: one command per chunk of files,
+	// working inside each private directory (its cwd) after entering its
+	// parent physically and checking it is still ours; every file of the
+	// chunk is verified before the first rename, relative to the held
+	// parent (hostfs).
 	_, fsync := client.HasExtension("fsync@openssh.com")
 	var scripts []string
-	var cur strings.Builder
-	cur.WriteString(finalizePrelude)
-	curPriv := ""
-	for _, a := range acts {
-		var line strings.Builder
-		if a.priv != curPriv {
-			line.WriteString(enterPrivate(a.priv))
+	var chunk []*copyAction
+	size := 0
+	flush := func() {
+		if len(chunk) == 0 {
+			return
 		}
-		line.WriteString(p.finalizeLine(a, stamp, !posix, !fsync))
-		if cur.Len()+line.Len() > 60<<10 && cur.Len() > len(finalizePrelude) {
-			scripts = append(scripts, cur.String())
-			cur.Reset()
-			cur.WriteString(finalizePrelude)
-			line.Reset()
-			line.WriteString(enterPrivate(a.priv))
-			line.WriteString(p.finalizeLine(a, stamp, !posix, !fsync))
+		var b strings.Builder
+		b.WriteString(hostfs.Lib + finalizePrelude)
+		for _, pass := range []bool{false, true} {
+			cur := ""
+			for _, a := range chunk {
+				if a.priv != cur {
+					b.WriteString(enterPrivate(a.priv))
+					cur = a.priv
+				}
+				if pass {
+					fmt.Fprintf(&b, "hf_place %s %s; ", shell.Quote("./"+path.Base(a.tmp)), shell.Quote(path.Base(a.it.dest)))
+				} else {
+					b.WriteString(p.finalizeLine(a, stamp, !fsync))
+				}
+			}
 		}
-		curPriv = a.priv
-		cur.WriteString(line.String())
+		scripts = append(scripts, b.String())
+		chunk, size = nil, 0
 	}
-	scripts = append(scripts, cur.String())
+	for _, a := range acts {
+		n := 2*len(enterPrivate(a.priv)) + len(p.finalizeLine(&copyAction{it: a.it, exists: a.exists}, stamp, !fsync)) + 2*len(a.it.dest)
+		if size+n > 60<<10 {
+			flush()
+		}
+		chunk = append(chunk, a)
+		size += n
+	}
+	flush()
 	for _, s := range scripts {
 		res, err := runOn(ctx, h, s, false)
 		if err != nil {
@@ -608,17 +645,6 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 				return errors.New(msg)
 			}
 			return fmt.Errorf("finalizing the copy exited with status %d", res.ExitCode)
-		}
-	}
-	if posix {
-		// Atomic renames, pipelined on the one SFTP channel.
-		if err := forEach(ctx, acts, func(a *copyAction) error {
-			if e := client.PosixRename(a.tmp, a.it.dest); e != nil {
-				return fmt.Errorf("rename into %s: %w", a.it.dest, e)
-			}
-			return nil
-		}); err != nil {
-			return err
 		}
 	}
 	// The private directories are empty now.
@@ -643,19 +669,17 @@ const finalizePrelude = `hs() { s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) 
 
 // enterPrivate makes a private directory the finalize command's working
 // directory, once it is sure the directory is still the one ferry made
-// (owned by this user, mode 0700): from then on file names are relative
-// to it and nobody else can change what they name.
+// (owned by this user, mode 0700), entered from its parent, which is
+// entered physically and held (fd 8): from then on file names are relative
+// to them and nobody else can change what they name.
 func enterPrivate(priv string) string {
-	q := shell.Quote(priv)
-	return fmt.Sprintf(`cd -P -- %s && [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || { printf 'copy: the temp directory %%s is gone or not private any more; check who else can write to %%s\n' %s %s >&2; exit 1; }; `,
-		q, q, shell.Quote(path.Dir(priv)))
+	return "hf_enterpriv " + shell.Quote(path.Dir(priv)) + " " + shell.Quote(path.Base(priv)) + "; "
 }
 
 // finalizeLine is the finalize command's part for one file, run inside its
-// private directory. mv renames in the command when the server lacks
-// posix-rename; sync flushes the file with coreutils when it lacks
-// fsync@openssh.com.
-func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) string {
+// private directory: verify, validate, keep a backup. sync flushes the
+// file with coreutils when the server lacks fsync@openssh.com.
+func (p *copyPlan) finalizeLine(a *copyAction, stamp string, sync bool) string {
 	var b strings.Builder
 	dest := shell.Quote(a.it.dest)
 	tmp := "./" + path.Base(a.tmp)
@@ -671,12 +695,8 @@ func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) stri
 	}
 	if a.exists && p.opts.backup {
 		a.backup = a.it.dest + "." + stamp + "~"
-		bak := shell.Quote(a.backup)
-		// -P: a symlink at dest is kept as a symlink, never followed.
-		fmt.Fprintf(&b, "{ ln -f -- %s %s 2>/dev/null || cp -P -p -- %s %s; } || exit 1; ", dest, bak, dest, bak)
-	}
-	if mv {
-		fmt.Fprintf(&b, "mv -f -- %s %s || exit 1; ", tmp, dest)
+		// Relative to the held parent; a symlink at dest is kept as a symlink.
+		fmt.Fprintf(&b, "hf_backup %s %s; ", shell.Quote(path.Base(a.it.dest)), shell.Quote(path.Base(a.backup)))
 	}
 	b.WriteString("\n")
 	return b.String()

@@ -42,11 +42,11 @@ import (
 //
 // Conventions: hf_die prints "ferry: ..." on stderr and exits 2. Functions
 // use and set hf_* variables only; fd 8 holds the directory a private
-// directory was made in, fd 7 a source tree, fd 6 a destination directory,
-// fd 3 an opened file.
+// directory was made in, fd 7 a source tree, fd 5 a base directory, fd 4
+// the directory being walked from, fd 3 an opened file.
 const Lib = `hf_die() { printf 'ferry: %s\n' "$*" >&2; exit 2; }
 hf_who() { stat -c %U -- "$1" 2>/dev/null || echo unknown; }
-hf_dmode=$(printf '%o' $(( 0777 & ~0$(umask) )))
+hf_dmode=
 hf_safe() { set -- $(stat -c '%u %a' .); [ "$1" = 0 ] && { [ $(( 0$2 & 022 )) = 0 ] || [ $(( 0$2 & 01000 )) != 0 ]; }; }
 hf_strict() { [ $(( 0$2 & 01000 )) != 0 ] && return 0; [ $(( 0$2 & 02 )) = 0 ] && { [ "$1" = 0 ] || [ $(( 0$2 & 020 )) = 0 ]; }; }
 hf_walk() {
@@ -69,9 +69,9 @@ hf_walk() {
       mkdir -m 700 -- "$hf_c" || hf_die "cannot create $hf_p"; hf_mk=1
     fi
     [ -d "$hf_c" ] || hf_die "$hf_p is not a directory"
-    hf_i=$(stat -c %d:%i -- "$hf_c") && cd -P -- "$hf_c" && set -- $(stat -c '%d:%i %g %a' .) && [ "$1" = "$hf_i" ] ||
+    exec 4< . && cd -P -- "$hf_c" && set -- $(stat -c '%d:%i %g %a' . "/proc/self/fd/4/$hf_c") && [ "$1" = "$4" ] ||
       hf_die "$hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_at"
-    if [ $hf_mk = 1 ]; then chmod "$hf_dmode" . || exit 1; hf_made="$hf_made$hf_p
+    if [ $hf_mk = 1 ]; then [ -n "$hf_dmode" ] || hf_dmode=$(printf '%o' $(( 0777 & ~0$(umask) ))); chmod "$hf_dmode" . || exit 1; hf_made="$hf_made$hf_p
 "; set -- "$1" "$2" "$hf_dmode"; fi
     hf_strict "$2" "$3" || hf_die "$hf_p is writable by its group or by everyone (owner $(hf_who .), mode $3): ferry does not act as root below it; make it writable by its owner only"
     hf_at=$hf_p
@@ -140,6 +140,22 @@ hf_lattr() {
   if [ -n "$3" ]; then hf_o=$(stat -c '%G %g' -- "$1") || exit 1
     case " $hf_o " in *" $3 "*) ;; *) hf_say "group ${hf_o%% *} -> $3"; [ "$hf_check" = 1 ] || chgrp -h -- "$3" "./$1" || exit 1;; esac; fi
 }
+hf_mkdirs() {
+  exec 5< . || exit 1; hf_base=$hf_at hf_last=.
+  for hf_f do
+    hf_d=${hf_f%/*}; [ "$hf_d" = "$hf_f" ] && hf_d=.
+    if [ "$hf_d" != "$hf_last" ]; then cd -P /proc/self/fd/5 || exit 1; hf_at=$hf_base hf_w=$hf_base/$hf_f; hf_walk "$hf_d" 1; fi
+    hf_w=$hf_base/$hf_f; hf_walk "${hf_f##*/}" 1; hf_last=$hf_f
+  done
+  cd -P /proc/self/fd/5 && hf_at=$hf_base
+}
+hf_sweep() { ( hf_in "$1" 2 && find . -mindepth 1 -maxdepth 1 -name "$2" -mmin +"$3" -exec rm -rf -- {} + ) 2>/dev/null; }
+hf_enterpriv() {
+  hf_in "$1" 2 && exec 8< . && cd -P -- "./$2" && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] ||
+    { printf 'copy: the temp directory %s is gone or not private any more; check who else can write to %s\n' "${1%/}/$2" "$1" >&2; exit 1; }
+}
+hf_backup() { { ln -f -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2" 2>/dev/null || cp -P -p -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2"; } || exit 1; }
+hf_rmtrees() { for hf_f do ( hf_at_file "$hf_f" 2 && hf_rmtree "$hf_b" ) 2>/dev/null; done; true; }
 hf_private() {
   exec 8< . || exit 1
   hf_pd=$(mktemp -d "./.$1.ferry-tmp-XXXXXX") || hf_die "cannot make a temp directory in $hf_at"
@@ -208,6 +224,13 @@ hf_sync() {
 // Script is Lib followed by the body of a module's command.
 func Script(body ...string) string {
 	return Lib + strings.Join(body, "")
+}
+
+// RemoveTrees is a command that removes each path (a file, or a directory
+// and everything in it), best effort, relative to its physically entered
+// parent: a symlink on the way or in its place is never followed.
+func RemoveTrees(paths ...string) string {
+	return Script("hf_rmtrees " + shell.Join(paths...))
 }
 
 // Q quotes a word for the shell.
