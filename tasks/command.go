@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() {
@@ -308,7 +309,7 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	}
 	// The script removes itself even when it fails; removeRemote covers
 	// a cancelled run, when the remote shell is gone before it can.
-	line := "{ " + g.prefix() + shell.Join(append(run, argv...)...) + "; }; rc=$?; rm -rf -- " + shell.Quote(dir) + "; exit $rc"
+	line := hostfs.Script("{ " + g.prefix() + shell.Join(append(run, argv...)...) + "; }; rc=$?; hf_rmtrees " + shell.Quote(dir) + "; exit $rc")
 	res, err := runOn(ctx, h, line, true)
 	if err != nil {
 		removeRemoteDirs(h, dir)
@@ -316,17 +317,6 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	}
 	out := commandOutcome(shown, res)
 	return out, nil
-}
-
-// removeRemote deletes a temporary file on the host, best effort, with a
-// fresh bounded context.
-func removeRemote(h *Host, paths ...string) {
-	if len(paths) == 0 || h.Conn == nil {
-		return
-	}
-	ctx, cancel := cleanupContext()
-	defer cancel()
-	_, _ = runOn(ctx, h, "rm -f -- "+shell.Join(paths...), false)
 }
 
 // sanitizeName keeps a file name readable in a temp path and free of
