@@ -48,7 +48,8 @@ func (copyModule) Spec() Spec {
 			"content":  {Type: String, Doc: "literal content for dest, instead of src"},
 			"validate": validateParam,
 		}),
-		OneOf: [][]string{{"src", "content"}},
+		OneOf:     [][]string{{"src", "content"}},
+		HostFiles: copyAttack,
 	}
 }
 
@@ -91,6 +92,7 @@ func (templateModule) Spec() Spec {
 			"src":      {Type: String, Required: true, Doc: "local template file, rendered with the task's variables"},
 			"validate": validateParam,
 		}),
+		HostFiles: templateAttack,
 	}
 }
 
@@ -795,4 +797,17 @@ func explainUploadFailure(ctx context.Context, h *Host, ups []*copyAction, err e
 	}
 	return fmt.Errorf("%w: %s has %s KiB free for %d KiB to upload: no space left on the device? free some (old releases, logs) and run again",
 		err, dir, free, (need+1023)/1024)
+}
+
+// copyAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func copyAttack(at FileAttack) []FileCall {
+	return []FileCall{
+		{Args: map[string]any{"content": "setting=1\n", "dest": at.Dir + "/conf/app.conf"}, Target: at.Dir + "/conf/app.conf"},
+		{Args: map[string]any{"src": at.Local + "/tree/", "dest": at.Dir + "/conf/", "mode": "0644", "backup": true}, Target: at.Dir + "/conf/app.conf"},
+	}
+}
+
+// templateAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func templateAttack(at FileAttack) []FileCall {
+	return []FileCall{{Args: map[string]any{"src": at.Local + "/file", "dest": at.Dir + "/conf/app.conf"}, Target: at.Dir + "/conf/app.conf"}}
 }

@@ -32,7 +32,8 @@ func (fileModule) Spec() Spec {
 			"recurse": {Type: Bool, Doc: "apply mode/owner/group to everything under a directory"},
 			"force":   {Type: Bool, Doc: "state: link replaces a regular file in the way"},
 		},
-		OneOf: [][]string{{"path", "dest", "name"}},
+		OneOf:     [][]string{{"path", "dest", "name"}},
+		HostFiles: fileAttack,
 	}
 }
 
@@ -153,3 +154,15 @@ func fileScript(p, state, src, mode, owner, group string, recurse, force, check 
 
 // hf puts hostfs's functions in front of a file script.
 func hf(body string) string { return hostfs.Script(body) }
+
+// fileAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func fileAttack(at FileAttack) []FileCall {
+	t := at.Dir + "/conf/app.conf"
+	return []FileCall{
+		{Args: map[string]any{"path": at.Dir + "/conf/app.conf", "state": "touch", "mode": "0644", "owner": "root"}, Target: t},
+		{Args: map[string]any{"path": at.Dir + "/conf/app.conf", "state": "file", "mode": "0666"}, Target: t},
+		{Args: map[string]any{"path": at.Dir + "/conf/app.conf", "state": "directory", "mode": "0777", "recurse": true}, Target: t},
+		{Args: map[string]any{"path": at.Dir + "/conf/app.conf", "state": "link", "src": "/etc/hostname", "owner": "nobody"}, Target: t},
+		{Args: map[string]any{"path": at.Dir + "/conf/app.conf", "state": "absent"}, Target: t},
+	}
+}

@@ -35,6 +35,7 @@ func (getURLModule) Spec() Spec {
 			"timeout":        {Type: Duration, Default: "10s", Doc: "how long the download may take"},
 			"validate_certs": {Type: Bool, Default: "true", Doc: "verify the server's TLS certificate"},
 		},
+		HostFiles: getURLAttack,
 		Returns: map[string]string{
 			"dest":          "the file written",
 			"checksum_dest": "SHA-256 of dest after the task",
@@ -170,4 +171,9 @@ func orEmpty(s string) string {
 		return "''"
 	}
 	return s
+}
+
+// getURLAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func getURLAttack(at FileAttack) []FileCall {
+	return []FileCall{{Args: map[string]any{"url": at.URL, "dest": at.Dir + "/conf/app.conf", "force": true, "mode": "0644"}, Target: at.Dir + "/conf/app.conf"}}
 }

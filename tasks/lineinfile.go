@@ -43,7 +43,8 @@ func (lineinfileModule) Spec() Spec {
 			"owner":        {Type: String, Doc: "owner name or uid"},
 			"group":        {Type: String, Doc: "group name or gid"},
 		},
-		OneOf: [][]string{{"path", "dest", "name"}},
+		OneOf:     [][]string{{"path", "dest", "name"}},
+		HostFiles: lineinfileAttack,
 		Returns: map[string]string{
 			"found":       "state: absent: how many lines were removed",
 			"backup_file": "where the replaced file was kept (backup: true)",
@@ -305,4 +306,9 @@ func pythonBackrefs(s string) string {
 		}
 		return "${" + sub[2] + "}"
 	})
+}
+
+// lineinfileAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func lineinfileAttack(at FileAttack) []FileCall {
+	return []FileCall{{Args: map[string]any{"path": at.Dir + "/conf/.env", "line": "PORT=8080", "create": true}, Target: at.Dir + "/conf/.env"}}
 }

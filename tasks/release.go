@@ -40,6 +40,7 @@ func (releaseModule) Spec() Spec {
 			"owner":    {Type: String, Doc: "owner of the copied files"},
 			"group":    {Type: String, Doc: "group of the copied files"},
 		},
+		HostFiles: releaseAttack,
 	}
 }
 
@@ -351,4 +352,9 @@ func toAnyList(s []string) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// releaseAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func releaseAttack(at FileAttack) []FileCall {
+	return []FileCall{{Args: map[string]any{"path": at.Dir + "/rel", "src": at.Local + "/tree", "version": "v9", "keep": 1}, Target: at.Dir + "/rel/releases/v9/app.conf"}}
 }

@@ -35,6 +35,7 @@ func (unarchiveModule) Spec() Spec {
 			"group":      {Type: String, Doc: "group name or gid of everything unpacked"},
 			"extra_opts": {Type: List, Doc: "more options for tar (or unzip), e.g. [--strip-components=1]"},
 		},
+		HostFiles: unarchiveAttack,
 		Returns: map[string]string{
 			"dest":  "the directory",
 			"files": "the paths (relative to dest) that were, or in check mode would be, added or replaced",
@@ -171,4 +172,12 @@ func (unarchiveModule) Run(ctx context.Context, h *Host, args map[string]any) (O
 		return Outcome{Changed: true, Msg: checkMsg("unpack %d entries of %s into %s", len(files), src, dest), Diff: diff.String(), Result: result}, nil
 	}
 	return Outcome{Changed: true, Msg: fmt.Sprintf("unpacked %d entries of %s into %s", len(files), src, dest), Diff: diff.String(), Result: result}, nil
+}
+
+// unarchiveAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func unarchiveAttack(at FileAttack) []FileCall {
+	return []FileCall{
+		{Args: map[string]any{"src": at.Local + "/archive.tar", "dest": at.Dir + "/www"}, Target: at.Dir + "/www/static/app.conf"},
+		{Args: map[string]any{"src": at.Evil, "dest": at.Dir + "/www"}, Target: at.Dir + "/www/static/app.conf"},
+	}
 }
