@@ -293,7 +293,11 @@ type remoteFile struct {
 // user could have placed is refused, never followed. With mk (not in check
 // mode) it then creates base and the directories the copy needs (relative
 // to base), the same way.
-func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info string) string {
+//
+// need, for a single file, makes the private directory in the same round
+// trip when dest will be replaced (hf_needpriv): it is then made relative
+// to the held directory, never by a path.
+func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need string) string {
 	var b strings.Builder
 	b.WriteString("hf_quiet=1; " + info)
 	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
@@ -315,6 +319,9 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 			}
 			return " " + shell.Join(mkdirs...)
 		}())
+		if need != "" {
+			b.WriteString(need)
+		}
 	}
 	b.WriteString("true")
 	return hostfs.Script(b.String())
@@ -416,7 +423,13 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if !h.Check && !p.isDir {
 		sweep = sweepStaleTemps(p.items[0].dest)
 	}
-	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, sweep+p.infoScript()), false)
+	need := ""
+	if !p.isDir {
+		it := p.items[0]
+		need = fmt.Sprintf("hf_needpriv %s %s %s %s %s %s %s; ", shell.Quote(names[0]), it.sum, shell.Quote(it.mode), shell.Quote(p.opts.owner), shell.Quote(p.opts.group),
+			boolDigit(p.opts.force), shell.Quote("."+sanitizeName(names[0])+".ferry-tmp-"))
+	}
+	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, sweep+p.infoScript(), need), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
@@ -424,7 +437,19 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 		return Outcome{Failed: true, Msg: failMsg("create directories for "+p.root, res)}, nil
 	}
 	infoOut, probed, _ := bytes.Cut(res.Stdout, []byte(infoEnd))
+	probed, privOut, _ := bytes.Cut(probed, []byte("\x01PRIV\x00"))
 	remote := rebase(parseProbe(probed), base)
+	made := "" // the private directory the probe made, if any
+	if name, _, ok := bytes.Cut(privOut, []byte{0}); ok && len(name) > 0 {
+		made = path.Join(base, string(name))
+		// Used by apply, which then removes it; else (the decision in Go
+		// differs from the probe's, dest was a directory) removed here.
+		defer func() {
+			if made != "" {
+				removeRemoteDirs(h, made)
+			}
+		}()
+	}
 	info := parseInfo(infoOut)
 
 	// Decide, per file, what has to happen.
@@ -488,7 +513,7 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if h.Check {
 		return Outcome{Changed: true, Msg: checkMsg("update %s", summary(acts, p.root)), Diff: diff, Result: result}, nil
 	}
-	if err := p.apply(ctx, h, acts, info); err != nil {
+	if err := p.apply(ctx, h, acts, info, &made); err != nil {
 		return Outcome{Failed: true, Msg: fmt.Sprintf("copy to %s: %v", p.root, err), Diff: diff, Result: result}, nil
 	}
 	result = p.result(acts)
@@ -553,7 +578,11 @@ const uploadWorkers = 4
 // changed by a path another user could redirect (issue: symlink races as
 // root). On any error the private directories are removed; a dest is only
 // ever replaced whole.
-func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info probeInfo) (err error) {
+//
+// The private directories are made relative to their held parent: by the
+// probe (*made, taken over here) or in one command (hostfs), never by SFTP
+// by a path another user could redirect.
+func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info probeInfo, made *string) (err error) {
 	client, err := h.Conn.SFTP(ctx, sftpUser(h))
 	if err != nil {
 		return fmt.Errorf("open sftp: %w", err)
@@ -567,11 +596,16 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 	// One private directory per destination directory (same filesystem, so
 	// the final rename is atomic).
 	privs := map[string]string{}
-	var privList []string
+	var privList, toMake []string
 	for i, a := range acts {
 		dir := path.Dir(a.it.dest)
 		if privs[dir] == "" {
-			privs[dir] = path.Join(dir, "."+sanitizeName(path.Base(a.it.dest))+".ferry-tmp-"+randomSuffix())
+			if *made != "" && path.Dir(*made) == dir {
+				privs[dir], *made = *made, ""
+			} else {
+				privs[dir] = path.Join(dir, "."+sanitizeName(path.Base(a.it.dest))+".ferry-tmp-"+randomSuffix())
+				toMake = append(toMake, privs[dir])
+			}
 			privList = append(privList, privs[dir])
 		}
 		a.priv = privs[dir]
@@ -582,8 +616,14 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 			removeRemoteDirs(h, privList...)
 		}
 	}()
-	if err := forEach(ctx, privList, func(d string) error { return makePrivateDir(client, d) }); err != nil {
-		return err
+	if len(toMake) > 0 {
+		res, err := runOn(ctx, h, hostfs.MakePrivate(toMake...), false)
+		if err != nil {
+			return err
+		}
+		if res.ExitCode != 0 {
+			return errors.New(failMsg("create temp directories", res))
+		}
 	}
 
 	// Upload, a few files at a time.

@@ -78,7 +78,10 @@ func (unarchiveModule) Run(ctx context.Context, h *Host, args map[string]any) (O
 		}
 	}
 
-	tmp := path.Join(dest, ".ferry-unarchive-"+randomSuffix())
+	// An uploaded archive waits in a private directory under /tmp, which
+	// only root owns (sticky): SFTP writes there by path, so never inside
+	// dest, whose owner could redirect the path.
+	tmp := "/tmp/.ferry-unarchive-" + randomSuffix()
 	archive := src
 	if !remote {
 		local := localPath(h, src)
@@ -122,9 +125,9 @@ func (unarchiveModule) Run(ctx context.Context, h *Host, args map[string]any) (O
 		b.WriteString(`[ $(( 0$(stat -L -c %a /proc/self/fd/3) & 04 )) != 0 ] || umask 077; `)
 		b.WriteString(`hf_in "$d" 2 || die "dest $d is not a directory: create it first (file: state=directory)"; `)
 	} else {
-		fmt.Fprintf(&b, `hf_in "$d" 2 || die "dest $d is not a directory: create it first (file: state=directory)"; up=%s; `, q(path.Base(tmp)))
-		b.WriteString(`exec 8< . && cd -P -- "$up" && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] || die "the temp directory $d/$up is gone or not private any more: check who can write to $d"; `)
-		b.WriteString(`exec 3< ./archive && cd -P /proc/self/fd/8 || exit 1; hf_rmtree "$up"; `)
+		fmt.Fprintf(&b, `up=%s; hf_in "$up" 0; [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || die "the temp directory $up is not private any more"; `, q(tmp))
+		b.WriteString(`hf_open archive && [ $hf_ty = f ] || die "the uploaded archive is gone"; cd .. && hf_rmtree "${up##*/}"; `)
+		b.WriteString(`hf_in "$d" 2 || die "dest $d is not a directory: create it first (file: state=directory)"; `)
 	}
 	b.WriteString(`hf_private unarchive; `)
 	own := "''"

@@ -156,6 +156,21 @@ hf_enterpriv() {
 }
 hf_backup() { { ln -f -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2" 2>/dev/null || cp -P -p -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2"; } || exit 1; }
 hf_rmtrees() { for hf_f do ( hf_at_file "$hf_f" 2 && hf_rmtree "$hf_b" ) 2>/dev/null; done; true; }
+hf_mkpriv() { for hf_f do ( hf_at_file "$hf_f" 0 && mkdir -m 700 -- "./$hf_b" ) || exit 1; done; }
+hf_needpriv() {
+  hf_n=1
+  if [ -f "./$1" ] && [ ! -L "./$1" ]; then
+    hf_s=$(openssl dgst -sha256 -r < "./$1" 2>/dev/null) && hf_s=${hf_s%% *} && [ ${#hf_s} = 64 ] || { hf_s=$(sha256sum < "./$1"); hf_s=${hf_s%% *}; }
+    if [ "$hf_s" = "$2" ]; then
+      hf_n=0; set -- "$@" "$(stat -c '%a %U %u %G %g' -- "./$1")"
+      [ -z "$3" ] || [ "${8%% *}" = "$3" ] || hf_n=1
+      [ -z "$4" ] || case " $(echo "$8" | cut -d' ' -f2-3) " in *" $4 "*) ;; *) hf_n=1;; esac
+      [ -z "$5" ] || case " $(echo "$8" | cut -d' ' -f4-5) " in *" $5 "*) ;; *) hf_n=1;; esac
+    elif [ "$6" = 0 ]; then hf_n=0; fi
+  elif [ -d "./$1" ] && [ ! -L "./$1" ]; then hf_n=0; fi
+  [ $hf_n = 1 ] || return 0
+  hf_pn=$(mktemp -d "./$7XXXXXX") && printf '\001PRIV\0%s\0' "${hf_pn#./}"
+}
 hf_private() {
   exec 8< . || exit 1
   hf_pd=$(mktemp -d "./.$1.ferry-tmp-XXXXXX") || hf_die "cannot make a temp directory in $hf_at"
@@ -231,6 +246,12 @@ func Script(body ...string) string {
 // parent: a symlink on the way or in its place is never followed.
 func RemoveTrees(paths ...string) string {
 	return Script("hf_rmtrees " + shell.Join(paths...))
+}
+
+// MakePrivate is a command that creates each path as a private directory
+// (0700), which must not exist, in its physically entered parent.
+func MakePrivate(paths ...string) string {
+	return Script("hf_mkpriv " + shell.Join(paths...))
 }
 
 // Q quotes a word for the shell.
