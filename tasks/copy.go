@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -297,7 +299,7 @@ type remoteFile struct {
 // need, for a single file, makes the private directory in the same round
 // trip when dest will be replaced (hf_needpriv): it is then made relative
 // to the held directory, never by a path.
-func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need string) string {
+func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need, treePriv string) string {
 	var b strings.Builder
 	b.WriteString("hf_quiet=1; " + info)
 	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
@@ -313,7 +315,12 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 	}
 	b.WriteString("fi; ")
 	if mk {
-		fmt.Fprintf(&b, "hf_in %s 1; hf_mkdirs%s; ", shell.Quote(base), func() string {
+		// A tree's new directories get their private directory (treePriv)
+		// as they are made (hf_newpriv): every file in them is new.
+		if tree && treePriv != "" {
+			fmt.Fprintf(&b, "hf_tp=%s; ", shell.Quote(treePriv))
+		}
+		fmt.Fprintf(&b, "hf_in %s 1; hf_newpriv; hf_mkdirs%s; ", shell.Quote(base), func() string {
 			if len(mkdirs) == 0 {
 				return ""
 			}
@@ -429,7 +436,11 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 		need = fmt.Sprintf("hf_needpriv %s %s %s %s %s %s %s; ", shell.Quote(names[0]), it.sum, shell.Quote(it.mode), shell.Quote(p.opts.owner), shell.Quote(p.opts.group),
 			boolDigit(p.opts.force), shell.Quote("."+sanitizeName(names[0])+".ferry-tmp-"))
 	}
-	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, sweep+p.infoScript(), need), false)
+	treePriv := ""
+	if p.isDir && !h.Check {
+		treePriv = ".tree.ferry-tmp-" + randomSuffix()
+	}
+	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, sweep+p.infoScript(), need, treePriv), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
@@ -439,17 +450,18 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	infoOut, probed, _ := bytes.Cut(res.Stdout, []byte(infoEnd))
 	probed, privOut, _ := bytes.Cut(probed, []byte("\x01PRIV\x00"))
 	remote := rebase(parseProbe(probed), base)
-	made := "" // the private directory the probe made, if any
+	// ready: the private directories the probe made, by directory; those
+	// apply does not use are removed (by the finalize command when there
+	// is one).
+	ready := map[string]string{}
 	if name, _, ok := bytes.Cut(privOut, []byte{0}); ok && len(name) > 0 {
-		made = path.Join(base, string(name))
-		// Used by apply, which then removes it; else (the decision in Go
-		// differs from the probe's, dest was a directory) removed here.
-		defer func() {
-			if made != "" {
-				removeRemoteDirs(h, made)
-			}
-		}()
+		ready[base] = path.Join(base, string(name))
 	}
+	defer func() {
+		if len(ready) > 0 {
+			removeRemoteDirs(h, slices.Collect(maps.Values(ready))...)
+		}
+	}()
 	info := parseInfo(infoOut)
 
 	// Decide, per file, what has to happen.
@@ -493,6 +505,9 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 		for _, d := range p.dirs {
 			if rf := remote[d]; rf == nil || rf.typ != 'd' {
 				newDirs = append(newDirs, d)
+				if treePriv != "" {
+					ready[d] = path.Join(d, treePriv)
+				}
 			}
 		}
 	}
@@ -513,7 +528,7 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if h.Check {
 		return Outcome{Changed: true, Msg: checkMsg("update %s", summary(acts, p.root)), Diff: diff, Result: result}, nil
 	}
-	if err := p.apply(ctx, h, acts, info, &made); err != nil {
+	if err := p.apply(ctx, h, acts, info, ready); err != nil {
 		return Outcome{Failed: true, Msg: fmt.Sprintf("copy to %s: %v", p.root, err), Diff: diff, Result: result}, nil
 	}
 	result = p.result(acts)
@@ -580,9 +595,10 @@ const uploadWorkers = 4
 // ever replaced whole.
 //
 // The private directories are made relative to their held parent: by the
-// probe (*made, taken over here) or in one command (hostfs), never by SFTP
+// probe (ready, by directory: those used are taken out, the others removed
+// by the last finalize command) or in one command (hostfs), never by SFTP
 // by a path another user could redirect.
-func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info probeInfo, made *string) (err error) {
+func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info probeInfo, ready map[string]string) (err error) {
 	client, err := h.Conn.SFTP(ctx, sftpUser(h))
 	if err != nil {
 		return fmt.Errorf("open sftp: %w", err)
@@ -600,8 +616,9 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 	for i, a := range acts {
 		dir := path.Dir(a.it.dest)
 		if privs[dir] == "" {
-			if *made != "" && path.Dir(*made) == dir {
-				privs[dir], *made = *made, ""
+			if r := ready[dir]; r != "" {
+				privs[dir] = r
+				delete(ready, dir)
 			} else {
 				privs[dir] = path.Join(dir, "."+sanitizeName(path.Base(a.it.dest))+".ferry-tmp-"+randomSuffix())
 				toMake = append(toMake, privs[dir])
@@ -677,6 +694,11 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 		size += n
 	}
 	flush()
+	if len(ready) > 0 {
+		// Made by the probe in new directories that got no file.
+		scripts[len(scripts)-1] += "hf_rmtrees " + shell.Join(slices.Collect(maps.Values(ready))...) + "; "
+		clear(ready)
+	}
 	for _, s := range scripts {
 		res, err := runOn(ctx, h, s, false)
 		if err != nil {

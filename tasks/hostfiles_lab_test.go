@@ -91,7 +91,7 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 	labExec(t, l, "app1", secretSetup)
 
 	local := t.TempDir()
-	a.at = tasks.FileAttack{Dir: attackDir, Local: local, Evil: filepath.Join(local, "evil.tar"), URL: "http://127.0.0.1:8999/file"}
+	a.at = tasks.FileAttack{Dir: attackDir, Local: local, Evil: filepath.Join(local, "evil.tar"), Modes: filepath.Join(local, "modes.tar"), URL: "http://127.0.0.1:8999/file"}
 	writeLocal(t, filepath.Join(local, "file"), "from the controller\n")
 	writeLocal(t, filepath.Join(local, "tree", "app.conf"), "setting=2\n")
 	writeLocal(t, filepath.Join(local, "tree", "static", "app.css"), "body{}\n")
@@ -102,10 +102,15 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 		{name: "static/", mode: 0o2777, dir: true},
 		{name: "static/app.conf", mode: 0o4755, body: "#!/bin/sh\nid\n"},
 		{name: "setuid-root", mode: 0o6755, body: "#!/bin/sh\nid\n"},
-		{name: "a\n../../escape-newline", mode: 0o644, body: "x\n"},
-		{name: "../../escape-dotdot", mode: 0o644, body: "x\n"},
+		{name: "a\n../escape-newline", mode: 0o644, body: "x\n"},
 		{name: "/escape-absolute", mode: 0o644, body: "x\n"},
 	})
+	writeTar(t, a.at.Modes, []tarEntry{
+		{name: "static/", mode: 0o2777, dir: true},
+		{name: "static/app.conf", mode: 0o4755, body: "#!/bin/sh\nid\n"},
+		{name: "setuid-root", mode: 0o6755, body: "#!/bin/sh\nid\n"},
+	})
+	writeTar(t, filepath.Join(local, "dotdot.tar"), []tarEntry{{name: "../../escape-dotdot", mode: 0o644, body: "x\n"}})
 
 	// get_url's server, on the host's own loopback.
 	labExec(t, l, "app1", "mkdir -p /srv/www-src && cp /dev/null /srv/www-src/file && printf 'from the server\\n' > /srv/www-src/file && chmod -R a+rX /srv/www-src")

@@ -99,8 +99,9 @@ type Spec struct {
 // touches host files (Spec.HostFiles).
 type FileAttack struct {
 	Dir   string // directory on the host that an unprivileged attacker owns (/srv/app)
-	Local string // controller directory holding "file" (text), "tree/" (a directory of files) and "archive.tar"
-	Evil  string // controller path of an archive with hostile entries (names with a newline, "..", absolute; setuid modes)
+	Local string // controller directory holding "file" (text), "tree/" (a directory of files), "archive.tar" and "dotdot.tar" (an entry named ../../x)
+	Evil  string // controller path of an archive with hostile names (a newline, "..", absolute) and setuid/setgid modes
+	Modes string // controller path of an archive with ordinary names but setuid/setgid modes
 	URL   string // http URL on the host that serves the content of "file"
 }
 

@@ -182,5 +182,7 @@ func unarchiveAttack(at FileAttack) []FileCall {
 	return []FileCall{
 		{Args: map[string]any{"src": at.Local + "/archive.tar", "dest": at.Dir + "/www"}, Target: at.Dir + "/www/static/app.conf"},
 		{Args: map[string]any{"src": at.Evil, "dest": at.Dir + "/www"}, Target: at.Dir + "/www/static/app.conf"},
+		{Args: map[string]any{"src": at.Modes, "dest": at.Dir + "/www"}, Target: at.Dir + "/www/static/app.conf"},
+		{Args: map[string]any{"src": at.Local + "/dotdot.tar", "dest": at.Dir + "/www"}, Target: at.Dir + "/www/static/app.conf"},
 	}
 }

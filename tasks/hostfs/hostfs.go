@@ -145,10 +145,11 @@ hf_mkdirs() {
   for hf_f do
     hf_d=${hf_f%/*}; [ "$hf_d" = "$hf_f" ] && hf_d=.
     if [ "$hf_d" != "$hf_last" ]; then cd -P /proc/self/fd/5 || exit 1; hf_at=$hf_base hf_w=$hf_base/$hf_f; hf_walk "$hf_d" 1; fi
-    hf_w=$hf_base/$hf_f; hf_walk "${hf_f##*/}" 1; hf_last=$hf_f
+    hf_w=$hf_base/$hf_f; hf_walk "${hf_f##*/}" 1; hf_last=$hf_f; hf_newpriv
   done
   cd -P /proc/self/fd/5 && hf_at=$hf_base
 }
+hf_newpriv() { [ "$hf_mk" = 1 ] && [ -n "$hf_tp" ] && { mkdir -m 700 -- "./$hf_tp" || exit 1; }; true; }
 hf_sweep() { ( hf_in "$1" 2 && find . -mindepth 1 -maxdepth 1 -name "$2" -mmin +"$3" -exec rm -rf -- {} + ) 2>/dev/null; }
 hf_enterpriv() {
   hf_in "$1" 2 && exec 8< . && cd -P -- "./$2" && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] ||
