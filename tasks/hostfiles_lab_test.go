@@ -171,7 +171,9 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 					a.run(ctx, spec.Name, c, before)
 				}
 				labExec(t, l, "app1", "touch "+stop)
-				if n, _ := strconv.Atoi(strings.TrimSpace(wait())); n == 0 {
+				n, _ := strconv.Atoi(strings.TrimSpace(wait()))
+				t.Logf("call %d: %d swaps by the racer during 10 calls", i, n)
+				if n == 0 {
 					t.Errorf("call %d: the racer never swapped anything: the race proves nothing", i)
 				}
 				a.check(before, fmt.Sprintf("call %d under the race", i), tasks.Outcome{})
