@@ -270,15 +270,6 @@ func fileItem(local string, st os.FileInfo, o copyOpts) (*copyItem, error) {
 	return &copyItem{local: local, size: n, sum: hex.EncodeToString(h.Sum(nil)), mode: mode}, nil
 }
 
-// singleFileSums hashes single-file roots (at most two) like sha256sum -z,
-// but with openssl when it gives a digest (see finalizePrelude): an
-// unchanged large binary is then recognised in a fraction of the time. A
-// tree of many files keeps one sha256sum for all, cheaper than a process
-// per file.
-const singleFileSums = ` -type f -exec sh -c 'for f in "$@"; do ` +
-	`s=$(openssl dgst -sha256 -r < "$f" 2>/dev/null) && s=${s%% *} && [ ${#s} = 64 ] || { s=$(sha256sum < "$f") || continue; s=${s%% *}; }; ` +
-	`printf "%s  %s\0" "$s" "$f"; done' sh {} + 2>/dev/null`
-
 // remoteFile is what the probe saw of one path on the host.
 type remoteFile struct {
 	typ                       byte // f, d, l, ...
@@ -311,7 +302,13 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 		if len(names) > 1 {
 			fmt.Fprintf(&b, `[ -d %s ] && [ ! -L %s ] && set -- "$@" %s; `, shell.Quote("./"+names[0]), shell.Quote("./"+names[0]), shell.Quote("./"+names[1]))
 		}
-		b.WriteString(`find "$@" -maxdepth 0 -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; find "$@" -maxdepth 0` + singleFileSums + "; ")
+		// Single files are hashed once, for the probe's output and for
+		// hf_needpriv, with openssl when it gives a digest (hf_hash): it uses
+		// the CPU's SHA extensions, so an unchanged large binary is
+		// recognised in a fraction of sha256sum's time. A tree keeps one
+		// sha256sum for all its files, cheaper than a process per file.
+		b.WriteString(`find "$@" -maxdepth 0 -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_s1=; ` +
+			`for f do [ -f "$f" ] && [ ! -L "$f" ] && hf_hash "$f" && { printf '%s  %s\0' "$hf_s" "$f"; [ "$f" = "$1" ] && hf_s1=$hf_s; }; done; `)
 	}
 	b.WriteString("fi; ")
 	if mk {

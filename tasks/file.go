@@ -57,7 +57,11 @@ func (fileModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 	if recurse && state != "directory" {
 		return Outcome{}, fmt.Errorf("file: recurse works with state: directory")
 	}
-	script := fileScript(p, state, src, mode, owner, group, recurse, force, h.Check)
+	target := p
+	if t := strings.TrimRight(p, "/"); t != "" {
+		target = t // "dir/" names dir
+	}
+	script := fileScript(target, state, src, mode, owner, group, recurse, force, h.Check)
 	res, err := runOn(ctx, h, script, false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("file %s: %w", p, err)

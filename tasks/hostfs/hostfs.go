@@ -157,11 +157,12 @@ hf_enterpriv() {
 }
 hf_backup() { { ln -f -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2" 2>/dev/null || cp -P -p -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2"; } || exit 1; }
 hf_rmtrees() { for hf_f do ( hf_at_file "$hf_f" 2 && hf_rmtree "$hf_b" ) 2>/dev/null; done; true; }
+hf_hash() { hf_s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) && hf_s=${hf_s%% *} && [ ${#hf_s} = 64 ] || { hf_s=$(sha256sum < "$1") || return 1; hf_s=${hf_s%% *}; }; }
 hf_mkpriv() { for hf_f do ( hf_at_file "$hf_f" 0 && mkdir -m 700 -- "./$hf_b" ) || exit 1; done; }
 hf_needpriv() {
   hf_n=1
   if [ -f "./$1" ] && [ ! -L "./$1" ]; then
-    hf_s=$(openssl dgst -sha256 -r < "./$1" 2>/dev/null) && hf_s=${hf_s%% *} && [ ${#hf_s} = 64 ] || { hf_s=$(sha256sum < "./$1"); hf_s=${hf_s%% *}; }
+    [ -n "$hf_s1" ] && hf_s=$hf_s1 || hf_hash "./$1"
     if [ "$hf_s" = "$2" ]; then
       hf_n=0; set -- "$@" "$(stat -c '%a %U %u %G %g' -- "./$1")"
       [ -z "$3" ] || [ "${8%% *}" = "$3" ] || hf_n=1
