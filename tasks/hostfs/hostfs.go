@@ -194,10 +194,15 @@ hf_setnew() {
 hf_unpack() {
   hf_a=$1 hf_ow=$2; shift 2
   mkdir -m 700 x && cd -P x || exit 1
+  hf_bad='^/|^\.\.(/|$)|/\.\.(/|$)'
   if [ "$(head -c 2 /proc/self/fd/3)" = PK ]; then
     command -v unzip >/dev/null 2>&1 || hf_die "$hf_a is a zip archive and the host has no unzip: install it, or ship a tar"
+    ! unzip -Z1 /proc/self/fd/3 2>/dev/null | grep -Eq "$hf_bad" || hf_die "$hf_a has an entry with an absolute name or '..': refused"
     unzip -q -o "$@" /proc/self/fd/3 -d . || hf_die "unzip $hf_a failed"
-  else tar -xf /proc/self/fd/3 --no-same-owner --no-same-permissions "$@" || hf_die "tar -xf $hf_a failed (is it an archive?)"; fi
+  else
+    ! tar -tf /proc/self/fd/3 2>/dev/null | grep -Eq "$hf_bad" || hf_die "$hf_a has an entry with an absolute name or '..': refused"
+    tar -xf /proc/self/fd/3 --no-same-owner --no-same-permissions "$@" || hf_die "tar -xf $hf_a failed (is it an archive?)"
+  fi
   [ -z "$(find . -name '*
 *' -print -quit)" ] || hf_die "$hf_a has an entry with a newline in its name: refused"
   chmod -R u-s,g-s . || exit 1

@@ -159,4 +159,11 @@ func TestUnpackDropsSetuidAndRefusesNewlines(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "newline in its name") {
 		t.Fatalf("exit %d: %s", code, out)
 	}
+	for _, name := range []string{"/etc/x", "../x", "a/../../x"} {
+		a = tarOf(map[string]int64{name: 0o644})
+		out, code := sh(t, "hf_at_file "+Q(a)+" 0 && hf_open \"$hf_b\" && hf_in "+Q(dest)+" 0 && hf_dest="+Q(dest)+" && hf_private u && hf_unpack a ''")
+		if code != 2 || !strings.Contains(out, "absolute name or '..': refused") {
+			t.Errorf("%q: exit %d: %s", name, code, out)
+		}
+	}
 }
