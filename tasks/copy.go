@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -287,15 +285,15 @@ type remoteFile struct {
 // mode) it then creates base and the directories the copy needs (relative
 // to base), the same way.
 //
-// need, for a single file, makes the private directory in the same round
-// trip when dest will be replaced (hf_needpriv): it is then made relative
-// to the held directory, never by a path.
-func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need, treePriv string) string {
+// need makes the staging directory (hostfs.Stage) in the same round trip
+// when files will certainly be written: for a single file, when dest
+// differs (hf_needpriv); for a tree, when files are missing.
+func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need string) string {
 	var b strings.Builder
 	b.WriteString("hf_quiet=1; " + info)
 	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
 	if tree {
-		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; find . -type f -exec sha256sum -z -- {} + 2>/dev/null; `)
+		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; find . -type f -exec sha256sum -z -- {} + 2>/dev/null; hf_nf=$(find . -type f | wc -l); `)
 	} else {
 		// dest/name is looked at only when dest is a real directory.
 		b.WriteString("set -- " + shell.Quote("./"+names[0]) + "; ")
@@ -312,20 +310,12 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 	}
 	b.WriteString("fi; ")
 	if mk {
-		// A tree's new directories get their private directory (treePriv)
-		// as they are made (hf_newpriv): every file in them is new.
-		if tree && treePriv != "" {
-			fmt.Fprintf(&b, "hf_tp=%s; ", shell.Quote(treePriv))
-		}
-		fmt.Fprintf(&b, "hf_in %s 1; hf_newpriv; hf_mkdirs%s; ", shell.Quote(base), func() string {
+		fmt.Fprintf(&b, "hf_in %s 1; %shf_mkdirs%s; ", shell.Quote(base), need, func() string {
 			if len(mkdirs) == 0 {
 				return ""
 			}
 			return " " + shell.Join(mkdirs...)
 		}())
-		if need != "" {
-			b.WriteString(need)
-		}
 	}
 	b.WriteString("true")
 	return hostfs.Script(b.String())
@@ -431,13 +421,12 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if !p.isDir {
 		it := p.items[0]
 		need = fmt.Sprintf("hf_needpriv %s %s %s %s %s %s %s; ", shell.Quote(names[0]), it.sum, shell.Quote(it.mode), shell.Quote(p.opts.owner), shell.Quote(p.opts.group),
-			boolDigit(p.opts.force), shell.Quote("."+sanitizeName(names[0])+".ferry-tmp-"))
+			boolDigit(p.opts.force), shell.Quote(stagePrefix(it.dest)))
 	}
-	treePriv := ""
-	if p.isDir && !h.Check {
-		treePriv = ".tree.ferry-tmp-" + randomSuffix()
+	if p.isDir {
+		need = fmt.Sprintf(`hf_nf=${hf_nf:-0}; [ "$hf_nf" -ge %d ] || hf_stage %s; `, len(p.items), shell.Quote(stagePrefix(p.root)))
 	}
-	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, sweep+p.infoScript(), need, treePriv), false)
+	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, sweep+p.infoScript(), need), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
@@ -447,16 +436,12 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	infoOut, probed, _ := bytes.Cut(res.Stdout, []byte(infoEnd))
 	probed, privOut, _ := bytes.Cut(probed, []byte("\x01PRIV\x00"))
 	remote := rebase(parseProbe(probed), base)
-	// ready: the private directories the probe made, by directory; those
-	// apply does not use are removed (by the finalize command when there
-	// is one).
-	ready := map[string]string{}
-	if name, _, ok := bytes.Cut(privOut, []byte{0}); ok && len(name) > 0 {
-		ready[base] = path.Join(base, string(name))
-	}
+	// staged: the staging directory the probe made, if any; apply takes it
+	// over, else it is removed here.
+	staged := parseStage(privOut)
 	defer func() {
-		if len(ready) > 0 {
-			removeRemoteDirs(h, slices.Collect(maps.Values(ready))...)
+		if staged != "" {
+			removeRemoteDirs(h, staged)
 		}
 	}()
 	info := parseInfo(infoOut)
@@ -502,9 +487,6 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 		for _, d := range p.dirs {
 			if rf := remote[d]; rf == nil || rf.typ != 'd' {
 				newDirs = append(newDirs, d)
-				if treePriv != "" {
-					ready[d] = path.Join(d, treePriv)
-				}
 			}
 		}
 	}
@@ -525,7 +507,7 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if h.Check {
 		return Outcome{Changed: true, Msg: checkMsg("update %s", summary(acts, p.root)), Diff: diff, Result: result}, nil
 	}
-	if err := p.apply(ctx, h, acts, info, ready); err != nil {
+	if err := p.apply(ctx, h, acts, info, &staged); err != nil {
 		return Outcome{Failed: true, Msg: fmt.Sprintf("copy to %s: %v", p.root, err), Diff: diff, Result: result}, nil
 	}
 	result = p.result(acts)
@@ -591,11 +573,10 @@ const uploadWorkers = 4
 // root). On any error the private directories are removed; a dest is only
 // ever replaced whole.
 //
-// The private directories are made relative to their held parent: by the
-// probe (ready, by directory: those used are taken out, the others removed
-// by the last finalize command) or in one command (hostfs), never by SFTP
-// by a path another user could redirect.
-func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info probeInfo, ready map[string]string) (err error) {
+// The files are written into one staging directory (hostfs.Stage): made by
+// the probe (*staged, taken over) or by one more command, in a directory
+// only root can write, so that not even SFTP's paths can be redirected.
+func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info probeInfo, staged *string) (err error) {
 	client, err := h.Conn.SFTP(ctx, sftpUser(h))
 	if err != nil {
 		return fmt.Errorf("open sftp: %w", err)
@@ -606,39 +587,27 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 	}
 	stamp := time.Now().Format("2006-01-02@15:04:05")
 
-	// One private directory per destination directory (same filesystem, so
-	// the final rename is atomic).
-	privs := map[string]string{}
-	var privList, toMake []string
-	for i, a := range acts {
-		dir := path.Dir(a.it.dest)
-		if privs[dir] == "" {
-			if r := ready[dir]; r != "" {
-				privs[dir] = r
-				delete(ready, dir)
-			} else {
-				privs[dir] = path.Join(dir, "."+sanitizeName(path.Base(a.it.dest))+".ferry-tmp-"+randomSuffix())
-				toMake = append(toMake, privs[dir])
-			}
-			privList = append(privList, privs[dir])
+	stage := *staged
+	*staged = ""
+	if stage == "" {
+		res, err := runOn(ctx, h, hostfs.Stage(path.Dir(acts[0].it.dest), stagePrefix(acts[0].it.dest)), false)
+		if err != nil {
+			return err
 		}
-		a.priv = privs[dir]
-		a.tmp = path.Join(a.priv, fmt.Sprintf("f%d", i))
+		_, after, _ := bytes.Cut(res.Stdout, []byte("\x01PRIV\x00"))
+		if stage = parseStage(after); res.ExitCode != 0 || stage == "" {
+			return errors.New(failMsg("create a temp directory for "+acts[0].it.dest, res))
+		}
+	}
+	privList := []string{stage}
+	for i, a := range acts {
+		a.priv, a.tmp = stage, path.Join(stage, fmt.Sprintf("f%d", i))
 	}
 	defer func() {
 		if err != nil {
 			removeRemoteDirs(h, privList...)
 		}
 	}()
-	if len(toMake) > 0 {
-		res, err := runOn(ctx, h, hostfs.MakePrivate(toMake...), false)
-		if err != nil {
-			return err
-		}
-		if res.ExitCode != 0 {
-			return errors.New(failMsg("create temp directories", res))
-		}
-	}
 
 	// Upload, a few files at a time.
 	if err := forEach(ctx, acts, func(a *copyAction) error {
@@ -668,9 +637,9 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 		for _, pass := range []bool{false, true} {
 			cur := ""
 			for _, a := range chunk {
-				if a.priv != cur {
-					b.WriteString(enterPrivate(a.priv))
-					cur = a.priv
+				if d := path.Dir(a.it.dest); d != cur {
+					b.WriteString(enterStage(d, a.priv))
+					cur = d
 				}
 				if pass {
 					fmt.Fprintf(&b, "hf_place %s %s; ", shell.Quote("./"+path.Base(a.tmp)), shell.Quote(path.Base(a.it.dest)))
@@ -683,7 +652,7 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 		chunk, size = nil, 0
 	}
 	for _, a := range acts {
-		n := 2*len(enterPrivate(a.priv)) + len(p.finalizeLine(&copyAction{it: a.it, exists: a.exists}, stamp, !fsync)) + 2*len(a.it.dest)
+		n := 2*len(enterStage(path.Dir(a.it.dest), a.priv)) + len(p.finalizeLine(&copyAction{it: a.it, exists: a.exists}, stamp, !fsync)) + 2*len(a.it.dest)
 		if size+n > 60<<10 {
 			flush()
 		}
@@ -691,11 +660,8 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 		size += n
 	}
 	flush()
-	if len(ready) > 0 {
-		// Made by the probe in new directories that got no file.
-		scripts[len(scripts)-1] += "hf_rmtrees " + shell.Join(slices.Collect(maps.Values(ready))...) + "; "
-		clear(ready)
-	}
+	// The staging directory is empty once the last chunk is renamed.
+	scripts[len(scripts)-1] += "cd / && hf_rmtrees " + shell.Quote(stage) + "; "
 	for _, s := range scripts {
 		res, err := runOn(ctx, h, s, false)
 		if err != nil {
@@ -708,8 +674,6 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 			return fmt.Errorf("finalizing the copy exited with status %d", res.ExitCode)
 		}
 	}
-	// The private directories are empty now.
-	_ = forEach(ctx, privList, func(d string) error { return client.RemoveDirectory(d) })
 	return nil
 }
 
@@ -728,13 +692,29 @@ func forEach[T any](ctx context.Context, items []T, fn func(T) error) error {
 const finalizePrelude = `hs() { s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) && s=${s%% *} && [ ${#s} = 64 ] && return 0; s=$(sha256sum < "$1") || return 1; s=${s%% *}; }; ` +
 	`v() { hs "$1" || exit 1; [ "$s" = "$2" ] || { echo "checksum mismatch for $3: sent $2, landed $s; check free space on the host" >&2; exit 1; }; }; `
 
-// enterPrivate makes a private directory the finalize command's working
-// directory, once it is sure the directory is still the one ferry made
-// (owned by this user, mode 0700), entered from its parent, which is
-// entered physically and held (fd 8): from then on file names are relative
-// to them and nobody else can change what they name.
-func enterPrivate(priv string) string {
-	return "hf_enterpriv " + shell.Quote(path.Dir(priv)) + " " + shell.Quote(path.Base(priv)) + "; "
+// enterStage holds dest's directory dir (fd 8, entered physically) and
+// makes the staging directory the finalize command's working directory,
+// once it is sure the directory is still the one ferry made (owned by this
+// user, mode 0700): from then on file names are relative to them and
+// nobody else can change what they name.
+func enterStage(dir, stage string) string {
+	return "hf_enterstage " + shell.Quote(dir) + " " + shell.Quote(stage) + "; "
+}
+
+// stagePrefix names the staging directory of a copy to dest (the sweep of
+// stale temps matches it).
+func stagePrefix(dest string) string {
+	return "." + sanitizeName(path.Base(dest)) + ".ferry-tmp-"
+}
+
+// parseStage reads the staging directory's path that hf_stage printed
+// after its marker.
+func parseStage(after []byte) string {
+	name, _, ok := bytes.Cut(after, []byte{0})
+	if !ok || len(name) == 0 || name[0] != '/' {
+		return ""
+	}
+	return string(name)
 }
 
 // finalizeLine is the finalize command's part for one file, run inside its

@@ -7,12 +7,11 @@ import (
 	"testing"
 )
 
-// Making private directories relative to a held directory costs no round
-// trip where it can be avoided: a changed single file and a tree into new
-// directories take the probe and the finalize command; a tree changing
-// files in existing directories adds one command that makes its private
-// directories; an unchanged copy is the probe alone. Nothing is left
-// behind.
+// Staging files where no path can be redirected costs no round trip where
+// it can be avoided: a changed single file and a tree with missing files
+// take the probe and the finalize command; a tree that only changes files
+// that exist adds one command that makes its staging directory; an
+// unchanged copy is the probe alone. Nothing is left behind.
 func TestCopyRoundTripsWithHostfs(t *testing.T) {
 	h, c, _ := testHost(t)
 	src := filepath.Join(h.Dir, "tree")

@@ -19,7 +19,7 @@ func TestEnterPrivateRefusesForeignDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func() (string, error) {
-		out, err := exec.Command("/bin/sh", "-c", hostfs.Lib+enterPrivate(dir)+"echo inside").CombinedOutput()
+		out, err := exec.Command("/bin/sh", "-c", hostfs.Lib+enterStage(filepath.Dir(dir), dir)+"echo inside").CombinedOutput()
 		return string(out), err
 	}
 	out, err := run()

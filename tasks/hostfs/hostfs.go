@@ -61,7 +61,7 @@ hf_walk() {
       fi
       hf_n=$((hf_n+1)); [ $hf_n -le 40 ] || hf_die "$hf_w: too many levels of symlinks"
       hf_t=$(cd -P -- "$hf_c" 2>/dev/null && pwd -P) || hf_die "$hf_p is a symlink to a missing directory"
-      hf_r=$hf_t/$hf_r; cd / || exit 1; hf_at=/; continue
+      hf_r=$hf_t/$hf_r; cd / || exit 1; hf_at=/ hf_tok=1 hf_trust=/; continue
     fi
     hf_mk=0
     if [ ! -e "$hf_c" ]; then
@@ -69,17 +69,18 @@ hf_walk() {
       mkdir -m 700 -- "$hf_c" || hf_die "cannot create $hf_p"; hf_mk=1
     fi
     [ -d "$hf_c" ] || hf_die "$hf_p is not a directory"
-    exec 4< . && cd -P -- "$hf_c" && set -- $(stat -c '%d:%i %g %a' . "/proc/self/fd/4/$hf_c") && [ "$1" = "$4" ] ||
+    exec 4< . && cd -P -- "$hf_c" && set -- $(stat -c '%d:%i %g %a %u %d' . "/proc/self/fd/4/$hf_c") && [ "$1" = "$6" ] ||
       hf_die "$hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_at"
     if [ $hf_mk = 1 ]; then [ -n "$hf_dmode" ] || hf_dmode=$(printf '%o' $(( 0777 & ~0$(umask) ))); chmod "$hf_dmode" . || exit 1; hf_made="$hf_made$hf_p
 "; set -- "$1" "$2" "$hf_dmode"; fi
+    if [ "$hf_tok" = 1 ] && [ "$4" = 0 ] && { [ $(( 0$3 & 022 )) = 0 ] || [ $(( 0$3 & 01000 )) != 0 ]; }; then hf_trust=$hf_p hf_tdev=$5; else hf_tok=0; fi
     hf_strict "$2" "$3" || hf_die "$hf_p is writable by its group or by everyone (owner $(hf_who .), mode $3): ferry does not act as root below it; make it writable by its owner only"
     hf_at=$hf_p
   done
 }
 hf_in() {
   hf_w=$1; case $1 in /*) ;; *) hf_w=$(pwd -P)/$1;; esac
-  cd / || exit 1; hf_at=/; hf_walk "$hf_w" "$2"
+  cd / || exit 1; hf_at=/ hf_tok=1 hf_trust=/ hf_tdev=$(stat -c %d /); hf_walk "$hf_w" "$2"
 }
 hf_type() { if [ -L "$1" ]; then hf_ty=l; elif [ -d "$1" ]; then hf_ty=d; elif [ -f "$1" ]; then hf_ty=f; elif [ -e "$1" ]; then hf_ty=o; else hf_ty=n; fi; }
 hf_open() {
@@ -145,20 +146,23 @@ hf_mkdirs() {
   for hf_f do
     hf_d=${hf_f%/*}; [ "$hf_d" = "$hf_f" ] && hf_d=.
     if [ "$hf_d" != "$hf_last" ]; then cd -P /proc/self/fd/5 || exit 1; hf_at=$hf_base hf_w=$hf_base/$hf_f; hf_walk "$hf_d" 1; fi
-    hf_w=$hf_base/$hf_f; hf_walk "${hf_f##*/}" 1; hf_last=$hf_f; hf_newpriv
+    hf_w=$hf_base/$hf_f; hf_walk "${hf_f##*/}" 1; hf_last=$hf_f
   done
   cd -P /proc/self/fd/5 && hf_at=$hf_base
 }
-hf_newpriv() { [ "$hf_mk" = 1 ] && [ -n "$hf_tp" ] && { mkdir -m 700 -- "./$hf_tp" || exit 1; }; true; }
 hf_sweep() { ( hf_in "$1" 2 && find . -mindepth 1 -maxdepth 1 -name "$2" -mmin +"$3" -exec rm -rf -- {} + ) 2>/dev/null; }
-hf_enterpriv() {
-  hf_in "$1" 2 && exec 8< . && cd -P -- "./$2" && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] ||
-    { printf 'copy: the temp directory %s is gone or not private any more; check who else can write to %s\n' "${1%/}/$2" "$1" >&2; exit 1; }
+hf_enterstage() {
+  hf_in "$1" 2 && exec 8< . && hf_in "$2" 2 && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] ||
+    { printf 'copy: the temp directory %s is gone or not private any more; check who else can write to %s\n' "$2" "$1" >&2; exit 1; }
 }
 hf_backup() { { ln -f -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2" 2>/dev/null || cp -P -p -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2"; } || exit 1; }
 hf_rmtrees() { for hf_f do ( hf_at_file "$hf_f" 2 && hf_rmtree "$hf_b" ) 2>/dev/null; done; true; }
 hf_hash() { hf_s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) && hf_s=${hf_s%% *} && [ ${#hf_s} = 64 ] || { hf_s=$(sha256sum < "$1") || return 1; hf_s=${hf_s%% *}; }; }
-hf_mkpriv() { for hf_f do ( hf_at_file "$hf_f" 0 && mkdir -m 700 -- "./$hf_b" ) || exit 1; done; }
+hf_stage() {
+  if [ "$hf_tdev" = "$(stat -c %d .)" ]; then hf_pn=$(mktemp -d "${hf_trust%/}/$1XXXXXX") || exit 1
+  else hf_pn=$(mktemp -d "./$1XXXXXX") && hf_pn=$(pwd -P)/${hf_pn#./} || exit 1; fi
+  printf '\001PRIV\0%s\0' "$hf_pn"
+}
 hf_needpriv() {
   hf_n=1
   if [ -f "./$1" ] && [ ! -L "./$1" ]; then
@@ -171,7 +175,7 @@ hf_needpriv() {
     elif [ "$6" = 0 ]; then hf_n=0; fi
   elif [ -d "./$1" ] && [ ! -L "./$1" ]; then hf_n=0; fi
   [ $hf_n = 1 ] || return 0
-  hf_pn=$(mktemp -d "./$7XXXXXX") && printf '\001PRIV\0%s\0' "${hf_pn#./}"
+  hf_stage "$7"
 }
 hf_private() {
   exec 8< . || exit 1
@@ -255,10 +259,13 @@ func RemoveTrees(paths ...string) string {
 	return Script("hf_rmtrees " + shell.Join(paths...))
 }
 
-// MakePrivate is a command that creates each path as a private directory
-// (0700), which must not exist, in its physically entered parent.
-func MakePrivate(paths ...string) string {
-	return Script("hf_mkpriv " + shell.Join(paths...))
+// Stage is a command that makes a private directory (0700) named
+// prefix+random for files to be renamed into dir, and prints "\x01PRIV\x00"
+// and its path: in the deepest directory above dir that only root can
+// write, all the way from /, when it is on dir's filesystem (then paths
+// into it cannot be redirected, not even by SFTP), else in dir itself.
+func Stage(dir, prefix string) string {
+	return Script("hf_in " + shell.Quote(dir) + " 0; hf_stage " + shell.Quote(prefix))
 }
 
 // Q quotes a word for the shell.
