@@ -430,20 +430,20 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
-	if res.ExitCode != 0 {
-		return Outcome{Failed: true, Msg: failMsg("create directories for "+p.root, res)}, nil
-	}
 	infoOut, probed, _ := bytes.Cut(res.Stdout, []byte(infoEnd))
 	probed, privOut, _ := bytes.Cut(probed, []byte("\x01PRIV\x00"))
-	remote := rebase(parseProbe(probed), base)
 	// staged: the staging directory the probe made, if any; apply takes it
-	// over, else it is removed here.
+	// over, else it is removed here (also when the probe failed after it).
 	staged := parseStage(privOut)
 	defer func() {
 		if staged != "" {
 			removeRemoteDirs(h, staged)
 		}
 	}()
+	if res.ExitCode != 0 {
+		return Outcome{Failed: true, Msg: failMsg("create directories for "+p.root, res)}, nil
+	}
+	remote := rebase(parseProbe(probed), base)
 	info := parseInfo(infoOut)
 
 	// Decide, per file, what has to happen.

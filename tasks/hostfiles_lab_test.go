@@ -3,7 +3,8 @@ package tasks_test
 // The adversarial test of every module that touches host files (issue 16):
 // it iterates the registry, so a new module that declares Spec.HostFiles is
 // covered without test code of its own. The attacker is an unprivileged
-// user, app, who owns the deploy directory /srv/app (the everyday set-up);
+// user, app, who owns the deploy directory /opt/app (the everyday set-up,
+// often /srv/app; /opt is the lab host's own, /srv the machine's);
 // ferry runs as root (become). Root-only files and directories live under
 // /etc/ferry-secret; after every call they must have the same names,
 // owners, modes and content, and nothing app can read may hold their
@@ -27,7 +28,7 @@ import (
 )
 
 const (
-	attackDir = "/srv/app"
+	attackDir = "/opt/app" // /opt is the lab host's own (/srv is the machine's)
 	secretDir = "/etc/ferry-secret"
 	secretTxt = "ROOT-ONLY-SECRET"
 )
@@ -113,11 +114,11 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 	writeTar(t, filepath.Join(local, "dotdot.tar"), []tarEntry{{name: "../../escape-dotdot", mode: 0o644, body: "x\n"}})
 
 	// get_url's server, on the host's own loopback.
-	labExec(t, l, "app1", "mkdir -p /srv/www-src && cp /dev/null /srv/www-src/file && printf 'from the server\\n' > /srv/www-src/file && chmod -R a+rX /srv/www-src")
+	labExec(t, l, "app1", "mkdir -p /opt/www-src && printf 'from the server\\n' > /opt/www-src/file && chmod -R a+rX /opt/www-src")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	a.asUser(ctx, "65534", "65534", "import http.server, functools, sys\n"+
-		"h = functools.partial(http.server.SimpleHTTPRequestHandler, directory='/srv/www-src')\n"+
+		"h = functools.partial(http.server.SimpleHTTPRequestHandler, directory='/opt/www-src')\n"+
 		"http.server.ThreadingHTTPServer(('127.0.0.1', 8999), h).serve_forever()\n")
 	labExec(t, l, "app1", "for i in $(seq 100); do curl -sf http://127.0.0.1:8999/file >/dev/null && exit 0; sleep 0.1; done; exit 1")
 
@@ -191,7 +192,7 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 // reset gives app a fresh, empty deploy directory (and www for unarchive).
 func (a *attackLab) reset() {
 	a.t.Helper()
-	labExec(a.t, a.l, "app1", fmt.Sprintf("rm -rf %[1]s /srv/escape-* /escape-* && mkdir -p %[1]s/www && chown -R app: %[1]s && chmod 755 %[1]s", attackDir))
+	labExec(a.t, a.l, "app1", fmt.Sprintf("rm -rf %[1]s /opt/escape-* /escape-* && mkdir -p %[1]s/www && chown -R app: %[1]s && chmod 755 %[1]s", attackDir))
 }
 
 // asApp runs a shell command as app inside the host.
@@ -228,7 +229,7 @@ func (a *attackLab) check(before, what string, out tasks.Outcome) {
 	if leak != "" {
 		a.t.Errorf("%s: root-only content readable by app in %s (outcome %+v)", what, leak, out)
 	}
-	if s := labExec(a.t, a.l, "app1", "find "+attackDir+" -perm /6000 -print 2>/dev/null; ls -d /srv/escape-* /escape-* 2>/dev/null || true"); s != "" {
+	if s := labExec(a.t, a.l, "app1", "find "+attackDir+" -perm /6000 -print 2>/dev/null; ls -d /opt/app/escape-* /opt/escape-* /escape-* 2>/dev/null || true"); s != "" {
 		a.t.Errorf("%s: setuid/setgid or escaped files: %s (outcome %+v)", what, s, out)
 	}
 	if out.Failed && strings.TrimSpace(out.Msg) == "" {
