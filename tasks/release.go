@@ -236,7 +236,7 @@ func switchRelease(ctx context.Context, h *Host, base, target string, history, p
 	}
 	b.WriteString(`hf_place ./h .ferry-releases; `)
 	if len(prune) > 0 {
-		b.WriteString(`cd -P /proc/$$/fd/8 && hf_at=$p && hf_walk releases 0 || exit 1; `)
+		b.WriteString(`cd -P /proc/self/fd/8 && hf_at=$p && hf_walk releases 0 || exit 1; `)
 		for _, v := range prune {
 			fmt.Fprintf(&b, `hf_rmtree %s; `, shell.Quote(v))
 		}

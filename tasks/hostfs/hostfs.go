@@ -181,7 +181,7 @@ hf_private() {
   exec 8< . || exit 1
   hf_pd=$(mktemp -d "./.$1.ferry-tmp-XXXXXX") || hf_die "cannot make a temp directory in $hf_at"
   hf_pd=${hf_pd#./}; trap 'hf_clean' EXIT
-  cd -P -- "$hf_pd" && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] ||
+  cd -P -- "$hf_pd" && set -- $(stat -c '%d:%i %u:%a' . "/proc/self/fd/8/$hf_pd") && [ "$1" = "$3" ] && [ "$2" = "$(id -u):700" ] ||
     hf_die "the temp directory ${hf_at%/}/$hf_pd is not private any more: check who can write to $hf_at"
 }
 hf_clean() { [ -z "$hf_pd" ] || rm -rf -- "/proc/self/fd/8/$hf_pd"; hf_pd=; }
