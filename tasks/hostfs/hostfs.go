@@ -205,12 +205,12 @@ hf_unpack() {
     unzip -q -o "$@" /proc/self/fd/3 -d . || hf_die "unzip $hf_a failed"
   else
     ! tar -tf /proc/self/fd/3 2>/dev/null | grep -Eq "$hf_bad" || hf_die "$hf_a has an entry with an absolute name or '..': refused"
-    tar -xf /proc/self/fd/3 --no-same-owner --no-same-permissions "$@" || hf_die "tar -xf $hf_a failed (is it an archive?)"
+    tar -xf /proc/self/fd/3 "$@" --no-same-owner --no-same-permissions || hf_die "tar -xf $hf_a failed (is it an archive?)"
   fi
   [ -z "$(find . -name '*
 *' -print -quit)" ] || hf_die "$hf_a has an entry with a newline in its name: refused"
   chmod -R u-s,g-s . || exit 1
-  [ -z "$hf_ow" ] || chown -R -h -- "$hf_ow" . || exit 1
+  chown -R -h -- "${hf_ow:-$(id -u):$(id -g)}" . || exit 1
   exec 7< . || exit 1
   find . -mindepth 1 -print | sed 's|^\./||' > ../list || exit 1
 }
