@@ -84,12 +84,12 @@ func TestLabCopyTempSymlinkRace(t *testing.T) {
 		t.Skip("hundreds of copies (-short)")
 	}
 	l := lab.StartT(t, lab.Options{Hosts: 1})
-	labExec(t, l, "app1", "mkdir -p /srv/victim && chown nobody: /srv/victim && "+
-		"printf 'old\\n' > /srv/victim/app && chown nobody: /srv/victim/app && chmod 644 /srv/victim/app && "+
+	labExec(t, l, "app1", "mkdir -p /opt/victim && chown nobody: /opt/victim && "+
+		"printf 'old\\n' > /opt/victim/app && chown nobody: /opt/victim/app && chmod 644 /opt/victim/app && "+
 		"printf 'root only\\n' > /etc/ferry-secret && chmod 600 /etc/ferry-secret")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	wait := nobody(t, ctx, l, "app1", swapper, "/srv/victim", "/etc/ferry-secret", "/tmp/.stop-swapper")
+	wait := nobody(t, ctx, l, "app1", swapper, "/opt/victim", "/etc/ferry-secret", "/tmp/.stop-swapper")
 
 	_, client := labConnect(t, l, "app1")
 	root := &tasks.Host{Name: "app1", Conn: client, Become: tasks.RunOptions{Become: true}}
@@ -97,7 +97,7 @@ func TestLabCopyTempSymlinkRace(t *testing.T) {
 	ok, failed := 0, 0
 	const copies = 200
 	for i := 0; i < copies; i++ {
-		out, err := copyMod.Run(ctx, root, map[string]any{"content": fmt.Sprintf("release %d\n", i), "dest": "/srv/victim/app"})
+		out, err := copyMod.Run(ctx, root, map[string]any{"content": fmt.Sprintf("release %d\n", i), "dest": "/opt/victim/app"})
 		if err == nil && !out.Failed {
 			ok++
 		} else {
@@ -107,7 +107,7 @@ func TestLabCopyTempSymlinkRace(t *testing.T) {
 			continue
 		}
 		if st := labExec(t, l, "app1", "stat -c '%U %a' /etc/ferry-secret"); st != "root 600" {
-			t.Fatalf("after %d copies the racing owner of /srv/victim got /etc/ferry-secret changed to %q (want root 600)", i+1, st)
+			t.Fatalf("after %d copies the racing owner of /opt/victim got /etc/ferry-secret changed to %q (want root 600)", i+1, st)
 		}
 	}
 	labExec(t, l, "app1", "touch /tmp/.stop-swapper")
@@ -116,7 +116,7 @@ func TestLabCopyTempSymlinkRace(t *testing.T) {
 	if swaps == 0 {
 		t.Fatal("the racer never swapped anything: the test proves nothing")
 	}
-	if st := labExec(t, l, "app1", "stat -c '%U %a' /etc/ferry-secret; stat -c '%U %a' /srv/victim/evil"); st != "root 600\nnobody 755" {
+	if st := labExec(t, l, "app1", "stat -c '%U %a' /etc/ferry-secret; stat -c '%U %a' /opt/victim/evil"); st != "root 600\nnobody 755" {
 		t.Fatalf("owners/modes outside the destination changed: %q", st)
 	}
 }
