@@ -73,13 +73,14 @@ hf_walk() {
       hf_die "$hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_at"
     if [ $hf_mk = 1 ]; then [ -n "$hf_dmode" ] || hf_dmode=$(printf '%o' $(( 0777 & ~0$(umask) ))); chmod "$hf_dmode" . || exit 1; hf_made="$hf_made$hf_p
 "; set -- "$1" "$2" "$hf_dmode"; fi
-    if [ "$hf_tok" = 1 ] && [ "$4" = 0 ] && { [ $(( 0$3 & 022 )) = 0 ] || [ $(( 0$3 & 01000 )) != 0 ]; }; then hf_trust=$hf_p hf_tdev=$5; else hf_tok=0; fi
+    if [ "$hf_tok" = 1 ] && { [ "$4" = 0 ] || [ "$4" = "$hf_uid" ]; } && { [ $(( 0$3 & 022 )) = 0 ] || [ $(( 0$3 & 01000 )) != 0 ]; }; then hf_trust=$hf_p hf_tdev=$5; else hf_tok=0; fi
     hf_strict "$2" "$3" || hf_die "$hf_p is writable by its group or by everyone (owner $(hf_who .), mode $3): ferry does not act as root below it; make it writable by its owner only"
     hf_at=$hf_p
   done
 }
 hf_in() {
   hf_w=$1; case $1 in /*) ;; *) hf_w=$(pwd -P)/$1;; esac
+  [ -n "$hf_uid" ] || hf_uid=$(id -u)
   cd / || exit 1; hf_at=/ hf_tok=1 hf_trust=/ hf_tdev=$(stat -c %d /); hf_walk "$hf_w" "$2"
 }
 hf_type() { if [ -L "$1" ]; then hf_ty=l; elif [ -d "$1" ]; then hf_ty=d; elif [ -f "$1" ]; then hf_ty=f; elif [ -e "$1" ]; then hf_ty=o; else hf_ty=n; fi; }
@@ -159,7 +160,7 @@ hf_backup() { { ln -f -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2" 2>/dev/null |
 hf_rmtrees() { for hf_f do ( hf_at_file "$hf_f" 2 && hf_rmtree "$hf_b" ) 2>/dev/null; done; true; }
 hf_hash() { hf_s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) && hf_s=${hf_s%% *} && [ ${#hf_s} = 64 ] || { hf_s=$(sha256sum < "$1") || return 1; hf_s=${hf_s%% *}; }; }
 hf_stage() {
-  if [ "$hf_tdev" = "$(stat -c %d .)" ]; then hf_pn=$(mktemp -d "${hf_trust%/}/$1XXXXXX") || exit 1
+  if [ "$hf_tdev" = "$(stat -c %d .)" ] && hf_pn=$(mktemp -d "${hf_trust%/}/$1XXXXXX" 2>/dev/null); then :
   else hf_pn=$(mktemp -d "./$1XXXXXX") && hf_pn=$(pwd -P)/${hf_pn#./} || exit 1; fi
   printf '\001PRIV\0%s\0' "$hf_pn"
 }
@@ -261,9 +262,10 @@ func RemoveTrees(paths ...string) string {
 
 // Stage is a command that makes a private directory (0700) named
 // prefix+random for files to be renamed into dir, and prints "\x01PRIV\x00"
-// and its path: in the deepest directory above dir that only root can
-// write, all the way from /, when it is on dir's filesystem (then paths
-// into it cannot be redirected, not even by SFTP), else in dir itself.
+// and its path: in the deepest directory above dir that only root (or the
+// user ferry acts as) can write, all the way from /, when it is on dir's
+// filesystem and writable (then paths into it cannot be redirected, not
+// even by SFTP), else in dir itself.
 func Stage(dir, prefix string) string {
 	return Script("hf_in " + shell.Quote(dir) + " 0; hf_stage " + shell.Quote(prefix))
 }
