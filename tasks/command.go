@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() {
@@ -308,7 +309,7 @@ func (scriptModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	}
 	// The script removes itself even when it fails; removeRemote covers
 	// a cancelled run, when the remote shell is gone before it can.
-	line := "{ " + g.prefix() + shell.Join(append(run, argv...)...) + "; }; rc=$?; rm -rf -- " + shell.Quote(dir) + "; exit $rc"
+	line := hostfs.Script("{ " + g.prefix() + shell.Join(append(run, argv...)...) + "; }; rc=$?; hf_rmtrees " + shell.Quote(dir) + "; exit $rc")
 	res, err := runOn(ctx, h, line, true)
 	if err != nil {
 		removeRemoteDirs(h, dir)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() {
@@ -47,7 +48,8 @@ func (copyModule) Spec() Spec {
 			"content":  {Type: String, Doc: "literal content for dest, instead of src"},
 			"validate": validateParam,
 		}),
-		OneOf: [][]string{{"src", "content"}},
+		OneOf:     [][]string{{"src", "content"}},
+		HostFiles: copyAttack,
 	}
 }
 
@@ -90,6 +92,7 @@ func (templateModule) Spec() Spec {
 			"src":      {Type: String, Required: true, Doc: "local template file, rendered with the task's variables"},
 			"validate": validateParam,
 		}),
+		HostFiles: templateAttack,
 	}
 }
 
@@ -265,15 +268,6 @@ func fileItem(local string, st os.FileInfo, o copyOpts) (*copyItem, error) {
 	return &copyItem{local: local, size: n, sum: hex.EncodeToString(h.Sum(nil)), mode: mode}, nil
 }
 
-// singleFileSums hashes single-file roots (at most two) like sha256sum -z,
-// but with openssl when it gives a digest (see finalizePrelude): an
-// unchanged large binary is then recognised in a fraction of the time. A
-// tree of many files keeps one sha256sum for all, cheaper than a process
-// per file.
-const singleFileSums = ` -type f -exec sh -c 'for f in "$@"; do ` +
-	`s=$(openssl dgst -sha256 -r < "$f" 2>/dev/null) && s=${s%% *} && [ ${#s} = 64 ] || { s=$(sha256sum < "$f") || continue; s=${s%% *}; }; ` +
-	`printf "%s  %s\0" "$s" "$f"; done' sh {} + 2>/dev/null`
-
 // remoteFile is what the probe saw of one path on the host.
 type remoteFile struct {
 	typ                       byte // f, d, l, ...
@@ -282,30 +276,59 @@ type remoteFile struct {
 }
 
 // probeScript prints, in one round trip, the type, mode, owner and group of
-// every path under roots (depth 0 for single files), then the SHA-256 of the
-// regular files, NUL-separated so any file name survives. GNU find and
-// coreutils are assumed on the host. With mkdirs (not in check mode) it then
-// creates the directories the copy needs.
-func probeScript(roots []string, depth0 bool, mkdirs []string, info string) string {
-	q := shell.Join(roots...)
-	// A single dest is looked at as it is (a symlink there is replaced); a
-	// directory root is followed (-H), as current -> releases/v1 must be.
-	find, d := "find -H ", ""
-	if depth0 {
-		find, d = "find ", " -maxdepth 0"
-	}
-	sums := " -type f -exec sha256sum -z -- {} + 2>/dev/null"
-	if depth0 {
-		sums = singleFileSums
-	}
-	s := find + q + d + ` -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; ` +
-		find + q + d + sums + "; " + info
-	if len(mkdirs) > 0 {
-		s += "mkdir -p -- " + shell.Join(mkdirs...)
+// every path under the copy's root (depth 0 for single files), then the
+// SHA-256 of the regular files, NUL-separated so any file name survives,
+// with paths relative to base (the root's directory for a single file, the
+// root itself for a tree). GNU find and coreutils are assumed on the host.
+// base is entered physically (hostfs): a symlink on the way that another
+// user could have placed is refused, never followed. With mk (not in check
+// mode) it then creates base and the directories the copy needs (relative
+// to base), the same way.
+//
+// need makes the staging directory (hostfs.Stage) in the same round trip
+// when files will certainly be written: for a single file, when dest
+// differs (hf_needpriv); for a tree, when files are missing.
+func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need string) string {
+	var b strings.Builder
+	b.WriteString("hf_quiet=1; " + info)
+	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
+	if tree {
+		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; find . -type f -exec sha256sum -z -- {} + 2>/dev/null; hf_nf=$(find . -type f | wc -l); `)
 	} else {
-		s += "true"
+		// dest/name is looked at only when dest is a real directory.
+		b.WriteString("set -- " + shell.Quote("./"+names[0]) + "; ")
+		if len(names) > 1 {
+			fmt.Fprintf(&b, `[ -d %s ] && [ ! -L %s ] && set -- "$@" %s; `, shell.Quote("./"+names[0]), shell.Quote("./"+names[0]), shell.Quote("./"+names[1]))
+		}
+		// Single files are hashed once, for the probe's output and for
+		// hf_needpriv, with openssl when it gives a digest (hf_hash): it uses
+		// the CPU's SHA extensions, so an unchanged large binary is
+		// recognised in a fraction of sha256sum's time. A tree keeps one
+		// sha256sum for all its files, cheaper than a process per file.
+		b.WriteString(`find "$@" -maxdepth 0 -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_s1=; ` +
+			`for f do [ -f "$f" ] && [ ! -L "$f" ] && hf_hash "$f" && { printf '%s  %s\0' "$hf_s" "$f"; [ "$f" = "$1" ] && hf_s1=$hf_s; }; done; `)
 	}
-	return s
+	b.WriteString("fi; ")
+	if mk {
+		fmt.Fprintf(&b, "hf_in %s 1; %shf_mkdirs%s; ", shell.Quote(base), need, func() string {
+			if len(mkdirs) == 0 {
+				return ""
+			}
+			return " " + shell.Join(mkdirs...)
+		}())
+	}
+	b.WriteString("true")
+	return hostfs.Script(b.String())
+}
+
+// rebase turns the probe's paths (relative to base) into the host paths
+// the plan names.
+func rebase(files map[string]*remoteFile, base string) map[string]*remoteFile {
+	out := make(map[string]*remoteFile, len(files))
+	for p, f := range files {
+		out[path.Join(base, p)] = f
+	}
+	return out
 }
 
 // staleTempAge is how old a temp file next to dest must be before a later
@@ -319,8 +342,7 @@ func sweepStaleTemps(dest string) string {
 	pattern := "." + sanitizeName(path.Base(dest)) + ".ferry-tmp-*"
 	// Private directories now, plain files from older versions; rm does
 	// not follow a symlink put in their place.
-	return fmt.Sprintf("find %s -mindepth 1 -maxdepth 1 -name %s -mmin +%d -exec rm -rf -- {} + 2>/dev/null; ",
-		shell.Quote(path.Dir(dest)), shell.Quote(pattern), staleTempAge)
+	return fmt.Sprintf("hf_sweep %s %s %d; ", shell.Quote(path.Dir(dest)), shell.Quote(pattern), staleTempAge)
 }
 
 func parseProbe(out []byte) map[string]*remoteFile {
@@ -377,30 +399,51 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if h.Conn == nil {
 		return Outcome{}, errors.New("copy: no connection to the host")
 	}
-	roots := []string{p.root}
+	base, names := p.root, []string(nil)
+	var rel []string
 	if !p.isDir {
-		roots = []string{p.items[0].dest}
-		if p.items[0].altDest != "" {
-			roots = append(roots, p.items[0].altDest)
+		base, names = path.Dir(p.items[0].dest), []string{path.Base(p.items[0].dest)}
+		if alt := p.items[0].altDest; alt != "" {
+			names = append(names, path.Join(names[0], path.Base(alt)))
+		}
+	} else {
+		for _, d := range p.dirs {
+			if r := strings.TrimPrefix(d, p.root+"/"); r != d {
+				rel = append(rel, r)
+			}
 		}
 	}
-	var mk []string
 	sweep := ""
-	if !h.Check {
-		mk = p.dirs
-		if !p.isDir {
-			sweep = sweepStaleTemps(p.items[0].dest)
-		}
+	if !h.Check && !p.isDir {
+		sweep = sweepStaleTemps(p.items[0].dest)
 	}
-	res, err := runOn(ctx, h, sweep+probeScript(roots, !p.isDir, mk, p.infoScript()), false)
+	need := ""
+	if !p.isDir {
+		it := p.items[0]
+		need = fmt.Sprintf("hf_needpriv %s %s %s %s %s %s %s; ", shell.Quote(names[0]), it.sum, shell.Quote(it.mode), shell.Quote(p.opts.owner), shell.Quote(p.opts.group),
+			boolDigit(p.opts.force), shell.Quote(stagePrefix(it.dest)))
+	}
+	if p.isDir {
+		need = fmt.Sprintf(`hf_nf=${hf_nf:-0}; [ "$hf_nf" -ge %d ] || hf_stage %s; `, len(p.items), shell.Quote(stagePrefix(p.root)))
+	}
+	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, sweep+p.infoScript(), need), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
+	infoOut, probed, _ := bytes.Cut(res.Stdout, []byte(infoEnd))
+	probed, privOut, _ := bytes.Cut(probed, []byte("\x01PRIV\x00"))
+	// staged: the staging directory the probe made, if any; apply takes it
+	// over, else it is removed here (also when the probe failed after it).
+	staged := parseStage(privOut)
+	defer func() {
+		if staged != "" {
+			removeRemoteDirs(h, staged)
+		}
+	}()
 	if res.ExitCode != 0 {
 		return Outcome{Failed: true, Msg: failMsg("create directories for "+p.root, res)}, nil
 	}
-	probed, infoOut, _ := bytes.Cut(res.Stdout, []byte(infoMark))
-	remote := parseProbe(probed)
+	remote := rebase(parseProbe(probed), base)
 	info := parseInfo(infoOut)
 
 	// Decide, per file, what has to happen.
@@ -464,7 +507,7 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if h.Check {
 		return Outcome{Changed: true, Msg: checkMsg("update %s", summary(acts, p.root)), Diff: diff, Result: result}, nil
 	}
-	if err := p.apply(ctx, h, acts, info); err != nil {
+	if err := p.apply(ctx, h, acts, info, &staged); err != nil {
 		return Outcome{Failed: true, Msg: fmt.Sprintf("copy to %s: %v", p.root, err), Diff: diff, Result: result}, nil
 	}
 	result = p.result(acts)
@@ -529,7 +572,11 @@ const uploadWorkers = 4
 // changed by a path another user could redirect (issue: symlink races as
 // root). On any error the private directories are removed; a dest is only
 // ever replaced whole.
-func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info probeInfo) (err error) {
+//
+// The files are written into one staging directory (hostfs.Stage): made by
+// the probe (*staged, taken over) or by one more command, in a directory
+// only root can write, so that not even SFTP's paths can be redirected.
+func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info probeInfo, staged *string) (err error) {
 	client, err := h.Conn.SFTP(ctx, sftpUser(h))
 	if err != nil {
 		return fmt.Errorf("open sftp: %w", err)
@@ -540,27 +587,27 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 	}
 	stamp := time.Now().Format("2006-01-02@15:04:05")
 
-	// One private directory per destination directory (same filesystem, so
-	// the final rename is atomic).
-	privs := map[string]string{}
-	var privList []string
-	for i, a := range acts {
-		dir := path.Dir(a.it.dest)
-		if privs[dir] == "" {
-			privs[dir] = path.Join(dir, "."+sanitizeName(path.Base(a.it.dest))+".ferry-tmp-"+randomSuffix())
-			privList = append(privList, privs[dir])
+	stage := *staged
+	*staged = ""
+	if stage == "" {
+		res, err := runOn(ctx, h, hostfs.Stage(path.Dir(acts[0].it.dest), stagePrefix(acts[0].it.dest)), false)
+		if err != nil {
+			return err
 		}
-		a.priv = privs[dir]
-		a.tmp = path.Join(a.priv, fmt.Sprintf("f%d", i))
+		_, after, _ := bytes.Cut(res.Stdout, []byte("\x01PRIV\x00"))
+		if stage = parseStage(after); res.ExitCode != 0 || stage == "" {
+			return errors.New(failMsg("create a temp directory for "+acts[0].it.dest, res))
+		}
+	}
+	privList := []string{stage}
+	for i, a := range acts {
+		a.priv, a.tmp = stage, path.Join(stage, fmt.Sprintf("f%d", i))
 	}
 	defer func() {
 		if err != nil {
 			removeRemoteDirs(h, privList...)
 		}
 	}()
-	if err := forEach(ctx, privList, func(d string) error { return makePrivateDir(client, d) }); err != nil {
-		return err
-	}
 
 	// Upload, a few files at a time.
 	if err := forEach(ctx, acts, func(a *copyAction) error {
@@ -572,32 +619,49 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 		return explainUploadFailure(ctx, h, acts, err)
 	}
 
-	// Verify and backups: one command per chunk of files, working inside
-	// each private directory (its cwd), after checking it is still ours.
-	_, posix := client.HasExtension("posix-rename@openssh.com")
+	// Verify, keep backups, then rename: one command per chunk of files,
+	// working inside each private directory (its cwd) after entering its
+	// parent physically and checking it is still ours; every file of the
+	// chunk is verified before the first rename, relative to the held
+	// parent (hostfs).
 	_, fsync := client.HasExtension("fsync@openssh.com")
 	var scripts []string
-	var cur strings.Builder
-	cur.WriteString(finalizePrelude)
-	curPriv := ""
-	for _, a := range acts {
-		var line strings.Builder
-		if a.priv != curPriv {
-			line.WriteString(enterPrivate(a.priv))
+	var chunk []*copyAction
+	size := 0
+	flush := func() {
+		if len(chunk) == 0 {
+			return
 		}
-		line.WriteString(p.finalizeLine(a, stamp, !posix, !fsync))
-		if cur.Len()+line.Len() > 60<<10 && cur.Len() > len(finalizePrelude) {
-			scripts = append(scripts, cur.String())
-			cur.Reset()
-			cur.WriteString(finalizePrelude)
-			line.Reset()
-			line.WriteString(enterPrivate(a.priv))
-			line.WriteString(p.finalizeLine(a, stamp, !posix, !fsync))
+		var b strings.Builder
+		b.WriteString(hostfs.Lib + finalizePrelude)
+		for _, pass := range []bool{false, true} {
+			cur := ""
+			for _, a := range chunk {
+				if d := path.Dir(a.it.dest); d != cur {
+					b.WriteString(enterStage(d, a.priv))
+					cur = d
+				}
+				if pass {
+					fmt.Fprintf(&b, "hf_place %s %s; ", shell.Quote("./"+path.Base(a.tmp)), shell.Quote(path.Base(a.it.dest)))
+				} else {
+					b.WriteString(p.finalizeLine(a, stamp, !fsync))
+				}
+			}
 		}
-		curPriv = a.priv
-		cur.WriteString(line.String())
+		scripts = append(scripts, b.String())
+		chunk, size = nil, 0
 	}
-	scripts = append(scripts, cur.String())
+	for _, a := range acts {
+		n := 2*len(enterStage(path.Dir(a.it.dest), a.priv)) + len(p.finalizeLine(&copyAction{it: a.it, exists: a.exists}, stamp, !fsync)) + 2*len(a.it.dest)
+		if size+n > 60<<10 {
+			flush()
+		}
+		chunk = append(chunk, a)
+		size += n
+	}
+	flush()
+	// The staging directory is empty once the last chunk is renamed.
+	scripts[len(scripts)-1] += "cd / && hf_rmtrees " + shell.Quote(stage) + "; "
 	for _, s := range scripts {
 		res, err := runOn(ctx, h, s, false)
 		if err != nil {
@@ -610,19 +674,6 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 			return fmt.Errorf("finalizing the copy exited with status %d", res.ExitCode)
 		}
 	}
-	if posix {
-		// Atomic renames, pipelined on the one SFTP channel.
-		if err := forEach(ctx, acts, func(a *copyAction) error {
-			if e := client.PosixRename(a.tmp, a.it.dest); e != nil {
-				return fmt.Errorf("rename into %s: %w", a.it.dest, e)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-	}
-	// The private directories are empty now.
-	_ = forEach(ctx, privList, func(d string) error { return client.RemoveDirectory(d) })
 	return nil
 }
 
@@ -641,21 +692,35 @@ func forEach[T any](ctx context.Context, items []T, fn func(T) error) error {
 const finalizePrelude = `hs() { s=$(openssl dgst -sha256 -r < "$1" 2>/dev/null) && s=${s%% *} && [ ${#s} = 64 ] && return 0; s=$(sha256sum < "$1") || return 1; s=${s%% *}; }; ` +
 	`v() { hs "$1" || exit 1; [ "$s" = "$2" ] || { echo "checksum mismatch for $3: sent $2, landed $s; check free space on the host" >&2; exit 1; }; }; `
 
-// enterPrivate makes a private directory the finalize command's working
-// directory, once it is sure the directory is still the one ferry made
-// (owned by this user, mode 0700): from then on file names are relative
-// to it and nobody else can change what they name.
-func enterPrivate(priv string) string {
-	q := shell.Quote(priv)
-	return fmt.Sprintf(`cd -P -- %s && [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || { printf 'copy: the temp directory %%s is gone or not private any more; check who else can write to %%s\n' %s %s >&2; exit 1; }; `,
-		q, q, shell.Quote(path.Dir(priv)))
+// enterStage holds dest's directory dir (fd 8, entered physically) and
+// makes the staging directory the finalize command's working directory,
+// once it is sure the directory is still the one ferry made (owned by this
+// user, mode 0700): from then on file names are relative to them and
+// nobody else can change what they name.
+func enterStage(dir, stage string) string {
+	return "hf_enterstage " + shell.Quote(dir) + " " + shell.Quote(stage) + "; "
+}
+
+// stagePrefix names the staging directory of a copy to dest (the sweep of
+// stale temps matches it).
+func stagePrefix(dest string) string {
+	return "." + sanitizeName(path.Base(dest)) + ".ferry-tmp-"
+}
+
+// parseStage reads the staging directory's path that hf_stage printed
+// after its marker.
+func parseStage(after []byte) string {
+	name, _, ok := bytes.Cut(after, []byte{0})
+	if !ok || len(name) == 0 || name[0] != '/' {
+		return ""
+	}
+	return string(name)
 }
 
 // finalizeLine is the finalize command's part for one file, run inside its
-// private directory. mv renames in the command when the server lacks
-// posix-rename; sync flushes the file with coreutils when it lacks
-// fsync@openssh.com.
-func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) string {
+// private directory: verify, validate, keep a backup. sync flushes the
+// file with coreutils when the server lacks fsync@openssh.com.
+func (p *copyPlan) finalizeLine(a *copyAction, stamp string, sync bool) string {
 	var b strings.Builder
 	dest := shell.Quote(a.it.dest)
 	tmp := "./" + path.Base(a.tmp)
@@ -671,12 +736,8 @@ func (p *copyPlan) finalizeLine(a *copyAction, stamp string, mv, sync bool) stri
 	}
 	if a.exists && p.opts.backup {
 		a.backup = a.it.dest + "." + stamp + "~"
-		bak := shell.Quote(a.backup)
-		// -P: a symlink at dest is kept as a symlink, never followed.
-		fmt.Fprintf(&b, "{ ln -f -- %s %s 2>/dev/null || cp -P -p -- %s %s; } || exit 1; ", dest, bak, dest, bak)
-	}
-	if mv {
-		fmt.Fprintf(&b, "mv -f -- %s %s || exit 1; ", tmp, dest)
+		// Relative to the held parent; a symlink at dest is kept as a symlink.
+		fmt.Fprintf(&b, "hf_backup %s %s; ", shell.Quote(path.Base(a.it.dest)), shell.Quote(path.Base(a.backup)))
 	}
 	b.WriteString("\n")
 	return b.String()
@@ -775,4 +836,17 @@ func explainUploadFailure(ctx context.Context, h *Host, ups []*copyAction, err e
 	}
 	return fmt.Errorf("%w: %s has %s KiB free for %d KiB to upload: no space left on the device? free some (old releases, logs) and run again",
 		err, dir, free, (need+1023)/1024)
+}
+
+// copyAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func copyAttack(at FileAttack) []FileCall {
+	return []FileCall{
+		{Args: map[string]any{"content": "setting=1\n", "dest": at.Dir + "/conf/app.conf"}, Target: at.Dir + "/conf/app.conf"},
+		{Args: map[string]any{"src": at.Local + "/tree/", "dest": at.Dir + "/conf/", "mode": "0644", "backup": true}, Target: at.Dir + "/conf/app.conf"},
+	}
+}
+
+// templateAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func templateAttack(at FileAttack) []FileCall {
+	return []FileCall{{Args: map[string]any{"src": at.Local + "/file", "dest": at.Dir + "/conf/app.conf"}, Target: at.Dir + "/conf/app.conf"}}
 }

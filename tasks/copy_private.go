@@ -11,6 +11,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 // A copy as root into a directory someone else can write to must not let
@@ -20,8 +21,9 @@ import (
 // relative to the private directory after checking it, and only the final
 // rename names dest.
 
-// infoMark starts the part of the probe's output that infoScript prints.
-const infoMark = "\x01INFO\x00"
+// infoEnd ends the part of the probe's output that infoScript prints
+// (it comes first).
+const infoEnd = "\x01END\x00"
 
 // probeInfo is what the probe learns besides the files: the umask new files
 // get, and the numeric ids of the wanted owner and group.
@@ -40,6 +42,7 @@ func (p *copyPlan) infoScript() string {
 	if g := p.opts.group; g != "" && !isNumber(g) {
 		fmt.Fprintf(&b, `printf 'gid=%%s\0' "$(getent group -- %s 2>/dev/null | cut -d: -f3)"; `, shell.Quote(g))
 	}
+	b.WriteString(`printf '\001END\0'; `)
 	return b.String()
 }
 
@@ -207,5 +210,5 @@ func removeRemoteDirs(h *Host, dirs ...string) {
 	}
 	ctx, cancel := cleanupContext()
 	defer cancel()
-	_, _ = runOn(ctx, h, "rm -rf -- "+shell.Join(dirs...), false)
+	_, _ = runOn(ctx, h, hostfs.RemoveTrees(dirs...), false)
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() { Register(dockerModule{}) }
@@ -182,7 +183,7 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 			run = append(run, d.command...)
 			fmt.Fprintf(&script, `$rt %s >/dev/null; rc=$?; `, shell.Join(run...))
 			if envFile != "" {
-				fmt.Fprintf(&script, "rm -rf -- %s; ", shell.Quote(envDir))
+				fmt.Fprintf(&script, "hf_rmtrees %s; ", shell.Quote(envDir))
 			}
 			script.WriteString(`[ $rc = 0 ] || exit $rc; `)
 		}
@@ -216,7 +217,7 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	line := script.String()
 	if envDir != "" {
 		// The env file goes whatever step fails.
-		line = "trap " + shell.Quote("rm -rf -- "+shell.Quote(envDir)) + " EXIT; " + line
+		line = hostfs.Script("trap " + shell.Quote("hf_rmtrees "+shell.Quote(envDir)) + " EXIT; " + line)
 	}
 	res, err = runOn(ctx, h, line, true)
 	if err != nil {

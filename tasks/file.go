@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() { Register(fileModule{}) }
@@ -31,7 +32,8 @@ func (fileModule) Spec() Spec {
 			"recurse": {Type: Bool, Doc: "apply mode/owner/group to everything under a directory"},
 			"force":   {Type: Bool, Doc: "state: link replaces a regular file in the way"},
 		},
-		OneOf: [][]string{{"path", "dest", "name"}},
+		OneOf:     [][]string{{"path", "dest", "name"}},
+		HostFiles: fileAttack,
 	}
 }
 
@@ -55,7 +57,11 @@ func (fileModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 	if recurse && state != "directory" {
 		return Outcome{}, fmt.Errorf("file: recurse works with state: directory")
 	}
-	script := fileScript(p, state, src, mode, owner, group, recurse, force, h.Check)
+	target := p
+	if t := strings.TrimRight(p, "/"); t != "" {
+		target = t // "dir/" names dir
+	}
+	script := fileScript(target, state, src, mode, owner, group, recurse, force, h.Check)
 	res, err := runOn(ctx, h, script, false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("file %s: %w", p, err)
@@ -92,71 +98,75 @@ func (fileModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 	return Outcome{Changed: true, Msg: msg, Diff: strings.Join(changes, "\n") + "\n", Result: result}, nil
 }
 
-// fileScript builds the check-and-act script. ch prints a change; act runs a
-// command unless checking. Exit status 2 with a message on stderr means the
-// path cannot be brought to the state without destroying something.
+// fileScript builds the check-and-act script on hostfs: the path's
+// directory is entered physically, a symlink another user could have
+// placed is refused, and mode and owner are set on the opened file, never
+// by a path. ch prints a change; act runs a command unless checking. Exit
+// status 2 with a message on stderr means the path cannot be brought to
+// the state without destroying something.
 func fileScript(p, state, src, mode, owner, group string, recurse, force, check bool) string {
 	var b strings.Builder
 	c := "0"
 	if check {
 		c = "1"
 	}
-	fmt.Fprintf(&b, "c=%s; p=%s; ", c, shell.Quote(p))
+	q := shell.Quote
+	fmt.Fprintf(&b, "c=%s; hf_check=$c; p=%s; m=%s; o=%s; g=%s; ", c, q(p), q(mode), q(owner), q(group))
 	b.WriteString(`ch() { echo "$*"; }; act() { [ "$c" = 1 ] || "$@" || exit 1; }; die() { echo "$*" >&2; exit 2; }; `)
+	b.WriteString(`none() { [ -z "$m" ] || ch "mode none -> $m"; [ -z "$o" ] || ch "owner none -> $o"; [ -z "$g" ] || ch "group none -> $g"; exit 0; }; `)
 	switch state {
 	case "absent":
-		b.WriteString(`if [ -e "$p" ] || [ -L "$p" ]; then ch "removed"; act rm -rf -- "$p"; fi; exit 0`)
-		return b.String()
+		b.WriteString(`hf_at_file "$p" 2 || exit 0; hf_type "$hf_b"; if [ $hf_ty != n ]; then ch "removed"; act hf_rmtree "$hf_b"; fi; exit 0`)
+		return hf(b.String())
 	case "directory":
-		b.WriteString(`if [ -e "$p" ] && [ ! -d "$p" ]; then die "$p exists and is not a directory: remove it or choose another path"; fi; `)
-		b.WriteString(`if [ ! -d "$p" ]; then ch "created directory"; act mkdir -p -- "$p"; fi; `)
+		b.WriteString(`hf_at_file "$p" $(( 1 + c )) follow || { ch "created directory"; none; }; hf_type "$hf_b"; `)
+		b.WriteString(`case $hf_ty in d) ;; n) ch "created directory"; [ "$c" = 1 ] && none; hf_walk "$hf_b" 1; cd .. || exit 1;; *) die "$p exists and is not a directory: remove it or choose another path";; esac; `)
 	case "touch":
-		b.WriteString(`if [ -e "$p" ]; then ch "touched"; else ch "created file"; fi; act touch -- "$p"; `)
+		b.WriteString(`hf_at_file "$p" 0 follow; hf_type "$hf_b"; `)
+		b.WriteString(`if [ $hf_ty = n ]; then ch "created file"; [ "$c" = 1 ] && none; n=$hf_b; ( hf_private "$n"; : > ./f; hf_place ./f "$n" ) || exit 1; else ch "touched"; act touch -h -c -- "./$hf_b"; fi; `)
 	case "file":
-		b.WriteString(`[ -e "$p" ] || die "$p does not exist: state: file does not create files (use state: touch, or copy)"; `)
-		b.WriteString(`[ -d "$p" ] && [ ! -L "$p" ] && die "$p is a directory, not a file"; `)
+		b.WriteString(`hf_at_file "$p" 2 follow || die "$p does not exist: state: file does not create files (use state: touch, or copy)"; hf_type "$hf_b"; `)
+		b.WriteString(`[ $hf_ty = n ] && die "$p does not exist: state: file does not create files (use state: touch, or copy)"; [ $hf_ty = d ] && die "$p is a directory, not a file"; `)
 	case "link":
-		fmt.Fprintf(&b, "s=%s; t=$(dirname -- \"$p\")/.$(basename -- \"$p\").ferry-tmp-%s; ", shell.Quote(src), randomSuffix())
-		b.WriteString(`cur=$(readlink -- "$p" 2>/dev/null) || cur=""; `)
-		b.WriteString(`if [ ! -L "$p" ] || [ "$cur" != "$s" ]; then `)
-		b.WriteString(`if [ -d "$p" ] && [ ! -L "$p" ]; then die "$p is a directory: remove it before linking"; fi; `)
+		fmt.Fprintf(&b, "s=%s; ", q(src))
+		b.WriteString(`hf_at_file "$p" 0; hf_type "$hf_b"; cur=$(readlink -- "$hf_b" 2>/dev/null) || cur=""; `)
+		b.WriteString(`if [ $hf_ty != l ] || [ "$cur" != "$s" ]; then `)
+		b.WriteString(`[ $hf_ty = d ] && die "$p is a directory: remove it before linking"; `)
 		if !force {
-			b.WriteString(`if [ -e "$p" ] && [ ! -L "$p" ]; then die "$p is a file, not a link: set force: true to replace it"; fi; `)
+			b.WriteString(`[ $hf_ty = n ] || [ $hf_ty = l ] || die "$p is a file, not a link: set force: true to replace it"; `)
 		}
-		// Atomic swap: a new link under a temp name, renamed over the old one.
-		b.WriteString(`if [ -L "$p" ]; then ch "link -> $s (was -> $cur)"; else ch "link -> $s"; fi; `)
-		b.WriteString(`act ln -sfn -- "$s" "$t"; act mv -Tf -- "$t" "$p"; fi; `)
+		// Atomic swap: a new link in a private directory, renamed over the old one.
+		b.WriteString(`if [ $hf_ty = l ] ; then ch "link -> $s (was -> $cur)"; else ch "link -> $s"; fi; n=$hf_b; `)
+		b.WriteString(`[ "$c" = 1 ] || ( hf_private "$n"; hf_link "$s" "$n" ) || exit 1; fi; `)
+		// Owner and group of the link itself (chown -h never follows it).
+		b.WriteString(`[ "$c" = 1 ] && [ $hf_ty != l ] && { [ -z "$o" ] || ch "owner none -> $o"; [ -z "$g" ] || ch "group none -> $g"; exit 0; }; `)
+		b.WriteString(`hf_lattr "$hf_b" "$o" "$g"; exit 0`)
+		return hf(b.String())
 	}
-	chOpt := ""
-	if state == "link" {
-		chOpt = "-h " // the link itself, not its target
+	if mode == "" && owner == "" && group == "" {
+		b.WriteString("exit 0")
+		return hf(b.String())
 	}
-	if mode != "" && state != "link" {
-		if recurse {
-			fmt.Fprintf(&b, `if [ ! -e "$p" ] || [ -n "$(find "$p" ! -perm %s -print -quit)" ]; then ch "mode %s (recursive)"; act chmod -R -- %s "$p"; fi; `, mode, mode, mode)
-		} else {
-			fmt.Fprintf(&b, `m=$(stat -L -c %%a -- "$p" 2>/dev/null) || m=none; if [ "$m" != %s ]; then ch "mode $m -> %s"; act chmod -- %s "$p"; fi; `, mode, mode, mode)
-		}
+	b.WriteString(`hf_open "$hf_b" || die "$p is not a regular file or a directory"; `)
+	if recurse {
+		b.WriteString(`cd -P /proc/self/fd/3 || exit 1; hf_attr_tree "$m" "$o" "$g"; exit 0`)
+		return hf(b.String())
 	}
-	statOpt := "-L " // what the path points to, as chown and chmod act on
-	if state == "link" {
-		statOpt = ""
+	b.WriteString(`hf_attr /proc/self/fd/3 "$m" "$o" "$g"; exit 0`)
+	return hf(b.String())
+}
+
+// hf puts hostfs's functions in front of a file script.
+func hf(body string) string { return hostfs.Script(body) }
+
+// fileAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func fileAttack(at FileAttack) []FileCall {
+	t := at.Dir + "/conf/app.conf"
+	return []FileCall{
+		{Args: map[string]any{"path": at.Dir + "/conf/app.conf", "state": "touch", "mode": "0644", "owner": "root"}, Target: t},
+		{Args: map[string]any{"path": at.Dir + "/conf/app.conf", "state": "file", "mode": "0666"}, Target: t},
+		{Args: map[string]any{"path": at.Dir + "/conf/app.conf", "state": "directory", "mode": "0777", "recurse": true}, Target: t},
+		{Args: map[string]any{"path": at.Dir + "/conf/app.conf", "state": "link", "src": "/etc/hostname", "owner": "nobody"}, Target: t},
+		{Args: map[string]any{"path": at.Dir + "/conf/app.conf", "state": "absent"}, Target: t},
 	}
-	for _, x := range []struct{ val, fmt, find, cmd, what string }{
-		{owner, "%U %u", "-user", "chown", "owner"},
-		{group, "%G %g", "-group", "chgrp", "group"},
-	} {
-		if x.val == "" {
-			continue
-		}
-		fmt.Fprintf(&b, "v=%s; ", shell.Quote(x.val))
-		if recurse {
-			fmt.Fprintf(&b, `if [ ! -e "$p" ] || [ -n "$(find "$p" ! %s "$v" -print -quit)" ]; then ch "%s $v (recursive)"; act %s -R -- "$v" "$p"; fi; `, x.find, x.what, x.cmd)
-			continue
-		}
-		fmt.Fprintf(&b, `o=$(stat %s-c '%s' -- "$p" 2>/dev/null) || o=none; case " $o " in *" $v "*) ;; *) ch "%s ${o%%%% *} -> $v"; act %s %s-- "$v" "$p";; esac; `,
-			statOpt, x.fmt, x.what, x.cmd, chOpt)
-	}
-	b.WriteString("exit 0")
-	return b.String()
 }

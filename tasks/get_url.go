@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() { Register(getURLModule{}) }
@@ -35,6 +36,7 @@ func (getURLModule) Spec() Spec {
 			"timeout":        {Type: Duration, Default: "10s", Doc: "how long the download may take"},
 			"validate_certs": {Type: Bool, Default: "true", Doc: "verify the server's TLS certificate"},
 		},
+		HostFiles: getURLAttack,
 		Returns: map[string]string{
 			"dest":          "the file written",
 			"checksum_dest": "SHA-256 of dest after the task",
@@ -94,34 +96,42 @@ func (getURLModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	// the host on stdin, with the environment, and curl or wget reads it
 	// from a pipe: never on a command line (ps, sudo's log). Messages show
 	// it without its query ($s).
-	fmt.Fprintf(&b, "u=$%s; unset %s; s=%s; d=%s; n=%s; c=%s; f=%s; chk=%s; want=%s; ", getURLEnv, getURLEnv, q(shownURL(u)), q(dest), q(name), boolDigit(h.Check), boolDigit(force), q(algo), q(want))
-	b.WriteString(`case "$d" in */) d="$d$n";; *) [ -d "$d" ] && d="$d/$n";; esac; `)
-	b.WriteString(`echo "DEST $d"; `)
-	b.WriteString(`[ -d "$d" ] && { echo "$d is a directory" >&2; exit 2; }; `)
+	fmt.Fprintf(&b, "u=$%s; unset %s; s=%s; d=%s; n=%s; c=%s; f=%s; chk=%s; want=%s; hf_quiet=1; ", getURLEnv, getURLEnv, q(shownURL(u)), q(dest), q(name), boolDigit(h.Check), boolDigit(force), q(algo), q(want))
+	// dest's directory is entered physically (hostfs); everything after is
+	// relative to it, and the download is renamed over dest from a private
+	// directory there.
+	b.WriteString(`case "$d" in */) d="$d$n";; esac; hf_at_file "$d" 0; `)
+	b.WriteString(`if [ -d "$hf_b" ] && [ ! -L "$hf_b" ]; then hf_w=$d; hf_walk "$hf_b" 0; hf_b=$n; fi; `)
+	b.WriteString(`echo "DEST ${hf_at%/}/$hf_b"; `)
 	b.WriteString(`sum() { "$1"sum < "$2" | cut -d' ' -f1; }; `)
-	b.WriteString(`if [ -e "$d" ]; then if [ -n "$chk" ]; then [ "$(sum "$chk" "$d")" = "$want" ] && { echo "HAVE $(sum sha256 "$d")"; exit 0; }; elif [ "$f" = 0 ]; then echo "HAVE $(sum sha256 "$d")"; exit 0; fi; fi; `)
+	b.WriteString(`have=0; hf_open "$hf_b" && have=1; [ "$hf_ty" = d ] && { echo "${hf_at%/}/$hf_b is a directory" >&2; exit 2; }; [ "$hf_ty" = f ] || have=0; `)
+	b.WriteString(`if [ $have = 1 ]; then if [ -n "$chk" ]; then [ "$(sum "$chk" /proc/self/fd/3)" = "$want" ] && { echo "HAVE $(sum sha256 /proc/self/fd/3)"; exit 0; }; elif [ "$f" = 0 ]; then echo "HAVE $(sum sha256 /proc/self/fd/3)"; exit 0; fi; fi; `)
 	b.WriteString(`[ "$c" = 1 ] && { echo WOULD; exit 0; }; `)
-	b.WriteString(`t=$(mktemp -d "$(dirname -- "$d")/.$(basename -- "$d").ferry-tmp-XXXXXX") || exit 1; trap 'rm -rf -- "$t"' EXIT; `)
+	b.WriteString(`hf_private "$hf_b"; `)
 	insecureCurl, insecureWget := "", ""
 	if !validate {
 		insecureCurl, insecureWget = "-k ", "--no-check-certificate "
 	}
-	fmt.Fprintf(&b, `if command -v curl >/dev/null 2>&1; then printf 'url = "%%s"\n' "$u" | curl -fsSL %s--max-time %d -o "$t/f" -K - || { echo "download $s failed (curl exit $?)" >&2; exit 4; }; `, insecureCurl, secs)
-	fmt.Fprintf(&b, `elif command -v wget >/dev/null 2>&1; then printf '%%s\n' "$u" | wget -q %s-T %d -O "$t/f" -i - || { echo "download $s failed (wget exit $?)" >&2; exit 4; }; `, insecureWget, secs)
+	fmt.Fprintf(&b, `if command -v curl >/dev/null 2>&1; then printf 'url = "%%s"\n' "$u" | curl -fsSL %s--max-time %d -o ./f -K - || { echo "download $s failed (curl exit $?)" >&2; exit 4; }; `, insecureCurl, secs)
+	fmt.Fprintf(&b, `elif command -v wget >/dev/null 2>&1; then printf '%%s\n' "$u" | wget -q %s-T %d -O ./f -i - || { echo "download $s failed (wget exit $?)" >&2; exit 4; }; `, insecureWget, secs)
 	b.WriteString(`else echo "the host has neither curl nor wget: install one, or download on the controller and copy:" >&2; exit 3; fi; `)
-	b.WriteString(`if [ -n "$chk" ]; then got=$(sum "$chk" "$t/f"); [ "$got" = "$want" ] || { echo "checksum mismatch: $s has $chk:$got, want $chk:$want" >&2; exit 5; }; fi; `)
-	b.WriteString(`new=$(sum sha256 "$t/f"); `)
-	attrs := ""
+	b.WriteString(`if [ -n "$chk" ]; then got=$(sum "$chk" ./f); [ "$got" = "$want" ] || { echo "checksum mismatch: $s has $chk:$got, want $chk:$want" >&2; exit 5; }; fi; `)
+	b.WriteString(`new=$(sum sha256 ./f); ch=0; [ $have = 1 ] && [ "$(sum sha256 /proc/self/fd/3)" = "$new" ] || ch=1; `)
+	m := ""
 	if mode != "" {
-		attrs += fmt.Sprintf(`[ "$(stat -c %%a -- "$d" 2>/dev/null)" = %s ] || ch=1; chmod %s "$t/f" || exit 1; `, q(strings.TrimLeft(mode, "0")), q(mode))
+		m = q(mode)
+		fmt.Fprintf(&b, `[ $have = 1 ] && [ "$(stat -L -c %%a /proc/self/fd/3)" = %s ] || ch=1; `, q(strings.TrimLeft(mode, "0")))
 	} else {
-		attrs += `[ -f "$d" ] && chmod --reference="$d" -- "$t/f"; `
+		m = `"$dm"`
+		b.WriteString(`dm=; [ $have = 1 ] && dm=$(stat -L -c %a /proc/self/fd/3); `)
 	}
+	own := ""
 	if owner != "" || group != "" {
-		attrs += fmt.Sprintf(`chown -- %s "$t/f" || exit 1; `, q(ownerText(owner, group)))
+		own = q(ownerText(owner, group))
 	}
-	b.WriteString(`ch=0; [ -f "$d" ] && [ "$(sum sha256 "$d")" = "$new" ] || ch=1; ` + attrs)
-	b.WriteString(`[ "$ch" = 0 ] && { echo "HAVE $new"; exit 0; }; mv -f -- "$t/f" "$d" || exit 1; echo "GOT $new"`)
+	fmt.Fprintf(&b, `hf_setnew ./f %s %s; `, m, orEmpty(own))
+	b.WriteString(`[ "$ch" = 0 ] && { echo "HAVE $new"; exit 0; }; hf_place ./f "$hf_b"; echo "GOT $new"`)
+	script := hostfs.Script(b.String())
 	if h.Timeout == 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout+30*time.Second)
@@ -133,7 +143,7 @@ func (getURLModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		hu.Become.Env = map[string]string{}
 	}
 	hu.Become.Env[getURLEnv] = u
-	res, err := runOn(ctx, &hu, b.String(), false)
+	res, err := runOn(ctx, &hu, script, false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("get_url %s: %w", shownURL(u), err)
 	}
@@ -170,4 +180,17 @@ func boolDigit(b bool) string {
 		return "1"
 	}
 	return "0"
+}
+
+// orEmpty is s, or an empty shell word.
+func orEmpty(s string) string {
+	if s == "" {
+		return "''"
+	}
+	return s
+}
+
+// getURLAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func getURLAttack(at FileAttack) []FileCall {
+	return []FileCall{{Args: map[string]any{"url": at.URL, "dest": at.Dir + "/conf/app.conf", "force": true, "mode": "0644"}, Target: at.Dir + "/conf/app.conf"}}
 }

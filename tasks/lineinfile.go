@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() { Register(lineinfileModule{}) }
@@ -42,7 +43,8 @@ func (lineinfileModule) Spec() Spec {
 			"owner":        {Type: String, Doc: "owner name or uid"},
 			"group":        {Type: String, Doc: "group name or gid"},
 		},
-		OneOf: [][]string{{"path", "dest", "name"}},
+		OneOf:     [][]string{{"path", "dest", "name"}},
+		HostFiles: lineinfileAttack,
 		Returns: map[string]string{
 			"found":       "state: absent: how many lines were removed",
 			"backup_file": "where the replaced file was kept (backup: true)",
@@ -124,8 +126,9 @@ func (lineinfileModule) Run(ctx context.Context, h *Host, args map[string]any) (
 	}
 
 	// One round trip reads the file: a marker says whether it exists.
-	script := fmt.Sprintf(`p=%s; if [ -d "$p" ]; then echo "$p is a directory, not a file" >&2; exit 2; fi; `+
-		`if [ -e "$p" ]; then printf E; exec cat -- "$p"; else printf N; fi`, shell.Quote(p))
+	// hostfs reads it: parents entered physically, a symlink another user
+	// could have placed refused, never followed as root.
+	script := hostfs.Script(fmt.Sprintf(`p=%s; hf_at_file "$p" 2 follow || { printf N; exit 0; }; hf_read "$hf_b"`, shell.Quote(p)))
 	res, err := runOn(ctx, h, script, false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("lineinfile: read %s: %w", p, err)
@@ -303,4 +306,9 @@ func pythonBackrefs(s string) string {
 		}
 		return "${" + sub[2] + "}"
 	})
+}
+
+// lineinfileAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func lineinfileAttack(at FileAttack) []FileCall {
+	return []FileCall{{Args: map[string]any{"path": at.Dir + "/conf/.env", "line": "PORT=8080", "create": true}, Target: at.Dir + "/conf/.env"}}
 }

@@ -85,10 +85,36 @@ type Spec struct {
 	// container, drains a server in a load balancer) beyond what Leaves,
 	// Restores and Undo say; `stage:` refuses it.
 	Service bool
+	// HostFiles: the module creates, replaces, reads or removes files on
+	// the host (through tasks/hostfs, the only code that may). It returns
+	// sample calls that do so inside at.Dir, a directory another user of
+	// the host owns: the adversarial lab test (tasks/hostfiles_lab_test.go)
+	// runs every such module with them, with become, against that user
+	// racing and planting symlinks, with no test code of its own. nil: the
+	// module touches no host file by a path.
+	HostFiles func(at FileAttack) []FileCall
 	// RoleDir is the directory of a role where the module's relative local
 	// paths (src) resolve, as in Ansible: "templates" for template; "" means
 	// files.
 	RoleDir string
+}
+
+// FileAttack is where the adversarial lab test points a module that
+// touches host files (Spec.HostFiles).
+type FileAttack struct {
+	Dir   string // directory on the host that an unprivileged attacker owns (/srv/app)
+	Local string // controller directory holding "file" (text), "tree/" (a directory of files), "archive.tar" and "dotdot.tar" (an entry named ../../x)
+	Evil  string // controller path of an archive with hostile names (a newline, "..", absolute) and setuid/setgid modes
+	Modes string // controller path of an archive with ordinary names but setuid/setgid modes
+	URL   string // http URL on the host that serves the content of "file"
+}
+
+// FileCall is one sample call: the module's arguments, and the path on the
+// host it writes, reads or removes (under FileAttack.Dir), whose parents
+// the attacker replaces with symlinks.
+type FileCall struct {
+	Args   map[string]any
+	Target string
 }
 
 // Change is something a call leaves that must be undone if the run dies:

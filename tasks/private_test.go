@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 // The finalize command refuses a temp directory that is not private any
@@ -17,7 +19,7 @@ func TestEnterPrivateRefusesForeignDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func() (string, error) {
-		out, err := exec.Command("/bin/sh", "-c", enterPrivate(dir)+"echo inside").CombinedOutput()
+		out, err := exec.Command("/bin/sh", "-c", hostfs.Lib+enterStage(filepath.Dir(dir), dir)+"echo inside").CombinedOutput()
 		return string(out), err
 	}
 	out, err := run()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() { Register(releaseModule{}) }
@@ -40,6 +41,7 @@ func (releaseModule) Spec() Spec {
 			"owner":    {Type: String, Doc: "owner of the copied files"},
 			"group":    {Type: String, Doc: "group of the copied files"},
 		},
+		HostFiles: releaseAttack,
 	}
 }
 
@@ -232,22 +234,29 @@ func rollbackRelease(ctx context.Context, h *Host, base string, st releaseState)
 // switchRelease writes the history, swaps current to target atomically
 // (when target is set) and removes pruned releases, in one command.
 func switchRelease(ctx context.Context, h *Host, base, target string, history, prune []string) (Outcome, bool) {
+	// hostfs: base is entered physically; the history file and the link
+	// are made in a private directory there and renamed over the old ones;
+	// pruned releases are removed relative to the held releases/.
 	var b strings.Builder
-	fmt.Fprintf(&b, "p=%s; t=%s; ", shell.Quote(base), randomSuffix())
+	fmt.Fprintf(&b, "p=%s; hf_in \"$p\" 0; hf_private current; ", shell.Quote(base))
 	b.WriteString(`printf '%s\n'`)
 	for _, v := range history {
 		b.WriteString(" " + shell.Quote(v))
 	}
-	b.WriteString(` > "$p/.ferry-releases.$t" || exit 1; `)
+	b.WriteString(` > ./h || exit 1; `)
 	if target != "" {
-		fmt.Fprintf(&b, `ln -sfn -- %s "$p/.current.$t" && mv -Tf -- "$p/.current.$t" "$p/current" || { rm -f -- "$p/.current.$t" "$p/.ferry-releases.$t"; exit 1; }; `, shell.Quote(target))
+		fmt.Fprintf(&b, `hf_link %s current; `, shell.Quote(target))
 	}
-	b.WriteString(`mv -f -- "$p/.ferry-releases.$t" "$p/.ferry-releases" || exit 1; `)
-	for _, v := range prune {
-		fmt.Fprintf(&b, `rm -rf -- "$p/releases/"%s || exit 1; `, shell.Quote(v))
+	b.WriteString(`hf_place ./h .ferry-releases; `)
+	if len(prune) > 0 {
+		b.WriteString(`cd -P /proc/self/fd/8 && hf_at=$p && hf_walk releases 0 || exit 1; `)
+		for _, v := range prune {
+			fmt.Fprintf(&b, `hf_rmtree %s; `, shell.Quote(v))
+		}
 	}
 	b.WriteString("exit 0")
-	res, err := runOn(ctx, h, b.String(), false)
+	script := hostfs.Script(b.String())
+	res, err := runOn(ctx, h, script, false)
 	if err != nil {
 		return Outcome{Failed: true, Msg: fmt.Sprintf("switch %s: %v", base, err)}, false
 	}
@@ -258,13 +267,19 @@ func switchRelease(ctx context.Context, h *Host, base, target string, history, p
 }
 
 func probeRelease(ctx context.Context, h *Host, base string) (releaseState, error) {
-	q := shell.Quote(base)
-	cmd := `p=` + q + `; c=$(readlink -- "$p/current" 2>/dev/null) || c=""; printf '%s\n' "current=$c" '--history'; ` +
-		`cat -- "$p/` + historyFile + `" 2>/dev/null; printf '%s\n' '--releases'; ` +
-		`for d in "$p"/releases/*/; do [ -d "$d" ] && { d=${d%/}; printf '%s\n' "${d##*/}"; }; done; true`
+	// hostfs: base and releases/ are entered physically (a symlink another
+	// user placed is refused), the history is read without following links.
+	cmd := hostfs.Script(`p=` + shell.Quote(base) + `; hf_quiet=1; if hf_in "$p" 2; then ` +
+		`c=$(readlink -- current 2>/dev/null) || c=""; printf '%s\n' "current=$c" '--history'; ` +
+		`hf_type ` + historyFile + `; if [ $hf_ty != n ]; then x=$(hf_read ` + historyFile + `) || exit 2; printf '%s\n' "${x#E}"; fi; printf '%s\n' '--releases'; ` +
+		`if hf_walk releases 2; then for d in */; do [ -d "$d" ] && [ ! -L "${d%/}" ] && printf '%s\n' "${d%/}"; done; fi; ` +
+		`else printf '%s\n' current= --history --releases; fi; true`)
 	res, err := runOn(ctx, h, cmd, false)
 	if err != nil {
 		return releaseState{}, fmt.Errorf("release: inspect %s: %w", base, err)
+	}
+	if res.ExitCode != 0 {
+		return releaseState{}, fmt.Errorf("release: %s", failMsg("inspect "+base, res))
 	}
 	var st releaseState
 	section := ""
@@ -350,4 +365,9 @@ func toAnyList(s []string) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// releaseAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func releaseAttack(at FileAttack) []FileCall {
+	return []FileCall{{Args: map[string]any{"path": at.Dir + "/rel", "src": at.Local + "/tree", "version": "v9", "keep": 1}, Target: at.Dir + "/rel/releases/v9/app.conf"}}
 }

@@ -39,8 +39,9 @@ func nobody(t *testing.T, ctx context.Context, l *lab.Lab, host, prog string, ar
 	}
 }
 
-// swapper renames every ferry temp entry in a directory it owns back and
-// forth with a symlink (to the secret for a file, to a directory of
+// swapper renames every entry in a directory it owns (dest, and any ferry
+// temp entry there: copy now stages its files where only root can write)
+// back and forth with a symlink (to the secret for a file, to a directory of
 // symlinks to the secret for a directory), as fast as it can.
 const swapper = `
 import os, sys, time
@@ -59,7 +60,7 @@ while not os.path.exists(stop) and time.time() < deadline:
     except OSError:
         continue
     for n in names:
-        if 'ferry-tmp' not in n or n.endswith('.saved') or n.endswith('.x'):
+        if n == 'evil' or n.endswith('.saved') or n.endswith('.x'):
             continue
         e = os.path.join(d, n); s = e + '.saved'; x = e + '.x'
         try:
@@ -83,12 +84,12 @@ func TestLabCopyTempSymlinkRace(t *testing.T) {
 		t.Skip("hundreds of copies (-short)")
 	}
 	l := lab.StartT(t, lab.Options{Hosts: 1})
-	labExec(t, l, "app1", "mkdir -p /srv/victim && chown nobody: /srv/victim && "+
-		"printf 'old\\n' > /srv/victim/app && chown nobody: /srv/victim/app && chmod 644 /srv/victim/app && "+
+	labExec(t, l, "app1", "mkdir -p /opt/victim && chown nobody: /opt/victim && "+
+		"printf 'old\\n' > /opt/victim/app && chown nobody: /opt/victim/app && chmod 644 /opt/victim/app && "+
 		"printf 'root only\\n' > /etc/ferry-secret && chmod 600 /etc/ferry-secret")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	wait := nobody(t, ctx, l, "app1", swapper, "/srv/victim", "/etc/ferry-secret", "/tmp/.stop-swapper")
+	wait := nobody(t, ctx, l, "app1", swapper, "/opt/victim", "/etc/ferry-secret", "/tmp/.stop-swapper")
 
 	_, client := labConnect(t, l, "app1")
 	root := &tasks.Host{Name: "app1", Conn: client, Become: tasks.RunOptions{Become: true}}
@@ -96,7 +97,7 @@ func TestLabCopyTempSymlinkRace(t *testing.T) {
 	ok, failed := 0, 0
 	const copies = 200
 	for i := 0; i < copies; i++ {
-		out, err := copyMod.Run(ctx, root, map[string]any{"content": fmt.Sprintf("release %d\n", i), "dest": "/srv/victim/app"})
+		out, err := copyMod.Run(ctx, root, map[string]any{"content": fmt.Sprintf("release %d\n", i), "dest": "/opt/victim/app"})
 		if err == nil && !out.Failed {
 			ok++
 		} else {
@@ -106,16 +107,16 @@ func TestLabCopyTempSymlinkRace(t *testing.T) {
 			continue
 		}
 		if st := labExec(t, l, "app1", "stat -c '%U %a' /etc/ferry-secret"); st != "root 600" {
-			t.Fatalf("after %d copies the racing owner of /srv/victim got /etc/ferry-secret changed to %q (want root 600)", i+1, st)
+			t.Fatalf("after %d copies the racing owner of /opt/victim got /etc/ferry-secret changed to %q (want root 600)", i+1, st)
 		}
 	}
 	labExec(t, l, "app1", "touch /tmp/.stop-swapper")
 	swaps, _ := strconv.Atoi(strings.TrimSpace(wait()))
 	t.Logf("%d copies: %d succeeded, %d failed; %d swaps by the racer", copies, ok, failed, swaps)
 	if swaps == 0 {
-		t.Fatal("the racer never saw a temp file: the test proves nothing")
+		t.Fatal("the racer never swapped anything: the test proves nothing")
 	}
-	if st := labExec(t, l, "app1", "stat -c '%U %a' /etc/ferry-secret; stat -c '%U %a' /srv/victim/evil"); st != "root 600\nnobody 755" {
+	if st := labExec(t, l, "app1", "stat -c '%U %a' /etc/ferry-secret; stat -c '%U %a' /opt/victim/evil"); st != "root 600\nnobody 755" {
 		t.Fatalf("owners/modes outside the destination changed: %q", st)
 	}
 }

@@ -68,10 +68,10 @@ func TestLabTempFilesNeverReadable(t *testing.T) {
 		t.Skip("hundreds of tasks (-short)")
 	}
 	l := lab.StartT(t, lab.Options{Hosts: 1})
-	labExec(t, l, "app1", "mkdir -p /srv/app && chmod 755 /srv/app")
+	labExec(t, l, "app1", "mkdir -p /opt/app && chmod 755 /opt/app")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	wait := nobody(t, ctx, l, "app1", reader, "/srv/app", "/tmp", "/tmp/.stop-reader")
+	wait := nobody(t, ctx, l, "app1", reader, "/opt/app", "/tmp", "/tmp/.stop-reader")
 
 	dir := t.TempDir()
 	script := filepath.Join(dir, "hook.sh")
@@ -81,7 +81,7 @@ func TestLabTempFilesNeverReadable(t *testing.T) {
 	_, client := labConnect(t, l, "app1")
 	h := &tasks.Host{Name: "app1", Conn: client, Become: tasks.RunOptions{Become: true}, Dir: dir}
 	for i := 0; i < 60; i++ {
-		mustPass(t, "copy", runModule(t, ctx, h, "copy", map[string]any{"content": fmt.Sprintf("password=%d\n", i), "dest": "/srv/app/app.conf", "mode": "0640"}), true)
+		mustPass(t, "copy", runModule(t, ctx, h, "copy", map[string]any{"content": fmt.Sprintf("password=%d\n", i), "dest": "/opt/app/app.conf", "mode": "0640"}), true)
 		mustPass(t, "script", runModule(t, ctx, h, "script", map[string]any{"src": "hook.sh"}), true)
 		// The image does not exist: the env file is written, then the pull fails.
 		runModule(t, ctx, h, "docker", map[string]any{"name": "api", "image": "localhost/none:1", "env": map[string]any{"DB_PASSWORD": "s3cret"}})
@@ -98,7 +98,7 @@ func TestLabTempFilesNeverReadable(t *testing.T) {
 	if !strings.HasPrefix(out, "scans ") {
 		t.Fatalf("reader output: %q", out)
 	}
-	if left := labExec(t, l, "app1", "ls -A /tmp /srv/app | grep ferry || true"); left != "" {
+	if left := labExec(t, l, "app1", "ls -A /tmp /opt/app | grep ferry || true"); left != "" {
 		t.Errorf("temp files left behind: %s", left)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() { Register(unarchiveModule{}) }
@@ -34,6 +35,7 @@ func (unarchiveModule) Spec() Spec {
 			"group":      {Type: String, Doc: "group name or gid of everything unpacked"},
 			"extra_opts": {Type: List, Doc: "more options for tar (or unzip), e.g. [--strip-components=1]"},
 		},
+		HostFiles: unarchiveAttack,
 		Returns: map[string]string{
 			"dest":  "the directory",
 			"files": "the paths (relative to dest) that were, or in check mode would be, added or replaced",
@@ -76,7 +78,10 @@ func (unarchiveModule) Run(ctx context.Context, h *Host, args map[string]any) (O
 		}
 	}
 
-	tmp := path.Join(dest, ".ferry-unarchive-"+randomSuffix())
+	// An uploaded archive waits in a private directory under /tmp, which
+	// only root owns (sticky): SFTP writes there by path, so never inside
+	// dest, whose owner could redirect the path.
+	tmp := "/tmp/.ferry-unarchive-" + randomSuffix()
 	archive := src
 	if !remote {
 		local := localPath(h, src)
@@ -106,50 +111,42 @@ func (unarchiveModule) Run(ctx context.Context, h *Host, args map[string]any) (O
 		}
 	}
 
+	// hostfs does the work: the archive is opened (never through a link
+	// another user placed), unpacked in a private directory inside dest
+	// with no owner or permission from the archive and no setuid/setgid,
+	// then each entry that differs is installed relative to held
+	// directories of dest.
 	var b strings.Builder
-	fmt.Fprintf(&b, "d=%s; a=%s; t=%s; c=%s; ", q(dest), q(archive), q(tmp), boolDigit(h.Check))
+	fmt.Fprintf(&b, "d=%s; a=%s; c=%s; hf_dest=$d; ", q(dest), q(archive), boolDigit(h.Check))
 	b.WriteString(`die() { echo "$*" >&2; exit 2; }; `)
-	b.WriteString(`[ -d "$d" ] || die "dest $d is not a directory: create it first (file: state=directory)"; `)
-	b.WriteString(`[ -f "$a" ] || die "$a does not exist on the host"; `)
 	if remote {
-		b.WriteString(`mkdir -m 700 -- "$t" || exit 1; `)
+		b.WriteString(`hf_at_file "$a" 2 follow || die "$a does not exist on the host"; hf_open "$hf_b" && [ $hf_ty = f ] || die "$a is not a file on the host"; `)
+		// A new file whose content came from a root-only archive stays private.
+		b.WriteString(`[ $(( 0$(stat -L -c %a /proc/self/fd/3) & 04 )) != 0 ] || umask 077; `)
+		b.WriteString(`hf_in "$d" 2 || die "dest $d is not a directory: create it first (file: state=directory)"; `)
+	} else {
+		fmt.Fprintf(&b, `up=%s; hf_in "$up" 0; [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || die "the temp directory $up is not private any more"; `, q(tmp))
+		b.WriteString(`hf_open archive && [ $hf_ty = f ] || die "the uploaded archive is gone"; cd .. && hf_rmtree "${up##*/}"; `)
+		b.WriteString(`hf_in "$d" 2 || die "dest $d is not a directory: create it first (file: state=directory)"; `)
 	}
-	b.WriteString(`trap 'rm -rf -- "$t"' EXIT; mkdir -- "$t/x" || exit 1; `)
-	xo := ""
-	if len(extra) > 0 {
-		xo = " " + shell.Join(extra...)
-	}
-	fmt.Fprintf(&b, `if [ "$(head -c 2 -- "$a")" = PK ]; then command -v unzip >/dev/null 2>&1 || die "$a is a zip archive and the host has no unzip: install it, or ship a tar"; unzip -q -o%s -- "$a" -d "$t/x" || die "unzip $a failed"; `, xo)
-	fmt.Fprintf(&b, `else tar -xf "$a" -C "$t/x"%s || die "tar -xf $a failed (is it an archive?)"; fi; `, xo)
+	b.WriteString(`hf_private unarchive; `)
+	own := "''"
 	if owner != "" || group != "" {
-		fmt.Fprintf(&b, `chown -R -- %s "$t/x" || exit 1; `, q(ownerText(owner, group)))
+		own = q(ownerText(owner, group))
 	}
-	// Compare every entry with dest: type, content, mode (and owner when asked).
-	own := ""
-	if owner != "" || group != "" {
-		own = ` && [ "$(stat -c %u:%g -- "$f")" = "$(stat -c %u:%g -- "$d/$f")" ]`
+	fmt.Fprintf(&b, `hf_unpack "$a" %s%s; `, own, func() string {
+		if len(extra) == 0 {
+			return ""
+		}
+		return " " + shell.Join(extra...)
+	}())
+	mode := "1"
+	if h.Check {
+		mode = "2"
 	}
-	b.WriteString(`cd "$t/x" || exit 1; find . -mindepth 1 -print | sed 's|^\./||' > "$t/list"; ch=0; `)
-	b.WriteString(`while IFS= read -r f; do same=1; `)
-	b.WriteString(`if [ -L "$f" ]; then { [ -L "$d/$f" ] && [ "$(readlink -- "$f")" = "$(readlink -- "$d/$f")" ]; } || same=0; `)
-	fmt.Fprintf(&b, `elif [ -d "$f" ]; then { [ -d "$d/$f" ] && [ ! -L "$d/$f" ] && [ "$(stat -c %%a -- "$f")" = "$(stat -c %%a -- "$d/$f")" ]%s; } || same=0; `, own)
-	fmt.Fprintf(&b, `else { [ -f "$d/$f" ] && [ ! -L "$d/$f" ] && cmp -s -- "$f" "$d/$f" && [ "$(stat -c %%a -- "$f")" = "$(stat -c %%a -- "$d/$f")" ]%s; } || same=0; fi; `, own)
-	b.WriteString(`[ "$same" = 1 ] || { echo "CH $f"; ch=1; }; done < "$t/list"; `)
-	b.WriteString(`[ "$ch" = 0 ] && exit 0; [ "$c" = 1 ] && exit 0; `)
-	// Directories first (find lists parents before children), then each
-	// file or link renamed over its dest.
-	b.WriteString(`while IFS= read -r f; do if [ -d "$f" ] && [ ! -L "$f" ]; then `)
-	b.WriteString(`if [ -L "$d/$f" ] || { [ -e "$d/$f" ] && [ ! -d "$d/$f" ]; }; then rm -f -- "$d/$f" || exit 1; fi; `)
-	b.WriteString(`[ -d "$d/$f" ] || mkdir -- "$d/$f" || exit 1; chmod --reference="$f" -- "$d/$f" || exit 1; `)
-	if own != "" {
-		b.WriteString(`chown --reference="$f" -- "$d/$f" || exit 1; `)
-	}
-	b.WriteString(`fi; done < "$t/list"; `)
-	b.WriteString(`while IFS= read -r f; do if [ ! -d "$f" ] || [ -L "$f" ]; then `)
-	b.WriteString(`if [ -d "$d/$f" ] && [ ! -L "$d/$f" ]; then die "$d/$f is a directory where the archive has a file: remove it first"; fi; `)
-	b.WriteString(`mv -f -- "$f" "$d/$f" || exit 1; fi; done < "$t/list"; exit 0`)
-
-	res, err := runOn(ctx, h, b.String(), false)
+	fmt.Fprintf(&b, `hf_sync %s %s < ../list; exit 0`, mode, own)
+	script := hostfs.Script(b.String())
+	res, err := runOn(ctx, h, script, false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("unarchive %s: %w", src, err)
 	}
@@ -178,4 +175,14 @@ func (unarchiveModule) Run(ctx context.Context, h *Host, args map[string]any) (O
 		return Outcome{Changed: true, Msg: checkMsg("unpack %d entries of %s into %s", len(files), src, dest), Diff: diff.String(), Result: result}, nil
 	}
 	return Outcome{Changed: true, Msg: fmt.Sprintf("unpacked %d entries of %s into %s", len(files), src, dest), Diff: diff.String(), Result: result}, nil
+}
+
+// unarchiveAttack: sample calls for the adversarial lab test (Spec.HostFiles).
+func unarchiveAttack(at FileAttack) []FileCall {
+	return []FileCall{
+		{Args: map[string]any{"src": at.Local + "/archive.tar", "dest": at.Dir + "/www"}, Target: at.Dir + "/www/static/app.conf"},
+		{Args: map[string]any{"src": at.Evil, "dest": at.Dir + "/www"}, Target: at.Dir + "/www/static/app.conf"},
+		{Args: map[string]any{"src": at.Modes, "dest": at.Dir + "/www"}, Target: at.Dir + "/www/static/app.conf"},
+		{Args: map[string]any{"src": at.Local + "/dotdot.tar", "dest": at.Dir + "/www"}, Target: at.Dir + "/www/static/app.conf"},
+	}
 }

@@ -1,0 +1,330 @@
+package tasks_test
+
+// The adversarial test of every module that touches host files (issue 16):
+// it iterates the registry, so a new module that declares Spec.HostFiles is
+// covered without test code of its own. The attacker is an unprivileged
+// user, app, who owns the deploy directory /opt/app (the everyday set-up,
+// often /srv/app; /opt is the lab host's own, /srv the machine's);
+// ferry runs as root (become). Root-only files and directories live under
+// /etc/ferry-secret; after every call they must have the same names,
+// owners, modes and content, and nothing app can read may hold their
+// content.
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/tasks"
+)
+
+const (
+	attackDir = "/opt/app" // /opt is the lab host's own (/srv is the machine's)
+	secretDir = "/etc/ferry-secret"
+	secretTxt = "ROOT-ONLY-SECRET"
+)
+
+// secretSetup makes the root-only targets: files named as modules write
+// them, and directories (releases would prune them) holding more.
+const secretSetup = `rm -rf ` + secretDir + ` && mkdir -p ` + secretDir + ` && cd ` + secretDir + ` && ` +
+	`for n in secret app.conf .env current .ferry-releases index.html f; do printf '` + secretTxt + ` %s\n' "$n" > "$n"; done && ` +
+	`for d in conf www static releases v9 x r1 r2 r3 r4; do mkdir -p "$d/sub" && printf '` + secretTxt + ` %s\n' "$d" > "$d/app.conf" && printf '` + secretTxt + `\n' > "$d/sub/f"; done && ` +
+	`chmod -R go-rwx . && chmod 700 . && chown -R root:root .`
+
+// snapshotCmd lists every name, type, owner, mode, size and content digest
+// under the root-only tree.
+const snapshotCmd = `cd ` + secretDir + ` && find . -printf '%p %y %u %g %m %s\n' | sort && find . -type f -exec sha256sum {} + | sort && stat -c '%U %a' .`
+
+// racer swaps every entry under a directory tree it owns (the deploy
+// directory, its subdirectories and ferry's temp entries) with a symlink to
+// the root-only directory (for a directory) or file, back and forth.
+const racer = `
+import os, sys, time
+top, secret, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+swaps = 0
+deadline = time.time() + 240
+while not os.path.exists(stop) and time.time() < deadline:
+    for d, dirs, files in os.walk(top):
+        for n in dirs + files:
+            if n.endswith('.saved') or n.endswith('.x'):
+                continue
+            e = os.path.join(d, n); s = e + '.saved'; x = e + '.x'
+            try:
+                if os.path.lexists(x):
+                    os.unlink(x)
+                isdir = os.path.isdir(e) and not os.path.islink(e)
+                os.symlink(secret if isdir else os.path.join(secret, 'secret'), x)
+                for _ in range(20):
+                    os.rename(e, s); os.rename(x, e)
+                    swaps += 1
+                    os.rename(e, x); os.rename(s, e)
+            except OSError:
+                pass
+print(swaps)
+`
+
+// attackLab is one lab host set up for the attacks.
+type attackLab struct {
+	t        *testing.T
+	l        *lab.Lab
+	root     *tasks.Host
+	uid, gid string // app's
+	at       tasks.FileAttack
+}
+
+func TestLabHostFilesAdversarial(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every host-file module under attack (-short)")
+	}
+	l := lab.StartT(t, lab.Options{Hosts: 1})
+	a := &attackLab{t: t, l: l}
+	labExec(t, l, "app1", "id app >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin app")
+	a.uid, a.gid = labExec(t, l, "app1", "id -u app"), labExec(t, l, "app1", "id -g app")
+	labExec(t, l, "app1", secretSetup)
+
+	local := t.TempDir()
+	a.at = tasks.FileAttack{Dir: attackDir, Local: local, Evil: filepath.Join(local, "evil.tar"), Modes: filepath.Join(local, "modes.tar"), URL: "http://127.0.0.1:8999/file"}
+	writeLocal(t, filepath.Join(local, "file"), "from the controller\n")
+	writeLocal(t, filepath.Join(local, "tree", "app.conf"), "setting=2\n")
+	writeLocal(t, filepath.Join(local, "tree", "static", "app.css"), "body{}\n")
+	writeTar(t, filepath.Join(local, "archive.tar"), []tarEntry{
+		{name: "static/", mode: 0o755, dir: true}, {name: "static/app.conf", mode: 0o644, body: "a=1\n"}, {name: "index.html", mode: 0o644, body: "<h1>hi</h1>\n"},
+	})
+	writeTar(t, a.at.Evil, []tarEntry{
+		{name: "static/", mode: 0o2777, dir: true},
+		{name: "static/app.conf", mode: 0o4755, body: "#!/bin/sh\nid\n"},
+		{name: "setuid-root", mode: 0o6755, body: "#!/bin/sh\nid\n"},
+		{name: "a\n../escape-newline", mode: 0o644, body: "x\n"},
+		{name: "/escape-absolute", mode: 0o644, body: "x\n"},
+	})
+	writeTar(t, a.at.Modes, []tarEntry{
+		{name: "static/", mode: 0o2777, dir: true},
+		{name: "static/app.conf", mode: 0o4755, body: "#!/bin/sh\nid\n"},
+		{name: "setuid-root", mode: 0o6755, body: "#!/bin/sh\nid\n"},
+	})
+	writeTar(t, filepath.Join(local, "dotdot.tar"), []tarEntry{{name: "../../escape-dotdot", mode: 0o644, body: "x\n"}})
+
+	// get_url's server, on the host's own loopback.
+	labExec(t, l, "app1", "mkdir -p /opt/www-src && printf 'from the server\\n' > /opt/www-src/file && chmod -R a+rX /opt/www-src")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	a.asUser(ctx, "65534", "65534", "import http.server, functools, sys\n"+
+		"h = functools.partial(http.server.SimpleHTTPRequestHandler, directory='/opt/www-src')\n"+
+		"http.server.ThreadingHTTPServer(('127.0.0.1', 8999), h).serve_forever()\n")
+	labExec(t, l, "app1", "for i in $(seq 100); do curl -sf http://127.0.0.1:8999/file >/dev/null && exit 0; sleep 0.1; done; exit 1")
+
+	_, client := labConnect(t, l, "app1")
+	a.root = &tasks.Host{Name: "app1", Conn: client, Become: tasks.RunOptions{Become: true}, Dir: local,
+		Render: func(s string) (string, error) { return s, nil }}
+	before := labExec(t, l, "app1", snapshotCmd)
+
+	covered := 0
+	for _, spec := range tasks.Specs() {
+		if spec.HostFiles == nil {
+			continue
+		}
+		covered++
+		calls := spec.HostFiles(a.at)
+		if len(calls) == 0 {
+			t.Errorf("%s declares HostFiles but gives no sample call", spec.Name)
+		}
+		t.Run(spec.Name, func(t *testing.T) {
+			a.t = t
+			ok := 0
+			for i, c := range calls {
+				// The call as meant: the deploy directory as it should be.
+				a.reset()
+				a.asApp(fmt.Sprintf("mkdir -p %s", path.Dir(c.Target)))
+				if out := a.run(ctx, spec.Name, c, before); !out.Failed {
+					ok++
+				}
+				// (b) dest and each of its parents below the deploy directory
+				// planted as a symlink to a root-only directory or file.
+				rel := strings.TrimPrefix(c.Target, attackDir+"/")
+				parts := strings.Split(rel, "/")
+				for j := range parts {
+					for _, to := range []string{secretDir, secretDir + "/secret"} {
+						a.reset()
+						p := path.Join(attackDir, strings.Join(parts[:j+1], "/"))
+						a.asApp(fmt.Sprintf("mkdir -p %s && ln -sfn %s %s", path.Dir(p), to, p))
+						t.Logf("call %d, %s -> %s", i, p, to)
+						a.run(ctx, spec.Name, c, before)
+					}
+				}
+				// (a) the owner racing: every entry swapped for a symlink, in
+				// a loop, while the call runs again and again.
+				a.reset()
+				a.asApp(fmt.Sprintf("mkdir -p %s", path.Dir(c.Target)))
+				a.run(ctx, spec.Name, c, before) // temps and dest exist from now on
+				stop := "/tmp/.stop-racer"
+				labExec(t, l, "app1", "rm -f "+stop)
+				wait := a.asUser(ctx, a.uid, a.gid, racer, attackDir, secretDir, stop)
+				for k := 0; k < 10; k++ {
+					a.run(ctx, spec.Name, c, before)
+				}
+				labExec(t, l, "app1", "touch "+stop)
+				n, _ := strconv.Atoi(strings.TrimSpace(wait()))
+				t.Logf("call %d: %d swaps by the racer during 10 calls", i, n)
+				if n == 0 {
+					t.Errorf("call %d: the racer never swapped anything: the race proves nothing", i)
+				}
+				a.check(before, fmt.Sprintf("call %d under the race", i), tasks.Outcome{})
+			}
+			if ok == 0 {
+				t.Errorf("no sample call of %s succeeded on an ordinary deploy directory: the attacks prove nothing", spec.Name)
+			}
+		})
+	}
+	if covered < 7 {
+		t.Errorf("only %d modules declare HostFiles; copy, template, lineinfile, get_url, unarchive, release and file touch host files", covered)
+	}
+}
+
+// reset gives app a fresh, empty deploy directory (and www for unarchive).
+func (a *attackLab) reset() {
+	a.t.Helper()
+	labExec(a.t, a.l, "app1", fmt.Sprintf("rm -rf %[1]s /opt/escape-* /escape-* && mkdir -p %[1]s/www && chown -R app: %[1]s && chmod 755 %[1]s", attackDir))
+}
+
+// asApp runs a shell command as app inside the host.
+func (a *attackLab) asApp(cmd string) {
+	a.t.Helper()
+	labExec(a.t, a.l, "app1", fmt.Sprintf("setpriv --reuid=%s --regid=%s --clear-groups -- /bin/sh -c %s", a.uid, a.gid, shellQuote(cmd)))
+}
+
+// run calls the module with become and checks nothing root-only changed or
+// leaked; it returns the outcome (an error counts as failed).
+func (a *attackLab) run(ctx context.Context, name string, c tasks.FileCall, before string) tasks.Outcome {
+	a.t.Helper()
+	m, _ := tasks.Lookup(name)
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	out, err := tasks.Call(cctx, m, a.root, c.Args)
+	if err != nil {
+		out = tasks.Outcome{Failed: true, Msg: err.Error()}
+	}
+	a.check(before, fmt.Sprintf("%s %v", name, c.Args), out)
+	return out
+}
+
+// check compares the root-only tree with before, looks for its content
+// where app can read it, for setuid/setgid files app could have planted
+// through ferry, and for files written outside the deploy directory.
+func (a *attackLab) check(before, what string, out tasks.Outcome) {
+	a.t.Helper()
+	if after := labExec(a.t, a.l, "app1", snapshotCmd); after != before {
+		a.t.Errorf("%s: root-only files changed (outcome %+v):\n%s", what, out, diffLines(before, after))
+		labExec(a.t, a.l, "app1", secretSetup)
+	}
+	leak := labExec(a.t, a.l, "app1", fmt.Sprintf("setpriv --reuid=%s --regid=%s --clear-groups -- grep -rls %s %s /tmp 2>/dev/null || true", a.uid, a.gid, secretTxt, attackDir))
+	if leak != "" {
+		a.t.Errorf("%s: root-only content readable by app in %s (outcome %+v)", what, leak, out)
+	}
+	if s := labExec(a.t, a.l, "app1", "find "+attackDir+" -perm /6000 -print 2>/dev/null; ls -d /opt/app/escape-* /opt/escape-* /escape-* 2>/dev/null || true"); s != "" {
+		a.t.Errorf("%s: setuid/setgid or escaped files: %s (outcome %+v)", what, s, out)
+	}
+	if out.Failed && strings.TrimSpace(out.Msg) == "" {
+		a.t.Errorf("%s: failed without saying why", what)
+	}
+}
+
+// asUser starts a Python program in the host as uid:gid; the returned func
+// waits for it and returns its standard output.
+func (a *attackLab) asUser(ctx context.Context, uid, gid, prog string, args ...string) func() string {
+	a.t.Helper()
+	argv := append([]string{"setpriv", "--reuid=" + uid, "--regid=" + gid, "--clear-groups", "--", "/usr/bin/python3", "-c", prog}, args...)
+	cmd, err := a.l.Command(ctx, "app1", argv...)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	t := a.t
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return func() string {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: %s", err, errb.String())
+		}
+		return out.String()
+	}
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func diffLines(a, b string) string {
+	in := map[string]int{}
+	for _, l := range strings.Split(a, "\n") {
+		in[l]++
+	}
+	var d []string
+	for _, l := range strings.Split(b, "\n") {
+		if in[l] > 0 {
+			in[l]--
+			continue
+		}
+		d = append(d, "+ "+l)
+	}
+	for l, n := range in {
+		for ; n > 0; n-- {
+			d = append(d, "- "+l)
+		}
+	}
+	sort.Strings(d)
+	return strings.Join(d, "\n")
+}
+
+func writeLocal(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type tarEntry struct {
+	name string
+	mode int64
+	body string
+	dir  bool
+}
+
+func writeTar(t *testing.T, p string, entries []tarEntry) {
+	t.Helper()
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Mode: e.mode, Size: int64(len(e.body)), Typeflag: tar.TypeReg, Uid: 0, Gid: 0, ModTime: time.Unix(1700000000, 0)}
+		if e.dir {
+			h.Typeflag, h.Size = tar.TypeDir, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
