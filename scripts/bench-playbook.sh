@@ -33,6 +33,7 @@ set -e
 v=\$(cat $state); if [ "\$v" = v1 ]; then v=v2; else v=v1; fi; echo \$v > $state
 case "\$1" in
 ferry) exec "$ferry" run "$root/playbooks/examples/deploy.yml" --env bench -l "\$2" -e dist="$dist" -e version=\$v -o plain >/dev/null ;;
+ferry-nostage) exec "$ferry" run NOSTAGE --env bench -l "\$2" -e dist="$dist" -e version=\$v -o plain >/dev/null ;;
 floor) exec "$root/scripts/bench-deploy-floor.sh" "$dist" \$v \$(echo "\$2" | tr , ' ') ;;
 ansible) exec ansible-playbook -i "$inv" -l "\$2" "$root/testdata/bench/deploy.ansible.yml" -e dist="$dist" -e extra_version=\$v >/dev/null ;;
 esac
@@ -41,6 +42,11 @@ chmod +x "$dist/flip.sh"
 serial1=$(mktemp --suffix=.yml)
 sed 's/^  serial: \[1, "50%"\]/  serial: 1/' playbooks/examples/deploy.yml >"$serial1"
 sed -i "s|$root/playbooks/examples/deploy.yml|$serial1|" "$dist/flip.sh"
+# The same deploy without its stage: list (the upload inside each host's
+# window, as the floor does it): ferry's cost over the floor, like for like.
+nostage=$(mktemp --suffix=.yml)
+awk '/^  stage:/{skip=1} /^  tasks:/{skip=0} !skip' "$serial1" >"$nostage"
+sed -i "s|NOSTAGE|$nostage|" "$dist/flip.sh"
 
 hyperfine -N --warmup 1 --runs ${RUNS:-5} --export-markdown "$out/ten-tasks.md" --export-json "$out/ten-tasks.json" \
 	-n "ferry run, 10 tasks x 20 hosts (forks 20, lock and release state on)" "$ferry run testdata/bench/ten-tasks.yml --env bench -f 20 -o plain" \
@@ -50,7 +56,8 @@ hyperfine -N --warmup 1 --runs ${RUNS:-5} --export-markdown "$out/ten-tasks.md" 
 for n in ${DEPLOY_SIZES:-5 20}; do
 	lim=$(seq -f 'app%g' 1 $n | paste -sd, -)
 	hyperfine -N --runs ${DEPLOY_RUNS:-3} --export-markdown "$out/deploy-$n.md" --export-json "$out/deploy-$n.json" \
-		-n "ferry run deploy, serial 1, $n hosts" "$dist/flip.sh ferry $lim" \
+		-n "ferry run deploy, serial 1, $n hosts (stage: first)" "$dist/flip.sh ferry $lim" \
+		-n "ferry run deploy, serial 1, $n hosts (no stage:)" "$dist/flip.sh ferry-nostage $lim" \
 		-n "OpenSSH ControlMaster floor, serial 1, $n hosts" "$dist/flip.sh floor $lim" \
 		-n "ansible-playbook deploy, serial 1, $n hosts" "$dist/flip.sh ansible $lim"
 done

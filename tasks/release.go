@@ -72,11 +72,11 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	if keep < 1 {
 		return Outcome{}, fmt.Errorf("release: keep must be at least 1")
 	}
-	st, err := probeRelease(ctx, h, base)
-	if err != nil {
-		return Outcome{}, err
-	}
 	if rollback {
+		st, err := probeRelease(ctx, h, base)
+		if err != nil {
+			return Outcome{}, err
+		}
 		return rollbackRelease(ctx, h, base, st)
 	}
 	if src == "" {
@@ -105,7 +105,9 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	}
 	if !activateIt {
 		// Staged: current, the history and older releases stay as they are.
-		result := map[string]any{"release": dir, "version": version, "previous": st.current, "current": path.Join(base, "current"), "pruned": []any{}}
+		// No probe of the layout: staging reads nothing of it (one round
+		// trip less for every host of a stage:).
+		result := map[string]any{"release": dir, "version": version, "current": path.Join(base, "current"), "pruned": []any{}}
 		if !copied.Changed {
 			return Outcome{Msg: "release " + version + " is staged", Result: result}, nil
 		}
@@ -115,7 +117,11 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 		return Outcome{Changed: true, Msg: "release " + version + " staged: " + copied.Msg, Diff: copied.Diff, Result: result}, nil
 	}
 
-	// 2. Activate and prune in one command.
+	// 2. Activate and prune in one command, from the layout as it is now.
+	st, err := probeRelease(ctx, h, base)
+	if err != nil {
+		return Outcome{}, err
+	}
 	history := st.history
 	if len(history) == 0 && st.current != "" {
 		history = []string{st.current} // a layout ferry did not make: start from what runs

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -96,4 +98,19 @@ func kongEnv(env environ) []kong.Option {
 			}
 		}),
 	}
+}
+
+// lookPath finds an executable named name in the command's PATH (not the
+// process's): "" when there is none.
+func (e environ) lookPath(name string) string {
+	for _, dir := range filepath.SplitList(e.Get("PATH")) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
 }

@@ -34,9 +34,10 @@ func (c *ReportCmd) Run(g *Globals) error {
 		return err
 	}
 	if c.Open {
-		if opener, err := exec.LookPath("xdg-open"); err == nil {
+		if opener := g.env.lookPath("xdg-open"); opener != "" {
 			// The browser may outlive ferry: start it and leave.
 			cmd := exec.Command(opener, dest)
+			cmd.Env = g.env.List()
 			if err := cmd.Start(); err == nil {
 				go cmd.Wait()
 				fmt.Fprintf(g.stdout, "opened %s\n", dest)
