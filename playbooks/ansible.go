@@ -38,6 +38,7 @@ var ansibleAliases = map[string]moduleAlias{
 	"elb_target":          {module: "elb", params: map[string]string{"target_group_name": "target_groups", "target_group_arn": "target_groups", "target_id": "instance_id", "target_port": "-", "deregister_unused": "-", "target_status_timeout": "timeout", "target_status": "-"}, values: map[string]map[string]string{"state": {"absent": "drained", "present": "registered"}}},
 	"slack":               {module: "webhook", params: map[string]string{"msg": "text", "token": "-", "color": "-", "icon_url": "-", "icon_emoji": "-", "link_names": "-", "parse": "-", "validate_certs": "-"}},
 	"wait_for_connection": {module: "wait_for_connection"},
+	"gather_facts":        {module: "setup", params: map[string]string{"parallel": "-"}},
 	// ferry always writes through a temp file and a rename.
 	"lineinfile": {module: "lineinfile", params: map[string]string{"unsafe_writes": "-"}},
 	"get_url":    {module: "get_url", params: map[string]string{"unsafe_writes": "-"}},
@@ -59,8 +60,6 @@ var unsupportedModules = map[string]string{
 	"group":         "ferry does not manage groups: use `shell: groupadd ...` or bake them into the image",
 	"cron":          "use `copy:` to /etc/cron.d",
 	"selinux":       "use `shell:`", "seboolean": "use `shell:`", "firewalld": "use `shell:`", "ufw": "use `shell:`", "iptables": "use `shell:`",
-	"setup":        "ferry does not gather facts: host variables come from the inventory",
-	"gather_facts": "ferry does not gather facts: host variables come from the inventory",
 	"ec2":          "ferry does not provision: it deploys to instances the inventory finds", "ec2_instance": "", "ec2_asg": "use `asg:` (standby/in_service, suspend/resume)", "autoscaling_group": "use `asg:` (standby/in_service, suspend/resume)",
 	"raw":          "use `shell:` (ferry needs no Python on hosts)",
 	"async_status": "ferry has no async tasks: give the task a `timeout:`",

@@ -6,6 +6,7 @@ package playbooks
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -173,21 +174,25 @@ func needsBecome(p *Play) bool {
 // play needs it, so an unreachable host stops the run before anything changes.
 func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.Host, byName map[string]*hostRun) (int, string) {
 	sudo := needsBecome(play) && r.opts.BecomePass == ""
+	gather := play.Gathers(filepath.Dir(r.pb.Path))
 	var mu sync.Mutex
 	var bad []string
 	forks := max(r.opts.Forks, 32)
 	r.parallel(ctx, hosts, forks, func(h *inventory.Host) {
 		hr := byName[h.Name]
-		if hr.conn != nil {
+		if hr.conn != nil && (!gather || hr.gathered != nil) {
 			return
 		}
 		ch := h
 		if play.RemoteUser != "" && h.User() == "" {
 			ch = h.WithUser(play.RemoteUser) // Ansible's remote_user: below ansible_user
 		}
-		conn, err := r.opts.Connector.Connect(ctx, ch)
+		conn, err := hr.conn, error(nil)
+		if conn == nil {
+			conn, err = r.opts.Connector.Connect(ctx, ch)
+		}
 		msg := ""
-		if err == nil && sudo {
+		if err == nil && sudo && hr.conn == nil {
 			var res tasks.Result
 			res, err = conn.Run(ctx, "sudo -n true", tasks.RunOptions{})
 			if err == nil && res.ExitCode != 0 {
@@ -203,9 +208,27 @@ func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.H
 			r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusUnreachable, Msg: strings.TrimPrefix(err.Error(), h.Name+": ")})
 			return
 		}
+		if gather && hr.gathered == nil {
+			// one command, on the connection just opened, while other hosts still connect
+			become := tasks.RunOptions{Become: play.Become || play.BecomeUser != "", BecomeUser: play.BecomeUser, BecomePass: r.opts.BecomePass}
+			facts, err := tasks.GatherFacts(ctx, conn, become, play.GatherSubset)
+			if err != nil {
+				mu.Lock()
+				bad = append(bad, h.Name)
+				hr.recap.Unreachable++
+				mu.Unlock()
+				r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusFailed, Msg: err.Error()})
+				return
+			}
+			hr.gathered = facts
+			msg = strings.TrimSpace(msg + " facts gathered")
+		}
 		hr.conn = conn
 		r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusOK, Msg: msg})
 	})
+	if gather {
+		r.shareFacts(hosts, byName)
+	}
 	if ctx.Err() != nil {
 		return exitcode.Interrupted, "interrupted during preflight"
 	}

@@ -2,7 +2,9 @@ package playbooks
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
 )
@@ -35,12 +37,13 @@ type checker struct {
 	defined map[string]bool
 	later   map[string]diag.Pos // registered by some task of the play, for the hint
 	onCtl   bool                // checking before/after, which run on the controller
+	facts   bool                // facts are gathered: ansible_* names are defined
 	src     []byte              // the file of the task being checked (roles and includes have their own)
 	errs    diag.List
 }
 
 func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
-	c := &checker{pb: p, known: known, later: map[string]diag.Pos{}}
+	c := &checker{pb: p, known: known, later: map[string]diag.Pos{}, facts: play.Gathers(filepath.Dir(p.Path))}
 	for _, t := range play.AllTasks() {
 		for _, n := range t.defines() {
 			if _, ok := c.later[n]; !ok {
@@ -153,6 +156,9 @@ func (c *checker) tasks(list []*Task) {
 		for _, n := range t.defines() {
 			c.defined[n] = true
 		}
+		if t.Module == "setup" {
+			c.facts = true
+		}
 	}
 }
 
@@ -169,6 +175,9 @@ func (c *checker) refs(refs []ref, extra string) {
 func (c *checker) ref(r ref, extra string) {
 	if !r.Strict || c.defined[r.Name] || c.known[r.Name] || r.Name == extra {
 		return
+	}
+	if c.facts && strings.HasPrefix(r.Name, "ansible_") {
+		return // a fact (interface facts are named after the host's interfaces)
 	}
 	pos := r.pos
 	var candidates []string
@@ -187,6 +196,8 @@ func (c *checker) ref(r ref, extra string) {
 		hint = fmt.Sprintf("%q is set on hosts (line %d); before/after run once on the controller and see no host results", r.Name, at.Line)
 	} else if ok {
 		hint = fmt.Sprintf("%q is set by a task that runs later (line %d)", r.Name, at.Line)
+	} else if factVar(r.Name) {
+		hint = "a fact, and this play does not gather facts (gather_facts: false): remove that line, or run `setup:` before this task"
 	} else if r.Name == "item" {
 		hint = "`item` exists only in a task with `loop:`"
 	} else if hint = diag.Suggest(r.Name, candidates); hint == "" {

@@ -16,7 +16,7 @@ import (
 var playKeys = []string{"name", "hosts", "serial", "order", "max_fail_percentage", "max_failures",
 	"rollback_completed", "pause_after", "vars", "secrets", "before", "pre_tasks", "tasks",
 	"post_tasks", "rollback", "after", "become", "become_user", "environment", "tags", "handlers", "roles",
-	"vars_files", "any_errors_fatal", "remote_user", "become_method", "connection", "strategy", "force_handlers", "gather_facts"}
+	"vars_files", "any_errors_fatal", "remote_user", "become_method", "connection", "strategy", "force_handlers", "gather_facts", "gather_subset", "gather_timeout", "fact_path"}
 
 // Reserved are the variables every expression sees, set by the runner; plays,
 // `register` and `-e` cannot define them.
@@ -98,9 +98,12 @@ func (l *loader) play(n *yaml.Node) *Play {
 		case "tags":
 			p.Tags = l.strList(v, "tags")
 		case "gather_facts":
-			if l.bool(v, "gather_facts") {
-				l.errorf(l.pos(v), "remove gather_facts (or set it to false): host variables come from the inventory", "gather_facts: ferry does not gather facts")
-			}
+			b := l.bool(v, "gather_facts")
+			p.GatherFacts = &b
+		case "gather_subset":
+			p.GatherSubset = l.strList(v, "gather_subset")
+		case "gather_timeout", "fact_path":
+			// accepted: the gatherer is one bounded command and reads no local facts
 		case "handlers", "roles", "vars_files", "any_errors_fatal", "remote_user", "become_method", "connection",
 			"strategy", "force_handlers":
 			l.ansiblePlayKey(p, kv)

@@ -177,7 +177,6 @@ func TestParseErrors(t *testing.T) {
 		{"loop scalar", "- hosts: all\n  tasks:\n    - fx_shell: echo\n      loop: 3\n", []string{`4:13: loop: want a list, not a number |`}},
 		{"become on controller", "- hosts: all\n  before:\n    - fx_asg: {suspend: [Launch]}\n      become: true\n", []string{`3:7: fx_asg runs on the controller: become has no effect |`}},
 		{"pause_after zero", "- hosts: all\n  pause_after: [0]\n", []string{`2:17: pause_after: 0 is not a batch number |`}},
-		{"gather facts", "- hosts: all\n  gather_facts: true\n", []string{`2:17: gather_facts: ferry does not gather facts |`}},
 		{"task not mapping", "- hosts: all\n  tasks:\n    - echo hi\n", []string{`3:7: tasks: a task must be a mapping, not a string ("echo hi") |`}},
 		{"tasks not list", "- hosts: all\n  tasks: {fx_shell: echo}\n", []string{`2:10: tasks: want a list of tasks, not a mapping |`}},
 		{"several at once", "- hosts: all\n  seral: 1\n  tasks:\n    - fx_shel: x\n    - fx_svc: {name: a, state: x}\n",

@@ -80,7 +80,11 @@ type Play struct {
 	Tags              []string
 	Handlers          []*Task // run at the end of a host's tasks when notified (and at meta: flush_handlers)
 	RemoteUser        string  // SSH user for hosts whose inventory names none
-	Pos               diag.Pos
+	// GatherFacts is the play's gather_facts: nil when the key is absent,
+	// and then facts are gathered only when the play reads one (UsesFacts).
+	GatherFacts  *bool
+	GatherSubset []string
+	Pos          diag.Pos
 
 	roleTasks []*Task   // tasks of `roles:`, run before `tasks:`
 	hostsTmpl *Template // when Hosts holds {{ }}

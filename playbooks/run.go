@@ -131,6 +131,9 @@ type hostRun struct {
 	conn  tasks.Conn
 	facts map[string]any // registered results and set_fact
 	state map[string]any // module memory (elb drained, ...)
+	// gathered: the host's facts (gather_facts), once per run; withFacts:
+	// its inventory variables with the facts as ansible_NAME and ansible_facts.
+	gathered, withFacts map[string]any
 	recap events.HostRecap
 	// touched: a task that may change the host started; finished: its task list completed.
 	touched, finished, failed bool
@@ -375,6 +378,9 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 		inv = r.ctlVars // before/after: what the play's hosts share
 	} else {
 		inv, facts = hr.h.Vars, hr.facts
+		if hr.withFacts != nil {
+			inv = hr.withFacts
+		}
 		b["host"] = hr.h.Vars
 		b["inventory_hostname"] = hr.h.Name
 		gn := make([]any, len(hr.h.Groups))
@@ -426,4 +432,26 @@ func (r *Runner) applyInventory() (bool, error) {
 		}
 	}
 	return len(changes) > 0, nil
+}
+
+// shareFacts makes gathered facts host variables below the play's vars (as
+// Ansible's host facts are), and visible to other hosts through hostvars.
+// It runs between preflight and the first task, when no task reads them.
+func (r *Runner) shareFacts(hosts []*inventory.Host, byName map[string]*hostRun) {
+	hv, _ := r.builtins["hostvars"].(map[string]any)
+	next := make(map[string]any, len(hv))
+	for k, v := range hv {
+		next[k] = v
+	}
+	for _, h := range hosts {
+		hr := byName[h.Name]
+		if hr.gathered == nil {
+			continue
+		}
+		hr.withFacts = Merge(h.Vars, tasks.FactVars(nil, hr.gathered))
+		next[h.Name] = hr.withFacts
+	}
+	if r.builtins != nil {
+		r.builtins["hostvars"] = next
+	}
 }
