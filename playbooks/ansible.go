@@ -60,7 +60,7 @@ var unsupportedModules = map[string]string{
 	"group":         "ferry does not manage groups: use `shell: groupadd ...` or bake them into the image",
 	"cron":          "use `copy:` to /etc/cron.d",
 	"selinux":       "use `shell:`", "seboolean": "use `shell:`", "firewalld": "use `shell:`", "ufw": "use `shell:`", "iptables": "use `shell:`",
-	"ec2":          "ferry does not provision: it deploys to instances the inventory finds", "ec2_instance": "", "ec2_asg": "use `asg:` (standby/in_service, suspend/resume)", "autoscaling_group": "use `asg:` (standby/in_service, suspend/resume)",
+	"ec2": "ferry does not provision: it deploys to instances the inventory finds", "ec2_instance": "", "ec2_asg": "use `asg:` (standby/in_service, suspend/resume)", "autoscaling_group": "use `asg:` (standby/in_service, suspend/resume)",
 	"raw":          "use `shell:` (ferry needs no Python on hosts)",
 	"async_status": "ferry has no async tasks: give the task a `timeout:`",
 	"mail":         "use `webhook:`", "hipchat": "use `webhook:`", "mattermost": "use `webhook:`",

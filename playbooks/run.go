@@ -134,7 +134,7 @@ type hostRun struct {
 	// gathered: the host's facts (gather_facts), once per run; withFacts:
 	// its inventory variables with the facts as ansible_NAME and ansible_facts.
 	gathered, withFacts map[string]any
-	recap events.HostRecap
+	recap               events.HostRecap
 	// touched: a task that may change the host started; finished: its task list completed.
 	touched, finished, failed bool
 	finishedAt                time.Time

@@ -402,7 +402,7 @@ func dateFacts(f map[string]any, lines []string) {
 		"weekday": p[9], "weekday_number": p[10], "weeknumber": p[11],
 		"date": p[0] + "-" + p[1] + "-" + p[2], "time": p[3] + ":" + p[4] + ":" + p[5],
 		"iso8601": utc + "Z", "iso8601_micro": utc + "." + micro + "Z",
-		"iso8601_basic": p[0] + p[1] + p[2] + "T" + p[3] + p[4] + p[5] + micro,
+		"iso8601_basic":       p[0] + p[1] + p[2] + "T" + p[3] + p[4] + p[5] + micro,
 		"iso8601_basic_short": p[0] + p[1] + p[2] + "T" + p[3] + p[4] + p[5],
 	}
 }
