@@ -118,10 +118,15 @@ var FactNames = []string{
 	"user_gid", "user_id", "user_shell", "user_uid", "userspace_architecture", "userspace_bits",
 }
 
+// envEnd ends the environment's section (a value may hold a line that
+// starts with @@).
+const envEnd = "@@end-of-env-5d1c9e"
+
 // factsScript prints raw sections (@@name) for GatherFacts to parse: the
 // shell only reads, Go interprets, so a host needs nothing but a POSIX shell
 // and the usual tools (a missing one leaves its section empty).
-const factsScript = `LC_ALL=C; export LC_ALL
+const factsScript = `echo @@env; env; echo ` + envEnd + `
+LC_ALL=C; export LC_ALL
 echo @@uname; uname -s; uname -r; uname -m; uname -v
 echo @@hostname; hostname 2>/dev/null || cat /proc/sys/kernel/hostname
 echo @@fqdn; n=$(hostname 2>/dev/null); a=$(getent ahosts "$n" 2>/dev/null | awk 'NR==1{print $1}'); [ -n "$a" ] && getent hosts "$a" 2>/dev/null | head -n 1
@@ -146,7 +151,6 @@ command -v initctl >/dev/null 2>&1 && [ -e /etc/init/ ] && echo @upstart
 [ -e /sbin/openrc ] && echo @openrc
 [ -e /etc/init.d/ ] && echo @initd
 echo @@pkg; for p in apt-get dnf yum zypper apk pacman; do command -v $p >/dev/null 2>&1 && { echo $p; break; }; done
-echo @@env; env
 `
 
 // GatherFacts runs the facts script on the host (one command, with the
@@ -169,7 +173,11 @@ func ParseFacts(out string, subset []string) map[string]any {
 	sec := map[string][]string{}
 	cur := ""
 	for _, line := range strings.Split(out, "\n") {
-		if name, ok := strings.CutPrefix(line, "@@"); ok && cur != "env" {
+		if cur == "env" && line != envEnd {
+			sec[cur] = append(sec[cur], line)
+			continue
+		}
+		if name, ok := strings.CutPrefix(line, "@@"); ok {
 			cur = name
 			sec[cur] = []string{}
 			continue
