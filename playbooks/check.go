@@ -156,7 +156,7 @@ func (c *checker) tasks(list []*Task) {
 		for _, n := range t.defines() {
 			c.defined[n] = true
 		}
-		if t.Module == "setup" {
+		if t.Spec.GathersFacts {
 			c.facts = true
 		}
 	}

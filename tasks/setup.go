@@ -22,8 +22,8 @@ type setupModule struct{}
 
 func (setupModule) Spec() Spec {
 	return Spec{
-		Name: "setup",
-		Doc:  "Gather facts about the host (distribution, network, CPU, memory, kernel, date, user, environment) in one command, as Ansible's setup does",
+		Name: "setup", GathersFacts: true,
+		Doc: "Gather facts about the host (distribution, network, CPU, memory, kernel, date, user, environment) in one command, as Ansible's setup does",
 		Params: map[string]Param{
 			"gather_subset":  {Type: List, Default: "all", Doc: "all, min, network, hardware (a ! before one leaves it out); other subsets are accepted and gather nothing more"},
 			"filter":         {Type: List, Doc: "keep only facts whose name matches one of these shell patterns (ansible_eth*)"},
