@@ -66,7 +66,7 @@ var unsupportedModules = map[string]string{
 	"mail":         "use `webhook:`", "hipchat": "use `webhook:`", "mattermost": "use `webhook:`",
 	"blockinfile": "use `template:` or `copy:` for the whole file, or `lineinfile:` line by line",
 	"replace":     "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
-	"include": "use `include_tasks:` or `import_tasks:`", "include_role": "list the role under the play's `roles:`", "import_role": "list the role under the play's `roles:`",
+	"include":         "use `include_tasks:` or `import_tasks:`",
 	"import_playbook": "run the playbooks one after the other with `ferry run`",
 	"include_vars":    "use the play's `vars_files:`",
 	"jboss":           "copy the .war into the deployments directory with `copy:` (JBoss deploys what appears there)",
@@ -125,7 +125,10 @@ func lookupAnsible(name string) (string, *moduleAlias, bool) {
 var ansibleTaskKeys = []string{"action", "local_action", "args", "with_items", "with_list", "with_dict",
 	"loop_control", "notify", "delegate_to", "run_once", "listen", "vars", "block", "rescue", "always",
 	"include_tasks", "import_tasks", "any_errors_fatal", "remote_user", "become_method", "check_mode",
-	"diff", "delegate_facts", "connection", "debugger", "throttle"}
+	"diff", "delegate_facts", "connection", "debugger", "throttle", "include_role", "import_role"}
+
+// structKeys are task keys that Ansible also names by FQCN.
+var structKeys = map[string]bool{"include_role": true, "import_role": true, "include_tasks": true, "import_tasks": true, "meta": true}
 
 // withLoops maps with_X to how its items come from the value.
 var withLoops = map[string]string{"with_items": "flatten1", "with_list": "", "with_dict": "dict2items"}
@@ -175,6 +178,8 @@ func (l *loader) normalizeTask(n *yaml.Node) *yaml.Node {
 			default:
 				add(lk, v)
 			}
+		case structKeys[shortName(kv.key)] && shortName(kv.key) != kv.key:
+			add(key(shortName(kv.key), k), v) // ansible.builtin.include_role → include_role
 		case strings.HasPrefix(kv.key, "with_"):
 			l.errorf(l.pos(k), "write it as `loop:` with a filter (see the migration guide)", "%s is not supported", kv.key)
 		case kv.key == "notify" && !hasModule && v.Kind == yaml.MappingNode:

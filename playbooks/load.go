@@ -68,6 +68,7 @@ func (l *loader) expansionErr() {
 // Parse validates src as the playbook at path.
 func Parse(path string, src []byte) (*Playbook, error) {
 	l := &loader{path: path, src: src, seen: newSeen()}
+	l.seen.playbook = path
 	pb := &Playbook{Path: path, src: src}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {

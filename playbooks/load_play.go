@@ -24,6 +24,7 @@ var Reserved = []string{"env", "env_vars", "run", "host", "extra", "inventory_ho
 
 func (l *loader) play(n *yaml.Node) *Play {
 	p := &Play{Pos: l.pos(n), Order: OrderInventory}
+	l.seen.play = p
 	if n.Kind != yaml.MappingNode {
 		l.errorf(l.pos(n), "a play is a mapping: `- hosts: PATTERN`", "play must be a mapping, not %s", kindName(n))
 		return nil

@@ -138,7 +138,7 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			t.templates = append(t.templates, tm...)
 		case "notify", "listen", "delegate_to", "run_once", "loop_control", "vars", "block", "rescue", "always",
 			"include_tasks", "import_tasks", "any_errors_fatal", "remote_user", "become_method", "check_mode",
-			"diff", "delegate_facts", "connection", "throttle", "debugger", "meta":
+			"diff", "delegate_facts", "connection", "throttle", "debugger", "meta", "include_role", "import_role":
 			l.ansibleKey(t, kv, other)
 		default:
 			m, ok := lookupModule(kv.key)
