@@ -40,6 +40,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	}
 
 	r.ctlVars = controllerVars(pp.hosts)
+	r.magic.Store(&playMagic{name: play.Name, all: anyList(names), live: anyList(names), batch: anyList(names)})
 	code, status, msg := exitcode.OK, events.StatusOK, ""
 	if !r.controllerTasks(ctx, hard, play, play.Before, "running") {
 		code, status, msg = exitcode.Failed, events.StatusFailed, "a `before` task failed: no host was touched"
@@ -53,6 +54,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		}
 		num := bi + 1
 		r.emit(events.Event{Kind: events.BatchStart, Play: play.Name, Batch: num, Batches: len(pp.batches), Hosts: batch})
+		r.magic.Store(r.batchMagic(play, names, batch, byName))
 		failed, worked := r.runBatch(ctx, hard, play, batch, byName, num)
 		totalFailed += failed
 		for _, n := range batch {
@@ -291,4 +293,33 @@ func (r *Runner) approver() func(ctx context.Context, msg string) (bool, error) 
 	return func(ctx context.Context, msg string) (bool, error) {
 		return r.approve(ctx, msg), nil
 	}
+}
+
+// batchMagic is ansible_play_hosts (the play's hosts not failed so far and
+// reached) and ansible_play_batch (those of this batch) as a batch starts.
+func (r *Runner) batchMagic(play *Play, names, batch []string, byName map[string]*hostRun) *playMagic {
+	m := &playMagic{name: play.Name, all: anyList(names)}
+	inBatch := map[string]bool{}
+	for _, n := range batch {
+		inBatch[n] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range names {
+		hr := byName[n]
+		if hr.failed || hr.conn == nil {
+			continue
+		}
+		m.live = append(m.live, n)
+		if inBatch[n] {
+			m.batch = append(m.batch, n)
+		}
+	}
+	if m.live == nil {
+		m.live = []any{}
+	}
+	if m.batch == nil {
+		m.batch = []any{}
+	}
+	return m
 }

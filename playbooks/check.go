@@ -55,6 +55,9 @@ func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
 	for _, n := range Reserved {
 		base[n] = true
 	}
+	for _, n := range Magic {
+		base[n] = true
+	}
 	for _, d := range play.Vars {
 		base[d.Name] = true
 	}

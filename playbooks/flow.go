@@ -7,6 +7,7 @@ package playbooks
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 
 	"github.com/ferrydeploy/ferry/events"
@@ -212,10 +213,14 @@ func (r *Runner) runOnce(ctx context.Context, play *Play, hr *hostRun, t *Task, 
 
 // taskVars adds the task's own vars (rendered) to vars.
 func taskVars(t *Task, vars map[string]any) (map[string]any, error) {
-	if len(t.Vars) == 0 {
+	if len(t.Vars) == 0 && t.Dir == "" {
 		return vars, nil
 	}
 	out := Merge(vars, nil)
+	if t.Dir != "" { // a role's task
+		out["role_path"] = t.Dir
+		out["role_name"] = filepath.Base(t.Dir)
+	}
 	for _, k := range sortedKeys(t.Vars) {
 		v, err := renderValue(t.Vars[k], out, "\x00vars."+k, t.posOf)
 		if err != nil {

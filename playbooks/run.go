@@ -94,7 +94,8 @@ type Runner struct {
 	mu       sync.Mutex
 	builtins map[string]any
 	ctlVars  map[string]any // what before/after tasks know of the play's hosts
-	flow     *flowState     // handlers, run_once, delegation (flow.go)
+	magic    atomic.Pointer[playMagic]
+	flow     *flowState // handlers, run_once, delegation (flow.go)
 	// invChanges: what group_by/add_host (Spec.Inventory) did this play,
 	// applied to the inventory before the next play is planned again.
 	invChanges []tasks.InventoryChange
@@ -330,12 +331,14 @@ func (r *Runner) makeBuiltins() map[string]any {
 			envVars[k] = v
 		}
 	}
-	return map[string]any{
+	b := map[string]any{
 		"env":      r.opts.Env,
 		"env_vars": envVars,
 		"groups":   groups,
 		"hostvars": hostvars,
 	}
+	r.runMagic(b)
+	return b
 }
 
 // runVars returns the `run` variable.
@@ -366,6 +369,7 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 		b[k] = v
 	}
 	b["run"] = r.runVars(batch, status)
+	r.magic.Load().set(b)
 	var named map[string]string
 	if play != nil {
 		named = namedEnv(play, r.opts.Environ)
@@ -383,6 +387,7 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 		}
 		b["host"] = hr.h.Vars
 		b["inventory_hostname"] = hr.h.Name
+		b["inventory_hostname_short"], _, _ = strings.Cut(hr.h.Name, ".")
 		gn := make([]any, len(hr.h.Groups))
 		for i, g := range hr.h.Groups {
 			gn[i] = g

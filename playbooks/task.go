@@ -377,6 +377,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	if err != nil {
 		return outcome{status: events.StatusFailed, msg: err.Error()}
 	}
+	args = dropOmitted(args)
 	env := map[string]string{}
 	for _, layer := range []map[string]any{play.Environment, t.Environment} {
 		if len(layer) == 0 {
