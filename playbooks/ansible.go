@@ -162,6 +162,9 @@ func (l *loader) normalizeTask(n *yaml.Node) *yaml.Node {
 			if !ok {
 				continue
 			}
+			if n, a, found := lookupAnsible(name); found {
+				name, alias = n, a // ec2_elb through local_action: mapped as when written directly
+			}
 			if kv.key == "local_action" {
 				add(key("delegate_to", k), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "localhost", Line: k.Line, Column: k.Column})
 			}
@@ -245,9 +248,6 @@ func (l *loader) actionValue(v *yaml.Node) (string, *yaml.Node, bool) {
 			break
 		}
 		mod := name
-		if n, _, ok := lookupAnsible(name); ok {
-			mod = n
-		}
 		arg := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.TrimSpace(rest), Line: v.Line, Column: v.Column}
 		if strings.TrimSpace(rest) == "" {
 			arg.Tag = "!!null"
@@ -264,9 +264,6 @@ func (l *loader) actionValue(v *yaml.Node) (string, *yaml.Node, bool) {
 			args.Content = append(args.Content, kv.k, kv.v)
 		}
 		if name != "" {
-			if n, _, ok := lookupAnsible(name); ok {
-				name = n
-			}
 			return name, args, true
 		}
 	}
