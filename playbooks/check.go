@@ -24,8 +24,9 @@ func (p *Playbook) Check(known map[string]bool) error {
 		return nil
 	}
 	var errs diag.List
+	reported := map[string]bool{}
 	for _, play := range p.Plays {
-		errs = append(errs, p.checkPlay(play, known)...)
+		errs = append(errs, p.checkPlay(play, known, reported)...)
 	}
 	return errs.Err()
 }
@@ -38,12 +39,15 @@ type checker struct {
 	later   map[string]diag.Pos // registered by some task of the play, for the hint
 	onCtl   bool                // checking before/after, which run on the controller
 	facts   bool                // facts are gathered: ansible_* names are defined
-	src     []byte              // the file of the task being checked (roles and includes have their own)
-	errs    diag.List
+	// reported: positions already reported (shared by the plays: a role's
+	// file read by two plays is one position)
+	reported map[string]bool
+	src      []byte // the file of the task being checked (roles and includes have their own)
+	errs     diag.List
 }
 
-func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
-	c := &checker{pb: p, known: known, later: map[string]diag.Pos{}, facts: play.Gathers(filepath.Dir(p.Path))}
+func (p *Playbook) checkPlay(play *Play, known, reported map[string]bool) diag.List {
+	c := &checker{pb: p, known: known, later: map[string]diag.Pos{}, facts: play.Gathers(filepath.Dir(p.Path)), reported: reported}
 	for _, t := range play.AllTasks() {
 		for _, n := range t.defines() {
 			if _, ok := c.later[n]; !ok {
@@ -183,6 +187,11 @@ func (c *checker) ref(r ref, extra string) {
 		return // a fact (interface facts are named after the host's interfaces)
 	}
 	pos := r.pos
+	at := fmt.Sprintf("%s:%d:%d:%s", pos.File, pos.Line, pos.Col, r.Name)
+	if c.reported[at] {
+		return // one position, once (a task in a loop or a role included twice is checked again)
+	}
+	c.reported[at] = true
 	var candidates []string
 	for n := range c.defined {
 		candidates = append(candidates, n)
@@ -204,7 +213,7 @@ func (c *checker) ref(r ref, extra string) {
 	} else if r.Name == "item" {
 		hint = "`item` exists only in a task with `loop:`"
 	} else if hint = diag.Suggest(r.Name, candidates); hint == "" {
-		hint = fmt.Sprintf("define it in vars, pass -e %s=..., or give a default: %s ?? ...", r.Name, r.Name)
+		hint = fmt.Sprintf("define it in vars, pass -e %s=..., or give a default: {{ %s | default(...) }}", r.Name, r.Name)
 	}
 	src := c.src
 	if src == nil {
