@@ -73,6 +73,38 @@ var unsupportedModules = map[string]string{
 	"win_service":     "ferry works on Linux hosts over SSH", "win_copy": "ferry works on Linux hosts over SSH", "win_shell": "ferry works on Linux hosts over SSH",
 }
 
+// More of ansible.builtin and the common collections that ferry does not
+// have, so that the short name and the FQCN get the same line.
+func init() {
+	for name, hint := range map[string]string{
+		"ping":        "ferry's preflight connects to every host before anything runs; `wait_for_connection:` waits for one",
+		"reboot":      "use `shell: systemctl reboot` (async) then `wait_for_connection:`",
+		"fetch":       "read the file with `shell: cat FILE` and `register:`, or copy it off the host with scp",
+		"slurp":       "use `shell: base64 FILE` with `register:` (or `cat` for text)",
+		"find":        "use `shell: find ...` with `register:` and its stdout_lines",
+		"tempfile":    "use `shell: mktemp` with `register:`",
+		"getent":      "use `shell: getent ...` with `register:`",
+		"hostname":    "ferry does not configure hosts: set the hostname in the image or with `shell:`",
+		"known_hosts": "use `lineinfile:` on the known_hosts file",
+		"assemble":    "use `template:` with a loop over the fragments, or `shell: cat`",
+		"expect":      "use `shell:` with the answers on stdin",
+		"debconf":     "", "apt_key": "", "apt_repository": "", "rpm_key": "", "yum_repository": "", "dpkg_selections": "",
+		"subversion":             "ferry deploys build artifacts: build on the controller (or in CI) and ship them with `copy:` or `release:`",
+		"mount":                  "use `shell: mount ...` (ferry does not manage file systems)",
+		"sysctl":                 "use `copy:` to /etc/sysctl.d and `shell: sysctl --system`",
+		"authorized_key":         "use `lineinfile:` on the authorized_keys file",
+		"docker_compose":         "run `docker compose` with `shell:` (chdir: the project's directory)",
+		"docker_compose_v2":      "run `docker compose` with `shell:` (chdir: the project's directory)",
+		"set_stats":              "use `set_fact:` (or `register:`)",
+		"validate_argument_spec": "use `assert:` on the role's variables",
+		"win_ping":               "ferry works on Linux hosts over SSH",
+	} {
+		if _, ok := unsupportedModules[name]; !ok {
+			unsupportedModules[name] = hint
+		}
+	}
+}
+
 // unsupportedFor returns the ferry equivalent line for an Ansible module name
 // (short or FQCN), and whether the name is a known Ansible module.
 func unsupportedFor(name string) (string, bool) {

@@ -6,6 +6,7 @@ package playbooks
 // run_once, loop_control, task vars.
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,6 +80,7 @@ func (l *loader) ansibleKey(t *Task, kv pair, other map[string]*yaml.Node) {
 		}
 	case "include_tasks", "import_tasks":
 		t.IsBlock = true
+		t.Include = kv.key
 		file := l.str(v, kv.key)
 		if v.Kind == yaml.MappingNode {
 			for _, p := range l.pairs(v, kv.key) {
@@ -178,6 +180,22 @@ func (l *loader) finishBlock(t *Task, mod tasks.Module) {
 	}
 	if len(t.Rescue)+len(t.Always) > 0 && t.Block == nil {
 		l.errorf(t.Pos, "add `block:` with the tasks that rescue/always follow", "rescue/always without block")
+	}
+	if t.HasLoop {
+		switch t.Include {
+		case "include_tasks", "include_role":
+			lv := t.LoopVar
+			if lv == "" {
+				lv = "item"
+			}
+			for _, c := range flattenBlockChildren(t) {
+				c.outerLoops = append(c.outerLoops, lv)
+			}
+		case "":
+			l.errorf(t.Pos, "put the loop on the tasks inside, or move them to a file and loop over include_tasks", "loop on a block is not supported (nor by Ansible)")
+		default:
+			l.errorf(t.Pos, fmt.Sprintf("use include_%s: imports are read once, before any loop", strings.TrimPrefix(t.Include, "import_")), "%s with a loop is not supported (nor by Ansible)", t.Include)
+		}
 	}
 	for _, c := range flattenBlockChildren(t) {
 		c.When = append(append(Conds{}, t.When...), c.When...)

@@ -130,8 +130,15 @@ func (c *checker) tasks(list []*Task) {
 			}
 		}
 		c.src = t.src
-		// the task's own vars exist while it runs
+		// the task's own vars exist while it runs, and the loop variables of
+		// the includes it is in
 		var scoped []string
+		for _, k := range t.outerLoops {
+			if !c.defined[k] {
+				c.defined[k] = true
+				scoped = append(scoped, k)
+			}
+		}
 		for k := range t.Vars {
 			if !c.defined[k] {
 				c.defined[k] = true

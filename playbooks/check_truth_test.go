@@ -66,3 +66,71 @@ func TestCheckUndefinedOnceAnsibleHint(t *testing.T) {
 		t.Errorf("hint:\n%s", msg)
 	}
 }
+
+// An unsupported module is named once per playbook, whatever its spelling
+// (short or FQCN), with the same line.
+func TestUnsupportedModuleOnce(t *testing.T) {
+	_, err := Parse("site.yml", []byte(`- hosts: all
+  tasks:
+    - apt: {name: nginx}
+    - ansible.builtin.apt: {name: nginx}
+    - apt: {name: curl}
+    - ping:
+    - ansible.builtin.ping:
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, m := range []string{"apt", "ping"} {
+		if n := strings.Count(msg, "module \""); n != 2 || !strings.Contains(msg, `module "`+m+`" is not supported by ferry`) {
+			t.Errorf("%s:\n%s", m, msg)
+		}
+	}
+}
+
+// ferry check shows load problems and undefined variables in one report.
+func TestLoadCheckedShowsEverything(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"site.yml": `- hosts: all
+  tasks:
+    - apt: {name: nginx}
+    - fx_debug: {msg: "{{ not_defined_anywhere }}"}
+`})
+	_, err := LoadChecked(dir+"/site.yml", map[string]bool{})
+	if err == nil || !strings.Contains(err.Error(), `module "apt"`) || !strings.Contains(err.Error(), `undefined variable "not_defined_anywhere"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// include_tasks with a loop runs the file once per item, with the loop
+// variable set; ferry check knows the variable; a loop on import_tasks or a
+// block is named as itself.
+func TestIncludeTasksLoop(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"site.yml": `- hosts: app
+  tasks:
+    - include_tasks: one.yml
+      loop: [a, b, c]
+      loop_control: {loop_var: svc}
+    - assert: {that: "seen == 'abc' and svc is not defined"}
+`,
+		"one.yml": "- set_fact: {seen: \"{{ seen | default('') }}{{ svc }}\"}\n",
+	})
+	pb, err := Load(dir + "/site.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.Check(map[string]bool{}); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	res := NewRunner(pb, Options{Inventory: hostsInv(t, 1), Connector: nopConnector{}}).Run(t.Context())
+	if res.ExitCode != 0 {
+		t.Fatalf("exit %d", res.ExitCode)
+	}
+	writeTree(t, dir, map[string]string{"bad.yml": "- hosts: all\n  tasks:\n    - import_tasks: one.yml\n      loop: [1]\n"})
+	if _, err := Load(dir + "/bad.yml"); err == nil || !strings.Contains(err.Error(), "import_tasks with a loop is not supported") {
+		t.Errorf("import_tasks loop: %v", err)
+	}
+}

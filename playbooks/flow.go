@@ -100,6 +100,9 @@ func (r *Runner) runBlock(ctx context.Context, play *Play, hr *hostRun, t *Task,
 		}
 		return true, ""
 	}
+	if t.HasLoop {
+		return r.runIncludeLoop(ctx, play, hr, t, batch, run)
+	}
 	ok, msg := run(t.Block)
 	if !ok && len(t.Rescue) > 0 {
 		hr.recap.Failed-- // rescued, as Ansible counts it
@@ -280,4 +283,42 @@ func (r *Runner) delegate(ctx context.Context, t *Task, vars map[string]any, th 
 	fs.conns[target] = c
 	th.Conn = c
 	return nil
+}
+
+// runIncludeLoop runs an include_tasks/include_role block once per item of
+// its loop, with the loop variable set for its tasks.
+func (r *Runner) runIncludeLoop(ctx context.Context, play *Play, hr *hostRun, t *Task, batch int, run func([]*Task) (bool, string)) (bool, string) {
+	if hr == nil {
+		return false, t.Include + " with a loop runs on hosts, not in before/after"
+	}
+	vars, err := r.vars(play, hr, batch, "running")
+	if err == nil {
+		vars, err = taskVars(t, vars)
+	}
+	if err != nil {
+		return false, err.Error()
+	}
+	items, err := t.LoopItems(vars)
+	if err != nil {
+		return false, err.Error()
+	}
+	lv := t.LoopVar
+	if lv == "" {
+		lv = "item"
+	}
+	prev, had := hr.facts[lv]
+	defer func() {
+		if had {
+			hr.facts[lv] = prev
+		} else {
+			delete(hr.facts, lv)
+		}
+	}()
+	for _, item := range items {
+		hr.facts[lv] = item
+		if ok, msg := run(t.Block); !ok {
+			return false, fmt.Sprintf("item %s: %s", Text(item), msg)
+		}
+	}
+	return true, ""
 }

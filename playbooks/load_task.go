@@ -148,8 +148,8 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 					if l.seen == nil {
 						l.seen = newSeen()
 					}
-					if !l.seen.unsupported[kv.key] { // one line per module, not per use
-						l.seen.unsupported[kv.key] = true
+					if short := shortName(kv.key); !l.seen.unsupported[short] { // one line per module, not per use (nor per spelling)
+						l.seen.unsupported[short] = true
 						l.errorf(l.pos(k), hint, "module %q is not supported by ferry", kv.key)
 					}
 					continue

@@ -193,6 +193,12 @@ type Task struct {
 	Meta       string // meta: flush_handlers, noop, end_play, end_host
 	Dir        string // directory relative src paths resolve against ("" = the playbook's)
 
+	// Include: which keyword made this block (include_tasks, import_role, ...; "" for block:).
+	Include string
+
+	// outerLoops: loop variables of the includes this task is in (include_tasks with a loop).
+	outerLoops []string
+
 	argNodes  map[string]*yaml.Node // path in Args ("json.version", "cmd[0]") → its node
 	templates []*Template           // every {{ }} string of the task but conditions
 	argExprs  Conds                 // bare expressions among the arguments (assert's that)

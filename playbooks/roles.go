@@ -302,6 +302,7 @@ func (l *loader) roleEntry(item *yaml.Node) (roleRef, Conds, []string, map[strin
 // task's block; `apply` gives its keywords to those tasks.
 func (l *loader) includeRole(t *Task, key string, v *yaml.Node) {
 	t.IsBlock = true
+	t.Include = key
 	var ref roleRef
 	var apply *yaml.Node
 	switch v.Kind {

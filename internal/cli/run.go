@@ -292,13 +292,6 @@ func (c *CheckCmd) Run(g *Globals) error {
 }
 
 func (c *CheckCmd) check(g *Globals) error {
-	pb, err := playbooks.Load(c.Playbook)
-	if err != nil {
-		return err
-	}
-	for _, w := range pb.Warnings {
-		fmt.Fprintf(g.stderr, "warning: %v\n", w)
-	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
 		return err
@@ -310,7 +303,14 @@ func (c *CheckCmd) check(g *Globals) error {
 			return err
 		}
 	}
-	if err := pb.Check(knownVars(inv, extra)); err != nil {
+	// load problems and undefined variables in one report
+	pb, err := playbooks.LoadChecked(c.Playbook, knownVars(inv, extra))
+	if pb != nil {
+		for _, w := range pb.Warnings {
+			fmt.Fprintf(g.stderr, "warning: %v\n", w)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	nTasks := 0
