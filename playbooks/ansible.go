@@ -28,7 +28,7 @@ var ansibleAliases = map[string]moduleAlias{
 	"systemd_service": {module: "systemd", params: map[string]string{"scope": "-", "no_block": "-", "force": "-", "masked": "-", "unit": "name"}},
 	"systemd":         {module: "systemd", params: map[string]string{"scope": "-", "no_block": "-", "force": "-", "masked": "-", "unit": "name"}},
 	"uri": {module: "http", params: map[string]string{"status_code": "status", "return_content": "-", "body_format": "-",
-		"follow_redirects": "-", "force_basic_auth": "-", "dest": "-", "creates": "-", "removes": "-", "use_proxy": "-"}},
+		"follow_redirects": "-", "user": "url_username", "password": "url_password", "dest": "-", "creates": "-", "removes": "-", "use_proxy": "-"}},
 	"docker_container": {module: "docker", params: map[string]string{"published_ports": "ports", "restart_policy": "restart",
 		"network_mode": "network", "recreate": "-", "detach": "-", "keep_volumes": "-", "container_default_behavior": "-", "comparisons": "-"},
 		values: map[string]map[string]string{"state": {"present": "started", "healthy": "started"}, "pull": {"true": "always", "yes": "always", "false": "missing", "no": "missing"}}},
