@@ -65,6 +65,9 @@ func (p *Playbook) checkPlay(play *Play, known, reported map[string]bool) diag.L
 	for _, d := range play.Vars {
 		base[d.Name] = true
 	}
+	for _, pr := range play.Prompts {
+		base[pr.Name] = true // answered with -e (the run refuses to start without)
+	}
 	// play vars are rendered lazily, so they may read anything registered in the play
 	c.defined = copySet(base)
 	for n := range c.later {

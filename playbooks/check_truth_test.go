@@ -134,3 +134,60 @@ func TestIncludeTasksLoop(t *testing.T) {
 		t.Errorf("import_tasks loop: %v", err)
 	}
 }
+
+// Legacy play keys (user, sudo) and vars_prompt (answered by -e or its default).
+func TestVarsPromptAndLegacyKeys(t *testing.T) {
+	src := `- hosts: app
+  user: deploy
+  sudo: yes
+  vars_prompt:
+    - {name: version, prompt: "Version?", private: no}
+    - {name: region, prompt: "Region?", default: eu-west-1}
+  tasks:
+    - assert: {that: "version == 'v2' and region == 'eu-west-1'"}
+      become: false
+`
+	pb, err := Parse("site.yml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pb.Plays[0]; p.RemoteUser != "deploy" || !p.Become {
+		t.Errorf("user %q sudo %v", p.RemoteUser, p.Become)
+	}
+	if err := pb.Check(map[string]bool{}); err != nil {
+		t.Errorf("check: %v", err)
+	}
+	res, rec := runPB(t, src, 1, nil)
+	if res.ExitCode != 4 {
+		t.Errorf("without -e version: exit %d", res.ExitCode)
+	}
+	_ = rec
+	res, _ = runPB(t, src, 1, func(o *Options) { o.Extra = map[string]any{"version": "v2"} })
+	if res.ExitCode != 0 {
+		t.Errorf("with -e version=v2: exit %d", res.ExitCode)
+	}
+}
+
+// retries and delay may be templates, rendered with -e and inventory variables.
+func TestTemplatedRetries(t *testing.T) {
+	src := `- hosts: app
+  tasks:
+    - set_fact: {x: 1}
+      register: out
+      until: out is succeeded
+      retries: "{{ tries }}"
+      delay: "{{ pause }}"
+`
+	res, _ := runPB(t, src, 1, func(o *Options) { o.Extra = map[string]any{"tries": "2", "pause": "0"} })
+	if res.ExitCode != 0 {
+		t.Errorf("exit %d", res.ExitCode)
+	}
+	res, rec := runPB(t, src, 1, func(o *Options) { o.Extra = map[string]any{"tries": "many", "pause": "0"} })
+	failed := false
+	for _, e := range rec.evs {
+		failed = failed || strings.Contains(e.Msg, `retries: "many"`)
+	}
+	if res.ExitCode == 0 || !failed {
+		t.Errorf("retries: many: exit %d", res.ExitCode)
+	}
+}

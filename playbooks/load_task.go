@@ -110,15 +110,29 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			default:
 				l.errorf(l.pos(v), `e.g. loop: [a, b] or loop: "{{ names }}"`, "loop: want a list, not %s", kindName(v))
 			}
-		case "retries":
+		case "retries", "delay":
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!str" && HasTemplate(v.Value) {
+				// rendered before the task runs, with -e and inventory variables (as Ansible)
+				if tm := l.template(v.Value, v); tm != nil {
+					t.templates = append(t.templates, tm)
+					if kv.key == "retries" {
+						t.retriesTmpl = tm
+					} else {
+						t.delayTmpl = tm
+					}
+				}
+				continue
+			}
+			if kv.key == "delay" {
+				t.Delay = l.duration(v, "delay")
+				continue
+			}
 			if i, ok := l.int(v, "retries"); ok {
 				if i < 0 {
 					l.errorf(l.pos(v), "", "retries: must be 0 or more, got %d", i)
 				}
 				t.Retries = i
 			}
-		case "delay":
-			t.Delay = l.duration(v, "delay")
 		case "timeout":
 			t.Timeout = l.duration(v, "timeout")
 		case "ignore_errors":

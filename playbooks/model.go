@@ -84,7 +84,9 @@ type Play struct {
 	// and then facts are gathered only when the play reads one (UsesFacts).
 	GatherFacts  *bool
 	GatherSubset []string
-	Pos          diag.Pos
+	// Prompts: vars_prompt, answered with -e (a prompt with a default may be left out).
+	Prompts []Prompt
+	Pos     diag.Pos
 
 	roleTasks []*Task   // tasks of `roles:`, run before `tasks:`
 	hostsTmpl *Template // when Hosts holds {{ }}
@@ -195,6 +197,9 @@ type Task struct {
 
 	// Include: which keyword made this block (include_tasks, import_role, ...; "" for block:).
 	Include string
+
+	// retriesTmpl, delayTmpl: retries/delay written as {{ }}.
+	retriesTmpl, delayTmpl *Template
 
 	// outerLoops: loop variables of the includes this task is in (include_tasks with a loop).
 	outerLoops []string

@@ -184,6 +184,9 @@ func (r *Runner) Run(ctx context.Context) Result {
 	if err != nil {
 		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
 	}
+	if msg := r.unansweredPrompts(); msg != "" {
+		return r.finish(exitcode.Invalid, events.StatusFailed, msg, start)
+	}
 	r.builtins = r.makeBuiltins()
 
 	// hard outlives ctx by Grace: running tasks use it. Rollbacks and
@@ -459,4 +462,21 @@ func (r *Runner) shareFacts(hosts []*inventory.Host, byName map[string]*hostRun)
 	if r.builtins != nil {
 		r.builtins["hostvars"] = next
 	}
+}
+
+// unansweredPrompts names the vars_prompt variables with no default that
+// -e does not give: a run does not stop to ask.
+func (r *Runner) unansweredPrompts() string {
+	var missing []string
+	for _, p := range r.pb.Plays {
+		for _, pr := range p.Prompts {
+			if _, ok := r.opts.Extra[pr.Name]; !ok && !pr.HasDefault {
+				missing = append(missing, pr.Name)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("vars_prompt: no value for %s: pass -e %s=...", strings.Join(missing, ", "), missing[0])
 }
