@@ -215,6 +215,8 @@ func (l *loader) normalizeTask(n *yaml.Node) *yaml.Node {
 			}
 		case structKeys[shortName(kv.key)] && shortName(kv.key) != kv.key:
 			add(key(shortName(kv.key), k), v) // ansible.builtin.include_role → include_role
+		case kv.key == "with_nested" || kv.key == "with_subelements":
+			add(k, v) // the task reads them (LoopItems)
 		case strings.HasPrefix(kv.key, "with_"):
 			l.errorf(l.pos(k), "write it as `loop:` with a filter (see the migration guide)", "%s is not supported", kv.key)
 		case kv.key == "notify" && !hasModule && v.Kind == yaml.MappingNode:

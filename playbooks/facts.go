@@ -67,23 +67,23 @@ func (p *Play) Gathers(playbookDir string) bool {
 func (p *Play) UsesFacts(playbookDir string) bool {
 	for _, d := range p.Vars {
 		for _, t := range d.templates {
-			if factText(t.Src) {
+			if readsFacts(t.refs(), t.Src) {
 				return true
 			}
 		}
 	}
-	if p.hostsTmpl != nil && factText(p.hostsTmpl.Src) {
+	if p.hostsTmpl != nil && readsFacts(p.hostsTmpl.refs(), p.hostsTmpl.Src) {
 		return true
 	}
 	for _, t := range p.AllTasks() {
 		for _, tm := range t.templates {
-			if factText(tm.Src) {
+			if readsFacts(tm.refs(), tm.Src) {
 				return true
 			}
 		}
 		for _, list := range []Conds{t.When, t.Until, t.ChangedWhen, t.FailedWhen, t.argExprs} {
 			for _, e := range list {
-				if factText(e.Src) {
+				if readsFacts(e.refs(), e.Src) {
 					return true
 				}
 			}
@@ -95,6 +95,17 @@ func (p *Play) UsesFacts(playbookDir string) bool {
 			if b, err := os.ReadFile(src); err == nil && factText(string(b)) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// readsFacts: an expression reads a fact by name, or through hostvars
+// (hostvars[h].ansible_default_ipv4, whose name is only in the text).
+func readsFacts(refs []ref, src string) bool {
+	for _, r := range refs {
+		if factVar(r.Name) || r.Name == "hostvars" && factText(src) {
+			return true
 		}
 	}
 	return false

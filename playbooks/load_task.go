@@ -110,6 +110,13 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			default:
 				l.errorf(l.pos(v), `e.g. loop: [a, b] or loop: "{{ names }}"`, "loop: want a list, not %s", kindName(v))
 			}
+		case "with_nested", "with_subelements":
+			if v.Kind != yaml.SequenceNode {
+				l.errorf(l.pos(v), `e.g. with_nested: ["{{ envs }}", "{{ apps }}"]`, "%s: want a list, not %s", kv.key, kindName(v))
+				continue
+			}
+			t.HasLoop, t.loopWith = true, kv.key
+			t.Loop = l.value(v, "\x00loop", other)
 		case "retries", "delay":
 			if v.Kind == yaml.ScalarNode && v.Tag == "!!str" && HasTemplate(v.Value) {
 				// rendered before the task runs, with -e and inventory variables (as Ansible)

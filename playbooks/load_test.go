@@ -148,7 +148,7 @@ func TestParseErrors(t *testing.T) {
 		{"notify without handler", "- hosts: all\n  tasks:\n    - fx_shell: echo\n      notify: restrat app\n  handlers:\n    - name: restart app\n      fx_shell: echo\n", []string{`3:7: notify: no handler is called "restrat app" | did you mean "restart app"?`}},
 		{"unsupported ansible module", "- hosts: all\n  tasks:\n    - nagios: {action: silence}\n", []string{`3:7: module "nagios" is not supported by ferry | silence alerts`}},
 		{"collection module", "- hosts: all\n  tasks:\n    - community.general.apk: {name: x}\n", []string{`3:7: module "community.general.apk" is not supported by ferry | does not manage packages`}},
-		{"ansible key", "- hosts: all\n  tasks:\n    - fx_shell: echo {{ item }}\n      with_nested: [a]\n", []string{`4:7: with_nested is not supported | loop:`}},
+		{"ansible key", "- hosts: all\n  tasks:\n    - fx_shell: echo {{ item }}\n      with_random_choice: [a]\n", []string{`4:7: with_random_choice is not supported | loop:`}},
 		{"two modules", "- hosts: all\n  tasks:\n    - fx_shell: echo\n      fx_debug: {msg: hi}\n", []string{`4:7: task has two modules: fx_shell and fx_debug | split`}},
 		{"no module", "- hosts: all\n  tasks:\n    - name: nothing\n", []string{`3:7: task has no module | add one module`}},
 		{"unknown param", "- hosts: all\n  tasks:\n    - fx_svc: {name: api, stat: started}\n", []string{`3:27: fx_svc: unknown parameter "stat" | did you mean "state"?`}},

@@ -198,6 +198,9 @@ type Task struct {
 	// Include: which keyword made this block (include_tasks, import_role, ...; "" for block:).
 	Include string
 
+	// loopWith: with_nested or with_subelements, applied to the rendered loop.
+	loopWith string
+
 	// retriesTmpl, delayTmpl: retries/delay written as {{ }}.
 	retriesTmpl, delayTmpl *Template
 
@@ -252,6 +255,11 @@ func (t *Task) LoopItems(vars map[string]any) ([]any, error) {
 	v, err := renderValue(t.Loop, vars, "\x00loop", t.posOf)
 	if err != nil {
 		return nil, err
+	}
+	if t.loopWith != "" {
+		if v, err = withLoop(t.loopWith, v); err != nil {
+			return nil, &EvalError{Pos: t.Pos, Expr: Text(t.Loop), Msg: err.Error()}
+		}
 	}
 	switch x := v.(type) {
 	case []any:

@@ -1,0 +1,368 @@
+package playbooks
+
+import (
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+
+	"github.com/ferrydeploy/ferry/internal/value"
+)
+
+// More of Ansible's filters: product, subelements, dict, hash, to_datetime,
+// urlsplit, random, indent, format, ipaddr. This file sorts after
+// jinja_funcs.go, so its init runs after the one that builds the tables.
+func init() {
+	defer registerNewFilters(len(funcNames))
+	filterImpls["product"] = func(a []any, _ kwargs) (any, error) { return productOf(a) }
+	filterImpls["subelements"] = func(a []any, kw kwargs) (any, error) {
+		return subelementsOf(arg(a, 0), Text(arg(a, 1)), toBool(opt(a, kw, 2, "skip_missing", false)))
+	}
+	filterImpls["dict"] = func(a []any, _ kwargs) (any, error) {
+		l, ok := arg(a, 0).([]any)
+		if !ok {
+			return nil, fmt.Errorf("dict: want a list of pairs, got %s", describe(arg(a, 0)))
+		}
+		out := map[string]any{}
+		for _, p := range l {
+			pair, ok := p.([]any)
+			if !ok || len(pair) != 2 {
+				return nil, fmt.Errorf("dict: want pairs [key, value], got %s", describe(p))
+			}
+			out[Text(pair[0])] = pair[1]
+		}
+		return out, nil
+	}
+	filterImpls["hash"] = hashFilter
+	filterImpls["checksum"] = func(a []any, kw kwargs) (any, error) { return hashFilter([]any{arg(a, 0), "sha1"}, kw) }
+	filterImpls["to_datetime"] = func(a []any, kw kwargs) (any, error) {
+		layout := pyTimeLayout(Text(opt(a, kw, 1, "format", "%Y-%m-%d %H:%M:%S")))
+		tm, err := time.Parse(layout, Text(arg(a, 0)))
+		if err != nil {
+			return nil, fmt.Errorf("to_datetime: %w", err)
+		}
+		// Python's datetime attributes; epoch for arithmetic (b.epoch - a.epoch)
+		return map[string]any{"year": tm.Year(), "month": int(tm.Month()), "day": tm.Day(), "hour": tm.Hour(),
+			"minute": tm.Minute(), "second": tm.Second(), "epoch": tm.Unix(), "isoformat": tm.Format("2006-01-02T15:04:05")}, nil
+	}
+	filterImpls["urlsplit"] = func(a []any, kw kwargs) (any, error) {
+		u, err := url.Parse(Text(arg(a, 0)))
+		if err != nil {
+			return nil, fmt.Errorf("urlsplit: %w", err)
+		}
+		var port any
+		if p := u.Port(); p != "" {
+			port, _ = strconv.Atoi(p)
+		}
+		pw, _ := u.User.Password()
+		parts := map[string]any{"scheme": u.Scheme, "netloc": u.Host, "hostname": strings.ToLower(u.Hostname()), "port": port,
+			"path": u.EscapedPath(), "query": u.RawQuery, "fragment": u.Fragment, "username": u.User.Username(), "password": pw}
+		if u.User == nil {
+			parts["username"], parts["password"] = nil, nil
+		} else {
+			parts["netloc"] = u.User.String() + "@" + u.Host
+		}
+		if q := Text(opt(a, kw, 1, "query", "")); q != "" {
+			v, ok := parts[q]
+			if !ok {
+				return nil, fmt.Errorf("urlsplit: %q is not one of scheme, netloc, hostname, port, path, query, fragment, username, password", q)
+			}
+			return v, nil
+		}
+		return parts, nil
+	}
+	filterImpls["random"] = func(a []any, kw kwargs) (any, error) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+		if s, ok := kw["seed"]; ok {
+			h := fnv.New64a()
+			h.Write([]byte(Text(s)))
+			r = rand.New(rand.NewPCG(h.Sum64(), 0))
+		}
+		switch x := arg(a, 0).(type) {
+		case []any:
+			if len(x) == 0 {
+				return nil, errors.New("random: the list is empty")
+			}
+			return x[r.IntN(len(x))], nil
+		case string:
+			if x == "" {
+				return nil, errors.New("random: the string is empty")
+			}
+			rs := []rune(x)
+			return string(rs[r.IntN(len(rs))]), nil
+		default:
+			n, ok := value.Int(x)
+			start, _ := value.Int(opt(a, kw, 1, "start", 0))
+			step, _ := value.Int(opt(a, kw, 2, "step", 1))
+			if !ok || n <= start || step <= 0 {
+				return nil, fmt.Errorf("random: want a list, a string or an end number above start, got %s", describe(x))
+			}
+			return start + step*r.IntN((n-start+step-1)/step), nil
+		}
+	}
+	filterImpls["indent"] = func(a []any, kw kwargs) (any, error) {
+		width, _ := value.Int(opt(a, kw, 1, "width", 4))
+		first := toBool(opt(a, kw, 2, "first", false))
+		blank := toBool(opt(a, kw, 3, "blank", false))
+		pad := strings.Repeat(" ", width)
+		lines := strings.Split(Text(arg(a, 0)), "\n")
+		for i, l := range lines {
+			if (i > 0 || first) && (l != "" || blank) {
+				lines[i] = pad + l
+			}
+		}
+		return strings.Join(lines, "\n"), nil
+	}
+	filterImpls["format"] = func(a []any, _ kwargs) (any, error) {
+		return pyPercent(Text(arg(a, 0)), a[min(1, len(a)):])
+	}
+	filterImpls["ipaddr"] = func(a []any, kw kwargs) (any, error) {
+		return ipaddrFilter(arg(a, 0), Text(opt(a, kw, 1, "query", "")))
+	}
+	filterImpls["ipv4"] = func(a []any, kw kwargs) (any, error) {
+		v, err := ipaddrFilter(arg(a, 0), Text(opt(a, kw, 1, "query", "")))
+		if s, ok := v.(string); ok && strings.Contains(s, ":") {
+			return false, err
+		}
+		return v, err
+	}
+}
+
+// productOf is the cartesian product of lists (Ansible's product filter,
+// with_nested): [[a, x], [a, y], [b, x], ...].
+func productOf(lists []any) ([]any, error) {
+	out := []any{[]any{}}
+	for i, l := range lists {
+		items, ok := l.([]any)
+		if !ok {
+			return nil, fmt.Errorf("product: argument %d is not a list: %s", i+1, describe(l))
+		}
+		var next []any
+		for _, prefix := range out {
+			for _, x := range items {
+				next = append(next, append(append([]any{}, prefix.([]any)...), x))
+			}
+		}
+		out = next
+	}
+	return out, nil
+}
+
+// subelementsOf pairs each element of list with each item of its key
+// (Ansible's subelements filter, with_subelements).
+func subelementsOf(list any, key string, skipMissing bool) ([]any, error) {
+	l, ok := list.([]any)
+	if !ok {
+		return nil, fmt.Errorf("subelements: want a list, got %s", describe(list))
+	}
+	var out []any
+	for _, e := range l {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("subelements: want a list of mappings, got %s", describe(e))
+		}
+		var sub any = m
+		for _, k := range strings.Split(key, ".") {
+			mm, _ := sub.(map[string]any)
+			sub = mm[k]
+		}
+		items, ok := sub.([]any)
+		if !ok {
+			if sub == nil && skipMissing {
+				continue
+			}
+			return nil, fmt.Errorf("subelements: %q is not a list in %s (skip_missing=True leaves such elements out)", key, describe(e))
+		}
+		for _, x := range items {
+			out = append(out, []any{e, x})
+		}
+	}
+	if out == nil {
+		out = []any{}
+	}
+	return out, nil
+}
+
+// pyTimeLayout turns a strftime format into Go's layout.
+func pyTimeLayout(f string) string {
+	r := strings.NewReplacer("%Y", "2006", "%m", "01", "%d", "02", "%H", "15", "%M", "04", "%S", "05", "%f", "000000",
+		"%y", "06", "%b", "Jan", "%B", "January", "%a", "Mon", "%A", "Monday", "%p", "PM", "%I", "03", "%z", "-0700", "%Z", "MST", "%%", "%")
+	return r.Replace(f)
+}
+
+// pyPercent formats like Python's `fmt % args` for %s, %d, %i, %f, %r, %%.
+func pyPercent(f string, args []any) (string, error) {
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' || i+1 >= len(f) {
+			b.WriteByte(f[i])
+			continue
+		}
+		i++
+		verb := f[i]
+		if verb == '%' {
+			b.WriteByte('%')
+			continue
+		}
+		if n >= len(args) {
+			return "", errors.New("format: not enough arguments for the format string")
+		}
+		switch verb {
+		case 's', 'r':
+			b.WriteString(Text(args[n]))
+		case 'd', 'i':
+			x, ok := value.Int(args[n])
+			if !ok {
+				return "", fmt.Errorf("format: %%%c wants a number, got %s", verb, describe(args[n]))
+			}
+			b.WriteString(strconv.Itoa(x))
+		case 'f':
+			x, ok := toNumber(args[n])
+			if !ok {
+				return "", fmt.Errorf("format: %%f wants a number, got %s", describe(args[n]))
+			}
+			b.WriteString(strconv.FormatFloat(x, 'f', 6, 64))
+		default:
+			return "", fmt.Errorf("format: %%%c is not supported (use %%s, %%d, %%f)", verb)
+		}
+		n++
+	}
+	return b.String(), nil
+}
+
+// ipaddrFilter is the common part of ansible.utils.ipaddr: the value when
+// it is an address or network (false when not), or one of its parts.
+func ipaddrFilter(v any, query string) (any, error) {
+	if l, ok := v.([]any); ok {
+		var out []any
+		for _, x := range l {
+			r, err := ipaddrFilter(x, query)
+			if err != nil {
+				return nil, err
+			}
+			if r != false {
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	}
+	s := strings.TrimSpace(Text(v))
+	var pfx netip.Prefix
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return false, nil
+		}
+		pfx = p
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return false, nil
+		}
+		pfx = netip.PrefixFrom(a, a.BitLen())
+	}
+	switch query {
+	case "", "bool":
+		if query == "bool" {
+			return true, nil
+		}
+		return s, nil
+	case "address":
+		return pfx.Addr().String(), nil
+	case "network":
+		return pfx.Masked().Addr().String(), nil
+	case "prefix":
+		return pfx.Bits(), nil
+	case "netmask":
+		if !pfx.Addr().Is4() {
+			return nil, errors.New("ipaddr('netmask'): not an IPv4 network")
+		}
+		m := net.CIDRMask(pfx.Bits(), 32)
+		return net.IP(m).String(), nil
+	case "net", "cidr", "subnet":
+		return pfx.Masked().String(), nil
+	case "host":
+		return pfx.String(), nil
+	case "private":
+		if pfx.Addr().IsPrivate() {
+			return s, nil
+		}
+		return false, nil
+	case "public":
+		if !pfx.Addr().IsPrivate() && !pfx.Addr().IsLoopback() && !pfx.Addr().IsLinkLocalUnicast() {
+			return s, nil
+		}
+		return false, nil
+	}
+	return nil, fmt.Errorf("ipaddr(%q) is not supported: address, network, prefix, netmask, net, host, private, public, bool", query)
+}
+
+// registerNewFilters makes the filters added to filterImpls after the
+// tables were built known to the translator and to expr.
+func registerNewFilters(int) {
+	for name, impl := range filterImpls {
+		if _, ok := jinjaFilters[name]; ok {
+			continue
+		}
+		jinjaFilters[name] = "$j_" + name
+		functions = append(functions, expr.Function("$j_"+name, wrap(impl)))
+		funcNames = append(funcNames, "$j_"+name)
+	}
+}
+
+// hashFilter is Ansible's hash('sha1'|'md5'|'sha256'|'sha512') of a string.
+func hashFilter(a []any, _ kwargs) (any, error) {
+	algo := Text(opt(a, nil, 1, "hashtype", "sha1"))
+	var h hash.Hash
+	switch algo {
+	case "sha1":
+		h = sha1.New()
+	case "md5":
+		h = md5.New()
+	case "sha256":
+		h = sha256.New()
+	case "sha512":
+		h = sha512.New()
+	default:
+		return nil, fmt.Errorf("hash: %q is not one of sha1, md5, sha256, sha512", algo)
+	}
+	h.Write([]byte(Text(arg(a, 0))))
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// withLoop gives the items of with_nested (the product of its lists) and
+// with_subelements ([list, key] or [list, key, {skip_missing: true}]).
+func withLoop(kind string, v any) (any, error) {
+	l, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: want a list, got %s", kind, describe(v))
+	}
+	if kind == "with_nested" {
+		return productOf(l)
+	}
+	if len(l) < 2 || len(l) > 3 {
+		return nil, fmt.Errorf("with_subelements: want [list, key] or [list, key, {skip_missing: true}]")
+	}
+	skip := false
+	if len(l) == 3 {
+		if m, ok := l[2].(map[string]any); ok {
+			skip = toBool(m["skip_missing"])
+		}
+	}
+	return subelementsOf(l[0], Text(l[1]), skip)
+}

@@ -1,0 +1,74 @@
+package playbooks
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/ferrydeploy/ferry/diag"
+)
+
+func TestAnsibleFilters(t *testing.T) {
+	vars := map[string]any{
+		"users": []any{map[string]any{"name": "a", "keys": []any{"k1", "k2"}}, map[string]any{"name": "b"}},
+		"envs":  []any{"dev", "prod"}, "apps": []any{"api", "web"},
+	}
+	for _, c := range []struct {
+		src  string
+		want any
+	}{
+		{"{{ envs | product(apps) | list }}", []any{[]any{"dev", "api"}, []any{"dev", "web"}, []any{"prod", "api"}, []any{"prod", "web"}}},
+		{"{{ users | subelements('keys', skip_missing=True) | map('last') | list }}", []any{"k1", "k2"}},
+		{"{{ [['a', 1], ['b', 2]] | dict }}", map[string]any{"a": 1, "b": 2}},
+		{"{{ 'abc' | hash('sha1') }}", "a9993e364706816aba3e25717850c26c9cd0d89d"},
+		{"{{ 'abc' | hash('md5') }}", "900150983cd24fb0d6963f7d28e17f72"},
+		{"{{ 'https://u:p@Example.com:8443/a/b?x=1#f' | urlsplit('hostname') }}", "example.com"},
+		{"{{ 'https://example.com:8443/a' | urlsplit('port') }}", 8443},
+		{"{{ ('https://example.com/a' | urlsplit).path }}", "/a"},
+		{"{{ 'a\nb' | indent(2) }}", "a\n  b"},
+		{"{{ 'a\nb' | indent(2, true) }}", "  a\n  b"},
+		{"{{ '%s-%d' | format('v', 3) }}", "v-3"},
+		{"{{ '10.1.2.3/24' | ipaddr('network') }}", "10.1.2.0"},
+		{"{{ '10.1.2.3/24' | ipaddr('netmask') }}", "255.255.255.0"},
+		{"{{ '10.1.2.3' | ipaddr }}", "10.1.2.3"},
+		{"{{ 'nope' | ipaddr }}", false},
+		{"{{ [1, 2, 3] | random(seed='x') in [1, 2, 3] }}", true},
+		{"{{ ('2024-03-05 10:00:00' | to_datetime).year }}", 2024},
+	} {
+		tpl, err := CompileTemplate(c.src, diag.Pos{})
+		if err != nil {
+			t.Errorf("%s: %v", c.src, err)
+			continue
+		}
+		got, err := tpl.Render(vars)
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s = %#v, %v; want %#v", c.src, got, err, c.want)
+		}
+	}
+}
+
+func TestWithNestedAndSubelements(t *testing.T) {
+	res, rec := runPB(t, `- hosts: app
+  vars:
+    envs: [dev, prod]
+    users: [{name: a, keys: [k1, k2]}, {name: b}]
+  tasks:
+    - set_fact: {p: "{{ item[0] ~ '-' ~ item[1] }}"}
+      with_nested: ["{{ envs }}", [x, y]]
+      register: pairs
+    - set_fact: {k: "{{ item.0.name ~ ':' ~ item.1 }}"}
+      with_subelements: ["{{ users }}", keys, {skip_missing: true}]
+      register: keys
+    - assert:
+        that:
+          - "pairs.results | map(attribute='ansible_facts') | map(attribute='p') | list == ['dev-x', 'dev-y', 'prod-x', 'prod-y']"
+          - "keys.results | map(attribute='ansible_facts') | map(attribute='k') | list == ['a:k1', 'a:k2']"
+`, 1, nil)
+	if res.ExitCode != 0 {
+		for _, e := range rec.evs {
+			if e.Msg != "" {
+				t.Log(e.Task, e.Msg)
+			}
+		}
+		t.Fatalf("exit %d", res.ExitCode)
+	}
+}
