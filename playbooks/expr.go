@@ -217,6 +217,9 @@ func (c *callChecker) Visit(node *ast.Node) {
 	if !ok {
 		return
 	}
+	if c.err = checkLookup(id.Value, call.Arguments); c.err != nil {
+		return
+	}
 	for _, f := range funcNames {
 		if f == id.Value {
 			return

@@ -1442,7 +1442,11 @@ func jLookup(a []any, kw kwargs) (any, error) {
 			}
 			out = append(out, strings.TrimRight(string(b), "\n"))
 		default:
-			return nil, fmt.Errorf("lookup(%q) is not supported: ferry has the env and file lookups (and env_vars.NAME)", kind)
+			v, err := moreLookup(kind, x, kw)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
 		}
 	}
 	if len(out) == 1 {

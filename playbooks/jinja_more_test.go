@@ -2,6 +2,7 @@ package playbooks
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ferrydeploy/ferry/diag"
@@ -70,5 +71,37 @@ func TestWithNestedAndSubelements(t *testing.T) {
 			}
 		}
 		t.Fatalf("exit %d", res.ExitCode)
+	}
+}
+
+func TestLookups(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a.conf": "x", "b.conf": "y"})
+	pw := dir + "/secrets/db"
+	vars := map[string]any{"dir": dir, "pw": pw}
+	for _, c := range []struct {
+		src  string
+		want any
+	}{
+		{"{{ lookup('pipe', 'echo hi') }}", "hi"},
+		{"{{ lookup('fileglob', dir ~ '/*.conf') }}", dir + "/a.conf," + dir + "/b.conf"},
+		{"{{ lookup('first_found', [dir ~ '/none.conf', dir ~ '/b.conf']) }}", dir + "/b.conf"},
+		{"{{ lookup('password', pw ~ ' length=12 chars=digits') | length }}", 12},
+		{"{{ lookup('password', pw ~ ' length=12') == lookup('password', pw) }}", true},
+	} {
+		tpl, err := CompileTemplate(c.src, diag.Pos{})
+		if err != nil {
+			t.Errorf("%s: %v", c.src, err)
+			continue
+		}
+		got, err := tpl.Render(vars)
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s = %#v, %v; want %#v", c.src, got, err, c.want)
+		}
+	}
+	// an unknown lookup fails when the playbook loads (ferry check), not when the task runs
+	_, err := Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - fx_debug: {msg: \"{{ lookup('aws_ssm', 'x') }}\"}\n"))
+	if err == nil || !strings.Contains(err.Error(), `lookup("aws_ssm") is not supported`) || !strings.Contains(err.Error(), "site.yml:3:") {
+		t.Errorf("unknown lookup: %v", err)
 	}
 }
