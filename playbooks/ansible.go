@@ -66,7 +66,6 @@ var unsupportedModules = map[string]string{
 	"mail":         "use `webhook:`", "hipchat": "use `webhook:`", "mattermost": "use `webhook:`",
 	"blockinfile": "use `template:` or `copy:` for the whole file, or `lineinfile:` line by line",
 	"replace":     "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
-	"include":         "use `include_tasks:` or `import_tasks:`",
 	"import_playbook": "run the playbooks one after the other with `ferry run`",
 	"include_vars":    "use the play's `vars_files:`",
 	"jboss":           "copy the .war into the deployments directory with `copy:` (JBoss deploys what appears there)",
@@ -213,6 +212,8 @@ func (l *loader) normalizeTask(n *yaml.Node) *yaml.Node {
 			default:
 				add(lk, v)
 			}
+		case shortName(kv.key) == "include":
+			add(key("include_tasks", k), v) // Ansible's old include: of a task file
 		case structKeys[shortName(kv.key)] && shortName(kv.key) != kv.key:
 			add(key(shortName(kv.key), k), v) // ansible.builtin.include_role → include_role
 		case kv.key == "with_nested" || kv.key == "with_subelements":

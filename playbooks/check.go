@@ -25,8 +25,16 @@ func (p *Playbook) Check(known map[string]bool) error {
 	}
 	var errs diag.List
 	reported := map[string]bool{}
+	// what earlier plays register or set_fact stays with their hosts for
+	// the later plays (as in Ansible)
+	seen := copySet(known)
 	for _, play := range p.Plays {
-		errs = append(errs, p.checkPlay(play, known, reported)...)
+		errs = append(errs, p.checkPlay(play, seen, reported)...)
+		for _, t := range flattenTasks(append(play.HostTasks(), play.Handlers...)) {
+			for _, n := range t.defines() {
+				seen[n] = true
+			}
+		}
 	}
 	return errs.Err()
 }
