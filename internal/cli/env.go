@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -76,7 +77,7 @@ func (e *envHosts) name() string {
 // environment's limit and -l.
 func (f *HostFlags) loadEnv(ctx context.Context, t *environments.Target) (*envHosts, error) {
 	sources := f.Inventory
-	var opts inventory.Options
+	opts := inventory.Options{PlaybookDir: f.playbookDir}
 	if t != nil {
 		if len(sources) == 0 {
 			sources = t.Inventory
@@ -229,6 +230,7 @@ func (c *RunCmd) prepareEnv(g *Globals, extra map[string]any) (*envHosts, error)
 	if err != nil {
 		return nil, err
 	}
+	c.playbookDir = filepath.Dir(c.Playbook) // its group_vars/ and host_vars/ apply too
 	e, err := c.loadEnv(g.ctx, t)
 	if err != nil {
 		return nil, err

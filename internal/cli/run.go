@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -298,7 +299,7 @@ func (c *CheckCmd) check(g *Globals) error {
 	}
 	var inv *inventory.Inventory
 	if len(c.Inventory) > 0 {
-		inv, err = inventory.Load(g.ctx, c.Inventory, inventory.Options{})
+		inv, err = inventory.Load(g.ctx, c.Inventory, inventory.Options{PlaybookDir: filepath.Dir(c.Playbook)})
 		if err != nil {
 			return err
 		}
