@@ -67,7 +67,6 @@ var unsupportedModules = map[string]string{
 	"blockinfile": "use `template:` or `copy:` for the whole file, or `lineinfile:` line by line",
 	"replace":     "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
 	"import_playbook": "run the playbooks one after the other with `ferry run`",
-	"include_vars":    "use the play's `vars_files:`",
 	"jboss":           "copy the .war into the deployments directory with `copy:` (JBoss deploys what appears there)",
 	"win_service":     "ferry works on Linux hosts over SSH", "win_copy": "ferry works on Linux hosts over SSH", "win_shell": "ferry works on Linux hosts over SSH",
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/tasks"
 )
 
 // Check reports variables that expressions read and nothing defines: not a
@@ -119,6 +120,18 @@ func (t *Task) defines() []string {
 	var out []string
 	if t.Register != "" {
 		out = append(out, t.Register)
+	}
+	if f, ok := t.Args[t.Spec.VarsFile].(string); ok && t.Spec.VarsFile != "" && !HasTemplate(f) {
+		if name, ok := t.Args["name"].(string); ok && name != "" {
+			out = append(out, name)
+		} else if vars, err := tasks.ReadVarsFile(tasks.VarsFilePath(t.srcDir(filepath.Dir(t.path)), f)); err == nil {
+			keys := make([]string, 0, len(vars))
+			for k := range vars {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			out = append(out, keys...)
+		}
 	}
 	if t.Spec.DefinesFacts {
 		keys := make([]string, 0, len(t.Args))

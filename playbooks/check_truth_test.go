@@ -191,3 +191,34 @@ func TestTemplatedRetries(t *testing.T) {
 		t.Errorf("retries: many: exit %d", res.ExitCode)
 	}
 }
+
+// include_vars sets the file's variables (ferry check reads their names).
+func TestIncludeVars(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"site.yml": `- hosts: app
+  tasks:
+    - include_vars: vars/prod.yml
+    - include_vars: {file: vars/prod.yml, name: prod}
+    - assert: {that: ["region == 'eu-west-1'", "url == 'http://eu-west-1.example'", "prod.region == region"]}
+`,
+		"vars/prod.yml": "region: eu-west-1\nurl: \"http://{{ region }}.example\"\n",
+	})
+	pb, err := Load(dir + "/site.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.Check(map[string]bool{}); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	rec := &recorder{}
+	res := NewRunner(pb, Options{Inventory: hostsInv(t, 1), Connector: nopConnector{}, Sink: rec}).Run(t.Context())
+	for _, e := range rec.evs {
+		if e.Msg != "" {
+			t.Log(e.Task, e.Msg)
+		}
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("exit %d", res.ExitCode)
+	}
+}
