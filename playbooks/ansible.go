@@ -354,6 +354,25 @@ func (l *loader) applyAlias(m *yaml.Node, a *moduleAlias) *yaml.Node {
 			nk.Value = to
 			k, name = &nk, to
 		}
+		if name == "networks" && a.module == "docker" {
+			// docker_container's networks: [{name: N}] is ferry's network: N
+			n := l.resolve(v)
+			if n.Kind == yaml.SequenceNode && len(n.Content) == 1 {
+				if e := l.resolve(n.Content[0]); e.Kind == yaml.MappingNode {
+					for j := 0; j+1 < len(e.Content); j += 2 {
+						if e.Content[j].Value == "name" {
+							nk := *k
+							nk.Value = "network"
+							k, v, name = &nk, e.Content[j+1], "network"
+						}
+					}
+				}
+			}
+			if name == "networks" {
+				l.errorf(l.pos(v), "give one network: networks: [{name: NET}] (ferry's docker module connects a container to one network)", "docker_container: networks: want one network with a name")
+				continue
+			}
+		}
 		if vals, ok := a.values[name]; ok && v.Kind == yaml.ScalarNode {
 			if to, ok := vals[strings.ToLower(v.Value)]; ok {
 				nv := *v

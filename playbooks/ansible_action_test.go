@@ -43,3 +43,25 @@ func TestLocalActionKeepsAnsibleMapping(t *testing.T) {
 		}
 	}
 }
+
+// docker_container's networks: [{name: N}] is ferry's network: N.
+func TestDockerContainerNetworks(t *testing.T) {
+	pb, err := Parse("site.yml", []byte(`- hosts: all
+  tasks:
+    - community.docker.docker_container:
+        name: api
+        image: api:1
+        networks:
+          - name: backend
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk := pb.Plays[0].Tasks[0]; tk.Module != "docker" || tk.Args["network"] != "backend" {
+		t.Fatalf("%s %v", tk.Module, tk.Args)
+	}
+	_, err = Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - docker_container: {name: api, image: 'api:1', networks: [{name: a}, {name: b}]}\n"))
+	if err == nil {
+		t.Error("two networks were accepted")
+	}
+}
