@@ -529,3 +529,110 @@ func passwordLookup(spec string) (any, error) {
 	}
 	return pw, nil
 }
+
+func init() {
+	filterImpls["password_hash"] = func(a []any, kw kwargs) (any, error) {
+		scheme := Text(opt(a, kw, 1, "hashtype", "sha512"))
+		if scheme != "sha512" && scheme != "sha512_crypt" {
+			return nil, fmt.Errorf("password_hash(%q): ferry makes sha512 ($6$) hashes", scheme)
+		}
+		salt := Text(opt(a, kw, 2, "salt", ""))
+		if salt == "" {
+			const chars = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			b := make([]byte, 16)
+			for i := range b {
+				n, err := crand.Int(crand.Reader, big.NewInt(int64(len(chars))))
+				if err != nil {
+					return nil, fmt.Errorf("password_hash: %w", err)
+				}
+				b[i] = chars[n.Int64()]
+			}
+			salt = string(b)
+		}
+		return sha512Crypt(Text(arg(a, 0)), salt), nil
+	}
+	registerNewFilters(0)
+}
+
+// sha512Crypt is glibc's SHA-512 crypt ($6$, 5000 rounds), what Ansible's
+// password_hash('sha512') gives for /etc/shadow.
+func sha512Crypt(password, salt string) string {
+	if len(salt) > 16 {
+		salt = salt[:16]
+	}
+	p, s := []byte(password), []byte(salt)
+	sum := func(parts ...[]byte) []byte {
+		h := sha512.New()
+		for _, x := range parts {
+			h.Write(x)
+		}
+		return h.Sum(nil)
+	}
+	b := sum(p, s, p)
+	ha := sha512.New()
+	ha.Write(p)
+	ha.Write(s)
+	for n := len(p); n > 0; n -= 64 {
+		ha.Write(b[:min(n, 64)])
+	}
+	for n := len(p); n > 0; n >>= 1 {
+		if n&1 != 0 {
+			ha.Write(b)
+		} else {
+			ha.Write(p)
+		}
+	}
+	a := ha.Sum(nil)
+	hp := sha512.New()
+	for range p {
+		hp.Write(p)
+	}
+	dp := hp.Sum(nil)
+	pp := make([]byte, 0, len(p))
+	for len(pp) < len(p) {
+		pp = append(pp, dp[:min(64, len(p)-len(pp))]...)
+	}
+	hs := sha512.New()
+	for i := 0; i < 16+int(a[0]); i++ {
+		hs.Write(s)
+	}
+	ds := hs.Sum(nil)
+	sp := ds[:len(s)]
+	c := a
+	for i := 0; i < 5000; i++ {
+		h := sha512.New()
+		if i%2 != 0 {
+			h.Write(pp)
+		} else {
+			h.Write(c)
+		}
+		if i%3 != 0 {
+			h.Write(sp)
+		}
+		if i%7 != 0 {
+			h.Write(pp)
+		}
+		if i%2 != 0 {
+			h.Write(c)
+		} else {
+			h.Write(pp)
+		}
+		c = h.Sum(nil)
+	}
+	const itoa64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	var out strings.Builder
+	enc := func(b2, b1, b0 byte, n int) {
+		w := uint(b2)<<16 | uint(b1)<<8 | uint(b0)
+		for ; n > 0; n-- {
+			out.WriteByte(itoa64[w&0x3f])
+			w >>= 6
+		}
+	}
+	for _, t := range [][3]int{{0, 21, 42}, {22, 43, 1}, {44, 2, 23}, {3, 24, 45}, {25, 46, 4}, {47, 5, 26}, {6, 27, 48},
+		{28, 49, 7}, {50, 8, 29}, {9, 30, 51}, {31, 52, 10}, {53, 11, 32}, {12, 33, 54}, {34, 55, 13}, {56, 14, 35},
+		{15, 36, 57}, {37, 58, 16}, {59, 17, 38}, {18, 39, 60}, {40, 61, 19}, {62, 20, 41}} {
+		enc(c[t[0]], c[t[1]], c[t[2]], 4)
+	}
+	enc(0, 0, c[63], 2)
+	return "$6$" + salt + "$" + out.String()
+}

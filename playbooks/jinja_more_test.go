@@ -105,3 +105,16 @@ func TestLookups(t *testing.T) {
 		t.Errorf("unknown lookup: %v", err)
 	}
 }
+
+// password_hash('sha512') is glibc's $6$ crypt (checked against openssl passwd -6).
+func TestPasswordHash(t *testing.T) {
+	tpl, err := CompileTemplate("{{ 'Hello' | password_hash('sha512', 'saltstring') }}", diag.Pos{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tpl.Render(map[string]any{})
+	want := "$6$saltstring$aQzKv7HhksN4CNT5HySRdxOEHxZvlWWP2je/lOgbrHx5iLYj3NJfVnC287n/dwkODYWL1.LZUdO9vX84fkCna/"
+	if err != nil || got != want {
+		t.Errorf("got %v, %v\nwant %s", got, err, want)
+	}
+}
