@@ -589,6 +589,9 @@ func (p *jparser) postfix() (string, error) {
 				return "", err
 			}
 			if g, ok := jinjaGlobals[fn]; ok {
+				if g == "$j_lookup" || g == "$j_query" {
+					args = append([]string{"$env"}, args...) // lookup('template') renders with the task's variables
+				}
 				a = fmt.Sprintf("%s(%s)", g, strings.Join(args, ", "))
 			} else {
 				a = fmt.Sprintf("%s(%s)", fn, strings.Join(args, ", "))

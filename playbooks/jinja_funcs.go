@@ -1425,6 +1425,11 @@ func jRange(a []any, _ kwargs) (any, error) {
 
 // jLookup supports the lookups a deploy playbook uses on the controller: env, file.
 func jLookup(a []any, kw kwargs) (any, error) {
+	var env map[string]any
+	if len(a) > 0 {
+		env, _ = a[0].(map[string]any) // the translator passes the variables first
+		a = a[1:]
+	}
 	kind := Text(arg(a, 0))
 	var out []any
 	for _, x := range a[min(1, len(a)):] {
@@ -1442,7 +1447,7 @@ func jLookup(a []any, kw kwargs) (any, error) {
 			}
 			out = append(out, strings.TrimRight(string(b), "\n"))
 		default:
-			v, err := moreLookup(kind, x, kw)
+			v, err := moreLookup(kind, x, kw, env)
 			if err != nil {
 				return nil, err
 			}

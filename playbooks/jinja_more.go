@@ -27,6 +27,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 
+	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/internal/value"
 )
 
@@ -375,15 +376,16 @@ func withLoop(kind string, v any) (any, error) {
 }
 
 // lookups are the lookup plugins ferry has (short names; ansible.builtin.X too).
-var lookups = []string{"env", "file", "pipe", "fileglob", "first_found", "password"}
+var lookups = []string{"env", "file", "pipe", "fileglob", "first_found", "password", "template"}
 
 // checkLookup rejects lookup('NAME', ...) of a lookup ferry does not have
 // when the playbook loads, not when the task runs.
 func checkLookup(fn string, args []ast.Node) error {
-	if fn != "$j_lookup" && fn != "$j_query" || len(args) == 0 {
+	if fn != "$j_lookup" && fn != "$j_query" || len(args) < 2 {
 		return nil
 	}
-	s, ok := args[0].(*ast.StringNode)
+	s, ok := args[1].(*ast.StringNode) // args[0] is $env
+
 	if !ok {
 		return nil
 	}
@@ -397,8 +399,29 @@ func checkLookup(fn string, args []ast.Node) error {
 }
 
 // moreLookup runs the lookups beyond env and file, on the controller.
-func moreLookup(kind string, x any, kw kwargs) (any, error) {
+func moreLookup(kind string, x any, kw kwargs, env map[string]any) (any, error) {
 	switch strings.TrimPrefix(kind, "ansible.builtin.") {
+	case "template":
+		// relative to the role's templates/, then the playbook's templates/ and directory
+		name := Text(x)
+		cands := []string{name}
+		if !filepath.IsAbs(name) {
+			cands = nil
+			for _, base := range []string{Text(env["role_path"]), Text(env["playbook_dir"])} {
+				if base != "" && base != "<nil>" {
+					cands = append(cands, filepath.Join(base, "templates", name), filepath.Join(base, name))
+				}
+			}
+			cands = append(cands, name)
+		}
+		for _, c := range cands {
+			b, err := os.ReadFile(c)
+			if err != nil {
+				continue
+			}
+			return RenderTemplateFile(string(b), diag.Pos{File: c, Line: 1, Col: 1}, env)
+		}
+		return nil, fmt.Errorf("lookup('template', %q): not found in %s", name, strings.Join(cands, ", "))
 	case "pipe":
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

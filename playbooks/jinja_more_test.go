@@ -118,3 +118,18 @@ func TestPasswordHash(t *testing.T) {
 		t.Errorf("got %v, %v\nwant %s", got, err, want)
 	}
 }
+
+// lookup('template') renders a file with the task's variables (the
+// playbook's templates/ first).
+func TestTemplateLookup(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"templates/motd.j2": "hello {{ who }}{% for x in [1, 2] %} {{ x }}{% endfor %}"})
+	tpl, err := CompileTemplate("{{ lookup('template', 'motd.j2') }}", diag.Pos{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tpl.Render(map[string]any{"who": "ops", "playbook_dir": dir})
+	if err != nil || got != "hello ops 1 2" {
+		t.Errorf("got %q, %v", got, err)
+	}
+}
