@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -60,6 +61,10 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	private, err := askPrompts(pb, extra)
+	if err != nil {
+		return err
+	}
 	envh, err := c.prepareEnv(g, extra)
 	if err != nil {
 		return err
@@ -114,6 +119,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		renderer = events.SinkFunc(func(e events.Event) { tuiCh <- e })
 	}
 	mask := output.NewMask(events.Fanout{rec, renderer})
+	mask.Add(private...)                       // vars_prompt answers typed with echo off
 	mask.Add(playbooks.ControllerSecrets()...) // SSH key (line by line), passphrase, become password, AWS keys
 
 	// stop is the graceful abort: signals (via g.ctx) and the TUI's `a`.
@@ -378,4 +384,57 @@ func names(hs []*inventory.Host) []string {
 		out[i] = h.Name
 	}
 	return out
+}
+
+// askPrompts answers the playbook's vars_prompt entries that -e does not,
+// on the terminal (private ones with echo off), as ansible-playbook does.
+// Without a terminal nothing is asked: the runner then refuses to start
+// when a prompt has no default. It returns the private answers, to mask.
+func askPrompts(pb *playbooks.Playbook, extra map[string]any) ([]string, error) {
+	var private []string
+	for _, p := range pb.Plays {
+		for _, pr := range p.Prompts {
+			if _, ok := extra[pr.Name]; ok || !isTerminal(os.Stdin) {
+				continue
+			}
+			tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+			if err != nil {
+				return nil, nil // no terminal after all: -e or the default
+			}
+			q := pr.Prompt
+			if q == "" {
+				q = pr.Name
+			}
+			if pr.HasDefault {
+				q += fmt.Sprintf(" [%s]", playbooks.Text(pr.Default))
+			}
+			fmt.Fprint(tty, q+": ")
+			var answer string
+			if pr.Private {
+				b, err := term.ReadPassword(int(tty.Fd()))
+				fmt.Fprintln(tty)
+				answer = string(b)
+				if err != nil {
+					tty.Close()
+					return nil, fmt.Errorf("vars_prompt %s: %w", pr.Name, err)
+				}
+			} else {
+				line, err := bufio.NewReader(tty).ReadString('\n')
+				if err != nil && line == "" {
+					tty.Close()
+					return nil, fmt.Errorf("vars_prompt %s: %w", pr.Name, err)
+				}
+				answer = strings.TrimRight(line, "\r\n")
+			}
+			tty.Close()
+			if answer == "" && pr.HasDefault {
+				continue // the play's default
+			}
+			extra[pr.Name] = answer
+			if pr.Private && answer != "" {
+				private = append(private, answer)
+			}
+		}
+	}
+	return private, nil
 }
