@@ -325,7 +325,19 @@ func (c *CheckCmd) check(g *Globals) error {
 	for _, p := range pb.Plays {
 		nTasks += len(p.HostTasks()) + len(p.Before) + len(p.After) + len(p.Rollback)
 		if inv != nil {
-			hs, err := inv.Match(p.Hosts)
+			pattern := p.Hosts
+			if playbooks.HasTemplate(pattern) {
+				var all map[string]any
+				if g := inv.Groups["all"]; g != nil {
+					all = g.Vars
+				}
+				vars := playbooks.Merge(all, extra)
+				vars["extra"] = extra
+				if pattern, err = p.RenderHosts(vars); err != nil {
+					return &diag.Invalid{Err: fmt.Errorf("play %q: hosts: %w", p.Name, err)}
+				}
+			}
+			hs, err := inv.Match(pattern)
 			var nomatch *inventory.NoMatchError
 			if err != nil && dynamic && errors.As(err, &nomatch) {
 				fmt.Fprintf(g.stdout, "play %q: hosts known once the plays before it ran (group_by, add_host)\n", p.Name)
