@@ -50,6 +50,11 @@ func Load(ctx context.Context, paths []string, opts Options) (*Inventory, error)
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
+	if d := opts.PlaybookDir; d != "" {
+		if abs, err := filepath.Abs(d); err == nil && !slices.Contains(bases, abs) && !slices.Contains(bases, d) {
+			bases = append(bases, d)
+		}
+	}
 	for _, b := range bases {
 		if err := inv.loadVarsDirs(b); err != nil {
 			if err := errs.Collect(err); err != nil {

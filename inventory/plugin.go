@@ -10,6 +10,9 @@ import (
 type Options struct {
 	// Vars are the variables available to {{ }} in plugin options (env, ...); may be nil.
 	Vars map[string]any
+	// PlaybookDir, when set, is the playbook's directory: its group_vars/
+	// and host_vars/ apply after the inventory's, as Ansible's do.
+	PlaybookDir string
 }
 
 // Plugin builds an inventory from a YAML file whose top-level `plugin:` key

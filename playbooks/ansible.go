@@ -29,7 +29,7 @@ var ansibleAliases = map[string]moduleAlias{
 	"systemd_service": {module: "systemd", params: map[string]string{"scope": "-", "no_block": "-", "force": "-", "masked": "-", "unit": "name"}},
 	"systemd":         {module: "systemd", params: map[string]string{"scope": "-", "no_block": "-", "force": "-", "masked": "-", "unit": "name"}},
 	"uri": {module: "http", params: map[string]string{"status_code": "status", "return_content": "-", "body_format": "-",
-		"follow_redirects": "-", "force_basic_auth": "-", "dest": "-", "creates": "-", "removes": "-", "use_proxy": "-"}},
+		"follow_redirects": "-", "user": "url_username", "password": "url_password", "dest": "-", "creates": "-", "removes": "-", "use_proxy": "-"}},
 	"docker_container": {module: "docker", params: map[string]string{"published_ports": "ports", "restart_policy": "restart",
 		"network_mode": "network", "recreate": "-", "detach": "-", "keep_volumes": "-", "container_default_behavior": "-", "comparisons": "-"},
 		values: map[string]map[string]string{"state": {"present": "started", "healthy": "started"}, "pull": {"true": "always", "yes": "always", "false": "missing", "no": "missing"}}},
@@ -39,6 +39,7 @@ var ansibleAliases = map[string]moduleAlias{
 	"elb_target":          {module: "elb", params: map[string]string{"target_group_name": "target_groups", "target_group_arn": "target_groups", "target_id": "instance_id", "target_port": "-", "deregister_unused": "-", "target_status_timeout": "timeout", "target_status": "-"}, values: map[string]map[string]string{"state": {"absent": "drained", "present": "registered"}}},
 	"slack":               {module: "webhook", params: map[string]string{"msg": "text", "token": "-", "color": "-", "icon_url": "-", "icon_emoji": "-", "link_names": "-", "parse": "-", "validate_certs": "-"}},
 	"wait_for_connection": {module: "wait_for_connection"},
+	"gather_facts":        {module: "setup", params: map[string]string{"parallel": "-"}},
 	// ferry always writes through a temp file and a rename.
 	"lineinfile": {module: "lineinfile", params: map[string]string{"unsafe_writes": "-"}},
 	"get_url":    {module: "get_url", params: map[string]string{"unsafe_writes": "-"}},
@@ -60,19 +61,47 @@ var unsupportedModules = map[string]string{
 	"group":         "ferry does not manage groups: use `shell: groupadd ...` or bake them into the image",
 	"cron":          "use `copy:` to /etc/cron.d",
 	"selinux":       "use `shell:`", "seboolean": "use `shell:`", "firewalld": "use `shell:`", "ufw": "use `shell:`", "iptables": "use `shell:`",
-	"setup":        "ferry does not gather facts: host variables come from the inventory",
-	"gather_facts": "ferry does not gather facts: host variables come from the inventory",
-	"ec2":          "ferry does not provision: it deploys to instances the inventory finds", "ec2_instance": "", "ec2_asg": "use `asg:` (standby/in_service, suspend/resume)", "autoscaling_group": "use `asg:` (standby/in_service, suspend/resume)",
+	"ec2": "ferry does not provision: it deploys to instances the inventory finds", "ec2_instance": "", "ec2_asg": "use `asg:` (standby/in_service, suspend/resume)", "autoscaling_group": "use `asg:` (standby/in_service, suspend/resume)",
 	"raw":          "use `shell:` (ferry needs no Python on hosts)",
 	"async_status": "ferry has no async tasks: give the task a `timeout:`",
 	"mail":         "use `webhook:`", "hipchat": "use `webhook:`", "mattermost": "use `webhook:`",
 	"blockinfile": "use `template:` or `copy:` for the whole file, or `lineinfile:` line by line",
 	"replace":     "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
-	"include": "use `include_tasks:` or `import_tasks:`", "include_role": "list the role under the play's `roles:`", "import_role": "list the role under the play's `roles:`",
 	"import_playbook": "run the playbooks one after the other with `ferry run`",
-	"include_vars":    "use the play's `vars_files:`",
 	"jboss":           "copy the .war into the deployments directory with `copy:` (JBoss deploys what appears there)",
 	"win_service":     "ferry works on Linux hosts over SSH", "win_copy": "ferry works on Linux hosts over SSH", "win_shell": "ferry works on Linux hosts over SSH",
+}
+
+// More of ansible.builtin and the common collections that ferry does not
+// have, so that the short name and the FQCN get the same line.
+func init() {
+	for name, hint := range map[string]string{
+		"ping":        "ferry's preflight connects to every host before anything runs; `wait_for_connection:` waits for one",
+		"reboot":      "use `shell: systemctl reboot` (async) then `wait_for_connection:`",
+		"fetch":       "read the file with `shell: cat FILE` and `register:`, or copy it off the host with scp",
+		"slurp":       "use `shell: base64 FILE` with `register:` (or `cat` for text)",
+		"find":        "use `shell: find ...` with `register:` and its stdout_lines",
+		"tempfile":    "use `shell: mktemp` with `register:`",
+		"getent":      "use `shell: getent ...` with `register:`",
+		"hostname":    "ferry does not configure hosts: set the hostname in the image or with `shell:`",
+		"known_hosts": "use `lineinfile:` on the known_hosts file",
+		"assemble":    "use `template:` with a loop over the fragments, or `shell: cat`",
+		"expect":      "use `shell:` with the answers on stdin",
+		"debconf":     "", "apt_key": "", "apt_repository": "", "rpm_key": "", "yum_repository": "", "dpkg_selections": "",
+		"subversion":             "ferry deploys build artifacts: build on the controller (or in CI) and ship them with `copy:` or `release:`",
+		"mount":                  "use `shell: mount ...` (ferry does not manage file systems)",
+		"sysctl":                 "use `copy:` to /etc/sysctl.d and `shell: sysctl --system`",
+		"authorized_key":         "use `lineinfile:` on the authorized_keys file",
+		"docker_compose":         "run `docker compose` with `shell:` (chdir: the project's directory)",
+		"docker_compose_v2":      "run `docker compose` with `shell:` (chdir: the project's directory)",
+		"set_stats":              "use `set_fact:` (or `register:`)",
+		"validate_argument_spec": "use `assert:` on the role's variables",
+		"win_ping":               "ferry works on Linux hosts over SSH",
+	} {
+		if _, ok := unsupportedModules[name]; !ok {
+			unsupportedModules[name] = hint
+		}
+	}
 }
 
 // unsupportedFor returns the ferry equivalent line for an Ansible module name
@@ -127,7 +156,10 @@ func lookupAnsible(name string) (string, *moduleAlias, bool) {
 var ansibleTaskKeys = []string{"action", "local_action", "args", "with_items", "with_list", "with_dict",
 	"loop_control", "notify", "delegate_to", "run_once", "listen", "vars", "block", "rescue", "always",
 	"include_tasks", "import_tasks", "any_errors_fatal", "remote_user", "become_method", "check_mode",
-	"diff", "delegate_facts", "connection", "debugger", "throttle"}
+	"diff", "delegate_facts", "connection", "debugger", "throttle", "include_role", "import_role"}
+
+// structKeys are task keys that Ansible also names by FQCN.
+var structKeys = map[string]bool{"include_role": true, "import_role": true, "include_tasks": true, "import_tasks": true, "meta": true}
 
 // withLoops maps with_X to how its items come from the value.
 var withLoops = map[string]string{"with_items": "flatten1", "with_list": "", "with_dict": "dict2items"}
@@ -161,6 +193,9 @@ func (l *loader) normalizeTask(n *yaml.Node) *yaml.Node {
 			if !ok {
 				continue
 			}
+			if n, a, found := lookupAnsible(name); found {
+				name, alias = n, a // ec2_elb through local_action: mapped as when written directly
+			}
 			if kv.key == "local_action" {
 				add(key("delegate_to", k), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "localhost", Line: k.Line, Column: k.Column})
 			}
@@ -177,6 +212,12 @@ func (l *loader) normalizeTask(n *yaml.Node) *yaml.Node {
 			default:
 				add(lk, v)
 			}
+		case shortName(kv.key) == "include":
+			add(key("include_tasks", k), v) // Ansible's old include: of a task file
+		case structKeys[shortName(kv.key)] && shortName(kv.key) != kv.key:
+			add(key(shortName(kv.key), k), v) // ansible.builtin.include_role → include_role
+		case kv.key == "with_nested" || kv.key == "with_subelements":
+			add(k, v) // the task reads them (LoopItems)
 		case strings.HasPrefix(kv.key, "with_"):
 			l.errorf(l.pos(k), "write it as `loop:` with a filter (see the migration guide)", "%s is not supported", kv.key)
 		case kv.key == "notify" && !hasModule && v.Kind == yaml.MappingNode:
@@ -242,9 +283,6 @@ func (l *loader) actionValue(v *yaml.Node) (string, *yaml.Node, bool) {
 			break
 		}
 		mod := name
-		if n, _, ok := lookupAnsible(name); ok {
-			mod = n
-		}
 		arg := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.TrimSpace(rest), Line: v.Line, Column: v.Column}
 		if strings.TrimSpace(rest) == "" {
 			arg.Tag = "!!null"
@@ -261,9 +299,6 @@ func (l *loader) actionValue(v *yaml.Node) (string, *yaml.Node, bool) {
 			args.Content = append(args.Content, kv.k, kv.v)
 		}
 		if name != "" {
-			if n, _, ok := lookupAnsible(name); ok {
-				name = n
-			}
 			return name, args, true
 		}
 	}
@@ -318,6 +353,25 @@ func (l *loader) applyAlias(m *yaml.Node, a *moduleAlias) *yaml.Node {
 			nk := *k
 			nk.Value = to
 			k, name = &nk, to
+		}
+		if name == "networks" && a.module == "docker" {
+			// docker_container's networks: [{name: N}] is ferry's network: N
+			n := l.resolve(v)
+			if n.Kind == yaml.SequenceNode && len(n.Content) == 1 {
+				if e := l.resolve(n.Content[0]); e.Kind == yaml.MappingNode {
+					for j := 0; j+1 < len(e.Content); j += 2 {
+						if e.Content[j].Value == "name" {
+							nk := *k
+							nk.Value = "network"
+							k, v, name = &nk, e.Content[j+1], "network"
+						}
+					}
+				}
+			}
+			if name == "networks" {
+				l.errorf(l.pos(v), "give one network: networks: [{name: NET}] (ferry's docker module connects a container to one network)", "docker_container: networks: want one network with a name")
+				continue
+			}
 		}
 		if vals, ok := a.values[name]; ok && v.Kind == yaml.ScalarNode {
 			if to, ok := vals[strings.ToLower(v.Value)]; ok {

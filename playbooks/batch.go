@@ -6,6 +6,7 @@ package playbooks
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -40,6 +41,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	}
 
 	r.ctlVars = controllerVars(pp.hosts)
+	r.magic.Store(&playMagic{name: play.Name, all: anyList(names), live: anyList(names), batch: anyList(names)})
 	code, status, msg := exitcode.OK, events.StatusOK, ""
 	if !r.controllerTasks(ctx, hard, play, play.Before, "running") {
 		code, status, msg = exitcode.Failed, events.StatusFailed, "a `before` task failed: no host was touched"
@@ -58,6 +60,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		}
 		num := bi + 1
 		r.emit(events.Event{Kind: events.BatchStart, Play: play.Name, Batch: num, Batches: len(pp.batches), Hosts: batch})
+		r.magic.Store(r.batchMagic(play, names, batch, byName))
 		failed, worked := r.runBatch(ctx, hard, play, batch, byName, num)
 		totalFailed += failed
 		for _, n := range batch {
@@ -185,21 +188,25 @@ func needsBecome(p *Play) bool {
 // play needs it, so an unreachable host stops the run before anything changes.
 func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.Host, byName map[string]*hostRun) (int, string) {
 	sudo := needsBecome(play) && r.opts.BecomePass == ""
+	gather := play.Gathers(filepath.Dir(r.pb.Path))
 	var mu sync.Mutex
 	var bad []string
 	forks := max(r.opts.Forks, 32)
 	r.parallel(ctx, hosts, forks, func(h *inventory.Host) {
 		hr := byName[h.Name]
-		if hr.conn != nil {
+		if hr.conn != nil && (!gather || hr.gathered != nil) {
 			return
 		}
 		ch := h
 		if play.RemoteUser != "" && h.User() == "" {
 			ch = h.WithUser(play.RemoteUser) // Ansible's remote_user: below ansible_user
 		}
-		conn, err := r.opts.Connector.Connect(ctx, ch)
+		conn, err := hr.conn, error(nil)
+		if conn == nil {
+			conn, err = r.opts.Connector.Connect(ctx, ch)
+		}
 		msg := ""
-		if err == nil && sudo {
+		if err == nil && sudo && hr.conn == nil {
 			var res tasks.Result
 			res, err = conn.Run(ctx, "sudo -n true", tasks.RunOptions{})
 			if err == nil && res.ExitCode != 0 {
@@ -215,9 +222,27 @@ func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.H
 			r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusUnreachable, Msg: strings.TrimPrefix(err.Error(), h.Name+": ")})
 			return
 		}
+		if gather && hr.gathered == nil {
+			// one command, on the connection just opened, while other hosts still connect
+			become := tasks.RunOptions{Become: play.Become || play.BecomeUser != "", BecomeUser: play.BecomeUser, BecomePass: r.opts.BecomePass}
+			facts, err := tasks.GatherFacts(ctx, conn, become, play.GatherSubset)
+			if err != nil {
+				mu.Lock()
+				bad = append(bad, h.Name)
+				hr.recap.Unreachable++
+				mu.Unlock()
+				r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusFailed, Msg: err.Error()})
+				return
+			}
+			hr.gathered = facts
+			msg = strings.TrimSpace(msg + " facts gathered")
+		}
 		hr.conn = conn
 		r.emit(events.Event{Kind: events.Preflight, Host: h.Name, Status: events.StatusOK, Msg: msg})
 	})
+	if gather {
+		r.shareFacts(hosts, byName)
+	}
 	if ctx.Err() != nil {
 		return exitcode.Interrupted, "interrupted during preflight"
 	}
@@ -324,4 +349,33 @@ func (r *Runner) approver() func(ctx context.Context, msg string) (bool, error) 
 	return func(ctx context.Context, msg string) (bool, error) {
 		return r.approve(ctx, msg), nil
 	}
+}
+
+// batchMagic is ansible_play_hosts (the play's hosts not failed so far and
+// reached) and ansible_play_batch (those of this batch) as a batch starts.
+func (r *Runner) batchMagic(play *Play, names, batch []string, byName map[string]*hostRun) *playMagic {
+	m := &playMagic{name: play.Name, all: anyList(names)}
+	inBatch := map[string]bool{}
+	for _, n := range batch {
+		inBatch[n] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range names {
+		hr := byName[n]
+		if hr.failed || hr.conn == nil {
+			continue
+		}
+		m.live = append(m.live, n)
+		if inBatch[n] {
+			m.batch = append(m.batch, n)
+		}
+	}
+	if m.live == nil {
+		m.live = []any{}
+	}
+	if m.batch == nil {
+		m.batch = []any{}
+	}
+	return m
 }

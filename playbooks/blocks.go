@@ -82,6 +82,7 @@ func (l *loader) ansibleKey(t *Task, kv pair, other map[string]*yaml.Node) {
 		}
 	case "include_tasks", "import_tasks":
 		t.IsBlock = true
+		t.Include = kv.key
 		file := l.str(v, kv.key)
 		if v.Kind == yaml.MappingNode {
 			for _, p := range l.pairs(v, kv.key) {
@@ -94,6 +95,8 @@ func (l *loader) ansibleKey(t *Task, kv pair, other map[string]*yaml.Node) {
 		if t.Name == "" {
 			t.Name = kv.key + " " + file
 		}
+	case "include_role", "import_role":
+		l.includeRole(t, kv.key, v)
 	case "meta":
 		s := l.str(v, "meta")
 		switch s {
@@ -180,6 +183,22 @@ func (l *loader) finishBlock(t *Task, mod tasks.Module) {
 	}
 	if len(t.Rescue)+len(t.Always) > 0 && t.Block == nil {
 		l.errorf(t.Pos, "add `block:` with the tasks that rescue/always follow", "rescue/always without block")
+	}
+	if t.HasLoop {
+		switch t.Include {
+		case "include_tasks", "include_role":
+			lv := t.LoopVar
+			if lv == "" {
+				lv = "item"
+			}
+			for _, c := range flattenBlockChildren(t) {
+				c.outerLoops = append(c.outerLoops, lv)
+			}
+		case "":
+			l.errorf(t.Pos, "put the loop on the tasks inside, or move them to a file and loop over include_tasks", "loop on a block is not supported (nor by Ansible)")
+		default:
+			l.errorf(t.Pos, fmt.Sprintf("use include_%s: imports are read once, before any loop", strings.TrimPrefix(t.Include, "import_")), "%s with a loop is not supported (nor by Ansible)", t.Include)
+		}
 	}
 	for _, c := range flattenBlockChildren(t) {
 		c.When = append(append(Conds{}, t.When...), c.When...)
@@ -298,94 +317,20 @@ func (l *loader) roles(p *Play, v *yaml.Node) {
 	}
 	for _, item := range v.Content {
 		item = l.resolve(item)
-		name := ""
-		var when Conds
-		var tags []string
-		var roleVars map[string]any
-		switch item.Kind {
-		case yaml.ScalarNode:
-			name = item.Value
-		case yaml.MappingNode:
-			for _, kv := range l.pairs(item, "role") {
-				switch kv.key {
-				case "role", "name":
-					name = l.str(kv.v, "role")
-				case "when":
-					when = l.conds(kv.v, "when")
-				case "tags":
-					tags = l.strList(kv.v, "tags")
-				case "vars":
-					roleVars, _ = l.value(kv.v, "", nil).(map[string]any)
-				default:
-					// Ansible's `role: x` with parameters: they are the role's vars
-					if roleVars == nil {
-						roleVars = map[string]any{}
-					}
-					roleVars[kv.key] = l.value(kv.v, "", nil)
-				}
-			}
-		}
-		if name == "" || template.HasTemplate(name) {
-			l.errorf(l.pos(item), "e.g. roles: [api] or roles: [{role: api, vars: {...}}]", "roles: want a role name")
+		ref, when, tags, roleVars := l.roleEntry(item)
+		if ref.name == "" {
 			continue
 		}
-		l.role(p, name, item, when, tags, roleVars)
+		l.role(p, ref, item, when, tags, roleVars)
 	}
 }
 
-func (l *loader) role(p *Play, name string, at *yaml.Node, when Conds, tags []string, roleVars map[string]any) {
-	var dir string
-	for _, base := range []string{filepath.Join(l.baseDir(), "roles"), l.baseDir()} {
-		d := filepath.Join(base, name)
-		if st, err := os.Stat(d); err == nil && st.IsDir() {
-			dir = d
-			break
-		}
-	}
-	if dir == "" {
-		l.errorf(l.pos(at), fmt.Sprintf("put the role in %s", filepath.Join(l.baseDir(), "roles", name)), "role %q not found", name)
+func (l *loader) role(p *Play, ref roleRef, at *yaml.Node, when Conds, tags []string, roleVars map[string]any) {
+	roleTasks, ok := l.loadRole(p, ref, at)
+	if !ok || len(roleTasks) == 0 {
 		return
 	}
-	main := func(sub string) string {
-		for _, f := range []string{"main.yml", "main.yaml"} {
-			path := filepath.Join(dir, sub, f)
-			if _, err := os.Stat(path); err == nil {
-				return path
-			}
-		}
-		return ""
-	}
-	l.inRole = true // main() paths are already resolved
-	if f := main("defaults"); f != "" {
-		p.Vars = append(p.Vars, l.varsFile(f, at, true)...)
-	}
-	if f := main("vars"); f != "" {
-		p.Vars = append(p.Vars, l.varsFile(f, at, false)...)
-	}
-	l.inRole = false
-	saved := l.dir
-	l.dir = dir
-	defer func() { l.dir = saved }()
-	load := func(sub string) []*Task {
-		f := main(sub)
-		if f == "" {
-			return nil
-		}
-		s, root := l.subLoader(f, at, "role "+name)
-		if root == nil {
-			return nil
-		}
-		s.dir = dir
-		list := s.tasks(root, sub)
-		l.merge(s)
-		return list
-	}
-	roleTasks := load("tasks")
-	p.Handlers = append(p.Handlers, load("handlers")...)
-	if len(roleTasks) == 0 {
-		return
-	}
-	block := &Task{Name: "role " + name, IsBlock: true, Block: roleTasks, When: when, Tags: tags, Vars: roleVars, Pos: l.pos(at), path: l.path, src: l.src}
+	block := &Task{Name: "role " + ref.name, IsBlock: true, Block: roleTasks, When: when, Tags: tags, Vars: roleVars, Pos: l.pos(at), path: l.path, src: l.src}
 	l.finishBlock(block, nil)
 	p.roleTasks = append(p.roleTasks, block)
 }
@@ -416,7 +361,14 @@ func isLocalhost(s string) bool {
 }
 
 // seen is what one load has already reported, across the files it reads.
-type seen struct{ unsupported map[string]bool }
+type seen struct {
+	unsupported map[string]bool
+	playbook    string   // the playbook's path
+	play        *Play    // the play being loaded (include_role adds to its vars and handlers)
+	rolesPath   []string // roles_path, once read
+	roleStack   []string // roles being loaded, to find dependency cycles
+	rolesIn     map[*Play]map[string]bool
+}
 
 func newSeen() *seen { return &seen{unsupported: map[string]bool{}} }
 

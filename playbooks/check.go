@@ -2,10 +2,13 @@ package playbooks
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/internal/template"
+	"github.com/ferrydeploy/ferry/tasks"
 )
 
 // Check reports variables that expressions read and nothing defines: not a
@@ -23,8 +26,17 @@ func (p *Playbook) Check(known map[string]bool) error {
 		return nil
 	}
 	var errs diag.List
+	reported := map[string]bool{}
+	// what earlier plays register or set_fact stays with their hosts for
+	// the later plays (as in Ansible)
+	seen := copySet(known)
 	for _, play := range p.Plays {
-		errs = append(errs, p.checkPlay(play, known)...)
+		errs = append(errs, p.checkPlay(play, seen, reported)...)
+		for _, t := range flattenTasks(append(play.HostTasks(), play.Handlers...)) {
+			for _, n := range t.defines() {
+				seen[n] = true
+			}
+		}
 	}
 	return errs.Err()
 }
@@ -37,12 +49,17 @@ type checker struct {
 	later   map[string]diag.Pos // registered by some task of the play, for the hint
 	onCtl   bool                // checking before/after, which run on the controller
 	rescue  map[*Task]bool      // tasks of a rescue: list, which see ansible_failed_task and _result
-	src     []byte              // the file of the task being checked (roles and includes have their own)
-	errs    diag.List
+	facts   bool                // facts are gathered: ansible_* names are defined
+	// reported: positions already reported (shared by the plays: a role's
+	// file read by two plays is one position)
+	reported map[string]bool
+	src      []byte // the file of the task being checked (roles and includes have their own)
+	errs     diag.List
 }
 
-func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
-	c := &checker{pb: p, known: known, later: map[string]diag.Pos{}, rescue: map[*Task]bool{}}
+func (p *Playbook) checkPlay(play *Play, known, reported map[string]bool) diag.List {
+	c := &checker{pb: p, known: known, later: map[string]diag.Pos{}, rescue: map[*Task]bool{},
+		facts: play.Gathers(filepath.Dir(p.Path)), reported: reported}
 	for _, list := range [][]*Task{play.HostTasks(), play.Rollback, play.Handlers} {
 		markRescue(list, c.rescue)
 	}
@@ -57,8 +74,14 @@ func (p *Playbook) checkPlay(play *Play, known map[string]bool) diag.List {
 	for _, n := range template.Reserved {
 		base[n] = true
 	}
+	for _, n := range Magic {
+		base[n] = true
+	}
 	for _, d := range play.Vars {
 		base[d.Name] = true
+	}
+	for _, pr := range play.Prompts {
+		base[pr.Name] = true // answered with -e (the run refuses to start without)
 	}
 	// play vars are rendered lazily, so they may read anything registered in the play
 	c.defined = copySet(base)
@@ -105,6 +128,18 @@ func (t *Task) defines() []string {
 	if t.Register != "" {
 		out = append(out, t.Register)
 	}
+	if f, ok := t.Args[t.Spec.VarsFile].(string); ok && t.Spec.VarsFile != "" && !template.HasTemplate(f) {
+		if name, ok := t.Args["name"].(string); ok && name != "" {
+			out = append(out, name)
+		} else if vars, err := tasks.ReadVarsFile(tasks.VarsFilePath(t.srcDir(filepath.Dir(t.path)), f)); err == nil {
+			keys := make([]string, 0, len(vars))
+			for k := range vars {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			out = append(out, keys...)
+		}
+	}
 	if t.Spec.DefinesFacts {
 		keys := make([]string, 0, len(t.Args))
 		for k := range t.Args {
@@ -126,13 +161,17 @@ func (c *checker) tasks(list []*Task) {
 			}
 		}
 		c.src = t.src
-		// the task's own vars exist while it runs, and in a rescue what failed
+		// the task's own vars exist while it runs, the loop variables of the
+		// includes it is in, and in a rescue what failed
 		var scoped []string
 		scope := func(k string) {
 			if !c.defined[k] {
 				c.defined[k] = true
 				scoped = append(scoped, k)
 			}
+		}
+		for _, k := range t.outerLoops {
+			scope(k)
 		}
 		for k := range t.Vars {
 			scope(k)
@@ -167,6 +206,9 @@ func (c *checker) tasks(list []*Task) {
 		for _, n := range t.defines() {
 			c.defined[n] = true
 		}
+		if t.Spec.GathersFacts {
+			c.facts = true
+		}
 	}
 }
 
@@ -184,7 +226,15 @@ func (c *checker) ref(r template.Ref, extra string) {
 	if !r.Strict || c.defined[r.Name] || c.known[r.Name] || r.Name == extra {
 		return
 	}
+	if c.facts && strings.HasPrefix(r.Name, "ansible_") {
+		return // a fact (interface facts are named after the host's interfaces)
+	}
 	pos := r.Pos
+	at := fmt.Sprintf("%s:%d:%d:%s", pos.File, pos.Line, pos.Col, r.Name)
+	if c.reported[at] {
+		return // one position, once (a task in a loop or a role included twice is checked again)
+	}
+	c.reported[at] = true
 	var candidates []string
 	for n := range c.defined {
 		candidates = append(candidates, n)
@@ -201,10 +251,12 @@ func (c *checker) ref(r template.Ref, extra string) {
 		hint = fmt.Sprintf("%q is set on hosts (line %d); before/after run once on the controller and see no host results", r.Name, at.Line)
 	} else if ok {
 		hint = fmt.Sprintf("%q is set by a task that runs later (line %d)", r.Name, at.Line)
+	} else if factVar(r.Name) {
+		hint = "a fact, and this play does not gather facts (gather_facts: false): remove that line, or run `setup:` before this task"
 	} else if r.Name == "item" {
 		hint = "`item` exists only in a task with `loop:`"
 	} else if hint = diag.Suggest(r.Name, candidates); hint == "" {
-		hint = fmt.Sprintf("define it in vars, pass -e %s=..., or give a default: %s ?? ...", r.Name, r.Name)
+		hint = fmt.Sprintf("define it in vars, pass -e %s=..., or give a default: {{ %s | default(...) }}", r.Name, r.Name)
 	}
 	src := c.src
 	if src == nil {

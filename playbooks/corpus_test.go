@@ -29,6 +29,10 @@ func TestAnsibleCorpus(t *testing.T) {
 		"foxylion_ansible_sample":     {"rolling_update.yml", []string{"nagios", "seboolean"}},
 		"dfederlein_ansible_demos":    {"rolling_update.yml", []string{"git", "nagios", "seboolean", "yum"}},
 		"ansible_examples_delegation": {"delegation.yml", nil}, // passes as it is
+		"tomcat_memcached_failover":   {"site.yml", []string{"yum"}},
+		"tomcat_standalone":           {"site.yml", []string{"firewalld", "group", "user", "yum"}},
+		"lamp_simple":                 {"site.yml", []string{"git", "mysql_db", "mysql_user", "seboolean", "yum"}},
+		"nodejs_role":                 {"playbook.yml", []string{"dnf", "npm", "rpm_key"}}, // role with meta/main.yml
 	}
 	dirs, err := os.ReadDir("../testdata/ansible-corpus")
 	if err != nil {

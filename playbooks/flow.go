@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -101,6 +102,9 @@ func (r *Runner) runBlock(ctx context.Context, play *Play, hr *hostRun, t *Task,
 			}
 		}
 		return true, ""
+	}
+	if t.HasLoop {
+		return r.runIncludeLoop(ctx, play, hr, t, batch, run)
 	}
 	ok, msg := run(t.Block)
 	if !ok && len(t.Rescue) > 0 {
@@ -220,10 +224,14 @@ func (r *Runner) runOnce(ctx context.Context, play *Play, hr *hostRun, t *Task, 
 
 // taskVars adds the task's own vars (rendered) to vars.
 func taskVars(t *Task, vars map[string]any) (map[string]any, error) {
-	if len(t.Vars) == 0 {
+	if len(t.Vars) == 0 && t.Dir == "" {
 		return vars, nil
 	}
 	out := Merge(vars, nil)
+	if t.Dir != "" { // a role's task
+		out["role_path"] = t.Dir
+		out["role_name"] = filepath.Base(t.Dir)
+	}
 	for _, k := range slices.Sorted(maps.Keys(t.Vars)) {
 		v, err := template.RenderValueAt(t.Vars[k], out, "\x00vars."+k, t.posOf)
 		if err != nil {
@@ -283,4 +291,42 @@ func (r *Runner) delegate(ctx context.Context, t *Task, vars map[string]any, th 
 	fs.conns[target] = c
 	th.Conn = c
 	return nil
+}
+
+// runIncludeLoop runs an include_tasks/include_role block once per item of
+// its loop, with the loop variable set for its tasks.
+func (r *Runner) runIncludeLoop(ctx context.Context, play *Play, hr *hostRun, t *Task, batch int, run func([]*Task) (bool, string)) (bool, string) {
+	if hr == nil {
+		return false, t.Include + " with a loop runs on hosts, not in before/after"
+	}
+	vars, err := r.vars(play, hr, batch, "running")
+	if err == nil {
+		vars, err = taskVars(t, vars)
+	}
+	if err != nil {
+		return false, err.Error()
+	}
+	items, err := t.LoopItems(vars)
+	if err != nil {
+		return false, err.Error()
+	}
+	lv := t.LoopVar
+	if lv == "" {
+		lv = "item"
+	}
+	prev, had := hr.facts[lv]
+	defer func() {
+		if had {
+			hr.facts[lv] = prev
+		} else {
+			delete(hr.facts, lv)
+		}
+	}()
+	for _, item := range items {
+		hr.facts[lv] = item
+		if ok, msg := run(t.Block); !ok {
+			return false, fmt.Sprintf("item %s: %s", template.Text(item), msg)
+		}
+	}
+	return true, ""
 }

@@ -66,7 +66,46 @@ func (l *loader) expansionErr() {
 
 // Parse validates src as the playbook at path.
 func Parse(path string, src []byte) (*Playbook, error) {
+	pb, err := parse(path, src)
+	if err != nil {
+		return nil, err
+	}
+	return pb, nil
+}
+
+// LoadChecked is Load then Check, for `ferry check`: when the playbook has
+// load problems (an unsupported module, a bad argument), the variables of
+// what did load are checked too, so one report shows everything. With
+// problems, the playbook is returned too when its plays could be read (for
+// its warnings); it must not be run.
+func LoadChecked(path string, known map[string]bool) (*Playbook, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, diag.Invalidf("read playbook: %w", err)
+	}
+	pb, err := parse(path, src)
+	if pb == nil {
+		return nil, err
+	}
+	var errs diag.List
+	if err != nil {
+		if e := errs.Collect(err); e != nil {
+			return nil, err
+		}
+	}
+	if cerr := pb.Check(known); cerr != nil {
+		if e := errs.Collect(cerr); e != nil {
+			return nil, cerr
+		}
+	}
+	return pb, errs.Err()
+}
+
+// parse loads the playbook; with load problems it returns them with what
+// loaded (nil when not even the plays could be read).
+func parse(path string, src []byte) (*Playbook, error) {
 	l := &loader{path: path, src: src, seen: newSeen()}
+	l.seen.playbook = path
 	pb := &Playbook{Path: path, src: src}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -98,10 +137,13 @@ func Parse(path string, src []byte) (*Playbook, error) {
 		l.errorf(l.pos(root), "add a play: `- hosts: PATTERN`", "playbook has no plays")
 	}
 	l.expansionErr()
-	if err := l.errs.Err(); err != nil {
-		return nil, err
-	}
 	pb.Warnings = l.warns
+	if err := l.errs.Err(); err != nil {
+		if l.doc != nil && l.doc.Err() != nil {
+			return nil, err
+		}
+		return pb, err
+	}
 	return pb, nil
 }
 

@@ -18,10 +18,11 @@ import (
 var playKeys = []string{"name", "hosts", "serial", "order", "max_fail_percentage", "max_failures",
 	"rollback_completed", "pause_after", "vars", "secrets", "before", "stage", "verify", "pre_tasks", "tasks",
 	"post_tasks", "rollback", "after", "become", "become_user", "environment", "tags", "handlers", "roles",
-	"vars_files", "any_errors_fatal", "remote_user", "become_method", "connection", "strategy", "force_handlers", "gather_facts"}
+	"vars_files", "any_errors_fatal", "remote_user", "become_method", "connection", "strategy", "force_handlers", "gather_facts", "gather_subset", "gather_timeout", "fact_path", "vars_prompt", "user", "sudo", "sudo_user"}
 
 func (l *loader) play(n *yaml.Node) *Play {
 	p := &Play{Pos: l.pos(n), Order: OrderInventory}
+	l.seen.play = p
 	if n.Kind != yaml.MappingNode {
 		l.errorf(l.pos(n), "a play is a mapping: `- hosts: PATTERN`", "play must be a mapping, not %s", kindName(n))
 		return nil
@@ -103,9 +104,25 @@ func (l *loader) play(n *yaml.Node) *Play {
 		case "tags":
 			p.Tags = l.strList(v, "tags")
 		case "gather_facts":
-			if l.bool(v, "gather_facts") {
-				l.errorf(l.pos(v), "remove gather_facts (or set it to false): host variables come from the inventory", "gather_facts: ferry does not gather facts")
+			b := l.bool(v, "gather_facts")
+			p.GatherFacts = &b
+		case "gather_subset":
+			p.GatherSubset = l.strList(v, "gather_subset")
+		case "user": // Ansible's old spelling of remote_user
+			l.ansiblePlayKey(p, pair{key: "remote_user", k: kv.k, v: v})
+		case "sudo": // become, in Ansible's old spelling
+			p.Become = l.bool(v, "sudo")
+		case "sudo_user":
+			p.BecomeUser = l.str(v, "sudo_user")
+		case "vars_prompt":
+			p.Prompts = l.prompts(v)
+			for _, pr := range p.Prompts {
+				if pr.HasDefault {
+					p.Vars = append(p.Vars, &VarDef{Name: pr.Name, Value: pr.Default, Pos: pr.Pos, path: l.path, src: l.src})
+				}
 			}
+		case "gather_timeout", "fact_path":
+			// accepted: the gatherer is one bounded command and reads no local facts
 		case "handlers", "roles", "vars_files", "any_errors_fatal", "remote_user", "become_method", "connection",
 			"strategy", "force_handlers":
 			l.ansiblePlayKey(p, kv)
@@ -304,4 +321,51 @@ func (l *loader) environment(v *yaml.Node) (map[string]any, []*template.Template
 		nodes[kv.key] = kv.v
 	}
 	return env, l.templates(nodes)
+}
+
+// Prompt is one vars_prompt entry: the value comes from -e (or, with a
+// default, from it).
+type Prompt struct {
+	Name, Prompt string
+	Default      any
+	HasDefault   bool
+	Private      bool
+	Pos          diag.Pos
+}
+
+func (l *loader) prompts(v *yaml.Node) []Prompt {
+	if v.Kind != yaml.SequenceNode {
+		l.errorf(l.pos(v), "e.g. vars_prompt: [{name: version, prompt: Version?}]", "vars_prompt: want a list, not %s", kindName(v))
+		return nil
+	}
+	var out []Prompt
+	for _, item := range v.Content {
+		item = l.resolve(item)
+		if item.Kind != yaml.MappingNode {
+			l.errorf(l.pos(item), "e.g. {name: version, prompt: Version?}", "vars_prompt: want a mapping, not %s", kindName(item))
+			continue
+		}
+		pr := Prompt{Pos: l.pos(item), Private: true}
+		for _, kv := range l.pairs(item, "vars_prompt") {
+			switch kv.key {
+			case "name":
+				pr.Name = l.str(kv.v, "name")
+			case "prompt":
+				pr.Prompt = l.str(kv.v, "prompt")
+			case "default":
+				pr.Default, pr.HasDefault = l.value(kv.v, "", nil), true
+			case "private":
+				pr.Private = l.bool(kv.v, "private")
+			case "confirm", "encrypt", "salt_size", "salt", "unsafe":
+			default:
+				l.errorf(l.pos(kv.k), "vars_prompt takes name, prompt, default, private", "vars_prompt: unknown key %q", kv.key)
+			}
+		}
+		if !template.IsIdent(pr.Name) {
+			l.errorf(pr.Pos, "e.g. name: version", "vars_prompt: want a variable name, got %q", pr.Name)
+			continue
+		}
+		out = append(out, pr)
+	}
+	return out
 }

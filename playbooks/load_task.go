@@ -112,15 +112,36 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			default:
 				l.errorf(l.pos(v), `e.g. loop: [a, b] or loop: "{{ names }}"`, "loop: want a list, not %s", kindName(v))
 			}
-		case "retries":
+		case "with_nested", "with_subelements":
+			if v.Kind != yaml.SequenceNode {
+				l.errorf(l.pos(v), `e.g. with_nested: ["{{ envs }}", "{{ apps }}"]`, "%s: want a list, not %s", kv.key, kindName(v))
+				continue
+			}
+			t.HasLoop, t.loopWith = true, kv.key
+			t.Loop = l.value(v, "\x00loop", other)
+		case "retries", "delay":
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!str" && template.HasTemplate(v.Value) {
+				// rendered before the task runs, with -e and inventory variables (as Ansible)
+				if tm := l.template(v.Value, v); tm != nil {
+					t.templates = append(t.templates, tm)
+					if kv.key == "retries" {
+						t.retriesTmpl = tm
+					} else {
+						t.delayTmpl = tm
+					}
+				}
+				continue
+			}
+			if kv.key == "delay" {
+				t.Delay = l.duration(v, "delay")
+				continue
+			}
 			if i, ok := l.int(v, "retries"); ok {
 				if i < 0 {
 					l.errorf(l.pos(v), "", "retries: must be 0 or more, got %d", i)
 				}
 				t.Retries = i
 			}
-		case "delay":
-			t.Delay = l.duration(v, "delay")
 		case "timeout":
 			t.Timeout = l.duration(v, "timeout")
 		case "ignore_errors":
@@ -140,7 +161,7 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 			t.templates = append(t.templates, tm...)
 		case "notify", "listen", "delegate_to", "run_once", "loop_control", "vars", "block", "rescue", "always",
 			"include_tasks", "import_tasks", "any_errors_fatal", "remote_user", "become_method", "check_mode",
-			"diff", "delegate_facts", "connection", "throttle", "debugger", "meta":
+			"diff", "delegate_facts", "connection", "throttle", "debugger", "meta", "include_role", "import_role":
 			l.ansibleKey(t, kv, other)
 		default:
 			m, ok := lookupModule(kv.key)
@@ -150,8 +171,8 @@ func (l *loader) task(n *yaml.Node, section string) *Task {
 					if l.seen == nil {
 						l.seen = newSeen()
 					}
-					if !l.seen.unsupported[kv.key] { // one line per module, not per use
-						l.seen.unsupported[kv.key] = true
+					if short := shortName(kv.key); !l.seen.unsupported[short] { // one line per module, not per use (nor per spelling)
+						l.seen.unsupported[short] = true
 						l.errorf(l.pos(k), hint, "module %q is not supported by ferry", kv.key)
 					}
 					continue

@@ -84,7 +84,13 @@ type Play struct {
 	Tags              []string
 	Handlers          []*Task // run at the end of a host's tasks when notified (and at meta: flush_handlers)
 	RemoteUser        string  // SSH user for hosts whose inventory names none
-	Pos               diag.Pos
+	// GatherFacts is the play's gather_facts: nil when the key is absent,
+	// and then facts are gathered only when the play reads one (UsesFacts).
+	GatherFacts  *bool
+	GatherSubset []string
+	// Prompts: vars_prompt, answered with -e (a prompt with a default may be left out).
+	Prompts []Prompt
+	Pos     diag.Pos
 
 	roleTasks []*Task            // tasks of `roles:`, run before `tasks:`
 	hostsTmpl *template.Template // when Hosts holds {{ }}
@@ -194,6 +200,18 @@ type Task struct {
 	Meta       string // meta: flush_handlers, noop, end_play, end_host
 	Dir        string // directory relative src paths resolve against ("" = the playbook's)
 
+	// Include: which keyword made this block (include_tasks, import_role, ...; "" for block:).
+	Include string
+
+	// loopWith: with_nested or with_subelements, applied to the rendered loop.
+	loopWith string
+
+	// retriesTmpl, delayTmpl: retries/delay written as {{ }}.
+	retriesTmpl, delayTmpl *template.Template
+
+	// outerLoops: loop variables of the includes this task is in (include_tasks with a loop).
+	outerLoops []string
+
 	argNodes  map[string]*yaml.Node // path in Args ("json.version", "cmd[0]") → its node
 	templates []*template.Template  // every {{ }} string of the task but conditions
 	argExprs  Conds                 // bare expressions among the arguments (assert's that)
@@ -242,6 +260,11 @@ func (t *Task) LoopItems(vars map[string]any) ([]any, error) {
 	v, err := template.RenderValueAt(t.Loop, vars, "\x00loop", t.posOf)
 	if err != nil {
 		return nil, err
+	}
+	if t.loopWith != "" {
+		if v, err = template.WithLoop(t.loopWith, v); err != nil {
+			return nil, &template.EvalError{Pos: t.Pos, Expr: template.Text(t.Loop), Msg: err.Error()}
+		}
 	}
 	switch x := v.(type) {
 	case []any:

@@ -43,7 +43,11 @@ func (r *Runner) plan() ([]playPlan, error) {
 	}
 	dynamic := false // an earlier play changes the inventory
 	for _, p := range r.pb.Plays {
-		hs, err := r.opts.Inventory.Match(p.Hosts)
+		pattern, err := r.hostPattern(p)
+		if err != nil {
+			return nil, fmt.Errorf("play %q: hosts: %w", p.Name, err)
+		}
+		hs, err := r.opts.Inventory.Match(pattern)
 		var nomatch *inventory.NoMatchError
 		if err != nil && dynamic && errors.As(err, &nomatch) {
 			// The group may be made by the earlier play: planned again after it.
@@ -259,4 +263,19 @@ func byZone(hosts []string, zoneOf func(string) string) []string {
 		best.taken++
 	}
 	return out
+}
+
+// hostPattern is the play's hosts:, rendered when it holds {{ }} with -e
+// and the inventory's variables of the group all (as Ansible does).
+func (r *Runner) hostPattern(p *Play) (string, error) {
+	if p.hostsTmpl == nil {
+		return p.Hosts, nil
+	}
+	var all map[string]any
+	if g := r.opts.Inventory.Groups["all"]; g != nil {
+		all = g.Vars
+	}
+	vars := Merge(all, r.opts.Extra)
+	vars["extra"] = r.opts.Extra
+	return p.RenderHosts(vars)
 }

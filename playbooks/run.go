@@ -97,7 +97,8 @@ type Runner struct {
 	mu       sync.Mutex
 	builtins map[string]any
 	ctlVars  map[string]any // what before/after tasks know of the play's hosts
-	flow     *flowState     // handlers, run_once, delegation (flow.go)
+	magic    atomic.Pointer[playMagic]
+	flow     *flowState // handlers, run_once, delegation (flow.go)
 	// invChanges: what group_by/add_host (Spec.Inventory) did this play,
 	// applied to the inventory before the next play is planned again.
 	invChanges []tasks.InventoryChange
@@ -134,7 +135,10 @@ type hostRun struct {
 	conn  tasks.Conn
 	facts map[string]any // registered results and set_fact
 	state map[string]any // module memory (elb drained, ...)
-	recap events.HostRecap
+	// gathered: the host's facts (gather_facts), once per run; withFacts:
+	// its inventory variables with the facts as ansible_NAME and ansible_facts.
+	gathered, withFacts map[string]any
+	recap               events.HostRecap
 	// touched: a task that may change the host started; finished: its task list completed.
 	touched, finished, failed bool
 	finishedAt                time.Time
@@ -143,8 +147,8 @@ type hostRun struct {
 	// failedTask and failedResult are the last failure, for a rescue's
 	// ansible_failed_task and ansible_failed_result.
 	failedTask, failedResult map[string]any
-	staging                   bool    // running the play's stage list
-	staged                    bool    // its stage list ended ok (or a resumed run's had)
+	staging                  bool // running the play's stage list
+	staged                   bool // its stage list ended ok (or a resumed run's had)
 	// The host's time out of service (guarded by Runner.mu): since when a
 	// journaled change is open, and the total of the closed stretches.
 	outSince time.Time
@@ -191,6 +195,9 @@ func (r *Runner) Run(ctx context.Context) Result {
 		Digest: PlaybookDigest(r.pb.Path), ResumeOf: r.opts.Resume.ID(), Extra: PublicExtra(r.pb, r.opts.Extra)})
 	if err != nil {
 		return r.finish(exitcode.Invalid, events.StatusFailed, err.Error(), start)
+	}
+	if msg := r.unansweredPrompts(); msg != "" {
+		return r.finish(exitcode.Invalid, events.StatusFailed, msg, start)
 	}
 	r.builtins = r.makeBuiltins()
 	if err := r.pb.MissingLocalFiles(r.localVars(plans), r.opts.Tags, r.opts.SkipTags); err != nil {
@@ -362,12 +369,14 @@ func (r *Runner) makeBuiltins() map[string]any {
 			envVars[k] = v
 		}
 	}
-	return map[string]any{
+	b := map[string]any{
 		"env":      r.opts.Env,
 		"env_vars": envVars,
 		"groups":   groups,
 		"hostvars": hostvars,
 	}
+	r.runMagic(b)
+	return b
 }
 
 // runVars returns the `run` variable.
@@ -398,6 +407,7 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 		b[k] = v
 	}
 	b["run"] = r.runVars(batch, status)
+	r.magic.Load().set(b)
 	var named map[string]string
 	if play != nil {
 		named = namedEnv(play, r.opts.Environ)
@@ -410,8 +420,12 @@ func (r *Runner) vars(play *Play, hr *hostRun, batch int, status string) (map[st
 		inv = r.ctlVars // before/after: what the play's hosts share
 	} else {
 		inv, facts = hr.h.Vars, hr.facts
+		if hr.withFacts != nil {
+			inv = hr.withFacts
+		}
 		b["host"] = hr.h.Vars
 		b["inventory_hostname"] = hr.h.Name
+		b["inventory_hostname_short"], _, _ = strings.Cut(hr.h.Name, ".")
 		gn := make([]any, len(hr.h.Groups))
 		for i, g := range hr.h.Groups {
 			gn[i] = g
@@ -461,4 +475,43 @@ func (r *Runner) applyInventory() (bool, error) {
 		}
 	}
 	return len(changes) > 0, nil
+}
+
+// shareFacts makes gathered facts host variables below the play's vars (as
+// Ansible's host facts are), and visible to other hosts through hostvars.
+// It runs between preflight and the first task, when no task reads them.
+func (r *Runner) shareFacts(hosts []*inventory.Host, byName map[string]*hostRun) {
+	hv, _ := r.builtins["hostvars"].(map[string]any)
+	next := make(map[string]any, len(hv))
+	for k, v := range hv {
+		next[k] = v
+	}
+	for _, h := range hosts {
+		hr := byName[h.Name]
+		if hr.gathered == nil {
+			continue
+		}
+		hr.withFacts = Merge(h.Vars, tasks.FactVars(nil, hr.gathered))
+		next[h.Name] = hr.withFacts
+	}
+	if r.builtins != nil {
+		r.builtins["hostvars"] = next
+	}
+}
+
+// unansweredPrompts names the vars_prompt variables with no default that
+// -e does not give: a run does not stop to ask.
+func (r *Runner) unansweredPrompts() string {
+	var missing []string
+	for _, p := range r.pb.Plays {
+		for _, pr := range p.Prompts {
+			if _, ok := r.opts.Extra[pr.Name]; !ok && !pr.HasDefault {
+				missing = append(missing, pr.Name)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("vars_prompt: no value for %s: pass -e %s=...", strings.Join(missing, ", "), missing[0])
 }

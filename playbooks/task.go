@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/template"
+	"github.com/ferrydeploy/ferry/internal/value"
 	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -327,13 +328,16 @@ type outcome struct {
 
 // attempts runs the module with retries/delay/until, changed_when and failed_when.
 func (r *Runner) attempts(ctx context.Context, play *Play, hr *hostRun, t *Task, vars map[string]any, ev events.Event) outcome {
+	retries, delay, err := t.retryPolicy(vars)
+	if err != nil {
+		return outcome{status: events.StatusFailed, msg: err.Error()}
+	}
 	tries := 1
-	if t.Retries > 0 {
-		tries = 1 + t.Retries
+	if retries > 0 {
+		tries = 1 + retries
 	} else if len(t.Until) > 0 {
 		tries = 4 // Ansible's default: 3 retries
 	}
-	delay := t.Delay
 	if delay == 0 && tries > 1 {
 		delay = 5 * time.Second
 	}
@@ -384,6 +388,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	if err != nil {
 		return outcome{status: events.StatusFailed, msg: err.Error()}
 	}
+	args = dropOmitted(args)
 	env := map[string]string{}
 	for _, layer := range []map[string]any{play.Environment, t.Environment} {
 		if len(layer) == 0 {
@@ -560,4 +565,32 @@ func failure(t *Task, name, msg string, result any) (task, res map[string]any) {
 		res["msg"] = msg
 	}
 	return task, res
+}
+
+// retryPolicy is the task's retries and delay, rendered when written as {{ }}.
+func (t *Task) retryPolicy(vars map[string]any) (int, time.Duration, error) {
+	retries, delay := t.Retries, t.Delay
+	if t.retriesTmpl != nil {
+		s, err := t.retriesTmpl.RenderString(vars)
+		if err != nil {
+			return 0, 0, fmt.Errorf("retries: %w", err)
+		}
+		n, ok := value.Int(s)
+		if !ok || n < 0 {
+			return 0, 0, fmt.Errorf("retries: %q is not a whole number of 0 or more", s)
+		}
+		retries = n
+	}
+	if t.delayTmpl != nil {
+		s, err := t.delayTmpl.RenderString(vars)
+		if err != nil {
+			return 0, 0, fmt.Errorf("delay: %w", err)
+		}
+		d, err := value.Duration(s)
+		if err != nil {
+			return 0, 0, fmt.Errorf("delay: %w", err)
+		}
+		delay = d
+	}
+	return retries, delay, nil
 }

@@ -114,7 +114,7 @@ func TestValidateFromSpec(t *testing.T) {
 		{"systemd", map[string]any{"name": "api", "state": "startd"}, `systemd: state: "startd" is not one of`},
 		{"copy", map[string]any{"content": "x"}, "copy: dest: is required"},
 		{"copy", map[string]any{"dest": "/x", "content": "x", "src": "y"}, "copy: takes only one of src, content"},
-		{"wait_for", map[string]any{"timeout": "soon"}, "wait_for: needs one of port, path"},
+		{"wait_for", map[string]any{"timeout": "soon"}, "wait_for: timeout: "},
 		{"file", map[string]any{"path": "/x", "force": "maybe"}, "file: force: want true or false"},
 		{"http", map[string]any{"url": "http://x", "retries": "many"}, "http: retries: want a whole number"},
 		{"shell", map[string]any{"cmd": "true", "chdri": "/"}, `shell: chdri: unknown parameter`},

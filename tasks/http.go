@@ -37,17 +37,20 @@ func (httpModule) Spec() Spec {
 		Name: "http",
 		Doc:  "Request a URL from the host and check the status and body: smoke tests and health checks, with retries",
 		Params: map[string]Param{
-			"url":            {Type: String, Required: true, Doc: "URL as seen from the host (http://127.0.0.1:8080/status)"},
-			"method":         {Type: String, Doc: "default GET"},
-			"headers":        {Type: Map, Doc: "request headers"},
-			"body":           {Type: Any, Doc: "request body: a string, or a mapping/list sent as JSON"},
-			"status":         {Type: Any, Doc: "expected status: an integer or a list (default 200)"},
-			"body_contains":  {Type: String, Doc: "text the response body must contain"},
-			"json":           {Type: Map, Doc: "dotted path (a.b.0.c) → expected value in the JSON response"},
-			"timeout":        {Type: Duration, Doc: "per attempt (default 10s)"},
-			"retries":        {Type: Int, Doc: "further attempts after a failed one (default 0)"},
-			"delay":          {Type: Duration, Doc: "pause between attempts (default 1s)"},
-			"validate_certs": {Type: Bool, Doc: "verify TLS certificates (default true)"},
+			"url":              {Type: String, Required: true, Doc: "URL as seen from the host (http://127.0.0.1:8080/status)"},
+			"method":           {Type: String, Doc: "default GET"},
+			"headers":          {Type: Map, Doc: "request headers"},
+			"url_username":     {Type: String, Doc: "user for HTTP basic authentication (sent with the first request)"},
+			"url_password":     {Type: String, Doc: "password for HTTP basic authentication"},
+			"force_basic_auth": {Type: Bool, Doc: "accepted: credentials are always sent with the first request"},
+			"body":             {Type: Any, Doc: "request body: a string, or a mapping/list sent as JSON"},
+			"status":           {Type: Any, Doc: "expected status: an integer or a list (default 200)"},
+			"body_contains":    {Type: String, Doc: "text the response body must contain"},
+			"json":             {Type: Map, Doc: "dotted path (a.b.0.c) → expected value in the JSON response"},
+			"timeout":          {Type: Duration, Doc: "per attempt (default 10s)"},
+			"retries":          {Type: Int, Doc: "further attempts after a failed one (default 0)"},
+			"delay":            {Type: Duration, Doc: "pause between attempts (default 1s)"},
+			"validate_certs":   {Type: Bool, Doc: "verify TLS certificates (default true)"},
 		},
 	}
 }
@@ -55,6 +58,7 @@ func (httpModule) Spec() Spec {
 type httpCheck struct {
 	url, method, contains string
 	headers               map[string]string
+	user, password        string
 	body                  []byte
 	jsonBody              bool
 	status                []int
@@ -71,7 +75,10 @@ func (httpModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 		headers:  a.StringMap("headers"),
 		want:     a.Map("json"),
 		timeout:  a.Duration("timeout", 10*time.Second),
+		user:     a.String("url_username", ""),
+		password: a.String("url_password", ""),
 	}
+	a.Bool("force_basic_auth", false)
 	retries := a.Int("retries", 0)
 	delay := a.Duration("delay", time.Second)
 	validate := a.Bool("validate_certs", true)
@@ -151,6 +158,9 @@ func (c *httpCheck) try(ctx context.Context, client *http.Client) (map[string]an
 	}
 	if c.jsonBody {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.user != "" || c.password != "" {
+		req.SetBasicAuth(c.user, c.password)
 	}
 	for k, v := range c.headers {
 		if strings.EqualFold(k, "host") {

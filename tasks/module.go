@@ -59,6 +59,12 @@ type Spec struct {
 	// DefinesFacts: every argument's key becomes a host variable
 	// (set_fact), so `ferry check` knows those names are defined after it.
 	DefinesFacts bool
+	// VarsFile names the parameter holding a file of variables the module
+	// sets (include_vars), so `ferry check` reads their names.
+	VarsFile string
+	// GathersFacts: the module gathers facts about the host (setup,
+	// service_facts): ansible_facts and ansible_NAME are defined after it.
+	GathersFacts bool
 	// Inventory: the module changes the run's inventory (group_by,
 	// add_host): the runner applies its Outcome.Inventory before the next
 	// play and resolves the later plays' `hosts:` against the result.

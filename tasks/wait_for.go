@@ -33,7 +33,6 @@ func (waitForModule) Spec() Spec {
 			"sleep":           {Type: Duration, Doc: "between checks (default 1s)"},
 			"connect_timeout": {Type: Duration, Doc: "per connection attempt (default 5s)"},
 		},
-		OneOf: [][]string{{"port", "path"}},
 	}
 }
 
@@ -50,8 +49,22 @@ func (waitForModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	if err := a.Err(); err != nil {
 		return Outcome{}, err
 	}
-	if (port == 0) == (p == "") {
-		return Outcome{}, errors.New("wait_for: give port or path")
+	if port != 0 && p != "" {
+		return Outcome{}, errors.New("wait_for: give port or path, not both")
+	}
+	if port == 0 && p == "" {
+		// Ansible's wait_for with neither: sleep delay, then timeout
+		if h.Check {
+			return Outcome{Skipped: true, Msg: fmt.Sprintf("check mode: would sleep %s", delay+timeout)}, nil
+		}
+		t := time.NewTimer(delay + timeout)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return Outcome{}, ctx.Err()
+		case <-t.C:
+		}
+		return Outcome{Msg: fmt.Sprintf("slept %s", delay+timeout), Result: map[string]any{"elapsed": (delay + timeout).Seconds()}}, nil
 	}
 	if port != 0 && (port < 1 || port > 65535) {
 		return Outcome{}, fmt.Errorf("wait_for: port %d is out of range", port)

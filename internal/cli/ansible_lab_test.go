@@ -15,13 +15,26 @@ import (
 // regex_replace, a handler) runs unchanged with `ferry run` and with
 // `ansible-playbook` on the same lab hosts, and both leave the same state.
 // ansible-core comes from `scripts/deps.sh bench` (`make test-ansible`).
+//
+// deploy-facts.yml does the same with gathered facts (in a condition and a
+// file's content), include_role and a handler of the play: both tools
+// leave the same file, written from the facts, and run the handler.
 func TestLabAnsiblePlaybookBothTools(t *testing.T) {
+	for _, c := range []struct{ name, playbook, extra, handler string }{
+		{"roles", "deploy.yml", "", "RUNNING HANDLER [app : restart app]"},
+		{"facts_include_role", "deploy-facts.yml", "; cat /opt/app/DEPLOYED; test -e /opt/app/deployed.flag && echo handler ran", "RUNNING HANDLER [deployed]"},
+	} {
+		t.Run(c.name, func(t *testing.T) { bothTools(t, c.playbook, c.extra, c.handler) })
+	}
+}
+
+func bothTools(t *testing.T, playbookName, extraState, ansibleHandler string) {
 	ap, err := exec.LookPath("ansible-playbook")
 	if err != nil {
 		t.Skip("ansible-playbook is not installed: run `scripts/deps.sh bench` (or `make test-ansible`) to install Debian's ansible-core")
 	}
 	d := startDeployLab(t, 2)
-	playbook := filepath.Join(repoRoot(t), "testdata", "ansible-deploy", "deploy.yml")
+	playbook := filepath.Join(repoRoot(t), "testdata", "ansible-deploy", playbookName)
 	hosts := []string{"app1", "app2"}
 
 	// state is what a deploy leaves on a host, as the test reads it from inside.
@@ -30,7 +43,7 @@ func TestLabAnsiblePlaybookBothTools(t *testing.T) {
 		defer cancel()
 		out := map[string]string{}
 		for _, h := range hosts {
-			s, err := d.Exec(ctx, h, `readlink /opt/app/current; stat -c '%U:%G:%a' /opt/app/releases/v2/app; sha256sum </opt/app/releases/v2/app; systemctl is-active app`)
+			s, err := d.Exec(ctx, h, `readlink /opt/app/current; stat -c '%U:%G:%a' /opt/app/releases/v2/app; sha256sum </opt/app/releases/v2/app; systemctl is-active app`+extraState)
 			if err != nil {
 				t.Fatalf("%s: %v", h, err)
 			}
@@ -50,7 +63,7 @@ func TestLabAnsiblePlaybookBothTools(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		for _, h := range hosts {
-			if _, err := d.Exec(ctx, h, "ln -sfn /opt/app/releases/v1 /opt/app/current && rm -rf /opt/app/releases/v2 && systemctl restart app"); err != nil {
+			if _, err := d.Exec(ctx, h, "ln -sfn /opt/app/releases/v1 /opt/app/current && rm -rf /opt/app/releases/v2 /opt/app/DEPLOYED /opt/app/deployed.flag && systemctl restart app"); err != nil {
 				t.Fatal(err)
 			}
 			v := ""
@@ -73,8 +86,11 @@ func TestLabAnsiblePlaybookBothTools(t *testing.T) {
 	}
 	byFerry := state()
 	for _, h := range hosts {
-		if !strings.HasPrefix(byFerry[h], "/opt/app/releases/v2\ndeploy:deploy:755\n") || !strings.HasSuffix(byFerry[h], "active\nstatus v2") {
+		if !strings.HasPrefix(byFerry[h], "/opt/app/releases/v2\ndeploy:deploy:755\n") || !strings.HasSuffix(byFerry[h], "status v2") {
 			t.Errorf("%s after ferry: %q", h, byFerry[h])
+		}
+		if extraState != "" && (!strings.Contains(byFerry[h], "v2 on "+h+" (") || !strings.Contains(byFerry[h], "handler ran")) {
+			t.Errorf("%s after ferry: the facts file or the handler is missing: %q", h, byFerry[h])
 		}
 	}
 
@@ -91,7 +107,7 @@ func TestLabAnsiblePlaybookBothTools(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ansible-playbook: %v", err)
 	}
-	if !strings.Contains(string(out), "RUNNING HANDLER [app : restart app]") {
+	if !strings.Contains(string(out), ansibleHandler) {
 		t.Error("ansible: the handler did not run")
 	}
 	byAnsible := state()

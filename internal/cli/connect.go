@@ -25,6 +25,8 @@ type HostFlags struct {
 	Limit     string           `short:"l" env:"FERRY_LIMIT" placeholder:"PATTERN" help:"Host pattern: group, host, glob, a:b (union), a:&b (intersection), a:!b (exclusion)."`
 	Bastion   string           `env:"FERRY_BASTION" placeholder:"USER@HOST[:PORT][,HOP...]" help:"Jump through these hosts for every host, overriding the inventory and ssh config."`
 	Forks     int              `short:"f" env:"FERRY_FORKS" default:"10" help:"Hosts worked on at once."`
+
+	playbookDir string // set by run: the playbook's group_vars/ and host_vars/ apply too
 }
 
 // loadInventory loads -i sources; with none, it says how to give one.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -13,8 +14,8 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/environments"
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/internal/parallel"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/playbooks"
 	"github.com/ferrydeploy/ferry/ssh"
@@ -78,7 +79,7 @@ func (e *envHosts) name() string {
 // environment's limit and -l.
 func (f *HostFlags) loadEnv(ctx context.Context, t *environments.Target) (*envHosts, error) {
 	sources := f.Inventory
-	var opts inventory.Options
+	opts := inventory.Options{PlaybookDir: f.playbookDir}
 	if t != nil {
 		if len(sources) == 0 {
 			sources = t.Inventory
@@ -309,6 +310,7 @@ func (c *RunCmd) prepareEnv(g *Globals, extra map[string]any) (*envHosts, error)
 	if err != nil {
 		return nil, err
 	}
+	c.playbookDir = filepath.Dir(c.Playbook) // its group_vars/ and host_vars/ apply too
 	e, err := c.loadEnv(g.ctx, t)
 	if err != nil {
 		return nil, err

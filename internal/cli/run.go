@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -59,6 +61,10 @@ func (c *RunCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.stderr, "warning: %v\n", w)
 	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
+	if err != nil {
+		return err
+	}
+	private, err := askPrompts(pb, extra)
 	if err != nil {
 		return err
 	}
@@ -148,6 +154,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		renderer = events.SinkFunc(func(e events.Event) { tuiCh <- e })
 	}
 	mask := output.NewMask(events.Fanout{rec, renderer})
+	mask.Add(private...)                                // vars_prompt answers typed with echo off
 	mask.Add(playbooks.ControllerSecrets(g.env.Get)...) // SSH key (line by line), passphrase, become password, AWS keys
 
 	opts := playbooks.Options{
@@ -323,25 +330,25 @@ func (c *CheckCmd) Run(g *Globals) error {
 }
 
 func (c *CheckCmd) check(g *Globals) error {
-	pb, err := playbooks.Load(c.Playbook)
-	if err != nil {
-		return err
-	}
-	for _, w := range pb.Warnings {
-		fmt.Fprintf(g.stderr, "warning: %v\n", w)
-	}
 	extra, err := playbooks.ParseExtraVars(c.Extra)
 	if err != nil {
 		return err
 	}
 	var inv *inventory.Inventory
 	if len(c.Inventory) > 0 {
-		inv, err = inventory.Load(g.ctx, c.Inventory, inventory.Options{})
+		inv, err = inventory.Load(g.ctx, c.Inventory, inventory.Options{PlaybookDir: filepath.Dir(c.Playbook)})
 		if err != nil {
 			return err
 		}
 	}
-	if err := pb.Check(knownVars(inv, extra)); err != nil {
+	// load problems and undefined variables in one report
+	pb, err := playbooks.LoadChecked(c.Playbook, knownVars(inv, extra))
+	if pb != nil {
+		for _, w := range pb.Warnings {
+			fmt.Fprintf(g.stderr, "warning: %v\n", w)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if err := pb.MissingLocalFiles(playbooks.CheckVars(inv, extra), nil, nil); err != nil {
@@ -352,7 +359,19 @@ func (c *CheckCmd) check(g *Globals) error {
 	for _, p := range pb.Plays {
 		nTasks += len(p.HostTasks()) + len(p.Before) + len(p.Stage) + len(p.After) + len(p.Rollback)
 		if inv != nil {
-			hs, err := inv.Match(p.Hosts)
+			pattern := p.Hosts
+			if template.HasTemplate(pattern) {
+				var all map[string]any
+				if g := inv.Groups["all"]; g != nil {
+					all = g.Vars
+				}
+				vars := playbooks.Merge(all, extra)
+				vars["extra"] = extra
+				if pattern, err = p.RenderHosts(vars); err != nil {
+					return &diag.Invalid{Err: fmt.Errorf("play %q: hosts: %w", p.Name, err)}
+				}
+			}
+			hs, err := inv.Match(pattern)
 			var nomatch *inventory.NoMatchError
 			if err != nil && dynamic && errors.As(err, &nomatch) {
 				fmt.Fprintf(g.stdout, "play %q: hosts known once the plays before it ran (group_by, add_host)\n", p.Name)
@@ -414,4 +433,57 @@ func names(hs []*inventory.Host) []string {
 		out[i] = h.Name
 	}
 	return out
+}
+
+// askPrompts answers the playbook's vars_prompt entries that -e does not,
+// on the terminal (private ones with echo off), as ansible-playbook does.
+// Without a terminal nothing is asked: the runner then refuses to start
+// when a prompt has no default. It returns the private answers, to mask.
+func askPrompts(pb *playbooks.Playbook, extra map[string]any) ([]string, error) {
+	var private []string
+	for _, p := range pb.Plays {
+		for _, pr := range p.Prompts {
+			if _, ok := extra[pr.Name]; ok || !isTerminal(os.Stdin) {
+				continue
+			}
+			tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+			if err != nil {
+				return nil, nil // no terminal after all: -e or the default
+			}
+			q := pr.Prompt
+			if q == "" {
+				q = pr.Name
+			}
+			if pr.HasDefault {
+				q += fmt.Sprintf(" [%s]", template.Text(pr.Default))
+			}
+			fmt.Fprint(tty, q+": ")
+			var answer string
+			if pr.Private {
+				b, err := term.ReadPassword(int(tty.Fd()))
+				fmt.Fprintln(tty)
+				answer = string(b)
+				if err != nil {
+					tty.Close()
+					return nil, fmt.Errorf("vars_prompt %s: %w", pr.Name, err)
+				}
+			} else {
+				line, err := bufio.NewReader(tty).ReadString('\n')
+				if err != nil && line == "" {
+					tty.Close()
+					return nil, fmt.Errorf("vars_prompt %s: %w", pr.Name, err)
+				}
+				answer = strings.TrimRight(line, "\r\n")
+			}
+			tty.Close()
+			if answer == "" && pr.HasDefault {
+				continue // the play's default
+			}
+			extra[pr.Name] = answer
+			if pr.Private && answer != "" {
+				private = append(private, answer)
+			}
+		}
+	}
+	return private, nil
 }

@@ -217,6 +217,9 @@ func (c *callChecker) Visit(node *ast.Node) {
 	if !ok {
 		return
 	}
+	if c.err = checkLookup(id.Value, call.Arguments); c.err != nil {
+		return
+	}
 	for _, f := range funcNames {
 		if f == id.Value {
 			return
@@ -279,12 +282,15 @@ func (a *analyzer) walk(n ast.Node, bound []string, optional bool) {
 		if _, ok := n.Callee.(*ast.IdentifierNode); !ok {
 			a.walk(n.Callee, bound, false)
 		}
-		isDefault := false
+		isDefault, fallback := false, false
 		if id, ok := n.Callee.(*ast.IdentifierNode); ok && isLenientCall(id.Value, len(n.Arguments)) {
 			isDefault = true
+			// default's fallback is read only when the value is missing, and
+			// `a | default(b) | default('z')` is 'z' with a and b undefined
+			fallback = isDefaultCall(id.Value)
 		}
 		for i, arg := range n.Arguments {
-			a.walk(arg, bound, isDefault && i == 0)
+			a.walk(arg, bound, isDefault && (i == 0 || fallback))
 		}
 	case *ast.BuiltinNode:
 		for _, arg := range n.Arguments {
@@ -337,10 +343,22 @@ func (m *marker) Visit(node *ast.Node) {
 		if id, ok := n.Callee.(*ast.IdentifierNode); ok {
 			if isLenientCall(id.Value, len(n.Arguments)) {
 				lenient(&n.Arguments[0])
+				if isDefaultCall(id.Value) {
+					for i := range n.Arguments[1:] {
+						lenient(&n.Arguments[1+i])
+					}
+				}
 			}
 			id.Value = boundPrefix + id.Value
 		}
 	}
+}
+
+// isDefaultCall: default(x, d) or Jinja's `| default(d)`, whose fallback d
+// is read only when x is missing.
+func isDefaultCall(name string) bool {
+	name = strings.TrimPrefix(name, boundPrefix)
+	return name == "default" || name == "$j_default" || name == "$j_d"
 }
 
 // isLenientCall: the call's first argument may be undefined (default(x, d),
@@ -368,6 +386,13 @@ func lenient(n *ast.Node) {
 	case *ast.BinaryNode:
 		if x.Operator == "??" {
 			lenient(&x.Right)
+		}
+	case *ast.CallNode:
+		// default(default(a, b), 'z'): the inner default's values are lenient too
+		if id, ok := x.Callee.(*ast.IdentifierNode); ok && isDefaultCall(id.Value) {
+			for i := range x.Arguments {
+				lenient(&x.Arguments[i])
+			}
 		}
 	}
 }
@@ -536,7 +561,7 @@ func (p *program) evalError(err error, vars map[string]any, pos func(int) diag.P
 		sort.Strings(names)
 		e.Hint = diag.Suggest(ue.Name, names)
 		if e.Hint == "" {
-			e.Hint = fmt.Sprintf("define it, or give a default: %s ?? ...", ue.Name)
+			e.Hint = fmt.Sprintf("define it, or give a default: %s | default(...)", ue.Name)
 		}
 	}
 	return e
@@ -760,7 +785,7 @@ func (t *Template) Refs() []Ref {
 func nilError(pt part) *EvalError {
 	src := strings.TrimSpace(pt.p.src)
 	return &EvalError{Pos: pt.posAt(0), Expr: src, Msg: "value is nil (a missing key?)",
-		Hint: fmt.Sprintf("give a default: %s ?? \"\"", src)}
+		Hint: fmt.Sprintf("give a default: %s | default('')", src)}
 }
 
 type segment struct {

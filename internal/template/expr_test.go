@@ -84,11 +84,11 @@ func TestTemplateErrors(t *testing.T) {
 		src, name, msg, hint string
 	}{
 		{"{{ verison }}", "verison", `undefined variable "verison"`, `did you mean "version"?`},
-		{"echo {{ nope }}", "nope", `undefined variable "nope"`, "nope ?? ..."},
+		{"echo {{ nope }}", "nope", `undefined variable "nope"`, "nope | default(...)"},
 		{"{{ missing.a }}", "missing", `undefined variable "missing"`, ""},
 		{"{{ len(missing) }}", "missing", `undefined variable "missing"`, ""},
 		{"{{ n > 1 ? missing : 1 }}", "missing", `undefined variable "missing"`, ""},
-		{"{{ extra.version }}", "", "value is nil", `extra.version ?? ""`},
+		{"{{ extra.version }}", "", "value is nil", `extra.version | default('')`},
 		{"x {{ host.tags.Owner }}", "", "value is nil", ""},
 		{"{{ n.a }}", "", "cannot fetch a from int", ""},
 	}

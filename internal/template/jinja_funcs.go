@@ -1437,8 +1437,8 @@ func jRange(a []any, _ kwargs) (any, error) {
 // reads their env_vars, the environment the runner chose to show playbooks,
 // never the process's own (which holds credentials a play did not name).
 func jLookup(a []any, kw kwargs) (any, error) {
-	vars, _ := arg(a, 0).(map[string]any)
-	environ, _ := vars["env_vars"].(map[string]any)
+	env, _ := arg(a, 0).(map[string]any) // envArg puts the variables first
+	environ, _ := env["env_vars"].(map[string]any)
 	a = a[min(1, len(a)):]
 	kind := Text(arg(a, 0))
 	var out []any
@@ -1463,7 +1463,11 @@ func jLookup(a []any, kw kwargs) (any, error) {
 			}
 			out = append(out, strings.TrimRight(string(b), "\n"))
 		default:
-			return nil, fmt.Errorf("lookup(%q) is not supported: ferry has the env and file lookups (and env_vars.NAME)", kind)
+			v, err := moreLookup(kind, x, kw, env)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
 		}
 	}
 	if len(out) == 1 {

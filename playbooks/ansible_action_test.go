@@ -1,0 +1,67 @@
+package playbooks
+
+import (
+	"reflect"
+	"testing"
+)
+
+// ec2_elb through local_action (args:, module:, or a key=value string)
+// gets the same mapping as ec2_elb written directly.
+func TestLocalActionKeepsAnsibleMapping(t *testing.T) {
+	src := `- hosts: all
+  tasks:
+    - local_action:
+        module: ec2_elb
+        instance_id: i-1
+        ec2_elbs: [lb1]
+        state: absent
+        wait_timeout: 300
+    - local_action: ec2_elb instance_id=i-1 ec2_elbs=lb1 state=absent wait_timeout=300
+    - action: ec2_elb
+      args: {instance_id: i-1, ec2_elbs: [lb1], state: absent, wait_timeout: 300}
+      delegate_to: localhost
+    - ec2_elb: {instance_id: i-1, ec2_elbs: [lb1], state: absent, wait_timeout: 300}
+      delegate_to: localhost
+`
+	pb, err := Parse("site.yml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := pb.Plays[0].Tasks
+	want := list[3]
+	if want.Module != "elb" || want.Args["state"] != "drained" || want.Args["load_balancers"] == nil {
+		t.Fatalf("direct ec2_elb: %s %v", want.Module, want.Args)
+	}
+	for i, tk := range list[:3] {
+		args := tk.Args
+		if lb, ok := args["load_balancers"].(string); ok { // key=value gives a string
+			args["load_balancers"] = []any{lb}
+		}
+		if tk.Module != want.Module || tk.DelegateTo != "localhost" || !reflect.DeepEqual(args["state"], want.Args["state"]) ||
+			!reflect.DeepEqual(args["load_balancers"], want.Args["load_balancers"]) || args["timeout"] == nil {
+			t.Errorf("task %d: %s %v, want %v", i+1, tk.Module, args, want.Args)
+		}
+	}
+}
+
+// docker_container's networks: [{name: N}] is ferry's network: N.
+func TestDockerContainerNetworks(t *testing.T) {
+	pb, err := Parse("site.yml", []byte(`- hosts: all
+  tasks:
+    - community.docker.docker_container:
+        name: api
+        image: api:1
+        networks:
+          - name: backend
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk := pb.Plays[0].Tasks[0]; tk.Module != "docker" || tk.Args["network"] != "backend" {
+		t.Fatalf("%s %v", tk.Module, tk.Args)
+	}
+	_, err = Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - docker_container: {name: api, image: 'api:1', networks: [{name: a}, {name: b}]}\n"))
+	if err == nil {
+		t.Error("two networks were accepted")
+	}
+}
