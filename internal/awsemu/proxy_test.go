@@ -134,14 +134,18 @@ func TestLoadBalancerCarriesTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := func() string { h, _ := s.TargetHealth(base, "us-east-1", arn); return h[ids[0]] }
+	// Bounded by a deadline, not a count: on a quiet machine a thousand
+	// requests take less than two health-check intervals.
+	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; ; i++ {
 		st := state()
 		if st == "healthy" {
 			break
 		}
-		if st != "initial" || i > 1000 {
+		if st != "initial" || time.Now().After(deadline) {
 			t.Fatalf("re-registered target %s after %d requests", st, i)
 		}
+		time.Sleep(2 * time.Millisecond)
 		// A request answered by it counts only if it was initial throughout.
 		if _, body := get("/"); body != ids[1] && state() == "initial" {
 			t.Fatalf("request to %s before it is healthy", body)
