@@ -27,7 +27,7 @@ func TestClosedOutputIsAnInterrupt(t *testing.T) {
 			bin, binEnv := ferryBinary(t)
 			pb := filepath.Join(t.TempDir(), "slow.yml")
 			src, _ := os.ReadFile(example("deploy.yml"))
-			os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 2\n    - name: Smoke test\n", 1)), 0o600)
+			os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 2\n    - name: Settle\n      shell: sleep 2\n    - name: Smoke test\n", 1)), 0o600)
 
 			cmd := exec.Command(bin, "run", pb, "-i", d.Inventory, "-e", "dist="+d.dist, "-e", "version=v2", "-o", mode)
 			cmd.Env = append(append(os.Environ(), d.env...), binEnv...)
@@ -41,7 +41,9 @@ func TestClosedOutputIsAnInterrupt(t *testing.T) {
 			}
 			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 			// Read until the canary is in the middle of its task list, then
-			// close the pipe, as head does once it has its lines.
+			// close the pipe, as head does once it has its lines. Plain
+			// output says a task when it ends: Warm up's line comes while
+			// Settle still runs, so the canary's list is not over yet.
 			sc := bufio.NewScanner(stdout)
 			closed := false
 			for sc.Scan() {
