@@ -13,7 +13,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ferry ./cmd/ferry
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ferry-lab ./internal/lab/cmd/ferry-lab
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ferry-lab ./internal/testrig/lab/cmd/ferry-lab
 
 # containers: podman, for the docker module's test against real containers
 # on a lab host (tasks/lab_test.go); ansible: ansible-core, for the test that

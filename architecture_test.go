@@ -58,16 +58,16 @@ var allowedImports = map[string][]string{
 
 	// Test rigs: the lab, the emulators, the TUI demo. No product package
 	// imports them (only tests do).
-	"internal/lab":                     {"internal/lab/systemctl", "internal/parallel", "internal/shell"},
-	"internal/lab/systemctl":           nil,
-	"internal/lab/awslab":              {"internal/awsemu", "internal/lab"},
-	"internal/lab/cmd/ferry-lab":       {"internal/lab", "internal/lab/awslab", "internal/lab/load"},
-	"internal/lab/load":                nil,
-	"internal/awsemu":                  nil,
-	"internal/awsemu/cmd/awsemu-serve": {"internal/awsemu"},
-	"internal/sqsemu":                  nil,
-	"internal/browsertest":             nil,
-	"report/reporttest":                {"internal/browsertest"},
+	"internal/testrig/lab":                     {"internal/testrig/lab/systemctl", "internal/parallel", "internal/shell"},
+	"internal/testrig/lab/systemctl":           nil,
+	"internal/testrig/lab/awslab":              {"internal/testrig/awsemu", "internal/testrig/lab"},
+	"internal/testrig/lab/cmd/ferry-lab":       {"internal/testrig/lab", "internal/testrig/lab/awslab", "internal/testrig/lab/load"},
+	"internal/testrig/lab/load":                nil,
+	"internal/testrig/awsemu":                  nil,
+	"internal/testrig/awsemu/cmd/awsemu-serve": {"internal/testrig/awsemu"},
+	"internal/testrig/sqsemu":                  nil,
+	"internal/testrig/browsertest":             nil,
+	"report/reporttest":                {"internal/testrig/browsertest"},
 	"tui/internal/demo":                {"events", "internal/parallel"},
 	"tui/cmd/tuidemo":                  {"events", "tui", "tui/internal/demo"},
 

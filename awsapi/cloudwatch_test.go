@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	"github.com/ferrydeploy/ferry/awsapi"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 )
 
 // The real CloudWatch client (query protocol) against the emulator: alarms

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/ferrydeploy/ferry/awsapi"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 )
 
 // A launch held by a lifecycle hook: heartbeats and the completion reach

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/awsapi"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 )
 
 // Twenty hosts drained from one target group at once: their waits sleep

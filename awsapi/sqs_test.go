@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/awsapi"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
-	"github.com/ferrydeploy/ferry/internal/sqsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/sqsemu"
 )
 
 // sqsFactory points the SDK's SQS client at a fresh local-aws-sqs (the

@@ -2,7 +2,7 @@
 # Inventory build time and memory: `ferry inventory --list` vs
 # `ansible-inventory --list` (amazon.aws.aws_ec2) on the same aws_ec2 file,
 # against the AWS emulator running as a process of its own on 127.0.0.1
-# (internal/awsemu/cmd/awsemu-serve), seeded with INSTANCES instances over
+# (internal/testrig/awsemu/cmd/awsemu-serve), seeded with INSTANCES instances over
 # REGIONS. Nothing reaches real AWS.
 #
 # Wall time comes from hyperfine; peak RSS and the endpoint's own share from
@@ -64,7 +64,7 @@ trap cleanup EXIT
 
 make -s build >/dev/null
 ferry=$root/bin/ferry
-CGO_ENABLED=0 go build -trimpath -o "$work/awsemu-serve" ./internal/awsemu/cmd/awsemu-serve
+CGO_ENABLED=0 go build -trimpath -o "$work/awsemu-serve" ./internal/testrig/awsemu/cmd/awsemu-serve
 
 "$work/awsemu-serve" -instances "$n" -regions "$regions" -ready "$work/endpoint" >"$work/emu.log" 2>&1 &
 emu_pid=$!

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/awsapi"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 )
 
 // awsHost is a controller-side host whose AWS access is the real SDK

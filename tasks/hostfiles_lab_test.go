@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 	"github.com/ferrydeploy/ferry/tasks"
 )
 

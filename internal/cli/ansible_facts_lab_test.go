@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 )
 
 // ferry's facts (gather_facts, one shell command, no Python) are Ansible's:

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
-	"github.com/ferrydeploy/ferry/internal/lab"
-	"github.com/ferrydeploy/ferry/internal/lab/awslab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
 )
 
 // These tests run the example playbooks through the CLI against a lab whose

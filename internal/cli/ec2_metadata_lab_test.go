@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 )
 
 // imdsResponder is a small IMDSv2: a token from PUT /latest/api/token, and

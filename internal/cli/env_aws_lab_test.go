@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/lab"
-	"github.com/ferrydeploy/ferry/internal/lab/awslab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
 )
 
 // TestEnvironmentsEC2: a personal branch finds its hosts in the emulated

@@ -18,7 +18,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
-	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 )
 
 // These tests drive environments end to end on a lab (issue 9's acceptance):

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
-	"github.com/ferrydeploy/ferry/internal/lab/awslab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
 )
 
 // These tests kill or interrupt real runs (ferry as a process) on the lab

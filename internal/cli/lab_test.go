@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/internal/exitcode"
-	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 )
 
 // These tests drive the CLI in-process against a lab: real sshd processes in

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 )
 
 // asNobody runs a bash script inside host as an unprivileged user (nobody),

@@ -17,8 +17,8 @@ import (
 
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
-	"github.com/ferrydeploy/ferry/internal/lab"
-	"github.com/ferrydeploy/ferry/internal/lab/awslab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
 	"github.com/ferrydeploy/ferry/internal/promtext"
 )
 

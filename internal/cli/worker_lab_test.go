@@ -15,9 +15,9 @@ import (
 
 	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
-	"github.com/ferrydeploy/ferry/internal/lab/awslab"
-	"github.com/ferrydeploy/ferry/internal/sqsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
+	"github.com/ferrydeploy/ferry/internal/testrig/sqsemu"
 	"github.com/ferrydeploy/ferry/output"
 )
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/lab"
-	"github.com/ferrydeploy/ferry/internal/lab/awslab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
 )
 
 // launchQueue creates a standard queue (Auto Scaling cannot notify FIFO

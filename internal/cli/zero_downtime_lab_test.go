@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/internal/exitcode"
-	"github.com/ferrydeploy/ferry/internal/lab/awslab"
-	"github.com/ferrydeploy/ferry/internal/lab/load"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/load"
 )
 
 // zeroDowntimeRate is the constant load during the rollouts (requests/s,

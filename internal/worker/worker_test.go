@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/awsapi"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
-	"github.com/ferrydeploy/ferry/internal/sqsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/sqsemu"
 	"github.com/ferrydeploy/ferry/internal/worker"
 )
 

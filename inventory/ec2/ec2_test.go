@@ -12,7 +12,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/awsapi"
 	"github.com/ferrydeploy/ferry/diag"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 	"github.com/ferrydeploy/ferry/inventory"
 )
 

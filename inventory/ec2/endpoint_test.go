@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/ferrydeploy/ferry/diag"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 )
 
 // endpoint_url from a file: plain http only to loopback, a warning for any

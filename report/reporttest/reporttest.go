@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrydeploy/ferry/internal/browsertest"
+	"github.com/ferrydeploy/ferry/internal/testrig/browsertest"
 )
 
 // CheckPage asserts what every report must show in a browser: hosts maps

@@ -16,7 +16,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
-	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 )
 
 // waitFor polls cond (bounded) until it holds.

@@ -27,8 +27,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/awsemu"
-	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 )
 
 // Options tune Start. The zero value suits tests.

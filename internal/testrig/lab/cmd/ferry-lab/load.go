@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/lab/load"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/load"
 )
 
 const loadUsage = `usage:

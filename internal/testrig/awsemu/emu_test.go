@@ -20,7 +20,7 @@ import (
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
-	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 )
 
 const base = "111111111111"

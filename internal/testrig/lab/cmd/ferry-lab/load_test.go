@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrydeploy/ferry/internal/lab/load"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/load"
 )
 
 // load runs a constant load while its command runs, reports it (stderr

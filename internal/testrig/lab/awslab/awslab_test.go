@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/lab"
-	"github.com/ferrydeploy/ferry/internal/lab/awslab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
 	"github.com/ferrydeploy/ferry/inventory/ec2"
 )
 

@@ -40,7 +40,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/awsemu"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 )
 
 func main() {

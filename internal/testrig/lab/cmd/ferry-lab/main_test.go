@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydeploy/ferry/internal/lab"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 )
 
 func TestUsage(t *testing.T) {

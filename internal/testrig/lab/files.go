@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/ferrydeploy/ferry/internal/lab/systemctl"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/systemctl"
 	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
