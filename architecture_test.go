@@ -67,9 +67,9 @@ var allowedImports = map[string][]string{
 	"internal/testrig/awsemu/cmd/awsemu-serve": {"internal/testrig/awsemu"},
 	"internal/testrig/sqsemu":                  nil,
 	"internal/testrig/browsertest":             nil,
-	"report/reporttest":                {"internal/testrig/browsertest"},
-	"tui/internal/demo":                {"events", "internal/parallel"},
-	"tui/cmd/tuidemo":                  {"events", "tui", "tui/internal/demo"},
+	"report/reporttest":                        {"internal/testrig/browsertest"},
+	"tui/internal/demo":                        {"events", "internal/parallel"},
+	"tui/cmd/tuidemo":                          {"events", "tui", "tui/internal/demo"},
 
 	// Test-only packages (no imports outside their tests).
 	"":     nil, // this package: the tree's tests

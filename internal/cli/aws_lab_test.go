@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/testrig/awsemu"
 	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
 )

@@ -17,9 +17,9 @@ import (
 
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/internal/promtext"
 	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
-	"github.com/ferrydeploy/ferry/internal/promtext"
 )
 
 // labClient reaches a lab host's app from outside the host, through the

@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/ferrydeploy/ferry/internal/testrig/lab/systemctl"
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/systemctl"
 )
 
 //go:embed init.sh
