@@ -155,6 +155,14 @@ const lockDir = "/var/lib/ferry/locks"
 // a line "FERRY-LOCK <state> <age seconds>", then the file (one JSON line).
 // adopt lists the run ids whose files acquire takes over at once (a run
 // this one resumes, a holder whose process is gone).
+//
+// On the common paths (a free lock taken, our own released or refreshed)
+// it starts two processes besides the shell, flock and mv/rm/touch: the
+// file is read and matched with builtins, its age is asked only when
+// someone else's file is there, and the temporary file is named by the
+// shell's PID, unique on the host while the guard is held (the directory
+// is root's, 0700). Each process is a fork and exec on every host at once,
+// on the critical path of every run.
 func lockScript(op, env, token string, timeout time.Duration, info []byte, adopt []string) string {
 	quoted := make([]string, len(adopt))
 	for i, a := range adopt {
@@ -162,28 +170,29 @@ func lockScript(op, env, token string, timeout time.Duration, info []byte, adopt
 	}
 	return fmt.Sprintf(`set -u; umask 077
 d=%[1]s; f="$d/"%[2]s.json; tok=%[3]s
-mkdir -p "$d" || exit 90
+[ -d "$d" ] || mkdir -p "$d" || exit 90
 exec 9>"$d/.guard"
 flock -w 10 9 || { echo "FERRY-LOCK busy 0"; exit 0; }
-now=$(date +%%s)
-age=0; [ -f "$f" ] && age=$(( now - $(stat -c %%Y "$f") ))
-mine=no; [ -f "$f" ] && grep -q "\"token\":\"$tok\"" "$f" && mine=yes
-adopt=no; if [ -f "$f" ]; then for res in %[7]s; do grep -q "\"run_id\":\"$res\"" "$f" && adopt=yes; done; fi
-write() { t=$(mktemp "$d/.tmp.XXXXXX") && printf '%%s\n' %[5]s >"$t" && mv -f "$t" "$f"; }
+l=; [ -f "$f" ] && { IFS= read -r l <"$f" || [ -n "$l" ]; }
+mine=no; case $l in *"\"token\":\"$tok\""*) mine=yes ;; esac
+adopt=no; if [ -f "$f" ]; then for res in %[7]s; do case $l in *"\"run_id\":\"$res\""*) adopt=yes ;; esac; done; fi
+age=0; ago() { [ -f "$f" ] && age=$(( $(date +%%s) - $(stat -c %%Y "$f") )); }
+write() { t="$d/.tmp.$$"; printf '%%s\n' %[5]s >"$t" && mv -f "$t" "$f"; }
 case %[4]s in
 acquire)
   if [ -f "$f" ] && [ $mine = no ]; then
+    ago
     if [ $adopt = yes ]; then echo "FERRY-LOCK resumed $age"; cat "$f"
     elif [ "$age" -le %[6]d ]; then echo "FERRY-LOCK held $age"; cat "$f"; exit 0
     else echo "FERRY-LOCK stale $age"; cat "$f"; fi
   fi
   write && echo "FERRY-LOCK acquired 0" ;;
 heartbeat)
-  if [ $mine = yes ]; then touch "$f"; echo "FERRY-LOCK ok 0"; else echo "FERRY-LOCK lost $age"; cat "$f" 2>/dev/null; fi ;;
+  if [ $mine = yes ]; then touch "$f"; echo "FERRY-LOCK ok 0"; else ago; echo "FERRY-LOCK lost $age"; cat "$f" 2>/dev/null; fi ;;
 release)
-  if [ $mine = yes ]; then rm -f "$f"; echo "FERRY-LOCK released 0"; else echo "FERRY-LOCK notmine $age"; fi ;;
+  if [ $mine = yes ]; then rm -f "$f"; echo "FERRY-LOCK released 0"; else ago; echo "FERRY-LOCK notmine $age"; fi ;;
 force)
-  if [ -f "$f" ]; then echo "FERRY-LOCK released $age"; cat "$f"; rm -f "$f"; else echo "FERRY-LOCK free 0"; fi ;;
+  if [ -f "$f" ]; then ago; echo "FERRY-LOCK released $age"; cat "$f"; rm -f "$f"; else echo "FERRY-LOCK free 0"; fi ;;
 esac
 `, lockDir, shell.Quote(env), shell.Quote(token), op, shell.Quote(string(info)), int(timeout.Seconds()), strings.Join(quoted, " "))
 }

@@ -55,7 +55,8 @@ func (c *dirConn) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh
 	if c.deny {
 		return ssh.Result{ExitCode: 1, Stderr: []byte("sudo: a password is required\n")}, nil
 	}
-	sh := exec.CommandContext(ctx, "bash", "-c", strings.ReplaceAll(cmd, stateDir, c.dir))
+	// /bin/sh, as sudo runs it on a host (dash on Debian): the scripts are POSIX.
+	sh := exec.CommandContext(ctx, "/bin/sh", "-c", strings.ReplaceAll(cmd, stateDir, c.dir))
 	sh.Stdin = opts.Stdin
 	var out, errb strings.Builder
 	sh.Stdout, sh.Stderr = &out, &errb
@@ -303,5 +304,77 @@ func TestWriteReleaseSkipsUnreadPassword(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dc.dir, "demo.json"))
 	if err != nil || strings.Contains(string(b), "hunter2") || !strings.HasPrefix(string(b), `{"app":"demo"`) {
 		t.Errorf("record %q, %v", b, err)
+	}
+}
+
+// Every branch of the lock script, run by /bin/sh over a real directory:
+// a fresh lock, another run's fresh lock (held, with its age), a stale one
+// (taken over), heartbeats of the holder and of a run that lost it, a
+// release by a run that does not hold it (nothing removed) and by the
+// holder, and a forced release.
+func TestLockScriptPaths(t *testing.T) {
+	hosts, _ := dirHosts(t, "app1")
+	h := hosts[0]
+	o := testOpts("r1", nil)
+	run := func(op, token string, info []byte) lockAnswer {
+		t.Helper()
+		a, err := o.run(context.Background(), h, op, token, info, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+		return a
+	}
+	mine := []byte(`{"env":"staging","run_id":"r1","token":"aaaa"}`)
+	theirs := []byte(`{"env":"staging","run_id":"r2","token":"bbbb"}`)
+	f := lockFile(h, "staging")
+	if a := run("acquire", "aaaa", mine); a.state != "acquired" {
+		t.Fatalf("free lock: %q", a.state)
+	}
+	if b, _ := os.ReadFile(f); string(b) != string(mine)+"\n" {
+		t.Fatalf("lock file %q", b)
+	}
+	if a := run("acquire", "aaaa", mine); a.state != "acquired" {
+		t.Errorf("own lock again: %q", a.state)
+	}
+	old := time.Now().Add(-40 * time.Second) // the timeout is a minute
+	os.Chtimes(f, old, old)
+	if a := run("acquire", "bbbb", theirs); a.state != "held" || a.info == nil || a.info.RunID != "r1" || a.info.Age < 30*time.Second {
+		t.Errorf("another run's lock: %q %+v", a.state, a.info)
+	}
+	if a := run("heartbeat", "aaaa", nil); a.state != "ok" {
+		t.Errorf("holder's heartbeat: %q", a.state)
+	}
+	if st, _ := os.Stat(f); time.Since(st.ModTime()) > time.Minute {
+		t.Errorf("heartbeat did not touch the file: %v", st.ModTime())
+	}
+	old = time.Now().Add(-2 * time.Minute)
+	os.Chtimes(f, old, old)
+	if a := run("acquire", "bbbb", theirs); a.state != "taken" || a.info == nil || a.info.RunID != "r1" {
+		t.Errorf("stale lock: %q %+v", a.state, a.info)
+	}
+	if a := run("heartbeat", "aaaa", nil); a.state != "lost" || a.info == nil || a.info.RunID != "r2" {
+		t.Errorf("heartbeat of the run that lost it: %q %+v", a.state, a.info)
+	}
+	if a := run("release", "aaaa", nil); a.state != "notmine" {
+		t.Errorf("release by a run that does not hold it: %q", a.state)
+	}
+	if _, err := os.Stat(f); err != nil {
+		t.Errorf("another run's release removed the file: %v", err)
+	}
+	if a := run("release", "bbbb", nil); a.state != "released" {
+		t.Errorf("holder's release: %q", a.state)
+	}
+	if _, err := os.Stat(f); !os.IsNotExist(err) {
+		t.Errorf("lock file left after its holder released it: %v", err)
+	}
+	run("acquire", "bbbb", theirs)
+	if a := run("force", "", nil); a.state != "released" || a.info == nil || a.info.RunID != "r2" {
+		t.Errorf("forced release: %q %+v", a.state, a.info)
+	}
+	if a := run("force", "", nil); a.state != "free" {
+		t.Errorf("forced release of a free lock: %q", a.state)
+	}
+	if m, _ := filepath.Glob(filepath.Join(filepath.Dir(f), ".tmp.*")); len(m) > 0 {
+		t.Errorf("temporary files left: %v", m)
 	}
 }
