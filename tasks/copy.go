@@ -292,9 +292,19 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 	var b strings.Builder
 	b.WriteString("hf_quiet=1; " + info)
 	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
-	if tree {
+	switch {
+	case tree && len(names) > 0:
+		// A release of a few files (a binary and its config): hash just
+		// them, each with hf_hash (openssl: a sixth of sha256sum's time on
+		// a large binary), two processes instead of five.
+		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_nf=0; for f in`)
+		for _, n := range names {
+			b.WriteString(" " + shell.Quote("./"+n))
+		}
+		b.WriteString(`; do if [ -f "$f" ] && [ ! -L "$f" ]; then hf_nf=$((hf_nf+1)); hf_hash "$f" && printf '%s  %s\0' "$hf_s" "$f"; fi; done; `)
+	case tree:
 		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; find . -type f -exec sha256sum -z -- {} + 2>/dev/null; hf_nf=$(find . -type f | wc -l); `)
-	} else {
+	default:
 		// dest/name is looked at only when dest is a real directory.
 		b.WriteString("set -- " + shell.Quote("./"+names[0]) + "; ")
 		if len(names) > 1 {
@@ -343,6 +353,29 @@ func sweepStaleTemps(dest string) string {
 	// Private directories now, plain files from older versions; rm does
 	// not follow a symlink put in their place.
 	return fmt.Sprintf("hf_sweep %s %s %d; ", shell.Quote(path.Dir(dest)), shell.Quote(pattern), staleTempAge)
+}
+
+// hashEachMax: up to this many files, all at the top of the tree, the
+// probe hashes each by name; past it one sha256sum reads them all (a
+// process per file would cost more than the faster hash saves).
+const hashEachMax = 8
+
+// fewTopFiles names the tree's files relative to its root when there are
+// few and all sit at its top (no directory on the way, which could be a
+// symlink a name lookup would follow and find -type f does not); else nil.
+func (p *copyPlan) fewTopFiles() []string {
+	if len(p.items) == 0 || len(p.items) > hashEachMax {
+		return nil
+	}
+	names := make([]string, 0, len(p.items))
+	for _, it := range p.items {
+		n := strings.TrimPrefix(it.dest, p.root+"/")
+		if n == it.dest || n == "" || strings.Contains(n, "/") {
+			return nil
+		}
+		names = append(names, n)
+	}
+	return names
 }
 
 func parseProbe(out []byte) map[string]*remoteFile {
@@ -412,6 +445,7 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 				rel = append(rel, r)
 			}
 		}
+		names = p.fewTopFiles()
 	}
 	sweep := ""
 	if !h.Check && !p.isDir {

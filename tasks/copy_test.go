@@ -379,3 +379,44 @@ func TestCopySweepsStaleTemps(t *testing.T) {
 		}
 	}
 }
+
+// A tree of a few files at its top (a release: a binary and its config) is
+// hashed file by file, with openssl when it answers, else sha256sum: both
+// recognise the unchanged tree, whatever the names, and see a changed file.
+func TestCopyFewFilesTreeBothHashers(t *testing.T) {
+	for _, tc := range []struct{ name, openssl string }{
+		{"openssl", ""},
+		{"sha256sum", "#!/bin/sh\nexit 127\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, c, _ := testHost(t)
+			if tc.openssl != "" {
+				c.fakeBin(t, "openssl", tc.openssl)
+			} else if _, err := exec.LookPath("openssl"); err != nil {
+				t.Skip("needs openssl")
+			}
+			src := filepath.Join(h.Dir, "rel")
+			os.MkdirAll(src, 0o755)
+			mustWrite(t, filepath.Join(src, "app"), "binary v1", 0o755)
+			mustWrite(t, filepath.Join(src, "it's $(x)\nodd"), "config", 0o644)
+			dest := t.TempDir()
+			args := map[string]any{"src": "rel/", "dest": dest}
+			if out := runModule(t, h, "copy", args); !out.Changed || out.Failed {
+				t.Fatalf("first copy: %+v", out)
+			}
+			if out := runModule(t, h, "copy", args); out.Changed || out.Failed {
+				t.Fatalf("second copy should be unchanged: %+v", out)
+			}
+			mustWrite(t, filepath.Join(src, "app"), "binary v2", 0o755)
+			if out := runModule(t, h, "copy", args); !out.Changed || out.Failed || mustRead(t, filepath.Join(dest, "app")) != "binary v2" {
+				t.Fatalf("changed file: %+v", out)
+			}
+			// A file changed on the host is seen too (same size, other bytes).
+			mustWrite(t, filepath.Join(dest, "it's $(x)\nodd"), "CONFIG", 0o644)
+			if out := runModule(t, h, "copy", args); !out.Changed || out.Failed || mustRead(t, filepath.Join(dest, "it's $(x)\nodd")) != "config" {
+				t.Fatalf("file changed on the host: %+v", out)
+			}
+			noTemps(t, dest)
+		})
+	}
+}
