@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -172,7 +173,18 @@ type copyPlan struct {
 	root  string   // what Result reports as dest
 	isDir bool     // src was a directory
 	opts  copyOpts
+	// also is a read-only script (hostfs functions at hand) that rides on
+	// the probe's round trip, in a subshell of its own: release reads the
+	// layout it is about to switch there. Its output and exit status land
+	// in alsoOut and alsoCode.
+	also     string
+	alsoOut  []byte
+	alsoCode int
+	alsoErr  string // the probe's last line of stderr, when also failed
 }
+
+// alsoEnd ends the output of copyPlan.also; its exit status follows.
+const alsoEnd = "\x01ALSO\x00"
 
 func contentPlan(content []byte, dest string, o copyOpts) (*copyPlan, error) {
 	if dest == "" || strings.HasSuffix(dest, "/") {
@@ -460,11 +472,28 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if p.isDir {
 		need = fmt.Sprintf(`hf_nf=${hf_nf:-0}; [ "$hf_nf" -ge %d ] || hf_stage %s; `, len(p.items), shell.Quote(stagePrefix(p.root)))
 	}
-	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, sweep+p.infoScript(), need), false)
+	also := ""
+	if p.also != "" {
+		also = "( " + p.also + " ); printf '\\001ALSO\\000%s\\000' $?; "
+	}
+	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, also+sweep+p.infoScript(), need), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
-	infoOut, probed, _ := bytes.Cut(res.Stdout, []byte(infoEnd))
+	out := res.Stdout
+	if p.also != "" {
+		var found bool
+		p.alsoOut, out, found = bytes.Cut(out, []byte(alsoEnd))
+		code, rest, _ := bytes.Cut(out, []byte{0})
+		p.alsoCode, out = 255, rest
+		if n, err := strconv.Atoi(string(code)); found && err == nil {
+			p.alsoCode = n
+		}
+		if p.alsoCode != 0 {
+			p.alsoErr = lastLine(res.Stderr)
+		}
+	}
+	infoOut, probed, _ := bytes.Cut(out, []byte(infoEnd))
 	probed, privOut, _ := bytes.Cut(probed, []byte("\x01PRIV\x00"))
 	// staged: the staging directory the probe made, if any; apply takes it
 	// over, else it is removed here (also when the probe failed after it).

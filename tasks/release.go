@@ -96,6 +96,11 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	if err != nil {
 		return Outcome{}, fmt.Errorf("release: %w", err)
 	}
+	if activateIt {
+		// The layout is read on the copy's probe round trip: what the copy
+		// may add (releases/<version>) is accounted for below.
+		plan.also = releaseProbe(base)
+	}
 	copied, err := plan.run(ctx, h)
 	if err != nil || copied.Failed {
 		if err == nil {
@@ -117,11 +122,12 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 		return Outcome{Changed: true, Msg: "release " + version + " staged: " + copied.Msg, Diff: copied.Diff, Result: result}, nil
 	}
 
-	// 2. Activate and prune in one command, from the layout as it is now.
-	st, err := probeRelease(ctx, h, base)
-	if err != nil {
-		return Outcome{}, err
+	// 2. Activate and prune in one command, from the layout as it was read
+	// with the copy's probe.
+	if plan.alsoCode != 0 {
+		return Outcome{}, fmt.Errorf("release: inspect %s: exit %d: %s", base, plan.alsoCode, plan.alsoErr)
 	}
+	st := parseReleaseState(plan.alsoOut)
 	history := st.history
 	if len(history) == 0 && st.current != "" {
 		history = []string{st.current} // a layout ferry did not make: start from what runs
@@ -273,23 +279,31 @@ func switchRelease(ctx context.Context, h *Host, base, target string, history, p
 }
 
 func probeRelease(ctx context.Context, h *Host, base string) (releaseState, error) {
-	// hostfs: base and releases/ are entered physically (a symlink another
-	// user placed is refused), the history is read without following links.
-	cmd := hostfs.Script(`p=` + shell.Quote(base) + `; hf_quiet=1; if hf_in "$p" 2; then ` +
-		`c=$(readlink -- current 2>/dev/null) || c=""; printf '%s\n' "current=$c" '--history'; ` +
-		`hf_type ` + historyFile + `; if [ $hf_ty != n ]; then x=$(hf_read ` + historyFile + `) || exit 2; printf '%s\n' "${x#E}"; fi; printf '%s\n' '--releases'; ` +
-		`if hf_walk releases 2; then for d in */; do [ -d "$d" ] && [ ! -L "${d%/}" ] && printf '%s\n' "${d%/}"; done; fi; ` +
-		`else printf '%s\n' current= --history --releases; fi; true`)
-	res, err := runOn(ctx, h, cmd, false)
+	res, err := runOn(ctx, h, hostfs.Script(releaseProbe(base)), false)
 	if err != nil {
 		return releaseState{}, fmt.Errorf("release: inspect %s: %w", base, err)
 	}
 	if res.ExitCode != 0 {
 		return releaseState{}, fmt.Errorf("release: %s", failMsg("inspect "+base, res))
 	}
+	return parseReleaseState(res.Stdout), nil
+}
+
+// releaseProbe prints the layout under base (hostfs functions at hand).
+func releaseProbe(base string) string {
+	// hostfs: base and releases/ are entered physically (a symlink another
+	// user placed is refused), the history is read without following links.
+	return `p=` + shell.Quote(base) + `; hf_quiet=1; if hf_in "$p" 2; then ` +
+		`c=$(readlink -- current 2>/dev/null) || c=""; printf '%s\n' "current=$c" '--history'; ` +
+		`hf_type ` + historyFile + `; if [ $hf_ty != n ]; then x=$(hf_read ` + historyFile + `) || exit 2; printf '%s\n' "${x#E}"; fi; printf '%s\n' '--releases'; ` +
+		`if hf_walk releases 2; then for d in */; do [ -d "$d" ] && [ ! -L "${d%/}" ] && printf '%s\n' "${d%/}"; done; fi; ` +
+		`else printf '%s\n' current= --history --releases; fi; true`
+}
+
+func parseReleaseState(out []byte) releaseState {
 	var st releaseState
 	section := ""
-	for _, l := range strings.Split(string(res.Stdout), "\n") {
+	for _, l := range strings.Split(string(out), "\n") {
 		switch {
 		case strings.HasPrefix(l, "current=") && section == "":
 			t := strings.TrimPrefix(l, "current=")
@@ -305,7 +319,7 @@ func probeRelease(ctx context.Context, h *Host, base string) (releaseState, erro
 			st.releases = append(st.releases, l)
 		}
 	}
-	return st, nil
+	return st
 }
 
 // pruneList returns the releases to delete: all but the keep most recently

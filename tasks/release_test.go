@@ -152,7 +152,7 @@ func TestReleaseRollbackUndoesOnlyThisRun(t *testing.T) {
 // without touching current or the history; the same call with activate
 // then copies nothing and only switches.
 func TestReleaseStageThenActivate(t *testing.T) {
-	h, _, _ := testHost(t)
+	h, c, _ := testHost(t)
 	base := filepath.Join(t.TempDir(), "app")
 	src := filepath.Join(h.Dir, "dist")
 	os.Mkdir(src, 0o755)
@@ -174,9 +174,15 @@ func TestReleaseStageThenActivate(t *testing.T) {
 	if out.Changed || out.Failed {
 		t.Fatalf("staging again: %+v", out)
 	}
+	before := len(c.cmds)
 	out = runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": "v2"})
 	if !out.Changed || current(t, base) != "v2" || strings.Contains(out.Msg, "updated") || !strings.Contains(out.Msg, "current -> v2 (was v1)") {
 		t.Fatalf("switch: %+v", out)
+	}
+	// Inside the host's window: one command checks the staged files and
+	// reads the layout, one switches.
+	if n := len(c.cmds) - before; n != 2 {
+		t.Errorf("activating a staged release took %d commands, want 2", n)
 	}
 	// A rollback goes back to v1: staging was not an activation.
 	h.State = map[string]any{}
