@@ -145,7 +145,9 @@ func systemdScript(name, state string, hasEnabled, enabled, reload bool, wait ti
 		return b.String()
 	}
 	// A unit that does not exist fails at once, not after the wait.
-	b.WriteString(`l=$(systemctl show -p LoadState --value "$u" 2>/dev/null) || l=""; ` +
+	// One call reads whether the unit exists and its state (ActiveState
+	// is what is-active prints); is-active only when show said nothing.
+	b.WriteString(`l=; a=; for kv in $(systemctl show -p LoadState -p ActiveState "$u" 2>/dev/null); do case $kv in LoadState=*) l=${kv#*=};; ActiveState=*) a=${kv#*=};; esac; done; ` +
 		`if [ "$l" = not-found ]; then if [ "$c" = 1 ]; then echo "missing: $u"; exit 0; fi; echo "unit $u not found: check the name (systemctl list-unit-files)" >&2; exit 3; fi; `)
 	if hasEnabled {
 		b.WriteString(`e=$(systemctl is-enabled "$u" 2>/dev/null) || true; `)
@@ -155,11 +157,11 @@ func systemdScript(name, state string, hasEnabled, enabled, reload bool, wait ti
 			b.WriteString(`case "$e" in enabled|enabled-runtime) ch "disabled"; act disable "$u";; esac; `)
 		}
 	}
+	b.WriteString(`[ -n "$a" ] || a=$(systemctl is-active "$u" 2>/dev/null) || true; `)
 	if state == "" {
-		b.WriteString(`a=$(systemctl is-active "$u" 2>/dev/null) || true; echo "state: $a"; exit 0`)
+		b.WriteString(`echo "state: $a"; exit 0`)
 		return b.String()
 	}
-	b.WriteString(`a=$(systemctl is-active "$u" 2>/dev/null) || true; `)
 	want := "active"
 	switch state {
 	case "started":

@@ -13,7 +13,8 @@ const fakeSystemctl = `#!/bin/sh
 d=$FAKE_SYSTEMD; echo "$*" >> "$d/log"
 cmd=$1; shift
 case "$cmd" in
-show) for u; do :; done; if [ "$u" = missing ]; then echo not-found; else echo loaded; fi;;
+show) for u; do :; done; if [ "$u" = missing ]; then echo LoadState=not-found; else echo LoadState=loaded; fi
+  echo "ActiveState=$(cat "$d/$u.state" 2>/dev/null || echo inactive)";;
 is-active) s=$(cat "$d/$1.state" 2>/dev/null || echo inactive); echo "$s"; [ "$s" = active ];;
 is-enabled) s=$(cat "$d/$1.enabled" 2>/dev/null || echo disabled); echo "$s"; [ "$s" = enabled ];;
 start|restart) if [ "$1" = crashy ]; then echo failed > "$d/$1.state"; else echo active > "$d/$1.state"; fi;;
@@ -51,6 +52,10 @@ func TestSystemdStartStopEnable(t *testing.T) {
 		if !strings.Contains(log, want+"\n") {
 			t.Fatalf("no %q in %q", want, log)
 		}
+	}
+	// show tells the state before the start: is-active only confirms it after.
+	if n := strings.Count(log, "is-active"); n != 1 || strings.Count(log, "show") != 1 {
+		t.Errorf("calls %q: want one show, and one is-active after the start", log)
 	}
 	os.Remove(filepath.Join(d, "log"))
 	out = runModule(t, h, "systemd", map[string]any{"name": "api", "state": "started", "enabled": true})
@@ -93,7 +98,7 @@ func TestSystemdCheckModeAndFailures(t *testing.T) {
 func TestSystemdWaitIsBounded(t *testing.T) {
 	h, c, _ := testHost(t)
 	// A unit that never leaves "activating".
-	c.fakeBin(t, "systemctl", "#!/bin/sh\ncase $1 in is-active) echo activating; exit 3;; show) echo loaded;; esac\n")
+	c.fakeBin(t, "systemctl", "#!/bin/sh\ncase $1 in is-active) echo activating; exit 3;; show) echo LoadState=loaded; echo ActiveState=activating;; esac\n")
 	start := time.Now()
 	out := runModule(t, h, "systemd", map[string]any{"name": "slow", "state": "restarted", "wait_timeout": 1})
 	if !out.Failed || !strings.Contains(out.Msg, "activating after 1s") {
