@@ -74,7 +74,8 @@ func short(cmd string) string {
 }
 
 // TestRoundTripBudget: a run of N tasks on a host costs it at most N + 3
-// commands (preflight, the lock with the release state, the unlock), and
+// commands (preflight, the lock with the release state, the unlock; both
+// playbooks here are held to N + 2, see extra), and
 // the lock, the release state and the journal add none per task. It counts
 // commands, not seconds, so it cannot be flaky; a change that adds a round
 // trip per task or per host fails it, listing the commands each host got.
@@ -89,7 +90,19 @@ func TestRoundTripBudget(t *testing.T) {
 	}
 	os.WriteFile(trivial, []byte(b.String()), 0o600)
 
-	for _, pb := range []string{example("deploy.yml"), trivial} {
+	// extra: what a host may get beyond one command per task. The issue's
+	// budget is 3 (preflight, lock with state, unlock); both playbooks do
+	// better, and a change that gives a round trip back fails here:
+	//   - trivial (no become): no preflight command, the lock and the unlock;
+	//   - the example deploy: preflight, lock, unlock, while its staged
+	//     release costs two commands in the stage (check, finalize) and two
+	//     in the window (check with the layout, switch), and its two AWS
+	//     tasks none on a static inventory.
+	for _, c := range []struct {
+		pb    string
+		extra int
+	}{{example("deploy.yml"), 2}, {trivial, 2}} {
+		pb := c.pb
 		t.Run(filepath.Base(pb), func(t *testing.T) {
 			seen := countCommands(t)
 			// A long lock timeout: no heartbeat falls inside the run, however slow the machine.
@@ -119,13 +132,13 @@ func TestRoundTripBudget(t *testing.T) {
 				// The total is the budget; the lock's two are checked apart so that
 				// a lock or release record that costs a command per task or per
 				// write shows as such.
-				if n == 0 || len(cmds) > n+3 || per["lock"] != 2 {
+				if n == 0 || len(cmds) > n+c.extra || per["lock"] != 2 {
 					var list []string
 					for i, c := range cmds {
 						list = append(list, fmt.Sprintf("  %2d %-9s %s", i+1, kind(c), short(c)))
 					}
-					t.Errorf("%s: %d commands for %d tasks (budget %d: tasks + preflight + lock with state + unlock; lock commands %d, want 2); seen:\n%s",
-						h.Name, len(cmds), n, n+3, per["lock"], strings.Join(list, "\n"))
+					t.Errorf("%s: %d commands for %d tasks (budget %d: tasks + %d; lock commands %d, want 2); seen:\n%s",
+						h.Name, len(cmds), n, n+c.extra, c.extra, per["lock"], strings.Join(list, "\n"))
 				}
 			}
 			var hosts []string
