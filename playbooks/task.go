@@ -373,7 +373,7 @@ func (r *Runner) attempts(ctx context.Context, tr taskRun, vars map[string]any, 
 	}
 	var o outcome
 	for attempt := 1; attempt <= tries; attempt++ {
-		o = r.once(ctx, tr, vars, ev)
+		o = r.callModule(ctx, tr, vars, ev)
 		done := o.status != events.StatusFailed
 		if len(t.Until) > 0 {
 			uv := Merge(vars, map[string]any{"result": o.result})
@@ -408,16 +408,42 @@ func (r *Runner) attempts(ctx context.Context, tr taskRun, vars map[string]any, 
 	return o
 }
 
-// once runs the module a single time and applies changed_when/failed_when.
-func (r *Runner) once(ctx context.Context, tr taskRun, vars map[string]any, ev events.Event) outcome {
+// moduleCall is one call of a task's module, built for one host: the
+// module, its rendered arguments and what it sees of the host.
+type moduleCall struct {
+	mod        tasks.Module
+	args       map[string]any
+	host       *tasks.Host
+	becomeUser string
+}
+
+// callModule runs the task's module a single time (one attempt of
+// attempts) in four steps: build the call, journal its intent, invoke it,
+// judge its result with changed_when/failed_when.
+func (r *Runner) callModule(ctx context.Context, tr taskRun, vars map[string]any, ev events.Event) outcome {
+	c, err := r.buildCall(ctx, tr, vars, ev)
+	if err == nil {
+		err = r.journalCall(tr.hr, c, vars)
+	}
+	if err != nil {
+		return outcome{status: events.StatusFailed, msg: err.Error()}
+	}
+	res, err := r.invoke(ctx, tr, c, vars, ev)
+	return judge(tr.t, vars, res, err)
+}
+
+// buildCall finds the module, renders its arguments and environment, and
+// says what it runs against: the host's connection, the controller, or
+// the host the task is delegated to.
+func (r *Runner) buildCall(ctx context.Context, tr taskRun, vars map[string]any, ev events.Event) (*moduleCall, error) {
 	play, hr, t := tr.play, tr.hr, tr.t
 	mod, ok := tasks.Lookup(t.Module)
 	if !ok {
-		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("unknown module %q", t.Module)}
+		return nil, fmt.Errorf("unknown module %q", t.Module)
 	}
 	args, err := t.RenderArgs(vars)
 	if err != nil {
-		return outcome{status: events.StatusFailed, msg: err.Error()}
+		return nil, err
 	}
 	args = dropOmitted(args)
 	env := map[string]string{}
@@ -427,7 +453,7 @@ func (r *Runner) once(ctx context.Context, tr taskRun, vars map[string]any, ev e
 		}
 		rendered, err := template.RenderValue(layer, vars)
 		if err != nil {
-			return outcome{status: events.StatusFailed, msg: "environment: " + err.Error()}
+			return nil, errors.New("environment: " + err.Error())
 		}
 		if m, ok := rendered.(map[string]any); ok {
 			for k, v := range m {
@@ -470,29 +496,42 @@ func (r *Runner) once(ctx context.Context, tr taskRun, vars map[string]any, ev e
 	}
 	if t.DelegateTo != "" {
 		if err := r.delegate(ctx, t, vars, th); err != nil {
-			return outcome{status: events.StatusFailed, msg: err.Error()}
+			return nil, err
 		}
 	}
 	if !mod.Spec().Controller && th.Conn == nil {
-		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("module %s runs on hosts; it cannot be used in before/after", t.Module)}
+		return nil, fmt.Errorf("module %s runs on hosts; it cannot be used in before/after", t.Module)
 	}
-	if !th.Check {
-		th.Journal = r.moduleJournal(hr, mod.Spec(), args, vars)
-		if c, ok := intentOf(mod.Spec(), args, vars, th.Become.Become, becomeUser); ok {
-			if err := r.intent(hr, c); err != nil {
-				return outcome{status: events.StatusFailed, msg: err.Error()}
-			}
-		}
+	return &moduleCall{mod: mod, args: args, host: th, becomeUser: becomeUser}, nil
+}
+
+// journalCall gives a call that changes the host its journal, and records
+// the change it opens (its intent) before it runs; --check journals nothing.
+func (r *Runner) journalCall(hr *hostRun, c *moduleCall, vars map[string]any) error {
+	if c.host.Check {
+		return nil
 	}
+	c.host.Journal = r.moduleJournal(hr, c.mod.Spec(), c.args, vars)
+	if ch, ok := intentOf(c.mod.Spec(), c.args, vars, c.host.Become.Become, c.becomeUser); ok {
+		return r.intent(hr, ch)
+	}
+	return nil
+}
+
+// invoke runs the call under the task's timeout and settles its journal
+// entry; a dropped connection makes the host's state unknown. The error
+// it returns reads as the task's failure.
+func (r *Runner) invoke(ctx context.Context, tr taskRun, c *moduleCall, vars map[string]any, ev events.Event) (tasks.Outcome, error) {
+	hr, t := tr.hr, tr.t
 	tctx := ctx
 	if t.Timeout > 0 {
 		var cancel context.CancelFunc
 		tctx, cancel = context.WithTimeout(ctx, t.Timeout)
 		defer cancel()
 	}
-	res, err := tasks.Call(tctx, mod, th, args)
-	if !th.Check {
-		r.settle(hr, mod.Spec(), args, vars, err != nil || res.Failed, err == nil && res.Untouched)
+	res, err := tasks.Call(tctx, c.mod, c.host, c.args)
+	if !c.host.Check {
+		r.settle(hr, c.mod.Spec(), c.args, vars, err != nil || res.Failed, err == nil && res.Untouched)
 	}
 	// A lost connection makes the host's state unknown (it may have
 	// crashed); a task whose session never opened keeps the reason an
@@ -504,12 +543,21 @@ func (r *Runner) once(ctx context.Context, tr taskRun, vars map[string]any, ev e
 			err = fmt.Errorf("%w: outcome unknown", err)
 		}
 	}
-	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
 	if err == nil && !res.Failed && len(res.Inventory) > 0 {
 		r.mu.Lock()
 		r.invChanges = append(r.invChanges, res.Inventory...)
 		r.mu.Unlock()
 	}
+	if errors.Is(err, context.DeadlineExceeded) && t.Timeout > 0 && tctx.Err() != nil {
+		err = fmt.Errorf("timed out after %s", t.Timeout)
+	}
+	return res, err
+}
+
+// judge turns what the module returned into the task's outcome, with the
+// task's changed_when and failed_when applied (not to a call that erred).
+func judge(t *Task, vars map[string]any, res tasks.Outcome, err error) outcome {
+	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
 	if o.result == nil {
 		o.result = map[string]any{}
 	}
@@ -517,9 +565,6 @@ func (r *Runner) once(ctx context.Context, tr taskRun, vars map[string]any, ev e
 	case err != nil:
 		o.status = events.StatusFailed
 		o.msg = err.Error()
-		if errors.Is(err, context.DeadlineExceeded) && t.Timeout > 0 && tctx.Err() != nil {
-			o.msg = fmt.Sprintf("timed out after %s", t.Timeout)
-		}
 	case res.Failed:
 		o.status = events.StatusFailed
 	case res.Skipped:
