@@ -4,20 +4,43 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ferrydeploy/ferry/events"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
+	"github.com/ferrydeploy/ferry/tasks"
 )
 
-// Runner behaviour against the fake fleet (fakeconn_test.go): journal,
-// --resume, failure rules, handlers and rollback order, in-process.
+// More of the runner's rules over the scripted connection (script_test.go)
+// with the fx_run/fx_stop/fx_start modules (fake_test.go), whose commands
+// are exactly what the test names: what --resume undoes, in which order
+// and by whose word, what it skips (finished hosts, staged hosts), a killed
+// run's torn record, any_errors_fatal, handler order, a rollback that goes
+// on past a failed task.
+
+// newFleet is a script where each of fail ("host: cmd", or "cmd" on every
+// host) exits 1.
+func newFleet(fail ...string) *script {
+	s := &script{}
+	for _, f := range fail {
+		host, cmd, ok := strings.Cut(f, ": ")
+		if !ok {
+			host, cmd = "", f
+		}
+		s.on(host, "^"+regexp.QuoteMeta(cmd)+"$", tasks.Result{ExitCode: 1, Stderr: []byte(cmd + ": failed\n")}, nil)
+	}
+	return s
+}
+
+// ranAny reports whether any host ran a command containing sub.
+func ranAny(s *script, sub string) bool { return len(s.ran(regexp.QuoteMeta(sub))) > 0 }
 
 // fleetRun runs the playbook src (written to dir/deploy.yml) as run id on
 // hosts h1..hn of the fleet.
-func fleetRun(t *testing.T, dir, id, src string, n int, fleet *fakeFleet, mod func(*Options)) (Result, *recorder) {
+func fleetRun(t *testing.T, dir, id, src string, n int, fleet *script, mod func(*Options)) (Result, *recorder) {
 	t.Helper()
 	path := filepath.Join(dir, "deploy.yml")
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
@@ -52,9 +75,9 @@ func hostEnd(rec *recorder, host string) events.Event {
 	return events.Event{}
 }
 
-func wantCmds(t *testing.T, fleet *fakeFleet, host string, want ...string) {
+func wantCmds(t *testing.T, fleet *script, host string, want ...string) {
 	t.Helper()
-	if got := fleet.on(host); !slices.Equal(got, want) {
+	if got := fleet.cmdsOn(host, ""); !slices.Equal(got, want) {
 		t.Errorf("%s ran %q, want %q", host, got, want)
 	}
 }
@@ -72,7 +95,7 @@ const deploySrc = `
       fx_start: {name: app}
 `
 
-func TestFleetJournalLeavesWhatAFailureLeft(t *testing.T) {
+func TestScriptJournalLeavesWhatAFailureLeft(t *testing.T) {
 	fleet := newFleet("h2: install v2")
 	res, rec := fleetRun(t, t.TempDir(), "r1", deploySrc, 3, fleet, nil)
 	if res.ExitCode != exitcode.Failed {
@@ -112,7 +135,7 @@ func killedRun(t *testing.T, dir, src string, killed bool) {
 	writeRecord(t, dir, killed, evs...)
 }
 
-func resumeRun(t *testing.T, dir, src string, fleet *fakeFleet) (Result, *recorder) {
+func resumeRun(t *testing.T, dir, src string, fleet *script) (Result, *recorder) {
 	t.Helper()
 	j, err := LoadJournal(dir, "", filepath.Join(dir, "deploy.yml"), "")
 	if err != nil {
@@ -124,7 +147,7 @@ func resumeRun(t *testing.T, dir, src string, fleet *fakeFleet) (Result, *record
 	return fleetRun(t, dir, "r2", src, 3, fleet, func(o *Options) { o.Resume = j })
 }
 
-func TestFleetResumeRestoresThenGoesOn(t *testing.T) {
+func TestScriptResumeRestoresThenGoesOn(t *testing.T) {
 	for _, killed := range []bool{false, true} {
 		dir := t.TempDir()
 		killedRun(t, dir, deploySrc, killed)
@@ -151,7 +174,7 @@ func TestFleetResumeRestoresThenGoesOn(t *testing.T) {
 	}
 }
 
-func TestFleetResumeRestoresNewestFirst(t *testing.T) {
+func TestScriptResumeRestoresNewestFirst(t *testing.T) {
 	src := `
 - name: deploy
   hosts: app
@@ -169,7 +192,7 @@ func TestFleetResumeRestoresNewestFirst(t *testing.T) {
 	if res, _ := resumeRun(t, dir, src, fleet); res.ExitCode != exitcode.OK {
 		t.Fatalf("exit %d", res.ExitCode)
 	}
-	if got := fleet.on("h2"); len(got) < 2 || got[0] != "start worker" || got[1] != "start app" {
+	if got := fleet.cmdsOn("h2", ""); len(got) < 2 || got[0] != "start worker" || got[1] != "start app" {
 		t.Errorf("h2 ran %q: the restore undoes the newest change first", got)
 	}
 }
@@ -177,7 +200,7 @@ func TestFleetResumeRestoresNewestFirst(t *testing.T) {
 // A record is data: what undoes a change comes from the playbook's task
 // that makes it, never from the undo the record names; a change no task
 // makes is not undone, and the rollout does not go on.
-func TestFleetResumeUndoComesFromThePlaybook(t *testing.T) {
+func TestScriptResumeUndoComesFromThePlaybook(t *testing.T) {
 	dir := t.TempDir()
 	t0 := events.Event{RunID: "r1", Kind: events.RunStart, Playbook: filepath.Join(dir, "deploy.yml"), Version: "v2"}
 	forged := &events.Undo{Module: "fx_run", Args: map[string]any{"cmd": "rm -rf /"}}
@@ -189,8 +212,8 @@ func TestFleetResumeUndoComesFromThePlaybook(t *testing.T) {
 	// The record has no digest; the runner does not check (Resumed.Check does).
 	fleet := newFleet()
 	res, _ := resumeRun(t, dir, deploySrc, fleet)
-	if fleet.ran("rm -rf") {
-		t.Fatalf("ran the record's undo: %q", fleet.cmds)
+	if ranAny(fleet, "rm -rf") {
+		t.Fatalf("ran the record's undo: %v", fleet.log)
 	}
 	if res.ExitCode != exitcode.Failed {
 		t.Errorf("exit %d: a change nothing can undo must stop the rollout", res.ExitCode)
@@ -199,7 +222,7 @@ func TestFleetResumeUndoComesFromThePlaybook(t *testing.T) {
 	wantCmds(t, fleet, "h2")
 }
 
-func TestFleetResumeSkipsWhatWasStaged(t *testing.T) {
+func TestScriptResumeSkipsWhatWasStaged(t *testing.T) {
 	src := `
 - name: deploy
   hosts: app
@@ -218,8 +241,8 @@ func TestFleetResumeSkipsWhatWasStaged(t *testing.T) {
 	if res.ExitCode != exitcode.OK {
 		t.Fatalf("exit %d", res.ExitCode)
 	}
-	if fleet.ran("upload") {
-		t.Errorf("staged again what r1 staged for v2: %q", fleet.cmds)
+	if ranAny(fleet, "upload") {
+		t.Errorf("staged again what r1 staged for v2: %v", fleet.log)
 	}
 	skipped := 0
 	for _, e := range rec.kinds(events.StageEnd) {
@@ -238,12 +261,12 @@ func TestFleetResumeSkipsWhatWasStaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	fleetRun(t, dir, "r3", src, 3, fleet, func(o *Options) { o.Resume, o.Version = j, "v3" })
-	if !fleet.ran("upload v3") {
-		t.Errorf("v3 was not staged: %q", fleet.cmds)
+	if !ranAny(fleet, "upload v3") {
+		t.Errorf("v3 was not staged: %v", fleet.log)
 	}
 }
 
-func TestFleetFailureRules(t *testing.T) {
+func TestScriptAnyErrorsFatalAndMaxFailPercentage(t *testing.T) {
 	dir := t.TempDir()
 	play := func(rule string) string {
 		return `
@@ -293,7 +316,7 @@ func TestFleetFailureRules(t *testing.T) {
 	}
 }
 
-func TestFleetHandlers(t *testing.T) {
+func TestScriptHandlersInPlayOrder(t *testing.T) {
 	src := `
 - hosts: app
   tasks:
@@ -324,7 +347,7 @@ func TestFleetHandlers(t *testing.T) {
 	wantCmds(t, fleet, "h2", "install", "configure", "probe", "verify")
 }
 
-func TestFleetRollbackOrder(t *testing.T) {
+func TestScriptRollbackGoesOnPastAFailedTask(t *testing.T) {
 	src := `
 - hosts: app
   serial: 1
