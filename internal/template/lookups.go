@@ -7,10 +7,12 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,7 +123,9 @@ func moreLookup(kind string, x any, kw kwargs, env map[string]any) (any, error) 
 	case "pipe":
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, "/bin/sh", "-c", Text(x)).Output()
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", Text(x))
+		cmd.Env = pipeEnv(env)
+		out, err := cmd.Output()
 		if err != nil {
 			return nil, fmt.Errorf("lookup('pipe', %q): %w", Text(x), err)
 		}
@@ -247,4 +251,17 @@ func passwordLookup(spec string) (any, error) {
 		}
 	}
 	return pw, nil
+}
+
+// pipeEnv is the environment of a pipe lookup's command: the env_vars the
+// template was given (the controller's, without credentials a play did not
+// name), never the process's own, which holds ferry's SSH key passphrase
+// and become password. Never nil: a nil Env would inherit the process's.
+func pipeEnv(vars map[string]any) []string {
+	ev, _ := vars["env_vars"].(map[string]any)
+	out := make([]string, 0, len(ev))
+	for _, k := range slices.Sorted(maps.Keys(ev)) {
+		out = append(out, k+"="+Text(ev[k]))
+	}
+	return out
 }
