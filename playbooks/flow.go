@@ -258,7 +258,7 @@ func (r *Runner) delegate(ctx context.Context, t *Task, vars map[string]any, th 
 	if isLocalhost(target) {
 		fs.mu.Lock()
 		if fs.local == nil {
-			fs.local = &tasks.LocalConn{}
+			fs.local = &tasks.LocalConn{Environ: template.LocalEnviron(r.opts.Environ)}
 		}
 		th.Conn = fs.local
 		fs.mu.Unlock()
