@@ -20,7 +20,6 @@ import (
 	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/internal/shell"
 	"github.com/ferrydeploy/ferry/output"
-	"github.com/ferrydeploy/ferry/ssh"
 )
 
 // The deploy lock of an environment lives on its hosts: one file per host,
@@ -33,9 +32,26 @@ import (
 // docs/environments.md has the argument for why two contenders never both
 // proceed and one of them does.
 
-// Conn runs a command on a host (an *ssh.Client, a tasks.Conn).
+// Conn runs a command on a host. environments does not know the SSH
+// client: internal/cli adapts a host's connection to it (rootConn), so
+// inventory plugins and environments stay below the runner's transport.
 type Conn interface {
-	Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error)
+	Run(ctx context.Context, cmd string, opts RunOptions) (Result, error)
+}
+
+// RunOptions are what the lock's and the release record's commands need:
+// root on the host (with the become password when sudo asks for one), and
+// their input.
+type RunOptions struct {
+	Become     bool
+	BecomePass string
+	Stdin      io.Reader
+}
+
+// Result of a command: a non-zero exit is not an error.
+type Result struct {
+	ExitCode       int
+	Stdout, Stderr []byte
 }
 
 // LockHost is one host of the environment and its connection.
@@ -118,7 +134,7 @@ type LockOptions struct {
 	// a few quick retries that settle two contenders starting together).
 	Wait time.Duration
 	// Become is how to reach root on the hosts (BecomePass, when sudo needs one).
-	Become ssh.RunOptions
+	Become RunOptions
 	// Warn receives what the operator must read: stale locks taken over,
 	// hosts skipped, a heartbeat that found the lock gone.
 	Warn func(msg string)
@@ -255,7 +271,6 @@ func deniedBySudo(stderr string) bool {
 func (o LockOptions) exec(ctx context.Context, h LockHost, op, script string, stdin io.Reader) (lockAnswer, error) {
 	ro := o.Become
 	ro.Become = true
-	ro.Stdout, ro.Stderr = nil, nil
 	ro.Stdin = stdin
 	res, err := h.Conn.Run(ctx, script, ro)
 	if err != nil {
@@ -614,7 +629,7 @@ func (l *Lock) Hosts() []string {
 
 // ForceRelease removes the environment's lock file from every host,
 // whoever holds it, and returns what was there.
-func ForceRelease(ctx context.Context, hosts []LockHost, env string, become ssh.RunOptions) ([]LockInfo, error) {
+func ForceRelease(ctx context.Context, hosts []LockHost, env string, become RunOptions) ([]LockInfo, error) {
 	o := LockOptions{Info: LockInfo{Env: env}, Become: become, Timeout: DefaultLockTimeout}
 	found := make([]*LockInfo, len(hosts))
 	errs := make([]error, len(hosts))

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/ferrydeploy/ferry/ssh"
 )
 
 // dirConn runs the lock and state scripts with bash on this machine, with
@@ -38,7 +36,7 @@ type logged struct {
 	start, end int64
 }
 
-func (c *dirConn) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error) {
+func (c *dirConn) Run(ctx context.Context, cmd string, opts RunOptions) (Result, error) {
 	start := c.log.seq.Add(1)
 	defer func() {
 		end := c.log.seq.Add(1)
@@ -53,7 +51,7 @@ func (c *dirConn) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh
 		c.log.mu.Unlock()
 	}()
 	if c.deny {
-		return ssh.Result{ExitCode: 1, Stderr: []byte("sudo: a password is required\n")}, nil
+		return Result{ExitCode: 1, Stderr: []byte("sudo: a password is required\n")}, nil
 	}
 	// /bin/sh, as sudo runs it on a host (dash on Debian): the scripts are POSIX.
 	sh := exec.CommandContext(ctx, "/bin/sh", "-c", strings.ReplaceAll(cmd, stateDir, c.dir))
@@ -63,9 +61,9 @@ func (c *dirConn) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh
 	err := sh.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return ssh.Result{ExitCode: ee.ExitCode(), Stdout: []byte(out.String()), Stderr: []byte(errb.String())}, nil
+		return Result{ExitCode: ee.ExitCode(), Stdout: []byte(out.String()), Stderr: []byte(errb.String())}, nil
 	}
-	return ssh.Result{Stdout: []byte(out.String()), Stderr: []byte(errb.String())}, err
+	return Result{Stdout: []byte(out.String()), Stderr: []byte(errb.String())}, err
 }
 
 func (l *cmdLog) count(host, op string) int {
@@ -288,7 +286,7 @@ func TestAcquireWithoutPrivilege(t *testing.T) {
 // unread on stdin (NOPASSWD): it must not end up in the record.
 type passwordFirst struct{ *dirConn }
 
-func (c passwordFirst) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error) {
+func (c passwordFirst) Run(ctx context.Context, cmd string, opts RunOptions) (Result, error) {
 	if opts.Stdin != nil {
 		opts.Stdin = io.MultiReader(strings.NewReader("hunter2\n"), opts.Stdin)
 	}
@@ -298,7 +296,7 @@ func (c passwordFirst) Run(ctx context.Context, cmd string, opts ssh.RunOptions)
 func TestWriteReleaseSkipsUnreadPassword(t *testing.T) {
 	hosts, _ := dirHosts(t, "app1")
 	dc := hosts[0].Conn.(*dirConn)
-	if err := WriteRelease(context.Background(), passwordFirst{dc}, Release{App: "demo", Version: "v3"}, ssh.RunOptions{}); err != nil {
+	if err := WriteRelease(context.Background(), passwordFirst{dc}, Release{App: "demo", Version: "v3"}, RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dc.dir, "demo.json"))

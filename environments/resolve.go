@@ -3,11 +3,12 @@ package environments
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"regexp/syntax"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -197,7 +198,7 @@ func resolveBranch(cfg *Config, branch, from string) (*Target, error) {
 // through, not by an inventory source or limit a named environment uses.
 func guardedTarget(cfg *Config, name, branch, what string, groups map[string]string) (*Target, error) {
 	p := cfg.Personal
-	for _, k := range sortedGroups(groups) {
+	for _, k := range slices.Sorted(maps.Keys(groups)) {
 		v := groups[k]
 		if e, ok := cfg.Environments[strings.ToLower(v)]; ok {
 			return nil, diag.Invalidf("%s names environment %q (group %s=%q): a personal environment never deploys to a named environment; deploy there with --env %s%s", what, e.Name, k, v, e.Name, protectedNote(e))
@@ -232,15 +233,6 @@ func guardedTarget(cfg *Config, name, branch, what string, groups map[string]str
 		}
 	}
 	return t, nil
-}
-
-func sortedGroups(groups map[string]string) []string {
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // groupAllows reports whether the branch pattern's named group g can

@@ -6,15 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
-	"github.com/ferrydeploy/ferry/ssh"
 )
 
 // Release is what a host records about what it runs, after each
@@ -58,14 +59,13 @@ func AppName(app, playbook string) string {
 // renamed over the old one, so readers see the old or the new file, never
 // a part. (A run records its hosts' releases with the
 // release of its lock instead: Lock.Release.)
-func WriteRelease(ctx context.Context, conn Conn, rel Release, become ssh.RunOptions) error {
+func WriteRelease(ctx context.Context, conn Conn, rel Release, become RunOptions) error {
 	script, stdin, err := recordScript([]Release{rel})
 	if err != nil {
 		return err
 	}
 	ro := become
 	ro.Become = true
-	ro.Stdout, ro.Stderr = nil, nil
 	ro.Stdin = stdin
 	res, err := conn.Run(ctx, script, ro)
 	if err != nil {
@@ -101,7 +101,7 @@ t=; trap '[ -z "$t" ] || rm -f "$t"' EXIT
 while IFS= read -r l; do [ "$l" != %s ] || break; done
 `, stateDir, stateMarker)
 	payload.WriteString("\n" + stateMarker + "\n")
-	for _, app := range sortedApps(byApp) {
+	for _, app := range slices.Sorted(maps.Keys(byApp)) {
 		b, err := json.Marshal(byApp[app])
 		if err != nil {
 			return "", nil, err
@@ -111,15 +111,6 @@ while IFS= read -r l; do [ "$l" != %s ] || break; done
 		fmt.Fprintf(&script, "IFS= read -r r; [ -n \"$r\" ]; t=$(mktemp \"$d/.tmp.XXXXXX\"); printf '%%s\\n' \"$r\" >\"$t\"; mv -f \"$t\" \"$d/\"%s.json; t=\n", shell.Quote(app))
 	}
 	return script.String(), strings.NewReader(payload.String()), nil
-}
-
-func sortedApps(m map[string]Release) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // HostState is what one host says in one round trip: its releases and
@@ -144,10 +135,10 @@ true`
 func StateCommand() string { return stateScript }
 
 // ReadState reads the host's releases and locks in one command.
-func ReadState(ctx context.Context, name string, conn Conn, become ssh.RunOptions) (HostState, error) {
+func ReadState(ctx context.Context, name string, conn Conn, become RunOptions) (HostState, error) {
 	ro := become
 	ro.Become = true
-	ro.Stdin, ro.Stdout, ro.Stderr = nil, nil, nil
+	ro.Stdin = nil
 	res, err := conn.Run(ctx, stateScript, ro)
 	if err != nil {
 		return HostState{Host: name}, err

@@ -104,7 +104,7 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 		if num == len(pp.batches) {
 			continue
 		}
-		if containsInt(play.PauseAfter, num) || r.pauseReq.Swap(false) {
+		if slices.Contains(play.PauseAfter, num) || r.pauseReq.Swap(false) {
 			if !r.approve(ctx, fmt.Sprintf("batch %d of %d done (%s). Continue with batch %d (%s)?", num, len(pp.batches), strings.Join(batch, ", "), num+1, strings.Join(pp.batches[num], ", "))) {
 				if ctx.Err() == nil {
 					code, status, msg = exitcode.Failed, events.StatusFailed, fmt.Sprintf("rollout stopped by the operator after batch %d", num)
@@ -145,15 +145,6 @@ func (r *Runner) runPlay(ctx, hard context.Context, pp playPlan) (int, events.St
 	}
 	r.emit(events.Event{Kind: events.PlayEnd, Play: play.Name, Status: status})
 	return code, status, msg
-}
-
-func containsInt(list []int, n int) bool {
-	for _, v := range list {
-		if v == n {
-			return true
-		}
-	}
-	return false
 }
 
 func (r *Runner) approve(ctx context.Context, msg string) bool {

@@ -366,11 +366,23 @@ type seen struct {
 	playbook    string   // the playbook's path
 	play        *Play    // the play being loaded (include_role adds to its vars and handlers)
 	rolesPath   []string // roles_path, once read
+	environ     []string // the controller's environment (KEY=VALUE), for roles_path
 	roleStack   []string // roles being loaded, to find dependency cycles
 	rolesIn     map[*Play]map[string]bool
 }
 
 func newSeen() *seen { return &seen{unsupported: map[string]bool{}} }
+
+// getenv reads the controller's environment the load was given.
+func (s *seen) getenv(k string) string {
+	v := ""
+	for _, kv := range s.environ {
+		if name, val, ok := strings.Cut(kv, "="); ok && name == k {
+			v = val // a later pair wins, as in os/exec
+		}
+	}
+	return v
+}
 
 // checkNotify reports notify: names no handler of the play answers to (by
 // name or listen), as Ansible does before it runs anything.

@@ -98,7 +98,7 @@ func TestLoadCheckedShowsEverything(t *testing.T) {
     - apt: {name: nginx}
     - fx_debug: {msg: "{{ not_defined_anywhere }}"}
 `})
-	_, err := LoadChecked(dir+"/site.yml", map[string]bool{})
+	_, err := LoadChecked(dir+"/site.yml", map[string]bool{}, nil)
 	if err == nil || !strings.Contains(err.Error(), `module "apt"`) || !strings.Contains(err.Error(), `undefined variable "not_defined_anywhere"`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -119,7 +119,7 @@ func TestIncludeTasksLoop(t *testing.T) {
 `,
 		"one.yml": "- set_fact: {seen: \"{{ seen | default('') }}{{ svc }}\"}\n",
 	})
-	pb, err := Load(dir + "/site.yml")
+	pb, err := Load(dir+"/site.yml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestIncludeTasksLoop(t *testing.T) {
 		t.Fatalf("exit %d", res.ExitCode)
 	}
 	writeTree(t, dir, map[string]string{"bad.yml": "- hosts: all\n  tasks:\n    - import_tasks: one.yml\n      loop: [1]\n"})
-	if _, err := Load(dir + "/bad.yml"); err == nil || !strings.Contains(err.Error(), "import_tasks with a loop is not supported") {
+	if _, err := Load(dir+"/bad.yml", nil); err == nil || !strings.Contains(err.Error(), "import_tasks with a loop is not supported") {
 		t.Errorf("import_tasks loop: %v", err)
 	}
 }
@@ -205,7 +205,7 @@ func TestIncludeVars(t *testing.T) {
 `,
 		"vars/prod.yml": "region: eu-west-1\nurl: \"http://{{ region }}.example\"\n",
 	})
-	pb, err := Load(dir + "/site.yml")
+	pb, err := Load(dir+"/site.yml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func TestAnsibleCorpus(t *testing.T) {
 		if lic, _ := filepath.Glob(filepath.Join(dir, "LICENSE*")); len(lic) == 0 {
 			t.Errorf("%s: no LICENSE", d.Name())
 		}
-		pb, err := Load(filepath.Join(dir, c.playbook))
+		pb, err := Load(filepath.Join(dir, c.playbook), nil)
 		var got []string
 		if err != nil {
 			var list diag.List

@@ -3,6 +3,9 @@ package playbooks
 import (
 	"strings"
 	"testing"
+
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 )
 
 // environment: names are exported in a shell on the host, so anything but a
@@ -20,5 +23,29 @@ func TestEnvironmentKeysValidated(t *testing.T) {
 	}
 	if _, err := Parse("pb.yml", []byte("- hosts: all\n  environment: {DB_PASSWORD: x, _a1: y}\n  tasks: []\n")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A command on the controller (delegate_to: localhost) runs with the
+// environment the runner was given, without ferry's own secrets, never with
+// the process's.
+func TestLocalCommandsSeeTheGivenEnvironment(t *testing.T) {
+	t.Setenv("FROM_PROCESS", "leaked")
+	res, rec := runPB(t, `
+- hosts: app
+  tasks:
+    - shell: echo "${GREETING:-}-${FERRY_BECOME_PASSWORD:-}-${FROM_PROCESS:-}"
+      delegate_to: localhost
+      register: out
+    - fail: {msg: "the local command saw {{ out.stdout }}"}
+      when: out.stdout != 'hi--'
+`, 1, func(o *Options) {
+		o.Environ = []string{"PATH=/usr/bin:/bin", "GREETING=hi", "FERRY_BECOME_PASSWORD=hunter2"}
+	})
+	if res.ExitCode != exitcode.OK {
+		for _, e := range rec.kinds(events.TaskEnd) {
+			t.Log(e.Task, e.Status, e.Msg)
+		}
+		t.Fatalf("exit %d", res.ExitCode)
 	}
 }

@@ -51,14 +51,14 @@ func (r *Runner) flowState() *flowState {
 }
 
 // runEntry runs one entry of a host's task list: a task, a block or a meta task.
-func (r *Runner) runEntry(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int) (bool, string) {
+func (r *Runner) runEntry(ctx context.Context, tr taskRun) (bool, string) {
 	switch {
-	case t.Meta != "":
-		return r.runMeta(ctx, play, hr, t, batch)
-	case t.IsBlock:
-		return r.runBlock(ctx, play, hr, t, idx, batch)
+	case tr.t.Meta != "":
+		return r.runMeta(ctx, tr)
+	case tr.t.IsBlock:
+		return r.runBlock(ctx, tr)
 	}
-	return r.runTask(ctx, play, hr, t, idx, batch, false)
+	return r.runTask(ctx, tr)
 }
 
 func (r *Runner) hostEnded(hr *hostRun) bool {
@@ -68,8 +68,9 @@ func (r *Runner) hostEnded(hr *hostRun) bool {
 	return fs.ended[hr]
 }
 
-func (r *Runner) runMeta(ctx context.Context, play *Play, hr *hostRun, t *Task, batch int) (bool, string) {
-	vars, err := r.vars(play, hr, batch, "running")
+func (r *Runner) runMeta(ctx context.Context, tr taskRun) (bool, string) {
+	play, hr, t := tr.play, tr.hr, tr.t
+	vars, err := r.vars(play, hr, tr.batch, "running")
 	if err != nil {
 		return false, err.Error()
 	}
@@ -80,7 +81,7 @@ func (r *Runner) runMeta(ctx context.Context, play *Play, hr *hostRun, t *Task, 
 	}
 	switch t.Meta {
 	case "flush_handlers":
-		return r.flushHandlers(ctx, play, hr, batch)
+		return r.flushHandlers(ctx, play, hr, tr.batch)
 	case "end_host", "end_play":
 		fs := r.flowState()
 		fs.mu.Lock()
@@ -91,20 +92,21 @@ func (r *Runner) runMeta(ctx context.Context, play *Play, hr *hostRun, t *Task, 
 }
 
 // runBlock runs block; when one of its tasks fails, rescue; then always.
-func (r *Runner) runBlock(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int) (bool, string) {
+func (r *Runner) runBlock(ctx context.Context, tr taskRun) (bool, string) {
+	hr, t := tr.hr, tr.t
 	run := func(list []*Task) (bool, string) {
 		for _, c := range list {
 			if ctx.Err() != nil || r.hostEnded(hr) {
 				return ctx.Err() == nil, "interrupted"
 			}
-			if ok, msg := r.runEntry(ctx, play, hr, c, idx, batch); !ok {
+			if ok, msg := r.runEntry(ctx, tr.of(c, tr.idx)); !ok {
 				return false, fmt.Sprintf("%s: %s", c.DisplayName(), msg)
 			}
 		}
 		return true, ""
 	}
 	if t.HasLoop {
-		return r.runIncludeLoop(ctx, play, hr, t, batch, run)
+		return r.runIncludeLoop(ctx, tr, run)
 	}
 	ok, msg := run(t.Block)
 	if !ok && len(t.Rescue) > 0 {
@@ -158,7 +160,7 @@ func (r *Runner) flushHandlers(ctx context.Context, play *Play, hr *hostRun, bat
 				continue
 			}
 			ran[h] = true
-			if ok, msg := r.runEntry(ctx, play, hr, h, len(play.HostTasks())+i, batch); !ok {
+			if ok, msg := r.runEntry(ctx, taskRun{play: play, hr: hr, t: h, idx: len(play.HostTasks()) + i, batch: batch}); !ok {
 				return false, fmt.Sprintf("handler %s: %s", h.DisplayName(), msg)
 			}
 		}
@@ -180,7 +182,8 @@ func handlerMatches(h *Task, names []string) bool {
 
 // runOnce runs t on the first host of the batch that reaches it; the others
 // wait for it and take its registered result, as with Ansible's run_once.
-func (r *Runner) runOnce(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int) (bool, string) {
+func (r *Runner) runOnce(ctx context.Context, tr taskRun) (bool, string) {
+	hr, t, idx, batch := tr.hr, tr.t, tr.idx, tr.batch
 	fs := r.flowState()
 	key := onceKey{t, batch}
 	fs.mu.Lock()
@@ -191,7 +194,7 @@ func (r *Runner) runOnce(ctx context.Context, play *Play, hr *hostRun, t *Task, 
 	}
 	fs.mu.Unlock()
 	if !started {
-		o.ok, o.msg = r.runTaskOn(ctx, play, hr, t, idx, batch, false, "running")
+		o.ok, o.msg = r.runTaskOn(ctx, tr)
 		if t.Register != "" {
 			o.result = hr.facts[t.Register]
 		}
@@ -255,7 +258,7 @@ func (r *Runner) delegate(ctx context.Context, t *Task, vars map[string]any, th 
 	if isLocalhost(target) {
 		fs.mu.Lock()
 		if fs.local == nil {
-			fs.local = &tasks.LocalConn{}
+			fs.local = &tasks.LocalConn{Environ: template.LocalEnviron(r.opts.Environ)}
 		}
 		th.Conn = fs.local
 		fs.mu.Unlock()
@@ -295,11 +298,12 @@ func (r *Runner) delegate(ctx context.Context, t *Task, vars map[string]any, th 
 
 // runIncludeLoop runs an include_tasks/include_role block once per item of
 // its loop, with the loop variable set for its tasks.
-func (r *Runner) runIncludeLoop(ctx context.Context, play *Play, hr *hostRun, t *Task, batch int, run func([]*Task) (bool, string)) (bool, string) {
+func (r *Runner) runIncludeLoop(ctx context.Context, tr taskRun, run func([]*Task) (bool, string)) (bool, string) {
+	hr, t := tr.hr, tr.t
 	if hr == nil {
 		return false, t.Include + " with a loop runs on hosts, not in before/after"
 	}
-	vars, err := r.vars(play, hr, batch, "running")
+	vars, err := r.vars(tr.play, hr, tr.batch, "running")
 	if err == nil {
 		vars, err = taskVars(t, vars)
 	}

@@ -91,7 +91,7 @@ func TestRunnerAnsibleFlow(t *testing.T) {
 		"roles/web/handlers/main.yml": "- name: role handler\n  set_fact: {role_handled: true}\n",
 	})
 	out := t.TempDir()
-	pb, err := Load(filepath.Join(dir, "site.yml"))
+	pb, err := Load(filepath.Join(dir, "site.yml"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,13 +19,20 @@ import (
 )
 
 // Load reads and validates the playbook at path. Every problem found is
-// reported at once, as a diag.List.
-func Load(path string) (*Playbook, error) {
+// reported at once, as a diag.List. environ is the controller's
+// environment (KEY=VALUE, as cli.Main is given it): it says where roles
+// are found (ANSIBLE_ROLES_PATH, ANSIBLE_CONFIG, HOME for ~/.ansible.cfg);
+// the loader never reads the process's own.
+func Load(path string, environ []string) (*Playbook, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, diag.Invalidf("read playbook: %w", err)
 	}
-	return Parse(path, src)
+	pb, err := parse(path, src, environ)
+	if err != nil {
+		return nil, err
+	}
+	return pb, nil
 }
 
 // loader holds the state of one Parse.
@@ -64,9 +71,11 @@ func (l *loader) expansionErr() {
 	l.errorf(l.pos(e.Node), e.Hint(), "%s", e.Error())
 }
 
-// Parse validates src as the playbook at path.
+// Parse validates src as the playbook at path, with no controller
+// environment (roles are found next to the playbook and through the
+// ansible.cfg files of its directory, the working directory and /etc).
 func Parse(path string, src []byte) (*Playbook, error) {
-	pb, err := parse(path, src)
+	pb, err := parse(path, src, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -78,12 +87,12 @@ func Parse(path string, src []byte) (*Playbook, error) {
 // what did load are checked too, so one report shows everything. With
 // problems, the playbook is returned too when its plays could be read (for
 // its warnings); it must not be run.
-func LoadChecked(path string, known map[string]bool) (*Playbook, error) {
+func LoadChecked(path string, known map[string]bool, environ []string) (*Playbook, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, diag.Invalidf("read playbook: %w", err)
 	}
-	pb, err := parse(path, src)
+	pb, err := parse(path, src, environ)
 	if pb == nil {
 		return nil, err
 	}
@@ -103,9 +112,9 @@ func LoadChecked(path string, known map[string]bool) (*Playbook, error) {
 
 // parse loads the playbook; with load problems it returns them with what
 // loaded (nil when not even the plays could be read).
-func parse(path string, src []byte) (*Playbook, error) {
+func parse(path string, src []byte, environ []string) (*Playbook, error) {
 	l := &loader{path: path, src: src, seen: newSeen()}
-	l.seen.playbook = path
+	l.seen.playbook, l.seen.environ = path, environ
 	pb := &Playbook{Path: path, src: src}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {

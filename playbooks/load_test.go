@@ -11,7 +11,7 @@ import (
 )
 
 func TestLoadExample(t *testing.T) {
-	pb, err := Load("testdata/deploy.yml")
+	pb, err := Load("testdata/deploy.yml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestLoadExample(t *testing.T) {
 
 // TestRunnerFlow walks the example the way the runner will: vars, args, loop, conditions.
 func TestRunnerFlow(t *testing.T) {
-	pb, err := Load("testdata/deploy.yml")
+	pb, err := Load("testdata/deploy.yml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

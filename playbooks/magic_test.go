@@ -49,7 +49,7 @@ func TestMagicRolePath(t *testing.T) {
 		"site.yml":                 "- hosts: app\n  roles: [web]\n",
 		"roles/web/tasks/main.yml": "- assert: {that: \"role_path == '" + filepath.Join(dir, "roles", "web") + "' and role_name == 'web'\"}\n",
 	})
-	pb, err := Load(filepath.Join(dir, "site.yml"))
+	pb, err := Load(filepath.Join(dir, "site.yml"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

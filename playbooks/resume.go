@@ -495,7 +495,7 @@ func (r *Runner) restoreOn(ctx context.Context, play *Play, hr *hostRun, j *jour
 		}
 		become := c.undo.Become
 		t := &Task{Name: "Restore: " + c.what, Module: c.undo.Module, Spec: mod.Spec(), Args: c.undo.Args, Become: &become, BecomeUser: c.undo.BecomeUser}
-		if ok, msg := r.runTaskOn(ctx, play, hr, t, i, 0, true, "restoring"); !ok {
+		if ok, msg := r.runTaskOn(ctx, taskRun{play: play, hr: hr, t: t, idx: i, rollback: true, status: "restoring"}); !ok {
 			errs = append(errs, fmt.Errorf("%s: %s", c.what, msg))
 		}
 	}

@@ -27,21 +27,23 @@ type roleRef struct {
 // rolesPath is where roles are looked for besides roles/ next to the
 // playbook: ANSIBLE_ROLES_PATH, else roles_path in the ansible.cfg Ansible
 // would read (ANSIBLE_CONFIG, ./ansible.cfg, the playbook's directory,
-// ~/.ansible.cfg, /etc/ansible/ansible.cfg). Read once per playbook.
+// ~/.ansible.cfg, /etc/ansible/ansible.cfg). Read once per playbook. The
+// variables and HOME come from the environment the load was given.
 func (l *loader) rolesPath() []string {
 	if l.seen.rolesPath != nil {
 		return l.seen.rolesPath
 	}
 	var out []string
-	if env := os.Getenv("ANSIBLE_ROLES_PATH"); env != "" {
+	home := l.seen.getenv("HOME")
+	if env := l.seen.getenv("ANSIBLE_ROLES_PATH"); env != "" {
 		out = filepath.SplitList(env)
 	} else {
 		var cands []string
-		if c := os.Getenv("ANSIBLE_CONFIG"); c != "" {
+		if c := l.seen.getenv("ANSIBLE_CONFIG"); c != "" {
 			cands = append(cands, c)
 		}
 		cands = append(cands, "ansible.cfg", filepath.Join(l.playbookDir(), "ansible.cfg"))
-		if home, err := os.UserHomeDir(); err == nil {
+		if home != "" {
 			cands = append(cands, filepath.Join(home, ".ansible.cfg"))
 		}
 		cands = append(cands, "/etc/ansible/ansible.cfg")
@@ -49,10 +51,8 @@ func (l *loader) rolesPath() []string {
 			if v, ok := iniValue(c, "defaults", "roles_path"); ok {
 				for _, p := range filepath.SplitList(v) {
 					p = strings.TrimSpace(p)
-					if strings.HasPrefix(p, "~/") {
-						if home, err := os.UserHomeDir(); err == nil {
-							p = filepath.Join(home, p[2:])
-						}
+					if strings.HasPrefix(p, "~/") && home != "" {
+						p = filepath.Join(home, p[2:])
 					}
 					if p != "" && !filepath.IsAbs(p) {
 						p = filepath.Join(filepath.Dir(c), p)

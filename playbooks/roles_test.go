@@ -32,8 +32,6 @@ func taskNames(list []*Task) string {
 // include_role/import_role (tasks_from, vars, when, apply, FQCN), role
 // dependencies from meta/main.yml (once per play), role defaults and handlers.
 func TestIncludeRole(t *testing.T) {
-	t.Setenv("ANSIBLE_ROLES_PATH", "")
-	t.Setenv("ANSIBLE_CONFIG", "")
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{
 		"site.yml": `- hosts: all
@@ -58,7 +56,7 @@ func TestIncludeRole(t *testing.T) {
 		"roles/app/handlers/main.yml": "- {name: restart app, fx_svc: {name: app, state: restarted}}\n",
 		"roles/base/tasks/main.yml":   "- {name: base task, fx_shell: 'echo {{ base_flag }}'}\n",
 	})
-	pb, err := Load(filepath.Join(dir, "site.yml"))
+	pb, err := Load(filepath.Join(dir, "site.yml"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +91,13 @@ func TestIncludeRole(t *testing.T) {
 // A role that depends on a role nobody has fails to load, at the line of
 // the dependency; so does a missing tasks_from file.
 func TestRoleMissingDependency(t *testing.T) {
-	t.Setenv("ANSIBLE_ROLES_PATH", "")
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{
 		"site.yml":                 "- hosts: all\n  roles: [app]\n  tasks:\n    - include_role: {name: app, tasks_from: nope}\n",
 		"roles/app/meta/main.yml":  "dependencies:\n  - role: missing\n",
 		"roles/app/tasks/main.yml": "- fx_shell: 'true'\n",
 	})
-	_, err := Load(filepath.Join(dir, "site.yml"))
+	_, err := Load(filepath.Join(dir, "site.yml"), nil)
 	if err == nil {
 		t.Fatal("a missing dependency loaded")
 	}
@@ -114,10 +111,11 @@ func TestRoleMissingDependency(t *testing.T) {
 }
 
 // Roles are found through roles_path in ansible.cfg (relative to it), or
-// ANSIBLE_ROLES_PATH, as Ansible finds them.
+// ANSIBLE_ROLES_PATH, as Ansible finds them; those variables (and HOME)
+// come from the environment Load is given, never the process's.
 func TestRolesPath(t *testing.T) {
-	t.Setenv("ANSIBLE_ROLES_PATH", "")
-	t.Setenv("ANSIBLE_CONFIG", "")
+	// The process's own environment points elsewhere: it must not count.
+	t.Setenv("ANSIBLE_ROLES_PATH", filepath.Join(t.TempDir(), "nowhere"))
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{
 		"play/site.yml":                      "- hosts: all\n  roles: [shared]\n",
@@ -125,7 +123,7 @@ func TestRolesPath(t *testing.T) {
 		"lib/roles/shared/tasks/main.yml":    "- {name: shared task, fx_shell: 'true'}\n",
 		"other/roles/envrole/tasks/main.yml": "- {name: env task, fx_shell: 'true'}\n",
 	})
-	pb, err := Load(filepath.Join(dir, "play", "site.yml"))
+	pb, err := Load(filepath.Join(dir, "play", "site.yml"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,15 +131,23 @@ func TestRolesPath(t *testing.T) {
 		t.Errorf("roles_path: %s", got)
 	}
 	writeTree(t, dir, map[string]string{"play/env.yml": "- hosts: all\n  roles: [envrole]\n"})
-	if _, err := Load(filepath.Join(dir, "play", "env.yml")); err == nil {
+	if _, err := Load(filepath.Join(dir, "play", "env.yml"), nil); err == nil {
 		t.Error("a role outside roles_path was found")
 	}
-	t.Setenv("ANSIBLE_ROLES_PATH", filepath.Join(dir, "other", "roles"))
-	pb, err = Load(filepath.Join(dir, "play", "env.yml"))
+	pb, err = Load(filepath.Join(dir, "play", "env.yml"), []string{"ANSIBLE_ROLES_PATH=" + filepath.Join(dir, "other", "roles")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := taskNames(pb.Plays[0].HostTasks()); got != "env task" {
 		t.Errorf("ANSIBLE_ROLES_PATH: %s", got)
+	}
+	// ANSIBLE_CONFIG names the ansible.cfg to read, and HOME expands ~/.
+	writeTree(t, dir, map[string]string{"cfg/ansible.cfg": "[defaults]\nroles_path = ~/other/roles\n"})
+	pb, err = Load(filepath.Join(dir, "play", "env.yml"), []string{"ANSIBLE_CONFIG=" + filepath.Join(dir, "cfg", "ansible.cfg"), "HOME=" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := taskNames(pb.Plays[0].HostTasks()); got != "env task" {
+		t.Errorf("ANSIBLE_CONFIG: %s", got)
 	}
 }

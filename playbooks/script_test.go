@@ -286,7 +286,7 @@ func TestScriptJournalAndResume(t *testing.T) {
 	records := filepath.Join(dir, "records")
 	run := func(s *script, runID string, resume *Resumed) Result {
 		t.Helper()
-		pb, err := Load(pbPath)
+		pb, err := Load(pbPath, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -67,7 +67,7 @@ func (r *Runner) stageHost(ctx context.Context, play *Play, hr *hostRun) string 
 		if err := r.reconnect(ctx, hr, false); err != nil {
 			return fail(fmt.Sprintf("%s: %v", t.DisplayName(), err))
 		}
-		if ok, msg := r.runEntry(ctx, play, hr, t, i, 0); !ok {
+		if ok, msg := r.runEntry(ctx, taskRun{play: play, hr: hr, t: t, idx: i}); !ok {
 			return fail(fmt.Sprintf("%s: %s", t.DisplayName(), msg))
 		}
 	}

@@ -42,7 +42,7 @@ func (r *Runner) runHost(ctx, hard context.Context, play *Play, hr *hostRun, bat
 			break
 		}
 		hr.touched = true
-		ok, msg := r.runEntry(hard, play, hr, t, i, batch)
+		ok, msg := r.runEntry(hard, taskRun{play: play, hr: hr, t: t, idx: i, batch: batch})
 		if !ok {
 			failMsg = fmt.Sprintf("%s: %s", t.DisplayName(), msg)
 			interrupted = hard.Err() != nil
@@ -139,7 +139,7 @@ func (r *Runner) rollback(ctx context.Context, play *Play, hr *hostRun, batch in
 				r.emit(events.Event{Kind: events.Warning, Host: hr.h.Name, Msg: "rollback: " + err.Error()})
 				return false
 			}
-			if good, _ := r.runTask(ctx, play, hr, t, i, batch, true); good {
+			if good, _ := r.runTask(ctx, taskRun{play: play, hr: hr, t: t, idx: i, batch: batch, rollback: true}); good {
 				break
 			}
 			// A task that failed because the link dropped under it (a drop
@@ -166,7 +166,7 @@ func (r *Runner) controllerTasks(ctx, hard context.Context, play *Play, list []*
 		if ctx.Err() != nil {
 			return false
 		}
-		good, _ := r.runTaskOn(hard, play, nil, t, i, 0, false, status)
+		good, _ := r.runTaskOn(hard, taskRun{play: play, t: t, idx: i, status: status})
 		if !good {
 			ok = false
 			if status == "running" {
@@ -177,16 +177,45 @@ func (r *Runner) controllerTasks(ctx, hard context.Context, play *Play, list []*
 	return ok
 }
 
-func (r *Runner) runTask(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int, rollback bool) (bool, string) {
-	if t.RunOnce && hr != nil && !rollback {
-		return r.runOnce(ctx, play, hr, t, idx, batch)
-	}
-	return r.runTaskOn(ctx, play, hr, t, idx, batch, rollback, "running")
+// taskRun is one task of a play on one host, and where it stands: its
+// index in the host's list, its batch, whether it runs as part of a
+// rollback (or a resumed run's restore), and the run.status its
+// templates see ("" is "running").
+type taskRun struct {
+	play     *Play
+	hr       *hostRun // nil: the controller (before/after, a restore with no host)
+	t        *Task
+	idx      int
+	batch    int
+	rollback bool
+	status   string
 }
 
-// runTaskOn runs t on hr (nil: the controller). It returns whether the host
-// may go on, and a one-line reason when not.
-func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task, idx, batch int, rollback bool, status string) (bool, string) {
+// of is the same place in the run for another task: a block's child keeps
+// the block's index.
+func (tr taskRun) of(t *Task, idx int) taskRun {
+	tr.t, tr.idx = t, idx
+	return tr
+}
+
+func (tr taskRun) runStatus() string {
+	if tr.status == "" {
+		return "running"
+	}
+	return tr.status
+}
+
+func (r *Runner) runTask(ctx context.Context, tr taskRun) (bool, string) {
+	if tr.t.RunOnce && tr.hr != nil && !tr.rollback {
+		return r.runOnce(ctx, tr)
+	}
+	return r.runTaskOn(ctx, tr)
+}
+
+// runTaskOn runs tr.t on tr.hr (nil: the controller). It returns whether the
+// host may go on, and a one-line reason when not.
+func (r *Runner) runTaskOn(ctx context.Context, tr taskRun) (bool, string) {
+	play, hr, t, idx, batch, rollback := tr.play, tr.hr, tr.t, tr.idx, tr.batch, tr.rollback
 	hostName := ""
 	if hr != nil {
 		hostName = hr.h.Name
@@ -222,7 +251,7 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 	if !rollback && !Selected(append(append([]string{}, play.Tags...), t.Tags...), r.opts.Tags, r.opts.SkipTags) {
 		return true, ""
 	}
-	vars, err := r.vars(play, hr, batch, status)
+	vars, err := r.vars(play, hr, batch, tr.runStatus())
 	if err == nil {
 		vars, err = taskVars(t, vars)
 	}
@@ -249,7 +278,7 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 	}
 	var out outcome
 	if !t.HasLoop {
-		out = r.attempts(ctx, play, hr, t, vars, ev)
+		out = r.attempts(ctx, tr, vars, ev)
 	} else {
 		results := make([]any, 0, len(items))
 		out.status = events.StatusOK
@@ -259,7 +288,7 @@ func (r *Runner) runTaskOn(ctx context.Context, play *Play, hr *hostRun, t *Task
 				loopVar = t.LoopVar
 			}
 			iv := Merge(vars, map[string]any{loopVar: item})
-			o := r.attempts(ctx, play, hr, t, iv, ev)
+			o := r.attempts(ctx, tr, iv, ev)
 			results = append(results, o.result)
 			for k, v := range o.facts {
 				if out.facts == nil {
@@ -327,7 +356,8 @@ type outcome struct {
 }
 
 // attempts runs the module with retries/delay/until, changed_when and failed_when.
-func (r *Runner) attempts(ctx context.Context, play *Play, hr *hostRun, t *Task, vars map[string]any, ev events.Event) outcome {
+func (r *Runner) attempts(ctx context.Context, tr taskRun, vars map[string]any, ev events.Event) outcome {
+	hr, t := tr.hr, tr.t
 	retries, delay, err := t.retryPolicy(vars)
 	if err != nil {
 		return outcome{status: events.StatusFailed, msg: err.Error()}
@@ -343,7 +373,7 @@ func (r *Runner) attempts(ctx context.Context, play *Play, hr *hostRun, t *Task,
 	}
 	var o outcome
 	for attempt := 1; attempt <= tries; attempt++ {
-		o = r.once(ctx, play, hr, t, vars, ev)
+		o = r.callModule(ctx, tr, vars, ev)
 		done := o.status != events.StatusFailed
 		if len(t.Until) > 0 {
 			uv := Merge(vars, map[string]any{"result": o.result})
@@ -378,15 +408,42 @@ func (r *Runner) attempts(ctx context.Context, play *Play, hr *hostRun, t *Task,
 	return o
 }
 
-// once runs the module a single time and applies changed_when/failed_when.
-func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, vars map[string]any, ev events.Event) outcome {
+// moduleCall is one call of a task's module, built for one host: the
+// module, its rendered arguments and what it sees of the host.
+type moduleCall struct {
+	mod        tasks.Module
+	args       map[string]any
+	host       *tasks.Host
+	becomeUser string
+}
+
+// callModule runs the task's module a single time (one attempt of
+// attempts) in four steps: build the call, journal its intent, invoke it,
+// judge its result with changed_when/failed_when.
+func (r *Runner) callModule(ctx context.Context, tr taskRun, vars map[string]any, ev events.Event) outcome {
+	c, err := r.buildCall(ctx, tr, vars, ev)
+	if err == nil {
+		err = r.journalCall(tr.hr, c, vars)
+	}
+	if err != nil {
+		return outcome{status: events.StatusFailed, msg: err.Error()}
+	}
+	res, err := r.invoke(ctx, tr, c, vars, ev)
+	return judge(tr.t, vars, res, err)
+}
+
+// buildCall finds the module, renders its arguments and environment, and
+// says what it runs against: the host's connection, the controller, or
+// the host the task is delegated to.
+func (r *Runner) buildCall(ctx context.Context, tr taskRun, vars map[string]any, ev events.Event) (*moduleCall, error) {
+	play, hr, t := tr.play, tr.hr, tr.t
 	mod, ok := tasks.Lookup(t.Module)
 	if !ok {
-		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("unknown module %q", t.Module)}
+		return nil, fmt.Errorf("unknown module %q", t.Module)
 	}
 	args, err := t.RenderArgs(vars)
 	if err != nil {
-		return outcome{status: events.StatusFailed, msg: err.Error()}
+		return nil, err
 	}
 	args = dropOmitted(args)
 	env := map[string]string{}
@@ -396,7 +453,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		}
 		rendered, err := template.RenderValue(layer, vars)
 		if err != nil {
-			return outcome{status: events.StatusFailed, msg: "environment: " + err.Error()}
+			return nil, errors.New("environment: " + err.Error())
 		}
 		if m, ok := rendered.(map[string]any); ok {
 			for k, v := range m {
@@ -439,29 +496,42 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	}
 	if t.DelegateTo != "" {
 		if err := r.delegate(ctx, t, vars, th); err != nil {
-			return outcome{status: events.StatusFailed, msg: err.Error()}
+			return nil, err
 		}
 	}
 	if !mod.Spec().Controller && th.Conn == nil {
-		return outcome{status: events.StatusFailed, msg: fmt.Sprintf("module %s runs on hosts; it cannot be used in before/after", t.Module)}
+		return nil, fmt.Errorf("module %s runs on hosts; it cannot be used in before/after", t.Module)
 	}
-	if !th.Check {
-		th.Journal = r.moduleJournal(hr, mod.Spec(), args, vars)
-		if c, ok := intentOf(mod.Spec(), args, vars, th.Become.Become, becomeUser); ok {
-			if err := r.intent(hr, c); err != nil {
-				return outcome{status: events.StatusFailed, msg: err.Error()}
-			}
-		}
+	return &moduleCall{mod: mod, args: args, host: th, becomeUser: becomeUser}, nil
+}
+
+// journalCall gives a call that changes the host its journal, and records
+// the change it opens (its intent) before it runs; --check journals nothing.
+func (r *Runner) journalCall(hr *hostRun, c *moduleCall, vars map[string]any) error {
+	if c.host.Check {
+		return nil
 	}
+	c.host.Journal = r.moduleJournal(hr, c.mod.Spec(), c.args, vars)
+	if ch, ok := intentOf(c.mod.Spec(), c.args, vars, c.host.Become.Become, c.becomeUser); ok {
+		return r.intent(hr, ch)
+	}
+	return nil
+}
+
+// invoke runs the call under the task's timeout and settles its journal
+// entry; a dropped connection makes the host's state unknown. The error
+// it returns reads as the task's failure.
+func (r *Runner) invoke(ctx context.Context, tr taskRun, c *moduleCall, vars map[string]any, ev events.Event) (tasks.Outcome, error) {
+	hr, t := tr.hr, tr.t
 	tctx := ctx
 	if t.Timeout > 0 {
 		var cancel context.CancelFunc
 		tctx, cancel = context.WithTimeout(ctx, t.Timeout)
 		defer cancel()
 	}
-	res, err := tasks.Call(tctx, mod, th, args)
-	if !th.Check {
-		r.settle(hr, mod.Spec(), args, vars, err != nil || res.Failed, err == nil && res.Untouched)
+	res, err := tasks.Call(tctx, c.mod, c.host, c.args)
+	if !c.host.Check {
+		r.settle(hr, c.mod.Spec(), c.args, vars, err != nil || res.Failed, err == nil && res.Untouched)
 	}
 	// A lost connection makes the host's state unknown (it may have
 	// crashed); a task whose session never opened keeps the reason an
@@ -473,12 +543,21 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 			err = fmt.Errorf("%w: outcome unknown", err)
 		}
 	}
-	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
 	if err == nil && !res.Failed && len(res.Inventory) > 0 {
 		r.mu.Lock()
 		r.invChanges = append(r.invChanges, res.Inventory...)
 		r.mu.Unlock()
 	}
+	if errors.Is(err, context.DeadlineExceeded) && t.Timeout > 0 && tctx.Err() != nil {
+		err = fmt.Errorf("timed out after %s", t.Timeout)
+	}
+	return res, err
+}
+
+// judge turns what the module returned into the task's outcome, with the
+// task's changed_when and failed_when applied (not to a call that erred).
+func judge(t *Task, vars map[string]any, res tasks.Outcome, err error) outcome {
+	o := outcome{result: res.Result, facts: res.Facts, msg: res.Msg}
 	if o.result == nil {
 		o.result = map[string]any{}
 	}
@@ -486,9 +565,6 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	case err != nil:
 		o.status = events.StatusFailed
 		o.msg = err.Error()
-		if errors.Is(err, context.DeadlineExceeded) && t.Timeout > 0 && tctx.Err() != nil {
-			o.msg = fmt.Sprintf("timed out after %s", t.Timeout)
-		}
 	case res.Failed:
 		o.status = events.StatusFailed
 	case res.Skipped:

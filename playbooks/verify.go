@@ -30,7 +30,7 @@ type Verify struct {
 
 // After reports whether the gate runs after batch num.
 func (v *Verify) After(num int) bool {
-	return v != nil && (len(v.Batches) == 0 || containsInt(v.Batches, num))
+	return v != nil && (len(v.Batches) == 0 || slices.Contains(v.Batches, num))
 }
 
 // UsesAWS reports whether a check asks CloudWatch.

@@ -4,8 +4,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
@@ -26,21 +27,12 @@ func ValidEnvName(k string) bool { return envName.MatchString(k) }
 
 // CheckEnv returns an error naming the first key that is not a variable name.
 func CheckEnv(env map[string]string) error {
-	for _, k := range sortedEnvKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		if !ValidEnvName(k) {
 			return fmt.Errorf("environment: %q is not a variable name (letters, digits and _, not starting with a digit)", k)
 		}
 	}
 	return nil
-}
-
-func sortedEnvKeys(env map[string]string) []string {
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // envOnStdin returns the shell prefix that reads the environment from stdin
@@ -51,7 +43,7 @@ func envOnStdin(env map[string]string) (prefix, line string) {
 	tok := "ferry-env-" + hex.EncodeToString(t[:])
 	var b strings.Builder
 	b.WriteString(tok + " ")
-	for _, k := range sortedEnvKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		if !ValidEnvName(k) { // Run refuses these; never eval them
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,12 @@ import (
 // this machine; environment values go in the process environment, never on
 // a command line; become goes through sudo with the password on stdin.
 type LocalConn struct {
+	// Environ is the environment its commands start from (KEY=VALUE),
+	// RunOptions.Env over it; nil: the process's own. The runner and the
+	// CLI give the controller's environment without ferry's own secrets
+	// (template.LocalEnviron), so a local command cannot print them.
+	Environ []string
+
 	mu      sync.Mutex
 	clients map[string]*sftp.Client
 	closers []func()
@@ -59,7 +66,11 @@ func (c *LocalConn) Run(ctx context.Context, cmd string, opts RunOptions) (Resul
 		argv = append(append(sudo, "-u", user, "--"), argv...)
 	}
 	x := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	x.Env = os.Environ()
+	base := c.Environ
+	if base == nil {
+		base = os.Environ()
+	}
+	x.Env = slices.Clone(base) // Run may be called at once from several tasks
 	for k, v := range opts.Env {
 		x.Env = append(x.Env, k+"="+v)
 	}

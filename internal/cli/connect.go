@@ -14,6 +14,7 @@ import (
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/parallel"
+	"github.com/ferrydeploy/ferry/internal/template"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
@@ -78,6 +79,7 @@ func (f *HostFlags) selectHosts(inv *inventory.Inventory, pattern string) ([]*in
 type connector struct {
 	m       *ssh.Manager
 	bastion []ssh.Hop
+	environ []string // for ansible_connection=local hosts: the controller's, without ferry's secrets
 }
 
 // newConnector parses --bastion and builds the manager; Close it when done.
@@ -90,7 +92,7 @@ func (f *HostFlags) newConnector(g *Globals) (*connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &connector{m: m, bastion: bastion}, nil
+	return &connector{m: m, bastion: bastion, environ: template.LocalEnviron(g.env.List())}, nil
 }
 
 // client connects to h.
@@ -100,7 +102,7 @@ func (c *connector) client(ctx context.Context, h *inventory.Host) (*ssh.Client,
 
 // Connect implements playbooks.Connector.
 func (c *connector) Connect(ctx context.Context, h *inventory.Host) (tasks.Conn, error) {
-	var conn tasks.Conn = &tasks.LocalConn{} // ansible_connection: local
+	var conn tasks.Conn = &tasks.LocalConn{Environ: c.environ} // ansible_connection: local
 	if !h.Local() {
 		cl, err := c.client(ctx, h)
 		if err != nil {

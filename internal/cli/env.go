@@ -19,6 +19,7 @@ import (
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/playbooks"
 	"github.com/ferrydeploy/ferry/ssh"
+	"github.com/ferrydeploy/ferry/tasks"
 )
 
 // LockFlags tune the deploy lock of a run.
@@ -137,12 +138,21 @@ func (f *HostFlags) loadEnv(ctx context.Context, t *environments.Target) (*envHo
 }
 
 // become is how ferry reaches root on hosts for its own files.
-func (g *Globals) become() ssh.RunOptions {
+func (g *Globals) become() environments.RunOptions {
 	return becomeWith(g.env.Get("FERRY_BECOME_PASSWORD"))
 }
 
-func becomeWith(pass string) ssh.RunOptions {
-	return ssh.RunOptions{Become: true, BecomePass: pass}
+func becomeWith(pass string) environments.RunOptions {
+	return environments.RunOptions{Become: true, BecomePass: pass}
+}
+
+// rootConn adapts a host's connection to what environments runs its lock
+// and release record commands on.
+type rootConn struct{ c tasks.Conn }
+
+func (rc rootConn) Run(ctx context.Context, cmd string, opts environments.RunOptions) (environments.Result, error) {
+	res, err := rc.c.Run(ctx, cmd, ssh.RunOptions{Become: opts.Become, BecomePass: opts.BecomePass, Stdin: opts.Stdin})
+	return environments.Result{ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr}, err
 }
 
 // lockHeldError makes a held lock exit 5 through the runner.
@@ -420,10 +430,10 @@ type hostConn struct {
 	h *inventory.Host
 }
 
-func (hc hostConn) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error) {
+func (hc hostConn) Run(ctx context.Context, cmd string, opts environments.RunOptions) (environments.Result, error) {
 	cl, err := hc.c.Connect(ctx, hc.h) // ansible_connection=local: the controller holds its own lock
 	if err != nil {
-		return ssh.Result{}, err
+		return environments.Result{}, err
 	}
-	return cl.Run(ctx, cmd, opts)
+	return rootConn{cl}.Run(ctx, cmd, opts)
 }

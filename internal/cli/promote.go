@@ -42,7 +42,7 @@ func (c *PromoteCmd) Run(g *Globals) error {
 	if c.From == c.To {
 		return diag.Invalidf("--from and --to are both %q: promote moves a release between two environments", c.From)
 	}
-	pb, err := playbooks.Load(c.Playbook)
+	pb, err := playbooks.Load(c.Playbook, g.env.List())
 	if err != nil {
 		return err
 	}

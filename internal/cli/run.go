@@ -53,7 +53,7 @@ type RunCmd struct {
 // Run implements the command.
 func (c *RunCmd) Run(g *Globals) error {
 	ctx := g.ctx
-	pb, err := playbooks.Load(c.Playbook)
+	pb, err := playbooks.Load(c.Playbook, g.env.List())
 	if err != nil {
 		return err
 	}
@@ -342,7 +342,7 @@ func (c *CheckCmd) check(g *Globals) error {
 		}
 	}
 	// load problems and undefined variables in one report
-	pb, err := playbooks.LoadChecked(c.Playbook, knownVars(inv, extra))
+	pb, err := playbooks.LoadChecked(c.Playbook, knownVars(inv, extra), g.env.List())
 	if pb != nil {
 		for _, w := range pb.Warnings {
 			fmt.Fprintf(g.stderr, "warning: %v\n", w)

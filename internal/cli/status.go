@@ -86,7 +86,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 			row.Error = "unreachable: " + trimHost(err, h.Name)
 			return
 		}
-		hs, err := environments.ReadState(ctx, h.Name, cl, g.become())
+		hs, err := environments.ReadState(ctx, h.Name, rootConn{cl}, g.become())
 		if err != nil {
 			row.Error = trimHost(err, h.Name)
 			return
@@ -426,7 +426,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 			fmt.Fprintf(g.stderr, "%s: UNREACHABLE: %s\n", h.Name, trimHost(err, h.Name))
 			return
 		}
-		hosts = append(hosts, environments.LockHost{Name: h.Name, Conn: cl})
+		hosts = append(hosts, environments.LockHost{Name: h.Name, Conn: rootConn{cl}})
 	})
 	ctx, cancel := context.WithTimeout(g.ctx, time.Minute)
 	defer cancel()

@@ -94,7 +94,7 @@ func (c *EnqueueCmd) checkLocal(g *Globals) error {
 	if _, err := os.Stat(path); err != nil {
 		return diag.Invalidf("playbook %s is not in this checkout: the worker reads it relative to its --playbook-dir, a checkout of the same repository (%v)", c.Playbook, err)
 	}
-	if _, err := playbooks.Load(path); err != nil {
+	if _, err := playbooks.Load(path, g.env.List()); err != nil {
 		return err
 	}
 	return nil

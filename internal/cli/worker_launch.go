@@ -85,13 +85,13 @@ func (r *cliRunner) Launch(ctx context.Context, m awsapi.Message, l *worker.Laun
 	}
 	var match func(string) bool
 	if playbook != "" {
-		pb, err := playbooks.Load(playbook)
+		pb, err := playbooks.Load(playbook, g.env.List())
 		if err != nil {
 			return fail(err)
 		}
 		app := appOf(pb, playbook)
 		match = func(recorded string) bool {
-			rpb, err := playbooks.Load(recorded)
+			rpb, err := playbooks.Load(recorded, g.env.List())
 			return err == nil && appOf(rpb, recorded) == app
 		}
 	}

@@ -8,6 +8,20 @@ var ControllerSecrets = map[string]bool{
 	"FERRY_SSH_KEY": true, "FERRY_SSH_KEY_PASSPHRASE": true, "FERRY_BECOME_PASSWORD": true,
 }
 
+// LocalEnviron is environ (KEY=VALUE) without ferry's own secrets: the
+// environment of commands ferry runs on the controller (delegate_to:
+// localhost, ansible_connection=local), which keep the operator's other
+// variables (PATH, HOME, AWS_PROFILE, ...) as Ansible's local connection does.
+func LocalEnviron(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if k, _, _ := strings.Cut(kv, "="); !ControllerSecrets[strings.ToUpper(k)] {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // credentialMarks are parts of variable names that say "credential".
 var credentialMarks = []string{"TOKEN", "PASSWORD", "PASSWD", "SECRET", "PASSPHRASE", "PRIVATE_KEY", "API_KEY", "APIKEY", "CREDENTIAL"}
 

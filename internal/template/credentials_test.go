@@ -1,6 +1,7 @@
 package template
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -20,5 +21,13 @@ func TestLookupEnvRefusesCredentials(t *testing.T) {
 	}
 	if v, err := RenderValue("{{ lookup('env', 'APP_COLOUR') }}", vars); err != nil || v != "blue" {
 		t.Errorf("lookup('env', 'APP_COLOUR') = %v, %v", v, err)
+	}
+}
+
+func TestLocalEnvironDropsFerrysOwnSecrets(t *testing.T) {
+	got := LocalEnviron([]string{"PATH=/bin", "FERRY_BECOME_PASSWORD=hunter2", "ferry_ssh_key=k", "FERRY_SSH_KEY_PASSPHRASE=p", "AWS_PROFILE=prod", "AWS_SECRET_ACCESS_KEY=s"})
+	want := []string{"PATH=/bin", "AWS_PROFILE=prod", "AWS_SECRET_ACCESS_KEY=s"}
+	if !slices.Equal(got, want) {
+		t.Errorf("LocalEnviron = %q, want %q", got, want)
 	}
 }

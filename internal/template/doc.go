@@ -6,6 +6,13 @@
 // inventory plugins and environments can compile templates without pulling
 // in the runner. It never reads the process environment: lookup('env', ...)
 // reads the env_vars map in the variables it is given.
+//
+// Files: expr.go (compiling and evaluating), jinja.go (Jinja to expr),
+// jinja_template.go (`{% %}` files), jinja_funcs.go and jinja_more.go (the
+// tables of filters, tests and globals, and the operators), then one file
+// per family: filters_string.go, filters_number.go, filters_collection.go,
+// filters_data.go (JSON, YAML, hashes), filters_net.go (ipaddr), tests.go
+// and lookups.go.
 package template
 
 import (

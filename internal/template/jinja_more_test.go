@@ -53,12 +53,15 @@ func TestLookups(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"a.conf": "x", "b.conf": "y"})
 	pw := dir + "/secrets/db"
-	vars := map[string]any{"dir": dir, "pw": pw}
+	// lookup('pipe') runs with the env_vars it is given, not the process's.
+	t.Setenv("FERRY_BECOME_PASSWORD", "hunter2")
+	vars := map[string]any{"dir": dir, "pw": pw, "env_vars": map[string]any{"GREETING": "hi"}}
 	for _, c := range []struct {
 		src  string
 		want any
 	}{
 		{"{{ lookup('pipe', 'echo hi') }}", "hi"},
+		{"{{ lookup('pipe', 'echo \"$GREETING-$FERRY_BECOME_PASSWORD\"') }}", "hi-"},
 		{"{{ lookup('fileglob', dir ~ '/*.conf') }}", dir + "/a.conf," + dir + "/b.conf"},
 		{"{{ lookup('first_found', [dir ~ '/none.conf', dir ~ '/b.conf']) }}", dir + "/b.conf"},
 		{"{{ lookup('password', pw ~ ' length=12 chars=digits') | length }}", 12},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func TestSeededFromLab(t *testing.T) {
 		if v["autoscaling_group"] != awslab.Group || v["instance_id"] != a.Instances[want.Name] || a.HostOf(a.Instances[want.Name]) != want.Name {
 			t.Errorf("%s: group %v instance %v", h.Name, v["autoscaling_group"], v["instance_id"])
 		}
-		if !contains(h.Groups, "app") || !contains(h.Groups, "env_demo") || !contains(h.Groups, "asg_app_asg") {
+		if !slices.Contains(h.Groups, "app") || !slices.Contains(h.Groups, "env_demo") || !slices.Contains(h.Groups, "asg_app_asg") {
 			t.Errorf("%s groups %v", h.Name, h.Groups)
 		}
 		azs[v["availability_zone"]] = true
@@ -138,13 +139,4 @@ func TestSeededFromLab(t *testing.T) {
 	if ok, why := a.Probe("app1"); ok || why != "Health checks failed with these codes: [404]" {
 		t.Errorf("probe of a 404: %v %q", ok, why)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
