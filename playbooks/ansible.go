@@ -46,6 +46,9 @@ var ansibleAliases = map[string]moduleAlias{
 	"unarchive":  {module: "unarchive", params: map[string]string{"unsafe_writes": "-"}},
 }
 
+// windowsHint names what ferry does instead of a Windows module or connection.
+const windowsHint = "ferry works on Linux hosts over SSH: Windows hosts are out of scope"
+
 // unsupportedModules are Ansible modules ferry does not have, with what to
 // use instead; `ferry check` reports each once.
 var unsupportedModules = map[string]string{
@@ -69,7 +72,7 @@ var unsupportedModules = map[string]string{
 	"replace":     "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
 	"import_playbook": "run the playbooks one after the other with `ferry run`",
 	"jboss":           "copy the .war into the deployments directory with `copy:` (JBoss deploys what appears there)",
-	"win_service":     "ferry works on Linux hosts over SSH", "win_copy": "ferry works on Linux hosts over SSH", "win_shell": "ferry works on Linux hosts over SSH",
+	"win_service":     windowsHint, "win_copy": windowsHint, "win_shell": windowsHint,
 }
 
 // More of ansible.builtin and the common collections that ferry does not
@@ -96,7 +99,7 @@ func init() {
 		"docker_compose_v2":      "run `docker compose` with `shell:` (chdir: the project's directory)",
 		"set_stats":              "use `set_fact:` (or `register:`)",
 		"validate_argument_spec": "use `assert:` on the role's variables",
-		"win_ping":               "ferry works on Linux hosts over SSH",
+		"win_ping":               windowsHint,
 	} {
 		if _, ok := unsupportedModules[name]; !ok {
 			unsupportedModules[name] = hint
@@ -109,6 +112,10 @@ func init() {
 func unsupportedFor(name string) (string, bool) {
 	short := shortName(name)
 	hint, ok := unsupportedModules[short]
+	if !ok && strings.HasPrefix(short, "win_") {
+		// Windows hosts are out of scope: every win_* module gets one line.
+		return windowsHint, true
+	}
 	if !ok {
 		if strings.Count(name, ".") >= 2 {
 			return "ferry has no equivalent of this collection module; `shell:` runs any command", true

@@ -271,7 +271,9 @@ func (l *loader) ansiblePlayKey(p *Play, kv pair) {
 			l.errorf(l.pos(v), "ferry becomes with sudo", "become_method: %q is not supported", s)
 		}
 	case "connection":
-		if s := l.str(v, "connection"); s != "ssh" && s != "smart" && s != "" {
+		if s := l.str(v, "connection"); s == "winrm" || s == "psrp" {
+			l.errorf(l.pos(v), windowsHint, "connection: %q is not supported on a play", s)
+		} else if s != "ssh" && s != "smart" && s != "" {
 			l.errorf(l.pos(v), "ferry connects over SSH; mark controller steps with `delegate_to: localhost`", "connection: %q is not supported on a play", s)
 		}
 	case "strategy":
