@@ -36,6 +36,7 @@ func TestAnsibleCorpus(t *testing.T) {
 		"nodejs_role":                 {"playbook.yml", []string{"dnf", "npm", "rpm_key"}, nil},         // role with meta/main.yml
 		"hardybmx_ad_rolling_update":  {"rolling_update.yml", []string{"git", "seboolean", "yum"}, nil}, // socat to the HAProxy admin socket
 		"ansispire_rolling_update":    {"playbooks/rolling_update.yml", []string{"ansible.builtin.git", "ansible.builtin.pip"}, nil},
+		"cloudforms_rolling_update":   {"playbooks/rolling-update.yml", []string{"package", "redhat_subscription", "yum"}, nil},                    // import_playbook, serial per tier
 		"wamp_haproxy_elb":            {"rolling_update.yml", []string{"win_get_url"}, []string{`connection: "winrm" is not supported on a play`}}, // local_action ec2_elb
 	}
 	dirs, err := os.ReadDir("../testdata/ansible-corpus")
