@@ -1,12 +1,16 @@
 package playbooks
 
 import (
+	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/events"
+	"github.com/ferrydeploy/ferry/internal/exitcode"
 )
 
 // import_playbook entries are replaced by the imported playbook's plays, in
@@ -153,5 +157,53 @@ func TestCommandWarnIgnored(t *testing.T) {
 	}
 	if pb.Plays[0].Tasks[1].Args["chdir"] != "/tmp" {
 		t.Errorf("shell args: %v", pb.Plays[0].Tasks[1].Args)
+	}
+}
+
+// The imported plays run in order, on their own hosts, with the entry's vars;
+// a task file of the imported playbook reads a file beside it (template src).
+func TestImportPlaybookRuns(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"site.yml": `
+- hosts: h1
+  tasks:
+    - shell: echo first >> {{ outdir }}/order
+      delegate_to: localhost
+- import_playbook: sub/deploy.yml
+  vars: {colour: blue}
+`,
+		"sub/deploy.yml": `
+- hosts: app
+  serial: 2
+  tasks:
+    - include_tasks: tasks/mark.yml
+`,
+		"sub/tasks/mark.yml":    "- template: {src: note.j2, dest: \"{{ outdir }}/{{ inventory_hostname }}\"}\n  delegate_to: localhost\n- shell: echo {{ inventory_hostname }} >> {{ outdir }}/order\n  delegate_to: localhost\n",
+		"sub/templates/note.j2": "{{ colour }} {{ inventory_hostname }}\n",
+	})
+	out := t.TempDir()
+	pb, err := Load(filepath.Join(dir, "site.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	res := NewRunner(pb, Options{Inventory: hostsInv(t, 3), Connector: nopConnector{}, Sink: rec, RunID: "t",
+		Extra: map[string]any{"outdir": out}}).Run(context.Background())
+	if res.ExitCode != exitcode.OK {
+		for _, e := range rec.kinds(events.TaskEnd) {
+			t.Logf("%s %s %s: %s", e.Host, e.Task, e.Status, e.Msg)
+		}
+		t.Fatalf("exit %d", res.ExitCode)
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "order"))
+	lines := strings.Fields(string(b))
+	if len(lines) != 4 || lines[0] != "first" {
+		t.Errorf("order %q: want the first play, then the imported one on h1..h3", lines)
+	}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		b, err := os.ReadFile(filepath.Join(out, h))
+		if err != nil || strings.TrimSpace(string(b)) != "blue "+h {
+			t.Errorf("%s: %q, %v", h, b, err)
+		}
 	}
 }
