@@ -134,7 +134,8 @@ func TestIncludeFromPlaybookDirOnce(t *testing.T) {
 	}
 }
 
-// command/shell accept Ansible's old warn: and ignore it.
+// command/shell accept Ansible's old warn: and ignore it; parameters that
+// ferry accepts and ignores are dropped for the short name as for the FQCN.
 func TestCommandWarnIgnored(t *testing.T) {
 	pb, err := Parse("pb.yml", []byte(`- hosts: all
   tasks:
@@ -146,13 +147,17 @@ func TestCommandWarnIgnored(t *testing.T) {
     - ansible.builtin.command:
         cmd: uptime
         warn: true
+    - lineinfile: {path: /etc/a, line: x, unsafe_writes: yes}
+    - systemd: {name: api, state: restarted, no_block: yes}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, task := range pb.Plays[0].Tasks {
-		if _, ok := task.Args["warn"]; ok {
-			t.Errorf("%s: warn kept: %v", task.Module, task.Args)
+		for _, k := range []string{"warn", "unsafe_writes", "no_block"} {
+			if _, ok := task.Args[k]; ok {
+				t.Errorf("%s: %s kept: %v", task.Module, k, task.Args)
+			}
 		}
 	}
 	if pb.Plays[0].Tasks[1].Args["chdir"] != "/tmp" {
