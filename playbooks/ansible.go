@@ -40,11 +40,17 @@ var ansibleAliases = map[string]moduleAlias{
 	"slack":               {module: "webhook", params: map[string]string{"msg": "text", "token": "-", "color": "-", "icon_url": "-", "icon_emoji": "-", "link_names": "-", "parse": "-", "validate_certs": "-"}},
 	"wait_for_connection": {module: "wait_for_connection"},
 	"gather_facts":        {module: "setup", params: map[string]string{"parallel": "-"}},
+	// warn: Ansible's old switch for its hints about commands (gone in 2.14)
+	"command": {module: "command", params: map[string]string{"warn": "-"}},
+	"shell":   {module: "shell", params: map[string]string{"warn": "-"}},
 	// ferry always writes through a temp file and a rename.
 	"lineinfile": {module: "lineinfile", params: map[string]string{"unsafe_writes": "-"}},
 	"get_url":    {module: "get_url", params: map[string]string{"unsafe_writes": "-"}},
 	"unarchive":  {module: "unarchive", params: map[string]string{"unsafe_writes": "-"}},
 }
+
+// windowsHint names what ferry does instead of a Windows module or connection.
+const windowsHint = "ferry works on Linux hosts over SSH: Windows hosts are out of scope"
 
 // unsupportedModules are Ansible modules ferry does not have, with what to
 // use instead; `ferry check` reports each once.
@@ -67,9 +73,9 @@ var unsupportedModules = map[string]string{
 	"mail":         "use `webhook:`", "hipchat": "use `webhook:`", "mattermost": "use `webhook:`",
 	"blockinfile": "use `template:` or `copy:` for the whole file, or `lineinfile:` line by line",
 	"replace":     "use `template:` or `copy:` for the whole file", "ini_file": "use `template:`",
-	"import_playbook": "run the playbooks one after the other with `ferry run`",
+	"import_playbook": "`import_playbook:` goes at the top level of a playbook, in place of a play",
 	"jboss":           "copy the .war into the deployments directory with `copy:` (JBoss deploys what appears there)",
-	"win_service":     "ferry works on Linux hosts over SSH", "win_copy": "ferry works on Linux hosts over SSH", "win_shell": "ferry works on Linux hosts over SSH",
+	"win_service":     windowsHint, "win_copy": windowsHint, "win_shell": windowsHint,
 }
 
 // More of ansible.builtin and the common collections that ferry does not
@@ -88,6 +94,7 @@ func init() {
 		"assemble":    "use `template:` with a loop over the fragments, or `shell: cat`",
 		"expect":      "use `shell:` with the answers on stdin",
 		"debconf":     "", "apt_key": "", "apt_repository": "", "rpm_key": "", "yum_repository": "", "dpkg_selections": "",
+		"redhat_subscription": "", "rhsm_repository": "", "rhn_register": "",
 		"subversion":             "ferry deploys build artifacts: build on the controller (or in CI) and ship them with `copy:` or `release:`",
 		"mount":                  "use `shell: mount ...` (ferry does not manage file systems)",
 		"sysctl":                 "use `copy:` to /etc/sysctl.d and `shell: sysctl --system`",
@@ -96,7 +103,7 @@ func init() {
 		"docker_compose_v2":      "run `docker compose` with `shell:` (chdir: the project's directory)",
 		"set_stats":              "use `set_fact:` (or `register:`)",
 		"validate_argument_spec": "use `assert:` on the role's variables",
-		"win_ping":               "ferry works on Linux hosts over SSH",
+		"win_ping":               windowsHint,
 	} {
 		if _, ok := unsupportedModules[name]; !ok {
 			unsupportedModules[name] = hint
@@ -109,6 +116,10 @@ func init() {
 func unsupportedFor(name string) (string, bool) {
 	short := shortName(name)
 	hint, ok := unsupportedModules[short]
+	if !ok && strings.HasPrefix(short, "win_") {
+		// Windows hosts are out of scope: every win_* module gets one line.
+		return windowsHint, true
+	}
 	if !ok {
 		if strings.Count(name, ".") >= 2 {
 			return "ferry has no equivalent of this collection module; `shell:` runs any command", true
@@ -230,7 +241,7 @@ func (l *loader) normalizeTask(n *yaml.Node) *yaml.Node {
 				add(k, v) // a second module: left for the task to report
 				continue
 			}
-			if ok && name != kv.key {
+			if ok && (name != kv.key || a != nil) {
 				modKey, modNode, alias = key(name, k), v, a
 				continue
 			}

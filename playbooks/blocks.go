@@ -116,7 +116,7 @@ func (l *loader) ansibleKey(t *Task, kv pair, other map[string]*yaml.Node) {
 }
 
 // includeFile loads a task file for include_tasks/import_tasks, relative to
-// the file that names it (roles: their tasks directory).
+// the file that names it (roles: their tasks directory), else to the playbook.
 func (l *loader) includeFile(file string, at *yaml.Node, what string) []*Task {
 	if file == "" {
 		l.errorf(l.pos(at), "e.g. import_tasks: deploy.yml", "%s: want a file name", what)
@@ -129,6 +129,15 @@ func (l *loader) includeFile(file string, at *yaml.Node, what string) []*Task {
 	path := file
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(l.baseDir(), file)
+		// as in Ansible, a file not beside the one that names it is looked
+		// for in the playbook's directory
+		if _, err := os.Stat(path); err != nil && l.seen.playbook != "" {
+			if alt := filepath.Join(filepath.Dir(l.seen.playbook), file); alt != path {
+				if _, err := os.Stat(alt); err == nil {
+					path = alt
+				}
+			}
+		}
 	}
 	if l.depth > 20 {
 		l.errorf(l.pos(at), "", "%s: files include each other too deeply", what)
@@ -148,7 +157,7 @@ func (l *loader) includeFile(file string, at *yaml.Node, what string) []*Task {
 func (l *loader) subLoader(path string, at *yaml.Node, what string) (*loader, *yaml.Node) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		l.errorf(l.pos(at), "the path is relative to the file that names it", "%s: %v", what, err)
+		l.errorf(l.pos(at), "the path is relative to the file that names it (or to the playbook's directory)", "%s: %v", what, err)
 		return nil, nil
 	}
 	if len(src) > 4<<20 {
@@ -271,7 +280,9 @@ func (l *loader) ansiblePlayKey(p *Play, kv pair) {
 			l.errorf(l.pos(v), "ferry becomes with sudo", "become_method: %q is not supported", s)
 		}
 	case "connection":
-		if s := l.str(v, "connection"); s != "ssh" && s != "smart" && s != "" {
+		if s := l.str(v, "connection"); s == "winrm" || s == "psrp" {
+			l.errorf(l.pos(v), windowsHint, "connection: %q is not supported on a play", s)
+		} else if s != "ssh" && s != "smart" && s != "" {
 			l.errorf(l.pos(v), "ferry connects over SSH; mark controller steps with `delegate_to: localhost`", "connection: %q is not supported on a play", s)
 		}
 	case "strategy":

@@ -181,6 +181,13 @@ func (c *checker) tasks(list []*Task) {
 				scope(k)
 			}
 		}
+		// `when: x is defined` guards what the task (and the rest of its
+		// condition, `x is defined and x | length > 0`) reads of x
+		for _, e := range t.When {
+			for _, k := range e.DefinedGuards() {
+				scope(k)
+			}
+		}
 		for _, e := range t.When {
 			c.refsExpr(e, extra)
 		}

@@ -64,3 +64,37 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// A task guarded by `when: x is defined` may read x: Ansible skips it when x
+// is missing. The guard covers that task only.
+func TestCheckDefinedGuard(t *testing.T) {
+	src := `- hosts: all
+  tasks:
+    - fx_shell: "yum update --releasever={{ releasever }}"
+      when: releasever is defined
+    - fx_shell: "echo {{ repos }} {{ other }}"
+      when: repos is defined and repos | length > 0
+    - block:
+        - fx_shell: "echo {{ key }}"
+      when: key is defined
+    - fx_shell: "echo {{ releasever }}"
+    - fx_shell: "echo {{ either }}"
+      when: either is defined or releasever is defined
+`
+	pb, err := Parse("pb.yml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list diag.List
+	if !errors.As(pb.Check(map[string]bool{}), &list) {
+		t.Fatal("no errors")
+	}
+	var got []string
+	for _, e := range list {
+		got = append(got, strings.TrimPrefix(e.Pos.String(), "pb.yml:")+" "+e.Msg)
+	}
+	want := []string{`5:38 undefined variable "other"`, `10:26 undefined variable "releasever"`, `11:26 undefined variable "either"`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

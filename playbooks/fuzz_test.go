@@ -28,6 +28,8 @@ func FuzzLoad(f *testing.F) {
 		// Ansible's forms
 		"- hosts: all\n  tasks:\n    - shell: echo hi chdir=/tmp\n      with_items: \"{{ xs }}\"\n      notify: h\n  handlers:\n    - name: h\n      debug: var=x\n",
 		"- hosts: all\n  tasks:\n    - block:\n        - local_action: command true\n      rescue:\n        - action: debug msg='a b'\n      always:\n        - ansible.builtin.uri: url=http://x status_code=200\n          until: r.content | default('') | regex_replace('a', '\\\\1') == 'b'\n",
+		"- import_playbook: missing.yml\n  vars: {a: 1}\n  tags: [x]\n- import_playbook: '{{ f }}'\n- include: [x]\n  when: y\n",
+		"- hosts: all\n  tasks:\n    - command: ls\n      args: {warn: no}\n      when: x is defined and (y is defined or z)\n",
 		"- hosts: all\n  tasks:\n    - service: name=a state=started\n      delegate_to: '{{ item }}'\n      run_once: yes\n      loop_control: {loop_var: h}\n    - nagios: action=x\n    - include_tasks: '{{ f }}'\n",
 	} {
 		f.Add(s)

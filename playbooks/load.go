@@ -138,7 +138,10 @@ func parse(path string, src []byte, environ []string) (*Playbook, error) {
 		if l.doc != nil && l.doc.Err() != nil {
 			break
 		}
-		if p := l.play(l.resolve(item)); p != nil {
+		item = l.resolve(item)
+		if plays, ok := l.importPlaybook(item); ok {
+			pb.Plays = append(pb.Plays, plays...)
+		} else if p := l.play(item); p != nil {
 			pb.Plays = append(pb.Plays, p)
 		}
 	}
@@ -147,6 +150,7 @@ func parse(path string, src []byte, environ []string) (*Playbook, error) {
 	}
 	l.expansionErr()
 	pb.Warnings = l.warns
+	l.errs = onceEach(l.errs)
 	if err := l.errs.Err(); err != nil {
 		if l.doc != nil && l.doc.Err() != nil {
 			return nil, err
@@ -154,6 +158,21 @@ func parse(path string, src []byte, environ []string) (*Playbook, error) {
 		return pb, err
 	}
 	return pb, nil
+}
+
+// onceEach drops repeats of a problem at the same position: a task file
+// included by two plays (or twice in one) is read twice, and reported once.
+func onceEach(errs diag.List) diag.List {
+	seen := map[string]bool{}
+	out := errs[:0]
+	for _, e := range errs {
+		k := e.Pos.String() + "\x00" + e.Msg
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 var yamlLineRe = regexp.MustCompile(`^line (\d+)`)

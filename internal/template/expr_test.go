@@ -236,3 +236,30 @@ func TestText(t *testing.T) {
 		}
 	}
 }
+
+func TestDefinedGuards(t *testing.T) {
+	for src, want := range map[string]string{
+		"releasever is defined":                         "releasever",
+		"a is defined and b is defined":                 "a,b",
+		"a is defined and a | length > 0":               "a",
+		"x.y is defined":                                "x",
+		"not (x is undefined)":                          "x",
+		"a is defined or b is defined":                  "", // either may be missing
+		"a is not defined":                              "",
+		"releasever is undefined":                       "",
+		"groups['db'] is defined and ok is defined":     "groups,ok",
+		"a is defined and (b is defined and c == 1)":    "a,b",
+		"inventory_hostname == 'x' and y is defined":    "y",
+		"(x | default('')) == '' and z is defined":      "z",
+		"not a is undefined":                            "a",
+		"a is defined and b is defined or c is defined": "",
+	} {
+		e, err := CompileExpr(src, diag.Pos{})
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if got := strings.Join(e.DefinedGuards(), ","); got != want {
+			t.Errorf("%s: guards %q, want %q", src, got, want)
+		}
+	}
+}
