@@ -44,6 +44,7 @@ var ansibleAliases = map[string]moduleAlias{
 	"lineinfile": {module: "lineinfile", params: map[string]string{"unsafe_writes": "-"}},
 	"get_url":    {module: "get_url", params: map[string]string{"unsafe_writes": "-"}},
 	"unarchive":  {module: "unarchive", params: map[string]string{"unsafe_writes": "-"}},
+	"find":       {module: "find", params: map[string]string{"path": "paths", "name": "paths", "pattern": "patterns", "exclude": "excludes", "get_checksum": "-", "checksum_algorithm": "-"}},
 }
 
 // unsupportedModules are Ansible modules ferry does not have, with what to
@@ -80,7 +81,6 @@ func init() {
 		"reboot":      "use `shell: systemctl reboot` (async) then `wait_for_connection:`",
 		"fetch":       "read the file with `shell: cat FILE` and `register:`, or copy it off the host with scp",
 		"slurp":       "use `shell: base64 FILE` with `register:` (or `cat` for text)",
-		"find":        "use `shell: find ...` with `register:` and its stdout_lines",
 		"tempfile":    "use `shell: mktemp` with `register:`",
 		"getent":      "use `shell: getent ...` with `register:`",
 		"hostname":    "ferry does not configure hosts: set the hostname in the image or with `shell:`",

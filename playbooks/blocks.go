@@ -123,8 +123,12 @@ func (l *loader) includeFile(file string, at *yaml.Node, what string) []*Task {
 		return nil
 	}
 	if template.HasTemplate(file) {
-		l.errorf(l.pos(at), "name the file literally: ferry reads task files when the playbook loads", "%s: {{ }} in a task file name is not supported", what)
-		return nil
+		name, err := l.staticName(file, at)
+		if err != nil {
+			l.errorf(l.pos(at), "ferry reads task files when the playbook loads: the name may use the play's vars, role defaults and role vars (with default()), not inventory variables, facts or registered results", "%s: file name %q: %v", what, file, err)
+			return nil
+		}
+		file = name
 	}
 	path := file
 	if !filepath.IsAbs(path) {

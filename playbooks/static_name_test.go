@@ -1,0 +1,55 @@
+package playbooks
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferrydeploy/ferry/diag"
+)
+
+// A task file name with {{ }} is rendered when the playbook loads from the
+// play's vars, role defaults and default() (ansistrano's hooks and
+// strategies); a name that needs a variable known only at run time is an
+// error that says so.
+func TestIncludeTasksTemplatedName(t *testing.T) {
+	t.Setenv("ANSIBLE_ROLES_PATH", "")
+	t.Setenv("ANSIBLE_CONFIG", "")
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"site.yml": `- hosts: all
+  vars:
+    deploy_via: copy
+    kind: "{{ deploy_via }}_unarchive"
+  roles: [deploy]
+  tasks:
+    - include_tasks: "steps/{{ kind }}.yml"
+`,
+		"steps/copy_unarchive.yml":         "- {name: play step, fx_shell: 'true'}\n",
+		"roles/deploy/defaults/main.yml":   "deploy_via: rsync\nhook: ''\n",
+		"roles/deploy/tasks/main.yml":      "- include_tasks: \"{{ before_hook | default('empty.yml') }}\"\n- include_tasks: \"via/{{ deploy_via | default('rsync') }}.yml\"\n",
+		"roles/deploy/tasks/empty.yml":     "---\n",
+		"roles/deploy/tasks/via/copy.yml":  "- {name: copy step, fx_shell: 'true'}\n",
+		"roles/deploy/tasks/via/rsync.yml": "- {name: rsync step, fx_shell: 'true'}\n",
+		"bad.yml":                          "- hosts: all\n  tasks:\n    - include_tasks: \"{{ inventory_hostname }}.yml\"\n",
+		"missing.yml":                      "- hosts: all\n  vars: {via: nope}\n  tasks:\n    - include_tasks: \"{{ via }}.yml\"\n",
+	})
+	pb, err := Load(filepath.Join(dir, "site.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// play vars win over the role's defaults; default() covers an unset hook
+	if got := taskNames(pb.Plays[0].Tasks); !strings.Contains(got, "copy step") || strings.Contains(got, "rsync step") || !strings.Contains(got, "play step") {
+		t.Errorf("tasks: %s", got)
+	}
+
+	_, err = Load(filepath.Join(dir, "bad.yml"))
+	var list diag.List
+	if !errors.As(err, &list) || len(list) != 1 || !strings.Contains(list[0].Msg, `"inventory_hostname" is not known when the playbook loads`) || list[0].Pos.Line != 3 {
+		t.Fatalf("run-time variable: %v", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yml")); err == nil || !strings.Contains(err.Error(), "nope.yml") {
+		t.Fatalf("missing rendered file: %v", err)
+	}
+}
