@@ -91,6 +91,15 @@ func (l *loader) ansibleKey(t *Task, kv pair, other map[string]*yaml.Node) {
 				}
 			}
 		}
+		if template.HasTemplate(file) {
+			name, err := l.staticName(file, v)
+			if err != nil {
+				// finishBlock decides, once the task's when: is read
+				t.deferred = &deferredInclude{pos: l.pos(v), what: kv.key, file: file, err: err}
+				break
+			}
+			file = name
+		}
 		t.Block = l.includeFile(file, v, kv.key)
 		if t.Name == "" {
 			t.Name = kv.key + " " + file
@@ -121,14 +130,6 @@ func (l *loader) includeFile(file string, at *yaml.Node, what string) []*Task {
 	if file == "" {
 		l.errorf(l.pos(at), "e.g. import_tasks: deploy.yml", "%s: want a file name", what)
 		return nil
-	}
-	if template.HasTemplate(file) {
-		name, err := l.staticName(file, at)
-		if err != nil {
-			l.errorf(l.pos(at), "ferry reads task files when the playbook loads: the name may use the play's vars, role defaults and role vars (with default()), not inventory variables, facts or registered results", "%s: file name %q: %v", what, file, err)
-			return nil
-		}
-		file = name
 	}
 	path := file
 	if !filepath.IsAbs(path) {
@@ -184,6 +185,9 @@ func (l *loader) finishBlock(t *Task, mod tasks.Module) {
 	}
 	if t.Meta != "" {
 		return
+	}
+	if t.deferred != nil {
+		l.deferredInclude(t)
 	}
 	if len(t.Rescue)+len(t.Always) > 0 && t.Block == nil {
 		l.errorf(t.Pos, "add `block:` with the tasks that rescue/always follow", "rescue/always without block")

@@ -12,7 +12,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/internal/template"
+	"github.com/ferrydeploy/ferry/tasks"
 )
 
 // staticName renders a templated include file name with the play's static
@@ -27,7 +29,7 @@ func (l *loader) staticName(file string, at *yaml.Node) (string, error) {
 	if err != nil {
 		var u *template.UndefinedError
 		if errors.As(err, &u) {
-			return "", fmt.Errorf("%q is not known when the playbook loads", u.Name)
+			return "", &notStaticError{name: u.Name}
 		}
 		return "", err
 	}
@@ -61,4 +63,50 @@ func (l *loader) staticVars() map[string]any {
 		}
 	}
 	return vars
+}
+
+// deferredInclude is an include_tasks whose file name needs a variable not
+// known at load time.
+type deferredInclude struct {
+	pos        diag.Pos
+	what, file string
+	err        error
+}
+
+// deferredInclude settles t.deferred. With a when: (ansible's hook idiom,
+// `include_tasks: "{{ hook }}"` with `when: hook is defined`), the include
+// becomes a task that fails, naming the variable, if the condition holds at
+// run time: where Ansible would read the file, ferry stops rather than
+// skip it. Without one, it is a load error.
+func (l *loader) deferredInclude(t *Task) {
+	d := t.deferred
+	t.deferred = nil
+	if t.Name == "" {
+		t.Name = d.what + " " + d.file
+	}
+	msg := fmt.Sprintf("%s: file name %q: %v", d.what, d.file, d.err)
+	var ns *notStaticError
+	if len(t.When) == 0 || !errors.As(d.err, &ns) {
+		l.errorf(d.pos, staticNameHint, "%s", msg)
+		return
+	}
+	mod, ok := tasks.Lookup("fail")
+	if !ok {
+		l.errorf(d.pos, staticNameHint, "%s", msg)
+		return
+	}
+	t.Block = []*Task{{
+		Name: t.Name, Module: "fail", Spec: mod.Spec(), Pos: d.pos, ModulePos: d.pos, path: l.path, src: l.src,
+		// the message is rendered: it names the variable, not the {{ }} file name
+		Args: map[string]any{"msg": fmt.Sprintf("%s: the file name needs %q, which was not known when the playbook loaded (%s)", d.what, ns.name, staticNameHint)},
+	}}
+}
+
+const staticNameHint = "ferry reads task files when the playbook loads: the name may use the play's vars, role defaults and role vars (with default()), not inventory variables, facts or registered results"
+
+// notStaticError: a file name reads a variable not known at load time.
+type notStaticError struct{ name string }
+
+func (e *notStaticError) Error() string {
+	return fmt.Sprintf("%q is not known when the playbook loads", e.name)
 }

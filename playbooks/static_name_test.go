@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ferrydeploy/ferry/diag"
+	"github.com/ferrydeploy/ferry/events"
 )
 
 // A task file name with {{ }} is rendered when the playbook loads from the
@@ -51,5 +52,34 @@ func TestIncludeTasksTemplatedName(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yml")); err == nil || !strings.Contains(err.Error(), "nope.yml") {
 		t.Fatalf("missing rendered file: %v", err)
+	}
+}
+
+// `include_tasks: "{{ hook }}"` with `when: hook is defined` (the
+// f500.project_deploy hooks): skipped while the hook is unset; if it is set
+// only at run time, the task fails naming the variable instead of skipping
+// the file Ansible would have read.
+func TestIncludeTasksTemplatedNameGuarded(t *testing.T) {
+	src := `
+- hosts: app
+  tasks:
+    - include_tasks: "{{ hook_on_build }}"
+      when: hook_on_build is defined
+    - fx_shell: echo built
+`
+	res, rec := runPB(t, src, 1, nil)
+	if res.ExitCode != 0 {
+		t.Fatalf("unset hook: exit %d", res.ExitCode)
+	}
+	if n := len(rec.kinds(events.TaskEnd)); n == 0 {
+		t.Fatal("no task ran")
+	}
+	res, rec = runPB(t, "\n- hosts: app\n  tasks:\n    - set_fact: {hook_on_build: build.yml}"+src[len("\n- hosts: app\n  tasks:"):], 1, nil)
+	var msgs []string
+	for _, e := range rec.evs {
+		msgs = append(msgs, e.Msg)
+	}
+	if res.ExitCode == 0 || !strings.Contains(strings.Join(msgs, "\n"), `include_tasks: the file name needs "hook_on_build", which was not known when the playbook loaded`) {
+		t.Fatalf("hook set at run time: exit %d, %q", res.ExitCode, msgs)
 	}
 }

@@ -398,8 +398,21 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 		if err != nil {
 			return outcome{status: events.StatusFailed, msg: "environment: " + err.Error()}
 		}
-		if m, ok := rendered.(map[string]any); ok {
-			for k, v := range m {
+		m, _ := rendered.(map[string]any)
+		if e, ok := m[envExprKey]; ok {
+			whole, ok := e.(map[string]any)
+			if !ok && e != nil {
+				return outcome{status: events.StatusFailed, msg: fmt.Sprintf("environment: want a mapping, not %s", template.Describe(e))}
+			}
+			for k, v := range whole {
+				if !ssh.ValidEnvName(k) {
+					return outcome{status: events.StatusFailed, msg: fmt.Sprintf("environment: %q is not a variable name", k)}
+				}
+				env[k] = template.Text(v)
+			}
+		}
+		for k, v := range m {
+			if k != envExprKey {
 				env[k] = template.Text(v)
 			}
 		}
