@@ -140,6 +140,7 @@ func (t *Task) defines() []string {
 			out = append(out, keys...)
 		}
 	}
+	out = append(out, t.Spec.SetsFacts...)
 	if t.Spec.DefinesFacts {
 		keys := make([]string, 0, len(t.Args))
 		for k := range t.Args {

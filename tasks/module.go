@@ -59,6 +59,9 @@ type Spec struct {
 	// DefinesFacts: every argument's key becomes a host variable
 	// (set_fact), so `ferry check` knows those names are defined after it.
 	DefinesFacts bool
+	// SetsFacts names the host variables the module sets (Outcome.Facts)
+	// whatever its arguments (deploy_helper), so `ferry check` knows them.
+	SetsFacts []string
 	// VarsFile names the parameter holding a file of variables the module
 	// sets (include_vars), so `ferry check` reads their names.
 	VarsFile string
