@@ -30,25 +30,31 @@ func (dockerModule) Spec() Spec {
 		Service: true,
 		Doc:     "Run, stop or remove a container on the host with docker or podman, recreated when its image or configuration changes",
 		Params: map[string]Param{
-			"name":    {Type: String, Required: true, Doc: "container name"},
-			"image":   {Type: String, Doc: "image (required for state: started)"},
-			"state":   {Type: String, Choices: []string{"started", "stopped", "absent"}, Doc: "default started"},
-			"pull":    {Type: String, Choices: []string{"always", "missing", "never"}, Doc: "default missing"},
-			"env":     {Type: Map, Doc: "environment variables"},
-			"ports":   {Type: List, Doc: `published ports ("8080:80")`},
-			"volumes": {Type: List, Doc: `mounts ("/data:/data:ro")`},
-			"restart": {Type: String, Doc: "restart policy (no, always, on-failure, unless-stopped)"},
-			"command": {Type: Any, Doc: "command: a string split like a shell, or a list"},
-			"network": {Type: String, Doc: "network (host, bridge, a named network)"},
-			"runtime": {Type: String, Choices: []string{"docker", "podman"}, Doc: "CLI to drive (default docker)"},
+			"name":        {Type: String, Required: true, Doc: "container name"},
+			"image":       {Type: String, Doc: "image (required for state: started)"},
+			"state":       {Type: String, Choices: []string{"started", "stopped", "absent"}, Doc: "default started"},
+			"pull":        {Type: String, Choices: []string{"always", "missing", "never"}, Doc: "default missing"},
+			"env":         {Type: Map, Doc: "environment variables"},
+			"ports":       {Type: List, Doc: `published ports ("8080:80")`},
+			"volumes":     {Type: List, Doc: `mounts ("/data:/data:ro")`},
+			"restart":     {Type: String, Doc: "restart policy (no, always, on-failure, unless-stopped)"},
+			"command":     {Type: Any, Doc: "command: a string split like a shell, or a list"},
+			"network":     {Type: String, Doc: "network (host, bridge, a named network)"},
+			"runtime":     {Type: String, Choices: []string{"docker", "podman"}, Doc: "CLI to drive (default docker)"},
+			"etc_hosts":   {Type: Map, Doc: "extra /etc/hosts entries, name: address (--add-host)"},
+			"log_driver":  {Type: String, Doc: "logging driver (json-file, journald, none, ...)"},
+			"log_options": {Type: Map, Doc: "logging driver options (--log-opt key=value)"},
+			"force_kill":  {Type: Bool, Doc: "stopped: kill the container instead of stopping it gracefully"},
 		},
 	}
 }
 
 type dockerSpec struct {
 	rt, name, image, state, pull, restart, network string
-	env                                            map[string]string
+	logDriver                                      string
+	env, etcHosts, logOptions                      map[string]string
 	ports, volumes, command                        []string
+	forceKill                                      bool
 }
 
 // hash identifies the settings a container was created with.
@@ -60,6 +66,16 @@ func (d *dockerSpec) hash() string {
 	}
 	for _, l := range [][]string{d.ports, d.volumes, d.command} {
 		fmt.Fprintf(h, "%q\n", l)
+	}
+	// settings added later enter the hash only when given, so containers
+	// made before keep their hash
+	if d.logDriver != "" {
+		fmt.Fprintf(h, "log_driver=%s\n", d.logDriver)
+	}
+	for name, m := range map[string]map[string]string{"etc_hosts": d.etcHosts, "log_options": d.logOptions} {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			fmt.Fprintf(h, "%s=%s=%s\n", name, k, m[k])
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
@@ -84,6 +100,11 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		env:     a.StringMap("env"),
 		ports:   a.StringList("ports"),
 		volumes: a.StringList("volumes"),
+
+		logDriver:  a.String("log_driver", ""),
+		etcHosts:   a.StringMap("etc_hosts"),
+		logOptions: a.StringMap("log_options"),
+		forceKill:  a.Bool("force_kill", false),
 	}
 	if s, ok := a.Raw("command").(string); ok {
 		cmd, err := shell.Split(s)
@@ -108,6 +129,16 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 			return Outcome{}, fmt.Errorf("docker: env %s: names cannot hold '=' or newlines, values cannot hold newlines", k)
 		}
 	}
+	for k, v := range d.etcHosts {
+		if k == "" || v == "" || strings.ContainsAny(k, ": \t\n") || strings.ContainsAny(v, " \t\n") {
+			return Outcome{}, fmt.Errorf("docker: etc_hosts %q: want a host name and an address", k)
+		}
+	}
+	for k := range d.logOptions {
+		if k == "" || strings.ContainsAny(k, "=\n") {
+			return Outcome{}, fmt.Errorf("docker: log_options %q: want option names without '='", k)
+		}
+	}
 
 	c, res, err := inspectContainer(ctx, h, d, d.pull == "always" && d.state == "started" && !h.Check)
 	if err != nil {
@@ -128,7 +159,10 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 			script.WriteString(`$rt rm -f "$n" >/dev/null || exit 1; `)
 		}
 	case "stopped":
-		if c.running {
+		if c.running && d.forceKill {
+			steps = append(steps, "kill container")
+			script.WriteString(`$rt kill "$n" >/dev/null || exit 1; `)
+		} else if c.running {
 			steps = append(steps, "stop container")
 			script.WriteString(`$rt stop "$n" >/dev/null || exit 1; `)
 		}
@@ -170,6 +204,15 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 			}
 			for _, p := range d.ports {
 				run = append(run, "-p", p)
+			}
+			for _, k := range slices.Sorted(maps.Keys(d.etcHosts)) {
+				run = append(run, "--add-host", k+":"+d.etcHosts[k])
+			}
+			if d.logDriver != "" {
+				run = append(run, "--log-driver", d.logDriver)
+			}
+			for _, k := range slices.Sorted(maps.Keys(d.logOptions)) {
+				run = append(run, "--log-opt", k+"="+d.logOptions[k])
 			}
 			for _, v := range d.volumes {
 				run = append(run, "-v", v)

@@ -26,10 +26,10 @@ run)
   while [ $# -gt 0 ]; do case "$1" in
     --name) name=$2; shift 2;; --label) cfg=${2#ferry.config=}; shift 2;;
     --env-file) envf=$2; cp "$2" "$d/envfile"; shift 2;;
-    --restart|--network|-p|-v) shift 2;; *) break;; esac; done
+    --restart|--network|-p|-v|--add-host|--log-driver|--log-opt) shift 2;; *) break;; esac; done
   img=$1; id=$(cat "$d/i_$(key "$img")" 2>/dev/null || echo none)
   echo "true|$img|$id|$cfg" > "$d/c_$name"; echo "$name-id";;
-stop) [ -f "$d/c_$2" ] && sed -i 's/^true|/false|/' "$d/c_$2";;
+stop|kill) [ -f "$d/c_$2" ] && sed -i 's/^true|/false|/' "$d/c_$2";;
 start) sed -i 's/^false|/true|/' "$d/c_$2";;
 rm) rm -f "$d/c_$3";;
 logs) ;;
@@ -128,5 +128,36 @@ func TestDockerCheckModePullNeverAndPodman(t *testing.T) {
 	out = runModule(t, h, "docker", map[string]any{"name": "web", "image": "nginx", "runtime": "podman", "command": "nginx -g 'daemon off;'"})
 	if !out.Changed || !strings.Contains(dockerLog(d), "podman run -d --name web") || !strings.Contains(dockerLog(d), "nginx nginx -g daemon off;") {
 		t.Fatalf("podman: %+v %q", out, dockerLog(d))
+	}
+}
+
+// docker_container's etc_hosts, log_driver and log_options reach docker run
+// (and the settings hash: changing one replaces the container); force_kill
+// kills instead of stopping; a bad host entry is refused before any call.
+func TestDockerHostsLogsAndKill(t *testing.T) {
+	h, d := fakeDockerHost(t)
+	args := map[string]any{"name": "app_blue_0", "image": "localhost/app:v1", "etc_hosts": map[string]any{"redis": "10.0.0.5", "db": "10.0.0.6"},
+		"log_driver": "json-file", "log_options": map[string]any{"max-size": "10m", "tag": "app"}}
+	if out := runModule(t, h, "docker", args); !out.Changed || out.Failed {
+		t.Fatalf("create: %+v", out)
+	}
+	if log := dockerLog(d); !strings.Contains(log, "--add-host db:10.0.0.6 --add-host redis:10.0.0.5 --log-driver json-file --log-opt max-size=10m --log-opt tag=app localhost/app:v1") {
+		t.Fatalf("run: %q", log)
+	}
+	if out := runModule(t, h, "docker", args); out.Changed {
+		t.Fatalf("same settings: %+v", out)
+	}
+	args["log_options"] = map[string]any{"max-size": "20m"}
+	if out := runModule(t, h, "docker", args); !out.Changed || !strings.Contains(out.Msg, "settings changed") {
+		t.Fatalf("log option change: %+v", out)
+	}
+	if out := runModule(t, h, "docker", map[string]any{"name": "app_blue_0", "state": "stopped", "force_kill": true}); !out.Changed || !strings.Contains(dockerLog(d), "docker kill app_blue_0") {
+		t.Fatalf("force_kill: %+v %q", out, dockerLog(d))
+	}
+	for _, bad := range []map[string]any{{"a b": "1.2.3.4"}, {"x:y": "1.2.3.4"}, {"h": ""}, {"h": "1.2.3.4 evil"}} {
+		args["etc_hosts"] = bad
+		if _, err := Call(t.Context(), dockerModule{}, h, args); err == nil {
+			t.Errorf("etc_hosts %v accepted", bad)
+		}
 	}
 }
