@@ -677,7 +677,7 @@ type part struct {
 }
 
 // HasTemplate reports whether s holds a `{{`, i.e. needs rendering.
-func HasTemplate(s string) bool { return strings.Contains(s, "{{") }
+func HasTemplate(s string) bool { return strings.Contains(s, "{{") || HasStatement(s) }
 
 // CompileTemplate compiles s, found at pos. Syntax errors come back as
 // *diag.Error at the `{{` of the bad part (or at the bad token when it can be placed).
@@ -691,6 +691,16 @@ func CompileTemplateAt(s string, pos diag.Pos, posAt func(int) diag.Pos) (*Templ
 		posAt = func(int) diag.Pos { return pos }
 	}
 	t := &Template{Src: s, Pos: pos}
+	if HasStatement(s) {
+		// offsets in the rewritten expression do not map back: errors
+		// point at the string
+		x, err := translateStatements(s)
+		if err != nil {
+			return nil, &diag.Error{Pos: pos, Msg: err.Error(), Hint: "Jinja statements in a playbook string: {% if %}/{% elif %}/{% else %}/{% endif %} and {% raw %}; {% for %} and the others belong in a template file"}
+		}
+		s = x
+		posAt = func(int) diag.Pos { return pos }
+	}
 	segs, err := splitTemplate(s)
 	if err != nil {
 		var se *segmentError
