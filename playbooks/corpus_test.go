@@ -35,6 +35,7 @@ func TestAnsibleCorpus(t *testing.T) {
 		"nodejs_role":                 {"playbook.yml", []string{"dnf", "npm", "rpm_key"}}, // role with meta/main.yml
 		"tgwf_admin_portal":           {"deploy.yml", []string{"git"}},                     // deploy_helper releases, guarded include hooks, environment: "{{ var }}"
 		"ansistrano_rollback":         {"rollback.yml", nil},                               // current back to the previous release: find sorted by mtime, file state=link
+		"ansible_bluegreen_docker":    {"playbook.yml", []string{"blockinfile"}},           // blue/green containers behind nginx: {% if %} strings, json_query, uri health checks
 		"ansistrano_deploy":           {"deploy.yml", nil},                                 // releases/ + current symlink; templated include_tasks, find
 	}
 	dirs, err := os.ReadDir("../testdata/ansible-corpus")
