@@ -91,6 +91,7 @@ func (l *loader) ansibleKey(t *Task, kv pair, other map[string]*yaml.Node) {
 				}
 			}
 		}
+		var guard *Task
 		if template.HasTemplate(file) {
 			name, err := l.staticName(file, v)
 			if err != nil {
@@ -98,9 +99,13 @@ func (l *loader) ansibleKey(t *Task, kv pair, other map[string]*yaml.Node) {
 				t.deferred = &deferredInclude{pos: l.pos(v), what: kv.key, file: file, err: err}
 				break
 			}
+			guard = l.nameGuard(kv.key, file, name, v)
 			file = name
 		}
 		t.Block = l.includeFile(file, v, kv.key)
+		if guard != nil {
+			t.Block = append([]*Task{guard}, t.Block...)
+		}
 		if t.Name == "" {
 			t.Name = kv.key + " " + file
 		}

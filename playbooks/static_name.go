@@ -110,3 +110,28 @@ type notStaticError struct{ name string }
 func (e *notStaticError) Error() string {
 	return fmt.Sprintf("%q is not known when the playbook loads", e.name)
 }
+
+// nameGuard is the task that runs first in an include whose file name was
+// rendered at load time: if the name renders to another file at run time
+// (an -e, a host variable or a fact Ansible would have used), it fails,
+// rather than run the file ferry read.
+func (l *loader) nameGuard(what, file, name string, at *yaml.Node) *Task {
+	mod, ok := tasks.Lookup("fail")
+	if !ok {
+		return nil
+	}
+	src, err := template.AsExpression(file)
+	if err != nil {
+		return nil // staticName rendered it: cannot happen
+	}
+	cond, err := template.CompileExpr(src+" != "+template.QuoteString(name), l.pos(at))
+	if err != nil {
+		return nil
+	}
+	pos := l.pos(at)
+	return &Task{
+		Name: fmt.Sprintf("%s: the file name still renders to %s", what, name), Module: "fail", Spec: mod.Spec(),
+		Pos: pos, ModulePos: pos, path: l.path, src: l.src, When: Conds{cond},
+		Args: map[string]any{"msg": fmt.Sprintf("%s: the file name renders to another file at run time than %s, which ferry read when the playbook loaded from the play's vars and role defaults; set the variable in the play's vars (not with -e, in the inventory or from a fact)", what, name)},
+	}
+}

@@ -83,3 +83,35 @@ func TestIncludeTasksTemplatedNameGuarded(t *testing.T) {
 		t.Fatalf("hook set at run time: exit %d, %q", res.ExitCode, msgs)
 	}
 }
+
+// A name rendered at load time is checked again when the include runs: an
+// -e that makes it another file fails the host instead of running the file
+// ferry read.
+func TestIncludeTasksTemplatedNameGuard(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"site.yml": "- hosts: app\n  vars: {via: copy}\n  tasks:\n    - include_tasks: \"via/{{ via }}.yml\"\n",
+		"via/copy.yml":  "- {name: copy step, fx_shell: 'true'}\n",
+		"via/rsync.yml": "- {name: rsync step, fx_shell: 'true'}\n",
+	})
+	run := func(extra map[string]any) (Result, *recorder) {
+		pb, err := Load(filepath.Join(dir, "site.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorder{}
+		opts := Options{Inventory: hostsInv(t, 1), Connector: nopConnector{}, Sink: rec, RunID: "t", Extra: extra}
+		return NewRunner(pb, opts).Run(t.Context()), rec
+	}
+	if res, rec := run(nil); res.ExitCode != 0 || len(rec.kinds(events.TaskEnd)) == 0 {
+		t.Fatalf("as loaded: exit %d", res.ExitCode)
+	}
+	res, rec := run(map[string]any{"via": "rsync"})
+	var msgs []string
+	for _, e := range rec.evs {
+		msgs = append(msgs, e.Msg)
+	}
+	if res.ExitCode == 0 || !strings.Contains(strings.Join(msgs, "\n"), "renders to another file at run time than via/copy.yml") {
+		t.Fatalf("-e via=rsync: exit %d, %q", res.ExitCode, msgs)
+	}
+}

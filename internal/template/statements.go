@@ -201,3 +201,22 @@ func quoteJinja(t string) string {
 	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
 	return "'" + r.Replace(t) + "'"
 }
+
+// AsExpression rewrites a template string (text, {{ }}, {% if %}) as one
+// expression whose value is the rendered text, e.g. for a condition that
+// compares what a name renders to at run time with what it rendered to
+// earlier.
+func AsExpression(s string) (string, error) {
+	p := &stmtParser{s: s}
+	nodes, end, err := p.parse(0)
+	if err != nil {
+		return "", err
+	}
+	if end != "" {
+		return "", errors.New("{% " + end + " %} without {% if %}")
+	}
+	return "((" + joinNodes(nodes) + ") | string)", nil
+}
+
+// QuoteString writes s as a Jinja string literal.
+func QuoteString(s string) string { return quoteJinja(s) }
