@@ -90,7 +90,7 @@ func TestIncludeTasksTemplatedNameGuarded(t *testing.T) {
 func TestIncludeTasksTemplatedNameGuard(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{
-		"site.yml": "- hosts: app\n  vars: {via: copy}\n  tasks:\n    - include_tasks: \"via/{{ via }}.yml\"\n",
+		"site.yml":      "- hosts: app\n  vars: {via: copy}\n  tasks:\n    - include_tasks: \"via/{{ via }}.yml\"\n",
 		"via/copy.yml":  "- {name: copy step, fx_shell: 'true'}\n",
 		"via/rsync.yml": "- {name: rsync step, fx_shell: 'true'}\n",
 	})
