@@ -381,6 +381,9 @@ type seen struct {
 	rolesPath   []string // roles_path, once read
 	roleStack   []string // roles being loaded, to find dependency cycles
 	rolesIn     map[*Play]map[string]bool
+	// pendingVars: defaults and vars of the roles whose dependencies are
+	// being loaded, outermost first, for file names rendered at load.
+	pendingVars [][]*VarDef
 }
 
 func newSeen() *seen { return &seen{unsupported: map[string]bool{}} }

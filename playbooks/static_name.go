@@ -49,6 +49,12 @@ func (l *loader) staticVars() map[string]any {
 		return vars
 	}
 	defs := l.seen.play.Vars
+	if len(l.seen.pendingVars) > 0 {
+		defs = append([]*VarDef{}, defs...)
+		for i := len(l.seen.pendingVars) - 1; i >= 0; i-- { // the outermost role's last
+			defs = append(defs, l.seen.pendingVars[i]...)
+		}
+	}
 	for _, pass := range []bool{true, false} {
 		for _, d := range defs {
 			if d.Default != pass {

@@ -115,3 +115,28 @@ func TestIncludeTasksTemplatedNameGuard(t *testing.T) {
 		t.Fatalf("-e via=rsync: exit %d, %q", res.ExitCode, msgs)
 	}
 }
+
+// A role's vars name the hook files of the role it depends on
+// (cbrunnkvist.ansistrano-symfony-deploy over ansistrano.deploy): they are
+// known when the dependency's includes are read.
+func TestIncludeTasksNameFromDependentRole(t *testing.T) {
+	t.Setenv("ANSIBLE_ROLES_PATH", "")
+	t.Setenv("ANSIBLE_CONFIG", "")
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"site.yml":                       "- hosts: all\n  roles: [app]\n",
+		"roles/app/meta/main.yml":        "dependencies: [deploy]\n",
+		"roles/app/vars/main.yml":        "after_hook: ../../app/hooks/after.yml\n",
+		"roles/app/hooks/after.yml":      "- {name: app hook, fx_shell: 'true'}\n",
+		"roles/deploy/tasks/main.yml":    "- {name: deploy step, fx_shell: 'true'}\n- include_tasks: \"{{ after_hook | default('empty.yml') }}\"\n",
+		"roles/deploy/tasks/empty.yml":   "---\n",
+		"roles/deploy/defaults/main.yml": "after_hook: empty.yml\n",
+	})
+	pb, err := Load(filepath.Join(dir, "site.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := taskNames(pb.Plays[0].Tasks); !strings.Contains(got, "deploy step") || !strings.Contains(got, "app hook") {
+		t.Errorf("tasks: %s", got)
+	}
+}
