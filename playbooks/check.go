@@ -3,6 +3,7 @@ package playbooks
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -182,7 +183,12 @@ func (c *checker) tasks(list []*Task) {
 				scope(k)
 			}
 		}
+		// `when: x is defined` (alone, and-ed, or in the list before): the
+		// task, and the conditions after it, run only with x
 		for _, e := range t.When {
+			for _, k := range definedGuards(Conds{e}) {
+				scope(k)
+			}
 			c.refsExpr(e, extra)
 		}
 		for _, tm := range t.templates {
@@ -283,4 +289,26 @@ func markRescue(list []*Task, in map[*Task]bool) {
 		markRescue(t.Rescue, in)
 		markRescue(t.Always, in)
 	}
+}
+
+// guardRe is one `NAME is defined` condition.
+var guardRe = regexp.MustCompile(`^\(?\s*([A-Za-z_][A-Za-z0-9_]*)\s+is\s+defined\s*\)?$`)
+
+// definedGuards are the variables a task's when: requires to be defined:
+// each condition of the list, or each part of one joined by `and` (a
+// condition with `or` or parentheses inside guards nothing).
+func definedGuards(when Conds) []string {
+	var out []string
+	for _, e := range when {
+		src := strings.TrimSpace(e.Src)
+		if strings.Contains(src, " or ") {
+			continue
+		}
+		for _, part := range strings.Split(src, " and ") {
+			if m := guardRe.FindStringSubmatch(strings.TrimSpace(part)); m != nil {
+				out = append(out, m[1])
+			}
+		}
+	}
+	return out
 }
