@@ -36,6 +36,7 @@ func TestAnsibleCorpus(t *testing.T) {
 		"tgwf_admin_portal":           {"deploy.yml", []string{"git"}},                     // deploy_helper releases, guarded include hooks, environment: "{{ var }}"
 		"ansistrano_rollback":         {"rollback.yml", nil},                               // current back to the previous release: find sorted by mtime, file state=link
 		"ansible_bluegreen_docker":    {"playbook.yml", []string{"blockinfile"}},           // blue/green containers behind nginx: {% if %} strings, json_query, uri health checks
+		"ansistrano_symfony":          {"symfony_50.yml", []string{"git"}},                 // hooks set by the dependent role's vars, remote_src, when: x is defined guards
 		"ansistrano_deploy":           {"deploy.yml", nil},                                 // releases/ + current symlink; templated include_tasks, find
 	}
 	dirs, err := os.ReadDir("../testdata/ansible-corpus")
