@@ -166,7 +166,7 @@ func (deployHelperModule) Run(ctx context.Context, h *Host, args map[string]any)
 			}
 			if found.unfinished {
 				changes = append(changes, "remove "+path.Join(newPath, unf))
-				fmt.Fprintf(&b, `hf_walk %s 0 && rm -f -- %s || exit 1; cd -P /proc/self/fd/6 && hf_at=$p || exit 1; `, shell.Quote(relDir+"/"+release), shell.Quote("./"+unf))
+				fmt.Fprintf(&b, `hf_walk %s 0 || exit 1; hf_type %s; [ $hf_ty = d ] || hf_rmtree %[2]s; cd -P /proc/self/fd/6 && hf_at=$p || exit 1; `, shell.Quote(relDir+"/"+release), shell.Quote(unf))
 				found.unfinished = false
 			}
 			if pr.current != newPath {
@@ -179,7 +179,7 @@ func (deployHelperModule) Run(ctx context.Context, h *Host, args map[string]any)
 			if pr.tmpLink {
 				tmp := release + "." + unf
 				changes = append(changes, "remove "+path.Join(base, tmp))
-				fmt.Fprintf(&b, `[ -d %[1]s ] && [ ! -L %[1]s ] || rm -f -- %[1]s || exit 1; `, shell.Quote("./"+tmp))
+				fmt.Fprintf(&b, `hf_type %[1]s; [ $hf_ty = d ] || hf_rmtree %[1]s; `, shell.Quote(tmp))
 			}
 			rm := dhPrune(pr.dirs, release, path.Base(pr.current), path.Dir(pr.current) == path.Join(base, relDir), keep)
 			if len(rm) > 0 {
