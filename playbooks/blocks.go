@@ -364,6 +364,28 @@ func (t *Task) srcDir(playbookDir string) string {
 	return t.Dir
 }
 
+// srcDirs are where a relative local path of t is looked for, in order:
+// srcDir, then for a role's task the role's directory and its tasks/, then
+// the playbook's directory with its files/ (or templates/), as Ansible's
+// search path.
+func (t *Task) srcDirs(playbookDir string) []string {
+	first := t.srcDir(playbookDir)
+	if t.Dir == "" {
+		return []string{first}
+	}
+	sub := "files"
+	if t.Spec.RoleDir != "" {
+		sub = t.Spec.RoleDir
+	}
+	out := []string{first}
+	for _, d := range []string{t.Dir, filepath.Join(t.Dir, "tasks"), filepath.Join(playbookDir, sub), playbookDir} {
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // isLocalhost reports whether a delegate_to target is the controller.
 func isLocalhost(s string) bool {
 	switch strings.TrimSpace(s) {

@@ -421,6 +421,7 @@ func (r *Runner) once(ctx context.Context, play *Play, hr *hostRun, t *Task, var
 	th := &tasks.Host{
 		Vars:       vars,
 		Dir:        t.srcDir(filepath.Dir(r.pb.Path)),
+		Fallback:   t.srcDirs(filepath.Dir(r.pb.Path))[1:],
 		Check:      r.opts.Check && !readOnly(t),
 		Become:     tasks.RunOptions{Become: become || becomeUser != "", BecomeUser: becomeUser, BecomePass: r.opts.BecomePass, Env: env},
 		Controller: &tasks.Controller{Approve: r.approver(), AWS: r.opts.AWS},

@@ -173,6 +173,10 @@ type Host struct {
 	// script `src`) resolve against: the playbook's directory. "" means the
 	// process's working directory.
 	Dir string
+	// Fallback are the directories searched next, in order, for a relative
+	// local path not found in Dir: for a role's task, the role's own
+	// directory and its tasks/, then the playbook's (Ansible's search path).
+	Fallback []string
 }
 
 // Controller holds what controller-side modules share across hosts.
