@@ -44,7 +44,13 @@ var ansibleAliases = map[string]moduleAlias{
 	"lineinfile": {module: "lineinfile", params: map[string]string{"unsafe_writes": "-"}},
 	"get_url":    {module: "get_url", params: map[string]string{"unsafe_writes": "-"}},
 	"unarchive":  {module: "unarchive", params: map[string]string{"unsafe_writes": "-"}},
-	"find":       {module: "find", params: map[string]string{"path": "paths", "name": "paths", "pattern": "patterns", "exclude": "excludes", "get_checksum": "-", "checksum_algorithm": "-"}},
+	// docker_compose_v2 takes ferry's compose parameters as they are; the
+	// older docker_compose said yes/no for pull and build, smart for auto
+	"docker_compose_v2": {module: "compose", params: map[string]string{"docker_host": "-", "tls": "-", "validate_certs": "-", "api_version": "-", "check_files_existing": "-", "assume_yes": "-"}},
+	"docker_compose": {module: "compose", params: map[string]string{"docker_host": "-", "tls": "-", "validate_certs": "-", "api_version": "-", "dependencies": "-", "hostname_check": "-"},
+		values: map[string]map[string]string{"pull": {"true": "always", "yes": "always", "false": "policy", "no": "policy"},
+			"build": {"true": "always", "yes": "always", "false": "policy", "no": "policy"}, "recreate": {"smart": "auto"}}},
+	"find": {module: "find", params: map[string]string{"path": "paths", "name": "paths", "pattern": "patterns", "exclude": "excludes", "get_checksum": "-", "checksum_algorithm": "-"}},
 }
 
 // unsupportedModules are Ansible modules ferry does not have, with what to
@@ -92,8 +98,6 @@ func init() {
 		"mount":                  "use `shell: mount ...` (ferry does not manage file systems)",
 		"sysctl":                 "use `copy:` to /etc/sysctl.d and `shell: sysctl --system`",
 		"authorized_key":         "use `lineinfile:` on the authorized_keys file",
-		"docker_compose":         "run `docker compose` with `shell:` (chdir: the project's directory)",
-		"docker_compose_v2":      "run `docker compose` with `shell:` (chdir: the project's directory)",
 		"set_stats":              "use `set_fact:` (or `register:`)",
 		"validate_argument_spec": "use `assert:` on the role's variables",
 		"win_ping":               "ferry works on Linux hosts over SSH",

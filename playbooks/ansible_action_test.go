@@ -65,3 +65,26 @@ func TestDockerContainerNetworks(t *testing.T) {
 		t.Error("two networks were accepted")
 	}
 }
+
+// docker_compose_v2 is ferry's compose as it is; the older docker_compose's
+// yes/no pull and build and its smart recreate are translated.
+func TestDockerComposeAliases(t *testing.T) {
+	pb, err := Parse("site.yml", []byte(`- hosts: all
+  tasks:
+    - community.docker.docker_compose_v2: {project_src: /srv/app, pull: always, state: present, docker_host: "unix:///var/run/docker.sock"}
+    - docker_compose: {project_src: /srv/app, pull: yes, build: no, recreate: smart}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := pb.Plays[0].Tasks
+	if ts[0].Module != "compose" || ts[0].Args["pull"] != "always" || ts[0].Args["docker_host"] != nil {
+		t.Errorf("v2: %s %v", ts[0].Module, ts[0].Args)
+	}
+	if ts[1].Module != "compose" || ts[1].Args["pull"] != "always" || ts[1].Args["build"] != "policy" || ts[1].Args["recreate"] != "auto" {
+		t.Errorf("v1: %s %v", ts[1].Module, ts[1].Args)
+	}
+	if _, err := Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - docker_compose_v2: {project_src: /srv, definition: {services: {}}}\n")); err == nil {
+		t.Error("definition (inline compose file) accepted")
+	}
+}
