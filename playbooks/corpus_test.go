@@ -37,6 +37,7 @@ func TestAnsibleCorpus(t *testing.T) {
 		"ansistrano_rollback":         {"rollback.yml", nil},                               // current back to the previous release: find sorted by mtime, file state=link
 		"ansible_bluegreen_docker":    {"playbook.yml", []string{"blockinfile"}},           // blue/green containers behind nginx: {% if %} strings, json_query, uri health checks
 		"ansistrano_symfony":          {"symfony_50.yml", []string{"git"}},                 // hooks set by the dependent role's vars, remote_src, when: x is defined guards
+		"bmemartin_docker_compose":    {"playbooks/docker_compose.yaml", nil},              // docker_compose_v2 project, networks, a recreate handler
 		"ansistrano_deploy":           {"deploy.yml", nil},                                 // releases/ + current symlink; templated include_tasks, find
 	}
 	dirs, err := os.ReadDir("../testdata/ansible-corpus")
