@@ -9,6 +9,7 @@ package playbooks
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -58,6 +59,11 @@ func (l *loader) staticVars() map[string]any {
 	for _, pass := range []bool{true, false} {
 		for _, d := range defs {
 			if d.Default != pass {
+				continue
+			}
+			if callsOut(d.Value) {
+				// a lookup runs a command or reads a file: not while loading
+				delete(vars, d.Name)
 				continue
 			}
 			v, err := template.RenderValue(d.Value, vars)
@@ -140,4 +146,25 @@ func (l *loader) nameGuard(what, file, name string, at *yaml.Node) *Task {
 		Pos: pos, ModulePos: pos, path: l.path, src: l.src, When: Conds{cond},
 		Args: map[string]any{"msg": fmt.Sprintf("%s: the file name renders to another file at run time than %s, which ferry read when the playbook loaded from the play's vars and role defaults; set the variable in the play's vars (not with -e, in the inventory or from a fact)", what, name)},
 	}
+}
+
+// callsOut reports whether a raw value's templates may call a lookup.
+func callsOut(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return template.HasTemplate(x) && (strings.Contains(x, "lookup") || strings.Contains(x, "query") || strings.Contains(x, "q("))
+	case []any:
+		for _, e := range x {
+			if callsOut(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if callsOut(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

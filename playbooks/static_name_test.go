@@ -2,6 +2,7 @@ package playbooks
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -138,5 +139,23 @@ func TestIncludeTasksNameFromDependentRole(t *testing.T) {
 	}
 	if got := taskNames(pb.Plays[0].Tasks); !strings.Contains(got, "deploy step") || !strings.Contains(got, "app hook") {
 		t.Errorf("tasks: %s", got)
+	}
+}
+
+// Rendering a name at load time runs no lookup: a variable whose value
+// calls one is not known then.
+func TestIncludeTasksNameRunsNoLookup(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	writeTree(t, dir, map[string]string{
+		"site.yml": "- hosts: all\n  vars:\n    via: \"{{ lookup('pipe', 'touch " + marker + " && echo copy') }}\"\n  tasks:\n    - include_tasks: \"{{ via }}.yml\"\n",
+		"copy.yml": "- {name: copy step, fx_shell: 'true'}\n",
+	})
+	_, err := Load(filepath.Join(dir, "site.yml"))
+	if err == nil || !strings.Contains(err.Error(), `"via" is not known when the playbook loads`) {
+		t.Errorf("load: %v", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the lookup ran while the playbook loaded")
 	}
 }
