@@ -359,22 +359,39 @@ func (l *loader) applyAlias(m *yaml.Node, a *moduleAlias) *yaml.Node {
 			k, name = &nk, to
 		}
 		if name == "networks" && a.module == "docker" {
-			// docker_container's networks: [{name: N}] is ferry's network: N
+			// docker_container's networks: [{name: N}, ...] is ferry's
+			// networks: [N, ...] (one: network: N)
 			n := l.resolve(v)
-			if n.Kind == yaml.SequenceNode && len(n.Content) == 1 {
-				if e := l.resolve(n.Content[0]); e.Kind == yaml.MappingNode {
+			names := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: n.Line, Column: n.Column}
+			ok := n.Kind == yaml.SequenceNode && len(n.Content) > 0
+			for _, c := range n.Content {
+				e := l.resolve(c)
+				var nameNode *yaml.Node
+				if e.Kind == yaml.MappingNode {
 					for j := 0; j+1 < len(e.Content); j += 2 {
 						if e.Content[j].Value == "name" {
-							nk := *k
-							nk.Value = "network"
-							k, v, name = &nk, e.Content[j+1], "network"
+							nameNode = e.Content[j+1]
+						} else {
+							ok = false // aliases, ipv4_address, links: not taken
 						}
 					}
 				}
+				if nameNode == nil {
+					ok = false
+					break
+				}
+				names.Content = append(names.Content, nameNode)
 			}
-			if name == "networks" {
-				l.errorf(l.pos(v), "give one network: networks: [{name: NET}] (ferry's docker module connects a container to one network)", "docker_container: networks: want one network with a name")
+			if !ok {
+				l.errorf(l.pos(v), "networks: [{name: NET}, {name: OTHER}] (aliases, ipv4_address and links are not taken)", "docker_container: networks: want a list of networks, each with a name only")
 				continue
+			}
+			if len(names.Content) == 1 {
+				nk := *k
+				nk.Value = "network"
+				k, v, name = &nk, names.Content[0], "network"
+			} else {
+				v = names
 			}
 		}
 		if vals, ok := a.values[name]; ok && v.Kind == yaml.ScalarNode {

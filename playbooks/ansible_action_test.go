@@ -44,7 +44,8 @@ func TestLocalActionKeepsAnsibleMapping(t *testing.T) {
 	}
 }
 
-// docker_container's networks: [{name: N}] is ferry's network: N.
+// docker_container's networks: [{name: N}] is ferry's network: N; several
+// are ferry's networks: [N, M].
 func TestDockerContainerNetworks(t *testing.T) {
 	pb, err := Parse("site.yml", []byte(`- hosts: all
   tasks:
@@ -60,9 +61,17 @@ func TestDockerContainerNetworks(t *testing.T) {
 	if tk := pb.Plays[0].Tasks[0]; tk.Module != "docker" || tk.Args["network"] != "backend" {
 		t.Fatalf("%s %v", tk.Module, tk.Args)
 	}
-	_, err = Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - docker_container: {name: api, image: 'api:1', networks: [{name: a}, {name: b}]}\n"))
-	if err == nil {
-		t.Error("two networks were accepted")
+	pb, err = Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - docker_container: {name: api, image: 'api:1', networks: [{name: a}, {name: b}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk := pb.Plays[0].Tasks[0]; !reflect.DeepEqual(tk.Args["networks"], []any{"a", "b"}) || tk.Args["network"] != nil {
+		t.Errorf("two networks: %v", tk.Args)
+	}
+	for _, bad := range []string{"[{name: a, aliases: [x]}, {name: b}]", "[a, b]", "[]", "{name: a}"} {
+		if _, err := Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - docker_container: {name: api, image: 'api:1', networks: "+bad+"}\n")); err == nil {
+			t.Errorf("networks: %s accepted", bad)
+		}
 	}
 }
 

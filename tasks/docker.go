@@ -40,6 +40,7 @@ func (dockerModule) Spec() Spec {
 			"restart":     {Type: String, Doc: "restart policy (no, always, on-failure, unless-stopped)"},
 			"command":     {Type: Any, Doc: "command: a string split like a shell, or a list"},
 			"network":     {Type: String, Doc: "network (host, bridge, a named network)"},
+			"networks":    {Type: List, Doc: "several networks: the container is created on the first and connected to the others before it starts"},
 			"runtime":     {Type: String, Choices: []string{"docker", "podman"}, Doc: "CLI to drive (default docker)"},
 			"etc_hosts":   {Type: Map, Doc: "extra /etc/hosts entries, name: address (--add-host)"},
 			"log_driver":  {Type: String, Doc: "logging driver (json-file, journald, none, ...)"},
@@ -53,7 +54,7 @@ type dockerSpec struct {
 	rt, name, image, state, pull, restart, network string
 	logDriver                                      string
 	env, etcHosts, logOptions                      map[string]string
-	ports, volumes, command                        []string
+	ports, volumes, command, networks              []string
 	forceKill                                      bool
 }
 
@@ -72,9 +73,15 @@ func (d *dockerSpec) hash() string {
 	if d.logDriver != "" {
 		fmt.Fprintf(h, "log_driver=%s\n", d.logDriver)
 	}
-	for name, m := range map[string]map[string]string{"etc_hosts": d.etcHosts, "log_options": d.logOptions} {
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			fmt.Fprintf(h, "%s=%s=%s\n", name, k, m[k])
+	if len(d.networks) > 0 {
+		fmt.Fprintf(h, "networks=%q\n", d.networks)
+	}
+	for _, l := range []struct {
+		name string
+		m    map[string]string
+	}{{"etc_hosts", d.etcHosts}, {"log_options", d.logOptions}} { // in a fixed order: the hash must not vary
+		for _, k := range slices.Sorted(maps.Keys(l.m)) {
+			fmt.Fprintf(h, "%s=%s=%s\n", l.name, k, l.m[k])
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
@@ -106,6 +113,14 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		logOptions: a.StringMap("log_options"),
 		forceKill:  a.Bool("force_kill", false),
 	}
+	if nets := a.StringList("networks"); len(nets) == 1 && d.network == "" {
+		d.network = nets[0] // as network: the same container, the same hash
+	} else if len(nets) > 1 {
+		if d.network != "" {
+			return Outcome{}, fmt.Errorf("docker: give network or networks, not both")
+		}
+		d.network, d.networks = nets[0], nets[1:]
+	}
 	if s, ok := a.Raw("command").(string); ok {
 		cmd, err := shell.Split(s)
 		if err != nil {
@@ -120,6 +135,11 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	}
 	if d.state == "started" && d.image == "" {
 		return Outcome{}, fmt.Errorf("docker: state: started needs image")
+	}
+	for _, n := range d.networks {
+		if strings.HasPrefix(n, "-") || n == "" {
+			return Outcome{}, fmt.Errorf("docker: networks: %q is not a network name", n)
+		}
 	}
 	if strings.HasPrefix(d.name, "-") || strings.HasPrefix(d.image, "-") {
 		return Outcome{}, fmt.Errorf("docker: name and image cannot start with '-'")
@@ -196,6 +216,10 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 				steps = append(steps, "create container")
 			}
 			run := []string{"run", "-d", "--name", d.name, "--label", "ferry.config=" + hash}
+			if len(d.networks) > 0 {
+				// created, connected to every network, then started
+				run = []string{"create", "--name", d.name, "--label", "ferry.config=" + hash}
+			}
 			if d.restart != "" {
 				run = append(run, "--restart", d.restart)
 			}
@@ -229,6 +253,12 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 				fmt.Fprintf(&script, "hf_rmtrees %s; ", shell.Quote(envDir))
 			}
 			script.WriteString(`[ $rc = 0 ] || exit $rc; `)
+			if len(d.networks) > 0 {
+				for _, n := range d.networks {
+					fmt.Fprintf(&script, `$rt network connect %s "$n" || exit 1; `, shell.Quote(n))
+				}
+				script.WriteString(`$rt start "$n" >/dev/null || exit 1; `)
+			}
 		}
 		if len(steps) > 0 {
 			// A container that dies at once is a failed start, with its logs.
