@@ -47,6 +47,13 @@ var ansibleAliases = map[string]moduleAlias{
 	"lineinfile": {module: "lineinfile", params: map[string]string{"unsafe_writes": "-"}},
 	"get_url":    {module: "get_url", params: map[string]string{"unsafe_writes": "-"}},
 	"unarchive":  {module: "unarchive", params: map[string]string{"unsafe_writes": "-"}},
+	// docker_compose_v2 takes ferry's compose parameters as they are; the
+	// older docker_compose said yes/no for pull and build, smart for auto
+	"docker_compose_v2": {module: "compose", params: map[string]string{"docker_host": "-", "tls": "-", "validate_certs": "-", "api_version": "-", "check_files_existing": "-", "assume_yes": "-"}},
+	"docker_compose": {module: "compose", params: map[string]string{"docker_host": "-", "tls": "-", "validate_certs": "-", "api_version": "-", "dependencies": "-", "hostname_check": "-"},
+		values: map[string]map[string]string{"pull": {"true": "always", "yes": "always", "false": "policy", "no": "policy"},
+			"build": {"true": "always", "yes": "always", "false": "policy", "no": "policy"}, "recreate": {"smart": "auto"}}},
+	"find": {module: "find", params: map[string]string{"path": "paths", "name": "paths", "pattern": "patterns", "exclude": "excludes", "get_checksum": "-", "checksum_algorithm": "-"}},
 }
 
 // windowsHint names what ferry does instead of a Windows module or connection.
@@ -86,7 +93,6 @@ func init() {
 		"reboot":      "use `shell: systemctl reboot` (async) then `wait_for_connection:`",
 		"fetch":       "read the file with `shell: cat FILE` and `register:`, or copy it off the host with scp",
 		"slurp":       "use `shell: base64 FILE` with `register:` (or `cat` for text)",
-		"find":        "use `shell: find ...` with `register:` and its stdout_lines",
 		"tempfile":    "use `shell: mktemp` with `register:`",
 		"getent":      "use `shell: getent ...` with `register:`",
 		"hostname":    "ferry does not configure hosts: set the hostname in the image or with `shell:`",
@@ -99,8 +105,6 @@ func init() {
 		"mount":                  "use `shell: mount ...` (ferry does not manage file systems)",
 		"sysctl":                 "use `copy:` to /etc/sysctl.d and `shell: sysctl --system`",
 		"authorized_key":         "use `lineinfile:` on the authorized_keys file",
-		"docker_compose":         "run `docker compose` with `shell:` (chdir: the project's directory)",
-		"docker_compose_v2":      "run `docker compose` with `shell:` (chdir: the project's directory)",
 		"set_stats":              "use `set_fact:` (or `register:`)",
 		"validate_argument_spec": "use `assert:` on the role's variables",
 		"win_ping":               windowsHint,
@@ -366,22 +370,39 @@ func (l *loader) applyAlias(m *yaml.Node, a *moduleAlias) *yaml.Node {
 			k, name = &nk, to
 		}
 		if name == "networks" && a.module == "docker" {
-			// docker_container's networks: [{name: N}] is ferry's network: N
+			// docker_container's networks: [{name: N}, ...] is ferry's
+			// networks: [N, ...] (one: network: N)
 			n := l.resolve(v)
-			if n.Kind == yaml.SequenceNode && len(n.Content) == 1 {
-				if e := l.resolve(n.Content[0]); e.Kind == yaml.MappingNode {
+			names := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: n.Line, Column: n.Column}
+			ok := n.Kind == yaml.SequenceNode && len(n.Content) > 0
+			for _, c := range n.Content {
+				e := l.resolve(c)
+				var nameNode *yaml.Node
+				if e.Kind == yaml.MappingNode {
 					for j := 0; j+1 < len(e.Content); j += 2 {
 						if e.Content[j].Value == "name" {
-							nk := *k
-							nk.Value = "network"
-							k, v, name = &nk, e.Content[j+1], "network"
+							nameNode = e.Content[j+1]
+						} else {
+							ok = false // aliases, ipv4_address, links: not taken
 						}
 					}
 				}
+				if nameNode == nil {
+					ok = false
+					break
+				}
+				names.Content = append(names.Content, nameNode)
 			}
-			if name == "networks" {
-				l.errorf(l.pos(v), "give one network: networks: [{name: NET}] (ferry's docker module connects a container to one network)", "docker_container: networks: want one network with a name")
+			if !ok {
+				l.errorf(l.pos(v), "networks: [{name: NET}, {name: OTHER}] (aliases, ipv4_address and links are not taken)", "docker_container: networks: want a list of networks, each with a name only")
 				continue
+			}
+			if len(names.Content) == 1 {
+				nk := *k
+				nk.Value = "network"
+				k, v, name = &nk, names.Content[0], "network"
+			} else {
+				v = names
 			}
 		}
 		if vals, ok := a.values[name]; ok && v.Kind == yaml.ScalarNode {

@@ -44,7 +44,8 @@ func TestLocalActionKeepsAnsibleMapping(t *testing.T) {
 	}
 }
 
-// docker_container's networks: [{name: N}] is ferry's network: N.
+// docker_container's networks: [{name: N}] is ferry's network: N; several
+// are ferry's networks: [N, M].
 func TestDockerContainerNetworks(t *testing.T) {
 	pb, err := Parse("site.yml", []byte(`- hosts: all
   tasks:
@@ -60,8 +61,39 @@ func TestDockerContainerNetworks(t *testing.T) {
 	if tk := pb.Plays[0].Tasks[0]; tk.Module != "docker" || tk.Args["network"] != "backend" {
 		t.Fatalf("%s %v", tk.Module, tk.Args)
 	}
-	_, err = Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - docker_container: {name: api, image: 'api:1', networks: [{name: a}, {name: b}]}\n"))
-	if err == nil {
-		t.Error("two networks were accepted")
+	pb, err = Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - docker_container: {name: api, image: 'api:1', networks: [{name: a}, {name: b}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk := pb.Plays[0].Tasks[0]; !reflect.DeepEqual(tk.Args["networks"], []any{"a", "b"}) || tk.Args["network"] != nil {
+		t.Errorf("two networks: %v", tk.Args)
+	}
+	for _, bad := range []string{"[{name: a, aliases: [x]}, {name: b}]", "[a, b]", "[]", "{name: a}"} {
+		if _, err := Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - docker_container: {name: api, image: 'api:1', networks: "+bad+"}\n")); err == nil {
+			t.Errorf("networks: %s accepted", bad)
+		}
+	}
+}
+
+// docker_compose_v2 is ferry's compose as it is; the older docker_compose's
+// yes/no pull and build and its smart recreate are translated.
+func TestDockerComposeAliases(t *testing.T) {
+	pb, err := Parse("site.yml", []byte(`- hosts: all
+  tasks:
+    - community.docker.docker_compose_v2: {project_src: /srv/app, pull: always, state: present, docker_host: "unix:///var/run/docker.sock"}
+    - docker_compose: {project_src: /srv/app, pull: yes, build: no, recreate: smart}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := pb.Plays[0].Tasks
+	if ts[0].Module != "compose" || ts[0].Args["pull"] != "always" || ts[0].Args["docker_host"] != nil {
+		t.Errorf("v2: %s %v", ts[0].Module, ts[0].Args)
+	}
+	if ts[1].Module != "compose" || ts[1].Args["pull"] != "always" || ts[1].Args["build"] != "policy" || ts[1].Args["recreate"] != "auto" {
+		t.Errorf("v1: %s %v", ts[1].Module, ts[1].Args)
+	}
+	if _, err := Parse("site.yml", []byte("- hosts: all\n  tasks:\n    - docker_compose_v2: {project_src: /srv, definition: {services: {}}}\n")); err == nil {
+		t.Error("definition (inline compose file) accepted")
 	}
 }

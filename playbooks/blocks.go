@@ -91,7 +91,21 @@ func (l *loader) ansibleKey(t *Task, kv pair, other map[string]*yaml.Node) {
 				}
 			}
 		}
+		var guard *Task
+		if template.HasTemplate(file) {
+			name, err := l.staticName(file, v)
+			if err != nil {
+				// finishBlock decides, once the task's when: is read
+				t.deferred = &deferredInclude{pos: l.pos(v), what: kv.key, file: file, err: err}
+				break
+			}
+			guard = l.nameGuard(kv.key, file, name, v)
+			file = name
+		}
 		t.Block = l.includeFile(file, v, kv.key)
+		if guard != nil {
+			t.Block = append([]*Task{guard}, t.Block...)
+		}
 		if t.Name == "" {
 			t.Name = kv.key + " " + file
 		}
@@ -120,10 +134,6 @@ func (l *loader) ansibleKey(t *Task, kv pair, other map[string]*yaml.Node) {
 func (l *loader) includeFile(file string, at *yaml.Node, what string) []*Task {
 	if file == "" {
 		l.errorf(l.pos(at), "e.g. import_tasks: deploy.yml", "%s: want a file name", what)
-		return nil
-	}
-	if template.HasTemplate(file) {
-		l.errorf(l.pos(at), "name the file literally: ferry reads task files when the playbook loads", "%s: {{ }} in a task file name is not supported", what)
 		return nil
 	}
 	path := file
@@ -189,6 +199,9 @@ func (l *loader) finishBlock(t *Task, mod tasks.Module) {
 	}
 	if t.Meta != "" {
 		return
+	}
+	if t.deferred != nil {
+		l.deferredInclude(t)
 	}
 	if len(t.Rescue)+len(t.Always) > 0 && t.Block == nil {
 		l.errorf(t.Pos, "add `block:` with the tasks that rescue/always follow", "rescue/always without block")
@@ -362,6 +375,28 @@ func (t *Task) srcDir(playbookDir string) string {
 	return t.Dir
 }
 
+// srcDirs are where a relative local path of t is looked for, in order:
+// srcDir, then for a role's task the role's directory and its tasks/, then
+// the playbook's directory with its files/ (or templates/), as Ansible's
+// search path.
+func (t *Task) srcDirs(playbookDir string) []string {
+	first := t.srcDir(playbookDir)
+	if t.Dir == "" {
+		return []string{first}
+	}
+	sub := "files"
+	if t.Spec.RoleDir != "" {
+		sub = t.Spec.RoleDir
+	}
+	out := []string{first}
+	for _, d := range []string{t.Dir, filepath.Join(t.Dir, "tasks"), filepath.Join(playbookDir, sub), playbookDir} {
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // isLocalhost reports whether a delegate_to target is the controller.
 func isLocalhost(s string) bool {
 	switch strings.TrimSpace(s) {
@@ -380,6 +415,9 @@ type seen struct {
 	environ     []string // the controller's environment (KEY=VALUE), for roles_path
 	roleStack   []string // roles being loaded, to find dependency cycles
 	rolesIn     map[*Play]map[string]bool
+	// pendingVars: defaults and vars of the roles whose dependencies are
+	// being loaded, outermost first, for file names rendered at load.
+	pendingVars [][]*VarDef
 }
 
 func newSeen() *seen { return &seen{unsupported: map[string]bool{}} }

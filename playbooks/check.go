@@ -140,6 +140,7 @@ func (t *Task) defines() []string {
 			out = append(out, keys...)
 		}
 	}
+	out = append(out, t.Spec.SetsFacts...)
 	if t.Spec.DefinesFacts {
 		keys := make([]string, 0, len(t.Args))
 		for k := range t.Args {
@@ -181,14 +182,12 @@ func (c *checker) tasks(list []*Task) {
 				scope(k)
 			}
 		}
-		// `when: x is defined` guards what the task (and the rest of its
-		// condition, `x is defined and x | length > 0`) reads of x
+		// `when: x is defined` (alone, and-ed, or in the list before): the
+		// task, and the conditions after it, run only with x
 		for _, e := range t.When {
 			for _, k := range e.DefinedGuards() {
 				scope(k)
 			}
-		}
-		for _, e := range t.When {
 			c.refsExpr(e, extra)
 		}
 		for _, tm := range t.templates {

@@ -1,6 +1,8 @@
 package playbooks
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -221,5 +223,39 @@ func TestIncludeVars(t *testing.T) {
 	}
 	if res.ExitCode != 0 {
 		t.Fatalf("exit %d", res.ExitCode)
+	}
+}
+
+// A task guarded by `when: x is defined` (alone, and-ed, or one of a list)
+// may use x in its name and arguments; `or`, `is not defined` and other
+// conditions guard nothing, and x stays unknown to the next task.
+func TestCheckDefinedGuardForms(t *testing.T) {
+	pb, err := Parse("site.yml", []byte(`- hosts: all
+  tasks:
+    - name: Install composer {{ version }}
+      fx_shell: get {{ version }} {{ channel }}
+      when: version is defined and channel is defined
+    - fx_shell: echo {{ a }}
+      when: [a is defined, a != '']
+    - fx_shell: echo {{ b }}
+      when: b is defined or true
+    - fx_shell: echo {{ c }}
+      when: c is not defined
+    - fx_shell: echo {{ version }}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pb.Check(map[string]bool{})
+	var got []string
+	var list diag.List
+	if errors.As(err, &list) {
+		for _, e := range list {
+			got = append(got, fmt.Sprintf("%d:%s", e.Pos.Line, e.Msg))
+		}
+	}
+	want := `8:undefined variable "b",10:undefined variable "c",12:undefined variable "version"`
+	if strings.Join(got, ",") != want {
+		t.Errorf("got %v\nwant %s", got, want)
 	}
 }

@@ -39,6 +39,12 @@ func TestAnsibleCorpus(t *testing.T) {
 		"cloudforms_rolling_update":        {"playbooks/rolling-update.yml", []string{"package", "redhat_subscription", "yum"}, nil},                    // import_playbook, serial per tier
 		"mastering_ansible_serial_handler": {"forserial.yaml", nil, nil},                                                                                // passes: a run_once handler looping over play_hosts, delegated
 		"wamp_haproxy_elb":                 {"rolling_update.yml", []string{"win_get_url"}, []string{`connection: "winrm" is not supported on a play`}}, // local_action ec2_elb
+		"tgwf_admin_portal":                {"deploy.yml", []string{"git"}, nil},                                                                        // deploy_helper releases, guarded include hooks, environment: "{{ var }}"
+		"ansistrano_rollback":              {"rollback.yml", nil, nil},                                                                                  // current back to the previous release: find sorted by mtime, file state=link
+		"ansible_bluegreen_docker":         {"playbook.yml", []string{"blockinfile"}, nil},                                                              // blue/green containers behind nginx: {% if %} strings, json_query, uri health checks
+		"ansistrano_symfony":               {"symfony_50.yml", []string{"git"}, nil},                                                                    // hooks set by the dependent role's vars, remote_src, when: x is defined guards
+		"bmemartin_docker_compose":         {"playbooks/docker_compose.yaml", nil, nil},                                                                 // docker_compose_v2 project, networks, a recreate handler
+		"ansistrano_deploy":                {"deploy.yml", nil, nil},                                                                                    // releases/ + current symlink; templated include_tasks, find
 	}
 	dirs, err := os.ReadDir("../testdata/ansible-corpus")
 	if err != nil {

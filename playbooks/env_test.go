@@ -49,3 +49,59 @@ func TestLocalCommandsSeeTheGivenEnvironment(t *testing.T) {
 		t.Fatalf("exit %d", res.ExitCode)
 	}
 }
+
+// environment: "{{ app_env }}" takes the whole mapping from a variable (the
+// f500.project_deploy role's `environment: "{{ project_environment }}"`),
+// with a task's own names over its block's; a value that is not a mapping,
+// or a name that is not a variable name, fails the task.
+func TestEnvironmentFromVariable(t *testing.T) {
+	res, rec := runPB(t, `
+- hosts: app
+  vars:
+    app_env: {RAILS_ENV: production, PORT: 8080}
+    bad_env: {"A;id": x}
+  environment: {FROM_PLAY: p}
+  tasks:
+    - fx_env:
+      environment: "{{ app_env }}"
+      register: one
+    - block:
+        - fx_env:
+          environment: {PORT: "9090"}
+          register: two
+      environment: "{{ app_env }}"
+    - assert:
+        that:
+          - "one.env == {'RAILS_ENV': 'production', 'PORT': '8080', 'FROM_PLAY': 'p'}"
+          - two.env.PORT == '9090' and two.env.RAILS_ENV == 'production'
+    - fx_env:
+      environment: "{{ 'not a map' }}"
+      ignore_errors: true
+      register: notmap
+    - fx_env:
+      environment: "{{ bad_env }}"
+      ignore_errors: true
+      register: badname
+`, 1, nil)
+	if res.ExitCode != 0 {
+		for _, e := range rec.evs {
+			if e.Msg != "" {
+				t.Log(e.Host, e.Task, e.Msg)
+			}
+		}
+		t.Fatalf("exit %d", res.ExitCode)
+	}
+	var msgs []string
+	for _, e := range rec.evs {
+		msgs = append(msgs, e.Msg)
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{"environment: want a mapping, not string", `environment: "A;id" is not a variable name`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no %q in %s", want, all)
+		}
+	}
+	if _, err := Parse("pb.yml", []byte("- hosts: all\n  tasks:\n    - fx_env:\n      environment: \"{{ nope }}\"\n")); err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+}

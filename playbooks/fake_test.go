@@ -38,6 +38,7 @@ func init() {
 	} {
 		tasks.Register(fakeModule{spec: s})
 	}
+	tasks.Register(envModule{})
 	if _, ok := tasks.Lookup("set_fact"); !ok {
 		tasks.Register(fakeModule{spec: tasks.Spec{Name: "set_fact", AnyParams: true}})
 	}
@@ -88,4 +89,16 @@ func init() {
 		}},
 		cmd: func(args map[string]any) string { return "start " + name(args) },
 	})
+}
+
+// envModule returns the environment the runner gave the task, as `env`.
+type envModule struct{}
+
+func (envModule) Spec() tasks.Spec { return tasks.Spec{Name: "fx_env", Controller: true} }
+func (envModule) Run(_ context.Context, h *tasks.Host, _ map[string]any) (tasks.Outcome, error) {
+	env := map[string]any{}
+	for k, v := range h.Become.Env {
+		env[k] = v
+	}
+	return tasks.Outcome{Result: map[string]any{"env": env}}, nil
 }

@@ -297,12 +297,21 @@ func (l *loader) vars(v *yaml.Node) []*VarDef {
 	return out
 }
 
+// envExprKey holds, in a raw environment, an expression that renders to the
+// whole mapping; names given beside it (a task's over its block's) win.
+const envExprKey = "\x00expr"
+
 func (l *loader) environment(v *yaml.Node) (map[string]any, []*template.Template) {
 	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 		return nil, nil
 	}
+	if v.Kind == yaml.ScalarNode && template.HasTemplate(v.Value) {
+		// environment: "{{ app_env }}": a variable holding the mapping,
+		// rendered per task (its names are checked then).
+		return map[string]any{envExprKey: v.Value}, l.templates(map[string]*yaml.Node{envExprKey: v})
+	}
 	if v.Kind != yaml.MappingNode {
-		l.errorf(l.pos(v), "e.g. environment: {RELEASE: \"{{ version }}\"}", "environment: want a mapping, not %s", kindName(v))
+		l.errorf(l.pos(v), "e.g. environment: {RELEASE: \"{{ version }}\"} or environment: \"{{ app_env }}\"", "environment: want a mapping, not %s", kindName(v))
 		return nil, nil
 	}
 	env := map[string]any{}

@@ -65,7 +65,7 @@ func (p *Playbook) MissingLocalFiles(varsFor func(*Play) []map[string]any, only,
 		for _, vars := range varsFor(play) {
 			for _, t := range list {
 				for _, src := range t.localSources(vars, set) {
-					local := tasks.LocalPath(t.srcDir(dir), src.path)
+					local := tasks.LocalPathIn(t.srcDirs(dir), src.path)
 					k := key{t, local}
 					if seen[k] {
 						continue

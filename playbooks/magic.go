@@ -4,6 +4,7 @@
 package playbooks
 
 import (
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -13,7 +14,7 @@ import (
 var Magic = []string{"ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_batch", "play_hosts",
 	"ansible_play_name", "playbook_dir", "role_path", "role_name", "ansible_version", "omit", "ansible_check_mode",
 	"ansible_diff_mode", "inventory_dir", "inventory_file", "ansible_run_tags", "ansible_skip_tags",
-	"inventory_hostname_short", "ansible_limit", "ansible_forks", "ansible_config_file", "ansible_inventory_sources"}
+	"inventory_hostname_short", "ansible_limit", "ansible_forks", "ansible_config_file", "ansible_inventory_sources", "ansible_playbook_python"}
 
 // ferry answers ansible_version with the Ansible release whose playbook
 // semantics it follows, so `ansible_version.full is version('2.9', '>=')`
@@ -41,6 +42,10 @@ func (r *Runner) runMagic(b map[string]any) {
 	b["ansible_limit"] = r.opts.Limit
 	b["ansible_forks"] = r.opts.Forks
 	b["ansible_config_file"] = ""
+	// ferry runs no Python; playbooks print this or hand it to a script, so
+	// it names the controller's python3 when there is one.
+	py, _ := exec.LookPath("python3")
+	b["ansible_playbook_python"] = py
 	var sources []any
 	invDir, invFile := "", ""
 	for _, s := range strings.Split(r.opts.Source, ",") {

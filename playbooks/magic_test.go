@@ -27,6 +27,7 @@ func TestMagicVariables(t *testing.T) {
           - not ansible_check_mode
           - ansible_run_tags == ['all']
           - inventory_hostname_short == inventory_hostname
+          - ansible_playbook_python is string
     - set_fact:
         kept: 1
         dropped: "{{ omit }}"

@@ -209,6 +209,10 @@ type Task struct {
 	// retriesTmpl, delayTmpl: retries/delay written as {{ }}.
 	retriesTmpl, delayTmpl *template.Template
 
+	// deferred: an include_tasks whose templated file name could not be
+	// rendered when the task was read; finishBlock settles it.
+	deferred *deferredInclude
+
 	// outerLoops: loop variables of the includes this task is in (include_tasks with a loop).
 	outerLoops []string
 

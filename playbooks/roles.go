@@ -177,17 +177,27 @@ func (l *loader) loadRole(p *Play, ref roleRef, at *yaml.Node) ([]*Task, bool) {
 		return ""
 	}
 	var out []*Task
-	if f := file("meta", ""); f != "" {
-		out = append(out, l.roleDeps(p, f, at)...)
-	}
+	// The role's defaults and vars are read before its dependencies: a
+	// dependency's include may name a file by them (a hook the role sets
+	// for ansistrano), as Ansible's play-wide role vars allow. They join
+	// the play's vars after the dependencies' own.
+	var own []*VarDef
 	l.inRole = true // paths are already resolved
 	if f := file("defaults", ref.defaultsFrom); f != "" && p != nil {
-		p.Vars = append(p.Vars, l.varsFile(f, at, true)...)
+		own = append(own, l.varsFile(f, at, true)...)
 	}
 	if f := file("vars", ref.varsFrom); f != "" && p != nil {
-		p.Vars = append(p.Vars, l.varsFile(f, at, false)...)
+		own = append(own, l.varsFile(f, at, false)...)
 	}
 	l.inRole = false
+	if f := file("meta", ""); f != "" {
+		l.seen.pendingVars = append(l.seen.pendingVars, own)
+		out = append(out, l.roleDeps(p, f, at)...)
+		l.seen.pendingVars = l.seen.pendingVars[:len(l.seen.pendingVars)-1]
+	}
+	if p != nil {
+		p.Vars = append(p.Vars, own...)
+	}
 	saved := l.dir
 	l.dir = dir
 	defer func() { l.dir = saved }()

@@ -6,13 +6,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// jinjaStatementRe finds a Jinja statement ({% if %}, {% for %}, ...) in a
-// string. ferry renders those in template files (the template module), not
-// in a playbook's strings, where Ansible would: printing one literally would
+// jinjaStatementRe finds a Jinja statement ({% for %}, {% set %}, ...) in a
+// string. ferry renders those in template files (the template module), and
+// in a playbook's strings only {% if %} and {% raw %} (internal/template
+// turns them into an expression), where Ansible would: printing one literally would
 // ship text nobody meant, so the loader refuses it with what to write
 // instead. Only Jinja's statement words count: `printf '{%s}'` in a shell
 // command is not one.
-var jinjaStatementRe = regexp.MustCompile(`\{%-?\s*(if|elif|else|endif|for|endfor|set|endset|raw|endraw|macro|endmacro|call|endcall|filter|endfilter|with|endwith|block|endblock|include|import|from)\b`)
+var jinjaStatementRe = regexp.MustCompile(`\{%-?\s*(for|endfor|set|endset|macro|endmacro|call|endcall|filter|endfilter|with|endwith|block|endblock|include|import|from)\b`)
 
 // statements reports every playbook string that holds a Jinja statement.
 // Aliases are not followed: their anchor is reported where it stands.
@@ -26,7 +27,7 @@ func (l *loader) statements(n *yaml.Node) {
 		}
 		if loc := jinjaStatementRe.FindStringSubmatchIndex(n.Value); loc != nil {
 			pos := scalarPosAt(l.path, l.src, n)(len([]rune(n.Value[:loc[0]])))
-			l.errorf(pos, "write an inline expression, e.g. {{ 'yes' if flag else 'no' }}, or put the text in a file for the template module, which renders {% %}",
+			l.errorf(pos, "use {% if %} or an inline expression, e.g. {{ 'yes' if flag else 'no' }}, or put the text in a file for the template module, which renders {% %}",
 				"{%% %s %%} in a playbook string is not supported: ferry renders Jinja statements in template files only", n.Value[loc[2]:loc[3]])
 		}
 		return

@@ -455,8 +455,21 @@ func (r *Runner) buildCall(ctx context.Context, tr taskRun, vars map[string]any,
 		if err != nil {
 			return nil, errors.New("environment: " + err.Error())
 		}
-		if m, ok := rendered.(map[string]any); ok {
-			for k, v := range m {
+		m, _ := rendered.(map[string]any)
+		if e, ok := m[envExprKey]; ok {
+			whole, ok := e.(map[string]any)
+			if !ok && e != nil {
+				return nil, fmt.Errorf("environment: want a mapping, not %s", template.Describe(e))
+			}
+			for k, v := range whole {
+				if !ssh.ValidEnvName(k) {
+					return nil, fmt.Errorf("environment: %q is not a variable name", k)
+				}
+				env[k] = template.Text(v)
+			}
+		}
+		for k, v := range m {
+			if k != envExprKey {
 				env[k] = template.Text(v)
 			}
 		}
@@ -465,6 +478,7 @@ func (r *Runner) buildCall(ctx context.Context, tr taskRun, vars map[string]any,
 	th := &tasks.Host{
 		Vars:       vars,
 		Dir:        t.srcDir(filepath.Dir(r.pb.Path)),
+		Fallback:   t.srcDirs(filepath.Dir(r.pb.Path))[1:],
 		Check:      r.opts.Check && !readOnly(t),
 		Become:     tasks.RunOptions{Become: become || becomeUser != "", BecomeUser: becomeUser, BecomePass: r.opts.BecomePass, Env: env},
 		Controller: &tasks.Controller{Approve: r.approver(), AWS: r.opts.AWS},

@@ -71,6 +71,9 @@ func (s *Scope) Vars() (map[string]any, error) {
 		if _, over := s.Inventory[d.Name]; over && d.Default {
 			continue // a role default: the inventory wins, as in Ansible
 		}
+		if prev := r.defs[d.Name]; prev != nil && d.Default && !prev.Default {
+			continue // a role default is below the play's vars, whatever the order
+		}
 		r.defs[d.Name] = d
 	}
 	for _, d := range s.Play.Vars {

@@ -161,3 +161,39 @@ func TestExtraVars(t *testing.T) {
 		}
 	}
 }
+
+// A role's defaults are below the play's vars, though the loader lists them
+// after (bmemartin's docker_compose role: the play sets
+// docker_compose_file, the role defaults it).
+func TestRoleDefaultBelowPlayVars(t *testing.T) {
+	p := &Play{Vars: []*VarDef{{Name: "f", Value: "play.yaml"}, {Name: "f", Value: "default.yaml", Default: true}, {Name: "g", Value: "{{ f }}", Default: true}}}
+	v, err := (&Scope{Play: p}).Vars()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v["f"] != "play.yaml" || v["g"] != "play.yaml" {
+		t.Errorf("f=%v g=%v", v["f"], v["g"])
+	}
+}
+
+// A role task's relative src is looked for in the role's files/, the role,
+// then the playbook's directory, as Ansible's search path.
+func TestRoleSrcSearchPath(t *testing.T) {
+	t.Setenv("ANSIBLE_ROLES_PATH", "")
+	t.Setenv("ANSIBLE_CONFIG", "")
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"site.yml":                  "- hosts: all\n  vars: {f: compose/app.yaml}\n  roles: [r]\n",
+		"compose/app.yaml":          "services: {}\n",
+		"roles/r/tasks/main.yml":    "- copy: {src: \"{{ f }}\", dest: /srv/app.yaml}\n- copy: {src: in-role.txt, dest: /srv/x}\n- copy: {src: nowhere.txt, dest: /srv/y}\n",
+		"roles/r/files/in-role.txt": "x\n",
+	})
+	pb, err := Load(filepath.Join(dir, "site.yml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pb.MissingLocalFiles(CheckVars(nil, nil), nil, nil)
+	if err == nil || strings.Count(err.Error(), "does not exist") != 1 || !strings.Contains(err.Error(), "nowhere.txt") {
+		t.Fatalf("missing files: %v", err)
+	}
+}

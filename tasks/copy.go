@@ -45,9 +45,10 @@ func (copyModule) Spec() Spec {
 		Name: "copy",
 		Doc:  "Copy a local file or directory, or inline content, to the host: atomic replacement, skipped when the SHA-256 matches",
 		Params: withParams(copyParams, map[string]Param{
-			"src":      {Type: String, Doc: "local file or directory (a trailing / copies the directory's contents)"},
-			"content":  {Type: String, Doc: "literal content for dest, instead of src"},
-			"validate": validateParam,
+			"src":        {Type: String, Doc: "local file or directory (a trailing / copies the directory's contents)"},
+			"content":    {Type: String, Doc: "literal content for dest, instead of src"},
+			"validate":   validateParam,
+			"remote_src": {Type: Bool, Doc: "src is a file on the host: read there (not through a link another user owns), then written as content is; one file, up to 64 MiB"},
 		}),
 		OneOf:     [][]string{{"src", "content"}},
 		HostFiles: copyAttack,
@@ -63,11 +64,25 @@ func (copyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 	if hasContent {
 		content = []byte(a.String("content", ""))
 	}
+	remote := a.Bool("remote_src", false)
 	if err := a.Err(); err != nil {
 		return Outcome{}, err
 	}
 	if hasContent == (src != "") {
 		return Outcome{}, errors.New("copy: give exactly one of src or content")
+	}
+	if remote {
+		if o.mode == "preserve" {
+			return Outcome{}, errors.New("copy: mode preserve is not taken with remote_src: give the mode")
+		}
+		if strings.HasSuffix(dest, "/") {
+			dest += path.Base(src)
+		}
+		b, out, err := readHostFile(ctx, h, src)
+		if err != nil || out.Failed {
+			return out, err
+		}
+		content, hasContent = b, true
 	}
 	var plan *copyPlan
 	var err error
@@ -906,7 +921,32 @@ func copyAttack(at FileAttack) []FileCall {
 	return []FileCall{
 		{Args: map[string]any{"content": "setting=1\n", "dest": at.Dir + "/conf/app.conf"}, Target: at.Dir + "/conf/app.conf"},
 		{Args: map[string]any{"src": at.Local + "/tree/", "dest": at.Dir + "/conf/", "mode": "0644", "backup": true}, Target: at.Dir + "/conf/app.conf"},
+		// remote_src reads as root where the attacker can plant links
+		{Args: map[string]any{"src": at.Dir + "/in/key", "remote_src": true, "dest": at.Dir + "/conf/key", "mode": "0400"}, Target: at.Dir + "/in/key"},
 	}
+}
+
+// readHostFile reads one regular file on the host through hostfs (its
+// directories entered physically, a symlink followed only when root owns it
+// where only root can write), for copy's remote_src.
+func readHostFile(ctx context.Context, h *Host, src string) ([]byte, Outcome, error) {
+	if !path.IsAbs(src) {
+		return nil, Outcome{}, fmt.Errorf("copy: remote_src: src %q must be an absolute path on the host", src)
+	}
+	script := hostfs.Script(`s=` + shell.Quote(src) + `; hf_at_file "$s" 0 follow || exit 2; hf_n=$(stat -L -c %s -- "$hf_b" 2>/dev/null) || hf_n=0; ` +
+		`[ "$hf_n" -le 67108864 ] || hf_die "$s is over 64 MiB"; hf_read "$hf_b"`)
+	res, err := runOn(ctx, h, script, false)
+	if err != nil {
+		return nil, Outcome{}, fmt.Errorf("copy: read %s: %w", src, err)
+	}
+	if res.ExitCode != 0 {
+		return nil, Outcome{Failed: true, Msg: failMsg("copy: read "+src, res)}, nil
+	}
+	out := res.Stdout
+	if len(out) == 0 || out[0] == 'N' {
+		return nil, Outcome{Failed: true, Msg: fmt.Sprintf("copy: src %s does not exist on the host", src)}, nil
+	}
+	return out[1:], Outcome{}, nil
 }
 
 // templateAttack: sample calls for the adversarial lab test (Spec.HostFiles).

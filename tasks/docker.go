@@ -30,25 +30,32 @@ func (dockerModule) Spec() Spec {
 		Service: true,
 		Doc:     "Run, stop or remove a container on the host with docker or podman, recreated when its image or configuration changes",
 		Params: map[string]Param{
-			"name":    {Type: String, Required: true, Doc: "container name"},
-			"image":   {Type: String, Doc: "image (required for state: started)"},
-			"state":   {Type: String, Choices: []string{"started", "stopped", "absent"}, Doc: "default started"},
-			"pull":    {Type: String, Choices: []string{"always", "missing", "never"}, Doc: "default missing"},
-			"env":     {Type: Map, Doc: "environment variables"},
-			"ports":   {Type: List, Doc: `published ports ("8080:80")`},
-			"volumes": {Type: List, Doc: `mounts ("/data:/data:ro")`},
-			"restart": {Type: String, Doc: "restart policy (no, always, on-failure, unless-stopped)"},
-			"command": {Type: Any, Doc: "command: a string split like a shell, or a list"},
-			"network": {Type: String, Doc: "network (host, bridge, a named network)"},
-			"runtime": {Type: String, Choices: []string{"docker", "podman"}, Doc: "CLI to drive (default docker)"},
+			"name":        {Type: String, Required: true, Doc: "container name"},
+			"image":       {Type: String, Doc: "image (required for state: started)"},
+			"state":       {Type: String, Choices: []string{"started", "stopped", "absent"}, Doc: "default started"},
+			"pull":        {Type: String, Choices: []string{"always", "missing", "never"}, Doc: "default missing"},
+			"env":         {Type: Map, Doc: "environment variables"},
+			"ports":       {Type: List, Doc: `published ports ("8080:80")`},
+			"volumes":     {Type: List, Doc: `mounts ("/data:/data:ro")`},
+			"restart":     {Type: String, Doc: "restart policy (no, always, on-failure, unless-stopped)"},
+			"command":     {Type: Any, Doc: "command: a string split like a shell, or a list"},
+			"network":     {Type: String, Doc: "network (host, bridge, a named network)"},
+			"networks":    {Type: List, Doc: "several networks: the container is created on the first and connected to the others before it starts"},
+			"runtime":     {Type: String, Choices: []string{"docker", "podman"}, Doc: "CLI to drive (default docker)"},
+			"etc_hosts":   {Type: Map, Doc: "extra /etc/hosts entries, name: address (--add-host)"},
+			"log_driver":  {Type: String, Doc: "logging driver (json-file, journald, none, ...)"},
+			"log_options": {Type: Map, Doc: "logging driver options (--log-opt key=value)"},
+			"force_kill":  {Type: Bool, Doc: "stopped: kill the container instead of stopping it gracefully"},
 		},
 	}
 }
 
 type dockerSpec struct {
 	rt, name, image, state, pull, restart, network string
-	env                                            map[string]string
-	ports, volumes, command                        []string
+	logDriver                                      string
+	env, etcHosts, logOptions                      map[string]string
+	ports, volumes, command, networks              []string
+	forceKill                                      bool
 }
 
 // hash identifies the settings a container was created with.
@@ -60,6 +67,22 @@ func (d *dockerSpec) hash() string {
 	}
 	for _, l := range [][]string{d.ports, d.volumes, d.command} {
 		fmt.Fprintf(h, "%q\n", l)
+	}
+	// settings added later enter the hash only when given, so containers
+	// made before keep their hash
+	if d.logDriver != "" {
+		fmt.Fprintf(h, "log_driver=%s\n", d.logDriver)
+	}
+	if len(d.networks) > 0 {
+		fmt.Fprintf(h, "networks=%q\n", d.networks)
+	}
+	for _, l := range []struct {
+		name string
+		m    map[string]string
+	}{{"etc_hosts", d.etcHosts}, {"log_options", d.logOptions}} { // in a fixed order: the hash must not vary
+		for _, k := range slices.Sorted(maps.Keys(l.m)) {
+			fmt.Fprintf(h, "%s=%s=%s\n", l.name, k, l.m[k])
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
@@ -84,6 +107,19 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 		env:     a.StringMap("env"),
 		ports:   a.StringList("ports"),
 		volumes: a.StringList("volumes"),
+
+		logDriver:  a.String("log_driver", ""),
+		etcHosts:   a.StringMap("etc_hosts"),
+		logOptions: a.StringMap("log_options"),
+		forceKill:  a.Bool("force_kill", false),
+	}
+	if nets := a.StringList("networks"); len(nets) == 1 && d.network == "" {
+		d.network = nets[0] // as network: the same container, the same hash
+	} else if len(nets) > 1 {
+		if d.network != "" {
+			return Outcome{}, fmt.Errorf("docker: give network or networks, not both")
+		}
+		d.network, d.networks = nets[0], nets[1:]
 	}
 	if s, ok := a.Raw("command").(string); ok {
 		cmd, err := shell.Split(s)
@@ -100,12 +136,27 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 	if d.state == "started" && d.image == "" {
 		return Outcome{}, fmt.Errorf("docker: state: started needs image")
 	}
+	for _, n := range d.networks {
+		if strings.HasPrefix(n, "-") || n == "" {
+			return Outcome{}, fmt.Errorf("docker: networks: %q is not a network name", n)
+		}
+	}
 	if strings.HasPrefix(d.name, "-") || strings.HasPrefix(d.image, "-") {
 		return Outcome{}, fmt.Errorf("docker: name and image cannot start with '-'")
 	}
 	for k, v := range d.env {
 		if strings.ContainsAny(k, "=\n") || strings.Contains(v, "\n") {
 			return Outcome{}, fmt.Errorf("docker: env %s: names cannot hold '=' or newlines, values cannot hold newlines", k)
+		}
+	}
+	for k, v := range d.etcHosts {
+		if k == "" || v == "" || strings.ContainsAny(k, ": \t\n") || strings.ContainsAny(v, " \t\n") {
+			return Outcome{}, fmt.Errorf("docker: etc_hosts %q: want a host name and an address", k)
+		}
+	}
+	for k := range d.logOptions {
+		if k == "" || strings.ContainsAny(k, "=\n") {
+			return Outcome{}, fmt.Errorf("docker: log_options %q: want option names without '='", k)
 		}
 	}
 
@@ -128,7 +179,10 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 			script.WriteString(`$rt rm -f "$n" >/dev/null || exit 1; `)
 		}
 	case "stopped":
-		if c.running {
+		if c.running && d.forceKill {
+			steps = append(steps, "kill container")
+			script.WriteString(`$rt kill "$n" >/dev/null || exit 1; `)
+		} else if c.running {
 			steps = append(steps, "stop container")
 			script.WriteString(`$rt stop "$n" >/dev/null || exit 1; `)
 		}
@@ -162,6 +216,10 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 				steps = append(steps, "create container")
 			}
 			run := []string{"run", "-d", "--name", d.name, "--label", "ferry.config=" + hash}
+			if len(d.networks) > 0 {
+				// created, connected to every network, then started
+				run = []string{"create", "--name", d.name, "--label", "ferry.config=" + hash}
+			}
 			if d.restart != "" {
 				run = append(run, "--restart", d.restart)
 			}
@@ -170,6 +228,15 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 			}
 			for _, p := range d.ports {
 				run = append(run, "-p", p)
+			}
+			for _, k := range slices.Sorted(maps.Keys(d.etcHosts)) {
+				run = append(run, "--add-host", k+":"+d.etcHosts[k])
+			}
+			if d.logDriver != "" {
+				run = append(run, "--log-driver", d.logDriver)
+			}
+			for _, k := range slices.Sorted(maps.Keys(d.logOptions)) {
+				run = append(run, "--log-opt", k+"="+d.logOptions[k])
 			}
 			for _, v := range d.volumes {
 				run = append(run, "-v", v)
@@ -186,6 +253,12 @@ func (dockerModule) Run(ctx context.Context, h *Host, args map[string]any) (Outc
 				fmt.Fprintf(&script, "hf_rmtrees %s; ", shell.Quote(envDir))
 			}
 			script.WriteString(`[ $rc = 0 ] || exit $rc; `)
+			if len(d.networks) > 0 {
+				for _, n := range d.networks {
+					fmt.Fprintf(&script, `$rt network connect %s "$n" || exit 1; `, shell.Quote(n))
+				}
+				script.WriteString(`$rt start "$n" >/dev/null || exit 1; `)
+			}
 		}
 		if len(steps) > 0 {
 			// A container that dies at once is a failed start, with its logs.

@@ -59,6 +59,9 @@ type Spec struct {
 	// DefinesFacts: every argument's key becomes a host variable
 	// (set_fact), so `ferry check` knows those names are defined after it.
 	DefinesFacts bool
+	// SetsFacts names the host variables the module sets (Outcome.Facts)
+	// whatever its arguments (deploy_helper), so `ferry check` knows them.
+	SetsFacts []string
 	// VarsFile names the parameter holding a file of variables the module
 	// sets (include_vars), so `ferry check` reads their names.
 	VarsFile string
@@ -170,6 +173,10 @@ type Host struct {
 	// script `src`) resolve against: the playbook's directory. "" means the
 	// process's working directory.
 	Dir string
+	// Fallback are the directories searched next, in order, for a relative
+	// local path not found in Dir: for a role's task, the role's own
+	// directory and its tasks/, then the playbook's (Ansible's search path).
+	Fallback []string
 }
 
 // Controller holds what controller-side modules share across hosts.

@@ -158,7 +158,24 @@ func localPath(h *Host, p string) string {
 	if h.Dir == "" {
 		return p
 	}
-	return filepath.Join(h.Dir, p)
+	first := filepath.Join(h.Dir, p)
+	if len(h.Fallback) == 0 {
+		return first
+	}
+	if _, err := os.Stat(first); err == nil {
+		return first
+	}
+	for _, d := range h.Fallback {
+		if c := filepath.Join(d, p); fileExists(c) {
+			return c
+		}
+	}
+	return first // for the error message: where it was looked for first
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func randomSuffix() string {

@@ -264,10 +264,19 @@ func (a *analyzer) walk(n ast.Node, bound []string, optional bool) {
 		}
 		a.refs = append(a.refs, Ref{Name: n.Value, Offset: n.Location().From, Strict: !optional})
 	case *ast.BinaryNode:
-		if n.Operator == "??" {
+		switch n.Operator {
+		case "??":
 			a.walk(n.Left, bound, true)
 			a.walk(n.Right, bound, optional)
-		} else {
+		case "and", "&&":
+			// `x is defined and x.y`: the right side is read only with x
+			a.walk(n.Left, bound, false)
+			a.walk(n.Right, append(append([]string(nil), bound...), guardNames(n.Left, true)...), false)
+		case "or", "||":
+			// `x is not defined or not x`: the right side only with x
+			a.walk(n.Left, bound, false)
+			a.walk(n.Right, append(append([]string(nil), bound...), guardNames(n.Left, false)...), false)
+		default:
 			a.walk(n.Left, bound, false)
 			a.walk(n.Right, bound, false)
 		}
@@ -303,9 +312,11 @@ func (a *analyzer) walk(n ast.Node, bound []string, optional bool) {
 	case *ast.UnaryNode:
 		a.walk(n.Node, bound, false)
 	case *ast.ConditionalNode:
+		// `x if x is defined else y`: each branch is read only when the
+		// condition says so
 		a.walk(n.Cond, bound, false)
-		a.walk(n.Exp1, bound, false)
-		a.walk(n.Exp2, bound, false)
+		a.walk(n.Exp1, append(append([]string(nil), bound...), guardNames(n.Cond, true)...), false)
+		a.walk(n.Exp2, append(append([]string(nil), bound...), guardNames(n.Cond, false)...), false)
 	case *ast.VariableDeclaratorNode:
 		a.walk(n.Value, bound, false)
 		a.walk(n.Expr, append(append([]string(nil), bound...), n.Name), false)
@@ -324,6 +335,68 @@ func (a *analyzer) walk(n ast.Node, bound []string, optional bool) {
 	case *ast.PairNode:
 		a.walk(n.Key, bound, false)
 		a.walk(n.Value, bound, false)
+	}
+}
+
+// guardNames are the variables a condition being true (when) or false
+// (!when) proves defined: `x is defined` (x.y's root too), `x is not
+// defined` negated, and the parts of an `and` (true) or an `or` (false).
+func guardNames(n ast.Node, when bool) []string {
+	switch n := n.(type) {
+	case *ast.CallNode:
+		id, ok := n.Callee.(*ast.IdentifierNode)
+		if !ok || len(n.Arguments) != 1 {
+			return nil
+		}
+		if id.Value == "$j_truthy" { // Jinja's truth of a condition
+			return guardNames(n.Arguments[0], when)
+		}
+		if (id.Value == "$j_defined" && when) || (id.Value == "$j_undefined" && !when) {
+			if root := chainRoot(n.Arguments[0]); root != "" {
+				return []string{root}
+			}
+		}
+	case *ast.UnaryNode:
+		if n.Operator == "not" || n.Operator == "!" {
+			return guardNames(n.Node, !when)
+		}
+	case *ast.BinaryNode:
+		if (when && (n.Operator == "and" || n.Operator == "&&")) || (!when && (n.Operator == "or" || n.Operator == "||")) {
+			return append(guardNames(n.Left, when), guardNames(n.Right, when)...)
+		}
+	case *ast.ConditionalNode:
+		// Jinja's `A and B` is (!truthy(A) ? A : B), `A or B` (truthy(A) ? A : B)
+		cond, neg := n.Cond, false
+		if u, ok := cond.(*ast.UnaryNode); ok && (u.Operator == "!" || u.Operator == "not") {
+			cond, neg = u.Node, true
+		}
+		c, ok := cond.(*ast.CallNode)
+		if !ok || len(c.Arguments) != 1 || c.Arguments[0].String() != n.Exp1.String() {
+			return nil
+		}
+		if id, ok := c.Callee.(*ast.IdentifierNode); !ok || id.Value != "$j_truthy" {
+			return nil
+		}
+		if neg == when { // and, true / or, false: both sides hold
+			return append(guardNames(n.Exp1, when), guardNames(n.Exp2, when)...)
+		}
+	}
+	return nil
+}
+
+// chainRoot is the variable a member chain starts from (a in a.b[0].c).
+func chainRoot(n ast.Node) string {
+	for {
+		switch x := n.(type) {
+		case *ast.IdentifierNode:
+			return x.Value
+		case *ast.MemberNode:
+			n = x.Node
+		case *ast.ChainNode:
+			n = x.Node
+		default:
+			return ""
+		}
 	}
 }
 
@@ -758,7 +831,7 @@ type part struct {
 }
 
 // HasTemplate reports whether s holds a `{{`, i.e. needs rendering.
-func HasTemplate(s string) bool { return strings.Contains(s, "{{") }
+func HasTemplate(s string) bool { return strings.Contains(s, "{{") || HasStatement(s) }
 
 // CompileTemplate compiles s, found at pos. Syntax errors come back as
 // *diag.Error at the `{{` of the bad part (or at the bad token when it can be placed).
@@ -772,6 +845,16 @@ func CompileTemplateAt(s string, pos diag.Pos, posAt func(int) diag.Pos) (*Templ
 		posAt = func(int) diag.Pos { return pos }
 	}
 	t := &Template{Src: s, Pos: pos}
+	if HasStatement(s) {
+		// offsets in the rewritten expression do not map back: errors
+		// point at the string
+		x, err := translateStatements(s)
+		if err != nil {
+			return nil, &diag.Error{Pos: pos, Msg: err.Error(), Hint: "Jinja statements in a playbook string: {% if %}/{% elif %}/{% else %}/{% endif %} and {% raw %}; {% for %} and the others belong in a template file"}
+		}
+		s = x
+		posAt = func(int) diag.Pos { return pos }
+	}
 	segs, err := splitTemplate(s)
 	if err != nil {
 		var se *segmentError

@@ -15,6 +15,8 @@ func FuzzTemplate(f *testing.F) {
 		"{{ let x = a; x }}", "{{ filter(l, # > 1) }}", "{{ default(q, 1) }}", "{{ '}}' }}", "{{ {a: {b: 1}} }}",
 		"{{", "}}", "{{ }}", "{{ a } }}", "{{ nosuch(1) }}", "{{ l | map(# * 2) | sum() }}", "{{ $env.a }}",
 		"{{ basename(a) }}", "{{ from_json('{\"x\": [1]}').x[0] }}",
+		"x{% if a %}y{{ a }}{% elif s %}z{% else %}w{% endif %}", "{%- if a -%}\n {{ l }}\n{%- endif %}", "{% raw %}{{ a }}{% endraw %}",
+		"{% if a %}", "{% endif %}", "{% if a %}{% if s %}{% endif %}",
 	} {
 		f.Add(s)
 	}

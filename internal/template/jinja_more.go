@@ -42,6 +42,7 @@ func init() {
 		return out, nil
 	}
 	filterImpls["hash"] = hashFilter
+	filterImpls["json_query"] = jsonQuery
 	filterImpls["checksum"] = func(a []any, kw kwargs) (any, error) { return hashFilter([]any{arg(a, 0), "sha1"}, kw) }
 	filterImpls["to_datetime"] = func(a []any, kw kwargs) (any, error) {
 		layout := pyTimeLayout(Text(opt(a, kw, 1, "format", "%Y-%m-%d %H:%M:%S")))
