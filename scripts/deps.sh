@@ -2,8 +2,11 @@
 # Installs what ferry's tests, demo and benchmarks need on a Debian machine,
 # idempotently: a package already present is not touched, so a second run
 # costs a few `dpkg -s` calls. Usage: scripts/deps.sh GROUP... with groups
-# test, demo, bench, containers (podman for the docker module's lab test;
-# it also writes /etc/containers/containers.conf when there is none),
+# test, demo, bench (also Debian's full ansible, whose bundled amazon.aws
+# and community.aws collections with python3-boto3 are the Ansible side of
+# the inventory and zero-downtime benchmarks), containers (podman for the
+# docker module's lab test; it also writes /etc/containers/containers.conf
+# when there is none),
 # ansible (ansible-core: the test that runs one playbook with both tools, and
 # the golden comparison with ansible-inventory), browser (Debian's chromium:
 # the tests that load `ferry report` pages in a headless browser) and sqs
@@ -27,6 +30,7 @@ for group in "$@"; do
 		;;
 	bench)
 		need openssh-server openssh-client iproute2 sudo util-linux ansible-core hyperfine python3 jq
+		need ansible python3-boto3
 		;;
 	ansible)
 		need ansible-core python3
