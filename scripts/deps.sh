@@ -8,7 +8,9 @@
 # docker module's lab test; it also writes /etc/containers/containers.conf
 # when there is none),
 # ansible (ansible-core: the test that runs one playbook with both tools, and
-# the golden comparison with ansible-inventory), browser (Debian's chromium:
+# the golden comparison with ansible-inventory; Debian's ansible and
+# python3-boto3: the test of the Ansible zero-downtime playbook's
+# elb_target/elb_instance against the AWS emulator), browser (Debian's chromium:
 # the tests that load `ferry report` pages in a headless browser) and sqs
 # (node and the npm package local-aws-sqs, the SQS emulator of the worker's
 # tests, into the git-ignored .deps/npm of the repo).
@@ -34,6 +36,7 @@ for group in "$@"; do
 		;;
 	ansible)
 		need ansible-core python3
+		need ansible python3-boto3
 		;;
 	browser)
 		need chromium
