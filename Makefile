@@ -17,7 +17,9 @@ build:
 
 # containers: podman, for the docker module's test against real containers
 # on a lab host (tasks/lab_test.go); ansible: ansible-core, for the test that
-# runs one Ansible playbook with both tools (internal/cli/ansible_lab_test.go);
+# runs one Ansible playbook with both tools (internal/cli/ansible_lab_test.go),
+# and Debian's ansible (amazon.aws, community.aws) with python3-boto3, for
+# the Ansible ELB playbook against the emulator (ansible_aws_lab_test.go);
 # browser: chromium, for the tests that load `ferry report` pages headless.
 deps:
 	scripts/deps.sh test containers ansible browser sqs

@@ -2,10 +2,15 @@
 # Installs what ferry's tests, demo and benchmarks need on a Debian machine,
 # idempotently: a package already present is not touched, so a second run
 # costs a few `dpkg -s` calls. Usage: scripts/deps.sh GROUP... with groups
-# test, demo, bench, containers (podman for the docker module's lab test;
-# it also writes /etc/containers/containers.conf when there is none),
+# test, demo, bench (also Debian's full ansible, whose bundled amazon.aws
+# and community.aws collections with python3-boto3 are the Ansible side of
+# the inventory and zero-downtime benchmarks), containers (podman for the
+# docker module's lab test; it also writes /etc/containers/containers.conf
+# when there is none),
 # ansible (ansible-core: the test that runs one playbook with both tools, and
-# the golden comparison with ansible-inventory), browser (Debian's chromium:
+# the golden comparison with ansible-inventory; Debian's ansible and
+# python3-boto3: the test of the Ansible zero-downtime playbook's
+# elb_target/elb_instance against the AWS emulator), browser (Debian's chromium:
 # the tests that load `ferry report` pages in a headless browser) and sqs
 # (node and the npm package local-aws-sqs, the SQS emulator of the worker's
 # tests, into the git-ignored .deps/npm of the repo).
@@ -27,9 +32,11 @@ for group in "$@"; do
 		;;
 	bench)
 		need openssh-server openssh-client iproute2 sudo util-linux ansible-core hyperfine python3 jq
+		need ansible python3-boto3
 		;;
 	ansible)
 		need ansible-core python3
+		need ansible python3-boto3
 		;;
 	browser)
 		need chromium

@@ -608,7 +608,10 @@ func (s *Server) elb(c call) (string, *apiError) {
 			state, code, desc := "InService", "N/A", "N/A"
 			switch h.state {
 			case "draining":
-				state, code, desc = "OutOfService", "ELB", "Instance deregistration currently in progress."
+				// As AWS reports it: still InService while connections
+				// drain (its waiter instance_deregistered waits for
+				// OutOfService or InvalidInstance, i.e. the end of draining).
+				desc = "Instance deregistration currently in progress."
 			case "initial":
 				state, code, desc = "OutOfService", "ELB", "Instance registration is still in progress."
 			case "unhealthy", "unused":

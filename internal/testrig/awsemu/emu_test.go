@@ -343,7 +343,10 @@ func TestClassicELBDraining(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, err := c.DescribeInstanceHealth(ctx, &elb.DescribeInstanceHealthInput{LoadBalancerName: aws.String("legacy"), Instances: inst})
-	if err != nil || !strings.Contains(aws.ToString(h.InstanceStates[0].Description), "deregistration") {
+	// AWS: "InService: Instance deregistration currently in progress" until
+	// draining ends (botocore's instance_deregistered waiter relies on it).
+	if err != nil || len(h.InstanceStates) != 1 || aws.ToString(h.InstanceStates[0].State) != "InService" ||
+		aws.ToString(h.InstanceStates[0].Description) != "Instance deregistration currently in progress." {
 		t.Fatalf("while draining: %+v %v", h, err)
 	}
 	if !poll(t, 200, func() bool {
