@@ -6,11 +6,13 @@
 # v2: Auto Scaling suspended, each host drained from both load balancers,
 # stopped, upgraded, started, smoke-tested and put back once healthy. Both
 # load balancers carry traffic: a constant load (DEMO_RATE requests/s,
-# default 200) runs through them during the rollout; its live counters are
-# in the terminal's title (printed every 5 s without a terminal) and the
-# end says how many requests failed. The TUI shows the rollout on a
-# terminal (press q to leave the recap); plain output otherwise. The lab and the emulator are torn down at the end, even on
-# Ctrl-C, and every step is bounded in time.
+# default 200) runs through them during the rollout. On a terminal ferry's
+# TUI shows the rollout (press q to leave its recap) and the load's live
+# counters (requests, failed) stay on the terminal's last row under it;
+# without one, plain output and the counters every 5 s. After ferry's
+# recap, the load's says how many requests failed. The lab and the
+# emulator are torn down at the end, even on Ctrl-C, and every step is
+# bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hosts=${1:-5}
