@@ -6,13 +6,15 @@
 # v2: Auto Scaling suspended, each host drained from both load balancers,
 # stopped, upgraded, started, smoke-tested and put back once healthy. Both
 # load balancers carry traffic: a constant load (DEMO_RATE requests/s,
-# default 200) runs through them during the rollout. On a terminal ferry's
-# TUI shows the rollout (press q to leave its recap) and the load's live
-# counters (requests, failed) stay on the terminal's last row under it;
-# without one, plain output and the counters every 5 s. After ferry's
-# recap, the load's says how many requests failed. The lab and the
-# emulator are torn down at the end, even on Ctrl-C, and every step is
-# bounded in time.
+# default 200) runs through them during the rollout, from the moment every
+# host is in service in both (as an operator waits before a rollout;
+# earlier, the load would count the fleet's first health checks after the
+# v1 install as failures). On a terminal ferry's TUI shows the rollout
+# (press q to leave its recap) and the load's live counters (requests,
+# failed) stay on the terminal's last row under it; without one, plain
+# output and the counters every 5 s. After ferry's recap, the load's says
+# how many requests failed. The lab and the emulator are torn down at the
+# end, even on Ctrl-C, and every step is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hosts=${1:-5}
@@ -38,7 +40,7 @@ exec bin/ferry-lab run --aws --hosts "$hosts" -- bash -c '
 	echo "== installing v1 on every host"
 	timeout --foreground 300 bin/ferry run playbooks/examples/setup.yml -i "$inv" -e dist="$DEMO_DIST" -e version=v1 --output plain
 	echo "== rolling out v2 under $DEMO_RATE requests/s through the ALB and the ELB: drain, stop, upload, start, smoke test, re-register"
-	bin/ferry-lab load --rate "$DEMO_RATE" -- \
+	bin/ferry-lab load --rate "$DEMO_RATE" --wait-in-service 60s -- \
 		timeout --foreground "$DEMO_LIMIT" bin/ferry run playbooks/examples/deploy.yml -i "$inv" -e dist="$DEMO_DIST" -e version=v2
 	echo "== every host now reports:"
 	timeout --foreground 60 bin/ferry exec -i "$inv" -- "curl -s 127.0.0.1:8080/status 2>/dev/null || wget -qO- 127.0.0.1:8080/status"

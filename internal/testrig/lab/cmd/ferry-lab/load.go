@@ -15,11 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrydeploy/ferry/internal/testrig/lab/awslab"
 	"github.com/ferrydeploy/ferry/internal/testrig/lab/load"
 )
 
 const loadUsage = `usage:
-  ferry-lab load [--rate N] [--path P] [--url URL]... [--every D] [--status FILE] [--report FILE] -- COMMAND...
+  ferry-lab load [--rate N] [--path P] [--url URL]... [--every D] [--status FILE] [--report FILE] [--wait-in-service D] -- COMMAND...
 `
 
 // runLoad is `ferry-lab load`: a constant load through the lab's load
@@ -37,6 +38,7 @@ func runLoad(args []string, stderr io.Writer) int {
 	every := fs.Duration("every", 5*time.Second, "without a terminal: print the counters this often")
 	status := fs.String("status", "", "also keep the live counters in this file")
 	report := fs.String("report", "", "write the report to this file (JSON)")
+	inService := fs.Duration("wait-in-service", 0, "first wait at most this long for every host of the lab's target group and classic ELB to be in service (inside run --aws)")
 	var urls multi
 	fs.Var(&urls, "url", "load balancer URL (default: $FERRY_LAB_ALB_URL and $FERRY_LAB_ELB_URL)")
 	if err := fs.Parse(args); err != nil {
@@ -67,6 +69,13 @@ func runLoad(args []string, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if *inService > 0 {
+		fmt.Fprintf(stderr, "== waiting for every host to be in service in %s and %s\n", awslab.TargetGroup, awslab.LoadBalancer)
+		if err := waitInService(ctx, *inService); err != nil {
+			fmt.Fprintf(stderr, "ferry-lab load: %v\n", err)
+			return 1
+		}
+	}
 	g, err := load.Start(ctx, load.Options{URLs: urls, Rate: *rate})
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry-lab load: %v\n", err)
