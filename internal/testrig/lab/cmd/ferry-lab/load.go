@@ -71,7 +71,23 @@ func runLoad(args []string, stderr io.Writer) int {
 	defer cancel()
 	if *inService > 0 {
 		fmt.Fprintf(stderr, "== waiting for every host to be in service in %s and %s\n", awslab.TargetGroup, awslab.LoadBalancer)
-		if err := waitInService(ctx, *inService); err != nil {
+		// A signal (Ctrl-C) ends the wait: nothing runs yet to pass it on to.
+		wctx, wcancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-sigs:
+				wcancel()
+			case <-wctx.Done():
+			}
+		}()
+		err := waitInService(wctx, *inService)
+		interrupted := wctx.Err() != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded)
+		wcancel()
+		if interrupted {
+			fmt.Fprintln(stderr, "ferry-lab load: interrupted while waiting for the hosts to be in service")
+			return 130
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "ferry-lab load: %v\n", err)
 			return 1
 		}
