@@ -88,23 +88,14 @@ func FuzzEscState(f *testing.F) {
 // draws the 39 rows above, keys still reach ferry (q leaves its recap),
 // and the recap that follows says how many requests failed.
 func TestLoadCountersUnderTUI(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
+	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux is not installed: this test needs a real terminal")
 	}
 	if testing.Short() {
 		t.Skip("builds ferry and ferry-lab")
 	}
 	dir := t.TempDir()
-	bins := map[string]string{"ferry": "../../../../../cmd/ferry", "ferry-lab": "."}
-	for name, pkg := range bins {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
+	buildBins(t, dir)
 
 	// Every fifth request fails, so that the recap has failures to count.
 	var n atomic.Int64
@@ -127,42 +118,8 @@ func TestLoadCountersUnderTUI(t *testing.T) {
 		shell.Quote(filepath.Join(dir, "ferry-lab")), "load", "--rate", "40", "--url", shell.Quote(srv.URL), "--",
 		shell.Quote(filepath.Join(dir, "ferry")), "run", shell.Quote(pb), "-i", shell.Quote(inv)}
 	script := strings.Join(words, " ") + fmt.Sprintf(`; echo EXIT=$? > %s; echo "shell after the load: done"; exec sleep 600`, shell.Quote(exitFile))
-	sock := fmt.Sprintf("ferry-lab-load-%d-%d", os.Getpid(), time.Now().UnixNano())
-	cmd := exec.Command(tmux, "-L", sock, "-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", script)
-	cmd.Env = append(os.Environ(), "TMUX=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("tmux new-session: %v: %s", err, out)
-	}
-	tm := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(tmux, append([]string{"-L", sock}, args...)...).Output()
-		if err != nil {
-			t.Fatalf("tmux %s: %v", strings.Join(args, " "), err)
-		}
-		return string(out)
-	}
-	sockPath := strings.TrimSpace(tm("display-message", "-p", "#{socket_path}"))
-	t.Cleanup(func() {
-		// only this test's server, by its socket
-		_ = exec.Command(tmux, "-L", sock, "kill-server").Run()
-		if strings.Contains(sockPath, sock) {
-			_ = os.Remove(sockPath)
-		}
-	})
-	rows := func() []string { return strings.Split(strings.TrimSuffix(tm("capture-pane", "-p"), "\n"), "\n") }
-	waitRows := func(what string, ok func([]string) bool) []string {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		var r []string
-		for time.Now().Before(deadline) {
-			if r = rows(); ok(r) {
-				return r
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("the screen never showed %s within 60s; last screen:\n%s", what, strings.Join(r, "\n"))
-		return nil
-	}
+	p := startPane(t, script)
+	tm, waitRows := p.tmux, func(what string, ok func([]string) bool) []string { return p.waitRows(what, time.Minute, ok) }
 
 	counters := regexp.MustCompile(`^ load 40/s through 127\.0\.0\.1:\d+: (\d+) requests, (\d+) failed\s*$`)
 	count := func(row string) (int, int) {
@@ -232,4 +189,72 @@ func write(t *testing.T, path, text string) {
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// buildBins builds ferry and ferry-lab into dir.
+func buildBins(t *testing.T, dir string) {
+	t.Helper()
+	for name, pkg := range map[string]string{"ferry": "../../../../../cmd/ferry", "ferry-lab": "."} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+}
+
+// pane is a shell script in a detached 120×40 tmux session on a private
+// tmux server, as a real terminal.
+type pane struct {
+	t    *testing.T
+	sock string
+}
+
+func startPane(t *testing.T, script string) *pane {
+	t.Helper()
+	p := &pane{t: t, sock: fmt.Sprintf("ferry-lab-load-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	cmd := exec.Command("tmux", "-L", p.sock, "-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", script)
+	cmd.Env = append(os.Environ(), "TMUX=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tmux new-session: %v: %s", err, out)
+	}
+	sockPath := strings.TrimSpace(p.tmux("display-message", "-p", "#{socket_path}"))
+	t.Cleanup(func() {
+		// only this test's server, by its socket
+		_ = exec.Command("tmux", "-L", p.sock, "kill-server").Run()
+		if strings.Contains(sockPath, p.sock) {
+			_ = os.Remove(sockPath)
+		}
+	})
+	return p
+}
+
+func (p *pane) tmux(args ...string) string {
+	p.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-L", p.sock}, args...)...).Output()
+	if err != nil {
+		p.t.Fatalf("tmux %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out)
+}
+
+// rows is the screen now, one string a row.
+func (p *pane) rows() []string {
+	return strings.Split(strings.TrimSuffix(p.tmux("capture-pane", "-p"), "\n"), "\n")
+}
+
+// waitRows polls the screen until ok accepts it, for at most limit.
+func (p *pane) waitRows(what string, limit time.Duration, ok func([]string) bool) []string {
+	p.t.Helper()
+	deadline := time.Now().Add(limit)
+	var r []string
+	for time.Now().Before(deadline) {
+		if r = p.rows(); ok(r) {
+			return r
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.t.Fatalf("the screen never showed %s within %v; last screen:\n%s", what, limit, strings.Join(r, "\n"))
+	return nil
 }
