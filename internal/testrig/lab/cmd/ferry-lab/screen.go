@@ -136,6 +136,11 @@ func (s *splitScreen) resize(rows, cols int) {
 	if rows < 3 || cols < 1 {
 		return
 	}
+	if rows > s.rows && s.esc.safe() {
+		// Grown: the old status row is now the command's; blank it (a TUI
+		// repaints it anyway, plain output would keep the stale line).
+		fmt.Fprintf(s.out, "\x1b7\x1b[%d;1H\x1b[2K\x1b8", s.rows)
+	}
 	s.rows, s.cols = rows, cols
 	_ = pty.Setsize(s.ptmx, &pty.Winsize{Rows: uint16(rows - 1), Cols: uint16(cols)})
 	if s.esc.safe() {

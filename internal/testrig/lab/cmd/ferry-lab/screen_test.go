@@ -110,7 +110,7 @@ func TestLoadCountersUnderTUI(t *testing.T) {
 	inv := filepath.Join(dir, "inv")
 	pb := filepath.Join(dir, "roll.yml")
 	write(t, inv, "[app]\nweb1 ansible_connection=local\nweb2 ansible_connection=local\n")
-	write(t, pb, "- hosts: app\n  serial: 1\n  gather_facts: false\n  tasks:\n    - name: Upgrade\n      command: sleep 2\n    - name: Smoke test\n      command: sleep 1\n")
+	write(t, pb, "- hosts: app\n  serial: 1\n  gather_facts: false\n  tasks:\n    - name: Upgrade\n      command: sleep 3\n    - name: Smoke test\n      command: sleep 1\n")
 
 	exitFile := filepath.Join(dir, "exit")
 	words := []string{"env", "-u", "TMUX", "LC_ALL=C.UTF-8", "TERM=xterm-256color",
@@ -147,6 +147,14 @@ func TestLoadCountersUnderTUI(t *testing.T) {
 	})
 	t.Logf("mid-rollout screen:\n%s", strings.Join(s, "\n"))
 
+	// The terminal shrinks: the counters follow its last row and ferry's
+	// TUI redraws in the rows above (the pty got the new size).
+	tm("resize-window", "-x", "100", "-y", "30")
+	s = waitRows("the counters on row 30 of 30, ferry's keys on row 29", func(r []string) bool {
+		return len(r) == 30 && counters.MatchString(r[29]) && (strings.Contains(r[28], "quit") || strings.Contains(r[28], "abort"))
+	})
+	t.Logf("after resizing to 100x30:\n%s", strings.Join(s, "\n"))
+
 	// ferry finishes and shows its recap, counters still below; q (typed
 	// on the real terminal, passed through the pty) leaves it.
 	waitRows("ferry's recap", func(r []string) bool {
@@ -179,8 +187,8 @@ func TestLoadCountersUnderTUI(t *testing.T) {
 	if alt := strings.TrimSpace(tm("display-message", "-p", "#{alternate_on}")); alt != "0" {
 		t.Errorf("the terminal is still on the alternate screen (alternate_on=%s)", alt)
 	}
-	if lower := strings.TrimSpace(tm("display-message", "-p", "#{scroll_region_lower}")); lower != "39" {
-		t.Errorf("scroll region lower = %s, want 39 (the whole 40 rows: margins reset)", lower)
+	if lower := strings.TrimSpace(tm("display-message", "-p", "#{scroll_region_lower}")); lower != "29" {
+		t.Errorf("scroll region lower = %s, want 29 (the whole 30 rows: margins reset)", lower)
 	}
 }
 
