@@ -85,7 +85,7 @@ bench: build
 # network namespaces, shown in the TUI.
 demo: build
 	scripts/deps.sh demo
-	scripts/demo.sh $(HOSTS)
+	BIN=$(BIN) scripts/demo.sh $(HOSTS)
 
 clean:
 	rm -rf $(BIN)

@@ -185,10 +185,12 @@ func (g *Generator) Stop() Report {
 func (r Report) Summary() string {
 	return fmt.Sprintf("%d requests at %d/s over %s, %d failed (%d connection errors), latency p50 %s p90 %s p99 %s max %s",
 		r.Requests, r.Rate, r.Duration.Round(100*time.Millisecond), r.Failures, r.ConnErrors,
-		round(r.P50), round(r.P90), round(r.P99), round(r.Max))
+		Round(r.P50), Round(r.P90), Round(r.P99), Round(r.Max))
 }
 
-func round(d time.Duration) time.Duration {
+// Round keeps a latency readable: milliseconds, or tens of microseconds
+// under 10 ms.
+func Round(d time.Duration) time.Duration {
 	if d > 10*time.Millisecond {
 		return d.Round(time.Millisecond)
 	}
