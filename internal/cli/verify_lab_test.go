@@ -159,6 +159,7 @@ func gateOf(t *testing.T, evs []events.Event) (start events.Event, checks []even
 // gate and by the canary-against-baseline gate, each on its own; an alarm
 // that goes to ALARM during the canary's bake rolls the canary back.
 func TestLabVerify(t *testing.T) {
+	t.Parallel()
 	d := startAWSDeployLab(t, 4)
 	a := d.aws
 	addBuild(t, d.dist, "v4-flaky")

@@ -132,6 +132,7 @@ func paceReport(t *testing.T, a *awslab.AWS, hosts int) float64 {
 // its drain and re-register tasks loses requests (the load would see a
 // failure); a broken build halts at the canary and loses none.
 func TestZeroDowntimeUnderLoad(t *testing.T) {
+	t.Parallel()
 	const hosts = 20
 	d := startAWSDeployLab(t, hosts)
 	d.waitAllHealthy(t, hosts)

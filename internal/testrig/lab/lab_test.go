@@ -308,7 +308,7 @@ func TestSystemctlStandIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "opt", "app", "app")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version=v1", "-o", bin, "../../playbooks/examples/app")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=v1", "-o", bin, "../../../playbooks/examples/app")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build example app: %v: %s", err, out)
@@ -590,7 +590,7 @@ func TestAnsibleSystemd(t *testing.T) {
 	for _, h := range l.Hosts {
 		dir, _ := l.HostDir(h.Name)
 		bin := filepath.Join(dir, "opt", "app", "app")
-		build := exec.Command("go", "build", "-o", bin, "../../playbooks/examples/app")
+		build := exec.Command("go", "build", "-o", bin, "../../../playbooks/examples/app")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("build example app: %v: %s", err, out)
