@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 )
 
 // LookupEnv reads one variable of an environment (os.LookupEnv's shape).
@@ -30,7 +31,8 @@ func (env LookupEnv) first(keys ...string) string {
 }
 
 // envOptions turns the AWS SDK's own variables that say where and as whom
-// to call (profile, shared files, region, static keys, endpoints) into
+// to call (profile, shared files, region, static keys, endpoints, IMDS
+// off) into
 // load options, so that they come from the command's environment rather
 // than the process's: ferry's tests give each command its own (they run
 // in parallel in one process). The SDK's precedence is kept: a profile
@@ -68,6 +70,9 @@ func envOptions(cfg Config, env LookupEnv) []func(*config.LoadOptions) error {
 	if p := env.first("AWS_PROFILE", "AWS_DEFAULT_PROFILE"); cfg.Profile == "" && p != "" &&
 		(useKeys || cfg.Credentials != nil || env.get("AWS_WEB_IDENTITY_TOKEN_FILE") == "") {
 		opts = append(opts, config.WithSharedConfigProfile(p))
+	}
+	if strings.EqualFold(env.get("AWS_EC2_METADATA_DISABLED"), "true") {
+		opts = append(opts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
 	if ignore := strings.EqualFold(env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"), "true"); cfg.EndpointURL == "" && !ignore {
 		if u := env.get("AWS_ENDPOINT_URL"); u != "" {
