@@ -318,7 +318,8 @@ func (r *cliRunner) run(ctx context.Context, prefix string, args ...string) work
 	// "--" and the playbook.
 	argv := append(append(r.flags(), "run"), r.runFlags()...)
 	argv = append(argv, args...)
-	code := run(ctx, argv, strings.NewReader(""), out, errw)
+	// The worker's environment, not the process's (they differ in tests).
+	code := runEnv(ctx, argv, r.g.env, strings.NewReader(""), out, errw)
 	return worker.Outcome{ExitCode: code}
 }
 
