@@ -98,15 +98,6 @@ func feed5xx(t *testing.T, l *lab.Lab, a *awslab.AWS, hosts []string) {
 }
 
 // addBuild builds the example app as version into dist.
-func addBuild(t *testing.T, dist, version string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+version, "-o", filepath.Join(dist, version, "app"), "./playbooks/examples/app")
-	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build app %s: %v\n%s", version, err, b)
-	}
-}
 
 // gated is the example deploy with a verify gate after the canary.
 func gated(t *testing.T, verify string) string {
