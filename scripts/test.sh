@@ -13,7 +13,7 @@
 #            on sshd, not the CPU); the few others (signals to the process,
 #            a test hook, process variables) run one at a time in a second
 #            process of the same binary, beside the first;
-#   others   every other package;
+#   others   every other package (TEST_PACKAGES, default 6, at once);
 #   nonroot  (with `scripts/test.sh nonroot`) cmd/ferry's CLI scripts again,
 #            as an unprivileged user (make test-nonroot).
 # The 100- and 1,000-host scale runs are make scale; here TestScale is a
@@ -79,7 +79,10 @@ cli() {
 start cli cli
 
 others=$($go list ./... | grep -vxF -e "$mod/internal/cli" $(printf -- "-e $mod/%s " "${race[@]}"))
-start others $go test -count=1 -timeout "$timeout" $others
+# -p: packages at once (go test's default is the number of CPUs); the lab,
+# tasks and docs packages mostly wait on sshd and a browser, and with two
+# at a time the tasks package began only after the others' labs ended.
+start others $go test -count=1 -p "${TEST_PACKAGES:-6}" -timeout "$timeout" $others
 
 if [[ " $* " == *" nonroot "* ]]; then
 	start nonroot "$make" --no-print-directory test-nonroot
