@@ -70,10 +70,12 @@ cli() {
 	local rc=0
 	clitest -test.skip "$(runre "${par[@]}")" >"$tmp/cli-serial.log" 2>&1 &
 	local serial=$!
+	echo "=== internal/cli, the parallel tests (-parallel $parallel):"
 	clitest -test.parallel "$parallel" -test.run "$(runre "${par[@]}")" || rc=1
 	wait $serial || rc=1
-	echo "--- internal/cli, tests that are not parallel:"
+	echo "=== internal/cli, the other tests:"
 	cat "$tmp/cli-serial.log"
+	[ $rc = 0 ] && echo "ok  	$mod/internal/cli" || echo "FAIL	$mod/internal/cli"
 	return $rc
 }
 start cli cli
