@@ -11,8 +11,9 @@
 #            own network and gives its commands their own environment, AWS
 #            included) run together (-parallel, default 6: they mostly wait
 #            on sshd, not the CPU); the few others (signals to the process,
-#            a test hook, process variables) run one at a time in a second
-#            process of the same binary, beside the first;
+#            a test hook, process variables, a load test) run one at a time
+#            in a second process of the same binary, beside the first once
+#            the race build is done;
 #   others   every other package (TEST_PACKAGES, default 6, at once);
 #   nonroot  (with `scripts/test.sh nonroot`) cmd/ferry's CLI scripts again,
 #            as an unprivileged user (make test-nonroot).
@@ -53,7 +54,8 @@ for arg in "$@"; do
 	esac
 done
 
-start race sh -c "$go test -race -count=1 -timeout $timeout ${race[*]/#/./} && $go test -race -short -count=1 -timeout $timeout ./internal/cli"
+start race sh -c "$go test -race -count=1 -timeout $timeout ${race[*]/#/./} && $go test -race -short -count=1 -timeout $timeout ./internal/cli; rc=\$?; touch $tmp/race.done; exit \$rc"
+race_pid=$!
 
 # internal/cli: the names of the tests that call t.Parallel() (within the
 # first lines of their body), for -run and -skip.
@@ -68,11 +70,15 @@ clitest() { # clitest ARGS...: internal/cli's test binary, in its directory
 cli() {
 	$go test -c -o "$tmp/cli.test" ./internal/cli || return
 	local rc=0
-	clitest -test.skip "$(runre "${par[@]}")" >"$tmp/cli-serial.log" 2>&1 &
-	local serial=$!
+	clitest -test.parallel "$parallel" -test.run "$(runre "${par[@]}")" >"$tmp/cli-parallel.log" 2>&1 &
+	local parallel_pid=$!
+	# The other tests (TestZeroDowntimeUnderLoad's load among them) start
+	# once the race build is done, not in the thick of every compile.
+	while [ ! -e "$tmp/race.done" ] && kill -0 "$race_pid" 2>/dev/null; do sleep 1; done
+	clitest -test.skip "$(runre "${par[@]}")" >"$tmp/cli-serial.log" 2>&1 || rc=1
+	wait $parallel_pid || rc=1
 	echo "=== internal/cli, the parallel tests (-parallel $parallel):"
-	clitest -test.parallel "$parallel" -test.run "$(runre "${par[@]}")" || rc=1
-	wait $serial || rc=1
+	cat "$tmp/cli-parallel.log"
 	echo "=== internal/cli, the other tests:"
 	cat "$tmp/cli-serial.log"
 	[ $rc = 0 ] && echo "ok  	$mod/internal/cli" || echo "FAIL	$mod/internal/cli"
