@@ -24,15 +24,14 @@ build:
 deps:
 	scripts/deps.sh test containers ansible browser sqs
 
-# The whole suite: make lint, then scripts/test.sh (the race detector on
-# the packages that run hosts concurrently; internal/cli's lab tests in
-# parallel in one process, each with its own lab; every other package):
-# unit tests, fuzz seeds, and the integration tests that start real sshd
-# processes in network namespaces (they need root; elsewhere they skip with
-# the reason).
-test: deps lint
-	GO=$(GO) scripts/test.sh
-	$(MAKE) test-nonroot
+# The whole suite, in scripts/test.sh's processes at once: make lint, the
+# race detector on the packages that run hosts concurrently, internal/cli's
+# lab tests in parallel in one process (each with its own lab), every other
+# package, and make test-nonroot: unit tests, fuzz seeds, and the
+# integration tests that start real sshd processes in network namespaces
+# (they need root; elsewhere they skip with the reason).
+test: deps
+	GO=$(GO) MAKE=$(MAKE) scripts/test.sh lint nonroot
 
 # The edit-test loop, in seconds: every test that needs no root, no lab and
 # nothing from apt (-short: labs, the SQS emulator and long cases skip,

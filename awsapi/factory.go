@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -44,6 +43,10 @@ type Config struct {
 	// once the state they wait for can have changed; default 1s. Waits on
 	// load balancers first sleep until that moment (see Drain, Register).
 	PollInterval time.Duration
+	// Env is the environment the SDK's variables (AWS_PROFILE, AWS_REGION,
+	// keys, AWS_ENDPOINT_URL[_SERVICE], ...) and USER come from; nil is
+	// the process's. See envOptions.
+	Env LookupEnv
 }
 
 // Clients are the SDK clients for one region and one set of credentials.
@@ -96,6 +99,8 @@ func NewFactory(ctx context.Context, cfg Config) (*Factory, error) {
 			})
 		}),
 	}
+	env := envOf(cfg)
+	opts = append(opts, envOptions(cfg, env)...)
 	if cfg.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
 	}
@@ -118,6 +123,7 @@ func NewFactory(ctx context.Context, cfg Config) (*Factory, error) {
 	if base.Region == "" {
 		base.Region = "us-east-1"
 	}
+	base.ConfigSources = append([]any{envEndpoints{env}}, base.ConfigSources...)
 	for _, arn := range cfg.AssumeRoles {
 		if _, err := AccountOfRole(arn); err != nil {
 			return nil, err
@@ -171,7 +177,7 @@ func (f *Factory) ForRole(region, roleARN string) *Clients {
 		if p == nil {
 			stsClient := sts.NewFromConfig(f.base)
 			p = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, roleARN, func(o *stscreds.AssumeRoleOptions) {
-				o.RoleSessionName = sessionName()
+				o.RoleSessionName = sessionName(envOf(f.cfg).get("USER"))
 			}))
 			f.creds[roleARN] = p
 		}
@@ -247,8 +253,7 @@ func AccountOfRole(arn string) (string, error) {
 	return parts[4], nil
 }
 
-func sessionName() string {
-	u := os.Getenv("USER")
+func sessionName(u string) string {
 	if u == "" {
 		u = "controller"
 	}

@@ -13,6 +13,9 @@ type Options struct {
 	// PlaybookDir, when set, is the playbook's directory: its group_vars/
 	// and host_vars/ apply after the inventory's, as Ansible's do.
 	PlaybookDir string
+	// Env is the command's environment, for plugins that read variables
+	// (aws_ec2: the AWS SDK's); nil is the process's.
+	Env func(key string) (string, bool)
 }
 
 // Plugin builds an inventory from a YAML file whose top-level `plugin:` key

@@ -1,26 +1,36 @@
 #!/usr/bin/env bash
-# The test suite as CI runs it (make test, after make lint), in several go
-# test processes at once:
-#   race    the packages that run hosts concurrently, under -race, and
-#           internal/cli's in-process tests (-short) under -race too;
-#   cli     internal/cli with its lab tests: each starts its own fleet of
-#           sshd hosts (its own network) and gives its ferry commands their
-#           own environment, so they run in parallel in one process
-#           (-parallel, default 6: they mostly wait on sshd, not the CPU);
-#           those that set process-wide variables run one at a time, in
-#           SERIAL_SHARDS (default 2) processes of their own;
-#   others  every other package.
+# The test suite as CI runs it (make test), in several processes at once,
+# each test binary built once:
+#   lint     make lint (with `scripts/test.sh lint`): it needs only the CPU
+#            while the lab tests mostly wait on sshd, so it runs beside them;
+#   race     the packages that run hosts concurrently, under -race, then
+#            internal/cli's in-process tests (-short) under -race too (one
+#            after the other: the second reuses the first's race build);
+#   cli      internal/cli, built once: the tests that call t.Parallel()
+#            (every lab test: each starts its own fleet of sshd hosts on its
+#            own network and gives its commands their own environment, AWS
+#            included) run together (-parallel, default 6: they mostly wait
+#            on sshd, not the CPU); the few others (signals to the process,
+#            a test hook, process variables, a load test) run one at a time
+#            in a second process of the same binary, beside the first once
+#            the race build is done;
+#   others   every other package (TEST_PACKAGES, default 6, at once);
+#   nonroot  (with `scripts/test.sh nonroot`) cmd/ferry's CLI scripts again,
+#            as an unprivileged user (make test-nonroot).
 # The 100- and 1,000-host scale runs are make scale; here TestScale is a
-# 20-host smoke of the same path.
+# 20-host smoke of the same path. Every process's output is printed when
+# all have ended, in the order above; the exit status fails if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go=${GO:-go}
+make=${MAKE:-make}
 timeout=${TEST_TIMEOUT:-30m}
 parallel=${TEST_PARALLEL:-6}
 mod=github.com/ferrydeploy/ferry
 race=(playbooks ssh environments internal/worker output tui)
 
 tmp=$(mktemp -d)
+chmod 755 "$tmp"
 pids=()
 logs=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
@@ -33,31 +43,58 @@ start() { # start NAME COMMAND...: run it in the background, output to a log
 	logs+=("$tmp/$name.log")
 }
 
-start race $go test -race -count=1 -timeout "$timeout" "${race[@]/#/./}"
-start race-cli $go test -race -short -count=1 -timeout "$timeout" ./internal/cli
-# internal/cli: the tests that call t.Parallel() run together in one
-# process; the others (they set process-wide variables such as AWS_*, so
-# they run one at a time) are dealt into SERIAL_SHARDS more processes, so
-# that they do not wait for each other nor for the parallel ones.
+for arg in "$@"; do
+	case $arg in
+	lint) start lint "$make" --no-print-directory lint ;;
+	nonroot) ;;
+	*)
+		echo "usage: scripts/test.sh [lint] [nonroot]" >&2
+		exit 2
+		;;
+	esac
+done
+
+start race sh -c "$go test -race -count=1 -timeout $timeout ${race[*]/#/./} && $go test -race -short -count=1 -timeout $timeout ./internal/cli; rc=\$?; touch $tmp/race.done; exit \$rc"
+race_pid=$!
+
+# internal/cli: the names of the tests that call t.Parallel() (within the
+# first lines of their body), for -run and -skip.
 mapfile -t par < <(awk '
 /^func Test[A-Za-z0-9_]*\(t \*testing\.T\)/ { match($0, /Test[A-Za-z0-9_]*/); name = substr($0, RSTART, RLENGTH); n = 0; next }
 name != "" { n++; if ($0 ~ /t\.Parallel\(\)/) { print name; name = "" } else if (n > 8 || $0 ~ /^}/) name = "" }
 ' internal/cli/*_test.go | sort -u)
-mapfile -t all < <($go test -list '.*' ./internal/cli | grep -E '^(Test|Example)')
-ser=()
-for t in "${all[@]}"; do
-	[[ " ${par[*]} " == *" $t "* ]] || ser+=("$t")
-done
 runre() { local IFS='|'; echo "^($*)\$"; }
-start cli $go test -count=1 -timeout "$timeout" -parallel "$parallel" -run "$(runre "${par[@]}")" ./internal/cli
-shards=${SERIAL_SHARDS:-2}
-for ((i = 0; i < shards; i++)); do
-	names=()
-	for ((j = i; j < ${#ser[@]}; j += shards)); do names+=("${ser[j]}"); done
-	[ ${#names[@]} -gt 0 ] && start "cli-serial$i" $go test -count=1 -timeout "$timeout" -run "$(runre "${names[@]}")" ./internal/cli
-done
+clitest() { # clitest ARGS...: internal/cli's test binary, in its directory
+	(cd internal/cli && "$tmp/cli.test" -test.count=1 -test.timeout "$timeout" "$@")
+}
+cli() {
+	$go test -c -o "$tmp/cli.test" ./internal/cli || return
+	local rc=0
+	clitest -test.parallel "$parallel" -test.run "$(runre "${par[@]}")" >"$tmp/cli-parallel.log" 2>&1 &
+	local parallel_pid=$!
+	# The other tests (TestZeroDowntimeUnderLoad's load among them) start
+	# once the race build is done, not in the thick of every compile.
+	while [ ! -e "$tmp/race.done" ] && kill -0 "$race_pid" 2>/dev/null; do sleep 1; done
+	clitest -test.skip "$(runre "${par[@]}")" >"$tmp/cli-serial.log" 2>&1 || rc=1
+	wait $parallel_pid || rc=1
+	echo "=== internal/cli, the parallel tests (-parallel $parallel):"
+	cat "$tmp/cli-parallel.log"
+	echo "=== internal/cli, the other tests:"
+	cat "$tmp/cli-serial.log"
+	[ $rc = 0 ] && echo "ok  	$mod/internal/cli" || echo "FAIL	$mod/internal/cli"
+	return $rc
+}
+start cli cli
+
 others=$($go list ./... | grep -vxF -e "$mod/internal/cli" $(printf -- "-e $mod/%s " "${race[@]}"))
-start others $go test -count=1 -timeout "$timeout" $others
+# -p: packages at once (go test's default is the number of CPUs); the lab,
+# tasks and docs packages mostly wait on sshd and a browser, and with two
+# at a time the tasks package began only after the others' labs ended.
+start others $go test -count=1 -p "${TEST_PACKAGES:-6}" -timeout "$timeout" $others
+
+if [[ " $* " == *" nonroot "* ]]; then
+	start nonroot "$make" --no-print-directory test-nonroot
+fi
 
 rc=0
 for k in "${!pids[@]}"; do

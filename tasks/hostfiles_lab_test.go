@@ -82,6 +82,7 @@ type attackLab struct {
 }
 
 func TestLabHostFilesAdversarial(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs every host-file module under attack (-short)")
 	}

@@ -294,6 +294,7 @@ func TestLabDockerPodman(t *testing.T) {
 // dest and keep running. A complete copy then lands, and a repeat is skipped
 // by checksum.
 func TestLabCopyAtomicReplace(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("copies hundreds of MB through a lab (-short)")
 	}

@@ -80,6 +80,7 @@ print(swaps)
 // temp files for symlinks hundreds of times, never changes the owner or
 // mode of a file outside the destination.
 func TestLabCopyTempSymlinkRace(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("hundreds of copies (-short)")
 	}

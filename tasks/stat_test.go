@@ -15,6 +15,7 @@ import (
 // directory, a symlink (followed or not) and a missing path, and changes
 // nothing, in check mode too.
 func TestLabStat(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 1})
 	labExec(t, l, "app1", "mkdir -p /opt/st && printf 'hello\\n' > /opt/st/f && chmod 0640 /opt/st/f && chown nobody /opt/st/f && ln -sfn f /opt/st/l && mkfifo /opt/st/p")
 	_, client := labConnect(t, l, "app1")

@@ -64,6 +64,7 @@ for p in sorted(leaks):
 // A user of the host never opens a temp file of copy, docker or script
 // while it holds content.
 func TestLabTempFilesNeverReadable(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("hundreds of tasks (-short)")
 	}

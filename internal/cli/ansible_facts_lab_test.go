@@ -20,6 +20,7 @@ import (
 // `ansible -m setup` gives, and gathering costs exactly one command per host
 // (counted in the host's sshd log, not timed).
 func TestLabFactsMatchAnsible(t *testing.T) {
+	t.Parallel()
 	ansible, err := exec.LookPath("ansible")
 	if err != nil {
 		t.Skip("ansible is not installed: run `scripts/deps.sh bench` (or `make test-ansible`) to install Debian's ansible-core")

@@ -20,11 +20,12 @@ import (
 // file's content), include_role and a handler of the play: both tools
 // leave the same file, written from the facts, and run the handler.
 func TestLabAnsiblePlaybookBothTools(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ name, playbook, extra, handler string }{
 		{"roles", "deploy.yml", "", "RUNNING HANDLER [app : restart app]"},
 		{"facts_include_role", "deploy-facts.yml", "; cat /opt/app/DEPLOYED; test -e /opt/app/deployed.flag && echo handler ran", "RUNNING HANDLER [deployed]"},
 	} {
-		t.Run(c.name, func(t *testing.T) { bothTools(t, c.playbook, c.extra, c.handler) })
+		t.Run(c.name, func(t *testing.T) { t.Parallel(); bothTools(t, c.playbook, c.extra, c.handler) })
 	}
 }
 

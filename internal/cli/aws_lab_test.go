@@ -151,6 +151,7 @@ func minInService(calls []awslab.Call, all []string) int {
 }
 
 func TestAWSRollingDeploy(t *testing.T) {
+	t.Parallel()
 	d := startAWSDeployLab(t, 4)
 	a := d.aws
 	names := []string{"app1", "app2", "app3", "app4"}
@@ -425,6 +426,7 @@ func TestAWSRollingDeploy(t *testing.T) {
 // An aws_ec2 file with a typo'd option is invalid input: a positioned
 // error with a suggestion, exit 4, and no AWS call.
 func TestAWSInventoryTypo(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	s := awsemu.New(awsemu.Options{})
 	endpoint, err := s.Start("127.0.0.1:0")

@@ -31,11 +31,11 @@ type HostFlags struct {
 }
 
 // loadInventory loads -i sources; with none, it says how to give one.
-func (f *HostFlags) loadInventory(ctx context.Context) (*inventory.Inventory, error) {
+func (f *HostFlags) loadInventory(ctx context.Context, env environ) (*inventory.Inventory, error) {
 	if len(f.Inventory) == 0 {
 		return nil, diag.Invalidf("no inventory: pass -i FILE (an Ansible YAML/INI inventory or an aws_ec2 file) or set FERRY_INVENTORY")
 	}
-	inv, err := inventory.Load(ctx, f.Inventory, inventory.Options{})
+	inv, err := inventory.Load(ctx, f.Inventory, inventory.Options{Env: env.Lookup})
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +125,8 @@ var countConn func(host string, c tasks.Conn) tasks.Conn
 func (c *connector) Close() error { return c.m.Close() }
 
 // hosts loads the inventory and selects pattern (narrowed by --limit).
-func (f *HostFlags) hosts(ctx context.Context, pattern string) ([]*inventory.Host, error) {
-	inv, err := f.loadInventory(ctx)
+func (f *HostFlags) hosts(ctx context.Context, env environ, pattern string) ([]*inventory.Host, error) {
+	inv, err := f.loadInventory(ctx, env)
 	if err != nil {
 		return nil, err
 	}

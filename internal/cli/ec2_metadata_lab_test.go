@@ -41,6 +41,7 @@ http.server.HTTPServer(("169.254.169.254", 80), H).serve_forever()
 // 169.254.169.254, and refuses requests without the session token), in one
 // command.
 func TestLabEC2MetadataFacts(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 1})
 	isolate(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

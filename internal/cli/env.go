@@ -78,9 +78,9 @@ func (e *envHosts) name() string {
 // loadEnv loads the target's inventory (or -i, which wins) with env and the
 // branch's groups available to inventory options, and applies the
 // environment's limit and -l.
-func (f *HostFlags) loadEnv(ctx context.Context, t *environments.Target) (*envHosts, error) {
+func (f *HostFlags) loadEnv(ctx context.Context, env environ, t *environments.Target) (*envHosts, error) {
 	sources := f.Inventory
-	opts := inventory.Options{PlaybookDir: f.playbookDir}
+	opts := inventory.Options{PlaybookDir: f.playbookDir, Env: env.Lookup}
 	if t != nil {
 		if len(sources) == 0 {
 			sources = t.Inventory
@@ -321,7 +321,7 @@ func (c *RunCmd) prepareEnv(g *Globals, extra map[string]any) (*envHosts, error)
 		return nil, err
 	}
 	c.playbookDir = filepath.Dir(c.Playbook) // its group_vars/ and host_vars/ apply too
-	e, err := c.loadEnv(g.ctx, t)
+	e, err := c.loadEnv(g.ctx, g.env, t)
 	if err != nil {
 		return nil, err
 	}
@@ -350,10 +350,10 @@ func (c *InventoryCmd) load(g *Globals, hf *HostFlags) (*inventory.Inventory, ho
 		return nil, nil, err
 	}
 	if t == nil {
-		inv, err := hf.loadInventory(g.ctx)
+		inv, err := hf.loadInventory(g.ctx, g.env)
 		return inv, nil, err
 	}
-	e, err := hf.loadEnv(g.ctx, t)
+	e, err := hf.loadEnv(g.ctx, g.env, t)
 	if err != nil {
 		return nil, nil, err
 	}

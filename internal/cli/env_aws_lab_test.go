@@ -18,6 +18,7 @@ import (
 // deploys only them through their load balancers, and status shows their
 // load balancer state.
 func TestEnvironmentsEC2(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 4})
 	isolate(t)
 	a := awslab.StartT(t, l, awslab.Options{Env: map[string]string{"app1": "dev-ben", "app2": "dev-ben", "app3": "dev-ann"}})

@@ -34,7 +34,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 	}
 	// Like ssh: words are joined with spaces and the remote shell parses them.
 	cmd := strings.Join(args, " ")
-	hosts, err := c.hosts(ctx, "all")
+	hosts, err := c.hosts(ctx, g.env, "all")
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func (c *InitCmd) Run(g *Globals) error {
 		files["inventory/staging.yml"] = initExampleStaging
 		files["inventory/prod.yml"] = initExampleProd
 	} else {
-		inv, err := inventory.Load(g.ctx, c.Inventory, inventory.Options{})
+		inv, err := inventory.Load(g.ctx, c.Inventory, inventory.Options{Env: g.env.Lookup})
 		if err != nil {
 			return err
 		}

@@ -93,6 +93,7 @@ func (d *deployLab) binaryStamp(t *testing.T, host string) string {
 // hosts already done, each host leaving and joining its load balancers
 // once per deploy.
 func TestSIGKILLThenResume(t *testing.T) {
+	t.Parallel()
 	d := startAWSDeployLab(t, 5)
 	a := d.aws
 	names := []string{"app1", "app2", "app3", "app4", "app5"}

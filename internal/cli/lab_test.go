@@ -29,9 +29,8 @@ type result struct {
 
 // ferry runs the CLI in-process with args; env entries (KEY=VALUE) hold for
 // the rest of the test (and its subtests), in the commands' environment, not
-// the process's, so that tests can run in parallel. AWS_* entries are set in
-// the process too (t.Setenv): the AWS SDK reads the process environment, so
-// a test that passes them cannot be parallel.
+// the process's, so that tests can run in parallel (AWS_* included: ferry
+// gives the AWS SDK the command's environment, see awsapi.Config.Env).
 func ferry(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	return ferryWithin(t, 2*time.Minute, env, args...)
@@ -40,11 +39,6 @@ func ferry(t *testing.T, env []string, args ...string) result {
 // ferryWithin is ferry with another bound on the run (large fleets).
 func ferryWithin(t *testing.T, limit time.Duration, env []string, args ...string) result {
 	t.Helper()
-	for _, kv := range env {
-		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
-			t.Setenv(k, v)
-		}
-	}
 	setTestEnv(t, env...)
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), limit)

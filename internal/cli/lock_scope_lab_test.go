@@ -39,6 +39,7 @@ func (d *deployLab) sessionsSince(t *testing.T, host string, from int64) (int, i
 // user has no sudo on the bastion. The lock covers only the hosts the
 // playbook targets: the bastion sees the jump and nothing else.
 func TestLockScopeBastionInventory(t *testing.T) {
+	t.Parallel()
 	d := startDeployLab(t, 2)
 	dir := t.TempDir()
 	bastion := d.Bastions[0]

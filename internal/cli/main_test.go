@@ -12,7 +12,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("FERRY_TEST_AS_CLI") == "1" {
 		os.Exit(Main(os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeAppBuilds()
+	os.Exit(code)
 }
 
 // ferryBinary returns the path and environment that run ferry as a process:

@@ -22,7 +22,7 @@ type PingCmd struct {
 // Run implements the command.
 func (c *PingCmd) Run(g *Globals) error {
 	ctx := g.ctx
-	hosts, err := c.hosts(ctx, "all")
+	hosts, err := c.hosts(ctx, g.env, "all")
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,10 @@ import (
 // lock, and complete its record with the true outcome and a note that the
 // output was cut; not die at once with SIGPIPE (exit 141).
 func TestClosedOutputIsAnInterrupt(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"json", "plain"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			d := startDeployLab(t, 3)
 			bin, binEnv := ferryBinary(t)
 			pb := filepath.Join(t.TempDir(), "slow.yml")

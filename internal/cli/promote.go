@@ -61,7 +61,7 @@ func (c *PromoteCmd) Run(g *Globals) error {
 		return diag.Invalidf("--from %s: no inventory for it in ferry.yml", c.From)
 	}
 	hf := HostFlags{Forks: c.Forks, Bastion: c.Bastion}
-	e, err := hf.loadEnv(g.ctx, src)
+	e, err := hf.loadEnv(g.ctx, g.env, src)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 // FERRY_REPORT_SCREENSHOT=FILE also saves a screenshot of it
 // (docs/images/report.png is made that way).
 func TestLabReport(t *testing.T) {
+	t.Parallel()
 	d := startAWSDeployLab(t, 4)
 	addBuild(t, d.dist, "v4-flaky")
 	pb := gated(t, gateSpec("5s", "200ms", httpGate))

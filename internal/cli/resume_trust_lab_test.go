@@ -44,6 +44,7 @@ func forgeRecord(t *testing.T, dir, runID, pb, digest, change string, undo *even
 // it, a change no task makes is not undone, a record without a digest is
 // refused, and so are records another user owns or can write.
 func TestLabResumeRecordIsData(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 1})
 	isolate(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -186,7 +186,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		Resume:           resumed,
 	}
 	if usesAWS(pb) {
-		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE"), PollInterval: timeDuration(c.AWSPollInterval)})
+		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE"), Env: g.env.Lookup, PollInterval: timeDuration(c.AWSPollInterval)})
 		if err != nil {
 			return err
 		}
@@ -336,7 +336,7 @@ func (c *CheckCmd) check(g *Globals) error {
 	}
 	var inv *inventory.Inventory
 	if len(c.Inventory) > 0 {
-		inv, err = inventory.Load(g.ctx, c.Inventory, inventory.Options{PlaybookDir: filepath.Dir(c.Playbook)})
+		inv, err = inventory.Load(g.ctx, c.Inventory, inventory.Options{PlaybookDir: filepath.Dir(c.Playbook), Env: g.env.Lookup})
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,15 +33,65 @@ func buildDist(t *testing.T, versions ...string) string {
 	t.Helper()
 	dist := t.TempDir()
 	for _, v := range versions {
-		out := filepath.Join(dist, v, "app")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+v, "-o", out, "./playbooks/examples/app")
-		cmd.Dir = repoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build app %s: %v\n%s", v, err, b)
-		}
+		addBuild(t, dist, v)
 	}
 	return dist
+}
+
+// addBuild puts the example app of version (main.version) in
+// dist/VERSION/app: a copy of the one this test process built (each
+// version is built once per process, not once per test: the lab tests
+// run in parallel and each wants the same few versions).
+func addBuild(t *testing.T, dist, version string) {
+	t.Helper()
+	b, _ := appBuilds.LoadOrStore(version, &appBuild{})
+	ab := b.(*appBuild)
+	ab.once.Do(func() {
+		dir, err := os.MkdirTemp("", "ferry-app-"+version+"-")
+		if err != nil {
+			ab.err = err
+			return
+		}
+		ab.path = filepath.Join(dir, "app")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+version, "-o", ab.path, "./playbooks/examples/app")
+		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			ab.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if ab.err != nil {
+		t.Fatalf("build app %s: %v", version, ab.err)
+	}
+	src, err := os.ReadFile(ab.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dist, version), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dist, version, "app"), src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appBuilds holds, by version, the example app this process built.
+var appBuilds sync.Map // string → *appBuild
+
+type appBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// removeAppBuilds deletes the builds (TestMain, after the tests).
+func removeAppBuilds() {
+	appBuilds.Range(func(_, b any) bool {
+		if p := b.(*appBuild).path; p != "" {
+			os.RemoveAll(filepath.Dir(p))
+		}
+		return true
+	})
 }
 
 // deployLab is a lab with v1 installed on every host by the setup playbook.

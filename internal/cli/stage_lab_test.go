@@ -15,6 +15,7 @@ import (
 // emulator's calls) holds no stage task, the batch's release task copies
 // nothing, and the recap reports the window.
 func TestLabStage(t *testing.T) {
+	t.Parallel()
 	d := startAWSDeployLab(t, 4)
 	serial1 := filepath.Join(t.TempDir(), "deploy-serial1.yml")
 	src, _ := os.ReadFile(example("deploy.yml"))

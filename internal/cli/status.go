@@ -124,7 +124,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 	}
 	sort.Slice(st.Locks, func(i, j int) bool { return st.Locks[i].Host < st.Locks[j].Host })
 	st.Hosts = rows
-	if err := lbStates(g.ctx, g.env.Get("AWS_PROFILE"), e.selected, rows); err != nil {
+	if err := lbStates(g.ctx, g.env, e.selected, rows); err != nil {
 		st.LBError = err.Error()
 	}
 	return st, nil
@@ -132,7 +132,7 @@ func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
 
 // lbStates fills the load balancer state of EC2 hosts (those with an
 // instance_id), a few calls per region.
-func lbStates(ctx context.Context, profile string, hosts []*inventory.Host, rows []*hostStatus) error {
+func lbStates(ctx context.Context, env environ, hosts []*inventory.Host, rows []*hostStatus) error {
 	type key struct{ region, account string }
 	byRegion := map[key][]string{}
 	for _, h := range hosts {
@@ -147,7 +147,7 @@ func lbStates(ctx context.Context, profile string, hosts []*inventory.Host, rows
 	if len(byRegion) == 0 {
 		return nil
 	}
-	f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: profile})
+	f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: env.Get("AWS_PROFILE"), Env: env.Lookup})
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	e, err := c.loadEnv(g.ctx, t)
+	e, err := c.loadEnv(g.ctx, g.env, t)
 	if err != nil {
 		return err
 	}
@@ -368,7 +368,7 @@ func (c *LockStatusCmd) Run(g *Globals) error {
 		return err
 	}
 	c.Limit = "" // the lock is on every host of the environment
-	e, err := c.loadEnv(g.ctx, t)
+	e, err := c.loadEnv(g.ctx, g.env, t)
 	if err != nil {
 		return err
 	}
@@ -405,7 +405,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 		return err
 	}
 	c.Limit = ""
-	e, err := c.loadEnv(g.ctx, t)
+	e, err := c.loadEnv(g.ctx, g.env, t)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 // that works as printed (the record holds the version and -e values); once
 // resumed, the line is gone.
 func TestStatusResumeCommandWorks(t *testing.T) {
+	t.Parallel()
 	d := startDeployLab(t, 3)
 	victim := ""
 	cmd, done := startRun(t, d.env, func(cmd *exec.Cmd, e events.Event) bool {

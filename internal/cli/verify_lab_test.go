@@ -98,15 +98,6 @@ func feed5xx(t *testing.T, l *lab.Lab, a *awslab.AWS, hosts []string) {
 }
 
 // addBuild builds the example app as version into dist.
-func addBuild(t *testing.T, dist, version string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+version, "-o", filepath.Join(dist, version, "app"), "./playbooks/examples/app")
-	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build app %s: %v\n%s", version, err, b)
-	}
-}
 
 // gated is the example deploy with a verify gate after the canary.
 func gated(t *testing.T, verify string) string {
@@ -159,6 +150,7 @@ func gateOf(t *testing.T, evs []events.Event) (start events.Event, checks []even
 // gate and by the canary-against-baseline gate, each on its own; an alarm
 // that goes to ALARM during the canary's bake rolls the canary back.
 func TestLabVerify(t *testing.T) {
+	t.Parallel()
 	d := startAWSDeployLab(t, 4)
 	a := d.aws
 	addBuild(t, d.dist, "v4-flaky")

@@ -54,7 +54,7 @@ func (c *EnqueueCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE")})
+	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE"), Env: g.env.Lookup})
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func (c *WorkerCmd) policy() (*worker.Policy, error) {
 
 // Run implements the command.
 func (c *WorkerCmd) Run(g *Globals) error {
-	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE")})
+	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE"), Env: g.env.Lookup})
 	if err != nil {
 		return err
 	}
@@ -318,7 +318,8 @@ func (r *cliRunner) run(ctx context.Context, prefix string, args ...string) work
 	// "--" and the playbook.
 	argv := append(append(r.flags(), "run"), r.runFlags()...)
 	argv = append(argv, args...)
-	code := run(ctx, argv, strings.NewReader(""), out, errw)
+	// The worker's environment, not the process's (they differ in tests).
+	code := runEnv(ctx, argv, r.g.env, strings.NewReader(""), out, errw)
 	return worker.Outcome{ExitCode: code}
 }
 

@@ -18,6 +18,7 @@ import (
 // and logs what a message claims of itself escaped and marked as claimed,
 // next to the sender SQS names.
 func TestWorkerAllowList(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	s := startSQS(t, "1", false)
 	dir := t.TempDir()
@@ -32,7 +33,7 @@ func TestWorkerAllowList(t *testing.T) {
 	os.Symlink(outside, filepath.Join(pbDir, "link.yml"))
 	cfg := filepath.Join(dir, "ferry.yml")
 	os.WriteFile(cfg, []byte("environments:\n  prod: {inventory: inv.ini, protected: true}\n  staging: {inventory: inv.ini}\n  qa: {inventory: inv.ini}\n"), 0o600)
-	t.Setenv("FERRY_CONFIG", cfg)
+	setTestEnv(t, "FERRY_CONFIG="+cfg)
 	records := filepath.Join(dir, "runs")
 
 	send := func(name string, r worker.Request) {

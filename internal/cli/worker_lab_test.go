@@ -41,12 +41,12 @@ func startSQS(t *testing.T, maxReceive string, aws bool) *sqsQueues {
 	t.Helper()
 	e := sqsemu.StartT(t)
 	if !aws {
-		awsemu.StartTest(t, awsemu.Options{})
-		t.Setenv("AWS_REGION", "eu-west-1")
+		_, env := awsemu.StartEnv(t, awsemu.Options{})
+		setTestEnv(t, append(env, "AWS_REGION=eu-west-1")...)
 	}
-	t.Setenv("AWS_ENDPOINT_URL_SQS", e.URL)
+	setTestEnv(t, "AWS_ENDPOINT_URL_SQS="+e.URL)
 	ctx := context.Background()
-	f, err := awsapi.NewFactory(ctx, awsapi.Config{})
+	f, err := awsapi.NewFactory(ctx, awsapi.Config{Env: commandEnv(t).Lookup})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,13 +176,11 @@ func records(t *testing.T, dir string) [][]events.Event {
 // Acceptance 1: `ferry enqueue` then one `ferry worker`: the fleet is
 // deployed, the message deleted, and the worker's log has the run.
 func TestWorkerDeploysEnqueuedRequest(t *testing.T) {
+	t.Parallel()
 	d := startDeployLab(t, 3)
 	s := startSQS(t, "5", false)
-	t.Setenv("GITHUB_ACTIONS", "true")
-	t.Setenv("GITHUB_SERVER_URL", "https://ci.example")
-	t.Setenv("GITHUB_REPOSITORY", "acme/app")
-	t.Setenv("GITHUB_RUN_ID", "4242")
-	r := ferry(t, append(d.env, s.sqsEnv...), "enqueue", "deploy.yml", "--env", "staging",
+	ci := []string{"GITHUB_ACTIONS=true", "GITHUB_SERVER_URL=https://ci.example", "GITHUB_REPOSITORY=acme/app", "GITHUB_RUN_ID=4242"}
+	r := ferry(t, append(append(d.env, s.sqsEnv...), ci...), "enqueue", "deploy.yml", "--env", "staging",
 		"-e", "version=v2", "-e", "dist="+d.dist, "--queue", s.url)
 	if r.code != 0 {
 		t.Fatalf("enqueue: exit %d", r.code)
@@ -191,7 +189,7 @@ func TestWorkerDeploysEnqueuedRequest(t *testing.T) {
 	if msgID == "" || !eventually(10*time.Second, func() bool { v, _ := depth(t, s.q); return v == 1 }) {
 		t.Fatalf("after enqueue: id %q, and no message on the queue", msgID)
 	}
-	t.Setenv("GITHUB_ACTIONS", "")
+	setTestEnv(t, "GITHUB_ACTIONS=") // the worker is not a CI job
 
 	w := startWorker(t, "--queue", s.url, "-i", d.Inventory, "--visibility", "30s", "--playbook-dir", filepath.Dir(example("deploy.yml")), "--allow-var", "dist=/.*")
 	w.waitLog(t, "worker deleted message "+msgID, 2*time.Minute)
@@ -231,6 +229,7 @@ func TestWorkerDeploysEnqueuedRequest(t *testing.T) {
 // Acceptance 4: a request whose playbook fails validation reaches the
 // dead-letter queue after maxReceiveCount receives and touches no host.
 func TestWorkerInvalidPlaybookGoesToDeadLetterQueue(t *testing.T) {
+	t.Parallel()
 	d := startDeployLab(t, 2)
 	s := startSQS(t, "2", false)
 	bad := filepath.Join(t.TempDir(), "bad.yml")
@@ -282,6 +281,7 @@ func TestWorkerInvalidPlaybookGoesToDeadLetterQueue(t *testing.T) {
 // directory), and the fleet ends on the new version, every host in its
 // load balancers.
 func TestWorkerKilledAnotherResumes(t *testing.T) {
+	t.Parallel()
 	d := startAWSDeployLab(t, 5)
 	a := d.aws
 	s := startSQS(t, "1000", true)
@@ -354,6 +354,7 @@ func TestWorkerKilledAnotherResumes(t *testing.T) {
 // or rolls back, the message is handed back (visible again at once, not
 // after its visibility timeout), and the worker exits 0.
 func TestWorkerSIGTERMHandsMessageBack(t *testing.T) {
+	t.Parallel()
 	d := startDeployLab(t, 3)
 	s := startSQS(t, "1000", false)
 	pb := filepath.Join(t.TempDir(), "slow.yml")
@@ -421,11 +422,12 @@ func spansByRecord(t *testing.T, dir string) []runSpan {
 // after the other, never overlapping; requests for two environments run
 // at the same time.
 func TestWorkersSerialiseAnEnvironment(t *testing.T) {
+	t.Parallel()
 	d := startDeployLab(t, 4)
 	cfg := filepath.Join(t.TempDir(), "ferry.yml")
 	os.WriteFile(cfg, []byte("environments:\n  staging: {inventory: "+d.Inventory+", limit: 'app1:app2'}\n  qa: {inventory: "+d.Inventory+", limit: 'app3:app4'}\n"), 0o600)
 	s := startSQS(t, "1000", false)
-	t.Setenv("FERRY_CONFIG", cfg)
+	setTestEnv(t, "FERRY_CONFIG="+cfg)
 	pb := filepath.Join(filepath.Dir(cfg), "slow.yml") // in the deploy repository, beside its ferry.yml
 	src, _ := os.ReadFile(example("deploy.yml"))
 	os.WriteFile(pb, []byte(strings.Replace(string(src), "    - name: Smoke test\n", "    - name: Warm up\n      shell: sleep 1\n    - name: Smoke test\n", 1)), 0o600)

@@ -51,7 +51,7 @@ func (r *cliRunner) Launch(ctx context.Context, m awsapi.Message, l *worker.Laun
 		return fail(err)
 	}
 	hf := HostFlags{Inventory: r.c.Inventory, Forks: r.c.Forks, Bastion: r.c.Bastion}
-	e, err := hf.loadEnv(ctx, t)
+	e, err := hf.loadEnv(ctx, g.env, t)
 	if err != nil {
 		return fail(err)
 	}
@@ -138,7 +138,7 @@ func (r *cliRunner) envOfGroup(g *Globals, l *worker.Launch) (string, error) {
 			return "", err
 		}
 		hf := HostFlags{Inventory: r.c.Inventory}
-		e, err := hf.loadEnv(g.ctx, t)
+		e, err := hf.loadEnv(g.ctx, g.env, t)
 		if err != nil {
 			continue // an environment that selects no host holds no instance either
 		}

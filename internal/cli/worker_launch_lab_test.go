@@ -36,6 +36,7 @@ func launchQueue(t *testing.T, s *sqsQueues) string {
 // notification is ignored. No other host is touched. The second hook
 // names no environment: the worker finds it in ferry.yml.
 func TestWorkerLaunchHook(t *testing.T) {
+	t.Parallel()
 	l := lab.StartT(t, lab.Options{Hosts: 4})
 	isolate(t)
 	a := awslab.StartT(t, l, awslab.Options{Launching: 2})

@@ -131,6 +131,10 @@ func paceReport(t *testing.T, a *awslab.AWS, hosts int) float64 {
 // balancer's own change (default poll settings). The same rollout without
 // its drain and re-register tasks loses requests (the load would see a
 // failure); a broken build halts at the canary and loses none.
+//
+// Not parallel: paceReport's one-second bound is the product's (default
+// polls); it runs beside the parallel lab tests (scripts/test.sh), not
+// among them in one process, whose goroutines would share its CPU time.
 func TestZeroDowntimeUnderLoad(t *testing.T) {
 	const hosts = 20
 	d := startAWSDeployLab(t, hosts)

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -42,7 +43,7 @@ const concurrency = 8
 
 // Plugin builds the inventory described by the aws_ec2 file at path.
 func Plugin(ctx context.Context, path string, src []byte, opts inventory.Options) (*inventory.Inventory, error) {
-	res, err := Build(ctx, path, src, opts.Vars)
+	res, err := Build(ctx, path, src, opts.Vars, opts.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -95,15 +96,19 @@ type found struct {
 }
 
 // Build queries EC2 as the file says and returns the hosts.
-func Build(ctx context.Context, path string, src []byte, vars map[string]any) (*Result, error) {
+// env is the command's environment (nil: the process's).
+func Build(ctx context.Context, path string, src []byte, vars map[string]any, env awsapi.LookupEnv) (*Result, error) {
 	cfg, err := parseConfig(path, src, vars)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Children: map[string][]string{}, Warnings: cfg.Warnings}
 
-	acfg := awsapi.Config{Profile: cfg.Profile, AssumeRoles: cfg.AssumeRoles, EndpointURL: cfg.EndpointURL}
-	if k := endpointFromEnv(); k != "" && cfg.EndpointURL != "" {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	acfg := awsapi.Config{Profile: cfg.Profile, AssumeRoles: cfg.AssumeRoles, EndpointURL: cfg.EndpointURL, Env: env}
+	if k := endpointFromEnv(env); k != "" && cfg.EndpointURL != "" {
 		// The operator's setting wins; the SDK reads it itself.
 		acfg.EndpointURL = ""
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: endpoint_url is ignored: %s is set", path, k))

@@ -34,7 +34,7 @@ func emulator(t awsemu.TB, opts awsemu.Options) *awsemu.Server {
 
 func build(t *testing.T, src string, vars map[string]any) (*Result, error) {
 	t.Helper()
-	return Build(context.Background(), "inv.aws_ec2.yml", []byte(src), vars)
+	return Build(context.Background(), "inv.aws_ec2.yml", []byte(src), vars, nil)
 }
 
 func byName(res *Result) map[string]*Host {
@@ -409,7 +409,7 @@ compose:
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := Build(context.Background(), "bench.aws_ec2.yml", src, nil)
+		res, err := Build(context.Background(), "bench.aws_ec2.yml", src, nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

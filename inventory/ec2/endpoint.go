@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 
+	"github.com/ferrydeploy/ferry/awsapi"
 	"gopkg.in/yaml.v3"
 )
 
@@ -62,9 +62,9 @@ func isAWSHost(host string) bool {
 
 // endpointFromEnv is the endpoint the operator set for EC2 in the
 // environment (the SDK's own variables); it wins over the file's.
-func endpointFromEnv() string {
+func endpointFromEnv(env awsapi.LookupEnv) string {
 	for _, k := range []string{"AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"} {
-		if v := os.Getenv(k); v != "" {
+		if v, _ := env(k); v != "" {
 			return k
 		}
 	}

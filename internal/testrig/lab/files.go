@@ -133,6 +133,7 @@ func (l *Lab) prepareHost(h *hostProc, authorized [][]byte, caKey []byte) error 
 		{"upper/etc/ssh", 0o755}, {"upper/etc/sudoers.d", 0o750}, {"upper/usr", 0o755}, {"upper/var", 0o755},
 		{"work/etc", 0o755}, {"work/usr", 0o755}, {"work/var", 0o755},
 		{"opt", 0o755}, {"cgroup", 0o755}, {"home", 0o755}, {"root", 0o700}, {"tmp", 0o777 | os.ModeSticky}, {"log", 0o755}, {"add", 0o700},
+		{"ferry", 0o700},
 	}
 	if h.role == "app" {
 		dirs = append(dirs, struct {

@@ -7,7 +7,7 @@
 # exists only for this host. (nsenter rather than ip netns exec: the latter
 # replaces /sys and loses the cgroup mounts that podman's runc needs.) It gives the host its own /etc, /usr, /var (overlayfs over
 # the real ones, with per-host upper layers), /opt, /home, /root, /tmp,
-# /var/log and /var/lib/containers (bind mounts of per-host directories),
+# /var/log, /var/lib/ferry and /var/lib/containers (bind mounts of per-host directories),
 # a private /run and /dev/shm, sets the hostname and the network, starts
 # sshd, then stays alive to reap orphans. Killing this process ends the host.
 #
@@ -35,6 +35,11 @@ mount --bind "$M/home" /home
 mount --bind "$M/root" /root
 mount --bind "$M/tmp" /tmp
 mount --bind "$M/log" /var/log
+# ferry's own state (deploy locks, release records): the host's alone, not
+# the machine's through the /var overlay (a local-connection run on the
+# machine would otherwise lock every lab host's environment at once).
+mkdir -p /var/lib/ferry
+mount --bind "$M/ferry" /var/lib/ferry
 # This mount namespace began as a copy of the machine's: drop its copies of
 # other network namespaces' mounts, which would keep them alive after their
 # own lab deletes them.

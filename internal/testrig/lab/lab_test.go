@@ -59,6 +59,7 @@ func requireSSHClient(t *testing.T) {
 }
 
 func TestLab(t *testing.T) {
+	t.Parallel()
 	requireSSHClient(t)
 	l := StartT(t, Options{Hosts: 3})
 
@@ -272,6 +273,7 @@ func writeCert(t *testing.T, key string, pub []byte) []byte {
 }
 
 func TestUserCertificates(t *testing.T) {
+	t.Parallel()
 	requireSSHClient(t)
 	dir := t.TempDir()
 	key1, key2 := filepath.Join(dir, "id_one"), filepath.Join(dir, "id_two")
@@ -298,6 +300,7 @@ func TestUserCertificates(t *testing.T) {
 }
 
 func TestSystemctlStandIn(t *testing.T) {
+	t.Parallel()
 	requireSSHClient(t)
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("needs the go tool to build the example app")
@@ -308,7 +311,7 @@ func TestSystemctlStandIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "opt", "app", "app")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version=v1", "-o", bin, "../../playbooks/examples/app")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=v1", "-o", bin, "../../../playbooks/examples/app")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build example app: %v: %s", err, out)
@@ -395,6 +398,7 @@ func asExit(err error, target **exec.ExitError) bool {
 }
 
 func TestTwoJumps(t *testing.T) {
+	t.Parallel()
 	requireSSHClient(t)
 	l := StartT(t, Options{Hosts: 1, Jumps: 2})
 	if len(l.Bastions) != 2 {
@@ -579,6 +583,7 @@ func TestOptionsValidation(t *testing.T) {
 }
 
 func TestAnsibleSystemd(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow: runs ansible-playbook")
 	}
@@ -590,7 +595,7 @@ func TestAnsibleSystemd(t *testing.T) {
 	for _, h := range l.Hosts {
 		dir, _ := l.HostDir(h.Name)
 		bin := filepath.Join(dir, "opt", "app", "app")
-		build := exec.Command("go", "build", "-o", bin, "../../playbooks/examples/app")
+		build := exec.Command("go", "build", "-o", bin, "../../../playbooks/examples/app")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("build example app: %v: %s", err, out)

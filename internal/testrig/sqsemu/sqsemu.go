@@ -58,7 +58,7 @@ func ModuleDir() string {
 		return d
 	}
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", ".deps", "npm", "node_modules", "local-aws-sqs")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", ".deps", "npm", "node_modules", "local-aws-sqs")
 }
 
 // Available says why the emulator cannot run here, or nil.

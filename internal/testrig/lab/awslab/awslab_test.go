@@ -30,7 +30,7 @@ func TestSeededFromLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := ec2.Build(context.Background(), a.Inventory, src, nil)
+	res, err := ec2.Build(context.Background(), a.Inventory, src, nil, nil)
 	if err != nil {
 		t.Fatalf("build inventory: %v\n%s", err, src)
 	}
