@@ -46,7 +46,6 @@ type stmtParser struct {
 	i         int
 	trimLeft  bool // the next text loses its leading whitespace (-%})
 	trimBlock bool // the next text loses one leading newline (trim_blocks)
-	nodes     *[]*stmtNode
 }
 
 // text appends literal text, applying the pending trims, and returns it.
