@@ -40,6 +40,9 @@ func TestFaults(t *testing.T) {
 	}
 	src, _ := os.ReadFile(example("deploy.yml"))
 	playbook := func(t *testing.T, from, to string) string {
+		if !strings.Contains(string(src), from) {
+			t.Fatalf("the example deploy has no %q to replace: update the fault", from)
+		}
 		pb := filepath.Join(t.TempDir(), "deploy.yml")
 		os.WriteFile(pb, []byte(strings.Replace(string(src), from, to, 1)), 0o600)
 		return pb
@@ -111,7 +114,7 @@ func TestFaults(t *testing.T) {
 		},
 		{
 			name: "smoke test hangs", host: "app4", grace: "60s",
-			pb: playbook(t, "      http: {url: \"http://127.0.0.1:{{ port }}/status\", status: 200, json: {version: \"{{ version }}\"}, retries: 10, delay: 300ms}\n",
+			pb: playbook(t, "      http: {url: \"http://127.0.0.1:{{ port }}/status\", status: 200, json: {version: \"{{ version }}\"}, retries: 30, delay: 100ms}\n",
 				"      shell: sleep 600\n      timeout: 2s\n"),
 			wantLeft: events.LeftInService, wantMsg: "timed out after 2s", wantRolled: true,
 		},
