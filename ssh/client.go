@@ -46,6 +46,7 @@ type Client struct {
 	mu   sync.Mutex
 	sftp map[string]*sftpSession // by user ("" = login user)
 	gone <-chan struct{}         // closed when the connection (or a hop before it) ends
+	hops []*pending              // the connections of the chain, bastions first
 }
 
 type sftpSession struct {
@@ -163,11 +164,24 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	default:
 		var em *ssh.ExitMissingError
 		if errors.As(err, &em) {
-			return res, fmt.Errorf("%s: connection lost while the command ran (its outcome is unknown)", c.name)
+			return res, &Error{Host: c.name, Kind: KindUnreachable, Err: err,
+				Msg:  "connection lost while the command ran (its outcome is unknown)" + c.lostReason(),
+				Hint: "check that the host and its network are up, then what the command did there"}
 		}
 		return res, c.sessionErr("run command", err)
 	}
 	return res, nil
+}
+
+// lostReason says why ferry closed the connection (or a hop's), if it did:
+// ": bastion did not answer 3 keepalives 1s apart".
+func (c *Client) lostReason() string {
+	for i := len(c.hops) - 1; i >= 0; i-- {
+		if why := c.hops[i].lost.Load(); why != nil {
+			return ": " + *why
+		}
+	}
+	return ""
 }
 
 func (c *Client) sessionErr(what string, err error) error {

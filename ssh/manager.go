@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -34,7 +35,8 @@ type pending struct {
 	client *ssh.Client
 	err    error
 	closed bool
-	gone   chan struct{} // closed when the connection ends (set with client)
+	gone   chan struct{}          // closed when the connection ends (set with client)
+	lost   atomic.Pointer[string] // why ferry closed it (keepalives unanswered), if it did
 }
 
 // ended reports whether a made connection has since ended.
@@ -133,6 +135,23 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 			d := m.sc.resolve(e.alias, e.addr, e.port, e.user, "")
 			e.knownHosts, e.globalHosts, e.strictness = d.knownHosts, d.globalHosts, d.strictness
 		}
+		// Liveness bounds the -F file leaves unset come from ferry's own
+		// config too: an operator's ServerAliveInterval must not fall
+		// back to the 15s default for hosts whose inventory names a -F
+		// file (a dead link would then go unnoticed for about a minute).
+		fill := func(e *endpoint) {
+			d := m.sc.resolve(e.alias, e.addr, e.port, e.user, "")
+			if e.keepAlive == 0 {
+				e.keepAlive = d.keepAlive
+			}
+			if e.connectLimit == 0 {
+				e.connectLimit = d.connectLimit
+			}
+		}
+		fill(&target)
+		for i := range hops {
+			fill(&hops[i])
+		}
 		keep(&target)
 		for i := range hops {
 			keep(&hops[i])
@@ -147,26 +166,28 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 	}
 	chain := append(hops, target)
 	var via *ssh.Client
-	var gone <-chan struct{}
+	var last *pending
+	var conns []*pending
 	key := ""
 	for i, e := range chain {
 		if key != "" {
 			key += ">"
 		}
 		key += e.String()
-		c, g, err := m.hop(ctx, name, key, e, via, chain[:i], i < len(chain)-1)
+		p, err := m.hop(ctx, name, key, e, via, chain[:i], i < len(chain)-1)
 		if err != nil {
 			return nil, err
 		}
-		via, gone = c, g
+		via, last = p.client, p
+		conns = append(conns, p)
 	}
 	cl := newClient(name, via, m)
-	cl.gone = gone
+	cl.gone, cl.hops = last.gone, conns
 	return cl, nil
 }
 
 // hop returns the shared connection for chain key, dialing it through via.
-func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *ssh.Client, before []endpoint, jump bool) (*ssh.Client, <-chan struct{}, error) {
+func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *ssh.Client, before []endpoint, jump bool) (*pending, error) {
 	m.mu.Lock()
 	p, ok := m.conns[key]
 	if ok && (p.closed || p.ended()) {
@@ -196,7 +217,7 @@ func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *
 		select {
 		case <-p.done:
 		case <-ctx.Done():
-			return nil, nil, classifyDial(target, e.String(), "", ctx.Err())
+			return nil, classifyDial(target, e.String(), "", ctx.Err())
 		}
 	}
 	if p.err != nil {
@@ -205,11 +226,11 @@ func (m *Manager) hop(ctx context.Context, target, key string, e endpoint, via *
 		if errors.As(p.err, &se) && se.Host != target {
 			cp := *se
 			cp.Host = target
-			return nil, nil, &cp
+			return nil, &cp
 		}
-		return nil, nil, p.err
+		return nil, p.err
 	}
-	return p.client, p.gone, nil
+	return p, nil
 }
 
 func (m *Manager) logf(format string, args ...any) {
@@ -356,6 +377,8 @@ func (m *Manager) keepAlive(key string, p *pending, e endpoint) {
 		}
 		if missed >= m.cfg.KeepAliveMax {
 			m.logf("%s: no answer to %d keepalives, closing", e, missed)
+			why := fmt.Sprintf("%s did not answer %d keepalives %s apart", e, missed, interval)
+			p.lost.Store(&why)
 			p.client.Close()
 		}
 	}
