@@ -121,10 +121,20 @@ func TestComposeRefusesProjectAnotherUserCanWrite(t *testing.T) {
 	}{
 		{"world-writable project", func() string { p := mk("p1", 0o777, true); mk("p1/compose.yaml", 0o644, false); return p }, nil},
 		{"group-writable compose file", func() string { p := mk("p2", 0o755, true); mk("p2/docker-compose.yml", 0o664, false); return p }, nil},
-		{"world-writable .env", func() string { p := mk("p3", 0o755, true); mk("p3/compose.yaml", 0o644, false); mk("p3/.env", 0o666, false); return p }, nil},
+		{"world-writable .env", func() string {
+			p := mk("p3", 0o755, true)
+			mk("p3/compose.yaml", 0o644, false)
+			mk("p3/.env", 0o666, false)
+			return p
+		}, nil},
 		{"world-writable -f file", func() string { p := mk("p4", 0o755, true); mk("p4/prod.yml", 0o646, false); return p }, map[string]any{"files": []any{"prod.yml"}}},
 		{"world-writable env_file", func() string { p := mk("p5", 0o755, true); mk("p5/prod.env", 0o666, false); return p }, map[string]any{"env_files": []any{"prod.env"}}},
-		{"under a world-writable directory", func() string { mk("open", 0o777, true); p := mk("open/p6", 0o755, true); mk("open/p6/compose.yaml", 0o644, false); return p }, nil},
+		{"under a world-writable directory", func() string {
+			mk("open", 0o777, true)
+			p := mk("open/p6", 0o755, true)
+			mk("open/p6/compose.yaml", 0o644, false)
+			return p
+		}, nil},
 		{"a symlinked project in a world-writable directory", func() string {
 			mk("open2", 0o777, true)
 			p := filepath.Join(top, "open2", "p7")
