@@ -344,7 +344,7 @@ func dhAttackLayout(at FileAttack) []string {
 	secret := path.Dir(at.Secret)
 	return []string{"dh/releases/r1/", "dh/releases/r0/sub/", "dh/releases/r2/", "dh/releases/r3/", "dh/shared/",
 		"dh/releases/r1/DEPLOY_UNFINISHED", "dh/releases/r3/DEPLOY_UNFINISHED", "dh/releases/r0/sub/f",
-		"dh/releases/r2/link -> " + secret, "dh/r1.DEPLOY_UNFINISHED -> " + secret}
+		"dh/releases/r2/link -> " + secret, "dh/releases/r0/link -> " + secret, "dh/r1.DEPLOY_UNFINISHED -> " + secret}
 }
 
 // deployHelperAttack: sample calls for the adversarial lab test.

@@ -146,9 +146,11 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 			for i, c := range calls {
 				// The call as meant: the deploy directory as it should be.
 				a.prepare(c)
-				if out := a.run(ctx, spec.Name, c, before); !out.Failed {
+				out := a.run(ctx, spec.Name, c, before)
+				if !out.Failed {
 					ok++
 				}
+				t.Logf("call %d as meant: failed %v: %.200s", i, out.Failed, out.Msg)
 				// (b) dest and each of its parents below the deploy directory
 				// planted as a symlink to a root-only directory or file.
 				rel := strings.TrimPrefix(c.Target, attackDir+"/")
