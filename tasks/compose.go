@@ -25,7 +25,7 @@ func (composeModule) Spec() Spec {
 		Service: true,
 		Doc:     "Bring a Docker Compose project on the host up, stop, restart or down with `docker compose`, in one command",
 		Params: map[string]Param{
-			"project_src":    {Type: String, Required: true, Doc: "directory on the host holding the compose file"},
+			"project_src":    {Type: String, Required: true, Doc: "absolute directory on the host holding the compose file; it, the directories above it, the compose and env files must be writable only by root, the become user or the connecting user (else refused: their writer would choose what root runs)"},
 			"project_name":   {Type: String, Doc: "project name (default: compose's, from the directory)"},
 			"files":          {Type: List, Doc: "compose files, relative to project_src (default: compose's)"},
 			"env_files":      {Type: List, Doc: "--env-file files"},
