@@ -949,7 +949,7 @@ func readHostFile(ctx context.Context, h *Host, src string) ([]byte, uint32, Out
 		return nil, 0, Outcome{}, fmt.Errorf("copy: remote_src: src %q must be an absolute path on the host", src)
 	}
 	script := hostfs.Script(`s=` + shell.Quote(src) + `; hf_at_file "$s" 0 follow || exit 2; hf_n=$(stat -L -c %s -- "$hf_b" 2>/dev/null) || hf_n=0; ` +
-		`[ "$hf_n" -le 67108864 ] || hf_die "$s is over 64 MiB"; hf_read "$hf_b" && [ -e /proc/self/fd/3 ] && printf '\001MODE\000%s' "$(stat -L -c %a /proc/self/fd/3)"`)
+		`[ "$hf_n" -le 67108864 ] || hf_die "$s is over 64 MiB"; hf_read "$hf_b" && { [ ! -e /proc/self/fd/3 ] || printf '\001MODE\000%s' "$(stat -L -c %a /proc/self/fd/3)"; }`)
 	res, err := runOn(ctx, h, script, false)
 	if err != nil {
 		return nil, 0, Outcome{}, fmt.Errorf("copy: read %s: %w", src, err)
