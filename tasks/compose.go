@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() { Register(composeModule{}) }
@@ -24,7 +25,7 @@ func (composeModule) Spec() Spec {
 		Service: true,
 		Doc:     "Bring a Docker Compose project on the host up, stop, restart or down with `docker compose`, in one command",
 		Params: map[string]Param{
-			"project_src":    {Type: String, Required: true, Doc: "directory on the host holding the compose file"},
+			"project_src":    {Type: String, Required: true, Doc: "absolute directory on the host holding the compose file; it, the directories above it, the compose and env files must be writable only by root, the become user or the connecting user (else refused: their writer would choose what root runs)"},
 			"project_name":   {Type: String, Doc: "project name (default: compose's, from the directory)"},
 			"files":          {Type: List, Doc: "compose files, relative to project_src (default: compose's)"},
 			"env_files":      {Type: List, Doc: "--env-file files"},
@@ -133,8 +134,12 @@ func (composeModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	if state != "absent" {
 		cmd = append(cmd, services...)
 	}
+	if !strings.HasPrefix(src, "/") {
+		return Outcome{}, fmt.Errorf("compose: project_src %q must be an absolute path on the host", src)
+	}
 	// progress goes to stderr; plain output names each container's step
-	script := fmt.Sprintf("cd %s || exit 1; COMPOSE_PROGRESS=plain docker %s 2>&1", shell.Quote(src), shell.Join(cmd...))
+	script := hostfs.Script(composeTrust(src, files, envFiles) +
+		fmt.Sprintf("cd -- %s || exit 1; COMPOSE_PROGRESS=plain docker %s 2>&1", shell.Quote(src), shell.Join(cmd...)))
 	res, err := runOn(ctx, h, script, false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("compose %s: %w", state, err)
@@ -158,4 +163,34 @@ func (composeModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 		msg = checkMsg("%s", msg)
 	}
 	return Outcome{Changed: true, Msg: msg, Diff: strings.Join(changes, "\n") + "\n", Result: result}, nil
+}
+
+// composeDefaults are the files compose reads from the project directory
+// when no -f is given (and .env, always).
+var composeDefaults = []string{"compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml",
+	"compose.override.yaml", "compose.override.yml", "docker-compose.override.yaml", "docker-compose.override.yml"}
+
+// composeTrust is the shell that refuses, before compose runs (as root,
+// with become), a project directory, compose file or env file that a user
+// other than root, the user ferry acts as or the user who connected (who
+// may run anything as root already) can write, or that sits below a
+// directory such a user can write: whoever can change them chooses the
+// images, mounts and commands root starts (hostfs's hf_trusted, as
+// OpenSSH's StrictModes).
+func composeTrust(src string, files, envFiles []string) string {
+	abs := func(f string) string {
+		if strings.HasPrefix(f, "/") {
+			return f
+		}
+		return strings.TrimSuffix(src, "/") + "/" + f
+	}
+	var check []string
+	if len(files) == 0 {
+		files = composeDefaults
+	}
+	for _, f := range append(append(append([]string{}, files...), envFiles...), ".env") {
+		check = append(check, abs(f))
+	}
+	return `hf_quiet=1; hf_tuid=${SUDO_UID:-}; ( hf_trusted ` + shell.Quote(src) + ` || hf_die ` + shell.Quote(src+" does not exist") +
+		`; for f in ` + shell.Join(check...) + `; do ( hf_trusted "$f" ) || [ $? = 1 ] || exit 2; done ) || exit 2; `
 }

@@ -80,3 +80,90 @@ func TestCompose(t *testing.T) {
 		t.Error("a service starting with - accepted")
 	}
 }
+
+// Whoever can write a compose project chooses the images, mounts and
+// commands root starts: a project directory, a directory above it, a compose
+// file, an env file or .env that another user can write is refused before
+// compose runs, naming it and its owner (docs/security.md).
+func TestComposeRefusesProjectAnotherUserCanWrite(t *testing.T) {
+	h, c, _ := testHost(t)
+	d := t.TempDir()
+	c.fakeBin(t, "docker", fakeCompose)
+	c.env = append(c.env, "FAKE_DOCKER="+d)
+	top := t.TempDir() // 0700, ours
+	mk := func(name string, mode os.FileMode, dir bool) string {
+		p := filepath.Join(top, name)
+		var err error
+		if dir {
+			err = os.MkdirAll(p, 0o755)
+		} else {
+			err = os.WriteFile(p, []byte("services: {}\n"), 0o644)
+		}
+		if err == nil {
+			err = os.Chmod(p, mode)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ran := func() bool { _, err := os.Stat(filepath.Join(d, "log")); return err == nil }
+
+	good := mk("good", 0o755, true)
+	mk("good/compose.yaml", 0o644, false)
+	if out := runModule(t, h, "compose", map[string]any{"project_src": good}); out.Failed || !ran() {
+		t.Fatalf("a project only its owner can write: %+v", out)
+	}
+	for _, c := range []struct {
+		name string
+		make func() string // returns project_src
+		args map[string]any
+	}{
+		{"world-writable project", func() string { p := mk("p1", 0o777, true); mk("p1/compose.yaml", 0o644, false); return p }, nil},
+		{"group-writable compose file", func() string { p := mk("p2", 0o755, true); mk("p2/docker-compose.yml", 0o664, false); return p }, nil},
+		{"world-writable .env", func() string {
+			p := mk("p3", 0o755, true)
+			mk("p3/compose.yaml", 0o644, false)
+			mk("p3/.env", 0o666, false)
+			return p
+		}, nil},
+		{"world-writable -f file", func() string { p := mk("p4", 0o755, true); mk("p4/prod.yml", 0o646, false); return p }, map[string]any{"files": []any{"prod.yml"}}},
+		{"world-writable env_file", func() string { p := mk("p5", 0o755, true); mk("p5/prod.env", 0o666, false); return p }, map[string]any{"env_files": []any{"prod.env"}}},
+		{"under a world-writable directory", func() string {
+			mk("open", 0o777, true)
+			p := mk("open/p6", 0o755, true)
+			mk("open/p6/compose.yaml", 0o644, false)
+			return p
+		}, nil},
+		{"a symlinked project in a world-writable directory", func() string {
+			mk("open2", 0o777, true)
+			p := filepath.Join(top, "open2", "p7")
+			if err := os.Symlink(good, p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, nil},
+	} {
+		os.Remove(filepath.Join(d, "log"))
+		args := map[string]any{"project_src": c.make()}
+		for k, v := range c.args {
+			args[k] = v
+		}
+		out := runModule(t, h, "compose", args)
+		if !out.Failed || !strings.Contains(out.Msg, "user other than root") && !strings.Contains(out.Msg, "writable by its group or by everyone") || ran() {
+			t.Errorf("%s: want refused before compose runs, got %+v (compose ran: %v)", c.name, out, ran())
+		}
+	}
+	// owned by another user (a deploy directory's owner), when ferry is root
+	if os.Geteuid() == 0 {
+		p := mk("p8", 0o755, true)
+		mk("p8/compose.yaml", 0o644, false)
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(d, "log"))
+		if out := runModule(t, h, "compose", map[string]any{"project_src": p}); !out.Failed || !strings.Contains(out.Msg, "owner nobody") && !strings.Contains(out.Msg, "owner 65534") || ran() {
+			t.Errorf("a project another user owns: %+v (compose ran: %v)", out, ran())
+		}
+	}
+}

@@ -78,11 +78,20 @@ func (copyModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 		if strings.HasSuffix(dest, "/") {
 			dest += path.Base(src)
 		}
-		b, out, err := readHostFile(ctx, h, src)
+		b, srcMode, out, err := readHostFile(ctx, h, src)
 		if err != nil || out.Failed {
 			return out, err
 		}
 		content, hasContent = b, true
+		if srcMode&0o004 == 0 {
+			// A source not everyone may read stays private: with no mode
+			// given, 0600, and dest's owner (perhaps the user who owns the
+			// directory, who made dest first) is not kept.
+			o.private = true
+			if o.mode == "" {
+				o.mode = "0600"
+			}
+		}
 	}
 	var plan *copyPlan
 	var err error
@@ -148,6 +157,7 @@ func (templateModule) Run(ctx context.Context, h *Host, args map[string]any) (Ou
 type copyOpts struct {
 	mode, owner, group string // mode: octal digits, "preserve" or ""
 	backup, force      bool
+	private            bool   // content from a source not everyone may read: never keep dest's owner
 	validate           string // command run on the new file (%s: its path) before it replaces dest
 }
 
@@ -923,31 +933,44 @@ func copyAttack(at FileAttack) []FileCall {
 		{Args: map[string]any{"src": at.Local + "/tree/", "dest": at.Dir + "/conf/", "mode": "0644", "backup": true}, Target: at.Dir + "/conf/app.conf"},
 		// remote_src reads as root where the attacker can plant links
 		{Args: map[string]any{"src": at.Dir + "/in/key", "remote_src": true, "dest": at.Dir + "/conf/key", "mode": "0400"}, Target: at.Dir + "/in/key"},
+		// a root-only file copied with no mode into the attacker's directory,
+		// where the attacker made dest first (its owner must not be kept)
+		{Args: map[string]any{"src": at.Secret, "remote_src": true, "dest": at.Dir + "/conf/key"}, Target: at.Dir + "/conf/key",
+			Layout: []string{"conf/", "conf/key"}},
 	}
 }
 
 // readHostFile reads one regular file on the host through hostfs (its
 // directories entered physically, a symlink followed only when root owns it
 // where only root can write), for copy's remote_src.
-func readHostFile(ctx context.Context, h *Host, src string) ([]byte, Outcome, error) {
+// It also returns the file's permission bits, as the open file has them.
+func readHostFile(ctx context.Context, h *Host, src string) ([]byte, uint32, Outcome, error) {
 	if !path.IsAbs(src) {
-		return nil, Outcome{}, fmt.Errorf("copy: remote_src: src %q must be an absolute path on the host", src)
+		return nil, 0, Outcome{}, fmt.Errorf("copy: remote_src: src %q must be an absolute path on the host", src)
 	}
 	script := hostfs.Script(`s=` + shell.Quote(src) + `; hf_at_file "$s" 0 follow || exit 2; hf_n=$(stat -L -c %s -- "$hf_b" 2>/dev/null) || hf_n=0; ` +
-		`[ "$hf_n" -le 67108864 ] || hf_die "$s is over 64 MiB"; hf_read "$hf_b"`)
+		`[ "$hf_n" -le 67108864 ] || hf_die "$s is over 64 MiB"; hf_read "$hf_b" && { [ ! -e /proc/self/fd/3 ] || printf '\001MODE\000%s' "$(stat -L -c %a /proc/self/fd/3)"; }`)
 	res, err := runOn(ctx, h, script, false)
 	if err != nil {
-		return nil, Outcome{}, fmt.Errorf("copy: read %s: %w", src, err)
+		return nil, 0, Outcome{}, fmt.Errorf("copy: read %s: %w", src, err)
 	}
 	if res.ExitCode != 0 {
-		return nil, Outcome{Failed: true, Msg: failMsg("copy: read "+src, res)}, nil
+		return nil, 0, Outcome{Failed: true, Msg: failMsg("copy: read "+src, res)}, nil
 	}
 	out := res.Stdout
 	if len(out) == 0 || out[0] == 'N' {
-		return nil, Outcome{Failed: true, Msg: fmt.Sprintf("copy: src %s does not exist on the host", src)}, nil
+		return nil, 0, Outcome{Failed: true, Msg: fmt.Sprintf("copy: src %s does not exist on the host", src)}, nil
 	}
-	return out[1:], Outcome{}, nil
+	i := bytes.LastIndex(out, []byte(srcModeMark))
+	mode, perr := strconv.ParseUint(string(out[max(i, 0)+len(srcModeMark):]), 8, 32)
+	if i < 1 || perr != nil {
+		return nil, 0, Outcome{}, fmt.Errorf("copy: read %s: the host did not say the file's mode", src)
+	}
+	return out[1:i], uint32(mode), Outcome{}, nil
 }
+
+// srcModeMark follows a remote_src file's content; its mode comes next.
+const srcModeMark = "\x01MODE\x00"
 
 // templateAttack: sample calls for the adversarial lab test (Spec.HostFiles).
 func templateAttack(at FileAttack) []FileCall {

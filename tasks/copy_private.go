@@ -108,7 +108,7 @@ func (p *copyPlan) attrs(in probeInfo) (copyAttrs, error) {
 // clears setuid bits the mode may set.
 func (c copyAttrs) set(f *sftp.File, a *copyAction) error {
 	uid, gid, explicit := c.uid, c.gid, c.uid >= 0 || c.gid >= 0
-	if !explicit && a.rf != nil && a.rf.typ == 'f' {
+	if !explicit && a.rf != nil && a.rf.typ == 'f' && !c.p.opts.private {
 		uid, gid = atoiOr(a.rf.uid, -1), atoiOr(a.rf.gid, -1)
 	}
 	if uid >= 0 || gid >= 0 {

@@ -40,4 +40,20 @@ func TestLabCopyRemoteSrc(t *testing.T) {
 	if got := labExec(t, l, "app1", "test -e /opt/rs/out/stolen && echo there || echo absent"); got != "absent" {
 		t.Errorf("stolen: %s", got)
 	}
+	// A source only root may read, no mode, into a dest another user made
+	// first: 0600 and root's, not that user's (nor the umask's 0644).
+	labExec(t, l, "app1", "printf 'root only\\n' > /opt/rs/in/private && chmod 600 /opt/rs/in/private && touch /opt/rs/out/private && chown nobody /opt/rs/out/private && chmod 644 /opt/rs/out/private")
+	if out := runModule(t, ctx, h, "copy", map[string]any{"src": "/opt/rs/in/private", "remote_src": true, "dest": "/opt/rs/out/private"}); out.Failed || !out.Changed {
+		t.Fatalf("private source: %+v", out)
+	}
+	if got := labExec(t, l, "app1", "stat -c '%a %U' /opt/rs/out/private"); got != "600 root" {
+		t.Errorf("a private source's copy: %q, want 600 root", got)
+	}
+	// a source everyone may read keeps copy's usual defaults (the umask's)
+	if out := runModule(t, ctx, h, "copy", map[string]any{"src": "/opt/rs/in/key", "remote_src": true, "dest": "/opt/rs/out/public"}); out.Failed {
+		t.Fatalf("public source: %+v", out)
+	}
+	if got := labExec(t, l, "app1", "stat -c '%a' /opt/rs/out/public"); got != "644" {
+		t.Errorf("a public source's copy: %q, want 644", got)
+	}
 }

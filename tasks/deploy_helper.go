@@ -337,10 +337,25 @@ func parseDeployProbe(out string) (dhProbe, error) {
 	return pr, nil
 }
 
+// dhAttackLayout is the attacker's layout for deploy_helper's cleanup: r1
+// being finished, r0 and r2 old, r3 unfinished, links to the root-only
+// tree inside them and beside them.
+func dhAttackLayout(at FileAttack) []string {
+	secret := path.Dir(at.Secret)
+	return []string{"dh/releases/r1/", "dh/releases/r0/sub/", "dh/releases/r2/", "dh/releases/r3/", "dh/shared/",
+		"dh/releases/r1/DEPLOY_UNFINISHED", "dh/releases/r3/DEPLOY_UNFINISHED", "dh/releases/r0/sub/f",
+		"dh/releases/r2/link -> " + secret, "dh/releases/r0/link -> " + secret, "dh/r1.DEPLOY_UNFINISHED -> " + secret}
+}
+
 // deployHelperAttack: sample calls for the adversarial lab test.
 func deployHelperAttack(at FileAttack) []FileCall {
 	return []FileCall{
 		{Args: map[string]any{"path": at.Dir + "/dh", "state": "present", "release": "r1"}, Target: at.Dir + "/dh/shared/x"},
-		{Args: map[string]any{"path": at.Dir + "/dh", "state": "finalize", "release": "r1", "keep_releases": 1}, Target: at.Dir + "/dh/releases/r1/DEPLOY_UNFINISHED"},
+		// finalize with old, unfinished releases and the temp link for the
+		// cleanup to remove (rm -rf as root in the attacker's releases/)
+		{Args: map[string]any{"path": at.Dir + "/dh", "state": "finalize", "release": "r1", "keep_releases": 1}, Target: at.Dir + "/dh/releases/r1/DEPLOY_UNFINISHED",
+			Layout: dhAttackLayout(at)},
+		{Args: map[string]any{"path": at.Dir + "/dh", "state": "clean", "release": "r1", "keep_releases": 1}, Target: at.Dir + "/dh/releases/r0/sub/f",
+			Layout: dhAttackLayout(at)},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ferrydeploy/ferry/internal/shell"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 func init() { Register(findModule{}) }
@@ -33,7 +34,7 @@ func (findModule) Spec() Spec {
 			"recurse":   {Type: Bool, Default: "false", Doc: "descend into subdirectories"},
 			"depth":     {Type: Int, Doc: "with recurse, how many levels down to look"},
 			"hidden":    {Type: Bool, Default: "false", Doc: "include names starting with a dot"},
-			"follow":    {Type: Bool, Default: "false", Doc: "follow symlinks"},
+			"follow":    {Type: Bool, Default: "false", Doc: "follow symlinks in the tree (not with become: root would follow links another user placed)"},
 			"age":       {Type: String, Doc: "at least this old (e.g. 2d, 3h, 30m, 1w, 90s); negative: at most this old"},
 			"age_stamp": {Type: String, Default: "mtime", Choices: []string{"mtime", "atime", "ctime"}, Doc: "which time age compares"},
 		},
@@ -43,11 +44,14 @@ func (findModule) Spec() Spec {
 			"examined":      "number of entries looked at",
 			"skipped_paths": "paths that are not directories on the host, with why",
 		},
+		HostFiles: findAttack,
 	}
 }
 
-// findFormat is one entry as find prints it (%p last: it may hold '|').
-const findFormat = `F%y|%m|%U|%G|%u|%g|%s|%T@|%A@|%C@|%i|%n|%D|%p\0`
+// findFormat is one entry as find prints it, its path relative to the
+// directory listed (%P last: it may hold '|'); a P record names that
+// directory first.
+const findFormat = `F%y|%m|%U|%G|%u|%g|%s|%T@|%A@|%C@|%i|%n|%D|%P\0`
 
 // findQuery is the filter a find call applies to what the host lists.
 type findQuery struct {
@@ -86,24 +90,34 @@ func (findModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 	if len(paths) == 0 {
 		return Outcome{}, fmt.Errorf("find: paths: want at least one directory")
 	}
-	var b strings.Builder
-	b.WriteString(`printf 'T%s\0' "$(date +%s)"; for p in`)
-	for _, p := range paths {
-		b.WriteString(" " + shell.Quote(p))
+	if follow && h.Become.Become {
+		// find -L would follow, as root, links that the owner of any
+		// directory in the tree placed (to a root-only directory)
+		return Outcome{}, fmt.Errorf("find: follow: true is not taken with become: root would follow symlinks another user could have placed; use follow: false, or list as the connecting user (become: false)")
 	}
-	b.WriteString(`; do if [ ! -d "$p" ]; then printf 'S%s\0' "$p"; continue; fi; find `)
+	// Each path is entered physically through hostfs (a symlink on the way
+	// or at the path is followed only when root placed it where only root
+	// can write), then listed relative to the held directory: a parent
+	// swapped for a link to a root-only directory is refused, never listed.
+	var b strings.Builder
+	b.WriteString(`hf_quiet=1; printf 'T%s\0' "$(date +%s)"; for p in`)
+	for _, p := range paths {
+		b.WriteString(" " + shell.Quote(strings.TrimRight(p, "/")+"/"))
+	}
+	b.WriteString(`; do p=${p%/}; ( if [ -z "$p" ]; then hf_in / 0; else hf_at_file "$p" 2 follow || { printf 'S%s\0' "$p"; exit 0; }; hf_type "$hf_b"; ` +
+		`[ $hf_ty = d ] || { printf 'S%s\0' "$p"; exit 0; }; hf_walk "$hf_b" 0; fi; printf 'P%s\0' "${p:-/}"; find `)
 	if follow {
 		b.WriteString("-L ")
 	}
-	b.WriteString(`"$p" -mindepth 1 `)
+	b.WriteString(`. -mindepth 1 `)
 	switch {
 	case !recurse:
 		b.WriteString("-maxdepth 1 ")
 	case depth > 0:
 		fmt.Fprintf(&b, "-maxdepth %d ", depth)
 	}
-	fmt.Fprintf(&b, "-printf %s || exit 1; done", shell.Quote(findFormat))
-	res, err := runOn(ctx, h, b.String(), false)
+	fmt.Fprintf(&b, "-printf %s ) || exit 1; done", shell.Quote(findFormat))
+	res, err := runOn(ctx, h, hostfs.Script(b.String()), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("find: %w", err)
 	}
@@ -127,6 +141,7 @@ func (findModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 // parse reads find's records and keeps those the query matches.
 func (q *findQuery) parse(out string) (files []map[string]any, examined int, skipped map[string]any, err error) {
 	skipped = map[string]any{}
+	cur := "" // the directory being listed (P record): entries are relative to it
 	num := func(s string) int64 { n, _ := strconv.ParseInt(s, 10, 64); return n }
 	secs := func(s string) float64 { f, _ := strconv.ParseFloat(s, 64); return f }
 	for _, rec := range strings.Split(out, "\x00") {
@@ -138,6 +153,8 @@ func (q *findQuery) parse(out string) (files []map[string]any, examined int, ski
 			q.now = secs(rec[1:])
 		case 'S':
 			skipped[rec[1:]] = "not a directory on the host"
+		case 'P':
+			cur = rec[1:]
 		case 'F':
 			f := strings.SplitN(rec[1:], "|", 14)
 			if len(f) != 14 {
@@ -148,8 +165,12 @@ func (q *findQuery) parse(out string) (files []map[string]any, examined int, ski
 			if perr != nil {
 				return nil, 0, nil, fmt.Errorf("unexpected mode %q", f[1])
 			}
+			p := f[13]
+			if cur != "" {
+				p = strings.TrimSuffix(cur, "/") + "/" + p
+			}
 			e := map[string]any{
-				"path": f[13], "mode": fmt.Sprintf("%04o", mode),
+				"path": p, "mode": fmt.Sprintf("%04o", mode),
 				"isreg": f[0] == "f", "isdir": f[0] == "d", "islnk": f[0] == "l",
 				"uid": num(f[2]), "gid": num(f[3]), "pw_name": f[4], "gr_name": f[5], "size": num(f[6]),
 				"mtime": secs(f[7]), "atime": secs(f[8]), "ctime": secs(f[9]),
@@ -310,4 +331,15 @@ func parseAge(s string) (float64, error) {
 		return 0, fmt.Errorf("want a number with an optional unit s, m, h, d or w, e.g. 2d or -1h")
 	}
 	return float64(n) * mult, nil
+}
+
+// findAttack: sample calls for the adversarial lab test (Spec.HostFiles):
+// find lists, as root, directories the attacker owns; it must never list a
+// root-only directory a link or a swapped parent points to.
+func findAttack(at FileAttack) []FileCall {
+	return []FileCall{
+		{Args: map[string]any{"paths": at.Dir + "/releases", "file_type": "any", "recurse": true}, Target: at.Dir + "/releases/r1/sub/f",
+			Layout: []string{"releases/r1/sub/", "releases/r2/", "releases/r1/sub/f"}},
+		{Args: map[string]any{"paths": []any{at.Dir + "/releases/r1/", at.Dir + "/shared"}, "file_type": "any", "hidden": true}, Target: at.Dir + "/releases/r1/x"},
+	}
 }

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -104,5 +105,16 @@ func TestFindParseAndMatch(t *testing.T) {
 		if _, _, _, err := q.parse(bad); err == nil {
 			t.Errorf("parse(%q) accepted", bad)
 		}
+	}
+}
+
+// follow: true as root would follow links another user placed (to a
+// root-only directory): refused with become, before anything runs.
+func TestFindFollowRefusedWithBecome(t *testing.T) {
+	h, _, _ := testHost(t)
+	h.Become.Become = true
+	_, err := Call(t.Context(), findModule{}, h, map[string]any{"paths": t.TempDir(), "follow": true})
+	if err == nil || !strings.Contains(err.Error(), "not taken with become") {
+		t.Fatalf("follow with become: %v", err)
 	}
 }

@@ -31,13 +31,16 @@ const (
 	attackDir = "/opt/app" // /opt is the lab host's own (/srv is the machine's)
 	secretDir = "/etc/ferry-secret"
 	secretTxt = "ROOT-ONLY-SECRET"
+	// secretName is a name that exists only in the root-only tree: a module
+	// that lists directories as root must never report it.
+	secretName = "root-only-name-7f3a"
 )
 
 // secretSetup makes the root-only targets: files named as modules write
 // them, and directories (releases would prune them) holding more.
 const secretSetup = `rm -rf ` + secretDir + ` && mkdir -p ` + secretDir + ` && cd ` + secretDir + ` && ` +
-	`for n in secret app.conf .env current .ferry-releases index.html f; do printf '` + secretTxt + ` %s\n' "$n" > "$n"; done && ` +
-	`for d in conf www static releases v9 x r1 r2 r3 r4; do mkdir -p "$d/sub" && printf '` + secretTxt + ` %s\n' "$d" > "$d/app.conf" && printf '` + secretTxt + `\n' > "$d/sub/f"; done && ` +
+	`for n in secret app.conf .env current .ferry-releases index.html f ` + secretName + `; do printf '` + secretTxt + ` %s\n' "$n" > "$n"; done && ` +
+	`for d in conf www static releases v9 x r1 r2 r3 r4; do mkdir -p "$d/sub" && printf '` + secretTxt + ` %s\n' "$d" > "$d/app.conf" && printf '` + secretTxt + `\n' > "$d/sub/f" && : > "$d/sub/` + secretName + `"; done && ` +
 	`chmod -R go-rwx . && chmod 700 . && chown -R root:root .`
 
 // snapshotCmd lists every name, type, owner, mode, size and content digest
@@ -93,7 +96,7 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 	labExec(t, l, "app1", secretSetup)
 
 	local := t.TempDir()
-	a.at = tasks.FileAttack{Dir: attackDir, Local: local, Evil: filepath.Join(local, "evil.tar"), Modes: filepath.Join(local, "modes.tar"), URL: "http://127.0.0.1:8999/file"}
+	a.at = tasks.FileAttack{Dir: attackDir, Local: local, Evil: filepath.Join(local, "evil.tar"), Modes: filepath.Join(local, "modes.tar"), URL: "http://127.0.0.1:8999/file", Secret: secretDir + "/secret"}
 	writeLocal(t, filepath.Join(local, "file"), "from the controller\n")
 	writeLocal(t, filepath.Join(local, "tree", "app.conf"), "setting=2\n")
 	writeLocal(t, filepath.Join(local, "tree", "static", "app.css"), "body{}\n")
@@ -143,33 +146,37 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 			ok := 0
 			for i, c := range calls {
 				// The call as meant: the deploy directory as it should be.
-				a.reset()
-				a.asApp(fmt.Sprintf("mkdir -p %s", path.Dir(c.Target)))
-				if out := a.run(ctx, spec.Name, c, before); !out.Failed {
+				a.prepare(c)
+				out := a.run(ctx, spec.Name, c, before)
+				if !out.Failed {
 					ok++
 				}
+				t.Logf("call %d as meant: failed %v: %.200s", i, out.Failed, out.Msg)
 				// (b) dest and each of its parents below the deploy directory
 				// planted as a symlink to a root-only directory or file.
 				rel := strings.TrimPrefix(c.Target, attackDir+"/")
 				parts := strings.Split(rel, "/")
 				for j := range parts {
 					for _, to := range []string{secretDir, secretDir + "/secret"} {
-						a.reset()
+						a.prepare(c)
 						p := path.Join(attackDir, strings.Join(parts[:j+1], "/"))
-						a.asApp(fmt.Sprintf("mkdir -p %s && ln -sfn %s %s", path.Dir(p), to, p))
+						a.asApp(fmt.Sprintf("mkdir -p %s && rm -rf %s && ln -sfn %s %s", path.Dir(p), p, to, p))
 						t.Logf("call %d, %s -> %s", i, p, to)
 						a.run(ctx, spec.Name, c, before)
 					}
 				}
 				// (a) the owner racing: every entry swapped for a symlink, in
 				// a loop, while the call runs again and again.
-				a.reset()
-				a.asApp(fmt.Sprintf("mkdir -p %s", path.Dir(c.Target)))
+				a.prepare(c)
 				a.run(ctx, spec.Name, c, before) // temps and dest exist from now on
 				stop := "/tmp/.stop-racer"
 				labExec(t, l, "app1", "rm -f "+stop)
 				wait := a.asUser(ctx, a.uid, a.gid, racer, attackDir, secretDir, stop)
+				t.Cleanup(func() { _, _ = l.Exec(context.Background(), "app1", "touch "+stop) }) // also when the subtest stops early
 				for k := 0; k < 10; k++ {
+					if len(c.Layout) > 0 && k%2 == 1 {
+						a.asApp("cd " + attackDir + " && { " + layoutShell(c.Layout) + "; } 2>/dev/null; true") // more for a cleanup to remove, under the race
+					}
 					a.run(ctx, spec.Name, c, before)
 				}
 				labExec(t, l, "app1", "touch "+stop)
@@ -194,6 +201,33 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 func (a *attackLab) reset() {
 	a.t.Helper()
 	labExec(a.t, a.l, "app1", fmt.Sprintf("rm -rf %[1]s /opt/escape-* /escape-* && mkdir -p %[1]s/www && chown -R app: %[1]s && chmod 755 %[1]s", attackDir))
+}
+
+// prepare resets the deploy directory, makes the call's target directory
+// and runs its Setup, as app.
+func (a *attackLab) prepare(c tasks.FileCall) {
+	a.t.Helper()
+	a.reset()
+	a.asApp(fmt.Sprintf("mkdir -p %s", path.Dir(c.Target)))
+	if len(c.Layout) > 0 {
+		a.asApp("cd " + attackDir + " && " + layoutShell(c.Layout))
+	}
+}
+
+// layoutShell is the shell that makes a FileCall's Layout.
+func layoutShell(layout []string) string {
+	var cmds []string
+	for _, e := range layout {
+		switch name, target, link := strings.Cut(e, " -> "); {
+		case link:
+			cmds = append(cmds, fmt.Sprintf("mkdir -p %s && ln -sfn %s %s", shellQuote(path.Dir(name)), shellQuote(target), shellQuote(name)))
+		case strings.HasSuffix(e, "/"):
+			cmds = append(cmds, "mkdir -p "+shellQuote(e))
+		default:
+			cmds = append(cmds, fmt.Sprintf("mkdir -p %s && touch %s", shellQuote(path.Dir(e)), shellQuote(e)))
+		}
+	}
+	return strings.Join(cmds, " && ")
 }
 
 // asApp runs a shell command as app inside the host.
@@ -232,6 +266,9 @@ func (a *attackLab) check(before, what string, out tasks.Outcome) {
 	}
 	if s := labExec(a.t, a.l, "app1", "find "+attackDir+" -perm /6000 -print 2>/dev/null; ls -d /opt/app/escape-* /opt/escape-* /escape-* 2>/dev/null || true"); s != "" {
 		a.t.Errorf("%s: setuid/setgid or escaped files: %s (outcome %+v)", what, s, out)
+	}
+	if said := fmt.Sprintf("%s %v %s", out.Msg, out.Result, out.Diff); strings.Contains(said, secretTxt) || strings.Contains(said, secretName) {
+		a.t.Errorf("%s: the outcome discloses root-only content or names: %.300s", what, said)
 	}
 	if out.Failed && strings.TrimSpace(out.Msg) == "" {
 		a.t.Errorf("%s: failed without saying why", what)

@@ -116,6 +116,10 @@ type FileAttack struct {
 	Evil  string // controller path of an archive with hostile names (a newline, "..", absolute) and setuid/setgid modes
 	Modes string // controller path of an archive with ordinary names but setuid/setgid modes
 	URL   string // http URL on the host that serves the content of "file"
+	// Secret is a root-only file on the host (0600): a module that reads
+	// host files as root is pointed at it, and its content must reach
+	// nothing the attacker can read, nor the outcome.
+	Secret string
 }
 
 // FileCall is one sample call: the module's arguments, and the path on the
@@ -124,6 +128,12 @@ type FileAttack struct {
 type FileCall struct {
 	Args   map[string]any
 	Target string
+	// Layout is what the attacker makes in Dir before each attack (after
+	// Target's directory): the files the call works on, such as old
+	// releases for a cleanup to remove. Each entry, relative to Dir, is
+	// "name/" (a directory), "name" (an empty file) or "name -> target" (a
+	// symlink).
+	Layout []string
 }
 
 // Change is something a call leaves that must be undone if the run dies:

@@ -25,6 +25,10 @@
 //   - New files and links are made in a private directory (0700, root's)
 //     next to their destination, get mode and owner there, then are
 //     renamed over the destination relative to the held directory.
+//   - hf_trusted judges a path whose content chooses what root runs (a
+//     compose project): it and every directory on its way must be
+//     writable only by root, the user ferry acts as, or $hf_tuid (the
+//     user who connected, when set), as OpenSSH's StrictModes.
 //   - Archives are unpacked in a private directory with no owner and no
 //     permission taken from the archive, setuid/setgid bits dropped, and
 //     names with a newline refused; entries are installed one by one
@@ -73,7 +77,7 @@ hf_walk() {
       hf_die "$hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_at"
     if [ $hf_mk = 1 ]; then [ -n "$hf_dmode" ] || hf_dmode=$(printf '%o' $(( 0777 & ~0$(umask) ))); chmod "$hf_dmode" . || exit 1; hf_made="$hf_made$hf_p
 "; set -- "$1" "$2" "$hf_dmode"; fi
-    if [ "$hf_tok" = 1 ] && { [ "$4" = 0 ] || [ "$4" = "$hf_uid" ]; } && { [ $(( 0$3 & 022 )) = 0 ] || [ $(( 0$3 & 01000 )) != 0 ]; }; then hf_trust=$hf_p hf_tdev=$5; else hf_tok=0; fi
+    if [ "$hf_tok" = 1 ] && { [ "$4" = 0 ] || [ "$4" = "$hf_uid" ] || [ "$4" = "$hf_tuid" ]; } && { [ $(( 0$3 & 022 )) = 0 ] || [ $(( 0$3 & 01000 )) != 0 ]; }; then hf_trust=$hf_p hf_tdev=$5; else hf_tok=0; fi
     hf_strict "$2" "$3" || hf_die "$hf_p is writable by its group or by everyone (owner $(hf_who .), mode $3): ferry does not act as root below it; make it writable by its owner only"
     hf_at=$hf_p
   done
@@ -82,6 +86,14 @@ hf_in() {
   hf_w=$1; case $1 in /*) ;; *) hf_w=$(pwd -P)/$1;; esac
   [ -n "$hf_uid" ] || hf_uid=$(id -u)
   cd / || exit 1; hf_at=/ hf_tok=1 hf_trust=/ hf_tdev=$(stat -c %d /); hf_walk "$hf_w" "$2"
+}
+hf_trusted() {
+  hf_at_file "$1" 2 follow || return 1
+  [ "$hf_tok" = 1 ] || hf_die "$1: a directory on its way below $hf_trust can be written by a user other than root (${hf_at} is owned by $(hf_who .), mode $(stat -c %a .)): ferry does not run, as root, what another user may choose; make its directories writable by root only"
+  hf_type "$hf_b"; case $hf_ty in n) return 1;; f|d) ;; *) hf_die "$1 is not a regular file or a directory";; esac
+  set -- "$1" $(stat -c '%u %a' -- "$hf_b")
+  { [ "$2" = 0 ] || [ "$2" = "$hf_uid" ] || [ "$2" = "$hf_tuid" ]; } && [ $(( 0$3 & 022 )) = 0 ] ||
+    hf_die "$1 can be written by a user other than root (owner $(hf_who "$hf_b"), mode $3): ferry does not run, as root, what another user may choose; make it owned by root and writable by its owner only"
 }
 hf_type() { if [ -L "$1" ]; then hf_ty=l; elif [ -d "$1" ]; then hf_ty=d; elif [ -f "$1" ]; then hf_ty=f; elif [ -e "$1" ]; then hf_ty=o; else hf_ty=n; fi; }
 hf_open() {
