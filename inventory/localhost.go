@@ -78,3 +78,15 @@ func (inv *Inventory) hostAt(i int) *Host {
 	}
 	return inv.Hosts[i]
 }
+
+// LocalhostOnly reports whether every term of pattern names localhost,
+// 127.0.0.1 or ::1: a play on it runs on the controller.
+func LocalhostOnly(pattern string) bool {
+	terms := splitPattern(pattern)
+	for _, t := range terms {
+		if !IsLocalhostName(t) {
+			return false
+		}
+	}
+	return len(terms) > 0
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/ferrydeploy/ferry/events"
@@ -88,5 +89,40 @@ func TestRunnerImplicitLocalhostPlay(t *testing.T) {
 	}
 	if !slices.Equal(conn.local, []string{"localhost"}) {
 		t.Errorf("reached as the controller: %v, want [localhost]", conn.local)
+	}
+}
+
+// `connection: local` on a play on localhost (how most AWS playbooks open)
+// is taken: the play runs on the controller. On other hosts it is refused
+// at load, and a listed localhost that connects over SSH is refused before
+// anything runs.
+func TestConnectionLocalPlay(t *testing.T) {
+	pb, err := Parse("test.yml", []byte("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n    - debug: {msg: hi}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pb.Plays[0].Local {
+		t.Errorf("connection: local on localhost: Local = false")
+	}
+	inv := inventory.New()
+	inv.AddHost(&inventory.Host{Name: "app1"}, "app")
+	conn := &localConnector{}
+	if res := NewRunner(pb, Options{Inventory: inv, Connector: conn, Sink: &recorder{}, RunID: "t"}).Run(context.Background()); res.ExitCode != exitcode.OK || len(conn.local) != 1 {
+		t.Errorf("implicit localhost with connection: local: exit %d, local connections %v", res.ExitCode, conn.local)
+	}
+
+	if _, err := Parse("test.yml", []byte("- hosts: app\n  connection: local\n  tasks:\n    - debug: {msg: hi}\n")); err == nil || !strings.Contains(err.Error(), "test.yml:2:15") {
+		t.Errorf("connection: local on app: %v, want refused at its position", err)
+	}
+
+	listed := inventory.New()
+	listed.AddHost(&inventory.Host{Name: "localhost", Vars: map[string]any{"ansible_host": "10.0.0.5"}}, "ctl")
+	rec := &recorder{}
+	res := NewRunner(pb, Options{Inventory: listed, Connector: &localConnector{}, Sink: rec, RunID: "t"}).Run(context.Background())
+	if res.ExitCode != exitcode.Invalid {
+		t.Errorf("listed localhost over SSH under connection: local: exit %d, want %d", res.ExitCode, exitcode.Invalid)
+	}
+	if ends := rec.kinds(events.RunEnd); len(ends) != 1 || !strings.Contains(ends[0].Msg, "set ansible_connection=local") {
+		t.Errorf("run end %+v, want the fix named", ends)
 	}
 }

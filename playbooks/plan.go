@@ -57,6 +57,13 @@ func (r *Runner) plan() ([]playPlan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("play %q: %w", p.Name, err)
 		}
+		if p.Local {
+			for _, h := range hs {
+				if !h.Local() {
+					return nil, &inputError{fmt.Errorf("play %q: connection: local, but the inventory's %s connects over SSH: set ansible_connection=local on it", p.Name, h.Name)}
+				}
+			}
+		}
 		// A play's own group_by/add_host excuse only later plays: a play the
 		// limit empties is refused below even when it would add hosts (a
 		// first play on localhost that finds the hosts, under -l app1).
