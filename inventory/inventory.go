@@ -90,6 +90,9 @@ type Inventory struct {
 	dirty      bool
 	implicit   *Host      // Ansible's implicit localhost, once a pattern named it (see localhost.go)
 	implicitMu sync.Mutex // guards implicit, which read methods create
+	// implicitVars holds host_vars/localhost (127.0.0.1, ::1) when the
+	// inventory does not list that host: the implicit localhost's, by name.
+	implicitVars map[string]map[string]any
 }
 
 // New returns an empty inventory holding the implicit groups all and ungrouped.

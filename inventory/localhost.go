@@ -48,7 +48,8 @@ func (inv *Inventory) Implicit(h *Host) bool {
 }
 
 // resolveImplicit gives the implicit localhost the variables of group all
-// (inventory, then group_vars/all) under its own, and no group.
+// (inventory, then group_vars/all) under its own and host_vars/NAME, and
+// no group.
 func (inv *Inventory) resolveImplicit() {
 	h := inv.implicit
 	if h == nil {
@@ -58,7 +59,8 @@ func (inv *Inventory) resolveImplicit() {
 	if all := inv.Groups["all"]; all != nil {
 		levels = append(levels, all.Vars, all.fileVars)
 	}
-	levels = append(levels, h.own)
+	h.fileVars = inv.implicitVars[h.Name] // host_vars/NAME, as for a listed host
+	levels = append(levels, h.own, h.fileVars)
 	vars := map[string]any{}
 	for _, l := range levels {
 		maps.Copy(vars, l)

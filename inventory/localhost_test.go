@@ -164,3 +164,35 @@ func TestImplicitLocalhostFollowsInventoryChanges(t *testing.T) {
 		t.Errorf("region = %v after SetGroupVars(all), want us-east-1", h.Vars["region"])
 	}
 }
+
+// host_vars/localhost applies to the implicit localhost, as in Ansible
+// (and is no longer reported as matching no host).
+func TestImplicitLocalhostHostVars(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hosts.ini"), []byte(appINI), 0o600)
+	os.MkdirAll(filepath.Join(dir, "host_vars"), 0o755)
+	os.WriteFile(filepath.Join(dir, "host_vars", "localhost.yml"), []byte("tier: ctl\nregion: here\n"), 0o600)
+	inv, err := Load(context.Background(), []string{filepath.Join(dir, "hosts.ini")}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range inv.Warnings {
+		if strings.Contains(w, "localhost") {
+			t.Errorf("warning %q: host_vars/localhost is the implicit localhost's", w)
+		}
+	}
+	hs, err := inv.Match("localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := hs[0].Vars; v["tier"] != "ctl" || v["region"] != "here" || v["ansible_connection"] != "local" {
+		t.Errorf("vars %v: want host_vars/localhost over group all's, still local", v)
+	}
+	if got := matchNames(t, inv, "all"); slices.Contains(got, "localhost") {
+		t.Errorf("all = %v after host_vars/localhost", got)
+	}
+	vars, _ := inv.HostVars("localhost")
+	if out := inv.WithoutComputed(hs[0], vars); out["tier"] != "ctl" {
+		t.Errorf("--host localhost: %v, want tier from host_vars", out)
+	}
+}
