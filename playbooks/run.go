@@ -229,7 +229,14 @@ func (r *Runner) Run(ctx context.Context) Result {
 			break
 		}
 		if plans[i].empty {
-			continue // no host matched, even after group_by/add_host
+			// No host matched, even after group_by/add_host: skipped as in
+			// Ansible, but said, so a run that did nothing does not look done.
+			what := "no host matched"
+			if r.opts.Limit != "" {
+				what = fmt.Sprintf("no host matched within the limit %q", r.opts.Limit)
+			}
+			r.emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("play %q (hosts: %s): %s: skipped", plans[i].play.Name, plans[i].play.Hosts, what)})
+			continue
 		}
 		c, s, m := r.runPlay(ctx, hard, plans[i])
 		if c != exitcode.OK {

@@ -70,6 +70,9 @@ func TestLabImplicitLocalhostPlay(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "localhost | mark: changed") {
 		t.Fatalf("-l localhost: exit %d, want 0 with the localhost play run", r.code)
 	}
+	if !strings.Contains(r.stdout, `play "deploy" (hosts: targets): no host matched within the limit "localhost": skipped`) {
+		t.Errorf("-l localhost: the skipped deploy play is not reported")
+	}
 	for _, h := range l.Hosts {
 		if out, _ := l.Exec(context.Background(), h.Name, "cat /tmp/"+app+" 2>/dev/null; true"); strings.TrimSpace(out) != "" {
 			t.Errorf("-l localhost deployed to %s", h.Name)
