@@ -128,7 +128,7 @@ func (f *HostFlags) loadEnv(ctx context.Context, t *environments.Target) (*envHo
 			}
 		}
 		for _, h := range e.all {
-			if keep[h.Name] {
+			if keep[h.Name] && !inv.Implicit(h) {
 				out = append(out, h)
 			}
 		}
