@@ -112,6 +112,7 @@ func FuzzPattern(f *testing.F) {
 	for _, s := range []string{
 		"all", "*", "web*:!web-canary*", "prod:&eu", "~db-[ab]", "webservers[0]", "webservers[1:]",
 		"webservers[-1]", "a,b,!c", "&webservers", "web0[1:2]*", "[", "~(", "!", "x[99999999999999999999]", "::1", "h:22",
+		"localhost:all", "all:127.0.0.1:!webservers", "localhost[0]", "localhost[1:]",
 	} {
 		f.Add(s)
 	}
@@ -131,9 +132,12 @@ func FuzzPattern(f *testing.F) {
 			t.Fatalf("Match(%q) returned no hosts and no error", pattern)
 		}
 		seen := map[string]bool{}
-		last := -1
+		last := implicitIdx - 1
 		for _, h := range hosts {
 			i := inv.hostIdx[h.Name]
+			if inv.Implicit(h) {
+				i = implicitIdx // the controller, first
+			}
 			if seen[h.Name] || i <= last {
 				t.Fatalf("Match(%q): duplicate or out of order %s", pattern, h.Name)
 			}

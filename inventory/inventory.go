@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // Host is one inventory host.
@@ -87,6 +88,11 @@ type Inventory struct {
 	hostIdx    map[string]int
 	groupOrder []string // creation order, for --list and --graph
 	dirty      bool
+	implicit   *Host      // Ansible's implicit localhost, once a pattern named it (see localhost.go)
+	implicitMu sync.Mutex // guards implicit, which read methods create
+	// implicitVars holds host_vars/localhost (127.0.0.1, ::1) when the
+	// inventory does not list that host: the implicit localhost's, by name.
+	implicitVars map[string]map[string]any
 }
 
 // New returns an empty inventory holding the implicit groups all and ungrouped.
@@ -314,11 +320,15 @@ func (inv *Inventory) Merge(other *Inventory) {
 	inv.dirty = true
 }
 
-// Host returns the named host.
+// Host returns the named host: an inventory host, else for localhost,
+// 127.0.0.1 or ::1 the implicit localhost (as Ansible's get_host does).
 func (inv *Inventory) Host(name string) (*Host, bool) {
 	inv.ensure()
 	i, ok := inv.hostIdx[name]
 	if !ok {
+		if IsLocalhostName(name) {
+			return inv.implicitLocalhost(name), true
+		}
 		return nil, false
 	}
 	return inv.Hosts[i], true

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -416,7 +417,7 @@ func (inv *Inventory) loadVarsDirs(base string) error {
 		return err
 	}
 	err = apply("host_vars",
-		func(n string) bool { _, ok := inv.hostIdx[n]; return ok },
+		func(n string) bool { _, ok := inv.hostIdx[n]; return ok || IsLocalhostName(n) },
 		func() []string {
 			out := make([]string, len(inv.Hosts))
 			for i, h := range inv.Hosts {
@@ -425,7 +426,18 @@ func (inv *Inventory) loadVarsDirs(base string) error {
 			return out
 		},
 		func(n string, vars map[string]any) {
-			h := inv.Hosts[inv.hostIdx[n]]
+			i, ok := inv.hostIdx[n]
+			if !ok { // the implicit localhost's, as in Ansible
+				if inv.implicitVars == nil {
+					inv.implicitVars = map[string]map[string]any{}
+				}
+				if inv.implicitVars[n] == nil {
+					inv.implicitVars[n] = map[string]any{}
+				}
+				maps.Copy(inv.implicitVars[n], vars)
+				return
+			}
+			h := inv.Hosts[i]
 			if h.fileVars == nil {
 				h.fileVars = map[string]any{}
 			}

@@ -163,7 +163,7 @@ func (inv *Inventory) Match(pattern string) ([]*Host, error) {
 	sort.Ints(sel)
 	out := make([]*Host, len(sel))
 	for i, x := range sel {
-		out[i] = inv.Hosts[x]
+		out[i] = inv.hostAt(x)
 	}
 	return out, nil
 }
@@ -256,6 +256,10 @@ func (inv *Inventory) matchTerm(term string) (idx []int, known bool, err error) 
 	}
 	sort.Ints(idx)
 	if !groupMatched && len(idx) == 0 {
+		if re == nil && IsLocalhostName(term) {
+			inv.implicitLocalhost(term)
+			return applySubscript([]int{implicitIdx}, sub, term)
+		}
 		return nil, false, nil
 	}
 	return applySubscript(idx, sub, term)

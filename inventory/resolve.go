@@ -127,6 +127,7 @@ func (inv *Inventory) resolve() {
 		normalize(h, vars)
 		h.Vars = vars
 	}
+	inv.resolveImplicit()
 	for _, w := range warns {
 		if !slices.Contains(inv.Warnings, w) {
 			inv.Warnings = append(inv.Warnings, w)

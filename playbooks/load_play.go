@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrydeploy/ferry/diag"
 	"github.com/ferrydeploy/ferry/internal/template"
+	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/ssh"
 	"gopkg.in/yaml.v3"
 )
@@ -136,6 +137,12 @@ func (l *loader) play(n *yaml.Node) *Play {
 			}
 			l.errorf(l.pos(k), hint, "unknown play key %q", kv.key)
 		}
+	}
+	if p.localAt != nil {
+		if hostsSeen && !inventory.LocalhostOnly(p.Hosts) {
+			l.errorf(l.pos(p.localAt), "ferry takes `connection: local` on a play on localhost; elsewhere mark controller steps with `delegate_to: localhost`", "connection: \"local\" is not supported on a play on %q", p.Hosts)
+		}
+		p.Local = true
 	}
 	p.Tasks = append(p.roleTasks, p.Tasks...)
 	l.checkNotify(p)

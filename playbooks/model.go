@@ -84,6 +84,10 @@ type Play struct {
 	Tags              []string
 	Handlers          []*Task // run at the end of a host's tasks when notified (and at meta: flush_handlers)
 	RemoteUser        string  // SSH user for hosts whose inventory names none
+	// Local: `connection: local`, accepted on a play on localhost (its
+	// hosts must connect locally: the implicit localhost does).
+	Local   bool
+	localAt *yaml.Node
 	// GatherFacts is the play's gather_facts: nil when the key is absent,
 	// and then facts are gathered only when the play reads one (UsesFacts).
 	GatherFacts  *bool

@@ -57,9 +57,17 @@ func (r *Runner) plan() ([]playPlan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("play %q: %w", p.Name, err)
 		}
-		if p.ChangesInventory() {
-			dynamic = true
+		if p.Local {
+			for _, h := range hs {
+				if !h.Local() {
+					return nil, &inputError{fmt.Errorf("play %q: connection: local, but the inventory's %s connects over SSH: set ansible_connection=local on it", p.Name, h.Name)}
+				}
+			}
 		}
+		// A play's own group_by/add_host excuse only later plays: a play the
+		// limit empties is refused below even when it would add hosts (a
+		// first play on localhost that finds the hosts, under -l app1).
+		changes := p.ChangesInventory()
 		if limit != nil {
 			var kept []*inventory.Host
 			for _, h := range hs {
@@ -72,10 +80,15 @@ func (r *Runner) plan() ([]playPlan, error) {
 				continue
 			}
 			if len(kept) == 0 {
-				return nil, &inputError{fmt.Errorf("play %q: --limit %q leaves none of its hosts (%q)", p.Name, r.opts.Limit, p.Hosts)}
+				hint := ""
+				if slices.ContainsFunc(hs, r.opts.Inventory.Implicit) {
+					hint = fmt.Sprintf(": add localhost to the limit (-l '%s:localhost'), as with Ansible's --limit", r.opts.Limit)
+				}
+				return nil, &inputError{fmt.Errorf("play %q: --limit %q leaves none of its hosts (%q)%s", p.Name, r.opts.Limit, p.Hosts, hint)}
 			}
 			hs = kept
 		}
+		dynamic = dynamic || changes
 		byName := map[string]*inventory.Host{}
 		names := make([]string, len(hs))
 		for i, h := range hs {

@@ -229,14 +229,23 @@ func (r *Runner) Run(ctx context.Context) Result {
 			break
 		}
 		if plans[i].empty {
-			continue // no host matched, even after group_by/add_host
+			// No host matched, even after group_by/add_host: skipped as in
+			// Ansible, but said, so a run that did nothing does not look done.
+			what := "no host matched"
+			if r.opts.Limit != "" {
+				what = fmt.Sprintf("no host matched within the limit %q", r.opts.Limit)
+			}
+			r.emit(events.Event{Kind: events.Warning, Msg: fmt.Sprintf("play %q (hosts: %s): %s: skipped", plans[i].play.Name, plans[i].play.Hosts, what)})
+			continue
 		}
 		c, s, m := r.runPlay(ctx, hard, plans[i])
 		if c != exitcode.OK {
 			code, status, msg = c, s, m
 			break
 		}
-		if changed, err := r.applyInventory(); err != nil || changed {
+		changed, err := r.applyInventory()
+		r.sharePlayFacts()
+		if err != nil || changed {
 			// Later plays' hosts: patterns see the groups and hosts added.
 			again, perr := r.plan()
 			if err == nil {
@@ -362,6 +371,9 @@ func (r *Runner) makeBuiltins() map[string]any {
 	hostvars := map[string]any{}
 	for _, h := range inv.Hosts {
 		hostvars[h.Name] = h.Vars
+	}
+	if h, _ := inv.Host("localhost"); inv.Implicit(h) {
+		hostvars[h.Name] = h.Vars // Ansible's implicit localhost answers in hostvars too
 	}
 	envVars := map[string]any{}
 	for _, kv := range r.opts.Environ {
@@ -497,6 +509,42 @@ func (r *Runner) shareFacts(hosts []*inventory.Host, byName map[string]*hostRun)
 	if r.builtins != nil {
 		r.builtins["hostvars"] = next
 	}
+}
+
+// sharePlayFacts makes what each host's tasks set (set_fact, register)
+// visible to later plays through hostvars, as in Ansible, where a first
+// play on localhost leaves its findings in hostvars['localhost']; hosts
+// add_host made join hostvars too. It runs between plays, when no task
+// reads hostvars.
+func (r *Runner) sharePlayFacts() {
+	if r.builtins == nil {
+		return
+	}
+	hv, _ := r.builtins["hostvars"].(map[string]any)
+	next := make(map[string]any, len(hv))
+	for k, v := range hv {
+		next[k] = v
+	}
+	if inv := r.opts.Inventory; inv != nil {
+		for _, h := range inv.Hosts {
+			if _, ok := next[h.Name]; !ok {
+				next[h.Name] = h.Vars
+			}
+		}
+	}
+	r.mu.Lock()
+	for name, hr := range r.hosts {
+		if len(hr.facts) == 0 {
+			continue
+		}
+		base := hr.h.Vars
+		if hr.withFacts != nil {
+			base = hr.withFacts
+		}
+		next[name] = Merge(base, hr.facts)
+	}
+	r.mu.Unlock()
+	r.builtins["hostvars"] = next
 }
 
 // unansweredPrompts names the vars_prompt variables with no default that

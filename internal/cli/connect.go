@@ -61,8 +61,13 @@ func (f *HostFlags) selectHosts(inv *inventory.Inventory, pattern string) ([]*in
 			keep[h.Name] = true
 		}
 		var out []*inventory.Host
+		for _, h := range limited {
+			if inv.Implicit(h) { // -l localhost: the controller, as run takes it
+				out = append(out, h)
+			}
+		}
 		for _, h := range hosts {
-			if keep[h.Name] {
+			if keep[h.Name] && !inv.Implicit(h) {
 				out = append(out, h)
 			}
 		}

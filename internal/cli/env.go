@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -121,8 +122,13 @@ func (f *HostFlags) loadEnv(ctx context.Context, env environ, t *environments.Ta
 			keep[h.Name] = true
 		}
 		var out []*inventory.Host
+		for _, h := range lim {
+			if inv.Implicit(h) { // -l localhost: the controller, outside every environment
+				out = append(out, h)
+			}
+		}
 		for _, h := range e.all {
-			if keep[h.Name] {
+			if keep[h.Name] && !inv.Implicit(h) {
 				out = append(out, h)
 			}
 		}
@@ -131,8 +137,16 @@ func (f *HostFlags) loadEnv(ctx context.Context, env environ, t *environments.Ta
 		}
 		e.selected = out
 	}
-	if len(e.selected) != len(inv.Hosts) {
+	if len(e.selected) != len(inv.Hosts) || slices.ContainsFunc(e.selected, inv.Implicit) {
 		e.limit = strings.Join(names(e.selected), ":")
+		if f.Limit == "" {
+			// The environment's limit chooses among its hosts; the implicit
+			// localhost (the controller) is none of them, so a play on
+			// localhost still runs. -l, as Ansible's --limit, can leave it out.
+			if h, _ := inv.Host("localhost"); inv.Implicit(h) {
+				e.limit += ":" + h.Name
+			}
+		}
 	}
 	return e, nil
 }
@@ -179,7 +193,9 @@ func (e *envHosts) lockScope(pb *playbooks.Playbook) []*inventory.Host {
 			continue
 		}
 		for _, h := range hs {
-			if inEnv[h.Name] && !seen[h.Name] {
+			// The implicit localhost is the controller: locked like a
+			// listed ansible_connection=local host when a play targets it.
+			if (inEnv[h.Name] || e.inv.Implicit(h)) && !seen[h.Name] {
 				seen[h.Name] = true
 				out = append(out, h)
 			}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -416,7 +417,11 @@ func knownVars(inv *inventory.Inventory, extra map[string]any) map[string]bool {
 		return nil
 	}
 	known := map[string]bool{}
-	for _, h := range inv.Hosts {
+	hosts := inv.Hosts
+	if h, _ := inv.Host("localhost"); inv.Implicit(h) {
+		hosts = append(slices.Clip(hosts), h) // host_vars/localhost of the implicit localhost
+	}
+	for _, h := range hosts {
 		for k := range h.Vars {
 			known[k] = true
 		}
