@@ -193,16 +193,23 @@ func (e *envHosts) lockScope(pb *playbooks.Playbook) []*inventory.Host {
 			continue
 		}
 		for _, h := range hs {
-			// The implicit localhost is the controller: locked like a
-			// listed ansible_connection=local host when a play targets it.
-			if (inEnv[h.Name] || e.inv.Implicit(h)) && !seen[h.Name] {
+			// The implicit localhost (not in the inventory) is no host of
+			// the environment: a play on it looks things up or builds on
+			// the controller, and locking it would ask every such run for
+			// root on the controller. A listed ansible_connection=local
+			// host is locked like any other.
+			if inEnv[h.Name] && !e.inv.Implicit(h) && !seen[h.Name] {
 				seen[h.Name] = true
 				out = append(out, h)
 			}
 		}
 	}
 	if len(out) == 0 {
-		return e.selected
+		for _, h := range e.selected {
+			if !e.inv.Implicit(h) {
+				out = append(out, h)
+			}
+		}
 	}
 	return out
 }
@@ -245,6 +252,9 @@ func (c *RunCmd) runHooks(pb *playbooks.Playbook, e *envHosts, conn *connector, 
 	}
 	opts.Lock = func(ctx context.Context) (func(context.Context), error) {
 		scope := e.lockScope(pb)
+		if len(scope) == 0 { // only the implicit localhost: nothing of the environment to hold
+			return func(context.Context) {}, nil
+		}
 		reached := make([]bool, len(scope))
 		parallel.Each(ctx, len(scope), max(c.Forks, 32), func(i int) {
 			_, err := conn.Connect(ctx, scope[i])
@@ -311,6 +321,9 @@ func (c *RunCmd) runHooks(pb *playbooks.Playbook, e *envHosts, conn *connector, 
 		}, nil
 	}
 	opts.HostDone = func(ctx context.Context, d playbooks.HostDone) error {
+		if e.inv.Implicit(d.Host) {
+			return nil // the controller as Ansible's implicit localhost: no release of the environment
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		version := template.Text(d.Vars["version"])

@@ -108,7 +108,11 @@ func TestLoadCountersUnderTUI(t *testing.T) {
 
 	// Two local hosts, one at a time, slow enough to be seen running.
 	inv := filepath.Join(dir, "inv")
-	pb := filepath.Join(dir, "roll.yml")
+	// Local hosts keep their release state in the machine's /var/lib/ferry:
+	// a name of this test's own, removed after it.
+	app := fmt.Sprintf("ferry-lab-screen-%d", os.Getpid())
+	pb := filepath.Join(dir, app+".yml")
+	t.Cleanup(func() { os.Remove(filepath.Join("/var/lib/ferry", app+".json")) })
 	write(t, inv, "[app]\nweb1 ansible_connection=local\nweb2 ansible_connection=local\n")
 	write(t, pb, "- hosts: app\n  serial: 1\n  gather_facts: false\n  tasks:\n    - name: Upgrade\n      command: sleep 3\n    - name: Smoke test\n      command: sleep 1\n")
 
