@@ -39,7 +39,7 @@ func (inv *Inventory) implicitLocalhost(name string) *Host {
 
 // Implicit reports whether h is the implicit localhost, not an inventory host.
 func (inv *Inventory) Implicit(h *Host) bool {
-	if h == nil {
+	if inv == nil || h == nil {
 		return false
 	}
 	inv.implicitMu.Lock()

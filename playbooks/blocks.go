@@ -297,8 +297,6 @@ func (l *loader) ansiblePlayKey(p *Play, kv pair) {
 			l.errorf(l.pos(v), windowsHint, "connection: %q is not supported on a play", s)
 		} else if s == "local" {
 			p.localAt = v // checked against hosts: once the play is read
-		} else if s == "local" {
-			p.localAt = v // checked against hosts: once the play is read
 		} else if s != "ssh" && s != "smart" && s != "" {
 			l.errorf(l.pos(v), "ferry connects over SSH; mark controller steps with `delegate_to: localhost`", "connection: %q is not supported on a play", s)
 		}
