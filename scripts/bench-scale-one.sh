@@ -21,6 +21,7 @@ measure() { # prints "wall s | peak MB"; "(N hosts failed)" when some did
 export FERRY_CONFIG=$(mktemp --suffix=.yml)
 printf 'environments:\n  bench: {inventory: %s}\n' "$inv" >"$FERRY_CONFIG"
 f=$(measure bin/ferry run testdata/bench/ten-tasks.yml --env bench -f 200 -o json)
+cp "$m.out" "$(dirname "$table")/scale-$n-ferry.jsonl" # the run's events, to read a failure
 # lock_share: "taken X s + released Y s = Z% of the run" from the events.
 lock=$(jq -rs '
 	(map(select(.event == "run_end"))[0].duration_ns // 0) as $run
