@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test suite as CI runs it (make test), in several processes at once,
 # each test binary built once:
+#   tasks    the modules' package, started first: its adversarial lab tests
+#            are the longest of all;
 #   lint     make lint (with `scripts/test.sh lint`): it needs only the CPU
 #            while the lab tests mostly wait on sshd, so it runs beside them;
 #   race     the packages that run hosts concurrently, under -race, then
@@ -54,6 +56,11 @@ for arg in "$@"; do
 	esac
 done
 
+# tasks first, in a process of its own: its adversarial lab tests (racers
+# swapping paths while a module runs as root) are the longest package, and
+# in the others' process they began only after compiles and other labs.
+start tasks $go test -count=1 -timeout "$timeout" ./tasks
+
 start race sh -c "$go test -race -count=1 -timeout $timeout ${race[*]/#/./} && $go test -race -short -count=1 -timeout $timeout ./internal/cli; rc=\$?; touch $tmp/race.done; exit \$rc"
 race_pid=$!
 
@@ -86,7 +93,7 @@ cli() {
 }
 start cli cli
 
-others=$($go list ./... | grep -vxF -e "$mod/internal/cli" $(printf -- "-e $mod/%s " "${race[@]}"))
+others=$($go list ./... | grep -vxF -e "$mod/internal/cli" -e "$mod/tasks" $(printf -- "-e $mod/%s " "${race[@]}"))
 # -p: packages at once (go test's default is the number of CPUs); the lab,
 # tasks and docs packages mostly wait on sshd and a browser, and with two
 # at a time the tasks package began only after the others' labs ended.
