@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -203,15 +204,46 @@ func write(t *testing.T, path, text string) {
 	}
 }
 
-// buildBins builds ferry and ferry-lab into dir.
+// built holds ferry and ferry-lab, linked once per test process: both
+// terminal tests need them, and linking ferry costs seconds of CPU.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// buildBins puts ferry and ferry-lab into dir (hard links to the binaries
+// built once for the process).
 func buildBins(t *testing.T, dir string) {
 	t.Helper()
-	for name, pkg := range map[string]string{"ferry": "../../../../../cmd/ferry", "ferry-lab": "."} {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "ferry-lab-bins-"); built.err != nil {
+			return
+		}
+		for name, pkg := range map[string]string{"ferry": "../../../../../cmd/ferry", "ferry-lab": "."} {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(built.dir, name), pkg).CombinedOutput()
+			cancel()
+			if err != nil {
+				built.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	for _, name := range []string{"ferry", "ferry-lab"} {
+		if err := os.Link(filepath.Join(built.dir, name), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
