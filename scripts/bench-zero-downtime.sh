@@ -29,10 +29,9 @@ done
 "$ferry" run playbooks/examples/setup.yml -i "$inv" -e dist="$work" -e version=v1 -o plain >/dev/null
 sed "s/^  serial: .*/  serial: $serial/" playbooks/examples/deploy.yml >"$work/deploy.yml"
 grep -q "^  serial: $serial\$" "$work/deploy.yml"
-# Health checks every 1 s, healthy after 2: give every target time to be
-# in service before the load starts.
-sleep 4
-"$root/bin/ferry-lab" load --rate "${RATE:-200}" --every 1h --report "$out/zd-$tag-load.json" -- \
+# The load starts once every target is in service in both load balancers
+# (health checks every 1 s, healthy after 2), not after a guessed pause.
+"$root/bin/ferry-lab" load --rate "${RATE:-200}" --wait-in-service 60s --every 1h --report "$out/zd-$tag-load.json" -- \
 	"$ferry" run "$work/deploy.yml" -i "$inv" -e dist="$work" -e version=v2 -o plain >"$out/zd-$tag-ferry.txt" 2>&1
 
 if [ "${ZD_ANSIBLE:-1}" = 0 ]; then
@@ -64,9 +63,8 @@ export ANSIBLE_LOCAL_TEMP=$work/ansible-tmp ANSIBLE_SSH_CONTROL_PATH_DIR=$work/a
 # 5 forks: through one bastion with OpenSSH's default MaxStartups 10:30:100,
 # 20 forks lose hosts as UNREACHABLE while they connect (seen: 4 of 20).
 export ANSIBLE_FORKS=${ANSIBLE_FORKS:-5}
-# Every host back in service after ferry's rollout, then the same pause.
-sleep 4
-"$root/bin/ferry-lab" load --rate "${RATE:-200}" --every 1h --report "$out/zd-$tag-ansible-load.json" -- \
+# Likewise every host back in service after ferry's rollout.
+"$root/bin/ferry-lab" load --rate "${RATE:-200}" --wait-in-service 60s --every 1h --report "$out/zd-$tag-ansible-load.json" -- \
 	ansible-playbook -i "$work/ansible/inventory.yml" "$root/testdata/bench/zero-downtime.ansible.yml" \
 	-e dist="$work" -e extra_version=v3 -e batch="${serial//\"/}" >"$out/zd-$tag-ansible.txt" 2>&1 ||
 	echo "bench-zero-downtime: ansible-playbook failed (exit $?): see $out/zd-$tag-ansible.txt; its figures cover the hosts it reached" >&2
