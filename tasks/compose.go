@@ -38,7 +38,7 @@ func (composeModule) Spec() Spec {
 			"remove_orphans": {Type: Bool, Doc: "remove containers of services no longer in the file"},
 			"remove_volumes": {Type: Bool, Doc: "absent: also remove the project's volumes"},
 			"wait":           {Type: Bool, Doc: "present: wait for the services to be running or healthy"},
-			"wait_timeout":   {Type: Int, Doc: "with wait, seconds to wait"},
+			"wait_timeout":   {Type: Int, Default: "300", Doc: "with wait, seconds to wait (compose alone would wait for ever on a service that never turns healthy)"},
 			"timeout":        {Type: Int, Doc: "seconds to let containers stop before they are killed"},
 		},
 	}
@@ -62,7 +62,7 @@ func (composeModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	orphans := a.Bool("remove_orphans", false)
 	volumes := a.Bool("remove_volumes", false)
 	wait := a.Bool("wait", false)
-	waitTimeout := a.Int("wait_timeout", 0)
+	waitTimeout := a.Int("wait_timeout", 300)
 	timeout := a.Int("timeout", -1)
 	if err := a.Err(); err != nil {
 		return Outcome{}, err

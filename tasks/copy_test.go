@@ -322,17 +322,9 @@ func FuzzParseProbe(f *testing.F) {
 func TestCopySkipByChecksumOddNamesBothHashers(t *testing.T) {
 	// The probe hashes a single dest with openssl when it answers, else with
 	// sha256sum; both must recognise the unchanged file, whatever its name.
-	for _, tc := range []struct{ name, openssl string }{
-		{"openssl", ""},
-		{"sha256sum", "#!/bin/sh\nexit 127\n"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h, c, _ := testHost(t)
-			if tc.openssl != "" {
-				c.fakeBin(t, "openssl", tc.openssl)
-			} else if _, err := exec.LookPath("openssl"); err != nil {
-				t.Skip("needs openssl")
-			}
+	for _, hasher := range []string{"openssl", "sha256sum"} {
+		t.Run(hasher, func(t *testing.T) {
+			h := hasherHost(t, hasher)
 			dest := filepath.Join(t.TempDir(), "it's a \"file\" $(x)\nwith a newline")
 			args := map[string]any{"content": "same", "dest": dest}
 			if out := runModule(t, h, "copy", args); !out.Changed || out.Failed {
@@ -384,17 +376,9 @@ func TestCopySweepsStaleTemps(t *testing.T) {
 // hashed file by file, with openssl when it answers, else sha256sum: both
 // recognise the unchanged tree, whatever the names, and see a changed file.
 func TestCopyFewFilesTreeBothHashers(t *testing.T) {
-	for _, tc := range []struct{ name, openssl string }{
-		{"openssl", ""},
-		{"sha256sum", "#!/bin/sh\nexit 127\n"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h, c, _ := testHost(t)
-			if tc.openssl != "" {
-				c.fakeBin(t, "openssl", tc.openssl)
-			} else if _, err := exec.LookPath("openssl"); err != nil {
-				t.Skip("needs openssl")
-			}
+	for _, hasher := range []string{"openssl", "sha256sum"} {
+		t.Run(hasher, func(t *testing.T) {
+			h := hasherHost(t, hasher)
 			src := filepath.Join(h.Dir, "rel")
 			os.MkdirAll(src, 0o755)
 			mustWrite(t, filepath.Join(src, "app"), "binary v1", 0o755)
@@ -419,4 +403,17 @@ func TestCopyFewFilesTreeBothHashers(t *testing.T) {
 			noTemps(t, dest)
 		})
 	}
+}
+
+// hasherHost is a test host whose probe hashes with hasher: "openssl"
+// (skipped where there is none) or "sha256sum" (openssl made to fail).
+func hasherHost(t *testing.T, hasher string) *Host {
+	t.Helper()
+	h, c, _ := testHost(t)
+	if hasher == "sha256sum" {
+		c.fakeBin(t, "openssl", "#!/bin/sh\nexit 127\n")
+	} else if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("needs openssl")
+	}
+	return h
 }

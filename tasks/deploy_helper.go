@@ -162,7 +162,7 @@ func (deployHelperModule) Run(ctx context.Context, h *Host, args map[string]any)
 				}
 			}
 			if found == nil {
-				return Outcome{Failed: true, Msg: fmt.Sprintf("deploy_helper: the symlink target %s doesn't exist", newPath)}, nil
+				return Outcome{Failed: true, Msg: fmt.Sprintf("deploy_helper: the symlink target %s doesn't exist: run state=present and fill that release first, or give the release that was filled", newPath)}, nil
 			}
 			if found.unfinished {
 				changes = append(changes, "remove "+path.Join(newPath, unf))
@@ -248,7 +248,7 @@ func dhFacts(base, relDir, sharedDir, curName, unf, release string, pr dhProbe) 
 // others. The new release is never removed, nor (unlike Ansible, which
 // keeps only the new one) the release current points to.
 func dhPrune(dirs []dhRelease, release, current string, currentInReleases bool, keep int) []string {
-	var out, rest []string
+	var out []string
 	var finished []dhRelease
 	for _, d := range dirs {
 		switch {
@@ -267,10 +267,9 @@ func dhPrune(dirs []dhRelease, release, current string, currentInReleases bool, 
 	})
 	for i, d := range finished {
 		if i >= keep && !(currentInReleases && d.name == current) {
-			rest = append(rest, d.name)
+			out = append(out, d.name)
 		}
 	}
-	out = append(out, rest...)
 	sort.Strings(out)
 	return out
 }

@@ -3,7 +3,7 @@ package tasks
 import (
 	"context"
 	"fmt"
-	"path/filepath"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -202,7 +202,7 @@ func (q *findQuery) match(e map[string]any) bool {
 			return false
 		}
 	}
-	name := filepath.Base(e["path"].(string))
+	name := path.Base(e["path"].(string)) // a host path: always /
 	if !q.hidden && strings.HasPrefix(name, ".") {
 		return false
 	}

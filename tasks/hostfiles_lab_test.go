@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydeploy/ferry/internal/shell"
 	"github.com/ferrydeploy/ferry/internal/testrig/lab"
 	"github.com/ferrydeploy/ferry/tasks"
 )
@@ -220,11 +221,11 @@ func layoutShell(layout []string) string {
 	for _, e := range layout {
 		switch name, target, link := strings.Cut(e, " -> "); {
 		case link:
-			cmds = append(cmds, fmt.Sprintf("mkdir -p %s && ln -sfn %s %s", shellQuote(path.Dir(name)), shellQuote(target), shellQuote(name)))
+			cmds = append(cmds, fmt.Sprintf("mkdir -p %s && ln -sfn %s %s", shell.Quote(path.Dir(name)), shell.Quote(target), shell.Quote(name)))
 		case strings.HasSuffix(e, "/"):
-			cmds = append(cmds, "mkdir -p "+shellQuote(e))
+			cmds = append(cmds, "mkdir -p "+shell.Quote(e))
 		default:
-			cmds = append(cmds, fmt.Sprintf("mkdir -p %s && touch %s", shellQuote(path.Dir(e)), shellQuote(e)))
+			cmds = append(cmds, fmt.Sprintf("mkdir -p %s && touch %s", shell.Quote(path.Dir(e)), shell.Quote(e)))
 		}
 	}
 	return strings.Join(cmds, " && ")
@@ -233,7 +234,7 @@ func layoutShell(layout []string) string {
 // asApp runs a shell command as app inside the host.
 func (a *attackLab) asApp(cmd string) {
 	a.t.Helper()
-	labExec(a.t, a.l, "app1", fmt.Sprintf("setpriv --reuid=%s --regid=%s --clear-groups -- /bin/sh -c %s", a.uid, a.gid, shellQuote(cmd)))
+	labExec(a.t, a.l, "app1", fmt.Sprintf("setpriv --reuid=%s --regid=%s --clear-groups -- /bin/sh -c %s", a.uid, a.gid, shell.Quote(cmd)))
 }
 
 // run calls the module with become and checks nothing root-only changed or
@@ -298,8 +299,6 @@ func (a *attackLab) asUser(ctx context.Context, uid, gid, prog string, args ...s
 		return out.String()
 	}
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func diffLines(a, b string) string {
 	in := map[string]int{}

@@ -162,7 +162,7 @@ func localPath(h *Host, p string) string {
 	if len(h.Fallback) == 0 {
 		return first
 	}
-	if _, err := os.Stat(first); err == nil {
+	if fileExists(first) {
 		return first
 	}
 	for _, d := range h.Fallback {
