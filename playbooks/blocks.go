@@ -150,7 +150,7 @@ func (l *loader) includeFile(file string, at *yaml.Node, what string) []*Task {
 		}
 	}
 	if l.depth > 20 {
-		l.errorf(l.pos(at), "", "%s: files include each other too deeply", what)
+		l.errorf(l.pos(at), "look for a task file that includes itself, directly or through another", "%s: files include each other too deeply", what)
 		return nil
 	}
 	sub, root := l.subLoader(path, at, what)

@@ -54,7 +54,7 @@ func (l *loader) importPlaybook(n *yaml.Node) (plays []*Play, ok bool) {
 		l.errorf(l.pos(fileNode), "name the file literally: ferry reads imported playbooks when the playbook loads", "import_playbook: {{ }} in a file name is not supported")
 		return nil, true
 	case l.depth > 20:
-		l.errorf(l.pos(fileNode), "", "import_playbook: playbooks import each other too deeply")
+		l.errorf(l.pos(fileNode), "look for a playbook that imports itself, directly or through another", "import_playbook: playbooks import each other too deeply")
 		return nil, true
 	}
 	path := file

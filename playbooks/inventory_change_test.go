@@ -1,13 +1,10 @@
 package playbooks
 
 import (
-	"context"
 	"slices"
 	"sort"
 	"testing"
 
-	"github.com/ferrydeploy/ferry/events"
-	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/inventory"
 )
 
@@ -42,20 +39,7 @@ func TestRunnerGroupByAddHost(t *testing.T) {
 	for _, h := range []struct{ name, role string }{{"h1", "web"}, {"h2", "db"}, {"h3", "db"}} {
 		inv.AddHost(&inventory.Host{Name: h.name, Vars: map[string]any{"role": h.role}}, "app")
 	}
-	rec := &recorder{}
-	res := NewRunner(pb, Options{Inventory: inv, Connector: nopConnector{}, Sink: rec, RunID: "t"}).Run(context.Background())
-	if res.ExitCode != exitcode.OK {
-		for _, e := range rec.kinds(events.TaskEnd) {
-			t.Logf("%s %s %s: %s", e.Host, e.Task, e.Status, e.Msg)
-		}
-		t.Fatalf("exit %d", res.ExitCode)
-	}
-	ran := map[string][]string{}
-	for _, e := range rec.kinds(events.TaskEnd) {
-		if e.Status != events.StatusSkipped {
-			ran[e.Task] = append(ran[e.Task], e.Host)
-		}
-	}
+	ran := runOK(t, pb, Options{Inventory: inv, Connector: nopConnector{}, RunID: "t"})
 	for task, want := range map[string][]string{
 		"by role": {"h1", "h2", "h3"},
 		"see":     {"extra", "h1"},

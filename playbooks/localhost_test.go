@@ -60,21 +60,8 @@ func TestRunnerImplicitLocalhostPlay(t *testing.T) {
 	inv := inventory.New()
 	inv.SetGroupVars("all", map[string]any{"region": "eu-west-1"})
 	inv.AddHost(&inventory.Host{Name: "app1"}, "app")
-	rec := &recorder{}
 	conn := &localConnector{}
-	res := NewRunner(pb, Options{Inventory: inv, Connector: conn, Sink: rec, RunID: "t"}).Run(context.Background())
-	if res.ExitCode != exitcode.OK {
-		for _, e := range rec.kinds(events.TaskEnd) {
-			t.Logf("%s %s %s: %s", e.Host, e.Task, e.Status, e.Msg)
-		}
-		t.Fatalf("exit %d", res.ExitCode)
-	}
-	ran := map[string][]string{}
-	for _, e := range rec.kinds(events.TaskEnd) {
-		if e.Status != events.StatusSkipped {
-			ran[e.Task] = append(ran[e.Task], e.Host)
-		}
-	}
+	ran := runOK(t, pb, Options{Inventory: inv, Connector: conn, RunID: "t"})
 	for task, want := range map[string][]string{
 		"look up": {"localhost"},
 		"where":   {"localhost"},

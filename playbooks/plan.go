@@ -80,7 +80,7 @@ func (r *Runner) plan() ([]playPlan, error) {
 				continue
 			}
 			if len(kept) == 0 {
-				hint := ""
+				hint := ": name one of them in the limit, or run without it"
 				if slices.ContainsFunc(hs, r.opts.Inventory.Implicit) {
 					hint = fmt.Sprintf(": add localhost to the limit (-l '%s:localhost'), as with Ansible's --limit", r.opts.Limit)
 				}

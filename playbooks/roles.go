@@ -352,7 +352,7 @@ func (l *loader) includeRole(t *Task, key string, v *yaml.Node) {
 		return
 	}
 	if l.depth > 20 {
-		l.errorf(l.pos(v), "", "%s: roles include each other too deeply", key)
+		l.errorf(l.pos(v), "look for a role that includes itself, directly or through another", "%s: roles include each other too deeply", key)
 		return
 	}
 	l.depth++

@@ -377,3 +377,26 @@ func TestRunnerSecretsMaskedLeafByLeaf(t *testing.T) {
 		t.Fatalf("env_vars exposes ferry's credentials to playbooks: %+v", ends)
 	}
 }
+
+// runOK runs pb, recording its events, and fails the test (logging every
+// task's end) unless it exits OK. It returns the hosts each task ran on,
+// skips left out.
+func runOK(t *testing.T, pb *Playbook, opts Options) map[string][]string {
+	t.Helper()
+	rec := &recorder{}
+	opts.Sink = rec
+	res := NewRunner(pb, opts).Run(context.Background())
+	if res.ExitCode != exitcode.OK {
+		for _, e := range rec.kinds(events.TaskEnd) {
+			t.Logf("%s %s %s: %s", e.Host, e.Task, e.Status, e.Msg)
+		}
+		t.Fatalf("exit %d", res.ExitCode)
+	}
+	ran := map[string][]string{}
+	for _, e := range rec.kinds(events.TaskEnd) {
+		if e.Status != events.StatusSkipped {
+			ran[e.Task] = append(ran[e.Task], e.Host)
+		}
+	}
+	return ran
+}

@@ -154,7 +154,12 @@ func buildProgram(src string) (*program, error) {
 	a := &analyzer{}
 	a.walk(tree.Node, nil, false)
 	p.refs = a.refs
-	p.guards = definedGuards(tree.Node)
+	// a true condition proves what it guards, as in the analyzer's reading
+	for _, g := range guardNames(tree.Node, true) {
+		if !strings.HasPrefix(g, "$") { // ferry's own names, not variables
+			p.guards = append(p.guards, g)
+		}
+	}
 	if jinja {
 		at := sourceOffsets(src)
 		for i := range p.refs {
@@ -726,80 +731,6 @@ func (e *Expr) Refs() []Ref {
 // are defined: `x is defined`, `x is not undefined`, and those of both sides
 // of `and`. A task whose `when:` holds one may read the variable.
 func (e *Expr) DefinedGuards() []string { return e.p.guards }
-
-func definedGuards(n ast.Node) []string {
-	switch n := n.(type) {
-	case *ast.BinaryNode:
-		if n.Operator == "and" || n.Operator == "&&" {
-			return append(definedGuards(n.Left), definedGuards(n.Right)...)
-		}
-	case *ast.ConditionalNode:
-		// Jinja's `l and r` reads (!$j_truthy(l) ? l : r)
-		if u, ok := n.Cond.(*ast.UnaryNode); ok && (u.Operator == "!" || u.Operator == "not") && truthyArg(u.Node) != nil {
-			return append(definedGuards(n.Exp1), definedGuards(n.Exp2)...)
-		}
-	case *ast.UnaryNode:
-		if n.Operator == "not" || n.Operator == "!" {
-			inner := n.Node
-			if a := truthyArg(inner); a != nil {
-				inner = a // Jinja's `not x` reads !$j_truthy(x)
-			}
-			if name := testedName(inner, "$j_undefined"); name != "" {
-				return []string{name}
-			}
-		}
-	case *ast.CallNode:
-		if a := truthyArg(n); a != nil {
-			return definedGuards(a)
-		}
-		if name := testedName(n, "$j_defined"); name != "" {
-			return []string{name}
-		}
-	}
-	return nil
-}
-
-// truthyArg is x when n is $j_truthy(x), Jinja's truth test.
-func truthyArg(n ast.Node) ast.Node {
-	call, ok := n.(*ast.CallNode)
-	if !ok || len(call.Arguments) != 1 {
-		return nil
-	}
-	if id, ok := call.Callee.(*ast.IdentifierNode); ok && strings.TrimPrefix(id.Value, boundPrefix) == "$j_truthy" {
-		return call.Arguments[0]
-	}
-	return nil
-}
-
-// testedName is x when n is the test call fn(x) (x a variable, or a member
-// chain on one: `a.b is defined` says a is).
-func testedName(n ast.Node, fn string) string {
-	call, ok := n.(*ast.CallNode)
-	if !ok || len(call.Arguments) == 0 {
-		return ""
-	}
-	id, ok := call.Callee.(*ast.IdentifierNode)
-	if !ok || strings.TrimPrefix(id.Value, boundPrefix) != fn {
-		return ""
-	}
-	arg := call.Arguments[0]
-	for {
-		switch x := arg.(type) {
-		case *ast.ChainNode:
-			arg = x.Node
-			continue
-		case *ast.MemberNode:
-			arg = x.Node
-			continue
-		case *ast.IdentifierNode:
-			if strings.HasPrefix(x.Value, "$") {
-				return ""
-			}
-			return x.Value
-		}
-		return ""
-	}
-}
 
 // Describe names a value for an error message: its Go type and its text, cut at 40 bytes.
 func Describe(v any) string {

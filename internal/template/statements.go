@@ -30,15 +30,24 @@ type stmtNode struct {
 
 // translateStatements rewrites s (which holds statements) as one {{ }}.
 func translateStatements(s string) (string, error) {
-	p := &stmtParser{s: s}
-	nodes, end, err := p.parse(0)
+	nodes, err := parseStatements(s)
 	if err != nil {
 		return "", err
 	}
-	if end != "" {
-		return "", errors.New("{% " + end + " %} without {% if %}")
-	}
 	return "{{ " + joinNodes(nodes) + " }}", nil
+}
+
+// parseStatements parses the whole of s into nodes.
+func parseStatements(s string) ([]*stmtNode, error) {
+	p := &stmtParser{s: s}
+	nodes, end, err := p.parse(0)
+	if err != nil {
+		return nil, err
+	}
+	if end != "" {
+		return nil, errors.New("{% " + end + " %} without {% if %}")
+	}
+	return nodes, nil
 }
 
 type stmtParser struct {
@@ -206,13 +215,9 @@ func quoteJinja(t string) string {
 // compares what a name renders to at run time with what it rendered to
 // earlier.
 func AsExpression(s string) (string, error) {
-	p := &stmtParser{s: s}
-	nodes, end, err := p.parse(0)
+	nodes, err := parseStatements(s)
 	if err != nil {
 		return "", err
-	}
-	if end != "" {
-		return "", errors.New("{% " + end + " %} without {% if %}")
 	}
 	return "((" + joinNodes(nodes) + ") | string)", nil
 }
