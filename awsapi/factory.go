@@ -6,6 +6,7 @@
 package awsapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -115,8 +116,8 @@ func NewFactory(ctx context.Context, cfg Config) (*Factory, error) {
 	}
 	base, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		if cfg.Profile != "" {
-			return nil, fmt.Errorf("load AWS config for profile %q: %w (check ~/.aws/config or AWS_PROFILE)", cfg.Profile, err)
+		if p := cmp.Or(cfg.Profile, env.first("AWS_PROFILE", "AWS_DEFAULT_PROFILE")); p != "" {
+			return nil, fmt.Errorf("load AWS config for profile %q: %w (check ~/.aws/config or AWS_PROFILE)", p, err)
 		}
 		return nil, fmt.Errorf("load AWS config: %w", err)
 	}

@@ -130,27 +130,20 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 	if sc != m.sc {
 		// A -F file says where and as whom to connect; host key checking
 		// stays ferry's (flags, ~/.ssh/config, defaults), a security
-		// setting an inventory does not lower.
+		// setting an inventory does not lower. Liveness bounds the -F file
+		// leaves unset come from ferry's own config too: an operator's
+		// ServerAliveInterval must not fall back to the 15s default for
+		// hosts whose inventory names a -F file (a dead link would then go
+		// unnoticed for about a minute).
 		keep := func(e *endpoint) {
 			d := m.sc.resolve(e.alias, e.addr, e.port, e.user, "")
 			e.knownHosts, e.globalHosts, e.strictness = d.knownHosts, d.globalHosts, d.strictness
-		}
-		// Liveness bounds the -F file leaves unset come from ferry's own
-		// config too: an operator's ServerAliveInterval must not fall
-		// back to the 15s default for hosts whose inventory names a -F
-		// file (a dead link would then go unnoticed for about a minute).
-		fill := func(e *endpoint) {
-			d := m.sc.resolve(e.alias, e.addr, e.port, e.user, "")
 			if e.keepAlive == 0 {
 				e.keepAlive = d.keepAlive
 			}
 			if e.connectLimit == 0 {
 				e.connectLimit = d.connectLimit
 			}
-		}
-		fill(&target)
-		for i := range hops {
-			fill(&hops[i])
 		}
 		keep(&target)
 		for i := range hops {

@@ -187,7 +187,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		Resume:           resumed,
 	}
 	if usesAWS(pb) {
-		f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE"), Env: g.env.Lookup, PollInterval: timeDuration(c.AWSPollInterval)})
+		f, err := awsapi.NewFactory(ctx, awsapi.Config{Env: g.env.Lookup, PollInterval: timeDuration(c.AWSPollInterval)})
 		if err != nil {
 			return err
 		}

@@ -147,7 +147,7 @@ func lbStates(ctx context.Context, env environ, hosts []*inventory.Host, rows []
 	if len(byRegion) == 0 {
 		return nil
 	}
-	f, err := awsapi.NewFactory(ctx, awsapi.Config{Profile: env.Get("AWS_PROFILE"), Env: env.Lookup})
+	f, err := awsapi.NewFactory(ctx, awsapi.Config{Env: env.Lookup})
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func (c *EnqueueCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE"), Env: g.env.Lookup})
+	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Env: g.env.Lookup})
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func (c *WorkerCmd) policy() (*worker.Policy, error) {
 
 // Run implements the command.
 func (c *WorkerCmd) Run(g *Globals) error {
-	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Profile: g.env.Get("AWS_PROFILE"), Env: g.env.Lookup})
+	f, err := awsapi.NewFactory(g.ctx, awsapi.Config{Env: g.env.Lookup})
 	if err != nil {
 		return err
 	}

@@ -11,21 +11,12 @@ import (
 // and test assertions. It runs the HealthCheck hook.
 func (s *Server) TargetHealth(account, region, arn string) (map[string]string, error) {
 	now := time.Now()
-	s.mu.Lock()
-	r := s.region(account, region)
-	tg := r.tg(arn)
-	if tg == nil {
-		s.mu.Unlock()
+	return s.poolHealth(account, region, now, func(r *regionState) (*pool, error) {
+		if tg := r.tg(arn); tg != nil {
+			return &tg.pool, nil
+		}
 		return nil, fmt.Errorf("no target group %s in %s/%s", arn, account, region)
-	}
-	s.prune(&tg.pool, now)
-	ms, states := snapshot(r, tg.members)
-	s.mu.Unlock()
-	out := make(map[string]string, len(ms))
-	for i, m := range ms {
-		out[m.id] = s.memberHealth(m, states[i], now).state
-	}
-	return out, nil
+	})
 }
 
 // InstanceHealth reports the classic ELB state (InService, OutOfService)
@@ -33,23 +24,39 @@ func (s *Server) TargetHealth(account, region, arn string) (map[string]string, e
 // TargetHealth does for target groups.
 func (s *Server) InstanceHealth(account, region, name string) (map[string]string, error) {
 	now := time.Now()
+	out, err := s.poolHealth(account, region, now, func(r *regionState) (*pool, error) {
+		if lb := r.elb(name); lb != nil {
+			return &lb.pool, nil
+		}
+		return nil, fmt.Errorf("no load balancer %s in %s/%s", name, account, region)
+	})
+	for id, st := range out {
+		if st == "healthy" {
+			out[id] = "InService"
+		} else {
+			out[id] = "OutOfService"
+		}
+	}
+	return out, err
+}
+
+// poolHealth reports the target-group state of every member of the pool
+// find returns (called under s.mu), keyed by instance ID, after pruning
+// the members whose draining is over.
+func (s *Server) poolHealth(account, region string, now time.Time, find func(*regionState) (*pool, error)) (map[string]string, error) {
 	s.mu.Lock()
 	r := s.region(account, region)
-	lb := r.elb(name)
-	if lb == nil {
+	p, err := find(r)
+	if err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("no load balancer %s in %s/%s", name, account, region)
+		return nil, err
 	}
-	s.prune(&lb.pool, now)
-	ms, states := snapshot(r, lb.members)
+	s.prune(p, now)
+	ms, states := snapshot(r, p.members)
 	s.mu.Unlock()
 	out := make(map[string]string, len(ms))
 	for i, m := range ms {
-		st := "OutOfService"
-		if s.memberHealth(m, states[i], now).state == "healthy" {
-			st = "InService"
-		}
-		out[m.id] = st
+		out[m.id] = s.memberHealth(m, states[i], now).state
 	}
 	return out, nil
 }

@@ -63,7 +63,7 @@ func waitInService(ctx context.Context, timeout time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the hosts were not all in service within %s (%s)", timeout, last)
+			return fmt.Errorf("the hosts were not all in service within %s (%s): check the apps on the unhealthy hosts answer their health check, or give --wait-in-service longer", timeout, last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

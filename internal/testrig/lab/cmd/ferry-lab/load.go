@@ -165,19 +165,7 @@ func runLoad(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ferry-lab load: %v\n", err)
 		}
 	}
-	var exitErr *exec.ExitError
-	switch {
-	case waitErr == nil:
-		return 0
-	case errors.As(waitErr, &exitErr):
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return exitErr.ExitCode()
-	default:
-		fmt.Fprintf(stderr, "ferry-lab load: %v\n", waitErr)
-		return 1
-	}
+	return exitStatus(waitErr, stderr, "ferry-lab load")
 }
 
 type multi []string

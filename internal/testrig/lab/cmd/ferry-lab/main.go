@@ -180,19 +180,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	waitErr := waitCommand(cmd, done, sigs)
-	var exitErr *exec.ExitError
-	switch {
-	case waitErr == nil:
-		return 0
-	case errors.As(waitErr, &exitErr):
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return exitErr.ExitCode()
-	default:
-		fmt.Fprintf(stderr, "ferry-lab: %v\n", waitErr)
-		return 1
-	}
+	return exitStatus(waitErr, stderr, "ferry-lab")
 }
 
 // waitCommand waits for the command to end. A Ctrl-C on the terminal reaches
@@ -223,4 +211,23 @@ func waitCommand(cmd *exec.Cmd, done <-chan error, sigs <-chan os.Signal) error 
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// exitStatus is the exit status a shell would give for a command that
+// ended with err (128+N when signal N killed it); an error that is not the
+// command's exit is reported on stderr under prefix, status 1.
+func exitStatus(err error, stderr io.Writer, prefix string) int {
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exitErr):
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return exitErr.ExitCode()
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
+		return 1
+	}
 }
