@@ -251,6 +251,9 @@ func (m *Manager) dial(ctx context.Context, target string, e endpoint, via *ssh.
 	if via == nil {
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "tcp", e.hostPort())
+		if err == nil {
+			conn = quickAck(conn)
+		}
 	} else {
 		conn, err = via.DialContext(ctx, "tcp", e.hostPort())
 	}
