@@ -21,7 +21,9 @@
 #            as an unprivileged user (make test-nonroot).
 # The 100- and 1,000-host scale runs are make scale; here TestScale is a
 # 20-host smoke of the same path. Every process's output is printed when
-# all have ended, in the order above; the exit status fails if any failed.
+# all have ended, in the order above, under a header with its wall time
+# ("=== tasks (95 s)": the longest is the critical path); the exit status
+# fails if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go=${GO:-go}
@@ -35,6 +37,8 @@ tmp=$(mktemp -d)
 chmod 755 "$tmp"
 pids=()
 logs=()
+names=()
+began=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
 
 start() { # start NAME COMMAND...: run it in the background, output to a log
@@ -43,6 +47,8 @@ start() { # start NAME COMMAND...: run it in the background, output to a log
 	"$@" >"$tmp/$name.log" 2>&1 &
 	pids+=($!)
 	logs+=("$tmp/$name.log")
+	names+=("$name")
+	began+=("$SECONDS")
 }
 
 for arg in "$@"; do
@@ -76,17 +82,24 @@ clitest() { # clitest ARGS...: internal/cli's test binary, in its directory
 }
 cli() {
 	$go test -c -o "$tmp/cli.test" ./internal/cli || return
-	local rc=0
-	clitest -test.parallel "$parallel" -test.run "$(runre "${par[@]}")" >"$tmp/cli-parallel.log" 2>&1 &
+	local rc=0 t0=$SECONDS t1 t2
+	{
+		r=0
+		clitest -test.parallel "$parallel" -test.run "$(runre "${par[@]}")" || r=$?
+		echo $((SECONDS - t0)) >"$tmp/cli-parallel.secs"
+		exit $r
+	} >"$tmp/cli-parallel.log" 2>&1 &
 	local parallel_pid=$!
 	# The other tests (TestZeroDowntimeUnderLoad's load among them) start
 	# once the race build is done, not in the thick of every compile.
 	while [ ! -e "$tmp/race.done" ] && kill -0 "$race_pid" 2>/dev/null; do sleep 1; done
+	t1=$SECONDS
 	clitest -test.skip "$(runre "${par[@]}")" >"$tmp/cli-serial.log" 2>&1 || rc=1
+	t2=$((SECONDS - t1))
 	wait $parallel_pid || rc=1
-	echo "=== internal/cli, the parallel tests (-parallel $parallel):"
+	echo "=== internal/cli, the parallel tests (-parallel $parallel, $(cat "$tmp/cli-parallel.secs" 2>/dev/null || echo ?) s):"
 	cat "$tmp/cli-parallel.log"
-	echo "=== internal/cli, the other tests:"
+	echo "=== internal/cli, the other tests ($t2 s, from $((t1 - t0)) s on):"
 	cat "$tmp/cli-serial.log"
 	[ $rc = 0 ] && echo "ok  	$mod/internal/cli" || echo "FAIL	$mod/internal/cli"
 	return $rc
@@ -103,9 +116,29 @@ if [[ " $* " == *" nonroot "* ]]; then
 	start nonroot "$make" --no-print-directory test-nonroot
 fi
 
+# Wait for whichever ends first, to know each one's wall time.
 rc=0
+took=()
+left=("${pids[@]}")
+while [ ${#left[@]} -gt 0 ]; do
+	ended=
+	wait -n -p ended "${left[@]}" || rc=1
+	if [ -z "$ended" ]; then # not ours (cannot happen): wait for the rest
+		for p in "${left[@]}"; do wait "$p" || rc=1; done
+		break
+	fi
+	rest=()
+	for k in "${!pids[@]}"; do
+		if [ "${pids[k]}" = "$ended" ]; then
+			took[k]=$((SECONDS - began[k]))
+		elif [[ " ${left[*]} " == *" ${pids[k]} "* ]]; then
+			rest+=("${pids[k]}")
+		fi
+	done
+	left=("${rest[@]}")
+done
 for k in "${!pids[@]}"; do
-	wait "${pids[k]}" || rc=1
+	echo "=== ${names[k]} (${took[k]:-?} s)"
 	cat "${logs[k]}"
 done
 pids=()
