@@ -2,7 +2,7 @@
 # The test suite as CI runs it (make test), in several processes at once,
 # each test binary built once:
 #   tasks    the modules' package, started first: its adversarial lab tests
-#            are the longest of all;
+#            are the longest of all (-parallel 4);
 #   lint     make lint (with `scripts/test.sh lint`): it needs only the CPU
 #            while the lab tests mostly wait on sshd, so it runs beside them;
 #   race     the packages that run hosts concurrently, under -race, then
@@ -65,7 +65,10 @@ done
 # tasks first, in a process of its own: its adversarial lab tests (racers
 # swapping paths while a module runs as root) are the longest package, and
 # in the others' process they began only after compiles and other labs.
-start tasks $go test -count=1 -timeout "$timeout" ./tasks
+# They run in parts, each on a lab of its own; -parallel (default 4, not
+# go test's one per CPU) lets four at once share the CPU with the rest of
+# make test; more would leave each racer too little of it to race a call.
+start tasks $go test -count=1 -parallel "${TASKS_PARALLEL:-4}" -timeout "$timeout" ./tasks
 
 start race sh -c "$go test -race -count=1 -timeout $timeout ${race[*]/#/./} && $go test -race -short -count=1 -timeout $timeout ./internal/cli; rc=\$?; touch $tmp/race.done; exit \$rc"
 race_pid=$!

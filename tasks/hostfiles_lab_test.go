@@ -76,13 +76,15 @@ while not os.path.exists(stop) and time.time() < deadline:
 print(swaps)
 `
 
-// attackLab is one lab host set up for the attacks.
+// attackLab is one lab host set up for the attacks, for one module's
+// subtest: nothing in it is shared with another subtest.
 type attackLab struct {
 	t        *testing.T
 	l        *lab.Lab
 	root     *tasks.Host
 	uid, gid string // app's
 	at       tasks.FileAttack
+	before   string // snapshotCmd's output before any call
 }
 
 func TestLabHostFilesAdversarial(t *testing.T) {
@@ -90,6 +92,91 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every host-file module under attack (-short)")
 	}
+	covered := 0
+	for _, spec := range tasks.Specs() {
+		if spec.HostFiles == nil {
+			continue
+		}
+		covered++
+		// Each module on a lab of its own, beside the others: the calls of
+		// one module run one after the other (a call's attacks build on the
+		// deploy directory it prepared).
+		t.Run(spec.Name, func(t *testing.T) {
+			t.Parallel()
+			attackModule(t, spec)
+		})
+	}
+	if covered < 7 {
+		t.Errorf("only %d modules declare HostFiles; copy, template, lineinfile, get_url, unarchive, release and file touch host files", covered)
+	}
+}
+
+// attackModule runs each sample call of a module as meant, with dest and
+// its parents planted as symlinks, and ten times under the owner's race.
+func attackModule(t *testing.T, spec tasks.Spec) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	a := startAttackLab(t, ctx)
+	calls := spec.HostFiles(a.at)
+	if len(calls) == 0 {
+		t.Errorf("%s declares HostFiles but gives no sample call", spec.Name)
+	}
+	ok := 0
+	for i, c := range calls {
+		// The call as meant: the deploy directory as it should be.
+		a.prepare(c)
+		out := a.run(ctx, spec.Name, c)
+		if !out.Failed {
+			ok++
+		}
+		t.Logf("call %d as meant: failed %v: %.200s", i, out.Failed, out.Msg)
+		// (b) dest and each of its parents below the deploy directory
+		// planted as a symlink to a root-only directory or file.
+		rel := strings.TrimPrefix(c.Target, attackDir+"/")
+		parts := strings.Split(rel, "/")
+		for j := range parts {
+			for _, to := range []string{secretDir, secretDir + "/secret"} {
+				a.prepare(c)
+				p := path.Join(attackDir, strings.Join(parts[:j+1], "/"))
+				a.asApp(fmt.Sprintf("mkdir -p %s && rm -rf %s && ln -sfn %s %s", path.Dir(p), p, to, p))
+				t.Logf("call %d, %s -> %s", i, p, to)
+				a.run(ctx, spec.Name, c)
+			}
+		}
+		// (a) the owner racing: every entry swapped for a symlink, in
+		// a loop, while the call runs again and again.
+		a.prepare(c)
+		a.run(ctx, spec.Name, c) // temps and dest exist from now on
+		stop := "/tmp/.stop-racer"
+		labExec(t, a.l, "app1", "rm -f "+stop)
+		wait := a.asUser(ctx, a.uid, a.gid, racer, attackDir, secretDir, stop)
+		t.Cleanup(func() { _, _ = a.l.Exec(context.Background(), "app1", "touch "+stop) }) // also when the subtest stops early
+		began := time.Now()
+		for k := 0; k < 10; k++ {
+			if len(c.Layout) > 0 && k%2 == 1 {
+				a.asApp("cd " + attackDir + " && { " + layoutShell(c.Layout) + "; } 2>/dev/null; true") // more for a cleanup to remove, under the race
+			}
+			a.run(ctx, spec.Name, c)
+		}
+		took := time.Since(began)
+		labExec(t, a.l, "app1", "touch "+stop)
+		n, _ := strconv.Atoi(strings.TrimSpace(wait()))
+		t.Logf("call %d: %d swaps by the racer during 10 calls (%.0f a call, in %v)", i, n, float64(n)/10, took.Round(time.Millisecond))
+		if n == 0 {
+			t.Errorf("call %d: the racer never swapped anything: the race proves nothing", i)
+		}
+		a.check(fmt.Sprintf("call %d under the race", i), tasks.Outcome{})
+	}
+	if ok == 0 {
+		t.Errorf("no sample call of %s succeeded on an ordinary deploy directory: the attacks prove nothing", spec.Name)
+	}
+}
+
+// startAttackLab starts a one-host lab for t and sets it up for the
+// attacks: the app user, the root-only tree, the local sources, get_url's
+// server on the host's own loopback, and a connection as root.
+func startAttackLab(t *testing.T, ctx context.Context) *attackLab {
+	t.Helper()
 	l := lab.StartT(t, lab.Options{Hosts: 1})
 	a := &attackLab{t: t, l: l}
 	labExec(t, l, "app1", "id app >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin app")
@@ -120,8 +207,6 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 
 	// get_url's server, on the host's own loopback.
 	labExec(t, l, "app1", "mkdir -p /opt/www-src && printf 'from the server\\n' > /opt/www-src/file && chmod -R a+rX /opt/www-src")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
 	a.asUser(ctx, "65534", "65534", "import http.server, functools, sys\n"+
 		"h = functools.partial(http.server.SimpleHTTPRequestHandler, directory='/opt/www-src')\n"+
 		"http.server.ThreadingHTTPServer(('127.0.0.1', 8999), h).serve_forever()\n")
@@ -130,72 +215,8 @@ func TestLabHostFilesAdversarial(t *testing.T) {
 	_, client := labConnect(t, l, "app1")
 	a.root = &tasks.Host{Name: "app1", Conn: client, Become: tasks.RunOptions{Become: true}, Dir: local,
 		Render: func(s string) (string, error) { return s, nil }}
-	before := labExec(t, l, "app1", snapshotCmd)
-
-	covered := 0
-	for _, spec := range tasks.Specs() {
-		if spec.HostFiles == nil {
-			continue
-		}
-		covered++
-		calls := spec.HostFiles(a.at)
-		if len(calls) == 0 {
-			t.Errorf("%s declares HostFiles but gives no sample call", spec.Name)
-		}
-		t.Run(spec.Name, func(t *testing.T) {
-			a.t = t
-			ok := 0
-			for i, c := range calls {
-				// The call as meant: the deploy directory as it should be.
-				a.prepare(c)
-				out := a.run(ctx, spec.Name, c, before)
-				if !out.Failed {
-					ok++
-				}
-				t.Logf("call %d as meant: failed %v: %.200s", i, out.Failed, out.Msg)
-				// (b) dest and each of its parents below the deploy directory
-				// planted as a symlink to a root-only directory or file.
-				rel := strings.TrimPrefix(c.Target, attackDir+"/")
-				parts := strings.Split(rel, "/")
-				for j := range parts {
-					for _, to := range []string{secretDir, secretDir + "/secret"} {
-						a.prepare(c)
-						p := path.Join(attackDir, strings.Join(parts[:j+1], "/"))
-						a.asApp(fmt.Sprintf("mkdir -p %s && rm -rf %s && ln -sfn %s %s", path.Dir(p), p, to, p))
-						t.Logf("call %d, %s -> %s", i, p, to)
-						a.run(ctx, spec.Name, c, before)
-					}
-				}
-				// (a) the owner racing: every entry swapped for a symlink, in
-				// a loop, while the call runs again and again.
-				a.prepare(c)
-				a.run(ctx, spec.Name, c, before) // temps and dest exist from now on
-				stop := "/tmp/.stop-racer"
-				labExec(t, l, "app1", "rm -f "+stop)
-				wait := a.asUser(ctx, a.uid, a.gid, racer, attackDir, secretDir, stop)
-				t.Cleanup(func() { _, _ = l.Exec(context.Background(), "app1", "touch "+stop) }) // also when the subtest stops early
-				for k := 0; k < 10; k++ {
-					if len(c.Layout) > 0 && k%2 == 1 {
-						a.asApp("cd " + attackDir + " && { " + layoutShell(c.Layout) + "; } 2>/dev/null; true") // more for a cleanup to remove, under the race
-					}
-					a.run(ctx, spec.Name, c, before)
-				}
-				labExec(t, l, "app1", "touch "+stop)
-				n, _ := strconv.Atoi(strings.TrimSpace(wait()))
-				t.Logf("call %d: %d swaps by the racer during 10 calls", i, n)
-				if n == 0 {
-					t.Errorf("call %d: the racer never swapped anything: the race proves nothing", i)
-				}
-				a.check(before, fmt.Sprintf("call %d under the race", i), tasks.Outcome{})
-			}
-			if ok == 0 {
-				t.Errorf("no sample call of %s succeeded on an ordinary deploy directory: the attacks prove nothing", spec.Name)
-			}
-		})
-	}
-	if covered < 7 {
-		t.Errorf("only %d modules declare HostFiles; copy, template, lineinfile, get_url, unarchive, release and file touch host files", covered)
-	}
+	a.before = labExec(t, l, "app1", snapshotCmd)
+	return a
 }
 
 // reset gives app a fresh, empty deploy directory (and www for unarchive).
@@ -239,7 +260,7 @@ func (a *attackLab) asApp(cmd string) {
 
 // run calls the module with become and checks nothing root-only changed or
 // leaked; it returns the outcome (an error counts as failed).
-func (a *attackLab) run(ctx context.Context, name string, c tasks.FileCall, before string) tasks.Outcome {
+func (a *attackLab) run(ctx context.Context, name string, c tasks.FileCall) tasks.Outcome {
 	a.t.Helper()
 	m, _ := tasks.Lookup(name)
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -248,17 +269,17 @@ func (a *attackLab) run(ctx context.Context, name string, c tasks.FileCall, befo
 	if err != nil {
 		out = tasks.Outcome{Failed: true, Msg: err.Error()}
 	}
-	a.check(before, fmt.Sprintf("%s %v", name, c.Args), out)
+	a.check(fmt.Sprintf("%s %v", name, c.Args), out)
 	return out
 }
 
 // check compares the root-only tree with before, looks for its content
 // where app can read it, for setuid/setgid files app could have planted
 // through ferry, and for files written outside the deploy directory.
-func (a *attackLab) check(before, what string, out tasks.Outcome) {
+func (a *attackLab) check(what string, out tasks.Outcome) {
 	a.t.Helper()
-	if after := labExec(a.t, a.l, "app1", snapshotCmd); after != before {
-		a.t.Errorf("%s: root-only files changed (outcome %+v):\n%s", what, out, diffLines(before, after))
+	if after := labExec(a.t, a.l, "app1", snapshotCmd); after != a.before {
+		a.t.Errorf("%s: root-only files changed (outcome %+v):\n%s", what, out, diffLines(a.before, after))
 		labExec(a.t, a.l, "app1", secretSetup)
 	}
 	leak := labExec(a.t, a.l, "app1", fmt.Sprintf("setpriv --reuid=%s --regid=%s --clear-groups -- grep -rls %s %s /tmp 2>/dev/null || true", a.uid, a.gid, secretTxt, attackDir))

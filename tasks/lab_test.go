@@ -174,6 +174,7 @@ func imageTar(t testing.TB, bin, out string) {
 // and removal, each checked through the host's own port and each repeated
 // to see that an identical second run changes nothing.
 func TestLabDockerPodman(t *testing.T) {
+	t.Parallel() // beside the adversarial tests: podman's state is the host's own (/var, /run)
 	if reason := podmanReady(); reason != "" {
 		t.Skip(reason)
 	}
