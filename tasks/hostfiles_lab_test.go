@@ -136,9 +136,8 @@ func attackModule(t *testing.T, spec tasks.Spec) {
 		parts := strings.Split(rel, "/")
 		for j := range parts {
 			for _, to := range []string{secretDir, secretDir + "/secret"} {
-				a.prepare(c)
 				p := path.Join(attackDir, strings.Join(parts[:j+1], "/"))
-				a.asApp(fmt.Sprintf("mkdir -p %s && rm -rf %s && ln -sfn %s %s", path.Dir(p), p, to, p))
+				a.prepare(c, fmt.Sprintf("mkdir -p %s && rm -rf %s && ln -sfn %s %s", path.Dir(p), p, to, p))
 				t.Logf("call %d, %s -> %s", i, p, to)
 				a.run(ctx, spec.Name, c)
 			}
@@ -219,21 +218,20 @@ func startAttackLab(t *testing.T, ctx context.Context) *attackLab {
 	return a
 }
 
-// reset gives app a fresh, empty deploy directory (and www for unarchive).
-func (a *attackLab) reset() {
-	a.t.Helper()
-	labExec(a.t, a.l, "app1", fmt.Sprintf("rm -rf %[1]s /opt/escape-* /escape-* && mkdir -p %[1]s/www && chown -R app: %[1]s && chmod 755 %[1]s", attackDir))
-}
+// resetCmd gives app a fresh, empty deploy directory (and www for
+// unarchive).
+const resetCmd = "rm -rf " + attackDir + " /opt/escape-* /escape-* && mkdir -p " + attackDir + "/www && chown -R app: " + attackDir + " && chmod 755 " + attackDir
 
-// prepare resets the deploy directory, makes the call's target directory
-// and runs its Setup, as app.
-func (a *attackLab) prepare(c tasks.FileCall) {
+// prepare resets the deploy directory, then, as app, makes the call's
+// target directory, its Layout and any more commands given: one process
+// in the host.
+func (a *attackLab) prepare(c tasks.FileCall, more ...string) {
 	a.t.Helper()
-	a.reset()
-	a.asApp(fmt.Sprintf("mkdir -p %s", path.Dir(c.Target)))
+	app := []string{"mkdir -p " + path.Dir(c.Target)}
 	if len(c.Layout) > 0 {
-		a.asApp("cd " + attackDir + " && " + layoutShell(c.Layout))
+		app = append(app, "(cd "+attackDir+" && "+layoutShell(c.Layout)+")")
 	}
+	labExec(a.t, a.l, "app1", resetCmd+" && "+a.asAppCmd(strings.Join(append(app, more...), " && ")))
 }
 
 // layoutShell is the shell that makes a FileCall's Layout.
@@ -255,7 +253,12 @@ func layoutShell(layout []string) string {
 // asApp runs a shell command as app inside the host.
 func (a *attackLab) asApp(cmd string) {
 	a.t.Helper()
-	labExec(a.t, a.l, "app1", fmt.Sprintf("setpriv --reuid=%s --regid=%s --clear-groups -- /bin/sh -c %s", a.uid, a.gid, shell.Quote(cmd)))
+	labExec(a.t, a.l, "app1", a.asAppCmd(cmd))
+}
+
+// asAppCmd is the command that runs a shell command as app.
+func (a *attackLab) asAppCmd(cmd string) string {
+	return fmt.Sprintf("setpriv --reuid=%s --regid=%s --clear-groups -- /bin/sh -c %s", a.uid, a.gid, shell.Quote(cmd))
 }
 
 // run calls the module with become and checks nothing root-only changed or
@@ -278,15 +281,25 @@ func (a *attackLab) run(ctx context.Context, name string, c tasks.FileCall) task
 // through ferry, and for files written outside the deploy directory.
 func (a *attackLab) check(what string, out tasks.Outcome) {
 	a.t.Helper()
-	if after := labExec(a.t, a.l, "app1", snapshotCmd); after != a.before {
+	// The three looks in one process in the host, each after a marker line.
+	seen := map[string][]string{}
+	part := "@@snapshot"
+	for _, line := range strings.Split(labExec(a.t, a.l, "app1", a.checkCmd()), "\n") {
+		if strings.HasPrefix(line, "@@") {
+			part = line
+			continue
+		}
+		seen[part] = append(seen[part], line)
+	}
+	look := func(part string) string { return strings.TrimSpace(strings.Join(seen[part], "\n")) }
+	if after := look("@@snapshot"); after != a.before {
 		a.t.Errorf("%s: root-only files changed (outcome %+v):\n%s", what, out, diffLines(a.before, after))
 		labExec(a.t, a.l, "app1", secretSetup)
 	}
-	leak := labExec(a.t, a.l, "app1", fmt.Sprintf("setpriv --reuid=%s --regid=%s --clear-groups -- grep -rls %s %s /tmp 2>/dev/null || true", a.uid, a.gid, secretTxt, attackDir))
-	if leak != "" {
+	if leak := look("@@leak"); leak != "" {
 		a.t.Errorf("%s: root-only content readable by app in %s (outcome %+v)", what, leak, out)
 	}
-	if s := labExec(a.t, a.l, "app1", "find "+attackDir+" -perm /6000 -print 2>/dev/null; ls -d /opt/app/escape-* /opt/escape-* /escape-* 2>/dev/null || true"); s != "" {
+	if s := look("@@planted"); s != "" {
 		a.t.Errorf("%s: setuid/setgid or escaped files: %s (outcome %+v)", what, s, out)
 	}
 	if said := fmt.Sprintf("%s %v %s", out.Msg, out.Result, out.Diff); strings.Contains(said, secretTxt) || strings.Contains(said, secretName) {
@@ -295,6 +308,15 @@ func (a *attackLab) check(what string, out tasks.Outcome) {
 	if out.Failed && strings.TrimSpace(out.Msg) == "" {
 		a.t.Errorf("%s: failed without saying why", what)
 	}
+}
+
+// checkCmd prints snapshotCmd's output; after "@@leak", the files under
+// the deploy directory or /tmp where app can read root-only content; after
+// "@@planted", setuid/setgid files there and files escaped from it.
+func (a *attackLab) checkCmd() string {
+	return "(" + snapshotCmd + ") || exit; " +
+		"echo @@leak; " + a.asAppCmd(fmt.Sprintf("grep -rls %s %s /tmp 2>/dev/null || true", secretTxt, attackDir)) + "; " +
+		"echo @@planted; find " + attackDir + " -perm /6000 -print 2>/dev/null; ls -d /opt/app/escape-* /opt/escape-* /escape-* 2>/dev/null || true"
 }
 
 // asUser starts a Python program in the host as uid:gid; the returned func
