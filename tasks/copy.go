@@ -206,10 +206,24 @@ type copyPlan struct {
 	alsoOut  []byte
 	alsoCode int
 	alsoErr  string // the probe's last line of stderr, when also failed
+	// after is a script (hostfs functions at hand) that rides on the end
+	// of the probe's round trip, in the copy's root once the probe made
+	// it, when not in check mode: release reads the layout there (stage)
+	// or switches current when all is in place (activation). It finds
+	// also's output in $hf_also and its status in $hf_ac, and, for a few
+	// top files, their SHA-256 in $hf_sums (" SUM" per file found, in
+	// order). Its output lands in afterOut (afterRan: it ran).
+	after    string
+	afterOut []byte
+	afterRan bool
+	afterErr string // the round trip's last line of stderr
 }
 
 // alsoEnd ends the output of copyPlan.also; its exit status follows.
 const alsoEnd = "\x01ALSO\x00"
+
+// afterMark starts the output of copyPlan.after, the last of the probe's.
+const afterMark = "\x01AFTER\x00"
 
 func contentPlan(content []byte, dest string, o copyOpts) (*copyPlan, error) {
 	if dest == "" || strings.HasSuffix(dest, "/") {
@@ -325,7 +339,7 @@ type remoteFile struct {
 // need makes the staging directory (hostfs.Stage) in the same round trip
 // when files will certainly be written: for a single file, when dest
 // differs (hf_needpriv); for a tree, when files are missing.
-func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need string) string {
+func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need, after string) string {
 	var b strings.Builder
 	b.WriteString("hf_quiet=1; " + info)
 	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
@@ -334,11 +348,11 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 		// A release of a few files (a binary and its config): hash just
 		// them, each with hf_hash (openssl: a sixth of sha256sum's time on
 		// a large binary), two processes instead of five.
-		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_nf=0; for f in`)
+		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_nf=0 hf_sums=; for f in`)
 		for _, n := range names {
 			b.WriteString(" " + shell.Quote("./"+n))
 		}
-		b.WriteString(`; do if [ -f "$f" ] && [ ! -L "$f" ]; then hf_nf=$((hf_nf+1)); hf_hash "$f" && printf '%s  %s\0' "$hf_s" "$f"; fi; done; `)
+		b.WriteString(`; do if [ -f "$f" ] && [ ! -L "$f" ]; then hf_nf=$((hf_nf+1)); hf_hash "$f" && printf '%s  %s\0' "$hf_s" "$f" && hf_sums="$hf_sums $hf_s"; fi; done; `)
 	case tree:
 		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; find . -type f -exec sha256sum -z -- {} + 2>/dev/null; hf_nf=$(find . -type f | wc -l); `)
 	default:
@@ -363,6 +377,9 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 			}
 			return " " + shell.Join(mkdirs...)
 		}())
+		if after != "" {
+			b.WriteString(`printf '\001AFTER\000'; ` + after + "; ")
+		}
 	}
 	b.WriteString("true")
 	return hostfs.Script(b.String())
@@ -499,13 +516,20 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	}
 	also := ""
 	if p.also != "" {
-		also = "( " + p.also + " ); printf '\\001ALSO\\000%s\\000' $?; "
+		also = "hf_also=$( " + p.also + " ); hf_ac=$?; printf '%s\\001ALSO\\000%s\\000' \"$hf_also\" $hf_ac; "
 	}
-	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, also+sweep+p.infoScript(), need), false)
+	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, also+sweep+p.infoScript(), need, p.after), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
 	out := res.Stdout
+	if p.after != "" {
+		// Last in the output: a file name the probe listed cannot end it.
+		if i := bytes.LastIndex(out, []byte(afterMark)); i >= 0 {
+			p.afterOut, p.afterRan, out = out[i+len(afterMark):], true, out[:i]
+			p.afterErr = lastLine(res.Stderr)
+		}
+	}
 	if p.also != "" {
 		var found bool
 		p.alsoOut, out, found = bytes.Cut(out, []byte(alsoEnd))
