@@ -213,7 +213,13 @@ type copyPlan struct {
 	// also's output in $hf_also and its status in $hf_ac, and, for a few
 	// top files, their SHA-256 in $hf_sums (" SUM" per file found, in
 	// order). Its output lands in afterOut (afterRan: it ran).
-	after    string
+	after string
+	// early, like after, runs in the probe's round trip when not in check
+	// mode, but in the copy's root right after the probe listed and hashed
+	// it, before it makes anything: unless it exits 3 the round trip ends
+	// there (release switches current when all is in place). Its exit
+	// status lands in afterOut.
+	early    string
 	afterOut []byte
 	afterRan bool
 	afterErr string // the round trip's last line of stderr
@@ -339,7 +345,7 @@ type remoteFile struct {
 // need makes the staging directory (hostfs.Stage) in the same round trip
 // when files will certainly be written: for a single file, when dest
 // differs (hf_needpriv); for a tree, when files are missing.
-func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need, after string) string {
+func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need, early, after string) string {
 	var b strings.Builder
 	b.WriteString("hf_quiet=1; " + info)
 	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
@@ -368,6 +374,9 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 		// sha256sum for all its files, cheaper than a process per file.
 		b.WriteString(`find "$@" -maxdepth 0 -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_s1=; ` +
 			`for f do [ -f "$f" ] && [ ! -L "$f" ] && hf_hash "$f" && { printf '%s  %s\0' "$hf_s" "$f"; [ "$f" = "$1" ] && hf_s1=$hf_s; }; done; `)
+	}
+	if mk && early != "" {
+		b.WriteString(`( ` + early + ` ); hf_fc=$?; printf '\001AFTER\000%s\000' $hf_fc; [ $hf_fc = 3 ] || exit 0; `)
 	}
 	b.WriteString("fi; ")
 	if mk {
@@ -518,16 +527,22 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if p.also != "" {
 		also = "hf_also=$( " + p.also + " ); hf_ac=$?; printf '%s\\001ALSO\\000%s\\000' \"$hf_also\" $hf_ac; "
 	}
-	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, also+sweep+p.infoScript(), need, p.after), false)
+	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, also+sweep+p.infoScript(), need, p.early, p.after), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
 	out := res.Stdout
-	if p.after != "" {
+	if p.after != "" || p.early != "" {
 		// Last in the output: a file name the probe listed cannot end it.
 		if i := bytes.LastIndex(out, []byte(afterMark)); i >= 0 {
-			p.afterOut, p.afterRan, out = out[i+len(afterMark):], true, out[:i]
+			p.afterOut, p.afterRan, out = out[i+len(afterMark):], true, out[:i:i]
 			p.afterErr = lastLine(res.Stderr)
+			if p.early != "" {
+				// Its exit status; what the probe printed after it follows.
+				var rest []byte
+				p.afterOut, rest, _ = bytes.Cut(p.afterOut, []byte{0})
+				out = append(out, rest...)
+			}
 		}
 	}
 	if p.also != "" {

@@ -304,7 +304,7 @@ func (sw *releaseSwitch) same(o releaseSwitch) bool {
 // as it read it (the output of releaseProbe).
 func layoutKey(base string) string { return "release.layout:" + base }
 
-// fastSwitch sets p.after, when it can, to activate version on the
+// fastSwitch sets p.early, when it can, to activate version on the
 // probe's round trip: from the layout a stage of this run read (staged),
 // guarded on the host by what the probe has just seen. The switch runs
 // only if the layout is still exactly the one staged and every file of
@@ -352,7 +352,7 @@ func (p *copyPlan) fastSwitch(h *Host, staged, base, version string, keep int) *
 			g.WriteString(` && shift 5`)
 		}
 	}
-	p.after = `( ( ` + g.String() + ` ) || exit 3; ` + switchScript(base, sw.target, sw.history, sw.prune) + ` ); printf %s $?`
+	p.early = `( ` + g.String() + ` ) || exit 3; ` + switchScript(base, sw.target, sw.history, sw.prune)
 	return &sw
 }
 
