@@ -308,21 +308,15 @@ func fileItem(local string, st os.FileInfo, o copyOpts) (*copyItem, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", local)
 	}
-	f, err := os.Open(local)
+	sum, n, err := localSum(local)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", local, err)
 	}
 	mode := o.mode
 	if mode == "preserve" {
 		mode = fmt.Sprintf("%o", st.Mode().Perm())
 	}
-	return &copyItem{local: local, size: n, sum: hex.EncodeToString(h.Sum(nil)), mode: mode}, nil
+	return &copyItem{local: local, size: n, sum: sum, mode: mode}, nil
 }
 
 // remoteFile is what the probe saw of one path on the host.
