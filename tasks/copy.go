@@ -207,18 +207,17 @@ type copyPlan struct {
 	alsoCode int
 	alsoErr  string // the probe's last line of stderr, when also failed
 	// after is a script (hostfs functions at hand) that rides on the end
-	// of the probe's round trip, in the copy's root once the probe made
-	// it, when not in check mode: release reads the layout there (stage)
-	// or switches current when all is in place (activation). It finds
-	// also's output in $hf_also and its status in $hf_ac, and, for a few
-	// top files, their SHA-256 in $hf_sums (" SUM" per file found, in
-	// order). Its output lands in afterOut (afterRan: it ran).
+	// of the probe's round trip when not in check mode, once the probe
+	// made the copy's root: a stage reads the release layout there. Its
+	// output lands in afterOut (afterRan: it ran).
 	after string
-	// early, like after, runs in the probe's round trip when not in check
-	// mode, but in the copy's root right after the probe listed and hashed
-	// it, before it makes anything: unless it exits 3 the round trip ends
-	// there (release switches current when all is in place). Its exit
-	// status lands in afterOut.
+	// early rides on the probe's round trip too, when not in check mode,
+	// but in the copy's root right after the probe listed and hashed it,
+	// before it makes anything; unless it exits 3 the round trip ends there
+	// (release switches current when all is in place). It finds also's
+	// output in $hf_also and its status in $hf_ac, and, for a few top
+	// files, their SHA-256 in $hf_sums (" SUM" per file found, in order).
+	// Its exit status lands in afterOut (afterRan: it ran).
 	early    string
 	afterOut []byte
 	afterRan bool
@@ -228,7 +227,8 @@ type copyPlan struct {
 // alsoEnd ends the output of copyPlan.also; its exit status follows.
 const alsoEnd = "\x01ALSO\x00"
 
-// afterMark starts the output of copyPlan.after, the last of the probe's.
+// afterMark starts the output of copyPlan.after, or the exit status of
+// copyPlan.early (then ended by a NUL).
 const afterMark = "\x01AFTER\x00"
 
 func contentPlan(content []byte, dest string, o copyOpts) (*copyPlan, error) {
