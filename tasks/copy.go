@@ -206,10 +206,30 @@ type copyPlan struct {
 	alsoOut  []byte
 	alsoCode int
 	alsoErr  string // the probe's last line of stderr, when also failed
+	// after is a script (hostfs functions at hand) that rides on the end
+	// of the probe's round trip when not in check mode, once the probe
+	// made the copy's root: a stage reads the release layout there. Its
+	// output lands in afterOut (afterRan: it ran).
+	after string
+	// early rides on the probe's round trip too, when not in check mode,
+	// but in the copy's root right after the probe listed and hashed it,
+	// before it makes anything; unless it exits 3 the round trip ends there
+	// (release switches current when all is in place). It finds also's
+	// output in $hf_also and its status in $hf_ac, and, for a few top
+	// files, their SHA-256 in $hf_sums (" SUM" per file found, in order).
+	// Its exit status lands in afterOut (afterRan: it ran).
+	early    string
+	afterOut []byte
+	afterRan bool
+	afterErr string // the round trip's last line of stderr
 }
 
 // alsoEnd ends the output of copyPlan.also; its exit status follows.
 const alsoEnd = "\x01ALSO\x00"
+
+// afterMark starts the output of copyPlan.after, or the exit status of
+// copyPlan.early (then ended by a NUL).
+const afterMark = "\x01AFTER\x00"
 
 func contentPlan(content []byte, dest string, o copyOpts) (*copyPlan, error) {
 	if dest == "" || strings.HasSuffix(dest, "/") {
@@ -288,21 +308,15 @@ func fileItem(local string, st os.FileInfo, o copyOpts) (*copyItem, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", local)
 	}
-	f, err := os.Open(local)
+	sum, n, err := localSum(local)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", local, err)
 	}
 	mode := o.mode
 	if mode == "preserve" {
 		mode = fmt.Sprintf("%o", st.Mode().Perm())
 	}
-	return &copyItem{local: local, size: n, sum: hex.EncodeToString(h.Sum(nil)), mode: mode}, nil
+	return &copyItem{local: local, size: n, sum: sum, mode: mode}, nil
 }
 
 // remoteFile is what the probe saw of one path on the host.
@@ -325,7 +339,7 @@ type remoteFile struct {
 // need makes the staging directory (hostfs.Stage) in the same round trip
 // when files will certainly be written: for a single file, when dest
 // differs (hf_needpriv); for a tree, when files are missing.
-func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need string) string {
+func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need, early, after string) string {
 	var b strings.Builder
 	b.WriteString("hf_quiet=1; " + info)
 	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
@@ -334,11 +348,11 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 		// A release of a few files (a binary and its config): hash just
 		// them, each with hf_hash (openssl: a sixth of sha256sum's time on
 		// a large binary), two processes instead of five.
-		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_nf=0; for f in`)
+		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_nf=0 hf_sums=; for f in`)
 		for _, n := range names {
 			b.WriteString(" " + shell.Quote("./"+n))
 		}
-		b.WriteString(`; do if [ -f "$f" ] && [ ! -L "$f" ]; then hf_nf=$((hf_nf+1)); hf_hash "$f" && printf '%s  %s\0' "$hf_s" "$f"; fi; done; `)
+		b.WriteString(`; do if [ -f "$f" ] && [ ! -L "$f" ]; then hf_nf=$((hf_nf+1)); hf_hash "$f" && printf '%s  %s\0' "$hf_s" "$f" && hf_sums="$hf_sums $hf_s"; fi; done; `)
 	case tree:
 		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; find . -type f -exec sha256sum -z -- {} + 2>/dev/null; hf_nf=$(find . -type f | wc -l); `)
 	default:
@@ -355,6 +369,9 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 		b.WriteString(`find "$@" -maxdepth 0 -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_s1=; ` +
 			`for f do [ -f "$f" ] && [ ! -L "$f" ] && hf_hash "$f" && { printf '%s  %s\0' "$hf_s" "$f"; [ "$f" = "$1" ] && hf_s1=$hf_s; }; done; `)
 	}
+	if mk && early != "" {
+		b.WriteString(`( ` + early + ` ); hf_fc=$?; printf '\001AFTER\000%s\000' $hf_fc; [ $hf_fc = 3 ] || exit 0; `)
+	}
 	b.WriteString("fi; ")
 	if mk {
 		fmt.Fprintf(&b, "hf_in %s 1; %shf_mkdirs%s; ", shell.Quote(base), need, func() string {
@@ -363,6 +380,9 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 			}
 			return " " + shell.Join(mkdirs...)
 		}())
+		if after != "" {
+			b.WriteString(`printf '\001AFTER\000'; ` + after + "; ")
+		}
 	}
 	b.WriteString("true")
 	return hostfs.Script(b.String())
@@ -499,13 +519,26 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	}
 	also := ""
 	if p.also != "" {
-		also = "( " + p.also + " ); printf '\\001ALSO\\000%s\\000' $?; "
+		also = "hf_also=$( " + p.also + " ); hf_ac=$?; printf '%s\\001ALSO\\000%s\\000' \"$hf_also\" $hf_ac; "
 	}
-	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, also+sweep+p.infoScript(), need), false)
+	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, also+sweep+p.infoScript(), need, p.early, p.after), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
 	out := res.Stdout
+	if p.after != "" || p.early != "" {
+		// Last in the output: a file name the probe listed cannot end it.
+		if i := bytes.LastIndex(out, []byte(afterMark)); i >= 0 {
+			p.afterOut, p.afterRan, out = out[i+len(afterMark):], true, out[:i:i]
+			p.afterErr = lastLine(res.Stderr)
+			if p.early != "" {
+				// Its exit status; what the probe printed after it follows.
+				var rest []byte
+				p.afterOut, rest, _ = bytes.Cut(p.afterOut, []byte{0})
+				out = append(out, rest...)
+			}
+		}
+	}
 	if p.also != "" {
 		var found bool
 		p.alsoOut, out, found = bytes.Cut(out, []byte(alsoEnd))

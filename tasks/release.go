@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -96,12 +97,27 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	if err != nil {
 		return Outcome{}, fmt.Errorf("release: %w", err)
 	}
+	// The layout a stage read on this host in this run, for a switch on
+	// the probe's round trip (below); used once.
+	staged, _ := h.State[layoutKey(base)].(string)
+	delete(h.State, layoutKey(base))
+	var fast *releaseSwitch
 	if activateIt {
 		// The layout is read on the copy's probe round trip: what the copy
 		// may add (releases/<version>) is accounted for below.
 		plan.also = releaseProbe(base)
+		fast = plan.fastSwitch(h, staged, base, version, keep)
+	} else if !h.Check && h.State != nil {
+		// Staging reads the layout once releases/<version> is made, at the
+		// end of the probe's round trip (no round trip of its own): the
+		// activation switches from it in one round trip if it still holds.
+		plan.after = `hf_lay=$( ` + releaseProbe(base) + ` ) && printf 'L%s' "$hf_lay"`
 	}
 	copied, err := plan.run(ctx, h)
+	if fast != nil && fast.activate && plan.afterRan && string(plan.afterOut) == "0" && h.State != nil {
+		// current was switched: whatever happens next, a rollback undoes it.
+		h.State[releaseKey(base)] = version
+	}
 	if err != nil || copied.Failed {
 		if err == nil {
 			err = errors.New(copied.Msg)
@@ -110,8 +126,9 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	}
 	if !activateIt {
 		// Staged: current, the history and older releases stay as they are.
-		// No probe of the layout: staging reads nothing of it (one round
-		// trip less for every host of a stage:).
+		if lay, ok := bytes.CutPrefix(plan.afterOut, []byte("L")); ok && plan.afterRan && h.State != nil {
+			h.State[layoutKey(base)] = string(lay)
+		}
 		result := map[string]any{"release": dir, "version": version, "current": path.Join(base, "current"), "pruned": []any{}}
 		if !copied.Changed {
 			return Outcome{Msg: "release " + version + " is staged", Result: result}, nil
@@ -128,24 +145,8 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 		return Outcome{}, fmt.Errorf("release: inspect %s: exit %d: %s", base, plan.alsoCode, plan.alsoErr)
 	}
 	st := parseReleaseState(plan.alsoOut)
-	history := st.history
-	if len(history) == 0 && st.current != "" {
-		history = []string{st.current} // a layout ferry did not make: start from what runs
-	}
-	activate := st.current != version
-	if activate && (len(history) == 0 || history[len(history)-1] != version) {
-		history = append(history, version)
-	}
-	releases := st.releases
-	if !slices.Contains(releases, version) {
-		releases = append(releases, version)
-	}
-	previous := st.current
-	if !activate && len(history) > 1 {
-		previous = history[len(history)-2]
-	}
-	prune := pruneList(releases, history, keep, version, previous)
-	history = slices.DeleteFunc(slices.Clone(history), func(v string) bool { return slices.Contains(prune, v) })
+	sw := planSwitch(st, base, version, keep)
+	activate, history, previous, prune := sw.activate, sw.history, sw.previous, sw.prune
 
 	result := map[string]any{
 		"release": dir, "version": version, "previous": previous,
@@ -171,14 +172,24 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	if h.Check {
 		return Outcome{Changed: true, Msg: checkMsg("deploy release %s: %s", version, strings.Join(changes, "; ")), Diff: diff, Result: result}, nil
 	}
-	if activate || len(prune) > 0 || !slices.Equal(history, st.history) {
-		target := ""
-		if activate {
-			target = dir
+	if sw.needed(st) {
+		switched := false
+		if fast != nil && plan.afterRan {
+			switch code := string(plan.afterOut); code {
+			case "0": // switched on the probe's round trip
+				// From the layout the stage read, which the host still had:
+				// the same switch as the one just computed (else do that one).
+				switched = fast.same(sw)
+			case "3": // something changed since the stage: switch now
+			default:
+				return Outcome{Failed: true, Msg: fmt.Sprintf("switch %s exited with status %s: %s", base, code, plan.afterErr), Result: result}, nil
+			}
 		}
-		if out, ok := switchRelease(ctx, h, base, target, history, prune); !ok {
-			out.Result = result
-			return out, nil
+		if !switched {
+			if out, ok := switchRelease(ctx, h, base, sw.target, history, prune); !ok {
+				out.Result = result
+				return out, nil
+			}
 		}
 		if activate && h.State != nil {
 			h.State[releaseKey(base)] = version
@@ -243,9 +254,123 @@ func rollbackRelease(ctx context.Context, h *Host, base string, st releaseState)
 	return Outcome{Changed: true, Msg: "rolled back: " + change, Diff: change + "\n", Result: result}, nil
 }
 
+// releaseSwitch is what activating a release does to the layout.
+type releaseSwitch struct {
+	activate bool     // current changes
+	target   string   // the release directory current then points to ("" when it stays)
+	history  []string // the history to write
+	previous string   // what ran before
+	prune    []string // releases to remove
+}
+
+// planSwitch works out the activation of version from the layout st (the
+// release's files are in place).
+func planSwitch(st releaseState, base, version string, keep int) releaseSwitch {
+	history := st.history
+	if len(history) == 0 && st.current != "" {
+		history = []string{st.current} // a layout ferry did not make: start from what runs
+	}
+	activate := st.current != version
+	if activate && (len(history) == 0 || history[len(history)-1] != version) {
+		history = append(history, version)
+	}
+	releases := st.releases
+	if !slices.Contains(releases, version) {
+		releases = append(releases, version)
+	}
+	previous := st.current
+	if !activate && len(history) > 1 {
+		previous = history[len(history)-2]
+	}
+	prune := pruneList(releases, history, keep, version, previous)
+	history = slices.DeleteFunc(slices.Clone(history), func(v string) bool { return slices.Contains(prune, v) })
+	sw := releaseSwitch{activate: activate, history: history, previous: previous, prune: prune}
+	if activate {
+		sw.target = path.Join(base, "releases", version)
+	}
+	return sw
+}
+
+// needed: the switch changes something on the host.
+func (sw releaseSwitch) needed(st releaseState) bool {
+	return sw.activate || len(sw.prune) > 0 || !slices.Equal(sw.history, st.history)
+}
+
+func (sw *releaseSwitch) same(o releaseSwitch) bool {
+	return sw.activate == o.activate && sw.target == o.target && slices.Equal(sw.history, o.history) && slices.Equal(sw.prune, o.prune)
+}
+
+// layoutKey is where, in Host.State, a stage keeps the layout under base
+// as it read it (the output of releaseProbe).
+func layoutKey(base string) string { return "release.layout:" + base }
+
+// fastSwitch sets p.early, when it can, to activate version on the
+// probe's round trip: from the layout a stage of this run read (staged),
+// guarded on the host by what the probe has just seen. The switch runs
+// only if the layout is still exactly the one staged and every file of
+// the release is a regular file with this run's checksum and attributes
+// (what the probe needs to find nothing to upload); else it prints 3 and
+// the activation goes on as without a stage (probe, then switch). It
+// returns the switch it would make, or nil.
+func (p *copyPlan) fastSwitch(h *Host, staged, base, version string, keep int) *releaseSwitch {
+	if staged == "" || h.Check || !p.isDir || len(p.dirs) != 1 || p.dirs[0] != p.root {
+		return nil
+	}
+	names := p.fewTopFiles() // hashed by name by the probe, into $hf_sums
+	if names == nil {
+		return nil
+	}
+	st := parseReleaseState([]byte(staged))
+	sw := planSwitch(st, base, version, keep)
+	if !sw.needed(st) {
+		return nil
+	}
+	var g strings.Builder
+	sums := ""
+	for _, it := range p.items {
+		sums += " " + it.sum
+	}
+	fmt.Fprintf(&g, `[ "$hf_ac" = 0 ] && [ "$hf_also" = %s ] && [ "$hf_sums" = %s ]`, shell.Quote(staged), shell.Quote(sums))
+	if o := p.opts; o.mode != "" || o.owner != "" || o.group != "" { // mode: all items or none
+		// The attributes attrsDiffer compares, of each file (the probe
+		// left the shell in the release's directory).
+		g.WriteString(` && set -f && set -- $(stat -c '%a %U %u %G %g' --`)
+		for _, n := range names {
+			g.WriteString(" " + shell.Quote("./"+n))
+		}
+		fmt.Fprintf(&g, `) && [ $# = %d ]`, 5*len(names))
+		for _, it := range p.items {
+			if it.mode != "" {
+				g.WriteString(` && [ "$1" = ` + shell.Quote(it.mode) + ` ]`)
+			}
+			if o.owner != "" {
+				fmt.Fprintf(&g, ` && { [ "$2" = %s ] || [ "$3" = %[1]s ]; }`, shell.Quote(o.owner))
+			}
+			if o.group != "" {
+				fmt.Fprintf(&g, ` && { [ "$4" = %s ] || [ "$5" = %[1]s ]; }`, shell.Quote(o.group))
+			}
+			g.WriteString(` && shift 5`)
+		}
+	}
+	p.early = `( ` + g.String() + ` ) || exit 3; ` + switchScript(base, sw.target, sw.history, sw.prune)
+	return &sw
+}
+
 // switchRelease writes the history, swaps current to target atomically
 // (when target is set) and removes pruned releases, in one command.
 func switchRelease(ctx context.Context, h *Host, base, target string, history, prune []string) (Outcome, bool) {
+	res, err := runOn(ctx, h, hostfs.Script(switchScript(base, target, history, prune)), false)
+	if err != nil {
+		return Outcome{Failed: true, Msg: fmt.Sprintf("switch %s: %v", base, err)}, false
+	}
+	if res.ExitCode != 0 {
+		return Outcome{Failed: true, Msg: failMsg("switch "+base, res)}, false
+	}
+	return Outcome{}, true
+}
+
+// switchScript is switchRelease's command (hostfs functions at hand).
+func switchScript(base, target string, history, prune []string) string {
 	// hostfs: base is entered physically; the history file and the link
 	// are made in a private directory there and renamed over the old ones;
 	// pruned releases are removed relative to the held releases/.
@@ -267,15 +392,7 @@ func switchRelease(ctx context.Context, h *Host, base, target string, history, p
 		}
 	}
 	b.WriteString("exit 0")
-	script := hostfs.Script(b.String())
-	res, err := runOn(ctx, h, script, false)
-	if err != nil {
-		return Outcome{Failed: true, Msg: fmt.Sprintf("switch %s: %v", base, err)}, false
-	}
-	if res.ExitCode != 0 {
-		return Outcome{Failed: true, Msg: failMsg("switch "+base, res)}, false
-	}
-	return Outcome{}, true
+	return b.String()
 }
 
 func probeRelease(ctx context.Context, h *Host, base string) (releaseState, error) {

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -179,14 +180,127 @@ func TestReleaseStageThenActivate(t *testing.T) {
 	if !out.Changed || current(t, base) != "v2" || strings.Contains(out.Msg, "updated") || !strings.Contains(out.Msg, "current -> v2 (was v1)") {
 		t.Fatalf("switch: %+v", out)
 	}
-	// Inside the host's window: one command checks the staged files and
-	// reads the layout, one switches.
-	if n := len(c.cmds) - before; n != 2 {
-		t.Errorf("activating a staged release took %d commands, want 2", n)
+	// Inside the host's window: one command checks the staged files, reads
+	// the layout and, as both are what the stage left, switches.
+	if n := len(c.cmds) - before; n != 1 {
+		t.Errorf("activating a staged release took %d commands, want 1", n)
+	}
+	if hist := strings.Fields(mustRead(t, filepath.Join(base, ".ferry-releases"))); !reflect.DeepEqual(hist, []string{"v1", "v2"}) {
+		t.Fatalf("history after the switch: %v", hist)
 	}
 	// A rollback goes back to v1: staging was not an activation.
 	h.State = map[string]any{}
 	if out := runModule(t, h, "release", map[string]any{"path": base, "rollback": true}); current(t, base) != "v1" {
 		t.Fatalf("rollback: %+v", out)
 	}
+}
+
+// The one-command switch of a staged release holds only while the host has
+// what the stage left: files changed since (content or mode), or a layout
+// changed since (another release activated or added), make the activation
+// go the long way, probe then switch, with the same result as without a
+// stage. The run's state after each is what a rollback needs.
+func TestReleaseStagedSwitchFallsBack(t *testing.T) {
+	kept := []string{"v2", "v3"}
+	for _, tc := range []struct {
+		name     string
+		after    func(t *testing.T, base string) // between stage and activation
+		fast     bool                            // one command
+		pruned   []string
+		releases []string // and the history
+	}{
+		{"unchanged", func(*testing.T, string) {}, true, []string{"v1"}, kept},
+		{"content", func(t *testing.T, base string) {
+			mustWrite(t, filepath.Join(base, "releases", "v3", "api"), "tampered", 0o755)
+		}, false, []string{"v1"}, kept},
+		{"mode", func(t *testing.T, base string) {
+			if err := os.Chmod(filepath.Join(base, "releases", "v3", "api"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, false, []string{"v1"}, kept},
+		{"missing", func(t *testing.T, base string) {
+			if err := os.Remove(filepath.Join(base, "releases", "v3", "api")); err != nil {
+				t.Fatal(err)
+			}
+		}, false, []string{"v1"}, kept},
+		// A release added since the stage: keep 2 prunes it too.
+		{"layout", func(t *testing.T, base string) {
+			if err := os.Mkdir(filepath.Join(base, "releases", "old"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, false, []string{"old", "v1"}, kept},
+		// v1 made current again since: it is now the previous release, kept.
+		{"current", func(t *testing.T, base string) {
+			if err := os.Remove(filepath.Join(base, "current")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(base, "releases", "v1"), filepath.Join(base, "current")); err != nil {
+				t.Fatal(err)
+			}
+		}, false, []string{}, []string{"v1", "v2", "v3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, c, _ := testHost(t)
+			base := filepath.Join(t.TempDir(), "app")
+			src := filepath.Join(h.Dir, "dist")
+			os.Mkdir(src, 0o755)
+			for _, v := range []string{"v1", "v2"} {
+				mustWrite(t, filepath.Join(src, "api"), "build "+v, 0o755)
+				runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": v, "mode": "0755", "keep": 2})
+			}
+			mustWrite(t, filepath.Join(src, "api"), "build v3", 0o755)
+			if out := runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": "v3", "mode": "0755", "activate": false}); !out.Changed || out.Failed {
+				t.Fatalf("stage: %+v", out)
+			}
+			h.State = map[string]any{layoutKey(base): h.State[layoutKey(base)]} // a new run's state, but for the stage's
+			tc.after(t, base)
+			before := len(c.cmds)
+			// What current is after each command: never the staged release
+			// while its files are not what this run uploads.
+			var seen []string
+			h.Conn = watchConn{c, func() { seen = append(seen, current(t, base)) }}
+			out := runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": "v3", "mode": "0755", "keep": 2})
+			if want := map[bool]string{true: "v3", false: "v2"}[tc.fast]; tc.name != "current" && seen[0] != want {
+				t.Errorf("current after the first command: %s, want %s", seen[0], want)
+			}
+			if out.Failed || !out.Changed || current(t, base) != "v3" {
+				t.Fatalf("activate: %+v, current %s", out, current(t, base))
+			}
+			if n := len(c.cmds) - before; (n == 1) != tc.fast {
+				t.Errorf("activation took %d commands (one-command switch expected: %v)", n, tc.fast)
+			}
+			api := filepath.Join(base, "releases", "v3", "api")
+			if got := mustRead(t, api); got != "build v3" || fileMode(t, api) != 0o755 {
+				t.Errorf("activated %q, mode %v", got, fileMode(t, api))
+			}
+			if got := out.Result["pruned"]; !reflect.DeepEqual(got, toAnyList(tc.pruned)) {
+				t.Errorf("pruned %v, want %v", got, tc.pruned)
+			}
+			if got := releases(t, base); !reflect.DeepEqual(got, tc.releases) {
+				t.Errorf("releases %v, want %v", got, tc.releases)
+			}
+			if hist := strings.Fields(mustRead(t, filepath.Join(base, ".ferry-releases"))); !reflect.DeepEqual(hist, tc.releases) {
+				t.Errorf("history %v, want %v", hist, tc.releases)
+			}
+			if _, ok := h.State[layoutKey(base)]; ok {
+				t.Errorf("the stage's layout is still in the host's state")
+			}
+			// This run made v3 current: a play's rollback undoes it.
+			h.Rollback = true
+			if out := runModule(t, h, "release", map[string]any{"path": base, "rollback": true}); out.Failed || current(t, base) != "v2" {
+				t.Fatalf("rollback: %+v, current %s", out, current(t, base))
+			}
+		})
+	}
+}
+
+// watchConn calls after once each command has run.
+type watchConn struct {
+	*localConn
+	after func()
+}
+
+func (w watchConn) Run(ctx context.Context, cmd string, opts RunOptions) (Result, error) {
+	defer w.after()
+	return w.localConn.Run(ctx, cmd, opts)
 }
