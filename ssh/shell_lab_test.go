@@ -242,6 +242,15 @@ func TestShellLab(t *testing.T) {
 		}
 	})
 
+	t.Run("Signals", func(t *testing.T) {
+		// Commands start with no signal ignored, as in a session of their
+		// own (the lab's login shell is bash; see shell.go for dash).
+		res := run(t, c, `grep '^SigIgn' /proc/$$/status`, RunOptions{})
+		if string(res.Stdout) != "SigIgn:\t0000000000000000\n" {
+			t.Fatalf("the command started with %q", res.Stdout)
+		}
+	})
+
 	t.Run("Env", func(t *testing.T) {
 		val := "it's \"quoted\" $HOME `id` \\ \n second line\r\n\ttab é"
 		env := map[string]string{"FERRY_A": val, "FERRY_B": "", "FERRY_C": "'"}
@@ -252,6 +261,16 @@ func TestShellLab(t *testing.T) {
 		res = run(t, c, `printf '%s|%s' "$FERRY_A" "$(id -u)"`, RunOptions{Env: env, Become: true})
 		if want := val + "|0"; string(res.Stdout) != want {
 			t.Fatalf("become: got %q, want %q", res.Stdout, want)
+		}
+		// While the command runs, no process on the host (the loop, the
+		// command's shell, sudo) has the value on its command line.
+		secret := fmt.Sprintf("s3cr3t-%d", time.Now().UnixNano())
+		for _, become := range []bool{false, true} {
+			res = run(t, c, `cat /proc/[0-9]*/cmdline | tr '\0' ' '; printf '\n%s' "$FERRY_SECRET"`, RunOptions{Env: map[string]string{"FERRY_SECRET": secret + "\n'x"}, Become: become})
+			ps, got, _ := strings.Cut(string(res.Stdout), "\n"+secret)
+			if strings.Contains(ps, "s3cr3t") || got != "\n'x" {
+				t.Fatalf("become=%v: the secret is on a command line, or the command did not get it: %q", become, res.Stdout)
+			}
 		}
 		res = run(t, c, `echo "${FERRY_A-unset}"`, RunOptions{})
 		if string(res.Stdout) != "unset\n" {
@@ -302,13 +321,13 @@ func TestShellLab(t *testing.T) {
 			done <- res
 		}()
 		s.waitFor(t, "the first command", "[ -s /tmp/ferry-a ]")
-		res := run(t, c, `touch /tmp/ferry-go; echo "b $PPID"`, RunOptions{})
+		res := run(t, c, `touch /tmp/ferry-go; echo "b $PPID $(tr '\0' ' ' </proc/$PPID/cmdline)"`, RunOptions{})
 		a := <-done
 		busyParent := strings.TrimSpace(s.onHost(t, "cat /tmp/ferry-a"))
 		if string(a.Stdout) != "a\n" || !strings.HasPrefix(string(res.Stdout), "b ") {
 			t.Fatalf("got %q and %q", a.Stdout, res.Stdout)
 		}
-		if !strings.HasPrefix(loop, busyParent+" ") || strings.HasPrefix(loop, strings.TrimPrefix(strings.TrimSpace(string(res.Stdout)), "b ")+" ") {
+		if !strings.HasPrefix(loop, busyParent+" ") || strings.Contains(string(res.Stdout), "__f_sh") {
 			t.Fatalf("the first command's parent was %s, the second's %q: want the shell (%q), then a session of its own", busyParent, res.Stdout, loop)
 		}
 		if p := parentOf(t, c); p != loop {
