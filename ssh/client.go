@@ -43,14 +43,11 @@ type Client struct {
 	c    *ssh.Client
 	m    *Manager
 
-	mu   sync.Mutex
-	sftp map[string]*sftpSession // by user ("" = login user)
-	gone <-chan struct{}         // closed when the connection (or a hop before it) ends
-	hops []*pending              // the connections of the chain, bastions first
-
-	shell     *cmdShell // the command shell, when idle (see shell.go)
-	shellBusy bool      // a command runs in it (or it is being started)
-	shellOff  bool      // it could not run on this host: one session per command
+	mu    sync.Mutex
+	sftp  map[string]*sftpSession // by user ("" = login user)
+	gone  <-chan struct{}         // closed when the connection (or a hop before it) ends
+	hops  []*pending              // the connections of the chain, bastions first
+	shell *shellSlot              // the connection's command shell (shared by its Clients)
 }
 
 type sftpSession struct {
@@ -59,7 +56,7 @@ type sftpSession struct {
 }
 
 func newClient(name string, c *ssh.Client, m *Manager) *Client {
-	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}}
+	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}, shell: &shellSlot{}}
 }
 
 // Closed reports whether the connection has ended (the host, a bastion or
@@ -135,9 +132,9 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 			if !errors.Is(err, errShellNotStarted) {
 				return res, err
 			}
-			c.mu.Lock()
-			c.shellOff = true
-			c.mu.Unlock()
+			c.shell.mu.Lock()
+			c.shell.off = true
+			c.shell.mu.Unlock()
 			if c.m != nil && c.m.cfg.Log != nil {
 				c.m.cfg.Log("%s: the command shell ended before its first command: one session per command from now on", c.name)
 			}
@@ -454,15 +451,11 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 	return conn, nil
 }
 
-// Close closes the SFTP sessions and the idle command shell; the SSH
-// connection itself belongs to the Manager and is closed by Manager.Close.
+// Close closes the SFTP sessions; the SSH connection itself (and its
+// command shell) belongs to the Manager and is closed by Manager.Close.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.shell != nil {
-		c.shell.close()
-		c.shell = nil
-	}
 	var errs []error
 	for u, s := range c.sftp {
 		if err := s.close(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -208,20 +209,31 @@ func shellEligible(cmd string, opts RunOptions) bool {
 	return opts.Stdin == nil && opts.BecomePass == "" && !strings.ContainsRune(cmd, 0) && len(cmd) < maxShellRequest
 }
 
+// shellSlot is a connection's command shell: every Client of the
+// connection shares it (Manager.Connect makes a Client per call), so a host
+// has one shell whoever asks.
+type shellSlot struct {
+	mu   sync.Mutex
+	sh   *cmdShell // the shell, when idle
+	busy bool      // a command runs in it (or it is being started)
+	off  bool      // it could not run on this host: one session per command
+}
+
 // takeShell returns the connection's shell, started if need be, or nil when
 // the command must have its own session (the shell is busy with another
 // command, is turned off, or could not be started). The caller owns the
 // shell until putShell.
 func (c *Client) takeShell(ctx context.Context) *cmdShell {
-	c.mu.Lock()
-	if c.m != nil && c.m.cfg.NoShell || c.shellOff || c.shellBusy {
-		c.mu.Unlock()
+	slot := c.shell
+	slot.mu.Lock()
+	if c.m != nil && c.m.cfg.NoShell || slot.off || slot.busy {
+		slot.mu.Unlock()
 		return nil
 	}
-	c.shellBusy = true
-	sh := c.shell
-	c.shell = nil
-	c.mu.Unlock()
+	slot.busy = true
+	sh := slot.sh
+	slot.sh = nil
+	slot.mu.Unlock()
 	if sh != nil && !sh.dead() {
 		return sh
 	}
@@ -241,10 +253,10 @@ func (c *Client) takeShell(ctx context.Context) *cmdShell {
 
 // putShell gives the shell back for the next command (nil: it is gone).
 func (c *Client) putShell(sh *cmdShell) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.shellBusy = false
-	c.shell = sh
+	c.shell.mu.Lock()
+	defer c.shell.mu.Unlock()
+	c.shell.busy = false
+	c.shell.sh = sh
 }
 
 func (c *Client) startShell(ctx context.Context) (*cmdShell, error) {
@@ -338,6 +350,7 @@ func (c *Client) runShell(ctx context.Context, sh *cmdShell, cmd string, opts Ru
 		(*f)(c, tok)
 	}
 	if _, err := io.WriteString(sh.stdin, request(tok, line, stdin)); err != nil {
+		sh.close()
 		return res, false, errShellNotStarted
 	}
 	var outBuf, errBuf cappedBuffer

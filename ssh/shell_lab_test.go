@@ -147,6 +147,21 @@ func TestShellLab(t *testing.T) {
 		}
 	})
 
+	t.Run("OneShellPerConnection", func(t *testing.T) {
+		// Manager.Connect makes a Client per call over the one connection:
+		// they share its shell (a shell each would soon exceed sshd's
+		// MaxSessions, 10 sessions per connection by default).
+		for range 12 {
+			c2, err := c.m.Connect(s.ctx, Target{Name: s.host, ConfigFile: s.l.SSHConfig})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := parentOf(t, c2); p != loop {
+				t.Fatalf("another Client of the connection ran in %q, not the connection's shell %q", p, loop)
+			}
+		}
+	})
+
 	t.Run("Output", func(t *testing.T) {
 		// No final newline, on both streams.
 		res := run(t, c, `printf abc; printf def >&2`, RunOptions{})
