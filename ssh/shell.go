@@ -384,21 +384,23 @@ func (c *Client) runShell(ctx context.Context, sh *cmdShell, cmd string, opts Ru
 	}
 	res.Stdout, res.Stderr = outBuf.Bytes(), errBuf.Bytes()
 	if of.err != nil || ef.err != nil {
-		sh.close()
-		if !of.started && !ef.started && !c.Closed() {
-			return res, false, errShellNotStarted
-		}
-		// The loop or the connection ended during the command. Which one
-		// shows in how the session ended (bounded: the channel is closing).
+		// The loop or the connection ended. Which one shows in how the
+		// session ends (bounded: its streams have ended, it is closing).
 		select {
 		case <-sh.waited:
 		case <-time.After(stopWait):
 		}
+		sh.close()
 		var em *ssh.ExitMissingError
-		if c.Closed() || errors.As(sh.werr, &em) || !sh.dead() {
+		if c.Closed() || !sh.dead() || errors.As(sh.werr, &em) {
 			return res, false, &Error{Host: c.name, Kind: KindUnreachable, Err: errors.Join(of.err, ef.err),
 				Msg:  "connection lost while the command ran (its outcome is unknown)" + c.lostReason(),
 				Hint: "check that the host and its network are up, then what the command did there"}
+		}
+		if !of.started && !ef.started {
+			// The loop ended by itself before it began the command: it
+			// cannot run on this host's login shell.
+			return res, false, errShellNotStarted
 		}
 		return res, false, fmt.Errorf("%s: ferry's command shell on the host ended while the command ran (its outcome is unknown): %v; if this repeats, set FERRY_SSH_SHELL=0", c.name, sh.werr)
 	}

@@ -406,3 +406,65 @@ func TestShellLab(t *testing.T) {
 type countWriter struct{ n int }
 
 func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+// TestShellLoginShells: the loop under dash as the login shell, and a
+// login shell that refuses to run it: every command then falls back to a
+// session of its own, from the first, with nothing of the refusal in its
+// output.
+func TestShellLoginShells(t *testing.T) {
+	t.Parallel()
+	s := startShellLab(t)
+	// The host's /etc is its own overlay layer: this changes only the lab host.
+	setShell := func(sh string) {
+		s.onHost(t, `sed -i 's|^\(`+s.l.User+`:.*:\)[^:]*$|\1`+sh+`|' /etc/passwd && grep -q '^`+s.l.User+`:.*:`+sh+`$' /etc/passwd`)
+	}
+
+	t.Run("Dash", func(t *testing.T) {
+		setShell("/bin/sh")
+		if out := s.onHost(t, "readlink -f /bin/sh"); !strings.Contains(out, "dash") {
+			t.Skipf("/bin/sh is %s, not dash", out)
+		}
+		c := s.connect(t, Config{}, "")
+		viaShell(t, c)
+		for i := range 10 {
+			res := run(t, c, fmt.Sprintf(`printf 'o%d'; printf 'e%d' >&2; exit %d`, i, i, i), RunOptions{})
+			if string(res.Stdout) != fmt.Sprintf("o%d", i) || string(res.Stderr) != fmt.Sprintf("e%d", i) || res.ExitCode != i {
+				t.Fatalf("command %d: %+v", i, res)
+			}
+		}
+		val := "a'b\nc\r\\d $x"
+		res := run(t, c, `printf '%s|%s' "$FERRY_A" "$(id -u)"`, RunOptions{Env: map[string]string{"FERRY_A": val}, Become: true})
+		if string(res.Stdout) != val+"|0" {
+			t.Fatalf("env and become: %q", res.Stdout)
+		}
+		if res := run(t, c, "kill -TERM $$", RunOptions{}); res.ExitCode != 143 {
+			t.Fatalf("kill -TERM $$: exit %d", res.ExitCode)
+		}
+		// Documented: dash cannot restore SIGINT and SIGQUIT for the commands.
+		if res := run(t, c, `grep '^SigIgn' /proc/$$/status`, RunOptions{}); string(res.Stdout) != "SigIgn:\t0000000000000006\n" {
+			t.Fatalf("under dash, the command started with %q", res.Stdout)
+		}
+		normal(t, c, "dash")
+	})
+
+	t.Run("Refused", func(t *testing.T) {
+		s.onHost(t, `printf '%s\n' '#!/bin/bash' 'case "$2" in *__f_sh*) echo "oddsh: no loops here" >&2; exit 1;; esac' 'exec /bin/bash "$@"' >/usr/local/bin/ferry-oddsh && chmod 755 /usr/local/bin/ferry-oddsh`)
+		setShell("/usr/local/bin/ferry-oddsh")
+		c := s.connect(t, Config{}, "")
+		for range 3 {
+			if p := parentOf(t, c); strings.Contains(p, "__f_sh") {
+				t.Fatalf("the command ran in a loop: %q", p)
+			}
+			res := run(t, c, `printf out; printf err >&2; exit 5`, RunOptions{})
+			if string(res.Stdout) != "out" || string(res.Stderr) != "err" || res.ExitCode != 5 {
+				t.Fatalf("got %+v", res)
+			}
+		}
+		c.shell.mu.Lock()
+		off := c.shell.off
+		c.shell.mu.Unlock()
+		if !off {
+			t.Fatal("the shell was not turned off for this connection after the login shell refused it")
+		}
+	})
+}
