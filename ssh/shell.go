@@ -57,6 +57,13 @@ import (
 // restores them (bash does; dash cannot, so under a dash login shell
 // commands start with SIGINT and SIGQUIT ignored).
 
+// Each command is a new login shell (`$SHELL -c`), not `( eval "$cmd" )` in
+// a subshell of the loop, though that costs the host about 1.2 ms of CPU
+// less per command (bash, measured: 0.4 ms vs 1.6 ms for a fork and exec):
+// in a subshell, $$ would be the loop's PID (`kill $$` would end the loop,
+// `echo $$ >pidfile; exec daemon` would record the wrong process) and the
+// loop's variables would show. The new shell is exactly what sshd runs.
+
 // shellLoop is the session's command. $__f_sh is the login shell, as sshd
 // runs commands (SHELL is set by sshd to the user's shell). TERM (Run's
 // cancel) is forwarded to the running command before the loop exits.
