@@ -20,11 +20,11 @@ import (
 	"github.com/ferrydeploy/ferry/internal/shell"
 )
 
-// The command shell: on most hosts, what a command costs the host is not the
-// command but the SSH session around it (sshd forks a session process, which
-// execs the login shell). So each connection keeps one session whose command
-// is a small POSIX sh loop, and Run feeds it one request per command on its
-// stdin. The loop runs each command exactly as sshd would, as its own
+// The command shell: a command in a session of its own costs three
+// exchanges (open the channel, exec, close), each relayed by the bastion, and
+// sshd's session setup on the host. So each connection keeps one session
+// whose command is a small POSIX sh loop, and Run feeds it one request per
+// command on its stdin: one message each way. The loop runs each command exactly as sshd would, as its own
 // process: the login shell with -c and the command line that Wrap builds,
 // stdin from /dev/null (or the environment line of envOnStdin, through a
 // pipe, then EOF), stdout and stderr the session's own. Nothing is installed
