@@ -65,13 +65,16 @@ import (
 // loop's variables would show. The new shell is exactly what sshd runs.
 
 // shellLoop is the session's command. $__f_sh is the login shell, as sshd
-// runs commands (SHELL is set by sshd to the user's shell). TERM (Run's
+// runs commands (SHELL is set by sshd to the user's shell). bash and zsh
+// count themselves in SHLVL: the loop takes itself out, so commands see the
+// SHLVL a session of their own would. TERM (Run's
 // cancel) is forwarded to the running command before the loop exits.
 const shellLoop = `__f_nl='
 '
 __f_cr=$(printf '\r')
 __f_sh=${SHELL:-/bin/sh}
 __f_p=
+if [ -n "${BASH_VERSION-}${ZSH_VERSION-}" ] && [ "${SHLVL-0}" -gt 0 ] 2>/dev/null; then SHLVL=$((SHLVL-1)); fi
 trap 'if [ -n "$__f_p" ]; then kill -TERM "$__f_p" 2>/dev/null; fi; exit 143' TERM
 while IFS= read -r __f_r; do
 __f_i=

@@ -370,6 +370,12 @@ func TestShellLab(t *testing.T) {
 		if string(res.Stdout) != "x" || res.ExitCode != 3 {
 			t.Fatalf("got %+v", res)
 		}
+		// The environment commands see is the same either way (but for the
+		// connections' client ports).
+		const show = `env | grep -v -e '^_=' -e '^SSH_CLIENT=' -e '^SSH_CONNECTION=' | sort`
+		if alone, shared := run(t, c, show, RunOptions{}), run(t, s.connect(t, Config{}, ""), show, RunOptions{}); string(alone.Stdout) != string(shared.Stdout) {
+			t.Fatalf("environment in a session of its own:\n%s\nthrough the shell:\n%s", alone.Stdout, shared.Stdout)
+		}
 	})
 
 	// Last: it takes the host's link down.
