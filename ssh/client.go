@@ -43,10 +43,11 @@ type Client struct {
 	c    *ssh.Client
 	m    *Manager
 
-	mu   sync.Mutex
-	sftp map[string]*sftpSession // by user ("" = login user)
-	gone <-chan struct{}         // closed when the connection (or a hop before it) ends
-	hops []*pending              // the connections of the chain, bastions first
+	mu    sync.Mutex
+	sftp  map[string]*sftpSession // by user ("" = login user)
+	gone  <-chan struct{}         // closed when the connection (or a hop before it) ends
+	hops  []*pending              // the connections of the chain, bastions first
+	shell *shellSlot              // the connection's command shell (shared by its Clients)
 }
 
 type sftpSession struct {
@@ -55,7 +56,7 @@ type sftpSession struct {
 }
 
 func newClient(name string, c *ssh.Client, m *Manager) *Client {
-	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}}
+	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}, shell: &shellSlot{}}
 }
 
 // Closed reports whether the connection has ended (the host, a bastion or
@@ -110,11 +111,34 @@ func (c *Client) newSession(ctx context.Context) (*ssh.Session, error) {
 const stopWait = 5 * time.Second
 
 // Run runs cmd through the login shell, as OpenSSH does. ctx ending sends
-// SIGTERM to the remote command and closes its channel.
+// SIGTERM to the remote command and closes its channel. The command goes
+// through the connection's command shell (shell.go) when it can, else
+// through a session of its own; what the caller sees is the same.
 func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, error) {
 	var res Result
 	if err := ctx.Err(); err != nil {
 		return res, err
+	}
+	if err := CheckEnv(opts.Env); err != nil {
+		return res, fmt.Errorf("%s: %w", c.name, err)
+	}
+	if shellEligible(cmd, opts) {
+		if sh := c.takeShell(ctx); sh != nil {
+			res, keep, err := c.runShell(ctx, sh, cmd, opts)
+			if !keep {
+				sh = nil
+			}
+			c.putShell(sh)
+			if !errors.Is(err, errShellNotStarted) {
+				return res, err
+			}
+			c.shell.mu.Lock()
+			c.shell.off = true
+			c.shell.mu.Unlock()
+			if c.m != nil && c.m.cfg.Log != nil {
+				c.m.cfg.Log("%s: the command shell ended before its first command: one session per command from now on", c.name)
+			}
+		}
 	}
 	sess, err := c.newSession(ctx)
 	if err != nil {
@@ -122,9 +146,6 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	}
 	defer sess.Close()
 
-	if err := CheckEnv(opts.Env); err != nil {
-		return res, fmt.Errorf("%s: %w", c.name, err)
-	}
 	line, stdin := Wrap(cmd, opts)
 	var outBuf, errBuf cappedBuffer
 	sess.Stdout = teeWriter(&outBuf, opts.Stdout)
@@ -430,8 +451,8 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 	return conn, nil
 }
 
-// Close closes the SFTP sessions; the SSH connection itself belongs to the
-// Manager and is closed by Manager.Close.
+// Close closes the SFTP sessions; the SSH connection itself (and its
+// command shell) belongs to the Manager and is closed by Manager.Close.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -69,6 +69,10 @@ type Config struct {
 	KeepAliveInterval time.Duration // default 15s; ServerAliveInterval in ssh_config
 	KeepAliveMax      int           // missed keepalives before the connection is closed (default 3)
 
+	// NoShell (FERRY_SSH_SHELL=0) runs every command in a session of its
+	// own instead of the connection's command shell (see shell.go).
+	NoShell bool
+
 	// Warn receives warnings (host key policy off, a newly recorded key...).
 	Warn func(msg string)
 	// Log receives debug lines at -v (nil: silent).

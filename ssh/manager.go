@@ -37,6 +37,7 @@ type pending struct {
 	closed bool
 	gone   chan struct{}          // closed when the connection ends (set with client)
 	lost   atomic.Pointer[string] // why ferry closed it (keepalives unanswered), if it did
+	shell  shellSlot              // its command shell, when it is a target's
 }
 
 // ended reports whether a made connection has since ended.
@@ -175,7 +176,7 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 		conns = append(conns, p)
 	}
 	cl := newClient(name, via, m)
-	cl.gone, cl.hops = last.gone, conns
+	cl.gone, cl.hops, cl.shell = last.gone, conns, &last.shell
 	return cl, nil
 }
 

@@ -33,7 +33,9 @@ func TestLabFactsMatchAnsible(t *testing.T) {
 	if _, err := l.Exec(ctx, "app1", "ip route replace default dev $(ip -o -4 route show | awk 'NR==1{print $3}')"); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"FERRY_KNOWN_HOSTS=" + l.KnownHosts, "FERRY_RECORD_DIR=" + t.TempDir()}
+	// Commands are counted as sshd sessions: one per command only without
+	// the connection's command shell (ssh/shell.go).
+	env := []string{"FERRY_KNOWN_HOSTS=" + l.KnownHosts, "FERRY_RECORD_DIR=" + t.TempDir(), "FERRY_SSH_SHELL=0"}
 	dir := t.TempDir()
 	sessions := func() int {
 		out, err := l.Exec(ctx, "app1", "grep -c 'Starting session: command' /var/log/sshd.log || true")

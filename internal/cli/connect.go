@@ -15,6 +15,7 @@ import (
 	"github.com/ferrydeploy/ferry/internal/exitcode"
 	"github.com/ferrydeploy/ferry/internal/parallel"
 	"github.com/ferrydeploy/ferry/internal/template"
+	"github.com/ferrydeploy/ferry/internal/value"
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
@@ -172,6 +173,15 @@ func (g *Globals) sshManager() (*ssh.Manager, error) {
 	}
 	if p := g.env.Get("FERRY_SSH_KEY_PASSPHRASE"); p != "" {
 		cfg.Passphrase = []byte(p)
+	}
+	// FERRY_SSH_SHELL=0: a session per command, for hosts where the
+	// connection's command shell misbehaves (docs/security.md).
+	if v := g.env.Get("FERRY_SSH_SHELL"); v != "" {
+		on, ok := value.ParseBool(v)
+		if !ok {
+			return nil, diag.Invalidf("FERRY_SSH_SHELL=%q: want %s", v, value.Words)
+		}
+		cfg.NoShell = !on
 	}
 	// The local user and agent are the command's environment's, not the
 	// process's (tests give each command its own).

@@ -74,7 +74,9 @@ func TestLabEC2MetadataFacts(t *testing.T) {
 		log, _ := l.Exec(ctx, "app1", "cat /root/imds.log")
 		t.Fatalf("the metadata responder did not start: %s", log)
 	}
-	env := []string{"FERRY_KNOWN_HOSTS=" + l.KnownHosts, "FERRY_RECORD_DIR=" + t.TempDir()}
+	// Commands are counted as sshd sessions: one per command only without
+	// the connection's command shell (ssh/shell.go).
+	env := []string{"FERRY_KNOWN_HOSTS=" + l.KnownHosts, "FERRY_RECORD_DIR=" + t.TempDir(), "FERRY_SSH_SHELL=0"}
 	pb := filepath.Join(dir, "ec2.yml")
 	write := func(extra string) {
 		src := "- hosts: app\n  gather_facts: false\n  tasks:\n" + extra +
