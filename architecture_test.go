@@ -53,7 +53,7 @@ var allowedImports = map[string][]string{
 
 	// The commands, and the binary.
 	"internal/cli": {"awsapi", "diag", "environments", "events", "internal/exitcode", "internal/parallel", "internal/shell",
-		"internal/template", "internal/worker", "inventory", "inventory/ec2", "output", "playbooks", "report", "ssh", "tasks", "tui"},
+		"internal/template", "internal/value", "internal/worker", "inventory", "inventory/ec2", "output", "playbooks", "report", "ssh", "tasks", "tui"},
 	"cmd/ferry": {"internal/cli"},
 
 	// Test rigs: the lab, the emulators, the TUI demo. No product package

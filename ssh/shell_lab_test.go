@@ -258,11 +258,14 @@ func TestShellLab(t *testing.T) {
 	})
 
 	t.Run("Signals", func(t *testing.T) {
-		// Commands start with no signal ignored, as in a session of their
-		// own (the lab's login shell is bash; see shell.go for dash).
-		res := run(t, c, `grep '^SigIgn' /proc/$$/status`, RunOptions{})
-		if string(res.Stdout) != "SigIgn:\t0000000000000000\n" {
-			t.Fatalf("the command started with %q", res.Stdout)
+		// Commands start with the signals ignored that a session of their
+		// own starts with (what sshd inherited: none, unless whatever
+		// started the lab ignored some), not INT and QUIT on top as a
+		// background job would (the lab's login shell is bash; see
+		// shell.go for dash).
+		res := run(t, c, sigIgn, RunOptions{})
+		if alone := run(t, s.connect(t, Config{NoShell: true}, ""), sigIgn, RunOptions{}); string(res.Stdout) != string(alone.Stdout) {
+			t.Fatalf("the command started with %q, in a session of its own with %q", res.Stdout, alone.Stdout)
 		}
 	})
 
@@ -417,6 +420,9 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p
 // login shell that refuses to run it: every command then falls back to a
 // session of its own, from the first, with nothing of the refusal in its
 // output.
+// sigIgn prints the signals a command started with ignored.
+const sigIgn = `grep '^SigIgn' /proc/$$/status`
+
 func TestShellLoginShells(t *testing.T) {
 	t.Parallel()
 	s := startShellLab(t)
@@ -446,8 +452,14 @@ func TestShellLoginShells(t *testing.T) {
 		if res := run(t, c, "kill -TERM $$", RunOptions{}); res.ExitCode != 143 {
 			t.Fatalf("kill -TERM $$: exit %d", res.ExitCode)
 		}
-		// Documented: dash cannot restore SIGINT and SIGQUIT for the commands.
-		if res := run(t, c, `grep '^SigIgn' /proc/$$/status`, RunOptions{}); string(res.Stdout) != "SigIgn:\t0000000000000006\n" {
+		// Documented: dash cannot restore SIGINT and SIGQUIT for the
+		// commands: those two on top of what a session of its own has.
+		alone := run(t, s.connect(t, Config{NoShell: true}, ""), sigIgn, RunOptions{})
+		var mask uint64
+		if _, err := fmt.Sscanf(string(alone.Stdout), "SigIgn:\t%x", &mask); err != nil {
+			t.Fatalf("SigIgn in a session of its own: %q: %v", alone.Stdout, err)
+		}
+		if res := run(t, c, sigIgn, RunOptions{}); string(res.Stdout) != fmt.Sprintf("SigIgn:\t%016x\n", mask|0x6) {
 			t.Fatalf("under dash, the command started with %q", res.Stdout)
 		}
 		normal(t, c, "dash")
