@@ -227,6 +227,11 @@ type shellSlot struct {
 	sh   *cmdShell // the shell, when idle
 	busy bool      // a command runs in it (or it is being started)
 	off  bool      // it could not run on this host: one session per command
+	// used: an eligible command already ran on the connection. The first
+	// one gets a session of its own: a connection that runs one command
+	// (ferry exec, status, a lock) never pays for starting the loop, and a
+	// playbook's first command (its preflight or lock) costs what it did.
+	used bool
 }
 
 // takeShell returns the connection's shell, started if need be, or nil when
@@ -236,7 +241,8 @@ type shellSlot struct {
 func (c *Client) takeShell(ctx context.Context) *cmdShell {
 	slot := c.shell
 	slot.mu.Lock()
-	if c.m != nil && c.m.cfg.NoShell || slot.off || slot.busy {
+	if c.m != nil && c.m.cfg.NoShell || slot.off || slot.busy || !slot.used {
+		slot.used = true
 		slot.mu.Unlock()
 		return nil
 	}

@@ -104,6 +104,7 @@ func parentOf(t *testing.T, c *Client) string {
 // viaShell checks that c's commands go through one command shell.
 func viaShell(t *testing.T, c *Client) string {
 	t.Helper()
+	run(t, c, "true", RunOptions{}) // the connection's first command has a session of its own
 	p := parentOf(t, c)
 	if !strings.Contains(p, "__f_sh") {
 		t.Fatalf("the command's parent is %q, not ferry's command shell", p)
@@ -144,6 +145,17 @@ func TestShellLab(t *testing.T) {
 		}
 		if p := parentOf(t, c); p != loop {
 			t.Fatalf("the shell changed: %q then %q", loop, p)
+		}
+	})
+
+	t.Run("FirstCommandHasASessionOfItsOwn", func(t *testing.T) {
+		// A connection that runs one command never starts the loop.
+		fresh := s.connect(t, Config{}, "")
+		if p := parentOf(t, fresh); strings.Contains(p, "__f_sh") {
+			t.Fatalf("the connection's first command ran in %q, want a session of its own", p)
+		}
+		if p := parentOf(t, fresh); !strings.Contains(p, "__f_sh") {
+			t.Fatalf("the connection's second command ran in %q, want the command shell", p)
 		}
 	})
 
