@@ -134,7 +134,10 @@ func TestSIGKILLThenResume(t *testing.T) {
 			t.Errorf("journal: %q not open; open: %v", want, open)
 		}
 	}
-	if v, _ := d.status(t, victim); v != "down" {
+	// Down, or (the kill races the tasks after Stop: the staged release's
+	// switch is one fast command) starting again, not yet ready; never
+	// serving a version.
+	if v, _ := d.status(t, victim); v != "down" && v != "" {
 		t.Errorf("%s answers (%s) after its unit was stopped", victim, v)
 	}
 	// ferry status says what the dead run left out of service, and how to restore it.
