@@ -132,12 +132,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 			if !errors.Is(err, errShellNotStarted) {
 				return res, err
 			}
-			c.shell.mu.Lock()
-			c.shell.off = true
-			c.shell.mu.Unlock()
-			if c.m != nil && c.m.cfg.Log != nil {
-				c.m.cfg.Log("%s: the command shell ended before its first command: one session per command from now on", c.name)
-			}
+			c.shellOff("the command shell ended before its first command")
 		}
 	}
 	sess, err := c.newSession(ctx)

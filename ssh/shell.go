@@ -264,13 +264,25 @@ func (c *Client) takeShell(ctx context.Context) *cmdShell {
 	}
 	sh, err := c.startShell(ctx)
 	if err != nil {
-		if c.m != nil && c.m.cfg.Log != nil {
-			c.m.cfg.Log("%s: no command shell (%v): one session per command", c.name, err)
-		}
 		c.putShell(nil)
+		if ctx.Err() == nil {
+			// Not tried again for every command (a session each time).
+			c.shellOff(fmt.Sprintf("no command shell (%v)", err))
+		}
 		return nil
 	}
 	return sh
+}
+
+// shellOff gives the connection's shell up: every later command on it gets
+// a session of its own.
+func (c *Client) shellOff(why string) {
+	c.shell.mu.Lock()
+	c.shell.off = true
+	c.shell.mu.Unlock()
+	if c.m != nil && c.m.cfg.Log != nil {
+		c.m.cfg.Log("%s: %s: one session per command from now on", c.name, why)
+	}
 }
 
 // putShell gives the shell back for the next command (nil: it is gone).
