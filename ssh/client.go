@@ -55,8 +55,8 @@ type sftpSession struct {
 	sess   *ssh.Session // non-nil when sftp-server runs through sudo
 }
 
-func newClient(name string, c *ssh.Client, m *Manager) *Client {
-	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}, shell: &shellSlot{}}
+func newClient(name string, c *ssh.Client, m *Manager, shell *shellSlot) *Client {
+	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}, shell: shell}
 }
 
 // Closed reports whether the connection has ended (the host, a bastion or

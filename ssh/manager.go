@@ -175,8 +175,8 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 		via, last = p.client, p
 		conns = append(conns, p)
 	}
-	cl := newClient(name, via, m)
-	cl.gone, cl.hops, cl.shell = last.gone, conns, &last.shell
+	cl := newClient(name, via, m, &last.shell)
+	cl.gone, cl.hops = last.gone, conns
 	return cl, nil
 }
 
