@@ -44,13 +44,28 @@ func (s *commandsSeen) add(host, cmd string) {
 	s.byHost[host] = append(s.byHost[host], cmd)
 }
 
-// countCommands makes every connection of the runs that follow count its
-// commands, until the test ends.
+// countCommands makes every connection of t's runs that follow count its
+// commands, until the test ends. Runs of other tests are not counted.
 func countCommands(t *testing.T) *commandsSeen {
 	seen := &commandsSeen{byHost: map[string][]string{}}
-	countConn = func(host string, c tasks.Conn) tasks.Conn { return countingConn{c, host, seen} }
-	t.Cleanup(func() { countConn = nil })
+	counters.Store(t.Name(), seen)
+	t.Cleanup(func() { counters.Delete(t.Name()) })
 	return seen
+}
+
+// counters holds, by test name, where countCommands counts.
+var counters sync.Map // string → *commandsSeen
+
+// counting gives ctx the connection wrapper of t's countCommands, if any.
+func counting(ctx context.Context, t *testing.T) context.Context {
+	v, ok := counters.Load(t.Name())
+	if !ok {
+		return ctx
+	}
+	seen := v.(*commandsSeen)
+	return context.WithValue(ctx, connWrapKey{}, func(host string, c tasks.Conn) tasks.Conn {
+		return countingConn{c, host, seen}
+	})
 }
 
 // kind names a command for the budget: ferry's own (preflight, lock) or a task's.

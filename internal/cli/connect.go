@@ -116,16 +116,18 @@ func (c *connector) Connect(ctx context.Context, h *inventory.Host) (tasks.Conn,
 		}
 		conn = cl
 	}
-	if countConn != nil {
-		return countConn(h.Name, conn), nil
+	if wrap, ok := ctx.Value(connWrapKey{}).(func(string, tasks.Conn) tasks.Conn); ok {
+		return wrap(h.Name, conn), nil
 	}
 	return conn, nil
 }
 
-// countConn, when a test sets it, wraps every connection a command uses
+// connWrapKey, when a test puts a func(host string, c tasks.Conn) tasks.Conn
+// in a command's context, has it wrap every connection that command uses
 // (tasks, preflight, lock, release state), to count the commands each host
-// receives (TestRoundTripBudget).
-var countConn func(host string, c tasks.Conn) tasks.Conn
+// receives (TestRoundTripBudget). In the context, not a package variable:
+// a test running in parallel counts its own runs only.
+type connWrapKey struct{}
 
 // Close closes every connection.
 func (c *connector) Close() error { return c.m.Close() }

@@ -41,7 +41,7 @@ func ferryWithin(t *testing.T, limit time.Duration, env []string, args ...string
 	t.Helper()
 	setTestEnv(t, env...)
 	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	ctx, cancel := context.WithTimeout(counting(context.Background(), t), limit)
 	defer cancel()
 	code := runEnv(ctx, args, commandEnv(t), strings.NewReader(""), &out, &errb)
 	r := result{code, out.String(), errb.String()}
