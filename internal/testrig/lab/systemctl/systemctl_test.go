@@ -131,9 +131,12 @@ WantedBy=multi-user.target
 	if err != nil || !alive(pid) {
 		t.Fatalf("MainPID %d (%v) is not a live process", pid, err)
 	}
-	if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); strings.TrimSpace(string(comm)) != "sleep" {
-		t.Errorf("MainPID is %q, want the ExecStart process itself (sleep)", comm)
-	}
+	// The ExecStart process itself: bash until it execs sleep (a wrapper
+	// process would never become sleep).
+	eventually(t, "MainPID to exec sleep", func() bool {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		return strings.TrimSpace(string(comm)) == "sleep"
+	})
 	eventually(t, "env.txt", func() bool {
 		b, _ := os.ReadFile(filepath.Join(work, "env.txt"))
 		return len(b) > 0
