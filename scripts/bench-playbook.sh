@@ -26,7 +26,20 @@ echo v1 >"$state"
 export FERRY_CONFIG=$dist/ferry.yml
 printf 'environments:\n  bench: {inventory: %s}\n' "$inv" >"$FERRY_CONFIG"
 
-# Each call deploys the other version than the previous call.
+# Each call deploys the other version than the previous call. Before each
+# measured deploy, prep.sh (hyperfine --prepare, not timed) removes the
+# release about to be deployed from every host: each tool then really
+# uploads it, as for any new version. (Without this, from the third run
+# on both versions sat on every host, ferry's and Ansible's checksums
+# skipped the upload and only the floor's `cat` copied it: figures before
+# this change compared unlike work.)
+cat >"$dist/prep.sh" <<PREP
+#!/usr/bin/env bash
+set -e
+v=\$(cat $state); if [ "\$v" = v1 ]; then v=v2; else v=v1; fi
+"$ferry" exec -i "$inv" -l "\$1" -- sudo -n rm -rf /opt/app/releases/\$v >/dev/null
+PREP
+chmod +x "$dist/prep.sh"
 cat >"$dist/flip.sh" <<FLIP
 #!/usr/bin/env bash
 set -e
@@ -55,7 +68,7 @@ hyperfine -N --warmup 1 --runs ${RUNS:-5} --export-markdown "$out/ten-tasks.md" 
 
 for n in ${DEPLOY_SIZES:-5 20}; do
 	lim=$(seq -f 'app%g' 1 $n | paste -sd, -)
-	hyperfine -N --runs ${DEPLOY_RUNS:-3} --export-markdown "$out/deploy-$n.md" --export-json "$out/deploy-$n.json" \
+	hyperfine -N --runs ${DEPLOY_RUNS:-3} --prepare "$dist/prep.sh $lim" --export-markdown "$out/deploy-$n.md" --export-json "$out/deploy-$n.json" \
 		-n "ferry run deploy, serial 1, $n hosts (stage: first)" "$dist/flip.sh ferry $lim" \
 		-n "ferry run deploy, serial 1, $n hosts (no stage:)" "$dist/flip.sh ferry-nostage $lim" \
 		-n "OpenSSH ControlMaster floor, serial 1, $n hosts" "$dist/flip.sh floor $lim" \
