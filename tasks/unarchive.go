@@ -125,7 +125,7 @@ func (unarchiveModule) Run(ctx context.Context, h *Host, args map[string]any) (O
 		b.WriteString(`[ $(( 0$(stat -L -c %a /proc/self/fd/3) & 04 )) != 0 ] || umask 077; `)
 		b.WriteString(`hf_in "$d" 2 || die "dest $d is not a directory: create it first (file: state=directory)"; `)
 	} else {
-		fmt.Fprintf(&b, `up=%s; hf_in "$up" 0; [ "$(stat -c %%u:%%a .)" = "$(id -u):700" ] || die "the temp directory $up is not private any more"; `, q(tmp))
+		fmt.Fprintf(&b, `up=%s; hf_in "$up" 0; [ "$(stat -c %%u:%%a .)" = "$hf_uid:700" ] || die "the temp directory $up is not private any more"; `, q(tmp))
 		b.WriteString(`hf_open archive && [ $hf_ty = f ] || die "the uploaded archive is gone"; cd .. && hf_rmtree "${up##*/}"; `)
 		b.WriteString(`hf_in "$d" 2 || die "dest $d is not a directory: create it first (file: state=directory)"; `)
 	}

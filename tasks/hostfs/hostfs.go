@@ -12,7 +12,10 @@
 //   - A path is entered one component at a time from / (hf_in): each
 //     directory is lstat'ed, entered with cd -P and checked to be the same
 //     inode, so a directory swapped for a symlink is noticed, never
-//     followed. A symlink on the way is followed only when root owns it and
+//     followed. Two directories are checked per stat (a process each: most
+//     of what a walk costs): the second is entered before the first is
+//     checked, but nothing is created, written, or reported missing before
+//     every directory entered so far has passed. A symlink on the way is followed only when root owns it and
 //     only root can write the directory that holds it (as /lib -> usr/lib);
 //     any other is refused, naming the link and its owner. A directory
 //     that its group or everyone may write (without the sticky bit) is
@@ -47,19 +50,22 @@ import (
 // Conventions: hf_die prints "ferry: ..." on stderr and exits 2. Functions
 // use and set hf_* variables only; fd 8 holds the directory a private
 // directory was made in, fd 7 a source tree, fd 5 a base directory, fd 4
-// the directory being walked from, fd 3 an opened file.
+// and fd 9 the directories being walked from, fd 3 an opened file (fd 6 is
+// left to modules: deploy_helper holds its base there).
 const Lib = `hf_die() { printf 'ferry: %s\n' "$*" >&2; exit 2; }
 hf_who() { stat -c %U -- "$1" 2>/dev/null || echo unknown; }
 hf_dmode=
 hf_safe() { set -- $(stat -c '%u %a' .); [ "$1" = 0 ] && { [ $(( 0$2 & 022 )) = 0 ] || [ $(( 0$2 & 01000 )) != 0 ]; }; }
 hf_strict() { [ $(( 0$2 & 01000 )) != 0 ] && return 0; [ $(( 0$2 & 02 )) = 0 ] && { [ "$1" = 0 ] || [ $(( 0$2 & 020 )) = 0 ]; }; }
+hf_sf='%d:%i %g %a %u %d'
 hf_walk() {
-  hf_r=$1 hf_cr=$2 hf_n=0
+  hf_r=$1 hf_cr=$2 hf_n=0 hf_pq=
   while [ -n "$hf_r" ]; do
     hf_c=${hf_r%%/*}; case $hf_r in */*) hf_r=${hf_r#*/};; *) hf_r=;; esac
     case $hf_c in ''|.) continue;; ..) hf_die "$hf_w: '..' is not allowed in a path";; esac
     hf_p=${hf_at%/}/$hf_c
     if [ -L "$hf_c" ]; then
+      hf_flush
       if ! hf_safe || [ "$(stat -c %u -- "$hf_c")" != 0 ]; then
         hf_die "$hf_p is a symlink owned by $(hf_who "$hf_c") in $hf_at (owned by $(hf_who .), mode $(stat -c %a .)): ferry does not follow, as root, a link another user could have placed; use the real path or make it a directory"
       fi
@@ -67,25 +73,50 @@ hf_walk() {
       hf_t=$(cd -P -- "$hf_c" 2>/dev/null && pwd -P) || hf_die "$hf_p is a symlink to a missing directory"
       hf_r=$hf_t/$hf_r; cd / || exit 1; hf_at=/ hf_tok=1 hf_trust=/; continue
     fi
-    hf_mk=0
     if [ ! -e "$hf_c" ]; then
+      hf_flush
       case $hf_cr in 1) ;; 2) return 1;; *) hf_die "$hf_p does not exist";; esac
-      mkdir -m 700 -- "$hf_c" || hf_die "cannot create $hf_p"; hf_mk=1
+      mkdir -m 700 -- "$hf_c" || hf_die "cannot create $hf_p"
+      exec 4< . && cd -P -- "$hf_c" && set -- $(stat -c "$hf_sf" "/proc/self/fd/4/$hf_c" .) && [ $# = 10 ] && [ "$1" = "$6" ] ||
+        hf_die "$hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_at"
+      [ -n "$hf_dmode" ] || hf_dmode=$(printf '%o' $(( 0777 & ~0$(umask) ))); chmod "$hf_dmode" . || exit 1; hf_made="$hf_made$hf_p
+"
+      hf_step "$hf_p" "$hf_at" . "$1" "$6" "$7" "$hf_dmode" "$9" "${10}"; hf_at=$hf_p; continue
     fi
-    [ -d "$hf_c" ] || hf_die "$hf_p is not a directory"
-    exec 4< . && cd -P -- "$hf_c" && set -- $(stat -c '%d:%i %g %a %u %d' . "/proc/self/fd/4/$hf_c") && [ "$1" = "$6" ] ||
-      hf_die "$hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_at"
-    if [ $hf_mk = 1 ]; then [ -n "$hf_dmode" ] || hf_dmode=$(printf '%o' $(( 0777 & ~0$(umask) ))); chmod "$hf_dmode" . || exit 1; hf_made="$hf_made$hf_p
-"; set -- "$1" "$2" "$hf_dmode"; fi
-    if [ "$hf_tok" = 1 ] && { [ "$4" = 0 ] || [ "$4" = "$hf_uid" ] || [ "$4" = "$hf_tuid" ]; } && { [ $(( 0$3 & 022 )) = 0 ] || [ $(( 0$3 & 01000 )) != 0 ]; }; then hf_trust=$hf_p hf_tdev=$5; else hf_tok=0; fi
-    hf_strict "$2" "$3" || hf_die "$hf_p is writable by its group or by everyone (owner $(hf_who .), mode $3): ferry does not act as root below it; make it writable by its owner only"
+    [ -d "$hf_c" ] || { hf_flush; hf_die "$hf_p is not a directory"; }
+    if [ -z "$hf_pq" ]; then
+      exec 4< . && cd -P -- "$hf_c" || hf_die "$hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_at"
+      hf_pq=$hf_c hf_pqp=$hf_p hf_pqat=$hf_at
+    else
+      exec 9< . && cd -P -- "$hf_c" && set -- $(stat -c "$hf_sf" "/proc/self/fd/4/$hf_pq" /proc/self/fd/9/. "/proc/self/fd/9/$hf_c" .) && [ $# = 20 ] ||
+        hf_die "$hf_pqp or $hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_pqat"
+      hf_pq=; hf_step "$hf_pqp" "$hf_pqat" /proc/self/fd/9/. "$1" "$6" "$7" "$8" "$9" "${10}"
+      hf_step "$hf_p" "$hf_pqp" . "${11}" "${16}" "${17}" "${18}" "${19}" "${20}"
+    fi
     hf_at=$hf_p
   done
+  hf_flush
+}
+hf_flush() {
+  [ -n "$hf_pq" ] || return 0
+  set -- $(stat -c "$hf_sf" "/proc/self/fd/4/$hf_pq" .); hf_pq=
+  [ $# = 10 ] || hf_die "$hf_pqp changed while ferry entered it (swapped for a symlink?): check who can write to $hf_pqat"
+  hf_step "$hf_pqp" "$hf_pqat" . "$1" "$6" "$7" "$8" "$9" "${10}"
+}
+hf_step() {
+  [ "$4" = "$5" ] || hf_die "$1 changed while ferry entered it (swapped for a symlink?): check who can write to $2"
+  if [ "$hf_tok" = 1 ] && { [ "$8" = 0 ] || [ "$8" = "$hf_uid" ] || [ "$8" = "$hf_tuid" ]; } && { [ $(( 0$7 & 022 )) = 0 ] || [ $(( 0$7 & 01000 )) != 0 ]; }; then hf_trust=$1 hf_tdev=$9; else hf_tok=0; fi
+  hf_strict "$6" "$7" || hf_die "$1 is writable by its group or by everyone (owner $(hf_who "$3"), mode $7): ferry does not act as root below it; make it writable by its owner only"
 }
 hf_in() {
   hf_w=$1; case $1 in /*) ;; *) hf_w=$(pwd -P)/$1;; esac
-  [ -n "$hf_uid" ] || hf_uid=$(id -u)
-  cd / || exit 1; hf_at=/ hf_tok=1 hf_trust=/ hf_tdev=$(stat -c %d /); hf_walk "$hf_w" "$2"
+  [ -n "$hf_uid" ] || hf_myuid
+  [ -n "$hf_rdev" ] || hf_rdev=$(stat -c %d /)
+  cd / || exit 1; hf_at=/ hf_tok=1 hf_trust=/ hf_tdev=$hf_rdev; hf_walk "$hf_w" "$2"
+}
+hf_myuid() {
+  while read -r hf_uk hf_ur hf_ue hf_ux; do [ "$hf_uk" = Uid: ] && hf_uid=$hf_ue && return 0; done </proc/self/status
+  hf_uid=$(id -u)
 }
 hf_trusted() {
   hf_at_file "$1" 2 follow || return 1
@@ -130,17 +161,17 @@ hf_read() {
 }
 hf_say() { [ -n "$hf_quiet" ] || printf '%s\n' "$*"; }
 hf_attr() {
+  [ -n "$2$3$4" ] || return 0
+  hf_o=$(stat -L -c '%a:%U:%u:%G:%g' "$1") || exit 1
+  hf_m=${hf_o%%:*}; hf_o=${hf_o#*:}; hf_ou=${hf_o%%:*}; hf_o=${hf_o#*:}; hf_ou="$hf_ou ${hf_o%%:*}"; hf_o=${hf_o#*:}; hf_og="${hf_o%%:*} ${hf_o#*:}"
   if [ -n "$2" ]; then
-    hf_m=$(stat -L -c %a "$1") || exit 1
     [ "$hf_m" = "$2" ] || { hf_say "mode $hf_m -> $2"; [ "$hf_check" = 1 ] || chmod -- "$2" "$1" || exit 1; }
   fi
   if [ -n "$3" ]; then
-    hf_o=$(stat -L -c '%U %u' "$1") || exit 1
-    case " $hf_o " in *" $3 "*) ;; *) hf_say "owner ${hf_o%% *} -> $3"; [ "$hf_check" = 1 ] || chown -- "$3" "$1" || exit 1;; esac
+    case " $hf_ou " in *" $3 "*) ;; *) hf_say "owner ${hf_ou%% *} -> $3"; [ "$hf_check" = 1 ] || chown -- "$3" "$1" || exit 1;; esac
   fi
   if [ -n "$4" ]; then
-    hf_o=$(stat -L -c '%G %g' "$1") || exit 1
-    case " $hf_o " in *" $4 "*) ;; *) hf_say "group ${hf_o%% *} -> $4"; [ "$hf_check" = 1 ] || chgrp -- "$4" "$1" || exit 1;; esac
+    case " $hf_og " in *" $4 "*) ;; *) hf_say "group ${hf_og%% *} -> $4"; [ "$hf_check" = 1 ] || chgrp -- "$4" "$1" || exit 1;; esac
   fi
 }
 hf_attr_tree() {
@@ -165,7 +196,7 @@ hf_mkdirs() {
 }
 hf_sweep() { ( hf_in "$1" 2 && find . -mindepth 1 -maxdepth 1 -name "$2" -mmin +"$3" -exec rm -rf -- {} + ) 2>/dev/null; }
 hf_enterstage() {
-  hf_in "$1" 2 && exec 8< . && hf_in "$2" 2 && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] ||
+  hf_in "$1" 2 && exec 8< . && hf_in "$2" 2 && [ "$(stat -c %u:%a .)" = "$hf_uid:700" ] ||
     { printf 'copy: the temp directory %s is gone or not private any more; check who else can write to %s\n' "$2" "$1" >&2; exit 1; }
 }
 hf_backup() { { ln -f -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2" 2>/dev/null || cp -P -p -- "/proc/self/fd/8/$1" "/proc/self/fd/8/$2"; } || exit 1; }
@@ -194,7 +225,8 @@ hf_private() {
   exec 8< . || exit 1
   hf_pd=$(mktemp -d "./.$1.ferry-tmp-XXXXXX") || hf_die "cannot make a temp directory in $hf_at"
   hf_pd=${hf_pd#./}; trap 'hf_clean' EXIT
-  cd -P -- "$hf_pd" && set -- $(stat -c '%d:%i %u:%a' . "/proc/self/fd/8/$hf_pd") && [ "$1" = "$3" ] && [ "$2" = "$(id -u):700" ] ||
+  [ -n "$hf_uid" ] || hf_myuid
+  cd -P -- "$hf_pd" && set -- $(stat -c '%d:%i %u:%a' . "/proc/self/fd/8/$hf_pd") && [ "$1" = "$3" ] && [ "$2" = "$hf_uid:700" ] ||
     hf_die "the temp directory ${hf_at%/}/$hf_pd is not private any more: check who can write to $hf_at"
 }
 hf_clean() { [ -z "$hf_pd" ] || rm -rf -- "/proc/self/fd/8/$hf_pd"; hf_pd=; }
