@@ -113,11 +113,15 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 		// activation switches from it in one round trip if it still holds.
 		plan.after = `hf_lay=$( ` + releaseProbe(base) + ` ) && printf 'L%s' "$hf_lay"`
 	}
-	copied, err := plan.run(ctx, h)
-	if fast != nil && fast.activate && plan.afterRan && string(plan.afterOut) == "0" && h.State != nil {
-		// current was switched: whatever happens next, a rollback undoes it.
+	if fast != nil && fast.activate && h.State != nil {
+		// The probe's command may switch current. Noted before it runs: if
+		// the connection is lost while it runs, its outcome is unknown, and
+		// a rollback must still undo a switch that happened (it compares
+		// with what the host's current is, so a switch that did not happen
+		// is not undone).
 		h.State[releaseKey(base)] = version
 	}
+	copied, err := plan.run(ctx, h)
 	if err != nil || copied.Failed {
 		if err == nil {
 			err = errors.New(copied.Msg)
@@ -185,21 +189,22 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 				return Outcome{Failed: true, Msg: fmt.Sprintf("switch %s exited with status %s: %s", base, code, plan.afterErr), Result: result}, nil
 			}
 		}
+		if activate && h.State != nil {
+			h.State[releaseKey(base)] = version // before the switch: as above
+		}
 		if !switched {
 			if out, ok := switchRelease(ctx, h, base, sw.target, history, prune); !ok {
 				out.Result = result
 				return out, nil
 			}
 		}
-		if activate && h.State != nil {
-			h.State[releaseKey(base)] = version
-		}
 	}
 	return Outcome{Changed: true, Msg: "release " + version + ": " + strings.Join(changes, "; "), Diff: diff, Result: result}, nil
 }
 
 // releaseKey is where, in Host.State, release remembers the version this run
-// made current under a path, so a rollback undoes only that.
+// made current under a path (or sent a command that may have, when its
+// outcome was lost), so a rollback undoes only that.
 func releaseKey(base string) string { return "release.activated:" + base }
 
 func rollbackRelease(ctx context.Context, h *Host, base string, st releaseState) (Outcome, error) {

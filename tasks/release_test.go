@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -303,4 +304,66 @@ type watchConn struct {
 func (w watchConn) Run(ctx context.Context, cmd string, opts RunOptions) (Result, error) {
 	defer w.after()
 	return w.localConn.Run(ctx, cmd, opts)
+}
+
+// lostSwitchConn runs every command, but reports the connection lost after
+// the first one that switches current (the host did it; the answer never
+// came back).
+type lostSwitchConn struct {
+	Conn
+	switchCmd string // what the switching command contains
+	lost      bool
+}
+
+func (c *lostSwitchConn) Run(ctx context.Context, cmd string, opts RunOptions) (Result, error) {
+	res, err := c.Conn.Run(ctx, cmd, opts)
+	if !c.lost && strings.Contains(cmd, c.switchCmd) {
+		c.lost = true
+		return Result{ExitCode: -1}, errors.New("connection lost while the command ran (its outcome is unknown)")
+	}
+	return res, err
+}
+
+// A release whose switching command ran on the host but whose answer was
+// lost with the connection is still undone by the play's rollback: the
+// switch may have happened, and it did here.
+func TestReleaseRollbackUndoesASwitchWhoseAnswerWasLost(t *testing.T) {
+	for _, staged := range []bool{false, true} {
+		name := "unstaged"
+		if staged {
+			name = "staged"
+		}
+		t.Run(name, func(t *testing.T) {
+			h, c, _ := testHost(t)
+			base := filepath.Join(t.TempDir(), "app")
+			src := t.TempDir()
+			os.WriteFile(filepath.Join(src, "bin"), []byte("v1"), 0o755)
+			if out := runModule(t, h, "release", map[string]any{"path": base, "src": src + "/", "version": "v1"}); out.Failed {
+				t.Fatalf("v1: %+v", out)
+			}
+			h.State = map[string]any{}
+			os.WriteFile(filepath.Join(src, "bin"), []byte("v2"), 0o755)
+			if staged {
+				if out := runModule(t, h, "release", map[string]any{"path": base, "src": src + "/", "version": "v2", "activate": false}); out.Failed {
+					t.Fatalf("stage v2: %+v", out)
+				}
+			}
+			lc := &lostSwitchConn{Conn: c, switchCmd: "hf_link " + base + "/releases/v2 current"}
+			h.Conn = lc
+			if out := runModule(t, h, "release", map[string]any{"path": base, "src": src + "/", "version": "v2"}); !out.Failed || !lc.lost {
+				t.Fatalf("v2 with its answer lost: %+v (lost %v)", out, lc.lost)
+			}
+			if cur, _ := os.Readlink(filepath.Join(base, "current")); filepath.Base(cur) != "v2" {
+				t.Fatalf("current -> %s: the switch should have run on the host", cur)
+			}
+			h.Conn = c
+			h.Rollback = true
+			if out := runModule(t, h, "release", map[string]any{"path": base, "rollback": true}); !out.Changed {
+				t.Fatalf("rollback after the lost answer: %+v", out)
+			}
+			if cur, _ := os.Readlink(filepath.Join(base, "current")); filepath.Base(cur) != "v1" {
+				t.Fatalf("current -> %s after the rollback, want v1", cur)
+			}
+		})
+	}
 }
