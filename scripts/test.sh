@@ -31,6 +31,10 @@ make=${MAKE:-make}
 timeout=${TEST_TIMEOUT:-30m}
 parallel=${TEST_PARALLEL:-6}
 mod=github.com/ferrydeploy/ferry
+# With lint (make lint runs go vet ./... in full), go test's own vet pass
+# would check every package a second time, in each of the processes below.
+vet=
+[[ " $* " == *" lint "* ]] && vet=-vet=off
 race=(playbooks ssh environments internal/worker output tui)
 
 tmp=$(mktemp -d)
@@ -68,9 +72,9 @@ done
 # They run in parts, each on a lab of its own; -parallel (default 4, not
 # go test's one per CPU) lets four at once share the CPU with the rest of
 # make test; more would leave each racer too little of it to race a call.
-start tasks $go test -count=1 -parallel "${TASKS_PARALLEL:-4}" -timeout "$timeout" ./tasks
+start tasks $go test $vet -count=1 -parallel "${TASKS_PARALLEL:-4}" -timeout "$timeout" ./tasks
 
-start race sh -c "$go test -race -count=1 -timeout $timeout ${race[*]/#/./} && $go test -race -short -count=1 -timeout $timeout ./internal/cli; rc=\$?; touch $tmp/race.done; exit \$rc"
+start race sh -c "$go test $vet -race -count=1 -timeout $timeout ${race[*]/#/./} && $go test $vet -race -short -count=1 -timeout $timeout ./internal/cli; rc=\$?; touch $tmp/race.done; exit \$rc"
 race_pid=$!
 
 # internal/cli: the names of the tests that call t.Parallel() (within the
@@ -84,7 +88,7 @@ clitest() { # clitest ARGS...: internal/cli's test binary, in its directory
 	(cd internal/cli && "$tmp/cli.test" -test.count=1 -test.timeout "$timeout" "$@")
 }
 cli() {
-	$go test -c -o "$tmp/cli.test" ./internal/cli || return
+	$go test $vet -c -o "$tmp/cli.test" ./internal/cli || return
 	local rc=0 t0=$SECONDS t1 t2
 	{
 		r=0
@@ -113,7 +117,7 @@ others=$($go list ./... | grep -vxF -e "$mod/internal/cli" -e "$mod/tasks" $(pri
 # -p: packages at once (go test's default is the number of CPUs); the lab,
 # tasks and docs packages mostly wait on sshd and a browser, and with two
 # at a time the tasks package began only after the others' labs ended.
-start others $go test -count=1 -p "${TEST_PACKAGES:-6}" -timeout "$timeout" $others
+start others $go test $vet -count=1 -p "${TEST_PACKAGES:-6}" -timeout "$timeout" $others
 
 if [[ " $* " == *" nonroot "* ]]; then
 	start nonroot "$make" --no-print-directory test-nonroot

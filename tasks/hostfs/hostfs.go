@@ -15,8 +15,9 @@
 //     followed. Two directories are checked per stat (a process each: most
 //     of what a walk costs): the second is entered before the first is
 //     checked, but nothing is created, written, or reported missing before
-//     every directory entered so far has passed. A symlink on the way is followed only when root owns it and
-//     only root can write the directory that holds it (as /lib -> usr/lib);
+//     every directory entered so far has passed. A symlink on the way is
+//     followed only when root owns it and only root can write the
+//     directory that holds it (as /lib -> usr/lib);
 //     any other is refused, naming the link and its owner. A directory
 //     that its group or everyone may write (without the sticky bit) is
 //     refused too, as OpenSSH's StrictModes does.
