@@ -122,6 +122,13 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	if err := CheckEnv(opts.Env); err != nil {
 		return res, fmt.Errorf("%s: %w", c.name, err)
 	}
+	if opts.Stdin != nil {
+		in, err := knownStdin(opts.Stdin)
+		if err != nil {
+			return res, fmt.Errorf("%s: read the command's stdin: %w", c.name, err)
+		}
+		opts.Stdin = in
+	}
 	if shellEligible(cmd, opts) {
 		if sh := c.takeShell(ctx); sh != nil {
 			res, keep, err := c.runShell(ctx, sh, cmd, opts)
@@ -133,6 +140,9 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 				return res, err
 			}
 			c.shellOff("the command shell ended before its first command")
+			if in, ok := opts.Stdin.(*smallStdin); ok {
+				in.again() // the shell read it: the session gets it whole
+			}
 		}
 	}
 	sess, err := c.newSession(ctx)

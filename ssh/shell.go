@@ -63,6 +63,15 @@ import (
 // in a subshell, $$ would be the loop's PID (`kill $$` would end the loop,
 // `echo $$ >pidfile; exec daemon` would record the wrong process) and the
 // loop's variables would show. The new shell is exactly what sshd runs.
+//
+// Except for a command line of literal words only (directLine): `exec`
+// and a program's quoted argv (the command module's lines), or ferry's
+// own `sudo ... /bin/sh -c '...'` wrapper. The login shell would only exec
+// the program, expanding nothing (no $, no glob, nothing unquoted but plain
+// characters), so the loop's subshell execs it itself, parsed by the same
+// shell: the program gets the same argv, environment (bash and zsh give
+// back on exec the SHLVL they added), stdin and stdout, and the host
+// saves a login shell.
 
 // shellLoop is the session's command. $__f_sh is the login shell, as sshd
 // runs commands (SHELL is set by sshd to the user's shell). bash and zsh
@@ -76,15 +85,23 @@ __f_sh=${SHELL:-/bin/sh}
 __f_p=
 if [ -n "${BASH_VERSION-}${ZSH_VERSION-}" ] && [ "${SHLVL-0}" -gt 0 ] 2>/dev/null; then SHLVL=$((SHLVL-1)); fi
 trap 'if [ -n "$__f_p" ]; then kill -TERM "$__f_p" 2>/dev/null; fi; exit 143' TERM
+__f_run() {
+trap - INT QUIT
+if [ -n "$__f_d" ]; then
+eval "$__f_c"
+exit
+fi
+exec "$__f_sh" -c "$__f_c"
+}
 while IFS= read -r __f_r; do
-__f_i=
+__f_i= __f_d=
 eval "$__f_r"
 printf '%s<\n' "$__f_t"
 printf '%s<\n' "$__f_t" >&2
 if [ -z "$__f_i" ]; then
-(trap - INT QUIT; exec "$__f_sh" -c "$__f_c") </dev/null &
+(__f_run) </dev/null &
 else
-printf '%s' "$__f_i" | (trap - INT QUIT; exec "$__f_sh" -c "$__f_c") &
+printf '%s' "$__f_i" | (__f_run) &
 fi
 __f_p=$!
 wait "$__f_p"
@@ -218,12 +235,54 @@ func (s *frameStream) read(tok string, w io.Writer) (f frame) {
 	return f
 }
 
-// shellEligible says whether a command can go through the shell: it needs
-// the session's stdin for neither its own input nor a become password, and
-// it is text the shell can carry (no NUL byte, no huge line).
+// shellEligible says whether a command can go through the shell: its
+// stdin is none or small and known in full (smallStdin: the loop pipes it
+// to the command, then EOF, as a session would), it needs no become
+// password on stdin, and it is text the shell can carry (no NUL byte, no
+// huge line).
 func shellEligible(cmd string, opts RunOptions) bool {
-	return opts.Stdin == nil && opts.BecomePass == "" && !strings.ContainsRune(cmd, 0) && len(cmd) < maxShellRequest
+	n := 0
+	if opts.Stdin != nil {
+		r, ok := opts.Stdin.(*smallStdin)
+		if !ok || bytes.IndexByte(r.b, 0) >= 0 {
+			return false
+		}
+		n = len(r.b)
+	}
+	return opts.BecomePass == "" && !strings.ContainsRune(cmd, 0) && len(cmd)+n < maxShellRequest
 }
+
+// smallStdin is a command's stdin known in full before it runs (Run takes
+// it from a strings.Reader or bytes.Reader of up to maxShellRequest
+// bytes), so it can be given again to a session of its own when the shell
+// could not run the command.
+type smallStdin struct {
+	b []byte
+	r *bytes.Reader
+}
+
+func (s *smallStdin) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// knownStdin turns a small strings.Reader or bytes.Reader into a
+// smallStdin; any other reader is returned as it is.
+func knownStdin(r io.Reader) (io.Reader, error) {
+	switch r.(type) {
+	case *strings.Reader, *bytes.Reader:
+	default:
+		return r, nil
+	}
+	if r.(interface{ Len() int }).Len() >= maxShellRequest {
+		return r, nil
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	return &smallStdin{b: b, r: bytes.NewReader(b)}, nil
+}
+
+// again rewinds s for another attempt.
+func (s *smallStdin) again() { s.r = bytes.NewReader(s.b) }
 
 // shellSlot is a connection's command shell: every Client of the
 // connection shares it (Manager.Connect makes a Client per call), so a host
@@ -335,7 +394,46 @@ func (sh *cmdShell) close() {
 // request is the line the loop evals for one command: every value is one
 // single-quoted word, on one line.
 func request(tok, line, stdin string) string {
-	return "__f_t=" + shell.Quote(tok) + "; __f_c=" + oneLine(shell.Quote(line)) + "; __f_i=" + oneLine(shell.Quote(stdin)) + "\n"
+	d := ""
+	if x, ok := directLine(line); ok {
+		line, d = x, "; __f_d=1"
+	}
+	return "__f_t=" + shell.Quote(tok) + "; __f_c=" + oneLine(shell.Quote(line)) + "; __f_i=" + oneLine(shell.Quote(stdin)) + d + "\n"
+}
+
+// directLine says whether line is literal words only, beginning with exec
+// or sudo, and returns it as the exec the loop's subshell runs: then no
+// login shell is needed to run it (see the loop). A word is plain
+// characters, single-quoted strings and backslash-escaped characters;
+// anything else ($, `, globs, ~, operators, double quotes, newlines,
+// assignments in front) keeps the login shell.
+func directLine(line string) (string, bool) {
+	first, _, _ := strings.Cut(line, " ")
+	if first != "exec" && first != "sudo" {
+		return "", false
+	}
+	quoted := false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '\'':
+			quoted = !quoted
+		case quoted:
+		case c == '\\' && i+1 < len(line) && line[i+1] != '\n':
+			i++ // an escaped character is itself (shell.Quote's '\'' for a quote)
+		case c == ' ', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("_-./,:=@%+", c) >= 0:
+		default:
+			return "", false
+		}
+	}
+	if quoted {
+		return "", false
+	}
+	if first == "sudo" {
+		return "exec " + line, true
+	}
+	return line, true
 }
 
 // oneLine puts a quoted word on one line: its newlines and carriage returns

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -124,6 +127,22 @@ func normal(t *testing.T, c *Client, after string) {
 	}
 }
 
+// envToken is envOnStdin's per-command token (in SUDO_COMMAND).
+var envToken = regexp.MustCompile(`ferry-env-[0-9a-f]+`)
+
+// cleanEnv is env's output, sorted, without what differs between any two
+// sessions (their addresses, envOnStdin's token).
+func cleanEnv(b []byte) string {
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "SSH_CLIENT=") && !strings.HasPrefix(l, "SSH_CONNECTION=") && !strings.HasPrefix(l, "SSH_TTY=") {
+			keep = append(keep, l)
+		}
+	}
+	slices.Sort(keep)
+	return envToken.ReplaceAllString(strings.Join(keep, "\n"), "ferry-env-T")
+}
+
 func TestShellLab(t *testing.T) {
 	t.Parallel()
 	s := startShellLab(t)
@@ -171,6 +190,70 @@ func TestShellLab(t *testing.T) {
 			if p := parentOf(t, c2); p != loop {
 				t.Fatalf("another Client of the connection ran in %q, not the connection's shell %q", p, loop)
 			}
+		}
+	})
+
+	t.Run("SmallStdin", func(t *testing.T) {
+		// A small stdin known in full goes through the loop, piped to the
+		// command then EOF, with an environment too and through sudo.
+		for _, opts := range []RunOptions{{}, {Env: map[string]string{"FERRY_A": "v"}}, {Become: true}} {
+			in := "line 1\nline 'two' $x\n\nlast, no newline"
+			opts.Stdin = strings.NewReader(in)
+			res := run(t, c, `cat; echo "|$FERRY_A|$PPID"`, opts)
+			out, tail, _ := strings.Cut(string(res.Stdout), "|")
+			if out != in || !strings.HasPrefix(tail, opts.Env["FERRY_A"]+"|") || res.ExitCode != 0 {
+				t.Fatalf("%+v: got %q, exit %d", opts, res.Stdout, res.ExitCode)
+			}
+			if ppid := strings.TrimSpace(tail[strings.LastIndex(tail, "|")+1:]); !opts.Become && !strings.HasPrefix(loop, ppid+" ") {
+				t.Fatalf("%+v: the command's parent is %s, not the loop %q", opts, ppid, loop)
+			}
+		}
+		// A stdin of a request's size keeps a session of its own, whole.
+		big := strings.Repeat("0123456789abcdef", maxShellRequest/16+1)
+		if res := run(t, c, "wc -c", RunOptions{Stdin: strings.NewReader(big)}); strings.TrimSpace(string(res.Stdout)) != strconv.Itoa(len(big)) {
+			t.Fatalf("big stdin: wc -c says %q, want %d", res.Stdout, len(big))
+		}
+	})
+
+	t.Run("DirectLinesSeeWhatASessionSees", func(t *testing.T) {
+		// Literal lines (exec of a quoted argv, ferry's sudo wrapper) run
+		// without a login shell of their own: the program must get what it
+		// gets from a session of its own (environment, argv, stdin, cwd, its
+		// parent the loop, exit status).
+		alone := s.connect(t, Config{NoShell: true}, "")
+		for _, tc := range []struct {
+			line   string
+			opts   RunOptions
+			direct bool
+		}{
+			{"exec env", RunOptions{}, true},
+			{"exec 'printf' '%s|' 'a b' '$HOME' '*' '\\' 'x'", RunOptions{}, true},
+			{"exec 'printf' '%s|' \"x\"", RunOptions{}, false},
+			{"exec pwd", RunOptions{}, true},
+			{"exec cat", RunOptions{}, true},
+			{"exec env", RunOptions{Become: true}, true},
+			{"exec env", RunOptions{Become: true, BecomeUser: "nobody"}, true},
+			{"exec env", RunOptions{Become: true, Env: map[string]string{"FERRY_A": "x'y\nz"}}, true},
+			{"exec 'printf' '%s|' a\\ b 'it'\\''s'", RunOptions{}, true},
+			{"exec sh -c 'exit 7'", RunOptions{}, true},
+			{"exec no-such-program-ferry", RunOptions{}, true},
+		} {
+			want, got := run(t, alone, tc.line, tc.opts), run(t, c, tc.line, tc.opts)
+			if line, _ := Wrap(tc.line, tc.opts); func() bool { _, ok := directLine(line); return ok }() != tc.direct {
+				t.Errorf("%q (%+v): direct is not %v", tc.line, tc.opts, tc.direct)
+			}
+			if cleanEnv(got.Stdout) != cleanEnv(want.Stdout) || got.ExitCode != want.ExitCode {
+				t.Errorf("%q: through the loop %d %q\nin a session %d %q", tc.line, got.ExitCode, got.Stdout, want.ExitCode, want.Stdout)
+			}
+		}
+		// Not literal: a login shell of its own, as before.
+		for _, line := range []string{"exec echo $HOME", "exec echo *", "exec echo ~", "FOO=1 exec env", "exec env; true", "echo 'a'", "exec 'a", "exec a\\"} {
+			if _, ok := directLine(line); ok {
+				t.Errorf("%q was taken as a literal line", line)
+			}
+		}
+		if p := parentOf(t, c); p != loop {
+			t.Fatalf("the shell changed: %q then %q", loop, p)
 		}
 	})
 
@@ -460,6 +543,12 @@ func TestShellLoginShells(t *testing.T) {
 		res := run(t, c, `printf '%s|%s' "$FERRY_A" "$(id -u)"`, RunOptions{Env: map[string]string{"FERRY_A": val}, Become: true})
 		if string(res.Stdout) != val+"|0" {
 			t.Fatalf("env and become: %q", res.Stdout)
+		}
+		for _, opts := range []RunOptions{{}, {Become: true}} {
+			alone := s.connect(t, Config{NoShell: true}, "")
+			if got, want := run(t, c, "exec env", opts), run(t, alone, "exec env", opts); cleanEnv(got.Stdout) != cleanEnv(want.Stdout) {
+				t.Fatalf("exec env (%+v) under dash: through the loop %q, in a session %q", opts, got.Stdout, want.Stdout)
+			}
 		}
 		if res := run(t, c, "kill -TERM $$", RunOptions{}); res.ExitCode != 143 {
 			t.Fatalf("kill -TERM $$: exit %d", res.ExitCode)

@@ -102,7 +102,30 @@ func TestRequestQuoting(t *testing.T) {
 	if shellEligible("true", RunOptions{Stdin: strings.NewReader("")}) || shellEligible("true", RunOptions{Become: true, BecomePass: "p"}) {
 		t.Fatal("commands that need the session's stdin went to the shell")
 	}
+	small := func(s string) io.Reader { r, _ := knownStdin(strings.NewReader(s)); return r }
+	if !shellEligible("cat", RunOptions{Stdin: small("a\nb\n")}) || shellEligible("cat", RunOptions{Stdin: small("a\x00b")}) ||
+		shellEligible("cat", RunOptions{Stdin: small(strings.Repeat("x", maxShellRequest-2))}) {
+		t.Fatal("small known stdin: eligible only without NUL and within the request's size")
+	}
+	if _, ok := small(strings.Repeat("x", maxShellRequest)).(*smallStdin); ok {
+		t.Fatal("a stdin the size of a request was read ahead")
+	}
 	if !shellEligible("true", RunOptions{Become: true, Env: map[string]string{"A": "b"}}) {
 		t.Fatal("become with sudo -n and an environment should use the shell")
+	}
+	// Literal lines run without a login shell of their own (see the loop).
+	for line, want := range map[string]string{
+		"exec 'true'":                                      "exec 'true'",
+		"exec /usr/bin/x -a=b,c:d":                         "exec /usr/bin/x -a=b,c:d",
+		"exec 'a b' '$x' '*;|&'":                           "exec 'a b' '$x' '*;|&'",
+		"sudo -n -H -u 'root' -- /bin/sh -c 'echo \"$x\"'": "exec sudo -n -H -u 'root' -- /bin/sh -c 'echo \"$x\"'",
+		"exec echo $x":                                     "", "exec echo *": "", "exec ~/x": "", "exec a\\ b": "exec a\\ b", "exec a\\": "", "exec 'a'\\''b'": "exec 'a'\\''b'", "exec 'a": "",
+		"exec a; b": "", "exec a\nb": "", "A=1 exec b": "", "echo a": "", "execx a": "", "exec \"a\"": "",
+		"exec a >f": "", "exec a|b": "", "exec $(x)": "", "exec `x`": "", "exec a{b,c}": "", "exec a[b]": "",
+	} {
+		got, ok := directLine(line)
+		if ok != (want != "") || got != want {
+			t.Errorf("directLine(%q) = %q, %v; want %q", line, got, ok, want)
+		}
 	}
 }
