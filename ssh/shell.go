@@ -401,39 +401,19 @@ func request(tok, line, stdin string) string {
 	return "__f_t=" + shell.Quote(tok) + "; __f_c=" + oneLine(shell.Quote(line)) + "; __f_i=" + oneLine(shell.Quote(stdin)) + d + "\n"
 }
 
-// directLine says whether line is literal words only, beginning with exec
-// or sudo, and returns it as the exec the loop's subshell runs: then no
-// login shell is needed to run it (see the loop). A word is plain
-// characters, single-quoted strings and backslash-escaped characters;
-// anything else ($, `, globs, ~, operators, double quotes, newlines,
-// assignments in front) keeps the login shell.
+// directLine says whether line is literal words only (shell.Literal),
+// beginning with exec or sudo, and returns it as the exec the loop's
+// subshell runs: then no login shell is needed to run it (see the loop).
 func directLine(line string) (string, bool) {
-	first, _, _ := strings.Cut(line, " ")
-	if first != "exec" && first != "sudo" {
+	switch first, _, _ := strings.Cut(line, " "); {
+	case !shell.Literal(line):
 		return "", false
-	}
-	quoted := false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '\'':
-			quoted = !quoted
-		case quoted:
-		case c == '\\' && i+1 < len(line) && line[i+1] != '\n':
-			i++ // an escaped character is itself (shell.Quote's '\'' for a quote)
-		case c == ' ', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("_-./,:=@%+", c) >= 0:
-		default:
-			return "", false
-		}
-	}
-	if quoted {
-		return "", false
-	}
-	if first == "sudo" {
+	case first == "exec":
+		return line, true
+	case first == "sudo":
 		return "exec " + line, true
 	}
-	return line, true
+	return "", false
 }
 
 // oneLine puts a quoted word on one line: its newlines and carriage returns

@@ -15,13 +15,38 @@ import (
 // nothing ($, `, \, newlines) is special. `=` is quoted too: an unquoted
 // `a=b` as a command's first word is an assignment, not a word.
 func Quote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
-			strings.ContainsRune("-_./:,+@%", r))
-	}) < 0 {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool { return r > 0x7f || !plain(byte(r)) }) < 0 {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// plain reports whether c stands for itself anywhere in a word, unquoted.
+func plain(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_./:,+@%", c) >= 0
+}
+
+// Literal reports whether s is words that a POSIX shell takes as they are,
+// expanding nothing: plain characters (and =), single-quoted strings,
+// backslash-escaped characters, separated by spaces. Join's output always
+// is. (An = in a first word still makes an assignment: a caller that runs
+// s checks its command name.)
+func Literal(s string) bool {
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\'':
+			quoted = !quoted
+		case quoted:
+		case c == '\\' && i+1 < len(s) && s[i+1] != '\n':
+			i++ // an escaped character is itself (Quote's '\'' for a quote)
+		case c == ' ', c == '=', plain(c):
+		default:
+			return false
+		}
+	}
+	return !quoted
 }
 
 // Join quotes every element of argv and joins them with spaces.

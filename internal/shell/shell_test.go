@@ -76,13 +76,32 @@ func FuzzQuoteRoundTrip(f *testing.F) {
 		if q := Quote(a); strings.Contains(a, "=") && !strings.HasPrefix(q, "'") {
 			t.Fatalf("Quote(%q) = %s leaves = bare", a, q)
 		}
+		if !Literal(Join(a, b)) {
+			t.Fatalf("Join(%q, %q) = %s is not Literal", a, b, Join(a, b))
+		}
 	})
+}
+
+func TestLiteral(t *testing.T) {
+	for s, want := range map[string]bool{
+		"exec 'true'": true, "exec /usr/bin/x -a=b,c:d": true, "exec 'a b' '$x' '*;|&'": true,
+		`exec a\ b`: true, `exec 'a'\''b'`: true, "exec 'a\nb'": true, "": true,
+		"exec echo $x": false, "exec echo *": false, "exec ~/x": false, `exec a\`: false, "exec 'a": false,
+		"exec a; b": false, "exec a\nb": false, "exec a\tb": false, `exec "a"`: false, "exec a >f": false,
+		"exec a|b": false, "exec $(x)": false, "exec `x`": false, "exec a{b,c}": false, "exec a[b]": false, "é": false,
+	} {
+		if got := Literal(s); got != want {
+			t.Errorf("Literal(%q) = %v, want %v", s, got, want)
+		}
+	}
 }
 
 func FuzzSplit(f *testing.F) {
 	f.Add(`a 'b c' "d\"e" f\ g`)
 	f.Add(`"unterminated`)
 	f.Fuzz(func(t *testing.T, s string) {
-		_, _ = Split(s) // must not panic
+		if _, err := Split(s); err != nil && Literal(s) { // must not panic
+			t.Fatalf("Literal(%q), but Split: %v", s, err)
+		}
 	})
 }
