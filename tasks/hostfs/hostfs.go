@@ -59,6 +59,7 @@ hf_dmode=
 hf_safe() { set -- $(stat -c '%u %a' .); [ "$1" = 0 ] && { [ $(( 0$2 & 022 )) = 0 ] || [ $(( 0$2 & 01000 )) != 0 ]; }; }
 hf_strict() { [ $(( 0$2 & 01000 )) != 0 ] && return 0; [ $(( 0$2 & 02 )) = 0 ] && { [ "$1" = 0 ] || [ $(( 0$2 & 020 )) = 0 ]; }; }
 hf_sf='%d:%i %g %a %u %d'
+hf_moved() { hf_die "$1 changed while ferry entered it (swapped for a symlink?): check who can write to $2"; }
 hf_walk() {
   hf_r=$1 hf_cr=$2 hf_n=0 hf_pq=
   while [ -n "$hf_r" ]; do
@@ -79,18 +80,18 @@ hf_walk() {
       case $hf_cr in 1) ;; 2) return 1;; *) hf_die "$hf_p does not exist";; esac
       mkdir -m 700 -- "$hf_c" || hf_die "cannot create $hf_p"
       exec 4< . && cd -P -- "$hf_c" && set -- $(stat -c "$hf_sf" "/proc/self/fd/4/$hf_c" .) && [ $# = 10 ] && [ "$1" = "$6" ] ||
-        hf_die "$hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_at"
+        hf_moved "$hf_p" "$hf_at"
       [ -n "$hf_dmode" ] || hf_dmode=$(printf '%o' $(( 0777 & ~0$(umask) ))); chmod "$hf_dmode" . || exit 1; hf_made="$hf_made$hf_p
 "
       hf_step "$hf_p" "$hf_at" . "$1" "$6" "$7" "$hf_dmode" "$9" "${10}"; hf_at=$hf_p; continue
     fi
     [ -d "$hf_c" ] || { hf_flush; hf_die "$hf_p is not a directory"; }
     if [ -z "$hf_pq" ]; then
-      exec 4< . && cd -P -- "$hf_c" || hf_die "$hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_at"
+      exec 4< . && cd -P -- "$hf_c" || hf_moved "$hf_p" "$hf_at"
       hf_pq=$hf_c hf_pqp=$hf_p hf_pqat=$hf_at
     else
       exec 9< . && cd -P -- "$hf_c" && set -- $(stat -c "$hf_sf" "/proc/self/fd/4/$hf_pq" /proc/self/fd/9/. "/proc/self/fd/9/$hf_c" .) && [ $# = 20 ] ||
-        hf_die "$hf_pqp or $hf_p changed while ferry entered it (swapped for a symlink?): check who can write to $hf_pqat"
+        hf_moved "$hf_pqp or $hf_p" "$hf_pqat"
       hf_pq=; hf_step "$hf_pqp" "$hf_pqat" /proc/self/fd/9/. "$1" "$6" "$7" "$8" "$9" "${10}"
       hf_step "$hf_p" "$hf_pqp" . "${11}" "${16}" "${17}" "${18}" "${19}" "${20}"
     fi
@@ -101,11 +102,11 @@ hf_walk() {
 hf_flush() {
   [ -n "$hf_pq" ] || return 0
   set -- $(stat -c "$hf_sf" "/proc/self/fd/4/$hf_pq" .); hf_pq=
-  [ $# = 10 ] || hf_die "$hf_pqp changed while ferry entered it (swapped for a symlink?): check who can write to $hf_pqat"
+  [ $# = 10 ] || hf_moved "$hf_pqp" "$hf_pqat"
   hf_step "$hf_pqp" "$hf_pqat" . "$1" "$6" "$7" "$8" "$9" "${10}"
 }
 hf_step() {
-  [ "$4" = "$5" ] || hf_die "$1 changed while ferry entered it (swapped for a symlink?): check who can write to $2"
+  [ "$4" = "$5" ] || hf_moved "$1" "$2"
   if [ "$hf_tok" = 1 ] && { [ "$8" = 0 ] || [ "$8" = "$hf_uid" ] || [ "$8" = "$hf_tuid" ]; } && { [ $(( 0$7 & 022 )) = 0 ] || [ $(( 0$7 & 01000 )) != 0 ]; }; then hf_trust=$1 hf_tdev=$9; else hf_tok=0; fi
   hf_strict "$6" "$7" || hf_die "$1 is writable by its group or by everyone (owner $(hf_who "$3"), mode $7): ferry does not act as root below it; make it writable by its owner only"
 }
