@@ -2,7 +2,6 @@ package ssh
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"regexp"
@@ -38,9 +37,7 @@ func CheckEnv(env map[string]string) error {
 // envOnStdin returns the shell prefix that reads the environment from stdin
 // and the line to send there.
 func envOnStdin(env map[string]string) (prefix, line string) {
-	var t [8]byte
-	_, _ = rand.Read(t[:])
-	tok := "ferry-env-" + hex.EncodeToString(t[:])
+	tok := "ferry-env-" + rand.Text()
 	var b strings.Builder
 	b.WriteString(tok + " ")
 	for _, k := range slices.Sorted(maps.Keys(env)) {

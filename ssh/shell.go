@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -426,16 +425,10 @@ func oneLine(q string) string {
 // tokenSeen, when a test sets it, learns every token (to print it back).
 var tokenSeen atomic.Pointer[func(c *Client, tok string)]
 
-// newToken makes a request's marker token: 128 random bits.
-func newToken() (string, error) {
-	var nonce [16]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
-		return "", err
-	}
-	// ESC first: ordinary output rarely ends with a prefix of a marker, so
-	// the reader seldom has to hold bytes back from the live writers.
-	return "\x1bferry-" + hex.EncodeToString(nonce[:]), nil
-}
+// newToken makes a request's marker token: 128 random bits (rand.Text).
+// ESC first: ordinary output rarely ends with a prefix of a marker, so the
+// reader seldom has to hold bytes back from the live writers.
+func newToken() string { return "\x1bferry-" + rand.Text() }
 
 // errShellNotStarted: the loop ended before it began the command (it could
 // not run on the host's login shell, or the connection was gone): the
@@ -454,10 +447,7 @@ func (c *Client) runShell(ctx context.Context, sh *cmdShell, cmd string, opts Ru
 		}
 		stdin = string(b)
 	}
-	tok, err := newToken()
-	if err != nil {
-		return res, false, err
-	}
+	tok := newToken()
 	if f := tokenSeen.Load(); f != nil {
 		(*f)(c, tok)
 	}

@@ -128,7 +128,7 @@ func normal(t *testing.T, c *Client, after string) {
 }
 
 // envToken is envOnStdin's per-command token (in SUDO_COMMAND).
-var envToken = regexp.MustCompile(`ferry-env-[0-9a-f]+`)
+var envToken = regexp.MustCompile(`ferry-env-[0-9A-Z]+`)
 
 // cleanEnv is env's output, sorted, without what differs between any two
 // sessions (their addresses, envOnStdin's token).
