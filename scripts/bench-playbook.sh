@@ -16,10 +16,7 @@ export FERRY_KNOWN_HOSTS=$FERRY_LAB_KNOWN_HOSTS FERRY_RECORD_DIR=$(mktemp -d)
 export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_PIPELINING=True ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3
 export ANSIBLE_LOCAL_TEMP=$(mktemp -d) ANSIBLE_SSH_CONTROL_PATH_DIR=$(mktemp -d)
 dist=$(mktemp -d)
-for v in v1 v2; do
-	mkdir -p "$dist/$v"
-	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$v" -o "$dist/$v/app" ./playbooks/examples/app
-done
+scripts/build-app.sh "$dist" v1 v2
 state=$(mktemp)
 echo v1 >"$state"
 "$ferry" run playbooks/examples/setup.yml -i "$inv" -e dist="$dist" -e version=v1 -o plain >/dev/null

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Where each host's window goes in the serial-1 example deploy: runs inside
 # `ferry-lab run --hosts N` (FERRY_LAB_* set), deploys RUNS times v2 then v1
-# (each run really deploys) with `-o json`, once per binary of FERRY_BINS
+# with `-o json` (each run stops, switches and starts every host; from the
+# second run on both releases are on the hosts, so the stage finds its
+# files in place: the window is the same), once per binary of FERRY_BINS
 # (default bin/ferry; several alternate, run by run, for an A/B on the same
 # lab), and prints each task's duration over all hosts and runs (min, p25,
 # median) and each run's time. Indicative on a shared machine: compare
@@ -15,10 +17,7 @@ inv=$FERRY_LAB_INVENTORY
 export FERRY_KNOWN_HOSTS=$FERRY_LAB_KNOWN_HOSTS FERRY_RECORD_DIR=$(mktemp -d)
 work=$(mktemp -d)
 trap 'rm -rf "$work" "$FERRY_RECORD_DIR"' EXIT
-for v in v1 v2; do
-	mkdir -p "$work/dist/$v"
-	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$v" -o "$work/dist/$v/app" ./playbooks/examples/app
-done
+scripts/build-app.sh "$work/dist" v1 v2
 "$root/bin/ferry" run playbooks/examples/setup.yml -i "$inv" -e dist="$work/dist" -e version=v1 -o plain >/dev/null
 export FERRY_CONFIG=$work/ferry.yml
 printf 'environments:\n  bench: {inventory: %s}\n' "$inv" >"$FERRY_CONFIG"

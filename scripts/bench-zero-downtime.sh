@@ -22,10 +22,7 @@ inv=$FERRY_LAB_AWS_INVENTORY
 export FERRY_KNOWN_HOSTS=$FERRY_LAB_KNOWN_HOSTS FERRY_RECORD_DIR=$(mktemp -d)
 work=$(mktemp -d)
 trap 'rm -rf "$work" "$FERRY_RECORD_DIR"' EXIT
-for v in v1 v2 v3; do
-	mkdir -p "$work/$v"
-	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$v" -o "$work/$v/app" ./playbooks/examples/app
-done
+scripts/build-app.sh "$work" v1 v2 v3
 "$ferry" run playbooks/examples/setup.yml -i "$inv" -e dist="$work" -e version=v1 -o plain >/dev/null
 sed "s/^  serial: .*/  serial: $serial/" playbooks/examples/deploy.yml >"$work/deploy.yml"
 grep -q "^  serial: $serial\$" "$work/deploy.yml"

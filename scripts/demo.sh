@@ -22,10 +22,7 @@ hosts=${1:-5}
 export DEMO_BIN=${BIN:-bin}
 dist=$(mktemp -d)
 trap 'rm -rf "$dist"' EXIT
-for v in v1 v2; do
-	mkdir -p "$dist/$v"
-	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$v" -o "$dist/$v/app" ./playbooks/examples/app
-done
+scripts/build-app.sh "$dist" v1 v2
 export DEMO_DIST=$dist DEMO_RATE=${DEMO_RATE:-200}
 # On a terminal the TUI owns the screen until the operator leaves it, so
 # only non-interactive runs get a deadline on the rollout. --foreground keeps
