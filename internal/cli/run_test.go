@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -22,10 +21,14 @@ import (
 	"github.com/ferrydeploy/ferry/output"
 )
 
-// repoRoot is the module root (tests run in internal/cli).
+// repoRoot is the module root: tests run in internal/cli. (Not
+// runtime.Caller's file: make test builds with -trimpath.)
 func repoRoot(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(wd, "..", "..")
 }
 
 // buildDist builds the example app once per version into dist/<version>/app.
@@ -115,8 +118,8 @@ func startDeployLab(t *testing.T, hosts int) *deployLab {
 }
 
 func example(name string) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "playbooks", "examples", name)
+	wd, _ := os.Getwd()
+	return filepath.Join(wd, "..", "..", "playbooks", "examples", name)
 }
 
 // ferry runs `ferry ARGS -i <lab inventory> -e dist=... --output plain`.

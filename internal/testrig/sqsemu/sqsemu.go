@@ -16,6 +16,7 @@ package sqsemu
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +24,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,8 +57,26 @@ func ModuleDir() string {
 	if d := os.Getenv("FERRY_SQS_EMULATOR"); d != "" {
 		return d
 	}
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", ".deps", "npm", "node_modules", "local-aws-sqs")
+	return filepath.Join(repoRoot(), ".deps", "npm", "node_modules", "local-aws-sqs")
+}
+
+// repoRoot is the nearest directory at or above the working directory (a
+// test's package directory) that holds the module's go.mod. Not the
+// source file's path (runtime.Caller): make test builds with -trimpath,
+// which leaves a file only its import path.
+func repoRoot() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module github.com/ferrydeploy/ferry\n")) {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return wd
+		}
+	}
 }
 
 // Available says why the emulator cannot run here, or nil.
