@@ -84,15 +84,17 @@ const stateFailed = "FERRY-STATE-ERROR"
 // recordScript writes rels (one per app: the last one of an app wins) on
 // the host: the script and its stdin, where the records travel (never on
 // a command line), one JSON line each after stateMarker. Each file is
-// written to a fresh private temporary file next to it (mktemp: 0600,
-// in root's 0700 directory), then renamed over the old one.
+// written to a temporary file next to it, then renamed over the old one:
+// named by the shell's PID (unique on the host while it runs; the lock
+// script does the same) in root's 0700 directory, where no one else can
+// plant a name, and 0600 (umask 077).
 func recordScript(rels []Release) (string, io.Reader, error) {
 	byApp := map[string]Release{}
 	for _, rel := range rels {
 		rel.App = AppName(rel.App, "")
 		byApp[rel.App] = rel
 	}
-	// Shell builtins read the records; two processes per file (mktemp, mv):
+	// Shell builtins read the records; one process per file (mv):
 	// on hundreds of hosts at once, every extra process shows.
 	var script, payload strings.Builder
 	fmt.Fprintf(&script, `set -e; umask 077
@@ -108,7 +110,7 @@ while IFS= read -r l; do [ "$l" != %s ] || break; done
 		}
 		payload.Write(b)
 		payload.WriteString("\n")
-		fmt.Fprintf(&script, "IFS= read -r r; [ -n \"$r\" ]; t=$(mktemp \"$d/.tmp.XXXXXX\"); printf '%%s\\n' \"$r\" >\"$t\"; mv -f \"$t\" \"$d/\"%s.json; t=\n", shell.Quote(app))
+		fmt.Fprintf(&script, "IFS= read -r r; [ -n \"$r\" ]; t=\"$d/.tmp.$$\"; printf '%%s\\n' \"$r\" >\"$t\"; mv -f \"$t\" \"$d/\"%s.json; t=\n", shell.Quote(app))
 	}
 	return script.String(), strings.NewReader(payload.String()), nil
 }

@@ -72,6 +72,10 @@ type Config struct {
 	// NoShell (FERRY_SSH_SHELL=0) runs every command in a session of its
 	// own instead of the connection's command shell (see shell.go).
 	NoShell bool
+	// ShellFirst starts the command shell with the connection's first
+	// command, for a caller that will send many (a playbook run), instead
+	// of with its second (see shellSlot.used).
+	ShellFirst bool
 
 	// Warn receives warnings (host key policy off, a newly recorded key...).
 	Warn func(msg string)

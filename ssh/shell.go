@@ -292,9 +292,11 @@ type shellSlot struct {
 	busy bool      // a command runs in it (or it is being started)
 	off  bool      // it could not run on this host: one session per command
 	// used: an eligible command already ran on the connection. The first
-	// one gets a session of its own: a connection that runs one command
-	// (ferry exec, status, a lock) never pays for starting the loop, and a
-	// playbook's first command (its preflight or lock) costs what it did.
+	// one gets a session of its own, so a connection that runs one command
+	// (ferry exec, status, a lock) never pays for starting the loop; unless
+	// the caller said it will send many (Config.ShellFirst: a playbook
+	// run), where the first (its preflight or lock) starts the loop and a
+	// host saves a session and a login shell.
 	used bool
 }
 
@@ -305,7 +307,8 @@ type shellSlot struct {
 func (c *Client) takeShell(ctx context.Context) *cmdShell {
 	slot := c.shell
 	slot.mu.Lock()
-	if c.m != nil && c.m.cfg.NoShell || slot.off || slot.busy || !slot.used {
+	first := !slot.used && (c.m == nil || !c.m.cfg.ShellFirst)
+	if c.m != nil && c.m.cfg.NoShell || slot.off || slot.busy || first {
 		slot.used = true
 		slot.mu.Unlock()
 		return nil

@@ -178,6 +178,18 @@ func TestShellLab(t *testing.T) {
 		}
 	})
 
+	t.Run("ShellFirstStartsTheShellWithTheFirstCommand", func(t *testing.T) {
+		// A playbook run: its first command (preflight, lock) starts the loop.
+		fresh := s.connect(t, Config{ShellFirst: true}, "")
+		first := parentOf(t, fresh)
+		if !strings.Contains(first, "__f_sh") {
+			t.Fatalf("the connection's first command ran in %q, want the command shell", first)
+		}
+		if p := parentOf(t, fresh); p != first {
+			t.Fatalf("the second command ran in %q, want the first's shell %q", p, first)
+		}
+	})
+
 	t.Run("OneShellPerConnection", func(t *testing.T) {
 		// Manager.Connect makes a Client per call over the one connection:
 		// they share its shell (a shell each would soon exceed sshd's

@@ -185,6 +185,7 @@ func (g *Globals) sshManager() (*ssh.Manager, error) {
 		}
 		cfg.NoShell = !on
 	}
+	cfg.ShellFirst = g.manyCommands
 	// The local user and agent are the command's environment's, not the
 	// process's (tests give each command its own).
 	cfg.Home, cfg.User = g.env.Get("HOME"), g.env.Get("USER")

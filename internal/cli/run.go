@@ -104,6 +104,7 @@ func (c *RunCmd) Run(g *Globals) error {
 			return exit(exitcode.Invalid, err)
 		}
 	}
+	g.manyCommands = true
 	conn, err := c.newConnector(g)
 	if err != nil {
 		return err
