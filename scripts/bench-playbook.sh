@@ -37,15 +37,18 @@ v=\$(cat $state); if [ "\$v" = v1 ]; then v=v2; else v=v1; fi
 "$ferry" exec -i "$inv" -l "\$1" -- sudo -n rm -rf /opt/app/releases/\$v >/dev/null
 PREP
 chmod +x "$dist/prep.sh"
+# Forks 20 for both tools, as for the ten tasks: serial 1 keeps one host
+# out of service at a time either way; for ferry it is how many hosts
+# stage at once (with the default of 10, the stage: ran in two waves).
 cat >"$dist/flip.sh" <<FLIP
 #!/usr/bin/env bash
 set -e
 v=\$(cat $state); if [ "\$v" = v1 ]; then v=v2; else v=v1; fi; echo \$v > $state
 case "\$1" in
-ferry) exec "$ferry" run "$root/playbooks/examples/deploy.yml" --env bench -l "\$2" -e dist="$dist" -e version=\$v -o plain >/dev/null ;;
-ferry-nostage) exec "$ferry" run NOSTAGE --env bench -l "\$2" -e dist="$dist" -e version=\$v -o plain >/dev/null ;;
+ferry) exec "$ferry" run "$root/playbooks/examples/deploy.yml" --env bench -l "\$2" -f 20 -e dist="$dist" -e version=\$v -o plain >/dev/null ;;
+ferry-nostage) exec "$ferry" run NOSTAGE --env bench -l "\$2" -f 20 -e dist="$dist" -e version=\$v -o plain >/dev/null ;;
 floor) exec "$root/scripts/bench-deploy-floor.sh" "$dist" \$v \$(echo "\$2" | tr , ' ') ;;
-ansible) exec ansible-playbook -i "$inv" -l "\$2" "$root/testdata/bench/deploy.ansible.yml" -e dist="$dist" -e extra_version=\$v >/dev/null ;;
+ansible) exec ansible-playbook -i "$inv" -l "\$2" -f 20 "$root/testdata/bench/deploy.ansible.yml" -e dist="$dist" -e extra_version=\$v >/dev/null ;;
 esac
 FLIP
 chmod +x "$dist/flip.sh"
