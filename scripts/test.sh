@@ -6,16 +6,17 @@
 #   lint     make lint (with `scripts/test.sh lint`): it needs only the CPU
 #            while the lab tests mostly wait on sshd, so it runs beside them;
 #   race     the packages that run hosts concurrently, under -race, then
-#            internal/cli's in-process tests (-short) under -race too (one
-#            after the other: the second reuses the first's race build);
+#            internal/cli's in-process tests (-short) under -race too; all
+#            their race builds first (running no test), then the tests;
 #   cli      internal/cli, built once: the tests that call t.Parallel()
 #            (every lab test: each starts its own fleet of sshd hosts on its
 #            own network and gives its commands their own environment, AWS
-#            included) run together (-parallel, default 6: they mostly wait
-#            on sshd, not the CPU); the few others (signals to the process,
-#            a test hook, process variables, a load test) run one at a time
-#            in a second process of the same binary, beside the first once
-#            the race build is done;
+#            included) run together (-parallel, default 10: they wait on
+#            sshd, on bake times and on each other's CPU, and more at once
+#            leave the two cores less idle); the few others (signals to the
+#            process, a test hook, process variables, a load test) run one
+#            at a time in a second process of the same binary, beside the
+#            first once the race builds are done;
 #   others   every other package (TEST_PACKAGES, default 6, at once);
 #   nonroot  (with `scripts/test.sh nonroot`) cmd/ferry's CLI scripts again,
 #            as an unprivileged user (make test-nonroot).
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 go=${GO:-go}
 make=${MAKE:-make}
 timeout=${TEST_TIMEOUT:-30m}
-parallel=${TEST_PARALLEL:-6}
+parallel=${TEST_PARALLEL:-10}
 mod=github.com/ferrydeploy/ferry
 # -trimpath for every go command below (tests, vet, the builds tests run):
 # without it the build cache keys each package by its directory, so a
@@ -80,7 +81,10 @@ done
 # make test; more would leave each racer too little of it to race a call.
 start tasks $go test $vet -count=1 -parallel "${TASKS_PARALLEL:-4}" -timeout "$timeout" ./tasks
 
-start race sh -c "$go test $vet -race -count=1 -timeout $timeout ${race[*]/#/./} && $go test $vet -race -short -count=1 -timeout $timeout ./internal/cli; rc=\$?; touch $tmp/race.done; exit \$rc"
+# The race builds first (-run '^$': every binary built, no test run), so
+# that internal/cli's other tests can start once they are done; a build
+# that fails shows in the runs after it.
+start race sh -c "$go test $vet -race -count=1 -run '^\$' ${race[*]/#/./} ./internal/cli >/dev/null 2>&1; touch $tmp/race.built; $go test $vet -race -count=1 -timeout $timeout ${race[*]/#/./} && $go test $vet -race -short -count=1 -timeout $timeout ./internal/cli"
 race_pid=$!
 
 # internal/cli: the names of the tests that call t.Parallel() (within the
@@ -104,8 +108,8 @@ cli() {
 	} >"$tmp/cli-parallel.log" 2>&1 &
 	local parallel_pid=$!
 	# The other tests (TestZeroDowntimeUnderLoad's load among them) start
-	# once the race build is done, not in the thick of every compile.
-	while [ ! -e "$tmp/race.done" ] && kill -0 "$race_pid" 2>/dev/null; do sleep 1; done
+	# once the race builds are done, not in the thick of every compile.
+	while [ ! -e "$tmp/race.built" ] && kill -0 "$race_pid" 2>/dev/null; do sleep 1; done
 	t1=$SECONDS
 	clitest -test.skip "$(runre "${par[@]}")" >"$tmp/cli-serial.log" 2>&1 || rc=1
 	t2=$((SECONDS - t1))

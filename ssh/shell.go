@@ -77,9 +77,11 @@ import (
 // count themselves in SHLVL: the loop takes itself out, so commands see the
 // SHLVL a session of their own would. TERM (Run's
 // cancel) is forwarded to the running command before the loop exits.
+// The carriage return is a literal (a Go raw string drops it), not
+// $(printf '\r'): a fork less when each host's loop starts.
 const shellLoop = `__f_nl='
 '
-__f_cr=$(printf '\r')
+__f_cr='` + "\r" + `'
 __f_sh=${SHELL:-/bin/sh}
 __f_p=
 if [ -n "${BASH_VERSION-}${ZSH_VERSION-}" ] && [ "${SHLVL-0}" -gt 0 ] 2>/dev/null; then SHLVL=$((SHLVL-1)); fi
