@@ -310,7 +310,10 @@ func TestWorkerKilledAnotherResumes(t *testing.T) {
 			t.Fatal("the killed worker's run wrote run_end")
 		}
 	}
-	if v, _ := d.status(t, victim); v != "down" {
+	// Down, or (the kill lands a moment after the event that asked for it,
+	// and the staged release's switch is one fast command) starting again,
+	// not yet ready; never serving a version. As TestSIGKILLThenResume.
+	if v, _ := d.status(t, victim); v != "down" && v != "" {
 		t.Fatalf("%s answers (%s) after its unit was stopped", victim, v)
 	}
 
