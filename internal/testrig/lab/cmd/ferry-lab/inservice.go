@@ -58,7 +58,9 @@ func waitInService(ctx context.Context, timeout time.Duration) error {
 					awslab.LoadBalancer, inService, len(ih.InstanceStates))
 			}
 		}
-		if err != nil {
+		// A call cut short by the deadline says nothing about the hosts:
+		// the message keeps the last answer.
+		if err != nil && ctx.Err() == nil {
 			last = err.Error()
 		}
 		select {

@@ -31,7 +31,9 @@ func TestWaitInService(t *testing.T) {
 	s.AddTargetGroup(acct, "eu-west-1", awsemu.TargetGroup{Name: awslab.TargetGroup, Port: 8080, Protocol: "HTTP", Targets: []awsemu.Target{{ID: ids[0]}, {ID: ids[1]}}})
 	s.AddClassicELB(acct, "eu-west-1", awsemu.ClassicELB{Name: awslab.LoadBalancer, Instances: ids, AZs: []string{"eu-west-1a"}, InstancePort: 8080})
 
-	err := waitInService(context.Background(), time.Second)
+	// Long enough for a first answer on a busy machine (make test): the
+	// message must say how far it got, not that a call was cut short.
+	err := waitInService(context.Background(), 3*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "1/2 healthy") || !strings.Contains(err.Error(), "1/2 InService") {
 		t.Fatalf("one host of two unhealthy: %v, want an error saying 1/2 in each", err)
 	}
