@@ -55,9 +55,6 @@ type Globals struct {
 	stdin          io.Reader
 	ctx            context.Context
 	env            environ // the command's environment (environ.go)
-	// manyCommands: the command sends many commands to each host (ferry
-	// run): its connections start their command shell with the first.
-	manyCommands bool
 }
 
 // CLI is the command tree.

@@ -88,13 +88,21 @@ type connector struct {
 	environ []string // for ansible_connection=local hosts: the controller's, without ferry's secrets
 }
 
+// How many commands a command sends each host: a playbook run sends many,
+// so its connections start their command shell (ssh.Config.ShellFirst)
+// with the first; the others, often one, start it with the second.
+const (
+	fewCommands  = false
+	manyCommands = true
+)
+
 // newConnector parses --bastion and builds the manager; Close it when done.
-func (f *HostFlags) newConnector(g *Globals) (*connector, error) {
+func (f *HostFlags) newConnector(g *Globals, many bool) (*connector, error) {
 	bastion, err := f.bastionHops()
 	if err != nil {
 		return nil, err
 	}
-	m, err := g.sshManager()
+	m, err := g.sshManager(many)
 	if err != nil {
 		return nil, err
 	}
@@ -141,8 +149,9 @@ func (f *HostFlags) hosts(ctx context.Context, env environ, pattern string) ([]*
 	return f.selectHosts(inv, pattern)
 }
 
-// sshManager builds the run's connection manager from the global flags and environment.
-func (g *Globals) sshManager() (*ssh.Manager, error) {
+// sshManager builds the run's connection manager from the global flags and
+// environment; many: see manyCommands.
+func (g *Globals) sshManager(many bool) (*ssh.Manager, error) {
 	cfg := ssh.Config{
 		KnownHostsFiles: g.KnownHosts,
 		IdentityFiles:   g.PrivateKey,
@@ -185,7 +194,7 @@ func (g *Globals) sshManager() (*ssh.Manager, error) {
 		}
 		cfg.NoShell = !on
 	}
-	cfg.ShellFirst = g.manyCommands
+	cfg.ShellFirst = many
 	// The local user and agent are the command's environment's, not the
 	// process's (tests give each command its own).
 	cfg.Home, cfg.User = g.env.Get("HOME"), g.env.Get("USER")

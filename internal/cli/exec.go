@@ -38,7 +38,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	conn, err := c.newConnector(g)
+	conn, err := c.newConnector(g, fewCommands)
 	if err != nil {
 		return err
 	}

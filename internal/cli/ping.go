@@ -26,7 +26,7 @@ func (c *PingCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	conn, err := c.newConnector(g)
+	conn, err := c.newConnector(g, fewCommands)
 	if err != nil {
 		return err
 	}

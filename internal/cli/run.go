@@ -104,8 +104,7 @@ func (c *RunCmd) Run(g *Globals) error {
 			return exit(exitcode.Invalid, err)
 		}
 	}
-	g.manyCommands = true
-	conn, err := c.newConnector(g)
+	conn, err := c.newConnector(g, manyCommands)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ type envStatus struct {
 
 // readEnvStatus reads every selected host's state in parallel, one round trip each.
 func readEnvStatus(g *Globals, hf *HostFlags, e *envHosts) (*envStatus, error) {
-	conn, err := hf.newConnector(g)
+	conn, err := hf.newConnector(g, fewCommands)
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +409,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	conn, err := c.newConnector(g)
+	conn, err := c.newConnector(g, fewCommands)
 	if err != nil {
 		return err
 	}
