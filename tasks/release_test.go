@@ -328,11 +328,7 @@ func (c *lostSwitchConn) Run(ctx context.Context, cmd string, opts RunOptions) (
 // lost with the connection is still undone by the play's rollback: the
 // switch may have happened, and it did here.
 func TestReleaseRollbackUndoesASwitchWhoseAnswerWasLost(t *testing.T) {
-	for _, staged := range []bool{false, true} {
-		name := "unstaged"
-		if staged {
-			name = "staged"
-		}
+	for name, staged := range map[string]bool{"unstaged": false, "staged": true} {
 		t.Run(name, func(t *testing.T) {
 			h, c, _ := testHost(t)
 			base := filepath.Join(t.TempDir(), "app")

@@ -72,7 +72,7 @@ func TestLabAnsibleELBModules(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ap, "-i", filepath.Join(dir, "inventory.yml"),
-		filepath.Join(repoRoot(t), "testdata", "bench", "zero-downtime.ansible.yml"),
+		filepath.Join(repoRoot(), "testdata", "bench", "zero-downtime.ansible.yml"),
 		"-e", "dist="+d.dist, "-e", "extra_version=v2", "-e", "batch=1")
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()

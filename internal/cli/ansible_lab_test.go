@@ -35,7 +35,7 @@ func bothTools(t *testing.T, playbookName, extraState, ansibleHandler string) {
 		t.Skip("ansible-playbook is not installed: run `scripts/deps.sh bench` (or `make test-ansible`) to install Debian's ansible-core")
 	}
 	d := startDeployLab(t, 2)
-	playbook := filepath.Join(repoRoot(t), "testdata", "ansible-deploy", playbookName)
+	playbook := filepath.Join(repoRoot(), "testdata", "ansible-deploy", playbookName)
 	hosts := []string{"app1", "app2"}
 
 	// state is what a deploy leaves on a host, as the test reads it from inside.

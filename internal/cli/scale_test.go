@@ -40,7 +40,7 @@ func TestScale(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exec on %d hosts: exit %d", n, r.code)
 	}
-	r = ferryWithin(t, limit, env, "run", repoRoot(t)+"/testdata/bench/ten-tasks.yml", "-i", l.Inventory, "-f", "200", "-o", "plain")
+	r = ferryWithin(t, limit, env, "run", repoRoot()+"/testdata/bench/ten-tasks.yml", "-i", l.Inventory, "-f", "200", "-o", "plain")
 	if r.code != 0 {
 		t.Fatalf("10 tasks on %d hosts: exit %d", n, r.code)
 	}
