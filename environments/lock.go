@@ -160,6 +160,40 @@ type Lock struct {
 	// holders of this machine); warned: dead holders already reported.
 	adopt  []string
 	warned map[string]bool
+	// holders: by host, the running holders of the lock (lockholder.go).
+	hmu     sync.Mutex
+	holders map[string]*holder
+}
+
+// takeHolder returns and forgets the holder of host (nil: none).
+func (l *Lock) takeHolder(host string) *holder {
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	hd := l.holders[host]
+	delete(l.holders, host)
+	return hd
+}
+
+// holderOf returns the holder of host (nil: none).
+func (l *Lock) holderOf(host string) *holder {
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	return l.holders[host]
+}
+
+// acquireOn takes the lock on h: with a holder when its connection can
+// keep one running, else with one command.
+func (l *Lock) acquireOn(ctx context.Context, h LockHost, raw []byte, adopt []string) (lockAnswer, error) {
+	a, hd, ok, err := l.opts.startHolder(ctx, h, l.Info.Token, raw, adopt)
+	if !ok {
+		return l.opts.run(ctx, h, "acquire", l.Info.Token, raw, adopt)
+	}
+	if hd != nil {
+		l.hmu.Lock()
+		l.holders[h.Name] = hd
+		l.hmu.Unlock()
+	}
+	return a, err
 }
 
 // DefaultLockTimeout is how old a heartbeat makes a lock stale.
@@ -171,38 +205,46 @@ const lockDir = "/var/lib/ferry/locks"
 // a line "FERRY-LOCK <state> <age seconds>", then the file (one JSON line).
 // adopt lists the run ids whose files acquire takes over at once (a run
 // this one resumes, a holder whose process is gone).
+func lockScript(op, env, token string, timeout time.Duration, info []byte, adopt []string) string {
+	return lockFuncs(env, token, timeout, info, adopt) + "lk " + op + "\n"
+}
+
+// lockFuncs defines lk OP, one operation on the host's lock file under
+// flock (lockScript runs one; the holder, one per line it reads).
 //
 // On the common paths (a free lock taken, our own released or refreshed)
-// it starts two processes besides the shell, flock and mv/rm/touch: the
-// file is read and matched with builtins, its age is asked only when
-// someone else's file is there, and the temporary file is named by the
-// shell's PID, unique on the host while the guard is held (the directory
-// is root's, 0700). Each process is a fork and exec on every host at once,
-// on the critical path of every run.
-func lockScript(op, env, token string, timeout time.Duration, info []byte, adopt []string) string {
+// an operation starts two processes besides the shell, flock and
+// mv/rm/touch: the file is read and matched with builtins, its age is
+// asked only when someone else's file is there, and the temporary file is
+// named by the shell's PID, unique on the host while the guard is held
+// (the directory is root's, 0700). Each process is a fork and exec on
+// every host at once, on the critical path of every run.
+func lockFuncs(env, token string, timeout time.Duration, info []byte, adopt []string) string {
 	quoted := make([]string, len(adopt))
 	for i, a := range adopt {
 		quoted[i] = shell.Quote(a)
 	}
 	return fmt.Sprintf(`set -u; umask 077
-d=%[1]s; f="$d/"%[2]s.json; tok=%[3]s
+d=%[1]s; f="$d/"%[2]s.json; tok=%[3]s; st=
 [ -d "$d" ] || mkdir -p "$d" || exit 90
+ago() { [ -f "$f" ] && age=$(( $(date +%%s) - $(stat -c %%Y "$f") )); }
+write() { t="$d/.tmp.$$"; printf '%%s\n' %[4]s >"$t" && mv -f "$t" "$f"; }
+lk() {
 exec 9>"$d/.guard"
-flock -w 10 9 || { echo "FERRY-LOCK busy 0"; exit 0; }
+if ! flock -w 10 9; then echo "FERRY-LOCK busy 0"; exec 9>&-; return 0; fi
 l=; [ -f "$f" ] && { IFS= read -r l <"$f" || [ -n "$l" ]; }
 mine=no; case $l in *"\"token\":\"$tok\""*) mine=yes ;; esac
-adopt=no; if [ -f "$f" ]; then for res in %[7]s; do case $l in *"\"run_id\":\"$res\""*) adopt=yes ;; esac; done; fi
-age=0; ago() { [ -f "$f" ] && age=$(( $(date +%%s) - $(stat -c %%Y "$f") )); }
-write() { t="$d/.tmp.$$"; printf '%%s\n' %[5]s >"$t" && mv -f "$t" "$f"; }
-case %[4]s in
+adopt=no; if [ -f "$f" ]; then for res in %[6]s; do case $l in *"\"run_id\":\"$res\""*) adopt=yes ;; esac; done; fi
+age=0; w=yes
+case $1 in
 acquire)
   if [ -f "$f" ] && [ $mine = no ]; then
     ago
     if [ $adopt = yes ]; then echo "FERRY-LOCK resumed $age"; cat "$f"
-    elif [ "$age" -le %[6]d ]; then echo "FERRY-LOCK held $age"; cat "$f"; exit 0
+    elif [ "$age" -le %[5]d ]; then echo "FERRY-LOCK held $age"; cat "$f"; w=no
     else echo "FERRY-LOCK stale $age"; cat "$f"; fi
   fi
-  write && echo "FERRY-LOCK acquired 0" ;;
+  if [ $w = yes ] && write; then echo "FERRY-LOCK acquired 0"; st=held; fi ;;
 heartbeat)
   if [ $mine = yes ]; then touch "$f"; echo "FERRY-LOCK ok 0"; else ago; echo "FERRY-LOCK lost $age"; cat "$f" 2>/dev/null; fi ;;
 release)
@@ -210,7 +252,9 @@ release)
 force)
   if [ -f "$f" ]; then ago; echo "FERRY-LOCK released $age"; cat "$f"; rm -f "$f"; else echo "FERRY-LOCK free 0"; fi ;;
 esac
-`, lockDir, shell.Quote(env), shell.Quote(token), op, shell.Quote(string(info)), int(timeout.Seconds()), strings.Join(quoted, " "))
+exec 9>&-
+}
+`, lockDir, shell.Quote(env), shell.Quote(token), shell.Quote(string(info)), int(timeout.Seconds()), strings.Join(quoted, " "))
 }
 
 // lockAnswer is one host's answer to a lock operation.
@@ -362,7 +406,7 @@ func Acquire(ctx context.Context, hosts []LockHost, opts LockOptions) (*Lock, er
 	if err != nil {
 		return nil, err
 	}
-	l := &Lock{Info: info, hosts: hosts, opts: opts, warned: map[string]bool{}}
+	l := &Lock{Info: info, hosts: hosts, opts: opts, warned: map[string]bool{}, holders: map[string]*holder{}}
 	if opts.Resumes != "" {
 		l.adopt = []string{opts.Resumes}
 	}
@@ -424,7 +468,7 @@ func (l *Lock) tryAll(ctx context.Context, raw []byte) (*HeldError, error) {
 		errs := make([]error, len(todo))
 		began := time.Now()
 		parallel.Each(ctx, len(todo), 0, func(k int) {
-			answers[k], errs[k] = l.opts.run(ctx, l.hosts[todo[k]], "acquire", l.Info.Token, raw, adopt)
+			answers[k], errs[k] = l.acquireOn(ctx, l.hosts[todo[k]], raw, adopt)
 		})
 		slowest = max(slowest, time.Since(began))
 		var retry []int
@@ -548,6 +592,16 @@ func (l *Lock) releaseHosts(ctx context.Context, hosts []LockHost, records map[s
 	errs := make([]error, len(hosts))
 	parallel.Each(ctx, len(hosts), 0, func(i int) {
 		h := hosts[i]
+		if hd := l.takeHolder(h.Name); hd != nil {
+			a, err := l.holderRelease(ctx, hd, records[h.Name])
+			if err == nil {
+				errs[i] = a.stateErr
+				return
+			}
+			// The holder is gone (the link dropped and came back, say): a
+			// command of its own releases the lock and writes the records.
+			l.opts.Warn(fmt.Sprintf("lock release on %s: its holder did not answer (%v); releasing with a command", h.Name, err))
+		}
 		script := lockScript("release", l.Info.Env, l.Info.Token, l.opts.Timeout, nil, nil)
 		var stdin io.Reader
 		if rels := records[h.Name]; len(rels) > 0 {
@@ -583,7 +637,7 @@ func (l *Lock) heartbeat() {
 		ctx, cancel := context.WithTimeout(context.Background(), every)
 		parallel.Each(ctx, len(l.hosts), 0, func(i int) {
 			h := l.hosts[i]
-			a, err := l.opts.run(ctx, h, "heartbeat", l.Info.Token, nil, nil)
+			a, err := l.heartbeatOn(ctx, h)
 			switch {
 			case err != nil:
 				l.opts.Warn(fmt.Sprintf("lock heartbeat: %v", err))
@@ -603,6 +657,27 @@ func (l *Lock) heartbeat() {
 		})
 		cancel()
 	}
+}
+
+// heartbeatOn refreshes h's lock file: through its holder, else (or when
+// the holder does not answer) with a command.
+func (l *Lock) heartbeatOn(ctx context.Context, h LockHost) (lockAnswer, error) {
+	if hd := l.holderOf(h.Name); hd != nil {
+		out, err := hd.ask(ctx, "heartbeat\n")
+		if err == nil {
+			a, err := parseLockAnswer(out)
+			if a.info != nil {
+				a.info.Host = h.Name
+			}
+			return a, err
+		}
+		if ctx.Err() != nil {
+			return lockAnswer{}, err
+		}
+		l.takeHolder(h.Name)
+		hd.s.Close()
+	}
+	return l.opts.run(ctx, h, "heartbeat", l.Info.Token, nil, nil)
 }
 
 // Release stops the heartbeat and removes this run's lock file from every

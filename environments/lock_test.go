@@ -42,7 +42,7 @@ func (c *dirConn) Run(ctx context.Context, cmd string, opts RunOptions) (Result,
 		end := c.log.seq.Add(1)
 		op := "?"
 		for _, o := range []string{"acquire", "heartbeat", "release", "force"} {
-			if strings.Contains(cmd, "case "+o+" in") {
+			if strings.Contains(cmd, "\nlk "+o+"\n") {
 				op = o
 			}
 		}
@@ -66,6 +66,83 @@ func (c *dirConn) Run(ctx context.Context, cmd string, opts RunOptions) (Result,
 	return Result{Stdout: []byte(out.String()), Stderr: []byte(errb.String())}, err
 }
 
+// holdingConn is a dirConn that can keep a command running (Starter): the
+// lock takes a holder on it, as on an SSH connection.
+type holdingConn struct{ *dirConn }
+
+func (c holdingConn) Start(ctx context.Context, cmd string, opts RunOptions) (Stream, error) {
+	st := &dirStream{c: c.dirConn, start: c.log.seq.Add(1), op: "acquire"}
+	if c.deny {
+		cmd = "echo 'sudo: a password is required' >&2; exit 1"
+	}
+	st.cmd = exec.Command("/bin/sh", "-c", strings.ReplaceAll(cmd, stateDir, c.dir))
+	st.cmd.Stderr = &st.errb
+	var err error
+	if st.in, err = st.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if st.out, err = st.cmd.StdoutPipe(); err != nil {
+		return nil, err
+	}
+	if err := st.cmd.Start(); err != nil {
+		return nil, err
+	}
+	if opts.BecomePass != "" { // sudo with NOPASSWD leaves it unread
+		io.WriteString(st.in, opts.BecomePass+"\n")
+	}
+	return st, nil
+}
+
+// dirStream is a holder run by /bin/sh on this machine. It logs each
+// operation it carries (acquire, then heartbeats and the release, from the
+// lines ferry writes) as a command, ended by the answer's last line.
+type dirStream struct {
+	c     *dirConn
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	out   io.Reader
+	errb  strings.Builder
+	op    string
+	start int64
+}
+
+func (s *dirStream) Write(p []byte) (int, error) {
+	for _, o := range []string{"heartbeat", "release"} {
+		if strings.Contains(string(p), o+"\n") {
+			s.op, s.start = o, s.c.log.seq.Add(1)
+		}
+	}
+	return s.in.Write(p)
+}
+
+func (s *dirStream) Read(p []byte) (int, error) {
+	n, err := s.out.Read(p)
+	if s.op != "" && strings.Contains(string(p[:n]), holderEnd) {
+		end := s.c.log.seq.Add(1)
+		s.c.log.mu.Lock()
+		s.c.log.cmds = append(s.c.log.cmds, logged{s.c.name, s.op, s.start, end})
+		s.c.log.mu.Unlock()
+		s.op = ""
+	}
+	return n, err
+}
+
+func (s *dirStream) CloseWrite() error { return s.in.Close() }
+
+func (s *dirStream) Wait(ctx context.Context) (Result, error) {
+	err := s.cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return Result{ExitCode: ee.ExitCode(), Stderr: []byte(s.errb.String())}, nil
+	}
+	return Result{Stderr: []byte(s.errb.String())}, err
+}
+
+func (s *dirStream) Close() error {
+	s.in.Close()
+	return s.cmd.Process.Kill()
+}
+
 func (l *cmdLog) count(host, op string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -80,6 +157,12 @@ func (l *cmdLog) count(host, op string) int {
 
 func dirHosts(t *testing.T, names ...string) ([]LockHost, *cmdLog) {
 	t.Helper()
+	return dirHostsHolding(t, false, names...)
+}
+
+// dirHostsHolding: with holding, connections that can keep a holder running.
+func dirHostsHolding(t *testing.T, holding bool, names ...string) ([]LockHost, *cmdLog) {
+	t.Helper()
 	if _, err := exec.LookPath("flock"); err != nil {
 		t.Skip("no flock(1)")
 	}
@@ -91,13 +174,35 @@ func dirHosts(t *testing.T, names ...string) ([]LockHost, *cmdLog) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		hs = append(hs, LockHost{Name: n, Conn: &dirConn{name: n, dir: d, log: log}})
+		var c Conn = &dirConn{name: n, dir: d, log: log}
+		if holding {
+			c = holdingConn{c.(*dirConn)}
+		}
+		hs = append(hs, LockHost{Name: n, Conn: c})
 	}
 	return hs, log
 }
 
 func lockFile(h LockHost, env string) string {
-	return filepath.Join(h.Conn.(*dirConn).dir, "locks", env+".json")
+	return filepath.Join(dirOf(h).dir, "locks", env+".json")
+}
+
+func dirOf(h LockHost) *dirConn {
+	if hc, ok := h.Conn.(holdingConn); ok {
+		return hc.dirConn
+	}
+	return h.Conn.(*dirConn)
+}
+
+// bothWays runs f on connections that take the lock with one command per
+// operation and on connections that keep a holder.
+func bothWays(t *testing.T, f func(t *testing.T, hosts func(names ...string) ([]LockHost, *cmdLog))) {
+	for _, holding := range []bool{false, true} {
+		name := map[bool]string{false: "commands", true: "holder"}[holding]
+		t.Run(name, func(t *testing.T) {
+			f(t, func(names ...string) ([]LockHost, *cmdLog) { return dirHostsHolding(t, holding, names...) })
+		})
+	}
 }
 
 func testOpts(run string, warn func(string)) LockOptions {
@@ -107,108 +212,112 @@ func testOpts(run string, warn func(string)) LockOptions {
 // The gate is taken alone, then every other host at once: one command per
 // host, and none of the others starts before the gate's has answered.
 func TestAcquireGateThenTheRest(t *testing.T) {
-	hosts, log := dirHosts(t, "app3", "app1", "app5", "app2", "app4")
-	l, err := Acquire(context.Background(), hosts, testOpts("r1", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gateEnd, firstOther int64 = 0, 1 << 62
-	for _, c := range log.cmds {
-		if c.host == "app1" {
-			gateEnd = c.end
-		} else {
-			firstOther = min(firstOther, c.start)
+	bothWays(t, func(t *testing.T, dirHosts func(names ...string) ([]LockHost, *cmdLog)) {
+		hosts, log := dirHosts("app3", "app1", "app5", "app2", "app4")
+		l, err := Acquire(context.Background(), hosts, testOpts("r1", nil))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if gateEnd == 0 || firstOther < gateEnd {
-		t.Errorf("the gate app1 answered at %d, another host started at %d: %+v", gateEnd, firstOther, log.cmds)
-	}
-	for _, h := range hosts {
-		if n := log.count(h.Name, ""); n != 1 {
-			t.Errorf("%s: %d commands to acquire, want 1", h.Name, n)
+		var gateEnd, firstOther int64 = 0, 1 << 62
+		for _, c := range log.cmds {
+			if c.host == "app1" {
+				gateEnd = c.end
+			} else {
+				firstOther = min(firstOther, c.start)
+			}
 		}
-		if _, err := os.Stat(lockFile(h, "staging")); err != nil {
-			t.Errorf("%s: no lock file: %v", h.Name, err)
+		if gateEnd == 0 || firstOther < gateEnd {
+			t.Errorf("the gate app1 answered at %d, another host started at %d: %+v", gateEnd, firstOther, log.cmds)
 		}
-	}
-	// Releasing carries each host's release record: still one command per host.
-	recs := map[string][]Release{"app2": {{App: "demo", Env: "staging", Version: "v2", RunID: "r1"}, {App: "other", Version: "v9"}}}
-	if err := l.Release(context.Background(), recs); err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range hosts {
-		if n := log.count(h.Name, "release"); n != 1 {
-			t.Errorf("%s: %d release commands, want 1", h.Name, n)
+		for _, h := range hosts {
+			if n := log.count(h.Name, ""); n != 1 {
+				t.Errorf("%s: %d commands to acquire, want 1", h.Name, n)
+			}
+			if _, err := os.Stat(lockFile(h, "staging")); err != nil {
+				t.Errorf("%s: no lock file: %v", h.Name, err)
+			}
 		}
-		if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
-			t.Errorf("%s: lock file left after release: %v", h.Name, err)
+		// Releasing carries each host's release record: still one command per host.
+		recs := map[string][]Release{"app2": {{App: "demo", Env: "staging", Version: "v2", RunID: "r1"}, {App: "other", Version: "v9"}}}
+		if err := l.Release(context.Background(), recs); err != nil {
+			t.Fatal(err)
 		}
-	}
-	dir := hosts[3].Conn.(*dirConn).dir // app2
-	for app, want := range map[string]string{"demo": `"version":"v2"`, "other": `"version":"v9"`} {
-		b, err := os.ReadFile(filepath.Join(dir, app+".json"))
-		if err != nil || !strings.Contains(string(b), want) {
-			t.Errorf("app2 %s record: %q %v", app, b, err)
+		for _, h := range hosts {
+			if n := log.count(h.Name, "release"); n != 1 {
+				t.Errorf("%s: %d release commands, want 1", h.Name, n)
+			}
+			if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
+				t.Errorf("%s: lock file left after release: %v", h.Name, err)
+			}
 		}
-		if st, err := os.Stat(filepath.Join(dir, app+".json")); err == nil && st.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v", app, st.Mode())
+		dir := dirOf(hosts[3]).dir // app2
+		for app, want := range map[string]string{"demo": `"version":"v2"`, "other": `"version":"v9"`} {
+			b, err := os.ReadFile(filepath.Join(dir, app+".json"))
+			if err != nil || !strings.Contains(string(b), want) {
+				t.Errorf("app2 %s record: %q %v", app, b, err)
+			}
+			if st, err := os.Stat(filepath.Join(dir, app+".json")); err == nil && st.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v", app, st.Mode())
+			}
 		}
-	}
-	if _, err := os.Stat(filepath.Join(hosts[0].Conn.(*dirConn).dir, "demo.json")); !os.IsNotExist(err) {
-		t.Errorf("app3 got a record it was not given: %v", err)
-	}
+		if _, err := os.Stat(filepath.Join(dirOf(hosts[0]).dir, "demo.json")); !os.IsNotExist(err) {
+			t.Errorf("app3 got a record it was not given: %v", err)
+		}
+	})
 }
 
 // Two contenders started together, many times, with the same list and
 // with lists whose first hosts differ: exactly one proceeds each time.
 func TestAcquireTwoContenders(t *testing.T) {
-	all, _ := dirHosts(t, "app1", "app2", "app3", "app4", "app5", "app6")
-	lists := [][2][]LockHost{
-		{all[1:], all[1:]},          // same gate
-		{all[0:4], all[1:]},         // gates app1 and app2
-		{all[2:], {all[0], all[5]}}, // gates app3 and app1, one host in common
-	}
-	for round := range 12 {
-		pair := lists[round%len(lists)]
-		var wg sync.WaitGroup
-		var locks [2]*Lock
-		var errs [2]error
-		start := make(chan struct{})
-		for k := range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				locks[k], errs[k] = Acquire(context.Background(), pair[k], testOpts(fmt.Sprintf("run%d-%d", round, k), nil))
-			}()
+	bothWays(t, func(t *testing.T, dirHosts func(names ...string) ([]LockHost, *cmdLog)) {
+		all, _ := dirHosts("app1", "app2", "app3", "app4", "app5", "app6")
+		lists := [][2][]LockHost{
+			{all[1:], all[1:]},          // same gate
+			{all[0:4], all[1:]},         // gates app1 and app2
+			{all[2:], {all[0], all[5]}}, // gates app3 and app1, one host in common
 		}
-		close(start)
-		wg.Wait()
-		won := 0
-		for k := range 2 {
-			var held *HeldError
-			switch {
-			case errs[k] == nil:
-				won++
-			case !errors.As(errs[k], &held):
-				t.Fatalf("round %d: contender %d: %v", round, k, errs[k])
+		for round := range 12 {
+			pair := lists[round%len(lists)]
+			var wg sync.WaitGroup
+			var locks [2]*Lock
+			var errs [2]error
+			start := make(chan struct{})
+			for k := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					locks[k], errs[k] = Acquire(context.Background(), pair[k], testOpts(fmt.Sprintf("run%d-%d", round, k), nil))
+				}()
+			}
+			close(start)
+			wg.Wait()
+			won := 0
+			for k := range 2 {
+				var held *HeldError
+				switch {
+				case errs[k] == nil:
+					won++
+				case !errors.As(errs[k], &held):
+					t.Fatalf("round %d: contender %d: %v", round, k, errs[k])
+				}
+			}
+			t.Logf("round %d: %v %v", round, errs[0], errs[1])
+			if won != 1 {
+				t.Fatalf("round %d: %d contenders proceeded (errors %v, %v)", round, won, errs[0], errs[1])
+			}
+			for _, l := range locks {
+				if l != nil {
+					l.Release(context.Background(), nil)
+				}
+			}
+			for _, h := range all {
+				if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
+					t.Fatalf("round %d: %s still locked (the loser left its file?)", round, h.Name)
+				}
 			}
 		}
-		t.Logf("round %d: %v %v", round, errs[0], errs[1])
-		if won != 1 {
-			t.Fatalf("round %d: %d contenders proceeded (errors %v, %v)", round, won, errs[0], errs[1])
-		}
-		for _, l := range locks {
-			if l != nil {
-				l.Release(context.Background(), nil)
-			}
-		}
-		for _, h := range all {
-			if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
-				t.Fatalf("round %d: %s still locked (the loser left its file?)", round, h.Name)
-			}
-		}
-	}
+	})
 }
 
 // writeHolder leaves a lock file as a run of this machine with pid would.
@@ -229,57 +338,61 @@ func writeHolder(t *testing.T, hosts []LockHost, pid int, bootID string) {
 // A holder that was a process of this machine and is gone is taken over at
 // once, with a warning; one elsewhere (another boot) is not.
 func TestAcquireDeadHolderHere(t *testing.T) {
-	hosts, _ := dirHosts(t, "app1", "app2", "app3")
-	_, bootID, _, _ := thisProcess()
-	if bootID == "" {
-		t.Skip("no boot id on this system")
-	}
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	writeHolder(t, hosts, dead.Process.Pid, bootID)
-	var warns []string
-	var mu sync.Mutex
-	warn := func(s string) { mu.Lock(); warns = append(warns, s); mu.Unlock() }
-	l, err := Acquire(context.Background(), hosts, testOpts("r2", warn))
-	if err != nil {
-		t.Fatalf("a dead holder of this machine was not taken over: %v", err)
-	}
-	l.Release(context.Background(), nil)
-	if len(warns) != 1 || !strings.Contains(warns[0], "dead-run") || !strings.Contains(warns[0], "is gone") {
-		t.Errorf("warnings %q, want one naming the dead run", warns)
-	}
+	bothWays(t, func(t *testing.T, dirHosts func(names ...string) ([]LockHost, *cmdLog)) {
+		hosts, _ := dirHosts("app1", "app2", "app3")
+		_, bootID, _, _ := thisProcess()
+		if bootID == "" {
+			t.Skip("no boot id on this system")
+		}
+		dead := exec.Command("true")
+		if err := dead.Run(); err != nil {
+			t.Fatal(err)
+		}
+		writeHolder(t, hosts, dead.Process.Pid, bootID)
+		var warns []string
+		var mu sync.Mutex
+		warn := func(s string) { mu.Lock(); warns = append(warns, s); mu.Unlock() }
+		l, err := Acquire(context.Background(), hosts, testOpts("r2", warn))
+		if err != nil {
+			t.Fatalf("a dead holder of this machine was not taken over: %v", err)
+		}
+		l.Release(context.Background(), nil)
+		if len(warns) != 1 || !strings.Contains(warns[0], "dead-run") || !strings.Contains(warns[0], "is gone") {
+			t.Errorf("warnings %q, want one naming the dead run", warns)
+		}
 
-	// The same PID on another boot (another machine): held, exit 5.
-	writeHolder(t, hosts, dead.Process.Pid, "another-boot")
-	_, err = Acquire(context.Background(), hosts, testOpts("r3", nil))
-	var held *HeldError
-	if !errors.As(err, &held) || held.Holder.RunID != "dead-run" {
-		t.Errorf("holder from another boot: %v", err)
-	}
-	// A live process of this machine (this test) holds it: held.
-	writeHolder(t, hosts, os.Getpid(), bootID)
-	if _, err = Acquire(context.Background(), hosts, testOpts("r4", nil)); !errors.As(err, &held) {
-		t.Errorf("live holder: %v", err)
-	}
+		// The same PID on another boot (another machine): held, exit 5.
+		writeHolder(t, hosts, dead.Process.Pid, "another-boot")
+		_, err = Acquire(context.Background(), hosts, testOpts("r3", nil))
+		var held *HeldError
+		if !errors.As(err, &held) || held.Holder.RunID != "dead-run" {
+			t.Errorf("holder from another boot: %v", err)
+		}
+		// A live process of this machine (this test) holds it: held.
+		writeHolder(t, hosts, os.Getpid(), bootID)
+		if _, err = Acquire(context.Background(), hosts, testOpts("r4", nil)); !errors.As(err, &held) {
+			t.Errorf("live holder: %v", err)
+		}
+	})
 }
 
 // A host where sudo needs a password: a PrivilegeError naming it, and the
 // hosts taken before are given back.
 func TestAcquireWithoutPrivilege(t *testing.T) {
-	hosts, _ := dirHosts(t, "app1", "app2", "bastion")
-	hosts[2].Conn.(*dirConn).deny = true
-	_, err := Acquire(context.Background(), hosts, testOpts("r5", nil))
-	var pe *PrivilegeError
-	if !errors.As(err, &pe) || pe.Host != "bastion" || !strings.Contains(err.Error(), "passwordless sudo") {
-		t.Fatalf("got %v, want a PrivilegeError for bastion", err)
-	}
-	for _, h := range hosts[:2] {
-		if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
-			t.Errorf("%s: lock left after the failure: %v", h.Name, err)
+	bothWays(t, func(t *testing.T, dirHosts func(names ...string) ([]LockHost, *cmdLog)) {
+		hosts, _ := dirHosts("app1", "app2", "bastion")
+		dirOf(hosts[2]).deny = true
+		_, err := Acquire(context.Background(), hosts, testOpts("r5", nil))
+		var pe *PrivilegeError
+		if !errors.As(err, &pe) || pe.Host != "bastion" || !strings.Contains(err.Error(), "passwordless sudo") {
+			t.Fatalf("got %v, want a PrivilegeError for bastion", err)
 		}
-	}
+		for _, h := range hosts[:2] {
+			if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
+				t.Errorf("%s: lock left after the failure: %v", h.Name, err)
+			}
+		}
+	})
 }
 
 // passwordFirst is a connection whose sudo left the become password
@@ -374,5 +487,77 @@ func TestLockScriptPaths(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(filepath.Dir(f), ".tmp.*")); len(m) > 0 {
 		t.Errorf("temporary files left: %v", m)
+	}
+}
+
+// The holder: heartbeats go through it (no command of their own), a holder
+// whose stdin ends without "release" (its controller died) exits and leaves
+// the lock held, and a release whose holder is gone falls back to a
+// command, which removes the file.
+func TestHolder(t *testing.T) {
+	hosts, log := dirHostsHolding(t, true, "app1", "app2")
+	var warns []string
+	var mu sync.Mutex
+	warn := func(s string) { mu.Lock(); warns = append(warns, s); mu.Unlock() }
+	l, err := Acquire(context.Background(), hosts, testOpts("r1", warn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		a, err := l.heartbeatOn(context.Background(), h)
+		if err != nil || a.state != "ok" {
+			t.Fatalf("%s: heartbeat %q %v", h.Name, a.state, err)
+		}
+		if n := log.count(h.Name, "heartbeat"); n != 1 {
+			t.Errorf("%s: %d heartbeats logged, want 1 (through the holder)", h.Name, n)
+		}
+	}
+	// app1's holder loses its stdin, as when the controller is killed.
+	hd := l.holderOf("app1")
+	if _, err := hd.end(context.Background()); err != nil {
+		t.Fatalf("the holder did not exit when its stdin ended: %v", err)
+	}
+	if _, err := os.Stat(lockFile(hosts[0], "staging")); err != nil {
+		t.Fatalf("the lock was not left held: %v", err)
+	}
+	other, err := Acquire(context.Background(), hosts, testOpts("r2", nil))
+	var held *HeldError
+	if !errors.As(err, &held) || held.Holder.RunID != "r1" {
+		t.Fatalf("a second run: %v (lock %v), want held by r1", err, other)
+	}
+	// The release finds app1's holder gone and releases with a command.
+	recs := map[string][]Release{"app1": {{App: "demo", Version: "v2"}}}
+	if err := l.Release(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		if _, err := os.Stat(lockFile(h, "staging")); !os.IsNotExist(err) {
+			t.Errorf("%s: lock file left: %v", h.Name, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dirOf(hosts[0]).dir, "demo.json")); err != nil || !strings.Contains(string(b), `"version":"v2"`) {
+		t.Errorf("app1 record %q %v", b, err)
+	}
+	if log.count("app1", "release") != 1 || len(warns) != 1 || !strings.Contains(warns[0], "holder did not answer") {
+		t.Errorf("app1: %d release commands, warnings %q; want one command and one warning", log.count("app1", "release"), warns)
+	}
+}
+
+// A record whose app name is not one AppName makes is refused by the
+// holder (no file outside the state directory), and the lock is released.
+func TestHolderRefusesBadAppName(t *testing.T) {
+	hosts, _ := dirHostsHolding(t, true, "app1")
+	l, err := Acquire(context.Background(), hosts, testOpts("r1", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd := l.takeHolder("app1")
+	out, err := hd.ask(context.Background(), "record ../evil {}\nrelease\n")
+	if err != nil || !strings.Contains(string(out), stateFailed) || !strings.Contains(string(out), "FERRY-LOCK released") {
+		t.Fatalf("answer %q %v", out, err)
+	}
+	hd.end(context.Background())
+	if _, err := os.Stat(filepath.Join(dirOf(hosts[0]).dir, "..", "evil.json")); !os.IsNotExist(err) {
+		t.Errorf("a record was written outside the state directory: %v", err)
 	}
 }

@@ -179,15 +179,9 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 		}
 	}
 	res.Stdout, res.Stderr = outBuf.Bytes(), errBuf.Bytes()
-	var ee *ssh.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.ExitCode = ee.ExitStatus()
-		if ee.Signal() != "" && res.ExitCode == 0 {
-			res.ExitCode = 128
-		}
-	default:
+	if code, ok := exitCode(err); ok {
+		res.ExitCode = code
+	} else {
 		var em *ssh.ExitMissingError
 		if errors.As(err, &em) {
 			return res, &Error{Host: c.name, Kind: KindUnreachable, Err: err,
@@ -197,6 +191,22 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 		return res, c.sessionErr("run command", err)
 	}
 	return res, nil
+}
+
+// exitCode is the exit status a session's Wait reported (a signal without
+// a status: 128); ok false: it reported none (an error).
+func exitCode(err error) (int, bool) {
+	var ee *ssh.ExitError
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.As(err, &ee):
+		if ee.Signal() != "" && ee.ExitStatus() == 0 {
+			return 128, true
+		}
+		return ee.ExitStatus(), true
+	}
+	return 0, false
 }
 
 // lostReason says why ferry closed the connection (or a hop's), if it did:

@@ -149,6 +149,35 @@ func TestShellLab(t *testing.T) {
 	c := s.connect(t, Config{}, "")
 	loop := viaShell(t, c)
 
+	// A stream (the deploy lock's holder) is a session of its own that the
+	// caller talks to while commands go through the loop; as root with
+	// sudo, with its exit status and stderr once its stdin ends.
+	t.Run("Stream", func(t *testing.T) {
+		st, err := c.Start(s.ctx, `while IFS= read -r l; do [ "$l" != end ] || break; echo "got $l $(id -u)"; done; echo bye >&2; exit 7`, RunOptions{Become: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		for _, w := range []string{"a", "b"} {
+			if _, err := st.Write([]byte(w + "\n")); err != nil {
+				t.Fatal(err)
+			}
+			n, err := st.Read(buf)
+			if err != nil || string(buf[:n]) != "got "+w+" 0\n" {
+				t.Fatalf("read %q %v, want got %s 0 (root)", buf[:n], err, w)
+			}
+			// The loop answers meanwhile.
+			if res := run(t, c, "echo loop", RunOptions{}); string(res.Stdout) != "loop\n" {
+				t.Fatalf("loop: %q", res.Stdout)
+			}
+		}
+		st.CloseWrite()
+		res, err := st.Wait(s.ctx)
+		if err != nil || res.ExitCode != 7 || string(res.Stderr) != "bye\n" {
+			t.Errorf("wait: %+v %v, want exit 7, stderr bye", res, err)
+		}
+	})
+
 	t.Run("ManyCommands", func(t *testing.T) {
 		for i := range 40 {
 			var live, liveErr bytes.Buffer

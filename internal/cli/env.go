@@ -169,6 +169,33 @@ func (rc rootConn) Run(ctx context.Context, cmd string, opts environments.RunOpt
 	return environments.Result{ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr}, err
 }
 
+// streamer is a connection that can keep a command running (an SSH one):
+// the lock's holder.
+type streamer interface {
+	Start(ctx context.Context, cmd string, opts ssh.RunOptions) (*ssh.Stream, error)
+}
+
+// Start starts the lock's holder on the connection, when it can keep one.
+func (rc rootConn) Start(ctx context.Context, cmd string, opts environments.RunOptions) (environments.Stream, error) {
+	st, ok := rc.c.(streamer)
+	if !ok {
+		return nil, environments.ErrNoStream
+	}
+	s, err := st.Start(ctx, cmd, ssh.RunOptions{Become: opts.Become, BecomePass: opts.BecomePass})
+	if err != nil {
+		return nil, err
+	}
+	return sshStream{s}, nil
+}
+
+// sshStream is an SSH stream as environments sees one.
+type sshStream struct{ *ssh.Stream }
+
+func (s sshStream) Wait(ctx context.Context) (environments.Result, error) {
+	res, err := s.Stream.Wait(ctx)
+	return environments.Result{ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr}, err
+}
+
 // lockHeldError makes a held lock exit 5 through the runner.
 type lockHeldError struct{ *environments.HeldError }
 
@@ -465,4 +492,12 @@ func (hc hostConn) Run(ctx context.Context, cmd string, opts environments.RunOpt
 		return environments.Result{}, err
 	}
 	return rootConn{cl}.Run(ctx, cmd, opts)
+}
+
+func (hc hostConn) Start(ctx context.Context, cmd string, opts environments.RunOptions) (environments.Stream, error) {
+	cl, err := hc.c.Connect(ctx, hc.h)
+	if err != nil {
+		return nil, err
+	}
+	return rootConn{cl}.Start(ctx, cmd, opts)
 }
