@@ -157,7 +157,8 @@ func (o LockOptions) startHolder(ctx context.Context, h LockHost, token string, 
 	if err != nil {
 		return a, nil, true, fmt.Errorf("lock acquire on %s: %w", h.Name, err)
 	}
-	hd = &holder{host: h.Name, s: s, r: bufio.NewReader(s)}
+	// Small: every host keeps its holder's reader for the whole run.
+	hd = &holder{host: h.Name, s: s, r: bufio.NewReaderSize(s, 512)}
 	out, err := hd.ask(ctx, holderBegin+"\n")
 	if err != nil {
 		// No answer: the command ended (sudo refused, no flock) or the link did.

@@ -22,7 +22,7 @@ type Stream struct {
 	sess  *ssh.Session
 	in    io.WriteCloser
 	out   io.Reader
-	errb  cappedBuffer
+	errr  io.Reader // stderr, read once the command ended
 	waitc chan error
 }
 
@@ -47,12 +47,16 @@ func (c *Client) Start(ctx context.Context, cmd string, opts RunOptions) (*Strea
 		return nil, c.sessionErr("open session", err)
 	}
 	st := &Stream{name: c.name, sess: sess, waitc: make(chan error, 1)}
-	sess.Stderr = &st.errb
 	// Pipes, not Session.Stdin: a copy from a reader would keep Wait from
 	// returning until the caller closed it, and would leave writes blocked
 	// for good once the channel is gone; a write to the channel fails then.
+	// Stderr too, read when the command has ended: a copy would hold a
+	// 32 KiB buffer per host for the whole run (the lock keeps one stream
+	// on every host).
 	if st.in, err = sess.StdinPipe(); err == nil {
-		st.out, err = sess.StdoutPipe()
+		if st.out, err = sess.StdoutPipe(); err == nil {
+			st.errr, err = sess.StderrPipe()
+		}
 	}
 	if err != nil {
 		sess.Close()
@@ -90,9 +94,11 @@ func (s *Stream) Wait(ctx context.Context) (Result, error) {
 		s.waitc <- err // a second Wait sees the same
 	case <-ctx.Done():
 		s.Close()
-		return Result{ExitCode: -1, Stderr: s.errb.Bytes()}, fmt.Errorf("%s: %w", s.name, ctx.Err())
+		return Result{ExitCode: -1}, fmt.Errorf("%s: %w", s.name, ctx.Err())
 	}
-	res := Result{Stderr: s.errb.Bytes()}
+	// The channel has closed: what the command wrote to stderr is buffered.
+	stderr, _ := io.ReadAll(io.LimitReader(s.errr, MaxOutput))
+	res := Result{Stderr: stderr}
 	code, ok := exitCode(err)
 	if !ok {
 		return res, fmt.Errorf("%s: %w", s.name, err)
