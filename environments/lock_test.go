@@ -561,3 +561,29 @@ func TestHolderRefusesBadAppName(t *testing.T) {
 		t.Errorf("a record was written outside the state directory: %v", err)
 	}
 }
+
+// With a become password that sudo did not read (NOPASSWD), the holder
+// skips it: the lock is taken, and the password is in no file.
+func TestHolderSkipsUnreadPassword(t *testing.T) {
+	hosts, _ := dirHostsHolding(t, true, "app1")
+	o := testOpts("r1", nil)
+	o.Become.BecomePass = "hunter2"
+	l, err := Acquire(context.Background(), hosts, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.holderOf("app1") == nil {
+		t.Fatal("no holder: the lock was taken with a command")
+	}
+	if err := l.Release(context.Background(), map[string][]Release{"app1": {{App: "demo", Version: "v3"}}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := dirOf(hosts[0]).dir
+	b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+	if err != nil || strings.Contains(string(b), "hunter2") || !strings.HasPrefix(string(b), `{"app":"demo"`) {
+		t.Errorf("record %q, %v", b, err)
+	}
+	if _, err := os.Stat(lockFile(hosts[0], "staging")); !os.IsNotExist(err) {
+		t.Errorf("lock file left: %v", err)
+	}
+}
