@@ -707,8 +707,11 @@ func (l *Lab) HostDir(host string) (string, error) {
 	return h.dir, nil
 }
 
-// Connections counts the TCP connections a host's sshd has accepted (its
-// "Connection from ... port ..." log lines).
+// Connections counts the connections a host's sshd has authenticated (its
+// "Accepted <method> for" log lines, written before the client hears that
+// it is in). Not the "Connection from" lines: the lab's readiness probe,
+// which only reads the banner, makes one too, and under load sshd may
+// write it after a test has read the log.
 func (l *Lab) Connections(host string) (int, error) {
 	h, ok := l.hosts[host]
 	if !ok {
@@ -720,7 +723,7 @@ func (l *Lab) Connections(host string) (int, error) {
 	}
 	n := 0
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "Connection from ") && strings.Contains(line, " port ") {
+		if strings.Contains(line, "Accepted ") && strings.Contains(line, " for ") {
 			n++
 		}
 	}
