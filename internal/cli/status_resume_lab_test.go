@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -32,7 +35,20 @@ func TestStatusResumeCommandWorks(t *testing.T) {
 	st := ferry(t, d.env, "status", "-i", d.Inventory)
 	m := regexp.MustCompile(`LEFT BY RUN \S+ \(it did not finish\): ` + victim + ` UNIT APP STOPPED; restore with: (.+)`).FindStringSubmatch(st.stdout)
 	if m == nil {
-		t.Fatalf("ferry status does not say what the killed run left on %s:\n%s", victim, st.stdout)
+		// What the records say (the killed run's intent should be there).
+		var recs strings.Builder
+		files, _ := filepath.Glob(filepath.Join(d.records, "*.jsonl"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			fmt.Fprintf(&recs, "%s: %d lines, last: %.300s\n", filepath.Base(f), len(lines), lines[len(lines)-1])
+			for _, l := range lines {
+				if strings.Contains(l, `"event":"intent"`) {
+					fmt.Fprintf(&recs, "  %.300s\n", l)
+				}
+			}
+		}
+		t.Fatalf("ferry status does not say what the killed run left on %s:\n%s\nrecords in %s:\n%s", victim, st.stdout, d.records, recs.String())
 	}
 	argv, err := shell.Split(m[1])
 	if err != nil || len(argv) < 2 || argv[0] != "ferry" {
