@@ -28,7 +28,7 @@ type Stream struct {
 
 // Start starts cmd as Run would in a session of its own (the login shell,
 // sudo for Become, the become password first on its stdin) and returns at
-// once. The caller must Close it.
+// once. The caller ends it: CloseWrite then Wait, or Close.
 func (c *Client) Start(ctx context.Context, cmd string, opts RunOptions) (*Stream, error) {
 	if err := CheckEnv(opts.Env); err != nil {
 		return nil, fmt.Errorf("%s: %w", c.name, err)
