@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -194,18 +191,13 @@ func (o LockOptions) startHolder(ctx context.Context, h LockHost, token string, 
 // holderRelease writes recs and releases the lock through hd, then lets it
 // end: the same answer as the release command.
 func (l *Lock) holderRelease(ctx context.Context, hd *holder, recs []Release) (lockAnswer, error) {
-	var req strings.Builder
-	byApp := map[string]Release{}
-	for _, rel := range recs {
-		rel.App = AppName(rel.App, "")
-		byApp[rel.App] = rel
+	apps, lines, err := recordLines(recs)
+	if err != nil {
+		return lockAnswer{}, err
 	}
-	for _, app := range slices.Sorted(maps.Keys(byApp)) {
-		b, err := json.Marshal(byApp[app])
-		if err != nil {
-			return lockAnswer{}, err
-		}
-		fmt.Fprintf(&req, "record %s %s\n", app, b)
+	var req strings.Builder
+	for i, app := range apps {
+		fmt.Fprintf(&req, "record %s %s\n", app, lines[i])
 	}
 	req.WriteString("release\n")
 	out, err := hd.ask(ctx, req.String())

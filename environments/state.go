@@ -89,10 +89,9 @@ const stateFailed = "FERRY-STATE-ERROR"
 // script does the same) in root's 0700 directory, where no one else can
 // plant a name, and 0600 (umask 077).
 func recordScript(rels []Release) (string, io.Reader, error) {
-	byApp := map[string]Release{}
-	for _, rel := range rels {
-		rel.App = AppName(rel.App, "")
-		byApp[rel.App] = rel
+	apps, lines, err := recordLines(rels)
+	if err != nil {
+		return "", nil, err
 	}
 	// Shell builtins read the records; one process per file (mv):
 	// on hundreds of hosts at once, every extra process shows.
@@ -103,16 +102,31 @@ t=; trap '[ -z "$t" ] || rm -f "$t"' EXIT
 while IFS= read -r l; do [ "$l" != %s ] || break; done
 `, stateDir, stateMarker)
 	payload.WriteString("\n" + stateMarker + "\n")
-	for _, app := range slices.Sorted(maps.Keys(byApp)) {
-		b, err := json.Marshal(byApp[app])
-		if err != nil {
-			return "", nil, err
-		}
-		payload.Write(b)
+	for i, app := range apps {
+		payload.Write(lines[i])
 		payload.WriteString("\n")
 		fmt.Fprintf(&script, "IFS= read -r r; [ -n \"$r\" ]; t=\"$d/.tmp.$$\"; printf '%%s\\n' \"$r\" >\"$t\"; mv -f \"$t\" \"$d/\"%s.json; t=\n", shell.Quote(app))
 	}
 	return script.String(), strings.NewReader(payload.String()), nil
+}
+
+// recordLines is what rels record: one JSON line per app (named by
+// AppName; the last release of an app wins), apps sorted.
+func recordLines(rels []Release) (apps []string, lines [][]byte, err error) {
+	byApp := map[string]Release{}
+	for _, rel := range rels {
+		rel.App = AppName(rel.App, "")
+		byApp[rel.App] = rel
+	}
+	apps = slices.Sorted(maps.Keys(byApp))
+	for _, app := range apps {
+		b, err := json.Marshal(byApp[app])
+		if err != nil {
+			return nil, nil, err
+		}
+		lines = append(lines, b)
+	}
+	return apps, lines, nil
 }
 
 // HostState is what one host says in one round trip: its releases and
