@@ -199,7 +199,9 @@ func (r *Runner) preflight(ctx context.Context, play *Play, hosts []*inventory.H
 		msg := ""
 		if err == nil && sudo && hr.conn == nil {
 			var res tasks.Result
-			res, err = conn.Run(ctx, "sudo -n true", tasks.RunOptions{})
+			// As root, like the play's tasks: in a playbook run this starts
+			// the host's become shell (ssh: one sudo for all of them).
+			res, err = conn.Run(ctx, "true", tasks.RunOptions{Become: true})
 			if err == nil && res.ExitCode != 0 {
 				err = fmt.Errorf("sudo -n fails for the login user (%s): give it passwordless sudo, or set FERRY_BECOME_PASSWORD", strings.TrimSpace(string(res.Stderr)))
 			}

@@ -48,6 +48,7 @@ type Client struct {
 	gone  <-chan struct{}         // closed when the connection (or a hop before it) ends
 	hops  []*pending              // the connections of the chain, bastions first
 	shell *shellSlot              // the connection's command shell (shared by its Clients)
+	root  *shellSlot              // its become shell: root's command shell (shell.go)
 }
 
 type sftpSession struct {
@@ -55,8 +56,8 @@ type sftpSession struct {
 	sess   *ssh.Session // non-nil when sftp-server runs through sudo
 }
 
-func newClient(name string, c *ssh.Client, m *Manager, shell *shellSlot) *Client {
-	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}, shell: shell}
+func newClient(name string, c *ssh.Client, m *Manager, shell, root *shellSlot) *Client {
+	return &Client{name: name, c: c, m: m, sftp: map[string]*sftpSession{}, shell: shell, root: root}
 }
 
 // Closed reports whether the connection has ended (the host, a bastion or
@@ -129,21 +130,8 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 		}
 		opts.Stdin = in
 	}
-	if shellEligible(cmd, opts) {
-		if sh := c.takeShell(ctx); sh != nil {
-			res, keep, err := c.runShell(ctx, sh, cmd, opts)
-			if !keep {
-				sh = nil
-			}
-			c.putShell(sh)
-			if !errors.Is(err, errShellNotStarted) {
-				return res, err
-			}
-			c.shellOff("the command shell ended before its first command")
-			if in, ok := opts.Stdin.(*smallStdin); ok {
-				in.again() // the shell read it: the session gets it whole
-			}
-		}
+	if res, err, ok := c.runInShells(ctx, cmd, opts); ok {
+		return res, err
 	}
 	sess, err := c.newSession(ctx)
 	if err != nil {
@@ -191,6 +179,60 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 		return res, c.sessionErr("run command", err)
 	}
 	return res, nil
+}
+
+// runInShells runs cmd in the become shell (a command that becomes root
+// with sudo -n) or the command shell when it can; ok false: it needs a
+// session of its own. A command that starts with the prelude sends only
+// the rest.
+func (c *Client) runInShells(ctx context.Context, cmd string, opts RunOptions) (res Result, err error, ok bool) {
+	body, lib := cmd, false
+	if p := c.prelude(); p != "" && strings.HasPrefix(cmd, p) {
+		body, lib = cmd[len(p):], true
+	}
+	try := func(slot *shellSlot, root bool, cmd string, opts RunOptions, lib bool) bool {
+		if !shellEligible(cmd, opts) {
+			return false
+		}
+		sh := c.takeShell(ctx, slot, root)
+		if sh == nil {
+			return false
+		}
+		r, keep, err1 := c.runShell(ctx, sh, cmd, opts, lib)
+		res = r
+		if !keep {
+			sh = nil
+		}
+		c.putShell(slot, sh)
+		if in, ok := opts.Stdin.(*smallStdin); ok {
+			in.again() // the shell read it: another try gets it whole
+		}
+		if !errors.Is(err1, errShellNotStarted) {
+			err = err1
+			return true
+		}
+		c.shellOff(slot, "the command shell ended before its first command")
+		res = Result{}
+		return false
+	}
+	if c.becomeShell(opts) {
+		o := opts
+		o.Become, o.BecomeUser = false, ""
+		if try(c.root, true, body, o, lib) {
+			return res, err, true
+		}
+	}
+	if !opts.Become {
+		return res, err, try(c.shell, false, body, opts, lib)
+	}
+	return res, err, try(c.shell, false, cmd, opts, false)
+}
+
+// becomeShell says whether a command goes to the become shell: it becomes
+// root with sudo -n, in a playbook run (Config.ShellFirst: many commands).
+func (c *Client) becomeShell(opts RunOptions) bool {
+	return opts.Become && opts.BecomePass == "" && (opts.BecomeUser == "" || opts.BecomeUser == "root") &&
+		c.m != nil && c.m.cfg.ShellFirst && c.root != nil
 }
 
 // exitCode is the exit status a session's Wait reported (a signal without

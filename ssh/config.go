@@ -76,6 +76,10 @@ type Config struct {
 	// command, for a caller that will send many (a playbook run), instead
 	// of with its second (see shellSlot.used).
 	ShellFirst bool
+	// Prelude is a script many commands begin with (ferry's host-file
+	// functions): the command shells hold it from their start, and such a
+	// command sends only what follows it (shell.go).
+	Prelude string
 
 	// Warn receives warnings (host key policy off, a newly recorded key...).
 	Warn func(msg string)

@@ -38,6 +38,7 @@ type pending struct {
 	gone   chan struct{}          // closed when the connection ends (set with client)
 	lost   atomic.Pointer[string] // why ferry closed it (keepalives unanswered), if it did
 	shell  shellSlot              // its command shell, when it is a target's
+	root   shellSlot              // its become shell (root's command shell)
 }
 
 // ended reports whether a made connection has since ended.
@@ -175,7 +176,7 @@ func (m *Manager) Connect(ctx context.Context, t Target) (*Client, error) {
 		via, last = p.client, p
 		conns = append(conns, p)
 	}
-	cl := newClient(name, via, m, &last.shell)
+	cl := newClient(name, via, m, &last.shell, &last.root)
 	cl.gone, cl.hops = last.gone, conns
 	return cl, nil
 }

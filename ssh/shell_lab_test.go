@@ -143,6 +143,13 @@ func cleanEnv(b []byte) string {
 	return envToken.ReplaceAllString(strings.Join(keep, "\n"), "ferry-env-T")
 }
 
+// isOff says whether a connection gave a shell up.
+func isOff(slot *shellSlot) bool {
+	slot.mu.Lock()
+	defer slot.mu.Unlock()
+	return slot.off
+}
+
 func TestShellLab(t *testing.T) {
 	t.Parallel()
 	s := startShellLab(t)
@@ -296,6 +303,87 @@ func TestShellLab(t *testing.T) {
 		if p := parentOf(t, c); p != loop {
 			t.Fatalf("the shell changed: %q then %q", loop, p)
 		}
+	})
+
+	t.Run("BecomeShell", func(t *testing.T) {
+		// A playbook run: a command that becomes root goes to root's loop,
+		// started by one sudo for all of them, and sees what `sudo ...
+		// /bin/sh -c CMD` in a session of its own shows it (but for
+		// SUDO_COMMAND, which names the loop).
+		prelude := "ferry_pre() { echo \"pre $1 $(id -u)\"; }\n" + "# " + strings.Repeat("x", maxShellRequest) + "\n"
+		pb := s.connect(t, Config{ShellFirst: true, Prelude: prelude}, "")
+		alone := s.connect(t, Config{NoShell: true}, "")
+		root := RunOptions{Become: true}
+		// Where a command ran: its parent (the loop), that one's parent's name.
+		where := `echo "$(id -u) $PPID $(cat /proc/$(awk '/^PPid:/{print $2}' /proc/$PPID/status)/comm) $(tr '\0' ' ' </proc/$PPID/cmdline | head -c 40)"`
+		first := strings.TrimSpace(string(run(t, pb, where, root).Stdout))
+		if f := strings.Fields(first); len(f) < 4 || f[0] != "0" || f[2] != "sudo" || !strings.Contains(first, "__f_nl") {
+			t.Fatalf("a become command ran as %q, want uid 0 in a loop under sudo", first)
+		}
+		for _, cmd := range []string{where, prelude + where} {
+			if again := strings.TrimSpace(string(run(t, pb, cmd, root).Stdout)); again != first {
+				t.Fatalf("another become command ran in %q, not in the first's loop %q: a sudo each", again, first)
+			}
+		}
+		// The prelude is the loop's: a command after it (which would not fit
+		// in a request whole) runs in the loop, its functions defined.
+		if res := run(t, pb, prelude+"ferry_pre a", root); string(res.Stdout) != "pre a 0\n" {
+			t.Fatalf("prelude command as root: %q %q", res.Stdout, res.Stderr)
+		}
+		if res := run(t, pb, prelude+"ferry_pre b; echo \"$PPID\"", RunOptions{}); !strings.HasPrefix(string(res.Stdout), "pre b ") || strings.Contains(first, " "+strings.Fields(string(res.Stdout))[3]+" ") {
+			t.Fatalf("prelude command as the login user: %q %q", res.Stdout, res.Stderr)
+		}
+		for _, tc := range []struct {
+			cmd   string
+			opts  RunOptions
+			stdin string
+		}{
+			{"exec env -u SUDO_COMMAND", root, ""},
+			{"env -u SUDO_COMMAND", root, ""},
+			{"env -u SUDO_COMMAND; echo \"$0 $$ $(id -un) $(pwd)\"; cat; exit 3", root, "in\n"},
+			{"exec env -u SUDO_COMMAND", RunOptions{Become: true, Env: map[string]string{"FERRY_A": "x'y\nz"}}, ""},
+			{"echo \"$0 $SHLVL $HOME\"; ps -o comm= -p $$; kill -TERM $$", root, ""},
+		} {
+			opts := func() RunOptions {
+				o := tc.opts
+				if tc.stdin != "" {
+					o.Stdin = strings.NewReader(tc.stdin)
+				}
+				return o
+			}
+			want, got := run(t, alone, tc.cmd, opts()), run(t, pb, tc.cmd, opts())
+			// $$ differs between any two processes.
+			pid := regexp.MustCompile(`/bin/sh [0-9]+ `)
+			g, w := pid.ReplaceAllString(cleanEnv(got.Stdout), "/bin/sh PID "), pid.ReplaceAllString(cleanEnv(want.Stdout), "/bin/sh PID ")
+			if g != w || got.ExitCode != want.ExitCode || string(got.Stderr) != string(want.Stderr) {
+				t.Errorf("%q: in the become shell %d %q %q\nwith a sudo of its own %d %q %q", tc.cmd, got.ExitCode, g, got.Stderr, want.ExitCode, w, want.Stderr)
+			}
+		}
+		if again := strings.TrimSpace(string(run(t, pb, where, root).Stdout)); again != first {
+			t.Fatalf("the become shell changed: %q then %q", first, again)
+		}
+		// Another user, a become password: a sudo each, as before.
+		if res := run(t, pb, "id -un", RunOptions{Become: true, BecomeUser: "nobody"}); string(res.Stdout) != "nobody\n" {
+			t.Fatalf("become nobody: %q", res.Stdout)
+		}
+
+		// When sudo wants a password, the loop cannot start: each command
+		// gets its own sudo and sudo's own message; commands as the login
+		// user are not disturbed.
+		s.onHost(t, `cp /etc/sudoers.d/ferry-lab-deploy /tmp/ferry-sudoers && echo 'deploy ALL=(ALL:ALL) ALL' >/etc/sudoers.d/ferry-lab-deploy`)
+		t.Cleanup(func() { s.onHost(t, `cp /tmp/ferry-sudoers /etc/sudoers.d/ferry-lab-deploy`) })
+		pw := s.connect(t, Config{ShellFirst: true}, "")
+		for range 2 {
+			res := run(t, pw, "id -u", root)
+			if res.ExitCode != 1 || !strings.Contains(string(res.Stderr), "password is required") {
+				t.Fatalf("become without a password: %+v", res)
+			}
+		}
+		if !isOff(pw.root) {
+			t.Fatal("the become shell was not turned off after sudo refused it")
+		}
+		normal(t, pw, "sudo refused")
+		s.onHost(t, `cp /tmp/ferry-sudoers /etc/sudoers.d/ferry-lab-deploy`)
 	})
 
 	t.Run("Output", func(t *testing.T) {
@@ -620,10 +708,7 @@ func TestShellLoginShells(t *testing.T) {
 				t.Fatalf("got %+v", res)
 			}
 		}
-		c.shell.mu.Lock()
-		off := c.shell.off
-		c.shell.mu.Unlock()
-		if !off {
+		if !isOff(c.shell) {
 			t.Fatal("the shell was not turned off for this connection after the login shell refused it")
 		}
 	})

@@ -90,9 +90,14 @@ func TestFrameStreamCutShort(t *testing.T) {
 // TestRequestQuoting: the request line is one line whatever the command,
 // and the command text is a single-quoted word.
 func TestRequestQuoting(t *testing.T) {
-	r := request("\x1bferry-00", "echo 'a'\nb\r\n$(id) `x`", "export A='x\ny'; \n")
+	r := request("\x1bferry-00", "echo 'a'\nb\r\n$(id) `x`", "export A='x\ny'; \n", false)
 	if strings.Count(r, "\n") != 1 || !strings.HasSuffix(r, "\n") || strings.Contains(r, "\r") {
 		t.Fatalf("request is not one line: %q", r)
+	}
+	// A command after the prelude: the loop puts the prelude back, and
+	// never runs it as a direct line.
+	if r := request("T", "exec 'true'", "", true); !strings.Contains(r, "__f_L=1") || strings.Contains(r, "__f_d") {
+		t.Fatalf("prelude request %q", r)
 	}
 	for _, bad := range []string{"", "\x00"} {
 		if shellEligible("echo"+bad+"x", RunOptions{}) == (bad == "\x00") {

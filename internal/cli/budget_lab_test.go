@@ -86,7 +86,8 @@ func kind(cmd string) string {
 	switch {
 	case strings.Contains(cmd, "FERRY-LOCK"):
 		return "lock"
-	case strings.TrimSpace(cmd) == "sudo -n true":
+	case cmd == "true": // as root: sudo -n works
+
 		return "preflight"
 	}
 	return "task"

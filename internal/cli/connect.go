@@ -19,6 +19,7 @@ import (
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 // HostFlags select hosts: the inventory sources, a limit and a bastion override.
@@ -195,6 +196,9 @@ func (g *Globals) sshManager(many bool) (*ssh.Manager, error) {
 		cfg.NoShell = !on
 	}
 	cfg.ShellFirst = many
+	// The host-file functions head most commands that change files: the
+	// command shells hold them, so those commands send only their body.
+	cfg.Prelude = hostfs.Lib
 	// The local user and agent are the command's environment's, not the
 	// process's (tests give each command its own).
 	cfg.Home, cfg.User = g.env.Get("HOME"), g.env.Get("USER")
