@@ -361,6 +361,12 @@ func (c *Client) takeShell(ctx context.Context, slot *shellSlot, root bool) *cmd
 	if sh != nil {
 		sh.close()
 	}
+	if root {
+		// The become shell starts with a run's first command (the
+		// preflight): the login user's starts alongside, not inside the
+		// first host's window with its first command.
+		c.warm(ctx)
+	}
 	sh, err := c.startShell(ctx, root)
 	if err != nil {
 		c.putShell(slot, nil)
@@ -371,6 +377,29 @@ func (c *Client) takeShell(ctx context.Context, slot *shellSlot, root bool) *cmd
 		return nil
 	}
 	return sh
+}
+
+// warm starts the connection's command shell in the background when it
+// has none and no command is using it.
+func (c *Client) warm(ctx context.Context) {
+	slot := c.shell
+	slot.mu.Lock()
+	if slot.busy || slot.off || slot.sh != nil || c.m == nil || c.m.cfg.NoShell {
+		slot.mu.Unlock()
+		return
+	}
+	slot.busy, slot.used = true, true
+	slot.mu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, stopWait)
+		defer cancel()
+		sh, err := c.startShell(ctx, false)
+		c.putShell(slot, sh)
+		if err != nil {
+			c.shellOff(slot, fmt.Sprintf("no command shell (%v)", err))
+		}
+	}()
 }
 
 // shellOff gives the connection's shell (or its become shell) up: every

@@ -222,7 +222,44 @@ type copyPlan struct {
 	afterOut []byte
 	afterRan bool
 	afterErr string // the round trip's last line of stderr
+	// recordIDs (a release's stage): the finalize prints what each file it
+	// placed is (fileID), into ids by dest, once it has verified its
+	// checksum.
+	recordIDs bool
+	ids       map[string]string
+	// known: files of the tree a stage of this run verified, by name under
+	// root: "ID SUM". The probe takes SUM for a file that is still ID
+	// instead of hashing it again.
+	known map[string]string
 }
+
+// fileID is the stat format that tells a file from any other and any
+// change to it: device, inode, size, modification and change times to the
+// nanosecond. A write to the file, a chmod, a rename or a utime moves its
+// change time (which no one can set back but by moving the clock), so a
+// file with the same ID has the content that was verified. A filesystem
+// that keeps whole seconds could hide a write within the second: an ID
+// without nanoseconds is not used (verifiedID).
+const fileID = "%d:%i:%s:%.9Y:%.9Z"
+
+// verifiedID says whether id (fileID's output) can vouch for a file.
+func verifiedID(id string) bool {
+	f := strings.Split(id, ":")
+	if len(f) != 5 {
+		return false
+	}
+	for _, t := range f[3:] {
+		sec, ns, ok := strings.Cut(t, ".")
+		if !ok || sec == "" || len(ns) != 9 || strings.Trim(ns, "0123456789") != "" || strings.Trim(ns, "0") == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// idMark starts a line of the finalize's output: "\x01ID N fileID", the
+// ID of the Nth file placed.
+const idMark = "\x01ID "
 
 // alsoEnd ends the output of copyPlan.also; its exit status follows.
 const alsoEnd = "\x01ALSO\x00"
@@ -339,7 +376,7 @@ type remoteFile struct {
 // need makes the staging directory (hostfs.Stage) in the same round trip
 // when files will certainly be written: for a single file, when dest
 // differs (hf_needpriv); for a tree, when files are missing.
-func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need, early, after string) string {
+func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need, early, after string, known map[string]string) string {
 	var b strings.Builder
 	b.WriteString("hf_quiet=1; " + info)
 	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
@@ -348,11 +385,26 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 		// A release of a few files (a binary and its config): hash just
 		// them, each with hf_hash (openssl: a sixth of sha256sum's time on
 		// a large binary), two processes instead of five.
-		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_nf=0 hf_sums=; for f in`)
+		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; hf_nf=0 hf_sums=; `)
+		hash := `hf_hash "$f"`
+		if len(known) > 0 {
+			// A file a stage of this run verified and that is still the
+			// same file (fileID) is not read again.
+			b.WriteString(`hf_known() { case $1 in`)
+			for _, n := range names {
+				if k, ok := known[n]; ok {
+					id, sum, _ := strings.Cut(k, " ")
+					fmt.Fprintf(&b, ` %s) [ "$(stat -c %s -- "$1")" = %s ] && hf_s=%s;;`, shell.Quote("./"+n), shell.Quote(fileID), shell.Quote(id), sum)
+				}
+			}
+			b.WriteString(` *) false;; esac; }; `)
+			hash = `{ hf_known "$f" || hf_hash "$f"; }`
+		}
+		b.WriteString(`for f in`)
 		for _, n := range names {
 			b.WriteString(" " + shell.Quote("./"+n))
 		}
-		b.WriteString(`; do if [ -f "$f" ] && [ ! -L "$f" ]; then hf_nf=$((hf_nf+1)); hf_hash "$f" && printf '%s  %s\0' "$hf_s" "$f" && hf_sums="$hf_sums $hf_s"; fi; done; `)
+		b.WriteString(`; do if [ -f "$f" ] && [ ! -L "$f" ]; then hf_nf=$((hf_nf+1)); ` + hash + ` && printf '%s  %s\0' "$hf_s" "$f" && hf_sums="$hf_sums $hf_s"; fi; done; `)
 	case tree:
 		b.WriteString(`find . -printf '%y %m %u %U %g %G %p\0' 2>/dev/null; printf '\001SUMS\0'; find . -type f -exec sha256sum -z -- {} + 2>/dev/null; hf_nf=$(find . -type f | wc -l); `)
 	default:
@@ -521,7 +573,7 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	if p.also != "" {
 		also = "hf_also=$( " + p.also + " ); hf_ac=$?; printf '%s\\001ALSO\\000%s\\000' \"$hf_also\" $hf_ac; "
 	}
-	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, also+sweep+p.infoScript(), need, p.early, p.after), false)
+	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, also+sweep+p.infoScript(), need, p.early, p.after, p.known), false)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("copy: inspect %s: %w", p.root, err)
 	}
@@ -749,6 +801,10 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 	var scripts []string
 	var chunk []*copyAction
 	size := 0
+	index := make(map[*copyAction]int, len(acts))
+	for i, a := range acts {
+		index[a] = i
+	}
 	flush := func() {
 		if len(chunk) == 0 {
 			return
@@ -764,6 +820,9 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 				}
 				if pass {
 					fmt.Fprintf(&b, "hf_place %s %s; ", shell.Quote("./"+path.Base(a.tmp)), shell.Quote(path.Base(a.it.dest)))
+					if p.recordIDs {
+						fmt.Fprintf(&b, "printf '\\001ID %d '; stat -c %s -- %s; ", index[a], shell.Quote(fileID), shell.Quote("/proc/self/fd/8/"+path.Base(a.it.dest)))
+					}
 				} else {
 					b.WriteString(p.finalizeLine(a, stamp, !fsync))
 				}
@@ -794,8 +853,30 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 			}
 			return fmt.Errorf("finalizing the copy exited with status %d", res.ExitCode)
 		}
+		if p.recordIDs {
+			p.readIDs(res.Stdout, acts)
+		}
 	}
 	return nil
+}
+
+// readIDs takes the finalize's ID lines (idMark) into p.ids.
+func (p *copyPlan) readIDs(out []byte, acts []*copyAction) {
+	for _, l := range strings.Split(string(out), "\n") {
+		rest, ok := strings.CutPrefix(l, idMark)
+		if !ok {
+			continue
+		}
+		n, id, _ := strings.Cut(rest, " ")
+		i, err := strconv.Atoi(n)
+		if err != nil || i < 0 || i >= len(acts) || !verifiedID(id) {
+			continue
+		}
+		if p.ids == nil {
+			p.ids = map[string]string{}
+		}
+		p.ids[acts[i].it.dest] = id
+	}
 }
 
 // forEach runs fn on every item, uploadWorkers at a time, and returns the

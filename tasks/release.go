@@ -101,6 +101,14 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 	// the probe's round trip (below); used once.
 	staged, _ := h.State[layoutKey(base)].(string)
 	delete(h.State, layoutKey(base))
+	// The files a stage of this run verified in dir, if any: the probe
+	// does not read them again while they are the same files.
+	if v, ok := h.State[verifiedKey(dir)].(map[string]string); ok {
+		delete(h.State, verifiedKey(dir))
+		if activateIt && !h.Check {
+			plan.known = v
+		}
+	}
 	var fast *releaseSwitch
 	if activateIt {
 		// The layout is read on the copy's probe round trip: what the copy
@@ -112,6 +120,7 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 		// end of the probe's round trip (no round trip of its own): the
 		// activation switches from it in one round trip if it still holds.
 		plan.after = `hf_lay=$( ` + releaseProbe(base) + ` ) && printf 'L%s' "$hf_lay"`
+		plan.recordIDs = true
 	}
 	if fast != nil && fast.activate && h.State != nil {
 		// The probe's command may switch current. Noted before it runs: if
@@ -132,6 +141,15 @@ func (releaseModule) Run(ctx context.Context, h *Host, args map[string]any) (Out
 		// Staged: current, the history and older releases stay as they are.
 		if lay, ok := bytes.CutPrefix(plan.afterOut, []byte("L")); ok && plan.afterRan && h.State != nil {
 			h.State[layoutKey(base)] = string(lay)
+		}
+		if h.State != nil && len(plan.ids) > 0 {
+			known := map[string]string{}
+			for _, it := range plan.items {
+				if id, ok := plan.ids[it.dest]; ok {
+					known[strings.TrimPrefix(it.dest, dir+"/")] = id + " " + it.sum
+				}
+			}
+			h.State[verifiedKey(dir)] = known
 		}
 		result := map[string]any{"release": dir, "version": version, "current": path.Join(base, "current"), "pruned": []any{}}
 		if !copied.Changed {
@@ -308,6 +326,10 @@ func (sw *releaseSwitch) same(o releaseSwitch) bool {
 // layoutKey is where, in Host.State, a stage keeps the layout under base
 // as it read it (the output of releaseProbe).
 func layoutKey(base string) string { return "release.layout:" + base }
+
+// verifiedKey is where, in Host.State, a stage leaves what it verified in
+// a release's directory (copyPlan.known) for its activation in the run.
+func verifiedKey(dir string) string { return "release.verified:" + dir }
 
 // fastSwitch sets p.early, when it can, to activate version on the
 // probe's round trip: from the layout a stage of this run read (staged),

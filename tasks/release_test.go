@@ -214,6 +214,20 @@ func TestReleaseStagedSwitchFallsBack(t *testing.T) {
 		{"content", func(t *testing.T, base string) {
 			mustWrite(t, filepath.Join(base, "releases", "v3", "api"), "tampered", 0o755)
 		}, false, []string{"v1"}, kept},
+		// The same size and modification time as what the stage verified:
+		// the change time still tells (the stage's record of the file is
+		// not taken for its content).
+		{"content behind the same size and mtime", func(t *testing.T, base string) {
+			api := filepath.Join(base, "releases", "v3", "api")
+			st, err := os.Stat(api)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, api, "build vX", 0o755)
+			if err := os.Chtimes(api, st.ModTime(), st.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		}, false, []string{"v1"}, kept},
 		{"mode", func(t *testing.T, base string) {
 			if err := os.Chmod(filepath.Join(base, "releases", "v3", "api"), 0o700); err != nil {
 				t.Fatal(err)
@@ -253,7 +267,17 @@ func TestReleaseStagedSwitchFallsBack(t *testing.T) {
 			if out := runModule(t, h, "release", map[string]any{"path": base, "src": "dist", "version": "v3", "mode": "0755", "activate": false}); !out.Changed || out.Failed {
 				t.Fatalf("stage: %+v", out)
 			}
-			h.State = map[string]any{layoutKey(base): h.State[layoutKey(base)]} // a new run's state, but for the stage's
+			// A new run's state, but for what the stage left.
+			verified := verifiedKey(filepath.Join(base, "releases", "v3"))
+			if _, ok := h.State[verified].(map[string]string)["api"]; !ok {
+				t.Fatalf("the stage left no record of the file it verified: %v", h.State)
+			}
+			h.State = map[string]any{layoutKey(base): h.State[layoutKey(base)], verified: h.State[verified]}
+			// Every checksum the activation computes is logged: a file the
+			// stage verified, still the same file, is not read again.
+			hashes := filepath.Join(t.TempDir(), "hashes")
+			c.fakeBin(t, "openssl", "#!/bin/sh\necho openssl >>"+hashes+"\nexec /usr/bin/openssl \"$@\"\n")
+			c.fakeBin(t, "sha256sum", "#!/bin/sh\necho sha256sum >>"+hashes+"\nexec /usr/bin/sha256sum \"$@\"\n")
 			tc.after(t, base)
 			before := len(c.cmds)
 			// What current is after each command: never the staged release
@@ -269,6 +293,15 @@ func TestReleaseStagedSwitchFallsBack(t *testing.T) {
 			}
 			if n := len(c.cmds) - before; (n == 1) != tc.fast {
 				t.Errorf("activation took %d commands (one-command switch expected: %v)", n, tc.fast)
+			}
+			// A file is read (or uploaded and checked) only when it is not
+			// what the stage verified.
+			changed := map[string]bool{"content": true, "content behind the same size and mtime": true, "mode": true, "missing": true}[tc.name]
+			if b, _ := os.ReadFile(hashes); changed != (len(b) > 0) {
+				t.Errorf("checksums computed in the activation: %q (the file changed since the stage: %v)", b, changed)
+			}
+			if _, ok := h.State[verified]; ok {
+				t.Errorf("the stage's record of its files is still in the host's state")
 			}
 			api := filepath.Join(base, "releases", "v3", "api")
 			if got := mustRead(t, api); got != "build v3" || fileMode(t, api) != 0o755 {
@@ -361,5 +394,24 @@ func TestReleaseRollbackUndoesASwitchWhoseAnswerWasLost(t *testing.T) {
 				t.Fatalf("current -> %s after the rollback, want v1", cur)
 			}
 		})
+	}
+}
+
+// An ID vouches for a file only with nanosecond times (fileID): a
+// filesystem that keeps seconds, or a stat that does not know %.9Y, could
+// hide a write within the second.
+func TestVerifiedID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"2049:131:8767658:1796620582.017208019:1796620582.517208019": true,
+		"2049:131:8767658:1796620582.000000000:1796620582.000000000": false,
+		"2049:131:8767658:1796620582:1796620582":                     false,
+		"2049:131:8767658:1796620582.0172:1796620582.517208019":      false,
+		"2049:131:8767658:%.9Y:%.9Z":                                 false,
+		"2049:131:1796620582.017208019:1796620582.517208019":         false,
+		"": false, "a:b:c:.123456789:1.12345678x": false,
+	} {
+		if verifiedID(id) != want {
+			t.Errorf("verifiedID(%q) = %v, want %v", id, !want, want)
+		}
 	}
 }
