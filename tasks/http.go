@@ -49,7 +49,7 @@ func (httpModule) Spec() Spec {
 			"json":             {Type: Map, Doc: "dotted path (a.b.0.c) → expected value in the JSON response"},
 			"timeout":          {Type: Duration, Doc: "per attempt (default 10s)"},
 			"retries":          {Type: Int, Doc: "further attempts after a failed one (default 0)"},
-			"delay":            {Type: Duration, Doc: "pause between attempts (default 1s)"},
+			"delay":            {Type: Duration, Doc: "time from one attempt's start to the next's (default 1s; an attempt that took longer is followed at once)"},
 			"validate_certs":   {Type: Bool, Doc: "verify TLS certificates (default true)"},
 		},
 	}
@@ -120,6 +120,9 @@ func (httpModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 	var result map[string]any
 	var reason string
 	for attempt := 1; ; attempt++ {
+		// delay paces attempts, from start to start: a host that answers is
+		// seen within delay of answering, however long a failed attempt took.
+		began := time.Now()
 		result, reason = c.try(ctx, client)
 		result["attempts"] = attempt
 		result["url"], reason = shownURL(c.url), hideURL(reason, c.url) // a query may be the credential
@@ -129,12 +132,13 @@ func (httpModule) Run(ctx context.Context, h *Host, args map[string]any) (Outcom
 		if attempt > retries || ctx.Err() != nil {
 			break
 		}
+		wait := max(delay-time.Since(began), 0)
 		if h.Output != nil {
-			h.Output(fmt.Sprintf("attempt %d/%d: %s; retrying in %s", attempt, retries+1, reason, delay))
+			h.Output(fmt.Sprintf("attempt %d/%d: %s; retrying in %s", attempt, retries+1, reason, wait.Round(time.Millisecond)))
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(delay):
+		case <-time.After(wait):
 		}
 	}
 	if err := ctx.Err(); err != nil {
