@@ -10,6 +10,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/ferrydeploy/ferry/ssh"
+	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 // Conn is what a module needs from a host: commands, file transfer and
@@ -40,3 +41,9 @@ type Result = ssh.Result
 
 // The SSH client is the production Conn.
 var _ Conn = (*ssh.Client)(nil)
+
+// CommandPrelude is what the commands of the modules that change host
+// files begin with (ferry's file functions): a connection's command
+// shells can hold it (ssh.Config.Prelude), so those commands send only
+// their body.
+const CommandPrelude = hostfs.Lib

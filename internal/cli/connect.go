@@ -19,7 +19,6 @@ import (
 	"github.com/ferrydeploy/ferry/inventory"
 	"github.com/ferrydeploy/ferry/ssh"
 	"github.com/ferrydeploy/ferry/tasks"
-	"github.com/ferrydeploy/ferry/tasks/hostfs"
 )
 
 // HostFlags select hosts: the inventory sources, a limit and a bastion override.
@@ -198,7 +197,7 @@ func (g *Globals) sshManager(many bool) (*ssh.Manager, error) {
 	cfg.ShellFirst = many
 	// The host-file functions head most commands that change files: the
 	// command shells hold them, so those commands send only their body.
-	cfg.Prelude = hostfs.Lib
+	cfg.Prelude = tasks.CommandPrelude
 	// The local user and agent are the command's environment's, not the
 	// process's (tests give each command its own).
 	cfg.Home, cfg.User = g.env.Get("HOME"), g.env.Get("USER")
