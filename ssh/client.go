@@ -183,8 +183,8 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 
 // runInShells runs cmd in the become shell (a command that becomes root
 // with sudo -n) or the command shell when it can; ok false: it needs a
-// session of its own. A command that starts with the prelude sends only
-// the rest.
+// session of its own. A command for the become shell that starts with the
+// prelude sends only the rest.
 func (c *Client) runInShells(ctx context.Context, cmd string, opts RunOptions) (res Result, err error, ok bool) {
 	body, lib := cmd, false
 	if p := c.prelude(); p != "" && strings.HasPrefix(cmd, p) {
@@ -221,9 +221,6 @@ func (c *Client) runInShells(ctx context.Context, cmd string, opts RunOptions) (
 		if try(c.root, true, body, o, lib) {
 			return res, err, true
 		}
-	}
-	if !opts.Become {
-		return res, err, try(c.shell, false, body, opts, lib)
 	}
 	return res, err, try(c.shell, false, cmd, opts, false)
 }

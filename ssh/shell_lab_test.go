@@ -325,8 +325,9 @@ func TestShellLab(t *testing.T) {
 				t.Fatalf("another become command ran in %q, not in the first's loop %q: a sudo each", again, first)
 			}
 		}
-		// The prelude is the loop's: a command after it (which would not fit
-		// in a request whole) runs in the loop, its functions defined.
+		// The prelude is the become shell's: a command after it (which would
+		// not fit in a request whole) runs in the loop, its functions
+		// defined; as the login user, in a session of its own.
 		if res := run(t, pb, prelude+"ferry_pre a", root); string(res.Stdout) != "pre a 0\n" {
 			t.Fatalf("prelude command as root: %q %q", res.Stdout, res.Stderr)
 		}
