@@ -571,7 +571,9 @@ func (p *copyPlan) run(ctx context.Context, h *Host) (Outcome, error) {
 	}
 	also := ""
 	if p.also != "" {
-		also = "hf_also=$( " + p.also + " ); hf_ac=$?; printf '%s\\001ALSO\\000%s\\000' \"$hf_also\" $hf_ac; "
+		// The root device and this user's id, read once for the probe and
+		// the subshell (hf_in reads them when they are unset).
+		also = "hf_rdev=$(stat -c %d /); hf_myuid; hf_also=$( " + p.also + " ); hf_ac=$?; printf '%s\\001ALSO\\000%s\\000' \"$hf_also\" $hf_ac; "
 	}
 	res, err := runOn(ctx, h, probeScript(base, names, p.isDir, !h.Check, rel, also+sweep+p.infoScript(), need, p.early, p.after, p.known), false)
 	if err != nil {
@@ -805,14 +807,18 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 	for i, a := range acts {
 		index[a] = i
 	}
+	lastDir := "" // the directory the last chunk ends in, held (fd 8)
 	flush := func() {
 		if len(chunk) == 0 {
 			return
 		}
 		var b strings.Builder
 		b.WriteString(hostfs.Lib + finalizePrelude)
+		// The directory entered last stays held from the checks to the
+		// renames (they change neither the cwd nor fd 8): a chunk of one
+		// directory enters it once.
+		cur := ""
 		for _, pass := range []bool{false, true} {
-			cur := ""
 			for _, a := range chunk {
 				if d := path.Dir(a.it.dest); d != cur {
 					b.WriteString(enterStage(d, a.priv))
@@ -829,7 +835,7 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 			}
 		}
 		scripts = append(scripts, b.String())
-		chunk, size = nil, 0
+		chunk, size, lastDir = nil, 0, cur
 	}
 	for _, a := range acts {
 		n := 2*len(enterStage(path.Dir(a.it.dest), a.priv)) + len(p.finalizeLine(&copyAction{it: a.it, exists: a.exists}, stamp, !fsync)) + 2*len(a.it.dest)
@@ -840,8 +846,14 @@ func (p *copyPlan) apply(ctx context.Context, h *Host, acts []*copyAction, info 
 		size += n
 	}
 	flush()
-	// The staging directory is empty once the last chunk is renamed.
-	scripts[len(scripts)-1] += "cd / && hf_rmtrees " + shell.Quote(stage) + "; "
+	// The staging directory is empty once the last chunk is renamed: it is
+	// removed (best effort, as hf_rmtrees) relative to its parent when that
+	// is the held directory, else by its path, entered physically.
+	if path.Dir(stage) == lastDir {
+		scripts[len(scripts)-1] += "( cd -P /proc/self/fd/8 && hf_rmtree " + shell.Quote(path.Base(stage)) + " ) 2>/dev/null; "
+	} else {
+		scripts[len(scripts)-1] += "cd / && hf_rmtrees " + shell.Quote(stage) + "; "
+	}
 	for _, s := range scripts {
 		res, err := runOn(ctx, h, s, false)
 		if err != nil {
