@@ -370,8 +370,9 @@ type remoteFile struct {
 // root itself for a tree). GNU find and coreutils are assumed on the host.
 // base is entered physically (hostfs): a symlink on the way that another
 // user could have placed is refused, never followed. With mk (not in check
-// mode) it then creates base and the directories the copy needs (relative
-// to base), the same way.
+// mode) the same walk creates base when it is missing (there is nothing to
+// list then), and the probe then creates the directories the copy needs
+// (relative to base), the same way.
 //
 // need makes the staging directory (hostfs.Stage) in the same round trip
 // when files will certainly be written: for a single file, when dest
@@ -379,7 +380,13 @@ type remoteFile struct {
 func probeScript(base string, names []string, tree, mk bool, mkdirs []string, info, need, early, after string, known map[string]string) string {
 	var b strings.Builder
 	b.WriteString("hf_quiet=1; " + info)
-	fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
+	if mk {
+		// One walk: base is entered, or made (then there is nothing in it
+		// to list: hf_made names what the walk created).
+		fmt.Fprintf(&b, `if hf_in %s 1 && [ -z "$hf_made" ]; then `, shell.Quote(base))
+	} else {
+		fmt.Fprintf(&b, "if hf_in %s 2; then ", shell.Quote(base))
+	}
 	switch {
 	case tree && len(names) > 0:
 		// A release of a few files (a binary and its config): hash just
@@ -426,7 +433,7 @@ func probeScript(base string, names []string, tree, mk bool, mkdirs []string, in
 	}
 	b.WriteString("fi; ")
 	if mk {
-		fmt.Fprintf(&b, "hf_in %s 1; %shf_mkdirs%s; ", shell.Quote(base), need, func() string {
+		fmt.Fprintf(&b, "%shf_mkdirs%s; ", need, func() string {
 			if len(mkdirs) == 0 {
 				return ""
 			}
