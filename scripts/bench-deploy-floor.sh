@@ -16,10 +16,23 @@ shift 2
 cfg=$FERRY_LAB_SSH_CONFIG
 cm=$(mktemp -d)
 ssh_() { ssh -F "$cfg" -o ControlPath="$cm/%h" -o BatchMode=yes "$@"; }
+master() { ssh -F "$cfg" -o ControlMaster=yes -o ControlPath="$cm/%h" -o ControlPersist=600 -o BatchMode=yes -fN "$1"; }
 for h in "$@"; do
-	ssh -F "$cfg" -o ControlMaster=yes -o ControlPath="$cm/%h" -o ControlPersist=600 -o BatchMode=yes -fN "$h" &
+	master "$h" 2>/dev/null &
 done
 wait
+# 20 ProxyJump connections at once exceed the bastion's default MaxStartups
+# (10:30:100): sshd drops some at random ("kex_exchange_identification:
+# Connection closed"). Without its master, every command to that host
+# would make a whole new connection through the bastion (about 0.3 s each,
+# 1.5 s a host), so a careful script starts the missing ones again.
+for h in "$@"; do
+	for try in 1 2 3 4 5; do
+		ssh -F "$cfg" -o ControlPath="$cm/%h" -O check "$h" 2>/dev/null && break
+		[ $try = 5 ] && { echo "no master connection to $h" >&2; exit 1; }
+		master "$h" || sleep 0.2
+	done
+done
 cleanup() { for h in "$@"; do ssh -F "$cfg" -o ControlPath="$cm/%h" -O exit "$h" 2>/dev/null || true; done; rm -rf "$cm"; }
 trap 'cleanup "$@"' EXIT
 rel=/opt/app/releases/$v
