@@ -82,9 +82,9 @@ import (
 //
 // A request with __f_L set gets the connection's prelude (Config.Prelude:
 // ferry's host-file functions, about 12 KiB) put back in front of its
-// command: the become shell holds it from its start, so such a command sends only
-// what follows the prelude (reading a request costs the loop 1-3 µs a
-// byte) and fits in a request (maxShellRequest).
+// command: the become shell holds it from its start, so such a command
+// sends only what follows the prelude and fits in a request
+// (maxShellRequest).
 const shellLoopHead = `__f_nl='
 '
 __f_cr='` + "\r" + `'
@@ -132,8 +132,7 @@ func shellLoop(prelude string, root bool) string {
 	lib := ""
 	if prelude != "" && root {
 		// Only root's: the login user's loop starts on every connection of
-		// every run (ten tasks on 20 hosts felt its 12 KiB), and the file
-		// modules' commands become root.
+		// every run, and the file modules' commands become root.
 		lib = "__f_lib=" + shell.Quote(prelude) + "\n"
 	}
 	return shellLoopHead + sh + lib + shellLoopBody
