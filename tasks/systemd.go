@@ -145,9 +145,10 @@ func systemdScript(name, state string, hasEnabled, enabled, reload bool, wait ti
 		return b.String()
 	}
 	// A unit that does not exist fails at once, not after the wait.
-	// One call reads whether the unit exists and its state (ActiveState
-	// is what is-active prints); is-active only when show said nothing.
-	b.WriteString(`l=; a=; for kv in $(systemctl show -p LoadState -p ActiveState "$u" 2>/dev/null); do case $kv in LoadState=*) l=${kv#*=};; ActiveState=*) a=${kv#*=};; esac; done; ` +
+	// One call reads whether the unit exists, its state (ActiveState
+	// is what is-active prints) and its type; is-active only when show
+	// said nothing.
+	b.WriteString(`l=; a=; ty=; for kv in $(systemctl show -p LoadState -p ActiveState -p Type "$u" 2>/dev/null); do case $kv in LoadState=*) l=${kv#*=};; ActiveState=*) a=${kv#*=};; Type=*) ty=${kv#*=};; esac; done; ` +
 		`if [ "$l" = not-found ]; then if [ "$c" = 1 ]; then echo "missing: $u"; exit 0; fi; echo "unit $u not found: check the name (systemctl list-unit-files)" >&2; exit 3; fi; `)
 	if hasEnabled {
 		b.WriteString(`e=$(systemctl is-enabled "$u" 2>/dev/null) || true; `)
@@ -178,7 +179,9 @@ func systemdScript(name, state string, hasEnabled, enabled, reload bool, wait ti
 	// Bounded wait until is-active agrees.
 	fmt.Fprintf(&b, `i=0; while :; do a=$(systemctl is-active "$u" 2>/dev/null) || true; `)
 	if want == "active" {
-		b.WriteString(`[ "$a" = active ] && break; ` +
+		// A oneshot unit's start job ends when its command has run: then it
+		// is inactive (active only with RemainAfterExit=yes), and done.
+		b.WriteString(`[ "$a" = active ] && break; [ "$ty" = oneshot ] && [ "$a" = inactive ] && break; ` +
 			`if [ "$a" = failed ]; then journalctl -u "$u" -n 5 --no-pager >&2 2>/dev/null; echo "$u failed to start: see journalctl -u $u" >&2; echo "state: $a"; exit 4; fi; `)
 	} else {
 		b.WriteString(`case "$a" in inactive|failed|unknown|"") break;; esac; `)

@@ -14,10 +14,11 @@ d=$FAKE_SYSTEMD; echo "$*" >> "$d/log"
 cmd=$1; shift
 case "$cmd" in
 show) for u; do :; done; if [ "$u" = missing ]; then echo LoadState=not-found; else echo LoadState=loaded; fi
-  echo "ActiveState=$(cat "$d/$u.state" 2>/dev/null || echo inactive)";;
+  echo "ActiveState=$(cat "$d/$u.state" 2>/dev/null || echo inactive)"
+  if [ "$u" = job ]; then echo Type=oneshot; else echo Type=simple; fi;;
 is-active) s=$(cat "$d/$1.state" 2>/dev/null || echo inactive); echo "$s"; [ "$s" = active ];;
 is-enabled) s=$(cat "$d/$1.enabled" 2>/dev/null || echo disabled); echo "$s"; [ "$s" = enabled ];;
-start|restart) if [ "$1" = crashy ]; then echo failed > "$d/$1.state"; else echo active > "$d/$1.state"; fi;;
+start|restart) case $1 in crashy) echo failed > "$d/$1.state";; job) echo ran >> "$d/job.runs"; echo inactive > "$d/$1.state";; *) echo active > "$d/$1.state";; esac;;
 reload) ;;
 stop) echo inactive > "$d/$1.state";;
 enable) echo enabled > "$d/$1.enabled";;
@@ -69,6 +70,22 @@ func TestSystemdStartStopEnable(t *testing.T) {
 	out = runModule(t, h, "systemd", map[string]any{"name": "api", "state": "restarted"})
 	if !out.Changed || out.Result["state"] != "active" {
 		t.Fatalf("restart: %+v", out)
+	}
+}
+
+// A oneshot unit (a migration, a cache warm-up) is done when its start
+// job ends, inactive again: started runs it and reports ok at once, as
+// Ansible does, instead of waiting wait_timeout for it to be active.
+func TestSystemdOneshot(t *testing.T) {
+	h, d := fakeSystemd(t)
+	for i := 1; i <= 2; i++ {
+		out := runModule(t, h, "systemd", map[string]any{"name": "job", "state": "started", "wait_timeout": "30s"})
+		if out.Failed || !out.Changed || out.Result["state"] != "inactive" {
+			t.Fatalf("run %d: %+v", i, out)
+		}
+		if b, _ := os.ReadFile(filepath.Join(d, "job.runs")); strings.Count(string(b), "ran") != i {
+			t.Fatalf("run %d: the job ran %d times", i, strings.Count(string(b), "ran"))
+		}
 	}
 }
 
