@@ -29,7 +29,7 @@ wait
 for h in "$@"; do
 	for try in 1 2 3 4 5; do
 		ssh -F "$cfg" -o ControlPath="$cm/%h" -O check "$h" 2>/dev/null && break
-		[ $try = 5 ] && { echo "no master connection to $h" >&2; exit 1; }
+		[ $try = 5 ] && { echo "no master connection to $h after 5 tries: check that the lab and its bastion are up (ssh -F $cfg $h true)" >&2; exit 1; }
 		master "$h" || sleep 0.2
 	done
 done

@@ -130,7 +130,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 		}
 		opts.Stdin = in
 	}
-	if res, err, ok := c.runInShells(ctx, cmd, opts); ok {
+	if res, ran, err := c.runInShells(ctx, cmd, opts); ran {
 		return res, err
 	}
 	sess, err := c.newSession(ctx)
@@ -182,47 +182,48 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 }
 
 // runInShells runs cmd in the become shell (a command that becomes root
-// with sudo -n) or the command shell when it can; ok false: it needs a
+// with sudo -n) or the command shell when it can; ran false: it needs a
 // session of its own. A command for the become shell that starts with the
 // prelude sends only the rest.
-func (c *Client) runInShells(ctx context.Context, cmd string, opts RunOptions) (res Result, err error, ok bool) {
-	body, lib := cmd, false
-	if p := c.prelude(); p != "" && strings.HasPrefix(cmd, p) {
-		body, lib = cmd[len(p):], true
-	}
-	try := func(slot *shellSlot, root bool, cmd string, opts RunOptions, lib bool) bool {
-		if !shellEligible(cmd, opts) {
-			return false
-		}
-		sh := c.takeShell(ctx, slot, root)
-		if sh == nil {
-			return false
-		}
-		r, keep, err1 := c.runShell(ctx, sh, cmd, opts, lib)
-		res = r
-		if !keep {
-			sh = nil
-		}
-		c.putShell(slot, sh)
-		if in, ok := opts.Stdin.(*smallStdin); ok {
-			in.again() // the shell read it: another try gets it whole
-		}
-		if !errors.Is(err1, errShellNotStarted) {
-			err = err1
-			return true
-		}
-		c.shellOff(slot, "the command shell ended before its first command")
-		res = Result{}
-		return false
-	}
+func (c *Client) runInShells(ctx context.Context, cmd string, opts RunOptions) (res Result, ran bool, err error) {
 	if c.becomeShell(opts) {
+		body, lib := cmd, false
+		if p := c.prelude(); p != "" && strings.HasPrefix(cmd, p) {
+			body, lib = cmd[len(p):], true
+		}
 		o := opts
 		o.Become, o.BecomeUser = false, ""
-		if try(c.root, true, body, o, lib) {
-			return res, err, true
+		if res, ran, err = c.runInShell(ctx, c.root, true, body, o, lib); ran {
+			return res, ran, err
 		}
 	}
-	return res, err, try(c.shell, false, cmd, opts, false)
+	return c.runInShell(ctx, c.shell, false, cmd, opts, false)
+}
+
+// runInShell runs cmd in slot's shell; ran false: it did not run there
+// (not eligible, the shell busy or off, or it ended before the command
+// began: then it is turned off for the connection).
+func (c *Client) runInShell(ctx context.Context, slot *shellSlot, root bool, cmd string, opts RunOptions, lib bool) (Result, bool, error) {
+	if !shellEligible(cmd, opts) {
+		return Result{}, false, nil
+	}
+	sh := c.takeShell(ctx, slot, root)
+	if sh == nil {
+		return Result{}, false, nil
+	}
+	res, keep, err := c.runShell(ctx, sh, cmd, opts, lib)
+	if !keep {
+		sh = nil
+	}
+	c.putShell(slot, sh)
+	if errors.Is(err, errShellNotStarted) {
+		c.shellOff(slot, "the command shell ended before its first command")
+		if in, ok := opts.Stdin.(*smallStdin); ok {
+			in.again() // the shell read it: the next try gets it whole
+		}
+		return Result{}, false, nil
+	}
+	return res, true, err
 }
 
 // becomeShell says whether a command goes to the become shell: it becomes
